@@ -1,0 +1,1 @@
+"""partnerwatch ticket service (app factory: ``create_app``)."""

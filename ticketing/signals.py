@@ -1,0 +1,33 @@
+"""Signals the ticket service sends, so other parts can react without coupling.
+
+Senders emit these *inside* the request's database transaction, before commit:
+a receiver that adds rows to ``db.session`` (the notification outbox, security
+events) has them committed, or rolled back, together with the change itself.
+
+    from ticketing import signals
+
+    @signals.ticket_created.connect
+    def on_ticket_created(app, ticket):
+        ...
+
+Signals and their keyword arguments:
+
+- ``ticket_created(app, ticket)``: a partner created a ticket.
+- ``message_posted(app, ticket, message)``: a message was added (partner or staff,
+  public or internal note).
+- ``ticket_changed(app, ticket, field, before, after, actor)``: status, priority,
+  category or assignee changed.
+- ``auth_failed(app, key_prefix, reason)``: a request carried a missing-looking,
+  unknown or revoked API key (``key_prefix`` is the non-secret prefix or None).
+- ``access_denied(app, actor, resource, resource_id)``: an authenticated caller
+  asked for something that is not theirs (answered 404).
+"""
+from blinker import Namespace
+
+_signals = Namespace()
+
+ticket_created = _signals.signal("ticket-created")
+message_posted = _signals.signal("message-posted")
+ticket_changed = _signals.signal("ticket-changed")
+auth_failed = _signals.signal("auth-failed")
+access_denied = _signals.signal("access-denied")
