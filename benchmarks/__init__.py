@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks; `./dev bench` runs them all (see __main__.py)."""
