@@ -1,0 +1,102 @@
+"""Render prometheus.yml (and, optionally, the rules) for a local run or a test.
+
+The shipped ``prometheus/prometheus.yml`` targets the docker-compose service
+names and loads ``rules/*.rules.yml`` relative to itself (the compose stack
+mounts the repository's ``rules/`` next to it).  A run on loopback addresses
+renders a copy that keeps every job and changes only what is named:
+
+- ``targets``: job name -> ``host:port`` list (every job named must exist);
+- ``alertmanagers``: ``host:port`` list;
+- ``rules_dir``: the folder whose ``*.rules.yml`` are loaded (default: the
+  repository's ``rules/``, as an absolute path);
+- ``scrape_interval`` / ``evaluation_interval``.
+
+:func:`render_rules` copies the rule files with every ``for:`` capped, so an
+end-to-end test does not wait minutes for an alert to fire::
+
+    from prometheus.render import render, render_rules
+    rules = render_rules(tmp / "rules", max_for="2s")
+    text = render(targets={"exporter": [exporter_addr], "ticketing": [app_addr],
+                           "prometheus": [prom_addr], "alertmanager": [am.address]},
+                  alertmanagers=[am.address], rules_dir=rules,
+                  scrape_interval="1s", evaluation_interval="1s")
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE / "prometheus.yml"
+RULES_DIR = HERE.parent / "rules"
+
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
+                 "y": 31536000}
+
+
+class RenderError(ValueError):
+    """A requested change names something the config does not have."""
+
+
+def render(source: Path = CONFIG, *, targets: Mapping[str, Sequence[str]] | None = None,
+           alertmanagers: Sequence[str] | None = None, rules_dir: str | Path | None = None,
+           scrape_interval: str | None = None, evaluation_interval: str | None = None) -> str:
+    """Return the YAML text of ``source`` with the given changes applied."""
+    config = yaml.safe_load(Path(source).read_text())
+    glob = config.setdefault("global", {})
+    if scrape_interval is not None:
+        glob["scrape_interval"] = scrape_interval
+        if "scrape_timeout" in glob and seconds(glob["scrape_timeout"]) > seconds(scrape_interval):
+            glob["scrape_timeout"] = scrape_interval
+    if evaluation_interval is not None:
+        glob["evaluation_interval"] = evaluation_interval
+
+    rules = Path(rules_dir or RULES_DIR).resolve()
+    config["rule_files"] = [str(rules / "*.rules.yml")]
+
+    jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
+    for name, addresses in (targets or {}).items():
+        if name not in jobs:
+            raise RenderError(f"job {name!r} does not exist; jobs: {', '.join(jobs)}")
+        jobs[name]["static_configs"] = [{"targets": list(addresses)}]
+    if alertmanagers is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [
+            {"targets": list(alertmanagers)}]}]}
+
+    header = f"# Rendered from {Path(source).resolve()} by prometheus/render.py.\n"
+    return header + yaml.safe_dump(config, sort_keys=False, width=1000)
+
+
+def render_rules(dest: str | Path, *, max_for: str | None = None,
+                 source_dir: Path = RULES_DIR) -> Path:
+    """Copy ``source_dir/*.rules.yml`` into ``dest``, capping each ``for:`` at ``max_for``.
+
+    Returns ``dest``, ready to pass as ``render(rules_dir=...)``.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    cap = seconds(max_for) if max_for else None
+    for path in sorted(Path(source_dir).glob("*.rules.yml")):
+        doc = yaml.safe_load(path.read_text())
+        if cap is not None:
+            for group in doc.get("groups", []):
+                for rule in group.get("rules", []):
+                    if "for" in rule and seconds(rule["for"]) > cap:
+                        rule["for"] = max_for
+        (dest / path.name).write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
+    return dest
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration (``1h30m``, ``15s``, ``0s``) in seconds."""
+    text = str(duration).strip()
+    if text == "0":
+        return 0.0
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise RenderError(f"not a duration: {duration!r}")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
