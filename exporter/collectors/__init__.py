@@ -1,0 +1,59 @@
+"""The collectors, and :func:`build_collectors` which makes them from a config.
+
+Collector names (the ``collector`` label of the self metrics):
+``http_probe:<target>``, ``database:<name>``, ``redis``, ``query:<name>``.
+"""
+from __future__ import annotations
+
+from ..databases import Database
+from ..schema import Config, Schedule
+from .base import CollectFailed, Collector
+from .database_health import DatabaseHealth
+from .http_probe import HttpProbe
+from .redis_health import RedisHealth
+from .sql_metrics import SqlQuery
+
+__all__ = ["CollectFailed", "Collector", "DatabaseHealth", "HttpProbe", "RedisHealth",
+           "SqlQuery", "build_collectors", "used_databases"]
+
+
+def _schedule(section: Schedule, config: Config, timeout: float | None = None) -> dict:
+    return {"interval": section.interval,
+            "timeout": timeout if timeout is not None else section.run_timeout,
+            "staleness": section.staleness or config.exporter.staleness}
+
+
+def used_databases(config: Config) -> list[str]:
+    """Names of the databases some enabled collector or query needs."""
+    names = set()
+    health = config.collectors.database
+    if health is not None and health.enabled:
+        names.update(health.databases if health.databases is not None else config.databases)
+    names.update(q.database for q in config.queries.values() if q.enabled)
+    return sorted(names)
+
+
+def build_collectors(config: Config, databases: dict[str, Database]) -> list[Collector]:
+    """One collector per probe target, database, Redis and enabled query."""
+    collectors: list[Collector] = []
+    probe = config.collectors.http_probe
+    if probe is not None and probe.enabled:
+        for name, target in probe.targets.items():
+            schedule = _schedule(probe, config)
+            if target.timeout is not None:
+                schedule["timeout"] = target.timeout
+            collectors.append(HttpProbe(name, target, **schedule))
+    health = config.collectors.database
+    if health is not None and health.enabled:
+        names = health.databases if health.databases is not None else sorted(config.databases)
+        for name in names:
+            collectors.append(DatabaseHealth(databases[name], health.ping_query,
+                                             **_schedule(health, config)))
+    cache = config.collectors.redis
+    if cache is not None and cache.enabled:
+        collectors.append(RedisHealth(cache, **_schedule(cache, config)))
+    for name, query in config.queries.items():
+        if query.enabled:
+            collectors.append(SqlQuery(name, query, databases[query.database],
+                                       **_schedule(query, config)))
+    return collectors

@@ -1,0 +1,96 @@
+"""SQL metrics: a named query run on its own schedule, its rows turned into metrics.
+
+Each query (``query:<name>``) names a database, its SQL, and the metrics to
+read from the result: a value column and label columns per metric. Column
+names are matched case-insensitively (PostgreSQL folds unquoted aliases to
+lower case). Bind parameters: ``:now`` is the current UTC time (naive, like
+the stored timestamps) and each entry of ``params`` is "now minus that
+duration", which keeps time windows portable between SQLite and PostgreSQL::
+
+    active_partners:
+      database: platform
+      params: {since: 15m}
+      sql: SELECT COUNT(DISTINCT partner_id) AS active FROM transactions
+           WHERE created_at >= :since
+      metrics:
+        - {name: platform_partners_active, help: ..., value: active}
+
+A row whose value is NULL is skipped; a value that is not a number, a missing
+column, or two rows with the same labels fail the run.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import DateTime, bindparam, text
+
+from ..databases import Database, describe_error
+from ..schema import QueryConfig
+from .base import CollectFailed, Collector
+
+MAX_ROWS = 10_000
+
+
+class SqlQuery(Collector):
+    def __init__(self, name: str, config: QueryConfig, database: Database, **schedule):
+        super().__init__(f"query:{name}", **schedule)
+        self.query_name = name
+        self.config = config
+        self.database = database
+        statement = text(config.sql)
+        self.param_names = list(statement.compile().params)
+        self.statement = statement.bindparams(
+            *[bindparam(p, type_=DateTime()) for p in self.param_names])
+
+    def _params(self) -> dict:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        values = {"now": now}
+        for name, seconds in self.config.params.items():
+            values[name] = now - dt.timedelta(seconds=seconds)
+        return {name: values[name] for name in self.param_names}
+
+    def collect(self):
+        try:
+            with self.database.connect(self.timeout) as conn:
+                result = conn.execute(self.statement, self._params())
+                columns = [c.lower() for c in result.keys()]
+                rows = result.fetchmany(MAX_ROWS + 1)
+        except Exception as exc:
+            raise CollectFailed(describe_error(exc)) from None
+        if len(rows) > MAX_ROWS:
+            raise CollectFailed(f"more than {MAX_ROWS} rows; aggregate in SQL")
+        index = {column: i for i, column in enumerate(columns)}
+        families = []
+        for spec in self.config.metrics:
+            missing = [c for c in (spec.value, *spec.labels) if c.lower() not in index]
+            if missing:
+                raise CollectFailed(f"{spec.name}: no column {', '.join(map(repr, missing))} "
+                                    f"in the result (columns: {', '.join(columns)})")
+            cls = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
+            family = cls(spec.name, spec.help, labels=list(spec.labels))
+            value_at = index[spec.value.lower()]
+            label_at = [index[label.lower()] for label in spec.labels]
+            seen = set()
+            for row in rows:
+                raw = row[value_at]
+                if raw is None:
+                    continue
+                labels = tuple("" if row[i] is None else str(row[i]) for i in label_at)
+                if labels in seen:
+                    raise CollectFailed(f"{spec.name}: two rows with labels "
+                                        f"{dict(zip(spec.labels, labels))}")
+                seen.add(labels)
+                family.add_metric(list(labels), _number(spec.name, raw))
+            families.append(family)
+        return families
+
+
+def _number(metric: str, raw) -> float:
+    if isinstance(raw, (int, float, Decimal)):  # bool is an int
+        return float(raw)
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise CollectFailed(f"{metric}: value {raw!r} is not a number") from None

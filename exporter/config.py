@@ -1,0 +1,306 @@
+"""Load the exporter's YAML configuration into a frozen :class:`~exporter.schema.Config`.
+
+Loading happens in four steps, and every problem found is reported with its
+location, one line each, so a broken file is fixed in one pass:
+
+1. read and parse the YAML (``exporter.yml: invalid YAML at line 7: ...``);
+2. expand ``${NAME}`` references from the environment (``${NAME:-default}``
+   gives a default, ``$$`` is a literal ``$``), so secrets such as database
+   URLs never sit in the file (``databases.platform.url: environment variable
+   PLATFORM_DB_URL is not set``);
+3. validate the shape with the pydantic models of :mod:`exporter.schema`
+   (``queries.energy_pool.timeout: must be > 0``, ``collectors.foo: unknown
+   collector``);
+4. check what the schema cannot see: references between sections, metric
+   name clashes, timeouts and intervals that do not fit together.
+
+    try:
+        config = load_config("exporter/partnerwatch.yml")
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from .schema import Config, format_duration
+
+#: Metric names (and prefixes) that the built-in collectors and the process own.
+RESERVED_PREFIXES = ("exporter_collector_", "platform_api_probe_", "platform_db_",
+                     "platform_redis_", "process_", "python_")
+#: Bind parameter always available to SQL queries.
+BUILTIN_PARAMS = ("now",)
+
+_ENV_REF = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{[^}]*\}?))")
+
+
+class ConfigError(Exception):
+    """An invalid configuration: ``problems`` is a list of ``(location, message)``."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [f"{location}: {message}" for location, message in self.problems]
+
+
+# ----------------------------------------------------------------------- YAML
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc}")]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([(str(path), f"invalid YAML{where}: {problem}")]) from None
+
+
+# ---------------------------------------------------------------- environment
+
+def expand_env(data: Any, environ: Mapping[str, str], location: tuple = ()
+               ) -> tuple[Any, list[tuple[tuple, str]]]:
+    """Expand ``${NAME}`` in every string value; return the new tree and the problems."""
+    problems: list[tuple[tuple, str]] = []
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            out[key], sub = expand_env(value, environ, location + (key,))
+            problems += sub
+        return out, problems
+    if isinstance(data, list):
+        items = []
+        for index, value in enumerate(data):
+            item, sub = expand_env(value, environ, location + (index,))
+            items.append(item)
+            problems += sub
+        return items, problems
+    if not isinstance(data, str) or "$" not in data:
+        return data, problems
+
+    def replace(match: re.Match) -> str:
+        dollar, name, default, bad = match.groups()
+        if dollar:
+            return "$"
+        if bad is not None:
+            problems.append((location, f"invalid environment reference ${bad}: "
+                                       "use ${NAME} or ${NAME:-default}"))
+            return match.group(0)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append((location, f"environment variable {name} is not set"))
+        return match.group(0)
+
+    return _ENV_REF.sub(replace, data), problems
+
+
+# ----------------------------------------------------------------- validation
+
+def format_location(loc: Iterable[Any]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text or "(top level)"
+
+
+def _message(error: dict) -> tuple[tuple, str]:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = error.get("input")
+    if loc and loc[-1] == "[key]":
+        return loc[:-1], "invalid name: use letters, digits and underscores, not starting with a digit"
+    if kind == "missing":
+        return loc, "required key is missing"
+    if kind == "extra_forbidden":
+        if len(loc) == 2 and loc[0] == "collectors":
+            return loc, "unknown collector (known: database, http_probe, redis)"
+        return loc, "unknown key"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=",
+              "less_than": "<", "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()))
+        return loc, f"must be {op} {bound} (got {got!r})"
+    if kind == "string_pattern_mismatch":
+        return loc, f"invalid name {got!r}: must match {ctx.get('pattern')}"
+    if kind == "value_error":
+        return loc, str(ctx.get("error", error["msg"]))
+    if kind == "literal_error":
+        return loc, f"must be one of {ctx.get('expected')} (got {got!r})"
+    if kind in ("too_short", "string_too_short"):
+        return loc, "must not be empty"
+    message = error["msg"].replace("Input should be", "must be")
+    if kind.endswith(("_type", "_parsing")):
+        message += f" (got {got!r})"
+    return loc, message
+
+
+def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
+    """What the schema cannot see: references, clashes, timing that cannot work."""
+    problems: list[tuple[tuple, str]] = []
+    defined = sorted(config.databases)
+    staleness = config.exporter.staleness
+
+    def check_schedule(loc: tuple, schedule) -> None:
+        if schedule.run_timeout > schedule.interval:
+            problems.append((loc + ("timeout",), f"must not exceed interval "
+                             f"({format_duration(schedule.run_timeout)} > "
+                             f"{format_duration(schedule.interval)})"))
+        limit = schedule.staleness or staleness
+        where = "staleness" if schedule.staleness else "exporter.staleness"
+        if schedule.interval >= limit:
+            problems.append((loc + ("interval",), f"must be shorter than {where} "
+                             f"({format_duration(limit)}), or its series would go stale "
+                             "between runs"))
+
+    collectors = config.collectors
+    for key in ("http_probe", "database", "redis"):
+        section = getattr(collectors, key)
+        if section is not None and section.enabled:
+            check_schedule(("collectors", key), section)
+    if collectors.http_probe is not None:
+        for name, target in collectors.http_probe.targets.items():
+            if target.timeout is not None and target.timeout > collectors.http_probe.interval:
+                problems.append((("collectors", "http_probe", "targets", name, "timeout"),
+                                 "must not exceed the collector's interval"))
+    if collectors.database is not None and collectors.database.databases is not None:
+        for index, name in enumerate(collectors.database.databases):
+            if name not in config.databases:
+                problems.append((("collectors", "database", "databases", index),
+                                 f"unknown database {name!r} (defined: {', '.join(defined) or 'none'})"))
+    if collectors.database is not None and collectors.database.enabled and not config.databases:
+        problems.append((("collectors", "database"), "enabled but no databases are defined"))
+
+    for name, db in config.databases.items():
+        problem = _check_database_url(db.url)
+        if problem:
+            problems.append((("databases", name, "url"), problem))
+
+    families: dict[str, str] = {}
+    for qname, query in config.queries.items():
+        loc = ("queries", qname)
+        if query.database not in config.databases:
+            problems.append((loc + ("database",), f"unknown database {query.database!r} "
+                             f"(defined: {', '.join(defined) or 'none'})"))
+        if query.enabled:
+            check_schedule(loc, query)
+        for param in _bind_params(query.sql):
+            if param not in BUILTIN_PARAMS and param not in query.params:
+                problems.append((loc + ("sql",), f"parameter :{param} is neither :now nor "
+                                 "defined under params"))
+        for param in query.params:
+            if param in BUILTIN_PARAMS:
+                problems.append((loc + ("params", param), f":{param} is built in"))
+        for index, metric in enumerate(query.metrics):
+            mloc = loc + ("metrics", index)
+            family = metric.name
+            if metric.type == "counter":
+                if not metric.name.endswith("_total"):
+                    problems.append((mloc + ("name",), "counter names must end in _total"))
+                family = metric.name.removesuffix("_total")
+            if metric.name.startswith(RESERVED_PREFIXES):
+                problems.append((mloc + ("name",), f"{metric.name} is reserved for the "
+                                 "built-in collectors"))
+            owner = families.get(family)
+            if owner is not None:
+                problems.append((mloc + ("name",), f"{metric.name} is already defined by {owner}"))
+            families[family] = format_location(mloc)
+            if metric.value in metric.labels:
+                problems.append((mloc + ("value",), f"column {metric.value!r} is also a label"))
+            if len(set(metric.labels)) != len(metric.labels):
+                problems.append((mloc + ("labels",), "labels repeat"))
+    return problems
+
+
+def _bind_params(sql: str) -> list[str]:
+    from sqlalchemy import text
+
+    try:
+        return list(text(sql).compile().params)
+    except Exception:  # malformed SQL is reported by the database at run time
+        return []
+
+
+def _check_database_url(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    from .databases import normalize_url
+
+    try:
+        parsed = normalize_url(make_url(url))
+    except Exception as exc:
+        return f"invalid database URL: {exc}"
+    try:
+        parsed.get_dialect().import_dbapi()
+    except Exception as exc:
+        return f"no driver for {parsed.drivername}: {exc}"
+    return None
+
+
+def validate(data: Any, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate an already parsed document; raise :class:`ConfigError` with every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("(top level)", f"must be a mapping of sections, not "
+                                           f"{type(data).__name__}")])
+    data, env_problems = expand_env(data, os.environ if environ is None else environ)
+    problems = [(format_location(loc), msg) for loc, msg in env_problems]
+    env_locations = {loc for loc, _ in env_problems}
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        inner = {tuple(e["loc"][:i]) for e in errors for i in range(len(e["loc"]))}
+        for error in errors:
+            if error["type"] == "too_short" and tuple(error["loc"]) in inner:
+                continue  # "empty" only because its items were invalid: those are reported
+            loc, msg = _message(error)
+            if loc not in env_locations:
+                problems.append((format_location(loc), msg))
+        raise ConfigError(problems) from None
+    problems += [(format_location(loc), msg) for loc, msg in _cross_checks(config)
+                 if loc not in env_locations]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | os.PathLike, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, expand, validate and cross-check one configuration file."""
+    data = read_yaml(path)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError([(str(path), "must be a mapping of sections (exporter, databases, "
+                                       "collectors, queries)")])
+    return validate(data, environ)

@@ -1,0 +1,117 @@
+"""The exporter process: databases, collectors, scheduler and the HTTP server.
+
+    exporter = Exporter(load_config("exporter/partnerwatch.yml"))
+    exporter.start()                      # collectors begin their schedules
+    server = exporter.serve("127.0.0.1", 9701)
+    ...
+    exporter.stop()
+
+HTTP endpoints: ``/metrics`` (Prometheus text or OpenMetrics, by the scrape's
+Accept header), ``/status`` (JSON: each collector's last outcome and error
+message, for people; error text never goes into labels) and ``/`` (a pointer
+to both).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from .collectors import build_collectors, used_databases
+from .databases import Database
+from .scheduler import Scheduler
+from .schema import Config
+from .scrape import CachedCollector
+
+
+class Exporter:
+    def __init__(self, config: Config):
+        self.config = config
+        self.databases = {name: Database(name, config.databases[name])
+                          for name in used_databases(config)}
+        self.collectors = build_collectors(config, self.databases)
+        self.scheduler = Scheduler(self.collectors)
+        self.registry = CollectorRegistry()
+        self.registry.register(CachedCollector(self.scheduler))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._server = None
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def status(self) -> dict:
+        now = time.monotonic()
+        collectors = {}
+        for collector, state in self.scheduler.snapshot():
+            collectors[collector.name] = {
+                "success": state.success,
+                "runs": state.runs,
+                "errors": state.errors,
+                "last_error": state.last_error,
+                "last_duration_seconds": state.duration,
+                "last_success_timestamp_seconds": state.last_success,
+                "result_age_seconds": None if state.families_at is None
+                else round(now - state.families_at, 3),
+                "interval_seconds": collector.interval,
+                "timeout_seconds": collector.timeout,
+                "staleness_seconds": collector.staleness,
+            }
+        return {"collectors": collectors}
+
+    def wsgi_app(self):
+        metrics = make_wsgi_app(self.registry)
+
+        def app(environ, start_response):
+            path = environ.get("PATH_INFO", "/")
+            if path == "/metrics":
+                return metrics(environ, start_response)
+            if path == "/status":
+                body = json.dumps(self.status(), indent=2).encode()
+                start_response("200 OK", [("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(body)))])
+                return [body]
+            if path == "/":
+                body = b"partnerwatch exporter: /metrics for Prometheus, /status for people\n"
+                start_response("200 OK", [("Content-Type", "text/plain"),
+                                          ("Content-Length", str(len(body)))])
+                return [body]
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+
+        return app
+
+    def serve(self, host: str, port: int):
+        """Serve HTTP in a background thread; returns the server."""
+        server_class = _IPv6Server if ":" in host else ThreadingWSGIServer
+        self._server = make_server(host, port, self.wsgi_app(), server_class,
+                                   handler_class=_QuietHandler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True,
+                         name="http").start()
+        return self._server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.scheduler.stop()
+        for database in self.databases.values():
+            database.dispose()
+
+
+class _IPv6Server(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # scrapes every few seconds: no access log
+        pass
