@@ -1,1 +1,166 @@
-"""partnerwatch ticket service (app factory: ``create_app``)."""
+"""partnerwatch ticket service: partners file and follow tickets, support staff answer them.
+
+Build the app with :func:`create_app`, as in Flask's tutorial:
+
+    app = create_app()                                     # configured from the environment
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url,      # tests
+                      "TICKETING": {"sla": {...}}})        # ... with config overrides
+
+Environment: ``TICKETING_DATABASE_URL`` (default: SQLite in the instance
+folder), ``TICKETING_CONFIG`` (a YAML file merged over the shipped
+``ticketing.yml``), ``REDIS_URL``, ``ALERTMANAGER_URL``, ``PROMETHEUS_URL``,
+``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn config).
+
+Under gunicorn: ``gunicorn -c ticketing/gunicorn.conf.py "ticketing:create_app()"``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from .config import check_core, load_sections
+from .db import db, migrate
+from .errors import ApiError, register_error_handlers
+from .jsonbody import SafeJSONProvider
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: Room for the multipart envelope around an uploaded file.
+UPLOAD_OVERHEAD = 64 * 1024
+
+
+def database_url(url: str) -> str:
+    """Normalise a database URL: plain ``postgresql://`` means the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure the ticket service app."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    app.json = SafeJSONProvider(app)
+    default_database = f"sqlite:///{Path(app.instance_path) / 'ticketing.db'}"
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI=os.environ.get("TICKETING_DATABASE_URL", default_database),
+        TICKETING_CONFIG=os.environ.get("TICKETING_CONFIG"),
+        ATTACHMENTS_DIR=str(Path(app.instance_path) / "attachments"),
+        REDIS_URL=os.environ.get("REDIS_URL"),
+        ALERTMANAGER_URL=os.environ.get("ALERTMANAGER_URL"),
+        PROMETHEUS_URL=os.environ.get("PROMETHEUS_URL"),
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    else:
+        app.config.from_mapping(test_config)
+
+    if app.config["SQLALCHEMY_DATABASE_URI"] == default_database:
+        os.makedirs(app.instance_path, exist_ok=True)
+
+    # The YAML sections: app.config["TICKETING"][section]; the core checks its own.
+    app.config["TICKETING"] = load_sections(app.config.get("TICKETING_CONFIG"),
+                                            app.config.get("TICKETING"))
+    settings = check_core(app.config["TICKETING"])
+    app.extensions["ticketing"] = settings
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = settings.attachments.max_bytes + UPLOAD_OVERHEAD
+
+    _init_database(app)
+    register_error_handlers(app)
+
+    from . import cli, health, metrics, openapi
+    from .api import partner, staff
+
+    api = openapi.init_api(app)
+    api.register_blueprint(health.bp)
+    api.register_blueprint(partner.bp)
+    api.register_blueprint(staff.bp)
+    metrics.init_metrics(app)
+    openapi.document_route(
+        app, "/metrics", "get", summary="Prometheus metrics", tag="health", public=True,
+        responses={"200": {"description": "Prometheus text exposition format",
+                           "content": {"text/plain": {"schema": {"type": "string"}}}}})
+    cli.init_app(app)
+    _init_request_hooks(app)
+
+    # Extensions: each adds its own single line below (see docs/ticketing.md).
+    from .security import SecurityMonitor  # EXTENSION security monitor + rate limits
+    SecurityMonitor(app)
+    from .outbox import init_app as init_outbox  # EXTENSION notification outbox: ticketing/outbox/
+    init_outbox(app)
+    from .live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
+    init_live(app)
+    _document_extension_routes(app)
+
+    return app
+
+
+def _document_extension_routes(app: Flask) -> None:
+    """Extension routes that are not flask-smorest views, in the OpenAPI document."""
+    from . import openapi
+
+    if app.extensions.get("live") is not None:
+        from .live import PATH
+
+        openapi.document_route(
+            app, PATH, "get", tag="live", summary="Live status feed (WebSocket)",
+            description="Upgrade to a WebSocket; snapshots of the platform's status are "
+                        "pushed every few seconds. Authenticate with the X-API-Key header "
+                        "or an `auth` message first (docs/live.md).",
+            responses={"101": {"description": "Switching Protocols: the feed starts"},
+                       "400": {"description": "Not a WebSocket upgrade request"}})
+
+
+def _init_database(app: Flask) -> None:
+    url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    if sqlite:
+        options.setdefault("connect_args", {"timeout": 30})
+    else:
+        options.setdefault("pool_pre_ping", True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    if sqlite:
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Foreign keys on, and WAL so gunicorn workers can read while one writes."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _init_request_hooks(app: Flask) -> None:
+    settings = app.extensions["ticketing"]
+
+    @app.before_request
+    def limit_request_body():
+        """JSON bodies are small; only upload endpoints take files (multipart)."""
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "accepts_upload", False):
+            limit = settings.attachments.max_bytes + UPLOAD_OVERHEAD
+        else:
+            limit = settings.api.max_json_bytes
+        request.max_content_length = limit
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, "payload_too_large", "the request body is too large",
+                           details={"max_bytes": limit})
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith("/api/v1"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -21,6 +21,13 @@ Signals and their keyword arguments:
   unknown or revoked API key (``key_prefix`` is the non-secret prefix or None).
 - ``access_denied(app, actor, resource, resource_id)``: an authenticated caller
   asked for something that is not theirs (answered 404).
+
+``auth_failed`` and ``access_denied`` accompany a request that fails, so the
+service commits right after sending them (before answering 401/404): what their
+receivers add to ``db.session`` is kept, although the request changes nothing
+else. ``auth_failed`` reasons: ``malformed``, ``unknown``, ``revoked``,
+``inactive`` (suspended partner, deactivated staff) and ``missing`` (no key on
+an endpoint that needs one; requests to public endpoints send nothing).
 """
 from blinker import Namespace
 

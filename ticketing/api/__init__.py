@@ -1,0 +1,1 @@
+"""The JSON API: ``partner`` (/api/v1) and ``staff`` (/api/v1/staff) blueprints."""

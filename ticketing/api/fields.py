@@ -1,0 +1,106 @@
+"""Strict marshmallow fields for the JSON API.
+
+JSON bodies are validated strictly: a boolean must be ``true``/``false`` (not
+``1`` or ``"yes"``), an id must be an integer (not ``true`` or ``"7"``), text
+may not carry NUL or other control characters (PostgreSQL refuses NUL, and
+control characters in a title only ever hide something).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC
+
+import marshmallow as ma
+from flask_smorest.fields import Upload
+from werkzeug.datastructures import FileStorage
+
+from ..openapi import MAX_ID
+
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Text(ma.fields.String):
+    """A string of 1..``max_length`` characters with something besides whitespace in it."""
+
+    def __init__(self, *, max_length: int, single_line: bool = False, **kwargs):
+        self.single_line = single_line
+        metadata = {"minLength": 1, "maxLength": max_length, **kwargs.pop("metadata", {})}
+        super().__init__(validate=ma.validate.Length(min=1, max=max_length),
+                         metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates ("\ud800") cannot be stored
+            raise ma.ValidationError("Must be valid Unicode text.") from None
+        text = unicodedata.normalize("NFC", text)
+        pattern = _CONTROL_SINGLE_LINE if self.single_line else _CONTROL_MULTILINE
+        if pattern.search(text):
+            raise ma.ValidationError("Must not contain control characters."
+                                     + (" (one line only)" if self.single_line else ""))
+        if not text.strip():
+            raise ma.ValidationError("Must not be blank.")
+        return text
+
+
+class StrictBoolean(ma.fields.Boolean):
+    """Only JSON ``true`` or ``false``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class Id(ma.fields.Integer):
+    """A database id: a JSON integer from 1 to 2**31-1 (booleans and strings refused)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryId(ma.fields.Integer):
+    """An id in a query string (``?partner_id=7``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class UtcDateTime(ma.fields.DateTime):
+    """Naive UTC timestamps from the database, written as ``2025-01-31T12:00:00Z``."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class File(Upload):
+    """A file part of a multipart/form-data body."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, FileStorage):
+            raise ma.ValidationError("Must be a file part (multipart/form-data).")
+        return value
+
+
+class FormBoolean(ma.fields.Boolean):
+    """A boolean form field: ``true``/``false`` (also ``1``/``0``)."""
+
+    truthy = {"true", "1"}
+    falsy = {"false", "0"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or value.lower() not in self.truthy | self.falsy:
+            raise self.make_error("invalid", input=value)
+        return value.lower() in self.truthy

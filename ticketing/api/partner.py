@@ -1,0 +1,203 @@
+"""Partner API (``/api/v1``): file tickets and follow them.
+
+Every route needs a partner's API key and only ever reaches that partner's
+own tickets. Another partner's ticket, attachment or message list is answered
+exactly like one that does not exist (404), and reported through
+``signals.access_denied``. Internal staff notes and internal attachments are
+never part of any answer here.
+"""
+from __future__ import annotations
+
+from flask import request
+from sqlalchemy.exc import IntegrityError
+
+from .. import idempotency, tickets
+from ..auth import require_partner
+from ..db import db
+from ..errors import ApiError, not_found
+from ..metrics import discard_after_commit
+from ..models import Attachment, Message, Ticket, utcnow
+from ..pagination import paginate
+from ..workflow import PARTNER_TRANSITIONS
+from .base import Blueprint, accepts_upload, require_json_body
+from .common import filters_of, page_limit, send_attachment, store_attachment
+from .schemas import (IdempotencyHeaderSchema, PartnerAttachmentSchema, PartnerMessageCreateSchema,
+                      PartnerMessageSchema, PartnerTicketPageSchema, PartnerTicketQuerySchema,
+                      PartnerTicketSchema, PartnerUploadSchema, TicketCreateSchema)
+
+bp = Blueprint("partner", __name__, url_prefix="/api/v1",
+               description="Partners: file tickets, follow them, talk to support")
+
+
+@bp.before_request
+def _authenticate():
+    require_partner()  # before the body is even parsed: 401/403 come first
+    require_json_body()
+
+
+_actor = require_partner
+
+
+# ------------------------------------------------------------------ tickets
+
+@bp.route("/tickets", methods=["POST"])
+@bp.arguments(IdempotencyHeaderSchema, location="headers")
+@bp.arguments(TicketCreateSchema)
+@bp.response(201, PartnerTicketSchema, description="Created")
+@bp.alt_response(200, schema=PartnerTicketSchema,
+                 description="Replayed: the ticket this Idempotency-Key created before")
+@bp.error(409, "A request with the same Idempotency-Key is in progress")
+def create_ticket(headers, data):
+    """File a ticket
+
+    Priority is raised and the category chosen by the rules in the
+    configuration; both decisions are in the ticket's audit trail.
+    """
+    actor = _actor()
+    key = headers.get("idempotency_key")
+    if key is None:
+        ticket = tickets.create_ticket(actor, **data)
+        tickets.commit()
+        return ticket, 201
+
+    settings = tickets.settings()
+    now = utcnow()
+    body_hash = idempotency.request_hash(request.get_json())
+    record = idempotency.find(actor.id, key, now, settings.api.idempotency_ttl)
+    if record is not None:
+        return _replay(idempotency.check_replay(record, body_hash))
+    ticket = tickets.create_ticket(actor, **data)
+    idempotency.remember(actor.id, key, body_hash, ticket.id, now)
+    try:
+        tickets.commit()
+    except IntegrityError:
+        # Another request with the same key won the race: answer what it created.
+        db.session.rollback()
+        discard_after_commit()
+        record = idempotency.find(actor.id, key, now, settings.api.idempotency_ttl)
+        if record is None:
+            raise ApiError(409, "conflict", "a request with the same Idempotency-Key is in "
+                           "progress; retry it") from None
+        return _replay(idempotency.check_replay(record, body_hash))
+    return ticket, 201
+
+
+def _replay(ticket_id: int):
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:  # pragma: no cover - tickets are never deleted
+        raise not_found("ticket")
+    return ticket, 200, {"Idempotent-Replayed": "true"}
+
+
+@bp.route("/tickets", methods=["GET"])
+@bp.arguments(PartnerTicketQuerySchema, location="query")
+@bp.response(200, PartnerTicketPageSchema)
+def list_tickets(query):
+    """List your tickets, newest first
+
+    Filter by status, priority and category (comma-separated values); follow
+    `next_cursor` for more.
+    """
+    actor = _actor()
+    filters = filters_of(query)
+    stmt = db.select(Ticket).where(Ticket.partner_id == actor.id)
+    for name in ("status", "priority", "category"):
+        if name in filters:
+            stmt = stmt.where(getattr(Ticket, name).in_(filters[name]))
+    page = paginate(stmt, Ticket.id, filters=filters, cursor=query.get("cursor"),
+                    limit=page_limit(query), newest_first=True)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@bp.route("/tickets/<id:ticket_id>", methods=["GET"])
+@bp.response(200, PartnerTicketSchema)
+def get_ticket(ticket_id):
+    """Get one of your tickets"""
+    return tickets.partner_ticket(_actor(), ticket_id)
+
+
+@bp.route("/tickets/<id:ticket_id>/close", methods=["POST"])
+@bp.response(200, PartnerTicketSchema)
+@bp.error(409, "Already closed")
+def close_ticket(ticket_id):
+    """Close your ticket"""
+    actor = _actor()
+    ticket = tickets.partner_ticket(actor, ticket_id)
+    tickets.change_status(ticket, "closed", actor, PARTNER_TRANSITIONS)
+    tickets.commit()
+    return ticket
+
+
+@bp.route("/tickets/<id:ticket_id>/reopen", methods=["POST"])
+@bp.response(200, PartnerTicketSchema)
+@bp.error(409, "Not resolved or closed")
+def reopen_ticket(ticket_id):
+    """Reopen your resolved or closed ticket"""
+    actor = _actor()
+    ticket = tickets.partner_ticket(actor, ticket_id)
+    tickets.change_status(ticket, "open", actor, PARTNER_TRANSITIONS)
+    tickets.commit()
+    return ticket
+
+
+# ------------------------------------------------------------------ messages
+
+@bp.route("/tickets/<id:ticket_id>/messages", methods=["GET"])
+@bp.response(200, PartnerMessageSchema(many=True))
+def list_messages(ticket_id):
+    """List the messages on your ticket, oldest first (never staff's internal notes)"""
+    ticket = tickets.partner_ticket(_actor(), ticket_id)
+    return db.session.execute(
+        db.select(Message).where(Message.ticket_id == ticket.id, Message.internal.is_(False))
+        .order_by(Message.id)).scalars().all()
+
+
+@bp.route("/tickets/<id:ticket_id>/messages", methods=["POST"])
+@bp.arguments(PartnerMessageCreateSchema)
+@bp.response(201, PartnerMessageSchema)
+@bp.error(409, "The ticket is closed")
+def post_message(data, ticket_id):
+    """Write to support on your ticket"""
+    actor = _actor()
+    ticket = tickets.partner_ticket(actor, ticket_id)
+    message = tickets.post_message(ticket, actor, data["body"])
+    tickets.commit()
+    return message
+
+
+# ------------------------------------------------------------------ attachments
+
+@bp.route("/tickets/<id:ticket_id>/attachments", methods=["GET"])
+@bp.response(200, PartnerAttachmentSchema(many=True))
+def list_attachments(ticket_id):
+    """List the files attached to your ticket"""
+    ticket = tickets.partner_ticket(_actor(), ticket_id)
+    return db.session.execute(
+        db.select(Attachment).where(Attachment.ticket_id == ticket.id,
+                                    Attachment.internal.is_(False))
+        .order_by(Attachment.id)).scalars().all()
+
+
+@bp.route("/tickets/<id:ticket_id>/attachments", methods=["POST"])
+@accepts_upload
+@bp.arguments(PartnerUploadSchema, location="multipart")
+@bp.response(201, PartnerAttachmentSchema)
+@bp.error(409, "The ticket is closed")
+@bp.error(413, "The file is larger than allowed")
+@bp.error(415, "Files of this type cannot be attached")
+def upload_attachment(form, ticket_id):
+    """Attach a file to your ticket (multipart/form-data, field `file`)"""
+    actor = _actor()
+    ticket = tickets.partner_ticket(actor, ticket_id)
+    return store_attachment(ticket, actor, form["file"], internal=False), 201
+
+
+@bp.route("/tickets/<id:ticket_id>/attachments/<id:attachment_id>", methods=["GET"])
+@bp.response(200, description="The file, as a download",
+             content_type="application/octet-stream")
+def download_attachment(ticket_id, attachment_id):
+    """Download a file attached to your ticket"""
+    actor = _actor()
+    ticket = tickets.partner_ticket(actor, ticket_id)
+    attachment = tickets.ticket_attachment(actor, ticket, attachment_id)
+    return send_attachment(attachment)

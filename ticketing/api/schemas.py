@@ -1,0 +1,210 @@
+"""Request and response schemas: they validate input and document the API.
+
+Input schemas refuse unknown fields (marshmallow's RAISE), wrong types, bad
+enum values and oversize text; their errors are answered as 422 with the
+problems per location and field under ``error.details.fields``.
+"""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+from webargs.fields import DelimitedList
+
+from ..choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
+from ..models import utcnow
+from .fields import File, FormBoolean, Id, QueryId, StrictBoolean, Text, UtcDateTime
+
+TITLE_MAX = 200
+TEXT_MAX = 20000
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+def _enum(choices, **kwargs):
+    return ma.fields.String(validate=validate.OneOf(choices), **kwargs)
+
+
+# ------------------------------------------------------------------ tickets
+
+class TicketCreateSchema(StrictSchema):
+    title = Text(required=True, max_length=TITLE_MAX, single_line=True,
+                 metadata={"example": "Transactions failing with 503"})
+    description = Text(required=True, max_length=TEXT_MAX,
+                       metadata={"example": "Since 09:00 UTC every POST /transactions fails."})
+    priority = _enum(PRIORITIES, metadata={
+        "description": "requested priority (default from config); rules may raise it"})
+    category = _enum(CATEGORIES, metadata={
+        "description": "chosen category; when absent it is classified from the text"})
+
+
+class PartnerTicketSchema(ma.Schema):
+    """A ticket as its partner sees it."""
+
+    id = ma.fields.Integer(required=True)
+    title = ma.fields.String(required=True)
+    description = ma.fields.String(required=True)
+    category = _enum(CATEGORIES, required=True)
+    status = _enum(STATUSES, required=True)
+    priority = _enum(PRIORITIES, required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+    first_response_at = UtcDateTime(allow_none=True)
+    first_response_due_at = UtcDateTime(allow_none=True)
+    resolution_due_at = UtcDateTime(allow_none=True)
+    resolved_at = UtcDateTime(allow_none=True)
+    closed_at = UtcDateTime(allow_none=True)
+    first_response_overdue = ma.fields.Method(
+        "_first_response_overdue", metadata={"type": "boolean"})
+    resolution_overdue = ma.fields.Method("_resolution_overdue", metadata={"type": "boolean"})
+    overdue = ma.fields.Method("_overdue", metadata={"type": "boolean"})
+
+    def _first_response_overdue(self, ticket) -> bool:
+        return ticket.first_response_overdue(utcnow())
+
+    def _resolution_overdue(self, ticket) -> bool:
+        return ticket.resolution_overdue(utcnow())
+
+    def _overdue(self, ticket) -> bool:
+        now = utcnow()
+        return ticket.first_response_overdue(now) or ticket.resolution_overdue(now)
+
+
+class StaffTicketSchema(PartnerTicketSchema):
+    """A ticket as support staff see it: with its partner and assignee."""
+
+    partner_id = ma.fields.Integer(required=True)
+    assignee_id = ma.fields.Integer(allow_none=True)
+
+
+class PartnerTicketPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(PartnerTicketSchema), required=True)
+    next_cursor = ma.fields.String(allow_none=True, required=True, metadata={
+        "description": "pass as `cursor` for the next page; null on the last page"})
+
+
+class StaffTicketPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(StaffTicketSchema), required=True)
+    next_cursor = ma.fields.String(allow_none=True, required=True)
+
+
+class _ListQuery(StrictSchema):
+    status = DelimitedList(_enum(STATUSES), metadata={"description": "comma-separated"})
+    priority = DelimitedList(_enum(PRIORITIES), metadata={"description": "comma-separated"})
+    category = DelimitedList(_enum(CATEGORIES), metadata={"description": "comma-separated"})
+    cursor = ma.fields.String(validate=validate.Length(min=1, max=512),
+                              metadata={"description": "`next_cursor` of the previous page"})
+    limit = ma.fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
+        "description": "page size (default and maximum from config: 25 and 100)"})
+
+
+class PartnerTicketQuerySchema(_ListQuery):
+    pass
+
+
+class StaffQueueQuerySchema(_ListQuery):
+    partner_id = QueryId()
+    assignee = ma.fields.String(
+        validate=validate.Regexp(r"^(me|none|[1-9][0-9]{0,9})$",
+                                 error="Must be me, none or a staff id."),
+        metadata={"description": "`me`, `none` (unassigned) or a staff id"})
+    overdue = ma.fields.Boolean(metadata={
+        "description": "true: only tickets past a first-response or resolution due time; "
+                       "false: only those that are not"})
+    order = _enum(("oldest", "newest"), metadata={"description": "default: oldest first"})
+
+
+# ------------------------------------------------------------------ messages
+
+class PartnerMessageCreateSchema(StrictSchema):
+    body = Text(required=True, max_length=TEXT_MAX)
+
+
+class StaffMessageCreateSchema(StrictSchema):
+    body = Text(required=True, max_length=TEXT_MAX)
+    internal = StrictBoolean(load_default=False, metadata={
+        "description": "an internal note, never shown to the partner"})
+
+
+class PartnerMessageSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    ticket_id = ma.fields.Integer(required=True)
+    sender_type = _enum(SENDER_TYPES, required=True)
+    body = ma.fields.String(required=True)
+    created_at = UtcDateTime(required=True)
+
+
+class StaffMessageSchema(PartnerMessageSchema):
+    sender_id = ma.fields.Integer(required=True)
+    internal = ma.fields.Boolean(required=True)
+
+
+# ------------------------------------------------------------------ attachments
+
+class PartnerUploadSchema(StrictSchema):
+    file = File(required=True, metadata={"description": "the file (its part's Content-Type "
+                                                        "must be an allowed type)"})
+
+
+class StaffUploadSchema(PartnerUploadSchema):
+    internal = FormBoolean(load_default=False, metadata={
+        "description": "`true`: only staff can see the file"})
+
+
+class PartnerAttachmentSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    ticket_id = ma.fields.Integer(required=True)
+    filename = ma.fields.String(required=True)
+    content_type = ma.fields.String(required=True)
+    size = ma.fields.Integer(required=True)
+    sha256 = ma.fields.String(required=True)
+    uploader_type = _enum(SENDER_TYPES, required=True)
+    created_at = UtcDateTime(required=True)
+
+
+class StaffAttachmentSchema(PartnerAttachmentSchema):
+    uploader_id = ma.fields.Integer(required=True)
+    internal = ma.fields.Boolean(required=True)
+
+
+# ------------------------------------------------------------------ staff triage
+
+class AssignSchema(StrictSchema):
+    assignee_id = Id(required=True, allow_none=True, metadata={
+        "description": "staff id, or null to unassign"})
+
+
+class StatusChangeSchema(StrictSchema):
+    status = _enum(STATUSES, required=True)
+
+
+class TriageSchema(StrictSchema):
+    priority = _enum(PRIORITIES)
+    category = _enum(CATEGORIES)
+
+    @ma.validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise ma.ValidationError("Give priority, category or both.", "_schema")
+
+
+class AuditEntrySchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    actor_kind = _enum(("partner", "staff", "system"), required=True)
+    actor_id = ma.fields.Integer(allow_none=True)
+    field = ma.fields.String(required=True)
+    before = ma.fields.String(allow_none=True)
+    after = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(allow_none=True)
+    at = UtcDateTime(required=True)
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    idempotency_key = ma.fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Regexp(r"^[\x21-\x7e]{1,255}$",
+                                 error="Must be 1 to 255 printable ASCII characters."),
+        metadata={"description": "retrying with the same key and body returns the same "
+                                 "ticket instead of creating another"})

@@ -1,0 +1,72 @@
+"""gunicorn settings for the ticket service.
+
+    gunicorn -c ticketing/gunicorn.conf.py            # serves ticketing:create_app()
+
+Environment:
+    TICKETING_BIND      address to listen on (default 0.0.0.0:8000)
+    TICKETING_WORKERS   worker processes (default: WEB_CONCURRENCY, else 2)
+    TICKETING_THREADS   threads per worker (default: live.max_clients + 16 with the live
+                        feed enabled, since each WebSocket client holds a thread for as
+                        long as it stays connected; else 16)
+    PROMETHEUS_MULTIPROC_DIR
+                        where workers write their metric samples so that /metrics,
+                        answered by any worker, sums all of them. When unset a fresh
+                        temporary directory is used. Stale files of an earlier run are
+                        removed at start, and a dead worker's files are marked dead.
+
+The directory must be known before prometheus_client is first imported (the
+client picks its storage at import), hence it is set at the top of this file
+and the hooks import lazily.
+"""
+import os
+import tempfile
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ticketing-metrics-")
+
+wsgi_app = "ticketing:create_app()"
+bind = os.environ.get("TICKETING_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("TICKETING_WORKERS") or os.environ.get("WEB_CONCURRENCY") or 2)
+worker_class = "gthread"
+
+
+def _default_threads() -> int:
+    from ticketing.config import load_sections
+
+    live = load_sections(os.environ.get("TICKETING_CONFIG")).get("live") or {}
+    if live.get("enabled", True):
+        return int(live.get("max_clients") or 0) + 16
+    return 16
+
+
+threads = int(os.environ.get("TICKETING_THREADS") or _default_threads())
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# Request line, status, size and duration; no headers (API keys stay out of logs).
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+def on_starting(server):
+    """Start from an empty metrics directory: files of an earlier run would be summed too."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges must no longer be reported."""
+    from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
+
+
+def post_worker_init(worker):
+    """Close live-feed WebSocket clients as soon as the worker is told to stop."""
+    from ticketing.live import install_shutdown_hook
+
+    install_shutdown_hook()

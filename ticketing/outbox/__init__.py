@@ -1,0 +1,105 @@
+"""The notification outbox: ticket and security events delivered to Alertmanager.
+
+Notifications that must reach people (a new ticket, a partner's reply, a
+severe security event) are written to the ``outbox_messages`` table in the same
+transaction as the change that caused them, then posted to Alertmanager's
+``/api/v2/alerts`` by a delivery worker, with retries and exponential backoff.
+Alertmanager then routes, groups, inhibits and sends them like any alert from
+Prometheus.  An Alertmanager outage or a ticketing restart loses nothing and
+notifies nothing twice; docs/outbox.md explains why.
+
+    from ticketing import outbox
+
+    def create_app(...):
+        ...
+        outbox.init_app(app)
+
+    # anywhere inside a request's transaction:
+    outbox.enqueue("security_event", f"security_event:{event.id}",
+                   labels={"alertname": "SecurityBruteForce", "severity": "critical",
+                           "team": "security", "event": event.id},
+                   annotations={"summary": "..."})
+
+Ticket events are connected through :mod:`ticketing.signals` by ``init_app``;
+see :mod:`ticketing.outbox.notifications`.  Operations: ``flask outbox
+deliver --once`` and ``flask outbox status``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from . import notifications
+from .cli import outbox_cli
+from .delivery import DeliveryReport, deliver_due
+from .models import OutboxMessage
+from .queue import ENQUEUED_FLAG, enqueue, pending_count
+from .settings import OutboxConfigError, OutboxSettings, load_settings
+from .worker import DeliveryWorker
+
+__all__ = ["DeliveryReport", "Outbox", "OutboxConfigError", "OutboxMessage", "OutboxSettings",
+           "deliver_due", "enqueue", "init_app", "pending_count"]
+
+
+@dataclass
+class Outbox:
+    """What ``init_app`` leaves in ``app.extensions["outbox"]``."""
+
+    settings: OutboxSettings
+    worker: DeliveryWorker
+    worker_enabled: bool
+
+    def deliver(self) -> DeliveryReport:
+        """One delivery pass now (inside an application context)."""
+        return deliver_due(self.settings)
+
+
+def init_app(app: Flask) -> Outbox:
+    """Validate the ``outbox`` section, connect the signals, add the CLI, start delivery.
+
+    The delivery thread starts with the app (one per process), except under
+    the ``flask`` command line, where it starts with the first request (``flask
+    run``) or not at all (``flask outbox deliver``, ``flask db upgrade``), and
+    in testing apps (``TESTING``), where tests deliver explicitly.
+    """
+    section = (app.config.get("TICKETING") or {}).get("outbox")
+    settings = load_settings(section)
+    worker = DeliveryWorker(app, settings)
+    enabled = settings.worker and not app.testing
+    state = Outbox(settings, worker, enabled)
+    app.extensions["outbox"] = state
+    notifications.connect()
+    app.cli.add_command(outbox_cli)
+    _install_commit_hook()
+    if enabled:
+        app.before_request(worker.ensure_running)
+        if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+            worker.ensure_running()
+    return state
+
+
+_hook_installed = False
+
+
+def _install_commit_hook() -> None:
+    """Wake this process's worker when a transaction that queued messages commits."""
+    global _hook_installed
+    if _hook_installed:
+        return
+    _hook_installed = True
+
+    @event.listens_for(Session, "after_commit")
+    def _wake_worker(session: Session) -> None:
+        if not session.info.pop(ENQUEUED_FLAG, False) or not has_app_context():
+            return
+        state = current_app.extensions.get("outbox")
+        if state is not None and state.worker.running:
+            state.worker.wake()
+
+    @event.listens_for(Session, "after_soft_rollback")
+    def _forget(session: Session, previous_transaction) -> None:
+        session.info.pop(ENQUEUED_FLAG, None)

@@ -1,0 +1,207 @@
+"""Queue operations on the outbox table: enqueue, claim, record the outcome.
+
+``enqueue`` runs in the caller's transaction.  The other three are used by the
+deliverer, each in a short transaction of its own, so no database lock is held
+while Alertmanager is being called:
+
+1. :func:`claim_due` picks due messages and, in the same statement, pushes their
+   ``next_attempt_at`` forward by the claim timeout and counts the attempt.  On
+   PostgreSQL the candidate rows are selected ``FOR UPDATE SKIP LOCKED``, so two
+   processes never pick the same row; on SQLite the single ``UPDATE ... WHERE id
+   IN (SELECT ...) RETURNING`` is atomic because SQLite has one writer at a time.
+   A claimed row is invisible to other deliverers until the claim times out.
+2. The deliverer posts the alerts (outside any transaction).
+3. :func:`mark_delivered` sets ``delivered_at``, or :func:`mark_failed` sets
+   ``next_attempt_at`` to now + the backoff for the attempt count.
+
+If the deliverer dies between 1 and 3, the claim times out and the message is
+posted again.  That re-post is the same Alertmanager alert (same labels, same
+``startsAt``), which Alertmanager merges into the one it already holds, so no
+second notification goes out (see docs/outbox.md).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+from sqlalchemy import func, insert, select, update
+
+from ticketing.db import db
+
+from .models import OutboxMessage, utcnow
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+#: ``db.session.info`` flag: the transaction queued messages (the worker is woken on commit).
+ENQUEUED_FLAG = "outbox_enqueued"
+
+
+def isoformat(moment: datetime) -> str:
+    """RFC 3339 in UTC, as Alertmanager expects (naive datetimes are UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_isoformat(value: str) -> datetime:
+    """The inverse of :func:`isoformat`: a naive UTC datetime."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def _clean_labels(labels: Mapping[str, Any]) -> dict[str, str]:
+    cleaned: dict[str, str] = {}
+    for name, value in labels.items():
+        if not _LABEL_NAME.match(name):
+            raise ValueError(f"invalid Alertmanager label name {name!r}")
+        if value is None or value == "":
+            continue  # Alertmanager treats an empty label as absent
+        cleaned[name] = str(getattr(value, "value", value))
+    if "alertname" not in cleaned:
+        raise ValueError("an outbox notification needs an 'alertname' label")
+    return cleaned
+
+
+def _clean_annotations(annotations: Mapping[str, Any] | None) -> dict[str, str]:
+    cleaned: dict[str, str] = {}
+    for name, value in (annotations or {}).items():
+        if not _LABEL_NAME.match(name):
+            raise ValueError(f"invalid Alertmanager annotation name {name!r}")
+        if value is not None and value != "":
+            cleaned[name] = str(value)
+    return cleaned
+
+
+def enqueue(kind: str, dedup_key: str, labels: Mapping[str, Any],
+            annotations: Mapping[str, Any] | None = None,
+            starts_at: datetime | None = None, generator_url: str | None = None) -> int | None:
+    """Queue one notification in the current transaction of ``db.session``.
+
+    ``labels`` identify the alert in Alertmanager: they must include
+    ``alertname`` and whatever tells this event apart from others of its kind
+    (``ticket="42"``), plus ``severity`` and ``team`` for routing.
+    ``annotations`` carry the text (``summary``, ``description``, ...).
+    ``starts_at`` is when the event happened (default: now).
+
+    The row is committed or rolled back with the caller's transaction.  Returns
+    the new row's id, or None when a message with this ``dedup_key`` already
+    exists (the event was queued before; nothing is added).
+
+        enqueue("ticket_created", f"ticket_created:{ticket.id}",
+                {"alertname": "SupportTicketCreated", "severity": "warning",
+                 "team": "support", "ticket": ticket.id},
+                {"summary": f"New high priority ticket #{ticket.id}"})
+    """
+    if not kind or not dedup_key:
+        raise ValueError("kind and dedup_key are required")
+    if len(dedup_key) > 255:
+        raise ValueError("dedup_key is longer than 255 characters")
+    payload: dict[str, Any] = {
+        "labels": _clean_labels(labels),
+        "annotations": _clean_annotations(annotations),
+        "startsAt": isoformat(starts_at or utcnow()),
+    }
+    if generator_url:
+        payload["generatorURL"] = generator_url
+    now = utcnow()
+    values = {"kind": kind, "dedup_key": dedup_key, "payload": payload, "created_at": now,
+              "attempts": 0, "next_attempt_at": now}
+
+    dialect = db.session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        # INSERT ... ON CONFLICT DO NOTHING: a concurrent transaction queuing the
+        # same event cannot make the caller's transaction fail.
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = (dialect_insert(OutboxMessage).values(**values)
+                .on_conflict_do_nothing(index_elements=["dedup_key"])
+                .returning(OutboxMessage.id))
+        new_id = db.session.execute(stmt).scalar_one_or_none()
+    else:
+        exists = db.session.execute(
+            select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).first()
+        new_id = None
+        if exists is None:
+            new_id = db.session.execute(
+                insert(OutboxMessage).values(**values).returning(OutboxMessage.id)).scalar_one()
+    if new_id is not None:
+        db.session.info[ENQUEUED_FLAG] = True
+    return new_id
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message claimed for one delivery attempt (``attempts`` includes this one)."""
+
+    id: int
+    kind: str
+    dedup_key: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def claim_due(limit: int, claim_timeout: float, now: datetime | None = None) -> list[Claimed]:
+    """Claim up to ``limit`` due messages for this deliverer and commit the claim."""
+    now = now or utcnow()
+    due = (select(OutboxMessage.id)
+           .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
+           .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+           .limit(limit))
+    if db.session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (update(OutboxMessage)
+            .where(OutboxMessage.id.in_(due))
+            .values(attempts=OutboxMessage.attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=claim_timeout))
+            .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.dedup_key,
+                       OutboxMessage.payload, OutboxMessage.attempts))
+    try:
+        rows = db.session.execute(stmt, execution_options={"synchronize_session": False}).all()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+
+def mark_delivered(ids: list[int], now: datetime | None = None) -> None:
+    if not ids:
+        return
+    try:
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.delivered_at.is_(None))
+            .values(delivered_at=now or utcnow(), last_error=None),
+            execution_options={"synchronize_session": False})
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def mark_failed(claimed: list[Claimed], error: str, backoff, now: datetime | None = None) -> None:
+    """Schedule the next attempt of each message: now + ``backoff(attempts)`` seconds."""
+    if not claimed:
+        return
+    now = now or utcnow()
+    rows = [{"id": c.id, "last_error": error[:2000],
+             "next_attempt_at": now + timedelta(seconds=backoff(c.attempts))} for c in claimed]
+    try:
+        db.session.execute(update(OutboxMessage), rows)  # ORM bulk UPDATE by primary key
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def pending_count() -> int:
+    """Messages not delivered yet (what the exporter reports as ``support_outbox_pending``)."""
+    return db.session.execute(
+        select(func.count()).select_from(OutboxMessage)
+        .where(OutboxMessage.delivered_at.is_(None))).scalar_one()

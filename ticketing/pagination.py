@@ -1,0 +1,77 @@
+"""Cursor pagination for ticket lists.
+
+Pages are cut by ticket id (keyset pagination), so results neither skip nor
+repeat rows when tickets are added between requests. The cursor is opaque to
+clients: base64url of the last id seen, the direction and a fingerprint of
+the filters, so a cursor cannot be replayed with other filters.
+
+    page = paginate(query, Ticket.id, filters={"status": ["open"]}, cursor=arg,
+                    limit=25, newest_first=True)
+    {"items": page.items, "next_cursor": page.next_cursor}
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .db import db
+from .errors import ApiError
+from .openapi import MAX_ID
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+def fingerprint(filters: Mapping[str, Any]) -> str:
+    canonical = json.dumps(filters, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def encode_cursor(last_id: int, newest_first: bool, filters: Mapping[str, Any]) -> str:
+    payload = {"after": last_id, "desc": newest_first, "f": fingerprint(filters)}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _bad_cursor(message: str = "the cursor is not valid") -> ApiError:
+    return ApiError(400, "invalid_cursor", message)
+
+
+def decode_cursor(cursor: str, newest_first: bool, filters: Mapping[str, Any]) -> int:
+    """The last id of the previous page; 400 ``invalid_cursor`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise _bad_cursor() from None
+    if not isinstance(payload, dict):
+        raise _bad_cursor()
+    last_id = payload.get("after")
+    if (isinstance(last_id, bool) or not isinstance(last_id, int)
+            or not 0 <= last_id <= MAX_ID + 1 or payload.get("desc") is not newest_first):
+        raise _bad_cursor()
+    if payload.get("f") != fingerprint(filters):
+        raise _bad_cursor("the cursor belongs to a list with other filters or order")
+    return last_id
+
+
+def paginate(query, id_column, *, filters: Mapping[str, Any], cursor: str | None, limit: int,
+             newest_first: bool) -> Page:
+    """One page of ``query`` (a select of model rows) ordered by ``id_column``."""
+    if cursor:
+        last_id = decode_cursor(cursor, newest_first, filters)
+        query = query.where(id_column < last_id if newest_first else id_column > last_id)
+    query = query.order_by(id_column.desc() if newest_first else id_column.asc()).limit(limit + 1)
+    rows = list(db.session.execute(query).scalars())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].id, newest_first, filters)
+    return Page(rows, next_cursor)

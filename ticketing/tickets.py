@@ -1,0 +1,247 @@
+"""What can happen to a ticket: creation, status changes, triage, messages.
+
+The API views call these functions and commit once at the end, so a request
+either changes everything it meant to or nothing. Each function:
+
+- records every change in the audit trail (``TicketAudit``; automatic
+  decisions with actor kind ``system``);
+- sends the matching signal from ``ticketing.signals`` inside the transaction,
+  before the commit, so receivers' rows (outbox, live feed) commit with it;
+- counts metrics only once the transaction has committed (``after_commit``).
+
+    ticket = create_ticket(actor, title="Invoice missing", description="...")
+    change_status(ticket, "resolved", staff_actor)
+    db.session.commit(); run_after_commit()        # (views use ``commit()``)
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+
+from . import signals, sla
+from .auth import Actor
+from .classification import Classifier
+from .config import CoreSettings
+from .db import db
+from .errors import ApiError, not_found
+from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit,
+                      run_after_commit)
+from .models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
+from .workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
+
+
+def settings() -> CoreSettings:
+    return current_app.extensions["ticketing"]
+
+
+def classifier() -> Classifier:
+    found = current_app.extensions.get("ticketing_classifier")
+    if found is None:
+        found = current_app.extensions["ticketing_classifier"] = Classifier(
+            settings().classification)
+    return found
+
+
+def commit() -> None:
+    """Commit the request's transaction, then count what it did."""
+    db.session.commit()
+    run_after_commit()
+
+
+def _app():
+    return current_app._get_current_object()
+
+
+# ------------------------------------------------------------------ finding tickets
+
+def deny(actor: Actor, resource: str, resource_id: int, what: str) -> ApiError:
+    """Report an attempt to reach someone else's ``resource`` and return the plain 404.
+
+    The signal's receivers (the security monitor) commit with it, although the
+    request itself fails.
+    """
+    signals.access_denied.send(_app(), actor=actor, resource=resource, resource_id=resource_id)
+    db.session.commit()
+    return not_found(what)
+
+
+def partner_ticket(actor: Actor, ticket_id: int) -> Ticket:
+    """The partner's own ticket; 404 when it does not exist *or* is another partner's."""
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise not_found("ticket")
+    if ticket.partner_id != actor.id:
+        raise deny(actor, "ticket", ticket_id, "ticket")
+    return ticket
+
+
+def staff_ticket(ticket_id: int) -> Ticket:
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise not_found("ticket")
+    return ticket
+
+
+def ticket_attachment(actor: Actor, ticket: Ticket, attachment_id: int) -> Attachment:
+    """An attachment of ``ticket`` the actor may see (partners: not internal), else 404."""
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None:
+        raise not_found("attachment")
+    if attachment.ticket_id != ticket.id or (actor.is_partner and attachment.internal):
+        if actor.is_partner:
+            raise deny(actor, "attachment", attachment_id, "attachment")
+        raise not_found("attachment")
+    return attachment
+
+
+# ------------------------------------------------------------------ audit
+
+def audit(ticket: Ticket, actor: Actor | None, field: str, before: object, after: object,
+          reason: str | None = None, at: datetime | None = None) -> TicketAudit:
+    """Record one change; ``actor`` None means an automatic (``system``) decision."""
+    entry = TicketAudit(
+        ticket_id=ticket.id, actor_kind=actor.kind if actor else "system",
+        actor_id=actor.id if actor else None, field=field,
+        before=None if before is None else str(before),
+        after=None if after is None else str(after), reason=reason, at=at or utcnow())
+    db.session.add(entry)
+    return entry
+
+
+def _changed(ticket: Ticket, field: str, before: object, after: object, actor: Actor,
+             now: datetime, reason: str | None = None) -> None:
+    audit(ticket, actor, field, before, after, reason, at=now)
+    ticket.updated_at = now
+    signals.ticket_changed.send(_app(), ticket=ticket, field=field, before=before, after=after,
+                                actor=actor)
+
+
+# ------------------------------------------------------------------ creation
+
+def create_ticket(actor: Actor, *, title: str, description: str, priority: str | None = None,
+                  category: str | None = None) -> Ticket:
+    """A partner's new ticket, with priority raised and category chosen by the rules."""
+    now = utcnow()
+    decision = classifier().classify(title, description, priority)
+    ticket = Ticket(partner_id=actor.id, title=title, description=description,
+                    category=category or decision.category, priority=decision.priority,
+                    status="open", created_at=now, updated_at=now)
+    sla.apply(settings().sla, ticket)
+    db.session.add(ticket)
+    db.session.flush()
+
+    audit(ticket, actor, "status", None, "open", "ticket created", at=now)
+    initial = priority or settings().classification.default_priority
+    audit(ticket, actor if priority else None, "priority", None, initial,
+          "requested by partner" if priority else "default priority", at=now)
+    if decision.priority_reason:
+        audit(ticket, None, "priority", initial, decision.priority,
+              decision.priority_reason, at=now)
+    if category:
+        audit(ticket, actor, "category", None, category, "chosen by partner", at=now)
+    else:
+        audit(ticket, None, "category", None, decision.category, decision.category_reason,
+              at=now)
+
+    signals.ticket_created.send(_app(), ticket=ticket)
+    labels = (ticket.priority, ticket.category)
+    after_commit(lambda: TICKETS_CREATED.labels(*labels).inc())
+    return ticket
+
+
+# ------------------------------------------------------------------ changes
+
+def change_status(ticket: Ticket, target: str, actor: Actor,
+                  table: dict[str, tuple[str, ...]] = TRANSITIONS) -> None:
+    """Move ``ticket`` to ``target`` if ``table`` allows it (else 409 listing what is allowed)."""
+    current = ticket.status
+    check_transition(current, target, table)
+    now = utcnow()
+    if target == "resolved":
+        ticket.resolved_at = now
+        ticket.closed_at = None
+    elif target == "closed":
+        ticket.closed_at = now
+    elif is_reopen(current, target):
+        ticket.resolved_at = None
+        ticket.closed_at = None
+    ticket.status = target
+    reason = "reopened" if is_reopen(current, target) else None
+    _changed(ticket, "status", current, target, actor, now, reason)
+    if counts_as_resolution(current, target):
+        seconds = (now - ticket.created_at).total_seconds()
+        priority = ticket.priority
+        after_commit(lambda: RESOLUTION.labels(priority).observe(seconds))
+
+
+def set_priority(ticket: Ticket, priority: str, actor: Actor) -> bool:
+    """Staff override of the priority; moves the SLA due times. False when unchanged."""
+    if priority == ticket.priority:
+        return False
+    before = ticket.priority
+    ticket.priority = priority
+    sla.apply(settings().sla, ticket)
+    _changed(ticket, "priority", before, priority, actor, utcnow(), "staff override")
+    return True
+
+
+def set_category(ticket: Ticket, category: str, actor: Actor) -> bool:
+    """Staff override of the category. False when unchanged."""
+    if category == ticket.category:
+        return False
+    before = ticket.category
+    ticket.category = category
+    _changed(ticket, "category", before, category, actor, utcnow(), "staff override")
+    return True
+
+
+def assign(ticket: Ticket, assignee_id: int | None, actor: Actor) -> bool:
+    """Set the assignee (None: nobody). Agents may only take a ticket or let it go;
+    admins may assign anyone. False when unchanged."""
+    if not actor.is_admin and assignee_id not in (None, actor.id):
+        raise ApiError(403, "forbidden", "agents may only assign tickets to themselves",
+                       details={"assignee_id": assignee_id})
+    if not actor.is_admin and assignee_id is None and ticket.assignee_id not in (None, actor.id):
+        raise ApiError(403, "forbidden", "agents may only unassign their own tickets")
+    if assignee_id is not None:
+        staff = db.session.get(Staff, assignee_id)
+        if staff is None or not staff.active:
+            raise ApiError(422, "validation_error", "the request is not valid",
+                           details={"fields": {"json": {"assignee_id": [
+                               "No active staff member with this id."]}}})
+    if assignee_id == ticket.assignee_id:
+        return False
+    before = ticket.assignee_id
+    ticket.assignee_id = assignee_id
+    _changed(ticket, "assignee_id", before, assignee_id, actor, utcnow())
+    return True
+
+
+# ------------------------------------------------------------------ messages
+
+def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False) -> Message:
+    """Add a message. The first public staff reply is the ticket's first response."""
+    if internal and not actor.is_staff:
+        raise ApiError(403, "forbidden", "only staff can add internal notes")
+    if ticket.status == "closed" and not internal:
+        raise ApiError(409, "ticket_closed", "the ticket is closed; reopen it to reply",
+                       details={"status": ticket.status})
+    now = utcnow()
+    message = Message(ticket_id=ticket.id, sender_type=actor.kind, sender_id=actor.id,
+                      body=body, internal=internal, created_at=now)
+    db.session.add(message)
+    if not internal:
+        ticket.updated_at = now
+    if actor.is_staff and not internal and ticket.first_response_at is None:
+        ticket.first_response_at = now
+        audit(ticket, actor, "first_response_at", None, now.isoformat() + "Z",
+              "first public reply", at=now)
+        seconds = (now - ticket.created_at).total_seconds()
+        priority = ticket.priority
+        after_commit(lambda: FIRST_RESPONSE.labels(priority).observe(seconds))
+    db.session.flush()
+    signals.message_posted.send(_app(), ticket=ticket, message=message)
+    sender_type = actor.kind
+    after_commit(lambda: MESSAGES.labels(sender_type).inc())
+    return message
