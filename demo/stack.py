@@ -1,0 +1,576 @@
+"""The whole stack on one machine, with one command and no Docker: ``./dev run``.
+
+Starts, in this order, each as a child process with its log under the run
+directory (``./run`` by default):
+
+1. the notification sinks (``demo.sinks``): an SMTP server and an HTTP server
+   standing in for the mail relay, Slack and the on-call webhooks; they print
+   every notification they receive right here, and record it in
+   ``<run>/notifications.jsonl``;
+2. Redis;
+3. the demo platform (``demo.platform``) with its SQLite database;
+4. the ticket service: migrations, a demo partner and staff member with API
+   keys (printed), then gunicorn with ``ticketing/gunicorn.conf.py``;
+5. the exporter with the shipped ``exporter/partnerwatch.yml``;
+6. Alertmanager with ``alertmanager/alertmanager.yml`` rendered by
+   ``alertmanager/render.py``: email to the SMTP sink, Slack and webhooks to
+   the HTTP sink, secret files written under ``<run>/alertmanager/secrets``;
+7. Prometheus with ``prometheus/prometheus.yml`` rendered by
+   ``prometheus/render.py`` (local targets) and the rules in ``rules/``;
+8. Grafana, when a ``grafana-server`` (or ``grafana``) binary is installed, with
+   ``grafana/provisioning`` and the dashboards.
+
+Each uses its usual port when that is free (ticket API 8000, exporter 9701,
+Prometheus 9090, Alertmanager 9093, Grafana 3000, demo platform 8081, Redis
+6379, SMTP sink 1025, HTTP sink 8025) and a free one otherwise
+(``--free-ports``: always a free one).  Once every Prometheus target is up, the
+URLs are printed and written with the keys and process ids to
+``<run>/stack.json`` (``python -m demo scenario ...`` reads it).  Ctrl-C (or
+SIGTERM) stops everything, in reverse order.
+
+Prometheus scrapes and evaluates rules every 5 s (the interval the Grafana
+datasource assumes); the exporter and Alertmanager keep their shipped timings.
+``--fast`` shortens them for tests and impatient demos: 1 s scrapes and rule
+evaluations, exporter collectors every 2 s (the API probe every 3 s),
+Alertmanager's ``group_wait`` 2 s and ``group_interval`` 10 s.  The alert rules
+themselves (thresholds, ``for:``) are always used as shipped.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from demo.supervisor import StartError, Supervisor, free_port, http_ready, port_free, tcp_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+DEFAULT_PORTS = {
+    "ticketing": 8000, "exporter": 9701, "prometheus": 9090, "alertmanager": 9093,
+    "grafana": 3000, "platform": 8081, "redis": 6379, "smtp": 1025, "sinks": 8025,
+}
+
+
+class Shutdown(Exception):
+    """Raised by the signal handlers: stop the stack."""
+
+
+# ------------------------------------------------------------------ durations
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def duration_seconds(value: Any) -> float:
+    """Prometheus-style duration (``1m30s``, ``500ms``, ``15s``) or a number -> seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{int(seconds * 1000)}ms"
+
+
+def capped(value: Any, limit: float) -> Any:
+    """``value`` (a duration) lowered to ``limit`` seconds when longer."""
+    try:
+        return format_seconds(limit) if duration_seconds(value) > limit else value
+    except ValueError:
+        return value
+
+
+# ------------------------------------------------------------- config rendering
+# Prometheus and Alertmanager configs are rendered by prometheus/render.py and
+# alertmanager/render.py (shared with the tests); only the exporter's fast mode is ours.
+
+def render_exporter(config: dict, *, fast: bool) -> dict:
+    """The shipped exporter config; under ``fast``, collectors run every 2 s (the probe every 3 s).
+
+    The probe keeps room for a slow API's 2 s answers (``slow-api``) within its
+    timeout, which may not exceed its interval.
+    """
+    cfg = copy.deepcopy(config)
+    if not fast:
+        return cfg
+    collectors = cfg.get("collectors") or {}
+    queries = cfg.get("queries") or {}
+    for name, section in [*collectors.items(), *[(None, q) for q in queries.values()]]:
+        if not isinstance(section, dict):
+            continue
+        limit = 3 if name == "http_probe" else 2
+        section["interval"] = capped(section.get("interval", "15s"), limit)
+        if "timeout" in section:
+            section["timeout"] = capped(section["timeout"], limit)
+        for target in (section.get("targets") or {}).values():
+            if isinstance(target, dict) and "timeout" in target:
+                target["timeout"] = capped(target["timeout"], limit)
+    return cfg
+
+
+# ----------------------------------------------------------------------- stack
+
+def find_grafana() -> list[str] | None:
+    """The command that runs Grafana's server, when one is installed."""
+    for name in ("grafana-server", "grafana"):
+        path = shutil.which(name) or next(
+            (p for p in (f"/usr/sbin/{name}", f"/usr/share/grafana/bin/{name}")
+             if os.access(p, os.X_OK)), None)
+        if path:
+            return [path] if name == "grafana-server" else [path, "server"]
+    return None
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    free_ports: bool = False
+    fast: bool = False
+    grafana: bool = True
+    seed: int | None = None
+    root: Path = ROOT
+    ports: dict[str, int] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    sup: Supervisor | None = None
+    _reported: set[str] = field(default_factory=set)
+
+    # ------------------------------------------------------------- helpers
+
+    def say(self, message: str) -> None:
+        print(message, flush=True)
+
+    def port(self, name: str) -> int:
+        default = DEFAULT_PORTS[name]
+        taken = set(self.ports.values())
+        if not self.free_ports and default not in taken and port_free(default):
+            port = default
+        else:
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            if not self.free_ports:
+                self.notes.append(f"{name}: port {default} is busy, using {port}")
+        self.ports[name] = port
+        return port
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def write_state(self, ready: bool = False) -> None:
+        children = self.sup.children if self.sup else []
+        state = {"stack_pid": os.getpid(), "ready": ready, "run_dir": str(self.run_dir),
+                 "urls": self.urls, "ports": self.ports, "keys": self.keys,
+                 "pids": {c.name: c.pid for c in children if c.pid},
+                 "notifications": str(self.run_dir / "notifications.jsonl")}
+        path = self.run_dir / "stack.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.chmod(0o600)  # it holds the demo's API keys
+        tmp.replace(path)
+
+    def prepare_run_dir(self) -> None:
+        """A fresh run directory; refuses one that belongs to a running stack or to someone else."""
+        state_file = self.run_dir / "stack.json"
+        if state_file.exists():
+            try:
+                pid = json.loads(state_file.read_text()).get("stack_pid")
+            except ValueError:
+                pid = None
+            if pid and pid != os.getpid() and _alive(pid):
+                raise StartError(f"a stack is already running from {self.run_dir} (pid {pid}); "
+                                 f"stop it first, or use --run-dir")
+            shutil.rmtree(self.run_dir)
+        elif self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise StartError(f"{self.run_dir} is not empty and is not a stack's run directory")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.sup = Supervisor(self.run_dir / "logs", cwd=self.root)
+
+    def load_yaml(self, relative: str) -> dict:
+        path = self.root / relative
+        if not path.is_file():
+            raise StartError(f"{relative} is missing")
+        return yaml.safe_load(path.read_text()) or {}
+
+    def dump_yaml(self, relative: str, data: dict) -> Path:
+        path = self.run_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    # ---------------------------------------------------------- components
+
+    def start_sinks(self) -> None:
+        smtp, http = self.port("smtp"), self.port("sinks")
+        self.sup.start("sinks", [PY, "-m", "demo.sinks", "--smtp", f"127.0.0.1:{smtp}",
+                                 "--http", f"127.0.0.1:{http}",
+                                 "--record", self.run_dir / "notifications.jsonl"],
+                       ready=http_ready(f"http://127.0.0.1:{http}/healthz"), console=True)
+        self.urls["sinks"] = f"http://127.0.0.1:{http}"
+        self.urls["smtp"] = f"smtp://127.0.0.1:{smtp}"
+
+    def start_redis(self) -> None:
+        port = self.port("redis")
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise StartError("redis-server is not installed; ./dev deps installs it")
+        data = self.run_dir / "redis"
+        data.mkdir()
+        self.sup.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", data, "--protected-mode", "no"],
+                       ready=tcp_ready("127.0.0.1", port))
+        self.urls["redis"] = f"redis://127.0.0.1:{port}/0"
+
+    def start_platform(self) -> None:
+        port = self.port("platform")
+        cmd = [PY, "-m", "demo.platform", "--db", f"sqlite:///{self.run_dir / 'platform.db'}",
+               "--listen", f"127.0.0.1:{port}"]
+        if self.seed is not None:
+            cmd += ["--seed", str(self.seed)]
+        self.sup.start("platform", cmd, ready=http_ready(f"http://127.0.0.1:{port}/healthz"))
+        self.urls["platform"] = f"http://127.0.0.1:{port}"
+
+    def ticketing_env(self) -> dict[str, str]:
+        multiproc = self.run_dir / "ticketing" / "metrics"
+        multiproc.mkdir(parents=True, exist_ok=True)
+        env = {
+            "TICKETING_DATABASE_URL": f"sqlite:///{self.run_dir / 'ticketing' / 'ticketing.db'}",
+            "REDIS_URL": self.urls["redis"],
+            "ALERTMANAGER_URL": f"http://127.0.0.1:{self.ports['alertmanager']}",
+            "PROMETHEUS_URL": f"http://127.0.0.1:{self.ports['prometheus']}",
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+            "TICKETING_WORKERS": os.environ.get("TICKETING_WORKERS", "2"),
+        }
+        return env
+
+    def start_ticketing(self) -> None:
+        port = self.port("ticketing")
+        # Addresses the service needs are decided now, before those services start.
+        self.port("alertmanager")
+        self.port("prometheus")
+        env = self.ticketing_env()
+        accounts = json.loads(self.sup.run("ticketing-setup", [PY, "-m", "demo.accounts"],
+                                           env=env).strip().splitlines()[-1])
+        self.keys["partner"] = accounts["partner_key"]
+        self.keys["staff"] = accounts["staff_key"]
+        env["TICKETING_BIND"] = f"127.0.0.1:{port}"
+        # Its workers boot while the next parts start; wait_for_ticketing() waits for them.
+        self.sup.start("ticketing", [
+            PY, "-m", "gunicorn", "--config", self.root / "ticketing" / "gunicorn.conf.py",
+            "--bind", env["TICKETING_BIND"], "--no-control-socket", "ticketing:create_app()"],
+            env=env, ready=http_ready(f"http://127.0.0.1:{port}/readyz"), wait=False,
+            # Like Ctrl-C on gunicorn in a terminal: its quick shutdown. The graceful
+            # one (SIGTERM) waits out keep-alive and WebSocket connections.
+            stop_signal=signal.SIGINT)
+        self.urls["ticketing"] = f"http://127.0.0.1:{port}"
+
+    def wait_for_ticketing(self) -> None:
+        self.sup.wait_ready(next(c for c in self.sup.children if c.name == "ticketing"))
+
+    def start_exporter(self) -> None:
+        port = self.port("exporter")
+        shipped = self.root / "exporter" / "partnerwatch.yml"
+        config = shipped
+        if self.fast:
+            config = self.dump_yaml("exporter/partnerwatch.yml",
+                                    render_exporter(self.load_yaml("exporter/partnerwatch.yml"),
+                                                    fast=True))
+        elif not shipped.is_file():
+            raise StartError("exporter/partnerwatch.yml is missing")
+        env = {
+            "PLATFORM_DB_URL": f"sqlite:///{self.run_dir / 'platform.db'}",
+            "PLATFORM_API_URL": self.urls["platform"],  # the config probes <url>/healthz
+            "TICKETING_DB_URL": f"sqlite:///{self.run_dir / 'ticketing' / 'ticketing.db'}",
+            "REDIS_URL": self.urls["redis"],
+            "EXPORTER_LISTEN": f"127.0.0.1:{port}",
+        }
+        self.sup.start("exporter", [PY, "-m", "exporter", "--config", config,
+                                    "--listen", f"127.0.0.1:{port}"], env=env,
+                       ready=http_ready(f"http://127.0.0.1:{port}/metrics"))
+        self.urls["exporter"] = f"http://127.0.0.1:{port}/metrics"
+
+    def start_alertmanager(self) -> None:
+        from alertmanager import render as am_render
+
+        port = self.ports.get("alertmanager") or self.port("alertmanager")
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if not binary:
+            raise StartError("Alertmanager is not installed; ./dev deps installs it")
+        shipped = self.load_yaml("alertmanager/alertmanager.yml")
+        sink = self.urls["sinks"]
+        webhooks = {r["name"]: f"{sink}/webhook/{r['name']}"
+                    for r in shipped.get("receivers") or [] if r.get("webhook_configs")}
+        secrets_dir = self.run_dir / "alertmanager" / "secrets"
+        text = am_render.render(
+            self.root / "alertmanager" / "alertmanager.yml", secrets_dir=secrets_dir,
+            smtp_smarthost=self.addr("smtp"), smtp_require_tls=False, webhook_urls=webhooks,
+            timings={"group_wait": "2s", "group_interval": "10s"} if self.fast else None)
+        self.write_secrets(yaml.safe_load(text), secrets_dir)
+        config = self.run_dir / "alertmanager" / "alertmanager.yml"
+        config.write_text(text)
+        self.sup.start("alertmanager", [
+            binary, f"--config.file={config}", f"--storage.path={self.run_dir / 'alertmanager' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+            f"--web.external-url=http://127.0.0.1:{port}"],
+            ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
+        self.urls["alertmanager"] = f"http://127.0.0.1:{port}"
+
+    def write_secrets(self, node: Any, secrets_dir: Path) -> None:
+        """Fill each secret file the config reads: Slack's URL is the sink's, the rest demo values."""
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if (key.endswith("_file") and isinstance(value, str)
+                        and Path(value).parent == secrets_dir):
+                    path = Path(value)
+                    if "slack" in path.name:
+                        content = f"{self.urls['sinks']}/slack"
+                    elif path.name.endswith("_url"):
+                        content = f"{self.urls['sinks']}/webhook/{path.name}"
+                    else:
+                        content = secrets.token_urlsafe(16)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(content + "\n")
+                    path.chmod(0o600)
+                else:
+                    self.write_secrets(value, secrets_dir)
+        elif isinstance(node, list):
+            for item in node:
+                self.write_secrets(item, secrets_dir)
+
+    def start_prometheus(self) -> None:
+        from prometheus import render as prom_render
+
+        port = self.ports.get("prometheus") or self.port("prometheus")
+        binary = shutil.which("prometheus")
+        if not binary:
+            raise StartError("Prometheus is not installed; ./dev deps installs it")
+        shipped = self.load_yaml("prometheus/prometheus.yml")
+        jobs = [job["job_name"] for job in shipped.get("scrape_configs") or []]
+        ours = {name: [self.addr(name)] for name in jobs if name in self.ports}
+        for name in sorted(set(jobs) - set(ours)):
+            self.notes.append(f"Prometheus job {name!r} has no local target: it will show as down")
+        interval = "1s" if self.fast else "5s"
+        text = prom_render.render(
+            self.root / "prometheus" / "prometheus.yml", targets=ours,
+            alertmanagers=[self.addr("alertmanager")], rules_dir=self.root / "rules",
+            scrape_interval=interval, evaluation_interval=interval)
+        config = self.run_dir / "prometheus" / "prometheus.yml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(text)
+        self.sup.start("prometheus", [
+            binary, f"--config.file={config}", f"--storage.tsdb.path={self.run_dir / 'prometheus' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+            f"--web.external-url=http://127.0.0.1:{port}"],
+            ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
+        self.urls["prometheus"] = f"http://127.0.0.1:{port}"
+
+    def start_grafana(self) -> None:
+        command = find_grafana() if self.grafana else None
+        if command is None:
+            if self.grafana:
+                self.notes.append("Grafana is not installed: dashboards are in grafana/dashboards "
+                                  "(install the grafana package to see them here)")
+            return
+        port = self.port("grafana")
+        home = next((p for p in ("/usr/share/grafana", "/opt/grafana") if Path(p).is_dir()), None)
+        data = self.run_dir / "grafana"
+        self.keys["grafana_admin"] = secrets.token_urlsafe(12)
+        env = {
+            "GF_PATHS_DATA": str(data / "data"), "GF_PATHS_LOGS": str(data / "logs"),
+            "GF_PATHS_PLUGINS": str(data / "plugins"),
+            "GF_PATHS_PROVISIONING": str(self.root / "grafana" / "provisioning"),
+            "GF_SERVER_HTTP_ADDR": "127.0.0.1", "GF_SERVER_HTTP_PORT": str(port),
+            "GF_SECURITY_ADMIN_USER": "admin",
+            "GF_SECURITY_ADMIN_PASSWORD": self.keys["grafana_admin"],
+            "GF_AUTH_ANONYMOUS_ENABLED": "true", "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+            "GF_USERS_ALLOW_SIGN_UP": "false", "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false", "GF_NEWS_NEWS_FEED_ENABLED": "false",
+            "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH":
+                str(self.root / "grafana" / "dashboards" / "platform-overview.json"),
+            "PROMETHEUS_URL": self.urls["prometheus"],
+            "PARTNERWATCH_DASHBOARDS_DIR": str(self.root / "grafana" / "dashboards"),
+        }
+        cmd = [*command] + ([f"--homepath={home}"] if home else [])
+        self.sup.start("grafana", cmd, env=env, timeout=120,
+                       ready=http_ready(f"http://127.0.0.1:{port}/api/health"))
+        self.urls["grafana"] = f"http://127.0.0.1:{port}"
+
+    # ----------------------------------------------------------------- run
+
+    def start(self) -> None:
+        self.prepare_run_dir()
+        steps = [("notification sinks", self.start_sinks), ("Redis", self.start_redis),
+                 ("demo platform", self.start_platform),
+                 ("ticket service (migrations, demo accounts)", self.start_ticketing),
+                 ("exporter", self.start_exporter), ("Alertmanager", self.start_alertmanager),
+                 ("Prometheus", self.start_prometheus),
+                 ("ticket service (gunicorn workers)", self.wait_for_ticketing),
+                 ("Grafana", self.start_grafana)]
+        for label, step in steps:
+            if label == "Grafana" and not (self.grafana and find_grafana()):
+                step()  # only notes why it is not there
+                continue
+            started = time.monotonic()
+            print(f"starting {label} ...", end="", flush=True)
+            try:
+                step()
+            finally:
+                self.say(f" {time.monotonic() - started:.1f}s")
+            self.write_state()
+        self.wait_for_targets()
+        self.write_state(ready=True)
+        self.banner()
+
+    def wait_for_targets(self, timeout: float = 90.0) -> None:
+        """Until Prometheus scrapes every target successfully (or ``timeout``)."""
+        url = self.urls["prometheus"] + "/api/v1/targets"
+        deadline = time.monotonic() + timeout
+        targets: list[dict] = []
+        while time.monotonic() < deadline:
+            try:
+                targets = requests.get(url, timeout=5).json()["data"]["activeTargets"]
+            except (requests.RequestException, ValueError, KeyError):
+                targets = []
+            if targets and all(t.get("health") == "up" for t in targets):
+                self.say(f"all {len(targets)} Prometheus targets are up "
+                         f"({time.monotonic() - deadline + timeout:.1f}s)")
+                return
+            time.sleep(0.5)
+        down = [f"{t['labels'].get('job')} ({t.get('lastError') or t.get('health')})"
+                for t in targets if t.get("health") != "up"]
+        self.notes.append("targets not up yet: " + (", ".join(down) or "none found"))
+
+    def banner(self) -> None:
+        u = self.urls
+        lines = [
+            "",
+            "partnerwatch is running" + (" (fast intervals)" if self.fast else ""),
+            f"  ticket API        {u['ticketing']}/api/v1   (OpenAPI docs: {u['ticketing']}/api/docs)",
+            f"    partner key     {self.keys.get('partner')}",
+            f"    staff key       {self.keys.get('staff')}",
+            f"  exporter          {u['exporter']}",
+            f"  Prometheus        {u['prometheus']}   (alerts: {u['prometheus']}/alerts)",
+            f"  Alertmanager      {u['alertmanager']}",
+        ]
+        if "grafana" in u:
+            lines.append(f"  Grafana           {u['grafana']}   (admin / {self.keys['grafana_admin']})")
+        lines += [
+            f"  demo platform     {u['platform']}/healthz   (state: {u['platform']}/control/state)",
+            f"  Redis             {u['redis']}",
+            f"  notification sinks  SMTP {u['smtp']}, HTTP {u['sinks']} (printed below, "
+            f"and recorded in {self.run_dir / 'notifications.jsonl'})",
+            f"  logs              {self.run_dir / 'logs'}",
+            *[f"  note: {note}" for note in self.notes],
+            "",
+            "Make something happen (in another terminal):",
+            "  .venv/bin/python -m demo scenario drain-energy     "
+            "# energy pool under 20 %: EnergyPoolCritical after 1 minute",
+            "  .venv/bin/python -m demo scenario slow-api | fail-transactions | attack-tickets",
+            "  .venv/bin/python -m demo scenario recover",
+            *([f"  (this run directory is not ./run: add --run-dir {self.run_dir})"]
+              if self.run_dir.resolve() != (self.root / "run").resolve() else []),
+            "Ctrl-C stops everything.",
+            "",
+        ]
+        self.say("\n".join(lines))
+
+    def watch(self) -> None:
+        """Until a signal arrives: report any component that stops on its own."""
+        while True:
+            for child in self.sup.exited():
+                if child.name in self._reported:
+                    continue
+                self._reported.add(child.name)
+                self.say(f"!! {child.name} stopped on its own (exit code {child.popen.returncode});"
+                         f" the rest keeps running. Last lines of {child.log_path}:\n"
+                         f"{_indent(child.tail(1500))}")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.sup is None:
+            return
+        self.say("stopping ...")
+        self.sup.stop_all(report=lambda child, took: self.say(f"  {child.name} stopped ({took:.1f}s)"))
+        try:
+            self.write_state()
+        except OSError:
+            pass
+        self.say("stopped.")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.rstrip().splitlines())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./dev run", description="Run the whole stack locally.")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "run",
+                        help="where configs, data, logs and stack.json go (default ./run; "
+                             "emptied at start)")
+    parser.add_argument("--free-ports", action="store_true",
+                        help="use free ports instead of the usual ones")
+    parser.add_argument("--fast", action="store_true",
+                        help="1 s scrapes, evaluations and collector runs; short Alertmanager "
+                             "group waits (the rules' thresholds and for: are unchanged)")
+    parser.add_argument("--no-grafana", dest="grafana", action="store_false",
+                        help="do not start Grafana even when it is installed")
+    parser.add_argument("--seed", type=int, help="random seed for the demo platform")
+    args = parser.parse_args(argv)
+
+    stack = Stack(args.run_dir.resolve(), free_ports=args.free_ports, fast=args.fast,
+                  grafana=args.grafana, seed=args.seed)
+
+    def on_signal(signum, _frame):
+        raise Shutdown(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        stack.start()
+        stack.watch()
+    except Shutdown:
+        pass
+    except StartError as exc:
+        print(f"the stack could not start: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        # A second Ctrl-C must not interrupt the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
