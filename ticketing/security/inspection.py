@@ -1,0 +1,92 @@
+"""Which parts of a request are scanned for attack patterns, and how.
+
+Scanned, each value through :func:`ticketing.security.patterns.detect`:
+
+- ``path``: the URL path (already percent-decoded once by the server; the
+  scanner decodes further);
+- ``query``: every query parameter name and value;
+- ``form``: every form field name and value, and uploaded file names
+  (``application/x-www-form-urlencoded`` and ``multipart/form-data``);
+- ``json``: every string in a JSON body, keys included, at any depth;
+- ``header``: the headers named in ``security.scan.headers``
+  (default ``User-Agent`` and ``Referer``).
+
+Bodies larger than ``max_body_bytes`` are not parsed here (the view still
+gets them), a JSON document is walked at most ``MAX_DEPTH`` levels deep and
+``MAX_VALUES`` strings far, and each value is cut at ``max_value_chars``: the
+cost of scanning has a ceiling whatever a client sends. Nothing here changes
+the request.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from flask import Request
+
+from .patterns import Finding, detect
+from .settings import ScanSettings
+
+MAX_DEPTH = 32
+MAX_VALUES = 5_000
+MAX_BODY_BYTES = 2 * 1024 * 1024
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _json_strings(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str]]:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, str):
+        yield path or "$", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str):
+                yield child, key
+            yield from _json_strings(item, child, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_strings(item, f"{path}[{index}]", depth + 1)
+
+
+def request_values(req: Request, settings: ScanSettings,
+                   max_body_bytes: int = MAX_BODY_BYTES) -> Iterator[tuple[str, str | None, str]]:
+    """``(part, field, value)`` for every scanned value of ``req``."""
+    yield "path", None, req.path
+    for key, value in req.args.items(multi=True):
+        yield "query", key, key
+        yield "query", key, value
+    for name in settings.headers:
+        value = req.headers.get(name)
+        if value:
+            yield "header", name, value
+
+    length = req.content_length
+    if length is not None and length > max_body_bytes:
+        return
+    if req.mimetype in _FORM_TYPES:
+        try:
+            form, files = req.form, req.files
+        except Exception:  # a malformed body: the view answers it
+            return
+        for key, value in form.items(multi=True):
+            yield "form", key, key
+            yield "form", key, value
+        for key, upload in files.items(multi=True):
+            if upload.filename:
+                yield "form", key, upload.filename
+    elif req.is_json:
+        data = req.get_json(silent=True)
+        if data is not None:
+            for count, (field, value) in enumerate(_json_strings(data, "")):
+                if count >= MAX_VALUES:
+                    break
+                yield "json", field, value
+
+
+def scan_request(req: Request, settings: ScanSettings) -> list[Finding]:
+    """All findings in ``req`` (one per class and value at most)."""
+    findings: list[Finding] = []
+    for part, field, value in request_values(req, settings):
+        findings.extend(detect(value, part, field, max_rounds=settings.max_decode_rounds,
+                               max_chars=settings.max_value_chars))
+    return findings

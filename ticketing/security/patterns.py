@@ -1,0 +1,301 @@
+"""Attack signatures, and the decoding that runs before they are matched.
+
+Partners write free text: error messages, SQL they ran against their own
+database, shell commands they tried, HTML from their web shop. So a signature
+here describes the *shape of an attack* (a quote that closes a string and then
+a tautology, a tag with an event handler, a walk up the tree to a system file)
+rather than a word: ``select``, ``drop``, ``<``, ``../`` or ``script`` on their
+own match nothing. ``tests/security/corpus/`` holds ordinary support texts
+that must not match; ``docs/security.md`` lists what each class catches.
+
+Classes (the ``PatternClass`` values are stable: they appear in event details
+and in the ``security.block`` setting):
+
+- ``sql_injection``: ``UNION SELECT``, quote + tautology (``' OR 1=1``),
+  quote + stacked statement (``'; DROP TABLE``), quote + comment at the end
+  (``admin'--``), time-based probes (``AND SLEEP(5)``, ``pg_sleep``,
+  ``WAITFOR DELAY``), catalogue probes (``information_schema.tables``, ``@@version``).
+- ``xss``: ``<script``, a tag with an ``on<event>=`` handler, ``javascript:``
+  or ``vbscript:`` URLs that call something, ``data:text/html`` in ``src``/``href``.
+- ``path_traversal``: in the URL (``path`` and ``query``) any ``..`` segment; in
+  bodies and headers a ``../`` walk to a well-known system file
+  (``../../etc/passwd``, ``..\\windows\\win.ini``), and absolute paths of such
+  files (``/etc/shadow``, ``/proc/self/environ``).
+- ``command_injection``: a shell separator followed by a recon or download
+  command (``; cat /etc/passwd``, ``| id``, ``$(whoami)``, ``wget ... | sh``).
+- ``null_byte``: a NUL character anywhere.
+
+Matching runs on every decoding of a value: as received, then percent-decoded
+again while that changes it (``%252e`` -> ``%2e`` -> ``.``), at most
+``max_rounds`` times, so double encoding does not hide a payload and a hostile
+value cannot make the scanner loop.
+
+    >>> [f.pattern_class for f in detect("1' OR '1'='1", part="query")]
+    ['sql_injection']
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Iterator
+from urllib.parse import unquote
+
+
+class PatternClass(StrEnum):
+    SQL_INJECTION = "sql_injection"
+    XSS = "xss"
+    PATH_TRAVERSAL = "path_traversal"
+    COMMAND_INJECTION = "command_injection"
+    NULL_BYTE = "null_byte"
+
+
+#: Request parts the scanner looks at.
+PARTS = ("path", "query", "form", "json", "header")
+#: Parts that are URL components (stricter traversal rule; the only parts that may be blocked).
+URL_PARTS = ("path", "query")
+
+# Signatures are matched against the lower-cased text, so they are written in
+# lower case. Each has cheap preconditions: substrings that must all be present
+# for it to possibly match (one of each group), checked with ``in`` before the
+# regular expression runs, so ordinary text costs a few substring searches.
+_FLAGS = re.DOTALL
+
+# SQL "whitespace": blanks, a '+' left over from form encoding, or an inline comment.
+_W = r"(?:\s|\+|/\*.*?\*/)"
+_Q = r"['\"`]"
+_QUOTES = ("'", '"', "`")
+_COMMENTS = ("--", "#", "/*")
+_SHELL_SEPARATORS = (";", "&", "|", "$(")
+
+# (preconditions, pattern) per signature.
+Requires = tuple[tuple[str, ...], ...]
+
+_SQL: list[tuple[Requires, str]] = [
+    # UNION [ALL] SELECT
+    ((("union",), ("select",)), rf"\bunion{_W}+(?:all{_W}+|distinct{_W}+)?select\b"),
+    # quote, then OR/AND and a tautology with the same value on both sides: ' OR 1=1, " or 'a'='a
+    ((_QUOTES, ("=", "like")),
+     rf"{_Q}\s*\)*{_W}*(?:or|and|\|\||&&){_W}+\(*{_W}*(?P<tq>['\"]?)(?P<tv>\w+)(?P=tq){_W}*"
+     rf"(?:=|like){_W}*\(*{_W}*['\"]?(?P=tv)(?!\w)"),
+    # quote, then OR/AND and a constant, then a comment: ' or true--
+    ((_QUOTES, _COMMENTS),
+     rf"{_Q}\s*\)*{_W}*(?:or|and){_W}+(?:true|false|\d+){_W}*(?:(?:--|#)\s*$|/\*)"),
+    # quote, then ORDER BY n and a comment (column-count probing)
+    ((_QUOTES, ("order",), _COMMENTS), rf"{_Q}\s*\)*{_W}*order{_W}+by{_W}+\d+{_W}*(?:--|#|/\*)"),
+    # a number, then a stacked statement that destroys or executes: 1; DROP TABLE users
+    (((";",), ("drop", "truncate", "exec", "shutdown", "declare")),
+     rf"\d\s*\)*\s*;{_W}*(?:drop{_W}+(?:table|database|schema)|truncate{_W}+table|"
+     rf"exec(?:ute)?{_W}+(?:xp_|sp_|master\.)|shutdown\b|declare{_W}+@)"),
+    # error-based extraction (MySQL)
+    ((("extractvalue", "updatexml"),), r"\b(?:extractvalue|updatexml)\s*\(.{0,40}?\bconcat\s*\("),
+    # the unquoted numeric form: 1 OR 1=1 / id=5 and 2=2 (followed by the end or a comment)
+    ((("=",), ("or", "and")),
+     rf"\b(?:or|and){_W}+(?P<nv>\d+){_W}*={_W}*(?P=nv){_W}*(?:$|--|#|/\*|;)"),
+    # quote (and closing parens), then a stacked statement
+    ((_QUOTES, (";",)),
+     rf"{_Q}\s*\)*\s*;{_W}*(?:drop{_W}+(?:table|database|schema|user|view|index)|"
+     rf"truncate{_W}+(?:table{_W}+)?\w|delete{_W}+from|insert{_W}+into|"
+     rf"update{_W}+\w+{_W}+set|alter{_W}+(?:table|user|database)|create{_W}+(?:table|user)|"
+     rf"exec(?:ute)?{_W}|shutdown\b|declare{_W}+@)"),
+    # quote, closing parens, then a comment that swallows the rest of the query
+    ((_QUOTES, _COMMENTS), rf"{_Q}\s*\)*\s*;?\s*(?:--|#|/\*)\s*$"),
+    # time-based blind probes
+    ((("sleep", "benchmark"),),
+     rf"(?:\b(?:and|or|select|if)\b|\|\||[\"'`;(]){_W}*(?:sleep|benchmark)\s*\(\s*\d"
+     r"|\bpg_sleep\s*\(\s*\d"),
+    # delays, catalogue and server probes
+    ((("waitfor", "dbms_pipe", "information_schema", "pg_catalog", "sqlite_master", "@@",
+       "xp_cmdshell", "load_file", "outfile", "dumpfile"),),
+     r"\bwaitfor\s+delay\s+['\"]\d|\bdbms_pipe\.receive_message\s*\("
+     r"|\binformation_schema\s*\.\s*(?:tables|columns|schemata|routines)\b"
+     r"|\bpg_catalog\s*\.\s*pg_(?:tables|user|shadow|roles)\b|\bsqlite_master\b"
+     r"|@@(?:version|datadir|hostname)\b|\bxp_cmdshell\b"
+     r"|\b(?:load_file\s*\(|into\s+(?:out|dump)file\s+['\"])"),
+]
+
+_DOM_EVENTS = (
+    "abort|afterprint|animation(?:end|iteration|start)|auxclick|beforeprint|beforeunload|"
+    "begin|blur|canplay|change|click|close|contextmenu|copy|cut|dblclick|drag\\w*|drop|"
+    "end|error|focus(?:in|out)?|formdata|hashchange|input|invalid|key(?:down|press|up)|"
+    "load\\w*|message|mouse(?:down|enter|leave|move|out|over|up|wheel)|paste|pause|play\\w*|"
+    "pointer\\w+|popstate|readystatechange|repeat|reset|resize|scroll\\w*|search|seek\\w*|"
+    "select\\w*|show|submit|toggle|touch\\w+|transition\\w+|unload|wheel"
+)
+
+_XSS: list[tuple[Requires, str]] = [
+    ((("<",), ("script",)), r"<\s*/?\s*script\b"),
+    # a tag with an event handler: <img src=x onerror=...>
+    ((("<",), ("=",)), rf"<\s*[a-z][a-z0-9-]*\b[^>]*?[\s\"'/]on(?:{_DOM_EVENTS})\s*="),
+    ((("script",), (":",)),
+     r"\b(?:java|vb)script\s*:\s*(?:[\w$.\[\]'\"]+\s*\(|/\*|//|void\b|eval\b|location\b|"
+     r"document\b|window\b|top\b|this\b)"),
+    ((("=",), ("data", "script")),
+     r"\b(?:src|href|action|formaction|data|srcdoc)\s*=\s*['\"]?\s*(?:data\s*:\s*text/html|"
+     r"(?:java|vb)script\s*:)"),
+    ((("srcdoc",),), r"<\s*iframe\b[^>]*\bsrcdoc\s*="),
+    # breaking out of a JavaScript string: '-alert(1)-'
+    ((("alert", "prompt", "confirm", "eval"),),
+     r"['\"]\s*[-+;]\s*(?:alert|prompt|confirm|eval)\s*\("),
+]
+
+_SYSTEM_FILES = (
+    r"(?:etc/(?:passwd|shadow|group|hosts|issue|sudoers|crontab)|proc/self/\w+|"
+    r"proc/\d+/(?:environ|cmdline)|var/log/|root/\.ssh|\.ssh/(?:id_\w+|authorized_keys)|"
+    r"windows[/\\](?:win\.ini|system32)|winnt[/\\]|boot\.ini|inetpub[/\\]|"
+    r"web\.config|wp-config\.php|\.htpasswd|\.git/config|\.env\b)"
+)
+
+# In a URL any '..' segment is an attempt to leave the tree (clients remove
+# them before sending, RFC 3986 section 5.2.4).  '%c0%af' and friends are
+# overlong encodings of '/' that some decoders accepted.
+_TRAVERSAL_URL: list[tuple[Requires, str]] = [
+    ((("..",),),
+     r"(?:^|[/\\])\.\.(?:[/\\]|$)|\.\.(?:%c0%af|%c1%9c|%c0%2f|%e0%80%af|\ufffd)"),
+]
+_SEP = r"(?:[/\\]|%c0%af|%c1%9c|\ufffd)"
+_TRAVERSAL_TEXT: list[tuple[Requires, str]] = [
+    ((("..",),), rf"(?:\.\.{_SEP}+)+(?:[\w.-]+{_SEP}+)*?{_SYSTEM_FILES}"),
+    ((("/etc/", "/proc/"),),
+     rf"(?:^|[\s'\"=(:]|file://)/(?:etc/(?:passwd|shadow|sudoers)\b|proc/self/(?:environ|"
+     rf"cmdline|maps|mem)\b)"),
+    ((("windows",),), r"\bc:\\+windows\\+(?:win\.ini|system32\\+config)"),
+]
+
+_CMD: list[tuple[Requires, str]] = [
+    ((("/etc/", "/proc/"),),
+     r"(?:[;&|]|\$\()\s*(?:cat|head|tail|more|less|nl|tac)\s+/(?:etc/(?:passwd|shadow|group|"
+     r"issue|hostname)|proc/)"),
+    ((("$(",), ("id", "whoami", "uname")), r"\$\(\s*(?:id|whoami|uname(?:\s+-a)?)\s*\)"),
+    (((";", "&", "|"), ("id", "whoami", "uname")),
+     r"[;&|]\s*(?:id|whoami|uname(?:\s+-a)?)\s*(?:$|[;&#])"),
+    ((("wget", "curl"), ("|",)), r"\b(?:wget|curl)\s+(?:-\S+\s+)*\S+\s*\|\s*(?:ba|z|k|da)?sh\b"),
+    ((_SHELL_SEPARATORS, ("nc", "netcat")),
+     r"(?:[;&|]|\$\()\s*(?:nc|ncat|netcat)\s+(?:-\S+\s+)*-[a-z]*[ec]\b"),
+    ((_SHELL_SEPARATORS, ("sh",)), r"(?:[;&|]|\$\()\s*(?:/bin/)?(?:ba|z|k|da)?sh\s+-[ic]\b"),
+    ((_SHELL_SEPARATORS, ("rm",)), r"(?:[;&|]|\$\()\s*rm\s+-[rf]+\s+/"),
+    ((("powershell",),),
+     r"\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:enc|encodedcommand|c|command)\b"),
+    ((("ifs",),), r"\$\{ifs\}|\$ifs\$9"),
+]
+
+
+@dataclass(frozen=True)
+class _Signature:
+    requires: tuple[frozenset[str], ...]
+    regex: re.Pattern[str]
+
+    def search(self, text: str, present: frozenset[str] | set[str]) -> re.Match[str] | None:
+        """Match ``text`` if every precondition group has a substring in ``present``."""
+        for group in self.requires:
+            if present.isdisjoint(group):
+                return None
+        return self.regex.search(text)
+
+
+def _signatures(entries: list[tuple[Requires, str]]) -> tuple[_Signature, ...]:
+    return tuple(_Signature(tuple(frozenset(group) for group in requires),
+                            re.compile(pattern, _FLAGS))
+                 for requires, pattern in entries)
+
+
+_NUL = (_Signature((frozenset({"\x00"}),), re.compile("\x00")),)
+
+_SIGNATURES: dict[PatternClass, tuple[tuple[_Signature, ...], tuple[_Signature, ...]]] = {
+    # (signatures for URL parts, signatures for bodies and headers)
+    PatternClass.SQL_INJECTION: (_signatures(_SQL),) * 2,
+    PatternClass.XSS: (_signatures(_XSS),) * 2,
+    PatternClass.PATH_TRAVERSAL: (_signatures(_TRAVERSAL_URL + _TRAVERSAL_TEXT),
+                                  _signatures(_TRAVERSAL_TEXT)),
+    PatternClass.COMMAND_INJECTION: (_signatures(_CMD),) * 2,
+    PatternClass.NULL_BYTE: (_NUL, _NUL),
+}
+
+# Every precondition substring; which of them a text contains is worked out
+# once per text (plain ``in`` checks are the fastest way in Python).
+_NEEDLES = tuple(sorted({needle for pair in _SIGNATURES.values() for signatures in pair
+                         for signature in signatures for group in signature.requires
+                         for needle in group}))
+
+
+def _present(text: str) -> set[str]:
+    return {needle for needle in _NEEDLES if needle in text}
+
+
+_PERCENT = re.compile(r"%[0-9a-fA-F]{2}|%u[0-9a-fA-F]{4}")
+_PERCENT_U = re.compile(r"%u([0-9a-fA-F]{4})")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One signature match: its class, where it was found and a short excerpt."""
+
+    pattern_class: PatternClass
+    part: str
+    field: str | None
+    excerpt: str
+    decode_rounds: int
+
+    def as_dict(self) -> dict:
+        field = None if self.field is None else self.field.replace("\x00", "\\x00")[:200]
+        return {"class": str(self.pattern_class), "part": self.part, "field": field,
+                "excerpt": self.excerpt, "decode_rounds": self.decode_rounds}
+
+
+def decodings(value: str, max_rounds: int = 3) -> Iterator[tuple[int, str]]:
+    """``value`` as received, then each further percent-decoding that changes it.
+
+    ``%uXXXX`` (the old IIS/JavaScript ``escape()`` form) is decoded too.
+    """
+    yield 0, value
+    for rounds in range(1, max_rounds + 1):
+        if "%" not in value or not _PERCENT.search(value):
+            return
+        decoded = _PERCENT_U.sub(lambda m: chr(int(m.group(1), 16)), value)
+        decoded = unquote(decoded, errors="replace")
+        if decoded == value:
+            return
+        value = decoded
+        yield rounds, value
+
+
+def _excerpt(text: str, match: re.Match[str], width: int = 60) -> str:
+    start = max(0, match.start() - 20)
+    snippet = text[start:match.end() + 20]
+    if len(snippet) > width + 40:
+        snippet = snippet[:width + 40] + "..."
+    return snippet.replace("\x00", "\\x00")
+
+
+def detect(value: str, part: str, field: str | None = None, *, max_rounds: int = 3,
+           max_chars: int = 100_000) -> list[Finding]:
+    """Every pattern class found in ``value`` (one finding per class at most).
+
+    ``part`` is one of :data:`PARTS`; URL parts get the stricter traversal rule.
+    Only the first ``max_chars`` characters are examined.
+    """
+    if not value:
+        return []
+    if len(value) > max_chars:
+        value = value[:max_chars]
+    index = 0 if part in URL_PARTS else 1
+    found: dict[PatternClass, Finding] = {}
+    for rounds, text in decodings(value, max_rounds):
+        lowered = text.lower()
+        present = _present(lowered)
+        if not present:
+            continue
+        for pattern_class, signatures in _SIGNATURES.items():
+            if pattern_class in found:
+                continue
+            for signature in signatures[index]:
+                match = signature.search(lowered, present)
+                if match:
+                    # The excerpt in the original case, unless lower-casing moved positions.
+                    source = text if len(text) == len(lowered) else lowered
+                    found[pattern_class] = Finding(pattern_class, part, field,
+                                                   _excerpt(source, match), rounds)
+                    break
+        if len(found) == len(_SIGNATURES):
+            break
+    return list(found.values())
