@@ -15,9 +15,9 @@ notifies nothing twice; docs/outbox.md explains why.
         outbox.init_app(app)
 
     # anywhere inside a request's transaction:
-    outbox.enqueue("security_event", f"security_event:{event.id}",
-                   labels={"alertname": "SecurityBruteForce", "severity": "critical",
-                           "team": "security", "event": event.id},
+    outbox.enqueue("partner_reply", f"partner_reply:{message.id}",
+                   labels={"alertname": "SupportPartnerReply", "severity": "info",
+                           "team": "support", "ticket": ticket.id, "message": message.id},
                    annotations={"summary": "..."})
 
 Ticket events are connected through :mod:`ticketing.signals` by ``init_app``;

@@ -17,6 +17,7 @@ from ticketing.db import db
 
 from .delivery import deliver_due
 from .models import OutboxMessage
+from .queue import pending_count
 
 outbox_cli = AppGroup("outbox", help="Deliver and inspect the notification outbox.")
 
@@ -29,7 +30,7 @@ def deliver_command(once: bool) -> None:
     settings = current_app.extensions["outbox"].settings
     if once:
         report = deliver_due(settings)
-        click.echo(f"{report}; pending {_pending()}")
+        click.echo(f"{report}; pending {pending_count()}")
         for error in report.errors:
             click.echo(f"error: {error}", err=True)
         if report.failed:
@@ -38,17 +39,16 @@ def deliver_command(once: bool) -> None:
     click.echo(f"delivering to {', '.join(settings.alertmanager_urls)} (Ctrl-C stops)")
     try:
         while True:
-            report = deliver_due(settings)
-            if report.attempted:
-                click.echo(f"{report}; pending {_pending()}")
+            try:
+                report = deliver_due(settings)
+                if report.attempted:
+                    click.echo(f"{report}; pending {pending_count()}")
+            except Exception as exc:  # the database may be away for a while: keep going
+                db.session.remove()
+                click.echo(f"error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
             time.sleep(settings.poll_interval)
     except KeyboardInterrupt:
         pass
-
-
-def _pending() -> int:
-    return db.session.execute(select(func.count()).select_from(OutboxMessage)
-                              .where(OutboxMessage.delivered_at.is_(None))).scalar_one()
 
 
 @outbox_cli.command("status")
@@ -56,7 +56,7 @@ def status_command() -> None:
     """Show the backlog."""
     delivered = db.session.execute(select(func.count()).select_from(OutboxMessage)
                                    .where(OutboxMessage.delivered_at.is_not(None))).scalar_one()
-    click.echo(f"pending {_pending()}, delivered {delivered}")
+    click.echo(f"pending {pending_count()}, delivered {delivered}")
     oldest = db.session.execute(
         select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
         .order_by(OutboxMessage.created_at).limit(10)).scalars().all()

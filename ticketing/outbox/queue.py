@@ -147,10 +147,19 @@ class Claimed:
 
 
 def claim_due(limit: int, claim_timeout: float, now: datetime | None = None) -> list[Claimed]:
-    """Claim up to ``limit`` due messages for this deliverer and commit the claim."""
+    """Claim up to ``limit`` due messages for this deliverer and commit the claim.
+
+    Runs in transactions of its own: call it with nothing else pending in ``db.session``.
+    """
     now = now or utcnow()
-    due = (select(OutboxMessage.id)
-           .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
+    is_due = (OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
+    # A plain read first: most polls find nothing, and a read takes no write
+    # lock (SQLite has a single one for the whole database).
+    anything = db.session.execute(select(OutboxMessage.id).where(*is_due).limit(1)).first()
+    db.session.commit()
+    if anything is None:
+        return []
+    due = (select(OutboxMessage.id).where(*is_due)
            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
            .limit(limit))
     if db.session.get_bind().dialect.name == "postgresql":

@@ -65,15 +65,23 @@ class DeliveryWorker:
             thread.join(timeout)
 
     def _run(self) -> None:
+        last_error: str | None = None
         while not self._stop.is_set():
             self._wake.clear()
             busy = False
             try:
                 with self.app.app_context():
                     report = deliver_due(self.settings, max_batches=10)
-                    # A full pass with no failure may have left more due messages.
-                    busy = report.failed == 0 and report.delivered >= 10 * self.settings.batch_size
-            except Exception:  # the database may be away for a while: keep going
-                log.exception("outbox: delivery pass failed")
+                # A full pass with no failure may have left more due messages.
+                busy = report.failed == 0 and report.delivered >= 10 * self.settings.batch_size
+                if last_error is not None:
+                    log.warning("outbox: delivery passes work again")
+                    last_error = None
+            except Exception as exc:  # the database may be away for a while: keep going
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                if error != last_error:  # once per distinct problem, not every poll
+                    log.exception("outbox: delivery pass failed (retrying every %gs)",
+                                  self.settings.poll_interval)
+                    last_error = error
             if not busy:
                 self._wake.wait(self.settings.poll_interval)
