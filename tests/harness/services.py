@@ -118,12 +118,44 @@ class Postgres:
         self.process.kill()
 
     def start(self) -> "Postgres":
-        self.process.start(timeout=60)
+        """Start again on the same port and data, as after a crash or a stop.
+
+        After ``kill()`` the old postmaster may linger as a zombie (or its backends
+        for a moment) and keep ``postmaster.pid``; that stale lock is cleared and
+        the start retried, as an operator would.
+        """
+        for attempt in range(5):
+            self._clear_stale_lock()
+            try:
+                self.process.start(timeout=60)
+                return self
+            except Exception:
+                if attempt == 4:
+                    raise
+                time.sleep(1)
         return self
+
+    def _clear_stale_lock(self) -> None:
+        pidfile = self.datadir / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if _process_state(pid) in (None, "Z"):
+            pidfile.unlink(missing_ok=True)
 
     def cleanup(self) -> None:
         self.process.stop()
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter of a process (``R``, ``S``, ``Z``...), or None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def start_postgres(port: int | None = None) -> Postgres:
