@@ -1,0 +1,262 @@
+"""Fixtures for the live feed: everything real, started once per session.
+
+- ``platform_metrics``: a tiny exporter with the platform's metric names and
+  values the tests choose (tests/live/platform_metrics.py);
+- ``prometheus``: Prometheus scraping it every second, with the project's own
+  recording rules from rules/ (the feed queries their names);
+- ``alertmanager``: Alertmanager holding a known set of alerts (``ALERTS``);
+- ``ticketing_data``: a migrated SQLite ticketing database with two partners,
+  a staff member, their API keys and tickets in every status;
+- ``start_live_server(**live_settings)``: the ticket service under gunicorn
+  (gthread, as deployed) with its ``live`` section pointing at all of the above;
+  ``live_server`` is one shared instance.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.harness import (ManagedProcess, free_port, http_ready, start_alertmanager,
+                           start_prometheus)
+
+from .platform_metrics import PlatformMetrics
+
+ROOT = Path(__file__).resolve().parents[2]
+RULE_FILES = [ROOT / "rules" / f"{name}.rules.yml"
+              for name in ("platform-api", "energy", "ticketing", "transactions")]
+GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
+
+#: What Alertmanager holds: (labels, annotations). Partners may see only
+#: PlatformApiDown and EnergyPoolLow (allow-listed, team oncall) and Globex's
+#: own PlatformApiSlow; everything else is staff-only or hidden.
+ALERTS = [
+    ({"alertname": "PlatformApiDown", "severity": "critical", "team": "oncall",
+      "target": "platform"},
+     {"summary": "Platform API platform is down", "description": "internal: probe failing",
+      "runbook_url": "https://runbooks.example/PlatformApiDown"}),
+    ({"alertname": "EnergyPoolLow", "severity": "warning", "team": "oncall", "pool": "main"},
+     {"summary": "Energy pool main is at 25%", "description": "internal detail"}),
+    ({"alertname": "PlatformApiSlow", "severity": "warning", "team": "oncall",
+      "partner": "2"},
+     {"summary": "Platform API answers slowly for Globex"}),
+    ({"alertname": "SecurityBruteForce", "severity": "warning", "team": "security"},
+     {"summary": "Brute-force attempt on the ticket API", "description": "from 10.0.0.7"}),
+    ({"alertname": "SupportFirstResponseOverdue", "severity": "warning", "team": "support",
+      "priority": "high"},
+     {"summary": "3 high tickets are past their first-response target"}),
+    ({"alertname": "TargetDown", "severity": "critical", "team": "oncall", "job": "exporter"},
+     {"summary": "Scrape target exporter is down"}),
+    ({"alertname": "Watchdog", "severity": "info", "team": "oncall"},
+     {"summary": "Alerting pipeline heartbeat"}),
+]
+#: Padding alerts that make a staff snapshot some 20 KB (a client that stops
+#: reading then fills its socket buffers within a few snapshots).
+BULK_ALERTS = [({"alertname": f"BulkInfo{i:02d}", "severity": "info", "team": "oncall"},
+                {"summary": f"padding alert {i}", "description": "x" * 600})
+               for i in range(30)]
+
+
+@pytest.fixture(scope="session")
+def platform_metrics():
+    source = PlatformMetrics().start()
+    source.gauge("platform_api_probe_success", {"target": "platform"}, 1)
+    source.gauge("platform_api_probe_duration_seconds", {"target": "platform"}, 0.123)
+    source.gauge("platform_energy_pool_available_units", {"pool": "main"}, 250)
+    source.gauge("platform_energy_pool_capacity_units", {"pool": "main"}, 1000)
+    source.gauge("platform_energy_pool_available_units", {"pool": "reserve"}, 90)
+    source.gauge("platform_energy_pool_capacity_units", {"pool": "reserve"}, 100)
+    source.gauge("platform_partners_active", {}, 7)
+    for status, priority, count in [("open", "high", 4), ("in_progress", "high", 1),
+                                    ("open", "low", 2), ("resolved", "critical", 9),
+                                    ("closed", "medium", 5)]:
+        source.gauge("support_tickets", {"status": status, "priority": priority}, count)
+    source.counter("platform_transactions_total", {"status": "completed"}, per_second=20)
+    source.counter("platform_transactions_total", {"status": "failed"}, per_second=2)
+    source.counter("platform_transactions_total", {"status": "pending"}, per_second=1)
+    source.counter("flask_http_request_total", {"method": "GET", "status": "200"},
+                   per_second=9)
+    source.counter("flask_http_request_total", {"method": "GET", "status": "500"},
+                   per_second=1)
+    yield source
+    source.stop()
+
+
+def _start_prometheus(workdir: Path, platform_metrics: PlatformMetrics):
+    prom = start_prometheus(workdir, [{"job_name": "exporter", "static_configs": [
+        {"targets": [platform_metrics.address]}]}], rule_files=RULE_FILES)
+    # Rates need two samples; the rules need a rate.
+    prom.wait_for("platform:transactions_failed:ratio_rate5m", timeout=60)
+    prom.wait_for("ticketing:http_5xx:ratio_rate5m", timeout=60)
+    prom.wait_for("platform:api_probe_duration_seconds:p95_5m", timeout=60)
+    return prom
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory, platform_metrics):
+    prom = _start_prometheus(tmp_path_factory.mktemp("prometheus"), platform_metrics)
+    yield prom
+    prom.stop()
+
+
+@pytest.fixture
+def private_prometheus(tmp_path, platform_metrics):
+    """A Prometheus of the test's own, which it may stop and start."""
+    prom = _start_prometheus(tmp_path, platform_metrics)
+    yield prom
+    prom.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory):
+    am = start_alertmanager(tmp_path_factory.mktemp("alertmanager"), {
+        "route": {"receiver": "null", "group_wait": "1h"},
+        "receivers": [{"name": "null"}],
+    })
+    ends = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
+    am.post_alerts([{"labels": labels, "annotations": annotations, "endsAt": ends}
+                    for labels, annotations in ALERTS + BULK_ALERTS])
+    yield am
+    am.stop()
+
+
+@dataclass
+class TicketingData:
+    url: str
+    staff_key: str
+    acme_key: str       # partner 1
+    globex_key: str     # partner 2
+    acme_id: int
+    globex_id: int
+    #: open (open + in_progress) tickets per partner and priority
+    open_tickets: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def ticketing_app(tmp_path_factory):
+    """The ticket service app on the test database (to change data under the servers)."""
+    from flask_migrate import upgrade
+
+    from ticketing import create_app
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('ticketing') / 'ticketing.db'}"
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture(scope="session")
+def ticketing_data(ticketing_app) -> TicketingData:
+    from ticketing.auth import issue_key
+    from ticketing.db import db
+    from ticketing.models import Partner, Staff, Ticket
+
+    url = ticketing_app.config["SQLALCHEMY_DATABASE_URI"]
+    with ticketing_app.app_context():
+        acme, globex = Partner(name="Acme Energy"), Partner(name="Globex")
+        staff = Staff(name="Sam Agent", email="sam@example.org", role="agent")
+        db.session.add_all([acme, globex, staff])
+        db.session.flush()
+        _, staff_key = issue_key(staff=staff)
+        _, acme_key = issue_key(partner=acme)
+        _, globex_key = issue_key(partner=globex)
+        tickets = [(acme, "open", "high"), (acme, "open", "high"), (acme, "in_progress", "low"),
+                   (acme, "resolved", "critical"), (acme, "closed", "medium"),
+                   (globex, "open", "medium"), (globex, "open", "critical"),
+                   (globex, "in_progress", "medium")]
+        for partner, status, priority in tickets:
+            db.session.add(Ticket(partner_id=partner.id, title="t", description="d",
+                                  category="other", status=status, priority=priority))
+        db.session.commit()
+        data = TicketingData(url, staff_key, acme_key, globex_key, acme.id, globex.id)
+    data.open_tickets = {
+        data.acme_id: {"low": 1, "medium": 0, "high": 2, "critical": 0},
+        data.globex_id: {"low": 0, "medium": 2, "high": 0, "critical": 1},
+    }
+    return data
+
+
+@dataclass
+class LiveServer:
+    process: ManagedProcess
+    port: int
+    data: TicketingData
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/monitoring"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def worker_pid(self) -> int:
+        """The gunicorn worker (the master's only child)."""
+        master = self.process.pid
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                    return int(entry)
+        raise RuntimeError("no gunicorn worker found")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample from the service's own /metrics (0 when absent)."""
+        text = requests.get(f"{self.http_url}/metrics", timeout=10).text
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            series, _, value = line.rpartition(" ")
+            head, _, rest = series.partition("{")
+            if head == name and ",".join(sorted(rest.rstrip("}").split(","))) == wanted:
+                return float(value)
+        return 0.0
+
+
+@pytest.fixture(scope="session")
+def start_live_server(tmp_path_factory, ticketing_data, prometheus, alertmanager):
+    """Start the ticket service under gunicorn; keyword arguments go to its ``live`` section."""
+    started: list[ManagedProcess] = []
+
+    def start(threads: int = 64, prometheus_url: str | None = None, **live) -> LiveServer:
+        port = free_port()
+        workdir = tmp_path_factory.mktemp(f"ticketing-{port}")
+        settings = {"interval": "1s", "query_timeout": "0.8s", "ping_interval": "2s",
+                    "reauth_interval": "2s",
+                    "auth_timeout": "2s", "send_timeout": "1s", "queue_size": 2,
+                    "max_alerts": 100, "prometheus_url": prometheus_url or prometheus.url,
+                    "alertmanager_url": alertmanager.url, **live}
+        config = workdir / "ticketing.yml"
+        config.write_text(yaml.safe_dump({"live": settings}))
+        cmd = [sys.executable, "-m", "gunicorn"]
+        if GUNICORN_CONF.exists():
+            cmd += ["-c", str(GUNICORN_CONF)]
+        cmd += ["--worker-class", "gthread", "--workers", "1", "--threads", str(threads),
+                "--bind", f"127.0.0.1:{port}", "--no-control-socket",
+                "--graceful-timeout", "5", "ticketing:create_app()"]
+        env = {"TICKETING_DATABASE_URL": ticketing_data.url, "TICKETING_CONFIG": str(config)}
+        proc = ManagedProcess(cmd, workdir, name="gunicorn", env=env)
+        started.append(proc)
+        proc.start(ready=http_ready(f"http://127.0.0.1:{port}/healthz"), timeout=60)
+        return LiveServer(proc, port, ticketing_data)
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(start_live_server) -> LiveServer:
+    return start_live_server()

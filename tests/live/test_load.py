@@ -1,0 +1,163 @@
+"""200 clients for 60 s: every client gets every snapshot, Prometheus is queried once
+per snapshot (not once per client), and nothing is left behind when they leave.
+
+The server is the ticket service under gunicorn's gthread worker, as deployed;
+its threads and memory are read from /proc before and after.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from ticketing.live.snapshot import QUERIES
+from tests.harness import wait_until
+
+from .clients import connect, receive
+
+CLIENTS = 200
+DURATION = 60.0
+_SEQ = re.compile(rb'^\{"type":"snapshot","seq":(\d+),')
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    """Threads and resident memory (kB) of a process."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("Threads", "VmRSS"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def _open_sockets(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def _prometheus_queries(prometheus) -> float:
+    """How many instant queries Prometheus has answered (its own counter)."""
+    text = requests.get(f"{prometheus.url}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith('prometheus_http_requests_total{code="200",handler="/api/v1/query"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+class Client(threading.Thread):
+    """Connects, records the seq of every snapshot, leaves when told to."""
+
+    def __init__(self, url: str, key: str, stop: threading.Event):
+        super().__init__(daemon=True)
+        self.url, self.key, self.stop_event = url, key, stop
+        self.seqs: list[int] = []
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            ws = connect(self.url, self.key, timeout=30)
+            try:
+                assert receive(ws, timeout=30)["type"] == "welcome"
+                self.ready.set()
+                ws.settimeout(1)
+                while not self.stop_event.is_set():
+                    try:
+                        data = ws.recv()
+                    except TimeoutError:
+                        continue
+                    except Exception as exc:  # websocket-client's own timeout type
+                        if "timed out" in str(exc):
+                            continue
+                        raise
+                    match = _SEQ.match(data.encode() if isinstance(data, str) else data)
+                    if match:
+                        self.seqs.append(int(match.group(1)))
+            finally:
+                ws.close()
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+
+
+def _wave(server, stop: threading.Event) -> list[Client]:
+    data = server.data
+    keys = [data.staff_key, data.staff_key, data.acme_key, data.globex_key]  # mixed views
+    clients = [Client(server.ws_url, keys[i % len(keys)], stop) for i in range(CLIENTS)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        assert client.ready.wait(60), "a client could not connect"
+        assert client.error is None, repr(client.error)
+    return clients
+
+
+def _leave(server, clients: list[Client], stop: threading.Event) -> None:
+    stop.set()
+    for client in clients:
+        client.join(30)
+    wait_until(lambda: server.metric("live_feed_clients") == 0, timeout=30,
+               message="every client to be gone")
+
+
+def test_200_clients_for_60_seconds(start_live_server, prometheus):
+    server = start_live_server(threads=CLIENTS + 40, max_clients=CLIENTS + 20, interval="2s",
+                               ping_interval="10s", send_timeout="5s", queue_size=4,
+                               reauth_interval="5m")
+    pid = server.worker_pid
+
+    # Warm-up: the gthread pool grows to its working size and stays there.
+    warm_stop = threading.Event()
+    warm = _wave(server, warm_stop)
+    wait_until(lambda: all(c.seqs for c in warm), timeout=60, message="warm-up snapshots")
+    _leave(server, warm, warm_stop)
+    time.sleep(1)
+    before = _proc_status(pid)
+    sockets_before = _open_sockets(pid)
+    snapshots_before = server.metric("live_feed_snapshots_total")
+    queries_before = _prometheus_queries(prometheus)
+
+    stop = threading.Event()
+    clients = _wave(server, stop)
+    during = _proc_status(pid)
+    sockets_during = _open_sockets(pid)
+    time.sleep(DURATION)
+    _leave(server, clients, stop)
+    time.sleep(1)  # a snapshot round in progress when the last client left
+    snapshots = server.metric("live_feed_snapshots_total") - snapshots_before
+    queries = _prometheus_queries(prometheus) - queries_before
+
+    # Every client received every snapshot taken while all of them were connected.
+    for client in clients:
+        assert client.error is None, repr(client.error)
+        assert client.seqs == list(range(client.seqs[0], client.seqs[0] + len(client.seqs)))
+    first = max(c.seqs[0] for c in clients)
+    last = min(c.seqs[-1] for c in clients)
+    assert last - first + 1 >= DURATION / 2 - 5  # ~30 snapshots at 2 s (a loose floor)
+    for client in clients:
+        assert client.seqs[0] <= first and client.seqs[-1] >= last
+
+    # One round of queries per snapshot, whatever the number of clients.
+    assert queries == snapshots * len(QUERIES), (queries, snapshots)
+
+    # Each connection held threads while it lasted; none are left after.
+    assert during["Threads"] >= before["Threads"] + CLIENTS
+    wait_until(lambda: _proc_status(pid)["Threads"] <= before["Threads"], timeout=30,
+               message=f"threads back to {before['Threads']}")
+    after = _proc_status(pid)
+    assert sockets_during >= sockets_before + CLIENTS
+    assert _open_sockets(pid) <= sockets_before
+    growth_kb = after["VmRSS"] - before["VmRSS"]
+    print(f"threads {before['Threads']} -> {during['Threads']} -> {after['Threads']}; "
+          f"RSS {before['VmRSS']} -> {during['VmRSS']} -> {after['VmRSS']} kB; "
+          f"{snapshots:.0f} snapshots, {queries:.0f} queries")
+    assert growth_kb < 8 * 1024, f"RSS grew by {growth_kb} kB"
