@@ -10,8 +10,9 @@ The result is a plain mapping of sections, put on ``app.config["TICKETING"]``:
 
 The core checks its own sections here (``classification``, ``sla``,
 ``attachments``, ``api``) and turns them into frozen settings objects; every
-extension checks its own section in its ``init_app``. A problem stops the
-process with one line per problem, naming where it is:
+extension checks its own section in its ``init_app``, with the same
+:class:`Checker` and :func:`parse_duration`. A problem stops the process with
+one line per problem, naming where it is:
 
     ConfigError: invalid ticketing configuration:
       sla.first_response.high: must be a duration such as "4h" (got 'soon')
@@ -19,11 +20,12 @@ process with one line per problem, naming where it is:
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -84,67 +86,177 @@ def load_sections(override_path: str | Path | None = None,
 
 # ------------------------------------------------------------------ checking helpers
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+#: One part of a duration: a number and its unit (``ms`` before ``m``).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)\s*")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_UNIT_ORDER = tuple(_UNIT_SECONDS)
+_URL = re.compile(r"^https?://[^/\s]+")
+_DURATION_PROBLEM = "must be a duration (seconds or e.g. 30s, 5m)"
 
 
-def parse_duration(value: Any) -> timedelta:
-    """``90``, ``"45m"``, ``"4h"``, ``"1d"``, ``"1h30m"`` -> timedelta; ValueError otherwise."""
+def parse_duration(value: Any) -> float:
+    """Seconds in a duration setting; ValueError when it is not one.
+
+    A number is seconds; a string is a number of seconds or parts from the
+    largest unit down: ``"500ms"``, ``"30s"``, ``"5m"``, ``"4h"``, ``"1d"``,
+    ``"1h30m"``, ``"1.5h"``. Callers that do date arithmetic wrap the result:
+    ``timedelta(seconds=parse_duration("4h"))``.
+    """
+    seconds = _seconds(value)
+    if seconds is None or not math.isfinite(seconds):
+        raise ValueError(_DURATION_PROBLEM)
+    return seconds
+
+
+def _seconds(value: Any) -> float | None:
     if isinstance(value, bool):
-        raise ValueError(value)
+        return None
     if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match and any(match.groups()):
-            days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-            return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    raise ValueError(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for a float
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    seconds, position, last_unit = 0.0, 0, -1
+    for match in _DURATION_PART.finditer(text):
+        unit = _UNIT_ORDER.index(match.group(2))
+        if match.start() != position or unit <= last_unit:
+            return None
+        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position, last_unit = match.end(), unit
+    return seconds if text and position == len(text) else None
 
 
-class _Checker:
-    """Collects problems so that all of them are reported at once."""
+class Checker:
+    """Checks settings and collects every problem, so that all are reported at once.
 
-    def __init__(self) -> None:
+    Each problem is a line ``location: message``, the location being the path
+    of the setting in the file (``outbox.max_backoff``, ``security.block[1]``).
+    A helper returns the checked value, or ``default`` (``None`` unless given)
+    after recording a problem; a setting that is absent (``None``) takes its
+    ``default`` without complaint when one is given. A section checks itself
+    and then raises what it found:
+
+        c = Checker(OutboxConfigError)
+        section = c.section(raw, "outbox", {"worker", "batch_size"})
+        worker = c.boolean(section.get("worker"), "outbox.worker", default=True)
+        c.raise_problems()          # OutboxConfigError listing every problem, if any
+    """
+
+    def __init__(self, error: type[ConfigError] = ConfigError) -> None:
+        self.error = error
         self.problems: list[str] = []
 
     def fail(self, location: str, message: str) -> None:
         self.problems.append(f"{location}: {message}")
 
-    def mapping(self, value: Any, location: str) -> dict:
-        if not isinstance(value, dict):
-            self.fail(location, "must be a mapping")
+    def raise_problems(self) -> None:
+        """Raise ``error`` with every problem found so far; nothing when there is none."""
+        if self.problems:
+            raise self.error(self.problems)
+
+    def mapping(self, value: Any, location: str, allowed: Iterable[str] | None = None,
+                *, optional: bool = False, expected: str = "a mapping") -> Mapping:
+        """A mapping (``{}`` if it is not one), its keys checked against ``allowed``.
+
+        ``optional``: an absent section (``None``) is an empty one. ``expected``
+        words the problem: ``must be a mapping of action: rate``.
+        """
+        if value is None and optional:
             return {}
+        if not isinstance(value, Mapping):
+            self.fail(location, f"must be {expected}")
+            return {}
+        if allowed is not None:
+            self.unknown_keys(value, allowed, location)
         return value
 
-    def unknown_keys(self, value: dict, allowed: set[str], location: str) -> None:
+    def section(self, value: Any, name: str, allowed: Iterable[str]) -> Mapping:
+        """A top-level section that may be absent; one that is not a mapping stops the check.
+
+        Nothing inside such a section can be checked, so its error is raised at once.
+        """
+        section = self.mapping(value, name, optional=True)
+        self.raise_problems()
+        self.unknown_keys(section, allowed, name)
+        return section
+
+    def unknown_keys(self, value: Mapping, allowed: Iterable[str], location: str) -> None:
+        allowed = set(allowed)
         for key in value:
             if key not in allowed:
                 self.fail(f"{location}.{key}", "unknown setting")
 
-    def duration(self, value: Any, location: str) -> timedelta | None:
+    def duration(self, value: Any, location: str, *, allow_zero: bool = False,
+                 invalid: str | None = None) -> float | None:
+        """Seconds, > 0 (>= 0 with ``allow_zero``); ``invalid`` words an unreadable value."""
         try:
-            result = parse_duration(value)
-        except ValueError:
-            self.fail(location, f'must be a duration such as "4h" (got {value!r})')
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(location, invalid or str(exc))
             return None
-        if result <= timedelta(0):
-            self.fail(location, "must be > 0")
+        if seconds < 0 or (seconds == 0 and not allow_zero):
+            self.fail(location, "must be >= 0" if allow_zero else "must be > 0")
             return None
-        return result
+        return seconds
 
-    def positive_int(self, value: Any, location: str) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            self.fail(location, f"must be an integer > 0 (got {value!r})")
+    def _checked(self, value: Any, location: str, default: Any, valid: bool, message: str
+                 ) -> Any:
+        """``value`` if ``valid``; ``default`` if absent (when given) or after a problem."""
+        if value is None and default is not None:
+            return default
+        if not valid:
+            self.fail(location, f"{message} (got {value!r})")
+            return default
+        return value
+
+    def boolean(self, value: Any, location: str, default: bool | None = None) -> bool | None:
+        return self._checked(value, location, default, isinstance(value, bool),
+                             "must be true or false")
+
+    def positive_int(self, value: Any, location: str, default: int | None = None
+                     ) -> int | None:
+        valid = not isinstance(value, bool) and isinstance(value, int) and value > 0
+        return self._checked(value, location, default, valid, "must be an integer > 0")
+
+    def integer(self, value: Any, location: str, minimum: int) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(location, f"must be an integer >= {minimum}")
             return None
         return value
 
-    def choice(self, value: Any, choices: tuple[str, ...], location: str) -> str | None:
+    def positive_number(self, value: Any, location: str, default: float | None = None
+                        ) -> float | None:
+        valid = not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+        number = self._checked(value, location, default, valid, "must be a number > 0")
+        return None if number is None else float(number)
+
+    def choice(self, value: Any, choices: Sequence[str], location: str) -> str | None:
         if value not in choices:
             self.fail(location, f"must be one of {', '.join(choices)} (got {value!r})")
             return None
         return value
 
+    def string_list(self, value: Any, location: str) -> list[str]:
+        """Non-empty strings, stripped; the bad items are reported one by one."""
+        if not isinstance(value, list):
+            self.fail(location, "must be a list")
+            return []
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                self.fail(f"{location}[{i}]", f"must be a non-empty string (got {item!r})")
+            else:
+                out.append(item.strip())
+        return out
+
     def keywords(self, value: Any, location: str) -> tuple[str, ...]:
+        """A non-empty list of keywords (numbers read as words), lower-cased."""
         if not isinstance(value, list) or not value:
             self.fail(location, "must be a non-empty list of keywords")
             return ()
@@ -157,6 +269,28 @@ class _Checker:
                 continue
             words.append(word.strip().lower())
         return tuple(words)
+
+    def url(self, value: Any, location: str, default: str | None = None) -> str | None:
+        """An http(s) URL without its trailing slash; ``default`` when null or empty."""
+        if value in (None, "") and default is not None:
+            value = default
+        if not isinstance(value, str) or not _URL.match(value):
+            self.fail(location, f"must be an http(s) URL, got {value!r}")
+            return None
+        return value.rstrip("/")
+
+    def urls(self, value: Any, location: str, default: str | None = None
+             ) -> tuple[str, ...] | None:
+        """A URL, a comma-separated string of URLs or a list of them; ``default`` likewise."""
+        if value in (None, "") and default is not None:
+            value = default
+        items = [u.strip() for u in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            self.fail(location, "must be a URL or a list of URLs")
+            return None
+        checked = [self.url(item, f"{location}[{i}]" if len(items) > 1 else location)
+                   for i, item in enumerate(items)]
+        return None if None in checked else tuple(checked)
 
 
 # ------------------------------------------------------------------ settings
@@ -208,11 +342,10 @@ class CoreSettings:
     api: ApiSettings
 
 
-def _classification(c: _Checker, raw: Any) -> ClassificationSettings | None:
+def _classification(c: Checker, raw: Any) -> ClassificationSettings | None:
     loc = "classification"
-    section = c.mapping(raw, loc)
-    c.unknown_keys(section, {"default_priority", "default_category", "priority_rules",
-                             "category_rules"}, loc)
+    section = c.mapping(raw, loc, {"default_priority", "default_category", "priority_rules",
+                                   "category_rules"})
     default_priority = c.choice(section.get("default_priority", "medium"), PRIORITIES,
                                 f"{loc}.default_priority")
     default_category = c.choice(section.get("default_category", "other"), CATEGORIES,
@@ -224,10 +357,9 @@ def _classification(c: _Checker, raw: Any) -> ClassificationSettings | None:
         raw_rules = []
     for i, raw_rule in enumerate(raw_rules):
         rloc = f"{loc}.priority_rules[{i}]"
-        rule = c.mapping(raw_rule, rloc)
+        rule = c.mapping(raw_rule, rloc, {"name", "fields", "keywords", "priority"})
         if not rule:
             continue
-        c.unknown_keys(rule, {"name", "fields", "keywords", "priority"}, rloc)
         fields = rule.get("fields", ["title", "description"])
         if (not isinstance(fields, list) or not fields
                 or any(f not in ("title", "description") for f in fields)):
@@ -255,23 +387,34 @@ def _classification(c: _Checker, raw: Any) -> ClassificationSettings | None:
                                   tuple(categories))
 
 
-def _per_priority(c: _Checker, raw: Any, loc: str) -> dict[str, timedelta]:
-    section = c.mapping(raw, loc)
-    c.unknown_keys(section, set(PRIORITIES), loc)
+def _timedelta(c: Checker, value: Any, location: str) -> timedelta | None:
+    """A duration > 0 as a timedelta: SLA targets and TTLs are added to timestamps."""
+    invalid = f'must be a duration such as "4h" (got {value!r})'
+    seconds = c.duration(value, location, invalid=invalid)
+    if seconds is None:
+        return None
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        c.fail(location, invalid)
+        return None
+
+
+def _per_priority(c: Checker, raw: Any, loc: str) -> dict[str, timedelta]:
+    section = c.mapping(raw, loc, PRIORITIES)
     targets = {}
     for priority in PRIORITIES:
         if priority not in section:
             c.fail(f"{loc}.{priority}", "missing (every priority needs a target)")
             continue
-        value = c.duration(section[priority], f"{loc}.{priority}")
+        value = _timedelta(c, section[priority], f"{loc}.{priority}")
         if value is not None:
             targets[priority] = value
     return targets
 
 
-def _sla(c: _Checker, raw: Any) -> SlaSettings:
-    section = c.mapping(raw, "sla")
-    c.unknown_keys(section, {"first_response", "resolution"}, "sla")
+def _sla(c: Checker, raw: Any) -> SlaSettings:
+    section = c.mapping(raw, "sla", {"first_response", "resolution"})
     return SlaSettings(_per_priority(c, section.get("first_response"), "sla.first_response"),
                        _per_priority(c, section.get("resolution"), "sla.resolution"))
 
@@ -279,10 +422,9 @@ def _sla(c: _Checker, raw: Any) -> SlaSettings:
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
 
-def _attachments(c: _Checker, raw: Any) -> AttachmentSettings:
+def _attachments(c: Checker, raw: Any) -> AttachmentSettings:
     loc = "attachments"
-    section = c.mapping(raw, loc)
-    c.unknown_keys(section, {"max_bytes", "allowed_content_types"}, loc)
+    section = c.mapping(raw, loc, {"max_bytes", "allowed_content_types"})
     max_bytes = c.positive_int(section.get("max_bytes"), f"{loc}.max_bytes") or 1
     types = section.get("allowed_content_types")
     allowed = set()
@@ -298,29 +440,27 @@ def _attachments(c: _Checker, raw: Any) -> AttachmentSettings:
     return AttachmentSettings(max_bytes, frozenset(allowed))
 
 
-def _api(c: _Checker, raw: Any) -> ApiSettings:
+def _api(c: Checker, raw: Any) -> ApiSettings:
     loc = "api"
-    section = c.mapping(raw, loc)
-    c.unknown_keys(section, {"max_json_bytes", "default_page_size", "max_page_size",
-                             "idempotency_ttl"}, loc)
+    section = c.mapping(raw, loc, {"max_json_bytes", "default_page_size", "max_page_size",
+                                   "idempotency_ttl"})
     max_json = c.positive_int(section.get("max_json_bytes"), f"{loc}.max_json_bytes") or 1
     default_size = c.positive_int(section.get("default_page_size"),
                                   f"{loc}.default_page_size") or 1
     max_size = c.positive_int(section.get("max_page_size"), f"{loc}.max_page_size") or 1
     if default_size > max_size:
         c.fail(f"{loc}.default_page_size", "must not be larger than max_page_size")
-    ttl = c.duration(section.get("idempotency_ttl"), f"{loc}.idempotency_ttl")
+    ttl = _timedelta(c, section.get("idempotency_ttl"), f"{loc}.idempotency_ttl")
     return ApiSettings(max_json, default_size, max_size, ttl or timedelta(days=1))
 
 
 def check_core(sections: Mapping[str, Any]) -> CoreSettings:
     """Check the core's sections and return them as settings; ConfigError lists every problem."""
-    c = _Checker()
+    c = Checker()
     classification = _classification(c, sections.get("classification"))
     sla = _sla(c, sections.get("sla"))
     attachments = _attachments(c, sections.get("attachments"))
     api = _api(c, sections.get("api"))
-    if c.problems:
-        raise ConfigError(c.problems)
+    c.raise_problems()
     assert classification is not None
     return CoreSettings(classification, sla, attachments, api)

@@ -30,18 +30,14 @@ Problems are reported one per line with their location, like the other sections:
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ticketing.config import ConfigError
+# parse_duration is part of this module's interface; the checks use it through Checker.
+from ticketing.config import Checker, ConfigError, parse_duration  # noqa: F401
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_URL = re.compile(r"^https?://[^/\s]+")
 
 
 class LiveConfigError(ConfigError):
@@ -79,19 +75,6 @@ _KEYS = {"enabled", "query_offset", "prometheus_url", "alertmanager_url", "queri
          *_DURATIONS, *_COUNTS, *_NAME_LISTS}
 
 
-def parse_duration(value: Any) -> float:
-    """``30`` / ``"30s"`` / ``"5m"`` / ``"500ms"`` -> seconds; raises ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration (seconds or e.g. 30s, 5m)")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError("must be a duration (seconds or e.g. 30s, 5m)")
-
-
 def load_settings(section: Mapping[str, Any] | None, known_queries: set[str] = frozenset(),
                   environ: Mapping[str, str] | None = None) -> LiveSettings:
     """Validate the ``live`` section (missing keys take their defaults).
@@ -99,100 +82,52 @@ def load_settings(section: Mapping[str, Any] | None, known_queries: set[str] = f
     ``known_queries`` names the queries a ``queries`` override may replace.
     """
     environ = os.environ if environ is None else environ
-    section = {} if section is None else section
-    if not isinstance(section, Mapping):
-        raise LiveConfigError(["live: must be a mapping"])
-    problems = [f"live.{key}: unknown setting" for key in sorted(set(section) - _KEYS)]
-    values: dict[str, Any] = {}
+    c = Checker(LiveConfigError)
+    section = c.section(section, "live", _KEYS)
 
+    checked: dict[str, Any] = {}
     if "enabled" in section:
-        if isinstance(section["enabled"], bool):
-            values["enabled"] = section["enabled"]
-        else:
-            problems.append("live.enabled: must be true or false")
-
-    url = section.get("prometheus_url")
-    if url in (None, ""):
-        url = environ.get("PROMETHEUS_URL") or DEFAULT_PROMETHEUS_URL
-    if not isinstance(url, str) or not _URL.match(url):
-        problems.append(f"live.prometheus_url: must be an http(s) URL, got {url!r}")
-    else:
-        values["prometheus_url"] = url.rstrip("/")
-
-    urls = section.get("alertmanager_url")
-    if urls in (None, ""):
-        urls = environ.get("ALERTMANAGER_URL") or DEFAULT_ALERTMANAGER_URL
-    url_list = [u.strip() for u in urls.split(",")] if isinstance(urls, str) else urls
-    if not isinstance(url_list, list) or not url_list:
-        problems.append("live.alertmanager_url: must be a URL or a list of URLs")
-    else:
-        bad = [u for u in url_list if not isinstance(u, str) or not _URL.match(u)]
-        for u in bad:
-            problems.append(f"live.alertmanager_url: must be an http(s) URL, got {u!r}")
-        if not bad:
-            values["alertmanager_urls"] = tuple(u.rstrip("/") for u in url_list)
-
+        checked["enabled"] = c.boolean(section["enabled"], "live.enabled")
+    checked["prometheus_url"] = c.url(
+        section.get("prometheus_url"), "live.prometheus_url",
+        default=environ.get("PROMETHEUS_URL") or DEFAULT_PROMETHEUS_URL)
+    checked["alertmanager_urls"] = c.urls(
+        section.get("alertmanager_url"), "live.alertmanager_url",
+        default=environ.get("ALERTMANAGER_URL") or DEFAULT_ALERTMANAGER_URL)
     for key in _DURATIONS:
-        if key not in section:
-            continue
-        try:
-            seconds = parse_duration(section[key])
-        except ValueError as exc:
-            problems.append(f"live.{key}: {exc}")
-            continue
-        if seconds <= 0:
-            problems.append(f"live.{key}: must be > 0")
-        else:
-            values[key] = seconds
-
+        if key in section:
+            checked[key] = c.duration(section[key], f"live.{key}")
     if "query_offset" in section:
-        try:
-            offset = parse_duration(section["query_offset"])
-        except ValueError as exc:
-            problems.append(f"live.query_offset: {exc}")
-        else:
-            if offset < 0:
-                problems.append("live.query_offset: must be >= 0")
-            else:
-                values["query_offset"] = offset
-
+        checked["query_offset"] = c.duration(section["query_offset"], "live.query_offset",
+                                             allow_zero=True)
     for key, minimum in _COUNTS.items():
-        if key not in section:
-            continue
-        count = section[key]
-        if isinstance(count, bool) or not isinstance(count, int) or count < minimum:
-            problems.append(f"live.{key}: must be an integer >= {minimum}")
-        else:
-            values[key] = count
+        if key in section:
+            checked[key] = c.integer(section[key], f"live.{key}", minimum)
 
     for key in _NAME_LISTS:
         if key not in section:
             continue
         names = section[key] if section[key] is not None else []
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-            problems.append(f"live.{key}: must be a list of alert names")
+            c.fail(f"live.{key}", "must be a list of alert names")
         else:
-            values[key] = frozenset(names)
+            checked[key] = frozenset(names)
 
-    queries = section.get("queries") or {}
-    if not isinstance(queries, Mapping):
-        problems.append("live.queries: must be a mapping of query name to PromQL")
-    else:
-        for name, expr in queries.items():
-            if name not in known_queries:
-                problems.append(f"live.queries.{name}: unknown query "
-                                f"(known: {', '.join(sorted(known_queries))})")
-            elif not isinstance(expr, str) or not expr.strip():
-                problems.append(f"live.queries.{name}: must be a PromQL expression")
-        values["queries"] = dict(queries)
+    queries = c.mapping(section.get("queries") or {}, "live.queries",
+                        expected="a mapping of query name to PromQL")
+    for name, expr in queries.items():
+        if name not in known_queries:
+            c.fail(f"live.queries.{name}",
+                   f"unknown query (known: {', '.join(sorted(known_queries))})")
+        elif not isinstance(expr, str) or not expr.strip():
+            c.fail(f"live.queries.{name}", "must be a PromQL expression")
+    checked["queries"] = dict(queries)
 
-    if problems:
-        raise LiveConfigError(problems)
-    settings = LiveSettings(**values)
+    c.raise_problems()
+    settings = LiveSettings(**checked)
     # A snapshot should be computable within its interval even when a source hangs.
     if settings.query_timeout >= settings.interval:
-        problems.append("live.query_timeout: must be < live.interval, or snapshots "
-                        "fall behind while a source hangs")
-    if problems:
-        raise LiveConfigError(problems)
+        c.fail("live.query_timeout", "must be < live.interval, or snapshots "
+               "fall behind while a source hangs")
+    c.raise_problems()
     return settings

@@ -21,16 +21,13 @@ location: ``outbox.max_backoff: must be >= outbox.initial_backoff``.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ticketing.config import ConfigError
+# parse_duration is part of this module's interface; the checks use it through Checker.
+from ticketing.config import Checker, ConfigError, parse_duration  # noqa: F401
 
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 class OutboxConfigError(ConfigError):
@@ -58,97 +55,49 @@ class OutboxSettings:
         return min(self.max_backoff, self.initial_backoff * 2 ** exponent)
 
 
-_KEYS = {"alertmanager_url", "worker", "poll_interval", "batch_size", "request_timeout",
-         "initial_backoff", "max_backoff", "claim_timeout", "alert_ttl", "ticket_url"}
-
-
-def parse_duration(value: Any) -> float:
-    """``30`` / ``"30s"`` / ``"5m"`` -> seconds; raises ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration (seconds or e.g. 30s, 5m)")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError("must be a duration (seconds or e.g. 30s, 5m)")
+_DURATIONS = ("poll_interval", "request_timeout", "initial_backoff", "max_backoff",
+              "claim_timeout", "alert_ttl")
+_KEYS = {"alertmanager_url", "worker", "batch_size", "ticket_url", *_DURATIONS}
 
 
 def load_settings(section: Mapping[str, Any] | None,
                   environ: Mapping[str, str] | None = None) -> OutboxSettings:
     """Validate the ``outbox`` section (missing keys take their defaults)."""
     environ = os.environ if environ is None else environ
-    section = {} if section is None else section
-    problems: list[str] = []
-    if not isinstance(section, Mapping):
-        raise OutboxConfigError(["outbox: must be a mapping"])
-    for key in sorted(set(section) - _KEYS):
-        problems.append(f"outbox.{key}: unknown setting")
+    c = Checker(OutboxConfigError)
+    section = c.section(section, "outbox", _KEYS)
 
-    values: dict[str, Any] = {}
-
-    urls = section.get("alertmanager_url")
-    if urls in (None, ""):
-        urls = environ.get("ALERTMANAGER_URL") or DEFAULT_ALERTMANAGER_URL
-    url_list = [u.strip() for u in urls.split(",")] if isinstance(urls, str) else urls
-    if not isinstance(url_list, list) or not url_list:
-        problems.append("outbox.alertmanager_url: must be a URL or a list of URLs")
-    else:
-        for i, url in enumerate(url_list):
-            where = "outbox.alertmanager_url" + (f"[{i}]" if len(url_list) > 1 else "")
-            if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
-                problems.append(f"{where}: must be an http(s) URL, got {url!r}")
-        values["alertmanager_urls"] = tuple(str(u).rstrip("/") for u in url_list)
-
+    checked: dict[str, Any] = {
+        "alertmanager_urls": c.urls(
+            section.get("alertmanager_url"), "outbox.alertmanager_url",
+            default=environ.get("ALERTMANAGER_URL") or DEFAULT_ALERTMANAGER_URL)}
     if "worker" in section:
-        if isinstance(section["worker"], bool):
-            values["worker"] = section["worker"]
-        else:
-            problems.append("outbox.worker: must be true or false")
-
+        checked["worker"] = c.boolean(section["worker"], "outbox.worker")
     if "batch_size" in section:
-        size = section["batch_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            problems.append("outbox.batch_size: must be an integer >= 1")
-        else:
-            values["batch_size"] = size
-
-    for key in ("poll_interval", "request_timeout", "initial_backoff", "max_backoff",
-                "claim_timeout", "alert_ttl"):
-        if key not in section:
-            continue
-        try:
-            seconds = parse_duration(section[key])
-        except ValueError as exc:
-            problems.append(f"outbox.{key}: {exc}")
-            continue
-        if seconds <= 0:
-            problems.append(f"outbox.{key}: must be > 0")
-            continue
-        values[key] = seconds
+        checked["batch_size"] = c.integer(section["batch_size"], "outbox.batch_size", 1)
+    for key in _DURATIONS:
+        if key in section:
+            checked[key] = c.duration(section[key], f"outbox.{key}")
 
     ticket_url = section.get("ticket_url")
     if ticket_url is not None:
         if not isinstance(ticket_url, str) or "{id}" not in ticket_url:
-            problems.append("outbox.ticket_url: must be a URL template containing {id}")
+            c.fail("outbox.ticket_url", "must be a URL template containing {id}")
         else:
-            values["ticket_url"] = ticket_url
+            checked["ticket_url"] = ticket_url
 
-    if problems:
-        raise OutboxConfigError(problems)
-    settings = OutboxSettings(**values)
+    c.raise_problems()
+    settings = OutboxSettings(**checked)
 
     # Relations between settings: these keep the delivery guarantees.
     if settings.max_backoff < settings.initial_backoff:
-        problems.append("outbox.max_backoff: must be >= outbox.initial_backoff")
+        c.fail("outbox.max_backoff", "must be >= outbox.initial_backoff")
     posting = settings.request_timeout * len(settings.alertmanager_urls)
     if settings.claim_timeout <= 2 * posting:
-        problems.append("outbox.claim_timeout: must be more than twice request_timeout "
-                        "(per Alertmanager URL), or a slow post is claimed twice")
+        c.fail("outbox.claim_timeout", "must be more than twice request_timeout "
+               "(per Alertmanager URL), or a slow post is claimed twice")
     if settings.alert_ttl <= settings.claim_timeout:
-        problems.append("outbox.alert_ttl: must be > outbox.claim_timeout, or a message "
-                        "re-posted after a crash could be notified twice")
-    if problems:
-        raise OutboxConfigError(problems)
+        c.fail("outbox.alert_ttl", "must be > outbox.claim_timeout, or a message "
+               "re-posted after a crash could be notified twice")
+    c.raise_problems()
     return settings

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from limits import parse_many
 
-from ticketing.config import ConfigError
+from ticketing.config import Checker, ConfigError  # noqa: F401  (what the checks raise)
 
 from .patterns import PatternClass
 
@@ -75,92 +75,34 @@ class RateLimitSettings:
     redis_timeout_seconds: float = 0.5
 
 
-class _Checker:
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, location: str, message: str) -> None:
-        self.problems.append(f"{location}: {message}")
-
-    def mapping(self, value: Any, location: str, allowed: set[str]) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(location, "must be a mapping")
-            return {}
-        for key in value:
-            if key not in allowed:
-                self.fail(f"{location}.{key}", "unknown setting")
-        return value
-
-    def boolean(self, value: Any, location: str, default: bool) -> bool:
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(location, f"must be true or false (got {value!r})")
-            return default
-        return value
-
-    def positive_int(self, value: Any, location: str, default: int) -> int:
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            self.fail(location, f"must be an integer > 0 (got {value!r})")
-            return default
-        return value
-
-    def positive_number(self, value: Any, location: str, default: float) -> float:
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            self.fail(location, f"must be a number > 0 (got {value!r})")
-            return default
-        return float(value)
-
-    def string_list(self, value: Any, location: str) -> list[str]:
-        if not isinstance(value, list):
-            self.fail(location, "must be a list")
-            return []
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not item.strip():
-                self.fail(f"{location}[{i}]", f"must be a non-empty string (got {item!r})")
-            else:
-                out.append(item.strip())
-        return out
-
-
 def check_security(raw: Any) -> SecuritySettings:
-    c = _Checker()
+    c = Checker()
     settings = _security(c, raw)
-    if c.problems:
-        raise ConfigError(c.problems)
+    c.raise_problems()
     return settings
 
 
 def check_ratelimits(raw: Any, redis_url: str | None = None) -> RateLimitSettings:
-    c = _Checker()
+    c = Checker()
     settings = _ratelimits(c, raw, redis_url)
-    if c.problems:
-        raise ConfigError(c.problems)
+    c.raise_problems()
     return settings
 
 
 def check_sections(sections: Mapping[str, Any], redis_url: str | None = None
                    ) -> tuple[SecuritySettings, RateLimitSettings]:
     """Both sections at once, so that every problem of both is reported together."""
-    c = _Checker()
+    c = Checker()
     security = _security(c, sections.get("security"))
     ratelimits = _ratelimits(c, sections.get("ratelimits"), redis_url)
-    if c.problems:
-        raise ConfigError(c.problems)
+    c.raise_problems()
     return security, ratelimits
 
 
-def _security(c: _Checker, raw: Any) -> SecuritySettings:
+def _security(c: Checker, raw: Any) -> SecuritySettings:
     loc = "security"
     section = c.mapping(raw, loc, {"trusted_proxies", "scan", "block", "failed_auth",
-                                   "events_api"})
+                                   "events_api"}, optional=True)
     proxies = []
     for i, item in enumerate(c.string_list(section.get("trusted_proxies", []),
                                            f"{loc}.trusted_proxies")):
@@ -171,7 +113,8 @@ def _security(c: _Checker, raw: Any) -> SecuritySettings:
                    f"must be an IP address or network such as 10.0.0.0/8 (got {item!r})")
 
     scan_raw = c.mapping(section.get("scan"), f"{loc}.scan",
-                         {"enabled", "headers", "max_decode_rounds", "max_value_chars"})
+                         {"enabled", "headers", "max_decode_rounds", "max_value_chars"},
+                         optional=True)
     scan = ScanSettings(
         enabled=c.boolean(scan_raw.get("enabled"), f"{loc}.scan.enabled", True),
         headers=tuple(c.string_list(scan_raw.get("headers", list(DEFAULT_HEADERS)),
@@ -186,13 +129,11 @@ def _security(c: _Checker, raw: Any) -> SecuritySettings:
     known = [p.value for p in PatternClass]
     for i, name in enumerate(c.string_list(section.get("block", [p.value for p in DEFAULT_BLOCK]),
                                            f"{loc}.block")):
-        if name not in known:
-            c.fail(f"{loc}.block[{i}]", f"must be one of {', '.join(known)} (got {name!r})")
-        else:
+        if c.choice(name, known, f"{loc}.block[{i}]") is not None:
             block.add(PatternClass(name))
 
     fa_raw = c.mapping(section.get("failed_auth"), f"{loc}.failed_auth",
-                       {"threshold", "window_seconds"})
+                       {"threshold", "window_seconds"}, optional=True)
     failed_auth = FailedAuthSettings(
         threshold=c.positive_int(fa_raw.get("threshold"), f"{loc}.failed_auth.threshold", 5),
         window_seconds=c.positive_int(fa_raw.get("window_seconds"),
@@ -204,20 +145,19 @@ def _security(c: _Checker, raw: Any) -> SecuritySettings:
         events_api=c.boolean(section.get("events_api"), f"{loc}.events_api", True))
 
 
-def _ratelimits(c: _Checker, raw: Any, redis_url: str | None) -> RateLimitSettings:
+def _ratelimits(c: Checker, raw: Any, redis_url: str | None) -> RateLimitSettings:
     loc = "ratelimits"
     section = c.mapping(raw, loc, {"enabled", "storage_url", "strategy", "key_prefix",
-                                   "api_prefix", "limits", "routes", "redis_timeout_seconds"})
+                                   "api_prefix", "limits", "routes", "redis_timeout_seconds"},
+                        optional=True)
     storage_url = section.get("storage_url") or redis_url or os.environ.get("REDIS_URL") \
         or "memory://"
     if not isinstance(storage_url, str) or "://" not in storage_url:
         c.fail(f"{loc}.storage_url", f"must be a URL such as redis://host:6379/0 "
                f"(got {storage_url!r})")
         storage_url = "memory://"
-    strategy = section.get("strategy", "fixed-window")
-    if strategy not in STRATEGIES:
-        c.fail(f"{loc}.strategy", f"must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
-        strategy = "fixed-window"
+    strategy = c.choice(section.get("strategy", "fixed-window"), STRATEGIES,
+                        f"{loc}.strategy") or "fixed-window"
     key_prefix = section.get("key_prefix", "partnerwatch")
     if not isinstance(key_prefix, str) or not key_prefix:
         c.fail(f"{loc}.key_prefix", "must be a non-empty string")
@@ -228,10 +168,8 @@ def _ratelimits(c: _Checker, raw: Any, redis_url: str | None) -> RateLimitSettin
         api_prefix = "/api/"
 
     limits = dict(DEFAULT_LIMITS)
-    limits_raw = section.get("limits") or {}
-    if not isinstance(limits_raw, dict):
-        c.fail(f"{loc}.limits", "must be a mapping of action: rate")
-        limits_raw = {}
+    limits_raw = c.mapping(section.get("limits") or {}, f"{loc}.limits",
+                           expected="a mapping of action: rate")
     for action, value in limits_raw.items():
         where = f"{loc}.limits.{action}"
         if not isinstance(action, str) or not action.replace("_", "").isalnum():
@@ -246,10 +184,8 @@ def _ratelimits(c: _Checker, raw: Any, redis_url: str | None) -> RateLimitSettin
         limits[action] = value
 
     routes = {k: tuple(v) for k, v in DEFAULT_ROUTES.items()}
-    routes_raw = section.get("routes") or {}
-    if not isinstance(routes_raw, dict):
-        c.fail(f"{loc}.routes", "must be a mapping of action: [\"METHOD /rule\", ...]")
-        routes_raw = {}
+    routes_raw = c.mapping(section.get("routes") or {}, f"{loc}.routes",
+                           expected='a mapping of action: ["METHOD /rule", ...]')
     for action, rules in routes_raw.items():
         where = f"{loc}.routes.{action}"
         if action not in limits:
