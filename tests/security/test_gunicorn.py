@@ -1,4 +1,9 @@
-"""Under real gunicorn with 3 workers: limits shared through Redis, and a Redis outage."""
+"""Under real gunicorn with 3 workers: limits shared through Redis, and a Redis outage.
+
+The workers run in prometheus_client's multiprocess mode (as the ticket
+service does under gunicorn), so the test also reads their counters: every
+series at 0 before the first request, then the rejections and storage errors.
+"""
 from __future__ import annotations
 
 import json
@@ -8,9 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
 from tests.harness import free_port, http_ready, wait_until
 
 from .app_under_test import PARTNER_1, PARTNER_2
+from .test_metrics import expected_series
 
 LIMIT = 10
 
@@ -22,9 +31,11 @@ def serve(processes, root, tmp_path):
         config = {"security": {"trusted_proxies": ["127.0.0.1"]},
                   "ratelimits": {"limits": {"api_call": f"{LIMIT}/minute",
                                             "login": "1000/minute"}}}
+        metrics_dir = tmp_path / "metrics"
+        metrics_dir.mkdir()
         env = {"SECURITY_TEST_DB": f"sqlite:///{tmp_path / 'gunicorn.db'}",
                "REDIS_URL": redis_url, "SECURITY_TEST_CONFIG": json.dumps(config),
-               "PYTHONPATH": str(root)}
+               "PYTHONPATH": str(root), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         processes.start(
             [processes.python, "-m", "gunicorn", "--workers", "3", "--bind",
              f"127.0.0.1:{port}", "--chdir", str(root), "--log-level", "warning",
@@ -47,6 +58,14 @@ def serve(processes, root, tmp_path):
     return start
 
 
+def counters(tmp_path) -> dict[tuple[str, tuple], float]:
+    """The workers' counters, summed as the ticket service's /metrics would sum them."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path / "metrics"))
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in registry.collect() for sample in family.samples}
+
+
 def burst(url: str, headers: dict, n: int) -> list[requests.Response]:
     """``n`` requests, 6 at a time, each on its own connection (so workers share them)."""
     def one(_):
@@ -56,10 +75,15 @@ def burst(url: str, headers: dict, n: int) -> list[requests.Response]:
         return list(pool.map(one, range(n)))
 
 
-def test_three_workers_share_limits_and_survive_a_redis_outage(serve, redis_factory):
+def test_three_workers_share_limits_and_survive_a_redis_outage(serve, redis_factory, tmp_path):
     """One gunicorn (booting it is the slow part) for the three phases."""
     redis = redis_factory()
     url = serve(redis.url)
+
+    # 0. Every worker set its counters up at 0: the first event will show in increase().
+    at_start = counters(tmp_path)
+    assert expected_series() <= set(at_start)
+    assert {at_start[series] for series in expected_series()} == {0.0}
 
     # 1. Redis up: the limit is exact across workers.
     responses = burst(url, {"X-API-Key": PARTNER_1}, LIMIT + 6)
@@ -99,3 +123,9 @@ def test_three_workers_share_limits_and_survive_a_redis_outage(serve, redis_fact
                 and stored is not None and int(stored) == LIMIT + 3)
 
     wait_until(shared_again, timeout=90, interval=0.5, message="workers back on Redis")
+
+    at_end = counters(tmp_path)
+    assert at_end[("ratelimit_rejections_total", (("action", "api_call"),))] >= 6 + LIMIT + 3
+    assert at_end[("ratelimit_backend_errors_total", ())] > 0
+    assert at_end[("security_events_total", (("severity", "warning"),
+                                             ("type", "RATE_LIMIT_EXCEEDED")))] >= 6 + LIMIT

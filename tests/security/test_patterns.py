@@ -89,6 +89,22 @@ def test_only_a_prefix_of_huge_values_is_scanned():
     assert detect("a" * 50 + "<script>", "json", max_chars=100) != []
 
 
+def test_short_values_seen_before_get_the_same_answer_for_their_own_part():
+    """Short values (field names, paths, headers) are remembered; the answer still
+    depends on the part, the field and the decoding bound of each call."""
+    value = "../ledger.csv"
+    for _ in range(2):
+        assert [(f.part, f.field) for f in detect(value, "query", "file")] == \
+            [("query", "file")]
+        assert detect(value, "json", "file") == []
+        assert [(f.part, f.field) for f in detect(value, "path")] == [("path", None)]
+    encoded = quote(quote(quote("<script>", safe=""), safe=""), safe="")
+    assert detect(encoded, "header", "Referer", max_rounds=2) == []
+    assert detect(encoded, "header", "Referer", max_rounds=3)[0].field == "Referer"
+    long_text = "x" * 300 + " <script>"  # past the remembered length: examined each time
+    assert detect(long_text, "json")[0].excerpt.endswith("<script>")
+
+
 # ------------------------------------------------------------------ client IP
 
 TRUSTED = [ip_network("10.0.0.0/8"), ip_network("2001:db8::/32")]

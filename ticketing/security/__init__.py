@@ -48,13 +48,14 @@ from flask import Flask, g, has_request_context, jsonify, request
 from ticketing import signals
 
 from .client_ip import client_ip as resolve_client_ip
-from .events import (DEFAULT_SEVERITY, SEVERE, EventType, RecordedEvent, SecurityEvent,
-                     record_event, severe_event)
+from .events import (DEFAULT_SEVERITY, SEVERE, SEVERITIES, EventType, RecordedEvent,
+                     SecurityEvent, record_event, severe_event)
 from .failed_auth import NOT_COUNTED, FailedAuthTracker
 from .inspection import scan_request
+from .metrics import start_at_zero
 from .patterns import URL_PARTS, Finding, PatternClass
-from .rate_limits import (AUTH_FAILED_FLAG, FailureCounter, KnownKeys, build_limiter, key_digest,
-                          ratelimit)
+from .rate_limits import (AUTH_FAILED_FLAG, FailureCounter, KnownKeys, Limiter, RatePlan,
+                          build_limiter, key_digest, ratelimit)
 from .settings import RateLimitSettings, SecuritySettings, check_sections
 
 __all__ = [
@@ -88,7 +89,8 @@ class MonitorState:
         self.ratelimits = ratelimits
         self.actor_loader = actor_loader
         self.api_key_header = api_key_header
-        self.limiter = None
+        self.limiter: Limiter | None = None
+        self.rate_plan: RatePlan | None = None
         self.failed_auth: FailedAuthTracker | None = None
         self.known_keys = KnownKeys()
 
@@ -129,12 +131,14 @@ class SecurityMonitor:
         security, ratelimits = check_sections(sections, app.config.get("REDIS_URL"))
         state = MonitorState(app, security, ratelimits, self.actor_loader, self.api_key_header)
         app.extensions[EXTENSION_KEY] = state
+        start_at_zero(EventType, SEVERITIES, ratelimits.limits)
 
         state.limiter = build_limiter(app, state)
         # After the limits: a flood is refused before it is scanned and recorded.
-        app.before_request(_scan)
+        if security.scan.enabled:
+            app.before_request(_scan)
         state.failed_auth = FailedAuthTracker(
-            FailureCounter(lambda: state.limiter.storage if state.limiter.initialized else None,
+            FailureCounter(lambda: state.limiter.storage,
                            security.failed_auth.window_seconds, ratelimits.key_prefix),
             security.failed_auth.threshold, security.failed_auth.window_seconds)
         if security.events_api:
@@ -149,9 +153,7 @@ class SecurityMonitor:
 def _scan() -> Any:
     """before_request: record attack patterns; refuse blocked classes found in the URL."""
     state: MonitorState = request_state()
-    if not state.security.scan.enabled:
-        return None
-    findings = scan_request(request, state.security.scan)
+    findings = scan_request(request._get_current_object(), state.security.scan)
     if not findings:
         return None
     blocked = sorted({str(f.pattern_class) for f in findings

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -168,7 +169,8 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
                  severity: str | None = None, actor: Any = _UNSET,
                  client_ip: str | None = _UNSET, method: str | None = _UNSET,
                  path: str | None = _UNSET, coalesce: float = 0.0) -> RecordedEvent | None:
-    """Record one occurrence (see the module documentation); never raises.
+    """Record one occurrence (see the module documentation); never raises (except
+    ValueError for a ``severity`` other than critical, warning or info).
 
     Inside a request, ``actor`` (an object with ``kind`` and ``id``, or None),
     ``client_ip``, ``method`` and ``path`` default to the request's. Returns
@@ -181,6 +183,8 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
     """
     event_type = EventType(event_type)
     severity = severity or DEFAULT_SEVERITY[event_type]
+    if severity not in SEVERITIES:  # a label value: the set is fixed (and counted from 0)
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)} (got {severity!r})")
     app = current_app._get_current_object()
     monitor = app.extensions.get("security_monitor")
     in_request = has_request_context()
@@ -205,7 +209,7 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
     security_events.labels(type=event_type.value, severity=severity).inc()
     now = utcnow()
     digest = event_hash(event_type.value, actor_kind, actor_id, client_ip, now.date().isoformat())
-    occurrences = _coalesced(digest, coalesce) if coalesce else 1
+    occurrences = _coalesced(app, digest, coalesce) if coalesce else 1
     if not occurrences:
         return None
     values = {
@@ -239,22 +243,26 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
     return recorded
 
 
-_coalescing: dict[str, tuple[float, int]] = {}
+# Per app (each app has its own database, so its own rows): digest -> (next
+# write, occurrences counted since the last one).
+_coalescing: "weakref.WeakKeyDictionary[Any, dict[str, tuple[float, int]]]" = \
+    weakref.WeakKeyDictionary()
 _coalescing_lock = threading.Lock()
 
 
-def _coalesced(digest: str, interval: float) -> int:
+def _coalesced(app: Any, digest: str, interval: float) -> int:
     """Occurrences to write now for ``digest`` (0: not yet, counted for later)."""
     now = time.monotonic()
     with _coalescing_lock:
-        next_write, pending = _coalescing.get(digest, (0.0, 0))
+        pending_writes = _coalescing.setdefault(app, {})
+        next_write, pending = pending_writes.get(digest, (0.0, 0))
         if now < next_write:
-            _coalescing[digest] = (next_write, pending + 1)
+            pending_writes[digest] = (next_write, pending + 1)
             return 0
-        if len(_coalescing) > 10_000:  # old digests (other days, gone clients)
-            for key in [k for k, (t, p) in _coalescing.items() if t < now and not p]:
-                del _coalescing[key]
-        _coalescing[digest] = (now + interval, 0)
+        if len(pending_writes) > 10_000:  # old digests (other days, gone clients)
+            for key in [k for k, (t, p) in pending_writes.items() if t < now and not p]:
+                del pending_writes[key]
+        pending_writes[digest] = (now + interval, 0)
         return pending + 1
 
 

@@ -19,6 +19,7 @@ the request.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterator
 
 from flask import Request
@@ -48,20 +49,33 @@ def _json_strings(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, 
             yield from _json_strings(item, f"{path}[{index}]", depth + 1)
 
 
+@lru_cache(maxsize=64)
+def _environ_key(header: str) -> str:
+    """Where WSGI keeps a request header (what werkzeug's ``request.headers`` reads)."""
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+
+
 def request_values(req: Request, settings: ScanSettings,
                    max_body_bytes: int = MAX_BODY_BYTES) -> Iterator[tuple[str, str | None, str]]:
-    """``(part, field, value)`` for every scanned value of ``req``."""
+    """``(part, field, value)`` for every scanned value of ``req``.
+
+    Headers and the body length are read from the WSGI environ: the same
+    values as ``req.headers`` gives, for less work in every request.
+    """
     yield "path", None, req.path
-    for key, value in req.args.items(multi=True):
-        yield "query", key, key
-        yield "query", key, value
+    if req.query_string:
+        for key, value in req.args.items(multi=True):
+            yield "query", key, key
+            yield "query", key, value
+    environ = req.environ
     for name in settings.headers:
-        value = req.headers.get(name)
+        value = environ.get(_environ_key(name))
         if value:
             yield "header", name, value
 
-    length = req.content_length
-    if length is not None and length > max_body_bytes:
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit() and int(length) > max_body_bytes:
         return
     if req.mimetype in _FORM_TYPES:
         try:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 from typing import Iterator
 from urllib.parse import unquote
@@ -185,12 +186,9 @@ class _Signature:
     requires: tuple[frozenset[str], ...]
     regex: re.Pattern[str]
 
-    def search(self, text: str, present: frozenset[str] | set[str]) -> re.Match[str] | None:
-        """Match ``text`` if every precondition group has a substring in ``present``."""
-        for group in self.requires:
-            if present.isdisjoint(group):
-                return None
-        return self.regex.search(text)
+    def possible(self, present: frozenset[str]) -> bool:
+        """Whether every precondition group has a substring in ``present``."""
+        return all(not present.isdisjoint(group) for group in self.requires)
 
 
 def _signatures(entries: list[tuple[Requires, str]]) -> tuple[_Signature, ...]:
@@ -211,19 +209,37 @@ _SIGNATURES: dict[PatternClass, tuple[tuple[_Signature, ...], tuple[_Signature, 
     PatternClass.NULL_BYTE: (_NUL, _NUL),
 }
 
-# Every precondition substring; which of them a text contains is worked out
-# once per text (plain ``in`` checks are the fastest way in Python).
+# Every precondition substring. Which of them a text contains is worked out
+# once per text (plain ``in`` checks are the fastest way in Python); that set
+# then picks the few signatures worth running (see _candidates).
 _NEEDLES = tuple(sorted({needle for pair in _SIGNATURES.values() for signatures in pair
                          for signature in signatures for group in signature.requires
                          for needle in group}))
 
+#: Per class, the regular expressions to run on a text with these needles.
+Candidates = tuple[tuple[PatternClass, tuple[re.Pattern[str], ...]], ...]
 
-def _present(text: str) -> set[str]:
-    return {needle for needle in _NEEDLES if needle in text}
+
+@lru_cache(maxsize=2048)
+def _candidates(present: frozenset[str], index: int) -> Candidates:
+    """The signatures whose preconditions ``present`` meets, by class (in class order).
+
+    Texts share few distinct needle sets (ordinary prose has quotes, ``=``,
+    ``and``, ``or``...), so this is worked out once per set, not once per text.
+    """
+    chosen = []
+    for pattern_class, pair in _SIGNATURES.items():
+        regexes = tuple(s.regex for s in pair[index] if s.possible(present))
+        if regexes:
+            chosen.append((pattern_class, regexes))
+    return tuple(chosen)
 
 
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}|%u[0-9a-fA-F]{4}")
 _PERCENT_U = re.compile(r"%u([0-9a-fA-F]{4})")
+#: Values up to this long (field names, paths, header values, short titles) are
+#: looked up in a cache of earlier results before they are examined.
+CACHED_VALUE_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -267,6 +283,35 @@ def _excerpt(text: str, match: re.Match[str], width: int = 60) -> str:
     return snippet.replace("\x00", "\\x00")
 
 
+#: What :func:`_examine` finds: (class, excerpt, decoding rounds) per class.
+Matches = tuple[tuple[PatternClass, str, int], ...]
+
+
+def _examine(value: str, index: int, max_rounds: int) -> Matches:
+    found: dict[PatternClass, tuple[PatternClass, str, int]] = {}
+    for rounds, text in decodings(value, max_rounds):
+        lowered = text.lower()
+        present = frozenset([needle for needle in _NEEDLES if needle in lowered])
+        if not present:
+            continue
+        for pattern_class, regexes in _candidates(present, index):
+            if pattern_class in found:
+                continue
+            for regex in regexes:
+                match = regex.search(lowered)
+                if match:
+                    # The excerpt in the original case, unless lower-casing moved positions.
+                    source = text if len(text) == len(lowered) else lowered
+                    found[pattern_class] = (pattern_class, _excerpt(source, match), rounds)
+                    break
+        if len(found) == len(_SIGNATURES):
+            break
+    return tuple(found.values())
+
+
+_examine_short = lru_cache(maxsize=4096)(_examine)
+
+
 def detect(value: str, part: str, field: str | None = None, *, max_rounds: int = 3,
            max_chars: int = 100_000) -> list[Finding]:
     """Every pattern class found in ``value`` (one finding per class at most).
@@ -279,23 +324,6 @@ def detect(value: str, part: str, field: str | None = None, *, max_rounds: int =
     if len(value) > max_chars:
         value = value[:max_chars]
     index = 0 if part in URL_PARTS else 1
-    found: dict[PatternClass, Finding] = {}
-    for rounds, text in decodings(value, max_rounds):
-        lowered = text.lower()
-        present = _present(lowered)
-        if not present:
-            continue
-        for pattern_class, signatures in _SIGNATURES.items():
-            if pattern_class in found:
-                continue
-            for signature in signatures[index]:
-                match = signature.search(lowered, present)
-                if match:
-                    # The excerpt in the original case, unless lower-casing moved positions.
-                    source = text if len(text) == len(lowered) else lowered
-                    found[pattern_class] = Finding(pattern_class, part, field,
-                                                   _excerpt(source, match), rounds)
-                    break
-        if len(found) == len(_SIGNATURES):
-            break
-    return list(found.values())
+    examine = _examine_short if len(value) <= CACHED_VALUE_CHARS else _examine
+    return [Finding(pattern_class, part, field, excerpt, rounds)
+            for pattern_class, excerpt, rounds in examine(value, index, max_rounds)]

@@ -1,4 +1,4 @@
-"""Rate limits per API key (or client IP) and action, kept in Redis by Flask-Limiter.
+"""Rate limits per API key (or client IP) and action, counted in Redis.
 
 Actions and what counts against them (limits in the ``ratelimits.limits``
 setting; defaults ``login`` 5/minute, ``withdrawal`` 3/minute, ``api_call``
@@ -10,16 +10,20 @@ setting; defaults ``login`` 5/minute, ``withdrawal`` 3/minute, ``api_call``
   failures, its requests under the API prefix are answered 429 before any key
   is checked, until the window ends (so keys cannot be guessed faster). A key
   this process accepted within the last minute is not a guess: requests with
-  it skip this check, so a partner sharing an IP with a guesser keeps working
-  (and saves a Redis round trip);
+  it skip this check, so a partner sharing an IP with a guesser keeps working;
 - any other action (``ticket_create``, ``withdrawal``, ...): requests to views
   marked with :func:`ratelimit` or to routes listed for the action in
   ``ratelimits.routes`` (``ticket_create: ["POST /api/v1/tickets"]``), per API key.
 
-Each action is a Flask-Limiter application-wide limit with its own scope, so a
-key's ``api_call`` budget is shared by all routes and an action's budget by all
-routes of that action. Counters live in Redis (``ratelimits.storage_url``,
-default ``REDIS_URL``) and are shared by every worker and every process.
+Each action has its own counter per key, so a key's ``api_call`` budget is
+shared by all routes and an action's budget by all routes of that action.
+Counters live in Redis (``ratelimits.storage_url``, default ``REDIS_URL``) and
+are shared by every worker and every process. The limits of a request are
+checked from the most specific action to ``api_call`` and ``login``, all in
+one Redis round trip (:mod:`ticketing.security.limiter`); a refused request
+stops at the first limit it exceeds, and the ones after it are not used up.
+The limits are parsed once, at start-up, and which actions a route counts
+under is worked out once per route.
 
 Over a limit the answer is 429 with the JSON error body and ``Retry-After``
 (seconds), ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
@@ -28,11 +32,10 @@ Over a limit the answer is 429 with the JSON error body and ``Retry-After``
 security event. Every limited response carries the ``X-RateLimit-*`` headers
 of its most specific limit.
 
-When Redis fails, Flask-Limiter's in-memory fallback takes over: the same
-limits, counted per process, so service goes on and abuse is still throttled.
-Every storage error counts in ``ratelimit_backend_errors_total`` and the outage
-is logged once when it starts and once when it ends; Flask-Limiter probes
-Redis with exponential back-off (1, 2, 4, ... 32 s) and returns to it by itself.
+When Redis fails, the same limits are counted in each process, so service
+goes on and abuse is still throttled; Redis is probed with exponential
+back-off (1, 2, 4, ... 32 s) and counting returns to it by itself (see
+:mod:`ticketing.security.limiter`).
 """
 from __future__ import annotations
 
@@ -41,21 +44,22 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
-from flask import Flask, Response, current_app, g, jsonify, request
-from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded, RequestLimit
-from limits.storage import MemoryStorage, RedisStorage, Storage
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from flask import Flask, Request, Response, current_app, g, jsonify, request
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, Storage
 
 from ticketing.config import ConfigError
 
-from .metrics import ratelimit_backend_errors, ratelimit_rejections
+from .limiter import Check, Limiter, MonitoredRedisStorage, Result, storage_uri
+from .metrics import ratelimit_rejections
+from .settings import RateLimitSettings
 
 if TYPE_CHECKING:
     from . import MonitorState
+
+__all__ = ["Limiter", "MonitoredRedisStorage", "RatePlan", "build_limiter", "ratelimit"]
 
 log = logging.getLogger("ticketing.security.rate_limits")
 
@@ -66,6 +70,8 @@ ACTIONS_ATTR = "_ratelimit_actions"
 #: ``g`` flag: this request failed an API key check (deducted from ``login``).
 AUTH_FAILED_FLAG = "_security_auth_failed"
 _DIGEST = "_security_key_digest"
+_HEADER_RESULT = "_security_ratelimit_result"  # g: the limit the X-RateLimit-* headers show
+_LOGIN_CHECK = "_security_login_check"          # g: deducted if a key check fails
 _warned_memory = False
 
 
@@ -88,116 +94,18 @@ def ratelimit(action: str) -> Callable[[F], F]:
     return mark
 
 
-class _OutageLog:
-    """Logs once when the storage starts failing and once when it answers again."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.failing = False
-
-    def error(self, what: str, exc: BaseException | None) -> None:
-        ratelimit_backend_errors.inc()
-        with self._lock:
-            first, self.failing = not self.failing, True
-        if first:
-            log.warning("rate-limit storage unreachable (%s: %s); limits are counted per "
-                        "process until it answers again", what, exc or "ping failed")
-
-    def ok(self) -> None:
-        if self.failing:
-            with self._lock:
-                was, self.failing = self.failing, False
-            if was:
-                log.warning("rate-limit storage answers again; limits are shared again")
-
-
-class MonitoredRedisStorage(RedisStorage):
-    """Redis storage for ``limits`` that counts and logs its errors.
-
-    Registered for the ``monitored+redis://`` (``+rediss``, ``+redis+unix``)
-    schemes; :func:`storage_uri` turns a Redis URL into one of these.
-    """
-
-    STORAGE_SCHEME = ["monitored+redis", "monitored+rediss", "monitored+redis+unix"]
-    outage = _OutageLog()
-
-    def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri.removeprefix("monitored+"), **options)
-
-    def _watch(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = getattr(super(), name)(*args, **kwargs)
-        except Exception as exc:
-            self.outage.error(name, exc)
-            raise
-        self.outage.ok()
-        return result
-
-    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return self._watch("incr", key, expiry, amount)
-
-    def get(self, key: str) -> int:
-        return self._watch("get", key)
-
-    def get_expiry(self, key: str) -> float:
-        return self._watch("get_expiry", key)
-
-    def clear(self, key: str) -> None:
-        return self._watch("clear", key)
-
-    def acquire_entry(self, *args: Any, **kwargs: Any) -> bool:
-        return self._watch("acquire_entry", *args, **kwargs)
-
-    def get_moving_window(self, *args: Any, **kwargs: Any) -> tuple[float, int]:
-        return self._watch("get_moving_window", *args, **kwargs)
-
-    def acquire_sliding_window_entry(self, *args: Any, **kwargs: Any) -> bool:
-        return self._watch("acquire_sliding_window_entry", *args, **kwargs)
-
-    def get_sliding_window(self, *args: Any, **kwargs: Any) -> tuple[int, float, int, float]:
-        return self._watch("get_sliding_window", *args, **kwargs)
-
-    def check(self) -> bool:
-        healthy = super().check()
-        if healthy:
-            self.outage.ok()
-        else:
-            self.outage.error("ping", None)
-        return bool(healthy)
-
-
-def storage_uri(url: str) -> str:
-    """The storage URI Flask-Limiter gets: Redis URLs go through :class:`MonitoredRedisStorage`."""
-    if url.split("://", 1)[0] in ("redis", "rediss", "redis+unix"):
-        return "monitored+" + url
-    return url
-
-
-def storage_options(url: str, timeout: float) -> dict[str, Any]:
-    """Short timeouts and a single immediate retry, so a dead Redis costs milliseconds."""
-    if not url.startswith("monitored+"):
-        return {}
-    return {"socket_connect_timeout": timeout, "socket_timeout": timeout,
-            "retry": Retry(NoBackoff(), 1)}
-
-
 # ---------------------------------------------------------------- key functions
 
 def key_digest(state: "MonitorState") -> str | None:
     """A digest of the request's API key (never stored in clear), once per request."""
-    if _DIGEST not in g:
+    flags = g._get_current_object()
+    try:
+        return getattr(flags, _DIGEST)
+    except AttributeError:
         raw = request.headers.get(state.api_key_header)
-        setattr(g, _DIGEST, hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:24]
-                if raw else None)
-    return g.get(_DIGEST)
-
-
-def client_identity(state: "MonitorState") -> str:
-    """``key:<digest of the API key>`` or, without a key, ``ip:<client IP>``."""
-    digest = key_digest(state)
-    if digest:
-        return "key:" + digest
-    return "ip:" + (state.client_ip() or "unknown")
+        digest = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:24] if raw else None
+        setattr(flags, _DIGEST, digest)
+        return digest
 
 
 class KnownKeys:
@@ -236,21 +144,6 @@ def _state() -> "MonitorState":
     return current_app.extensions["security_monitor"]
 
 
-def _is_api_request() -> bool:
-    return request.path.startswith(_state().ratelimits.api_prefix)
-
-
-def _action_applies(action: str) -> bool:
-    state = _state()
-    view = current_app.view_functions.get(request.endpoint or "")
-    if view is not None and action in getattr(view, ACTIONS_ATTR, ()):
-        return True
-    rule = request.url_rule
-    if rule is None:
-        return False
-    return f"{request.method} {rule.rule}" in state.ratelimits.routes.get(action, ())
-
-
 class FailureCounter:
     """Counts failures per key in a window: in Redis when it answers, else in this process.
 
@@ -280,10 +173,71 @@ class FailureCounter:
         return int(self._memory.incr(full_key, self.window_seconds))
 
 
-# ---------------------------------------------------------------- the limiter
+# ---------------------------------------------------------------- the limits
+
+class RatePlan:
+    """The configured limits, parsed once, and the checks they make for a request."""
+
+    def __init__(self, settings: RateLimitSettings) -> None:
+        self.items: Mapping[str, tuple[RateLimitItem, ...]] = {
+            action: tuple(parse_many(text)) for action, text in settings.limits.items()}
+        #: Actions counted on chosen routes, in the order they are checked.
+        self.specific = tuple(a for a in settings.limits if a not in ("api_call", "login"))
+        self.routes = settings.routes
+        self.api_prefix = settings.api_prefix
+        self.key_prefix = settings.key_prefix
+        # Per action, each rate with its counter key around the caller's identity:
+        # head + who + tail is ``item.key_for(key_prefix, who, action)``.
+        self._keys = {action: tuple((item, f"{item.namespace}/{self.key_prefix}/",
+                                     f"/{action}/{item.amount}/{item.multiples}/"
+                                     f"{item.GRANULARITY.name}") for item in items)
+                      for action, items in self.items.items()}
+        self._route_actions: dict[tuple[str | None, str, str], tuple[str, ...]] = {}
+
+    def route_actions(self, req: Request) -> tuple[str, ...]:
+        """The specific actions the route of ``req`` counts under (cached per route)."""
+        rule = req.url_rule
+        if rule is None:  # no route matched: nothing marks it
+            return ()
+        cache_key = (req.endpoint, req.method, rule.rule)
+        actions = self._route_actions.get(cache_key)
+        if actions is None:
+            view = current_app.view_functions.get(req.endpoint or "")
+            marked = getattr(view, ACTIONS_ATTR, ()) if view is not None else ()
+            route = f"{req.method} {rule.rule}"
+            actions = tuple(action for action in self.specific
+                            if action in marked or route in self.routes.get(action, ()))
+            self._route_actions[cache_key] = actions
+        return actions
+
+    def _checks(self, action: str, who: str, hit: bool = True) -> list[Check]:
+        identifiers = (self.key_prefix, who, action)
+        return [Check(action, item, identifiers, hit, head + who + tail)
+                for item, head, tail in self._keys[action]]
+
+    def checks(self, state: "MonitorState") -> list[Check]:
+        """The limits of the current request, most specific first."""
+        req = request._get_current_object()
+        actions = self.route_actions(req)
+        api = req.path.startswith(self.api_prefix)
+        if not actions and not api:
+            return []
+        digest = key_digest(state)
+        who = "key:" + digest if digest else "ip:" + (state.client_ip() or "unknown")
+        checks: list[Check] = []
+        for action in actions:
+            checks += self._checks(action, who)
+        if api:
+            if "api_call" in self._keys:
+                checks += self._checks("api_call", who)
+            if "login" in self._keys and digest not in state.known_keys:
+                checks += self._checks("login", "ip:" + (state.client_ip() or "unknown"),
+                                       hit=False)
+        return checks
+
 
 def build_limiter(app: Flask, state: "MonitorState") -> Limiter:
-    """A Flask-Limiter for ``app`` with one application-wide limit per configured action."""
+    """The limiter of ``app``, with its request hooks (none when limits are switched off)."""
     settings = state.ratelimits
     unknown = sorted({f"ratelimits.limits.{action}: no limit configured for the action of "
                       f"view {endpoint!r}"
@@ -292,69 +246,48 @@ def build_limiter(app: Flask, state: "MonitorState") -> Limiter:
                       if action not in settings.limits})
     if unknown:
         raise ConfigError(unknown)
-    specific = [a for a in settings.limits if a not in ("api_call", "login")]
-    limits: list[ApplicationLimit] = []
-    identity = partial(client_identity, state)
-    for action in specific:
-        limits.append(ApplicationLimit(
-            partial(_limit_value, action), key_function=identity, scope=action,
-            exempt_when=lambda a=action: not _action_applies(a),
-            on_breach=partial(_on_breach, action)))
-    if "api_call" in settings.limits:
-        limits.append(ApplicationLimit(
-            partial(_limit_value, "api_call"), key_function=identity, scope="api_call",
-            exempt_when=lambda: not _is_api_request(),
-            on_breach=partial(_on_breach, "api_call")))
-    if "login" in settings.limits:
-        limits.append(ApplicationLimit(
-            partial(_limit_value, "login"), key_function=lambda: "ip:" + (
-                state.client_ip() or "unknown"),
-            scope="login",
-            exempt_when=lambda: not _is_api_request() or key_digest(state) in state.known_keys,
-            deduct_when=lambda response: bool(g.get(AUTH_FAILED_FLAG)),
-            on_breach=partial(_on_breach, "login")))
-
-    uri = storage_uri(settings.storage_url)
-    limiter = Limiter(
-        key_func=identity,
-        application_limits=limits,
-        storage_uri=uri,
-        storage_options=storage_options(uri, settings.redis_timeout_seconds),
-        strategy=settings.strategy,
-        key_prefix=settings.key_prefix,
-        headers_enabled=True,
-        retry_after="delta-seconds",
-        in_memory_fallback_enabled=True,
-        swallow_errors=True,
-        enabled=settings.enabled,
-    )
+    limiter = Limiter(settings.storage_url, settings.strategy,
+                      timeout=settings.redis_timeout_seconds)
+    state.rate_plan = RatePlan(settings)
+    if not settings.enabled:
+        return limiter
     global _warned_memory
-    if settings.enabled and uri.startswith("memory://") and not _warned_memory:
+    if storage_uri(settings.storage_url).startswith("memory://") and not _warned_memory:
         _warned_memory = True
         log.warning("rate limits are kept in process memory (no ratelimits.storage_url or "
                     "REDIS_URL): each worker counts on its own")
-    app.register_error_handler(RateLimitExceeded, _rate_limited_response)
-    # after_request hooks run in reverse order of registration: this one after
-    # Flask-Limiter's (which adds the headers)...
-    app.after_request(_drop_retry_after_unless_limited)
-    limiter.init_app(app)
-    # ...and this one before it, so that a failed check it causes is deducted.
-    app.after_request(_remember_accepted_key)
+    app.before_request(_apply_limits)
+    app.after_request(_after_request)
     return limiter
 
 
-def _limit_value(action: str) -> str:
-    return _state().ratelimits.limits[action]
-
-
-def _on_breach(action: str, limit: RequestLimit) -> Response:
-    """Count the rejection, record it, and build the JSON 429 body."""
-    ratelimit_rejections.labels(action=action).inc()
+def _apply_limits() -> Response | None:
+    """before_request: count the request against its limits; 429 over one of them."""
+    state = _state()
+    checks = state.rate_plan.checks(state)
+    if not checks:
+        return None
     try:
-        retry_after = max(0, int(limit.reset_at - time.time()))
-    except Exception:  # the storage died between the hit and now
-        retry_after = int(limit.limit.get_expiry())
-    limit_text = str(limit.limit)
+        results = state.limiter.evaluate(checks)
+    except Exception:
+        log.exception("rate limits could not be applied; the request is served")
+        return None
+    last = results[-1]
+    flags = g._get_current_object()
+    setattr(flags, _HEADER_RESULT, results[0] if last.allowed else last)
+    if len(results) == len(checks) and not checks[-1].hit:
+        setattr(flags, _LOGIN_CHECK, checks[-1])  # reached: deducted if the key check fails
+    if not last.allowed:
+        return _refused(last)
+    return None
+
+
+def _refused(result: Result) -> Response:
+    """Count the rejection, record it, and build the JSON 429 body."""
+    action = result.check.action
+    ratelimit_rejections.labels(action=action).inc()
+    retry_after = max(0, int(_reset_at(result) - time.time()))
+    limit_text = str(result.check.item)
     from .events import EventType, record_event
 
     # A login refusal is answered before any key is checked, and stays so: the
@@ -372,33 +305,43 @@ def _on_breach(action: str, limit: RequestLimit) -> Response:
     return response
 
 
-def _rate_limited_response(exc: RateLimitExceeded) -> Response:
-    if exc.response is not None:
-        return exc.response
-    response = jsonify(error={"code": "rate_limited", "message": "Too many requests.",
-                              "details": {"limit": str(exc.limit.limit)}})
-    response.status_code = 429
+def _reset_at(result: Result) -> int:
+    """The whole second after the window ends (what X-RateLimit-Reset says)."""
+    return int((result.reset or time.time()) + 1)
+
+
+def _after_request(response: Response) -> Response:
+    """Remember an accepted key, deduct a failed key check, add the X-RateLimit-* headers."""
+    state = _state()
+    flags = g._get_current_object()
+    _remember_accepted_key(state, flags, response)
+    login = flags.get(_LOGIN_CHECK)
+    if login is not None and flags.get(AUTH_FAILED_FLAG):
+        try:
+            state.limiter.deduct(login)
+        except Exception:
+            log.exception("a failed key check could not be deducted from the login limit")
+    result: Result | None = flags.get(_HEADER_RESULT)
+    if result is not None and result.remaining is not None:
+        reset_at = _reset_at(result)
+        headers = response.headers
+        headers["X-RateLimit-Limit"] = str(result.check.item.amount)
+        headers["X-RateLimit-Remaining"] = str(result.remaining)
+        headers["X-RateLimit-Reset"] = str(reset_at)
+        if not result.allowed:
+            headers["Retry-After"] = str(max(0, int(reset_at - time.time())))
     return response
 
 
-def _remember_accepted_key(response: Response) -> Response:
+def _remember_accepted_key(state: "MonitorState", flags: Any, response: Response) -> None:
     """Remember the request's key once the app accepted it (its actor is known)."""
-    digest = g.get(_DIGEST)
-    if not digest or response.status_code in (401, 429) or g.get(AUTH_FAILED_FLAG):
-        return response
-    state = _state()
+    digest = flags.get(_DIGEST)
+    if not digest or response.status_code in (401, 429) or flags.get(AUTH_FAILED_FLAG):
+        return
     if digest in state.known_keys:
-        return response
+        return
     # Usually the view has authenticated already (the loader remembers its
     # answer); on a route that needs no key this checks it, so that a guess
     # sent to a public route cannot get itself remembered.
-    if state.current_actor() is not None and not g.get(AUTH_FAILED_FLAG):
+    if state.current_actor() is not None and not flags.get(AUTH_FAILED_FLAG):
         state.known_keys.add(digest)
-    return response
-
-
-def _drop_retry_after_unless_limited(response: Response) -> Response:
-    """Flask-Limiter adds Retry-After to every limited response; it belongs on 429s only."""
-    if response.status_code != 429 and "X-RateLimit-Limit" in response.headers:
-        response.headers.pop("Retry-After", None)
-    return response

@@ -1,0 +1,375 @@
+"""Counting rate limits: in Redis with one round trip a request, or in process memory.
+
+The ``limits`` library provides the storages (Redis, memory) and the three
+strategies (fixed window, moving window, sliding window counter). This module
+adds what a request needs on top of them:
+
+- all the limits that apply to a request are checked together, in order,
+  stopping at the first one that refuses (the limits after it are not used
+  up). With Redis and the fixed window (the default) that is a single Lua
+  script, so a request costs one round trip whatever the number of limits,
+  and the script's answer also gives what the ``X-RateLimit-*`` headers show
+  (no second read). The other strategies go through ``limits`` one limit at
+  a time;
+- a limit can be looked at without being used up (``Check(hit=False)``; the
+  ``login`` limit, which is deducted after the answer with :meth:`Limiter.deduct`);
+- when Redis fails, counting goes on in process memory with the same limits,
+  and Redis is probed again after 1, 2, 4, ... 32 s (on incoming requests);
+  once it answers, counting returns to it and the memory counts are dropped.
+  Every storage error counts in ``ratelimit_backend_errors_total``; the outage
+  is logged once when it starts and once when it ends.
+
+    limiter = Limiter("monitored+redis://localhost:6379/0", "fixed-window")
+    item = parse_many("20/minute")[0]
+    results = limiter.evaluate([Check("ticket_create", item, ("app", "key:ab12", "ticket_create"))])
+    if not results[-1].allowed: ...  # refused: results[-1].remaining, .reset
+
+Keys are those ``limits`` itself uses (``LIMITS:LIMITER/<prefix>/<who>/<action>/
+<amount>/<multiples>/<granularity>``), so both paths count the same keys.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from typing import Any, NamedTuple, Sequence
+
+from limits import RateLimitItem
+from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
+from limits.strategies import STRATEGIES, RateLimiter
+from redis.backoff import NoBackoff
+from redis.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from .metrics import ratelimit_backend_errors
+
+log = logging.getLogger("ticketing.security.rate_limits")
+
+#: Longest wait between two probes of a failed storage, in seconds.
+MAX_PROBE_INTERVAL = 32.0
+
+
+class Check(NamedTuple):
+    """One limit to apply to the current request.
+
+    ``identifiers`` name the counter (``limits``' ``key_for`` arguments):
+    ``(key prefix, who, action)``. ``hit=False`` only looks: the request is
+    refused when the limit is used up, but nothing is counted. ``known_key``
+    is ``item.key_for(*identifiers)`` when the caller has it at hand already.
+    """
+
+    action: str
+    item: RateLimitItem
+    identifiers: tuple[str, ...]
+    hit: bool = True
+    known_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.known_key or self.item.key_for(*self.identifiers)
+
+
+class Result(NamedTuple):
+    """How a check went: allowed or not, what is left and when the window ends (Unix time).
+
+    ``remaining`` and ``reset`` are None when they were not read (a limit that
+    passed behind the first one, outside the single-script path).
+    """
+
+    check: Check
+    allowed: bool
+    remaining: int | None
+    reset: float | None
+
+
+# ------------------------------------------------------------------ Redis storage
+
+# For each limit (KEYS[i]; ARGV: amount, window seconds, "1" to count a hit or
+# "0" to look only) its count and the seconds left in its window, stopping
+# after the first limit that refuses. The counting is limits' own incr_expire.
+_CHECK_FIXED_WINDOWS = """
+local result = {}
+for i, key in ipairs(KEYS) do
+  local amount = tonumber(ARGV[3 * i - 2])
+  local hit = ARGV[3 * i] == "1"
+  local count
+  if hit then
+    count = redis.call("incrby", key, 1)
+    if count == 1 then
+      redis.call("expire", key, ARGV[3 * i - 1])
+    end
+  else
+    count = tonumber(redis.call("get", key) or "0")
+  end
+  result[#result + 1] = count
+  result[#result + 1] = redis.call("ttl", key)
+  if (hit and count > amount) or (not hit and count >= amount) then
+    break
+  end
+end
+return result
+"""
+
+
+class _OutageLog:
+    """Logs once when the storage starts failing and once when it answers again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.failing = False
+
+    def error(self, what: str, exc: BaseException | None) -> None:
+        ratelimit_backend_errors.inc()
+        with self._lock:
+            first, self.failing = not self.failing, True
+        if first:
+            log.warning("rate-limit storage unreachable (%s: %s); limits are counted per "
+                        "process until it answers again", what, exc or "ping failed")
+
+    def ok(self) -> None:
+        if self.failing:
+            with self._lock:
+                was, self.failing = self.failing, False
+            if was:
+                log.warning("rate-limit storage answers again; limits are shared again")
+
+
+class MonitoredRedisStorage(RedisStorage):
+    """Redis storage for ``limits`` that counts and logs its errors, and checks
+    several fixed-window limits in one round trip (:meth:`check_fixed_windows`).
+
+    Registered for the ``monitored+redis://`` (``+rediss``, ``+redis+unix``)
+    schemes; :func:`storage_uri` turns a Redis URL into one of these.
+    """
+
+    STORAGE_SCHEME = ["monitored+redis", "monitored+rediss", "monitored+redis+unix"]
+    outage = _OutageLog()
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri.removeprefix("monitored+"), **options)
+        self._check_sha = hashlib.sha1(_CHECK_FIXED_WINDOWS.encode()).hexdigest()
+        self._idle: list[Connection] = []
+        self._pid = os.getpid()
+
+    def _watch(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = getattr(super(), name)(*args, **kwargs)
+        except Exception as exc:
+            self.outage.error(name, exc)
+            raise
+        self.outage.ok()
+        return result
+
+    def check_fixed_windows(self, checks: Sequence[Check]) -> list[Result]:
+        """Apply fixed-window ``checks`` in order in one script; stop at the first refusal."""
+        args: list[Any] = []
+        for check in checks:
+            args += [check.item.amount, check.item.get_expiry(), 1 if check.hit else 0]
+        keys = [self.prefixed_key(c.key) for c in checks]
+        try:
+            try:
+                answer = self._call("EVALSHA", self._check_sha, len(keys), *keys, *args)
+            except NoScriptError:  # a new or restarted Redis: load the script once
+                self._call("SCRIPT", "LOAD", _CHECK_FIXED_WINDOWS)
+                answer = self._call("EVALSHA", self._check_sha, len(keys), *keys, *args)
+        except Exception as exc:
+            self.outage.error("check", exc)
+            raise
+        self.outage.ok()
+        now = time.time()
+        results = []
+        for check, count, ttl in zip(checks, answer[0::2], answer[1::2]):
+            amount = check.item.amount
+            allowed = count <= amount if check.hit else count < amount
+            results.append(Result(check, allowed, max(0, amount - count), now + max(ttl, 0)))
+        return results
+
+    def _call(self, *command: Any) -> Any:
+        """Send one command on a connection of our own and read its answer.
+
+        The per-request script goes through these connections rather than
+        redis-py's pool, which spends more CPU than the round trip itself on
+        its bookkeeping. Like the pool's clients, a connection error is retried
+        once on a fresh connection (a Redis restart leaves stale connections
+        behind); a connection that failed is never reused.
+        """
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.send_command(*command)
+                answer = connection.read_response()
+            except ResponseError:  # an error answer: the connection itself is fine
+                self._idle.append(connection)
+                raise
+            except (RedisConnectionError, RedisTimeoutError):
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                connection.disconnect()
+                raise
+            self._idle.append(connection)
+            return answer
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> Connection:
+        if self._pid != os.getpid():  # forked: the parent's connections are not ours
+            self._idle, self._pid = [], os.getpid()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pool = self.storage.connection_pool
+            return pool.connection_class(**pool.connection_kwargs)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self._watch("incr", key, expiry, amount)
+
+    def get(self, key: str) -> int:
+        return self._watch("get", key)
+
+    def get_expiry(self, key: str) -> float:
+        return self._watch("get_expiry", key)
+
+    def clear(self, key: str) -> None:
+        return self._watch("clear", key)
+
+    def acquire_entry(self, *args: Any, **kwargs: Any) -> bool:
+        return self._watch("acquire_entry", *args, **kwargs)
+
+    def get_moving_window(self, *args: Any, **kwargs: Any) -> tuple[float, int]:
+        return self._watch("get_moving_window", *args, **kwargs)
+
+    def acquire_sliding_window_entry(self, *args: Any, **kwargs: Any) -> bool:
+        return self._watch("acquire_sliding_window_entry", *args, **kwargs)
+
+    def get_sliding_window(self, *args: Any, **kwargs: Any) -> tuple[int, float, int, float]:
+        return self._watch("get_sliding_window", *args, **kwargs)
+
+    def check(self) -> bool:
+        healthy = super().check()
+        if healthy:
+            self.outage.ok()
+        else:
+            self.outage.error("ping", None)
+        return bool(healthy)
+
+
+def storage_uri(url: str) -> str:
+    """The storage URI to use: Redis URLs go through :class:`MonitoredRedisStorage`."""
+    if url.split("://", 1)[0] in ("redis", "rediss", "redis+unix"):
+        return "monitored+" + url
+    return url
+
+
+def storage_options(url: str, timeout: float) -> dict[str, Any]:
+    """Short timeouts and a single immediate retry, so a dead Redis costs milliseconds."""
+    if not url.startswith("monitored+"):
+        return {}
+    return {"socket_connect_timeout": timeout, "socket_timeout": timeout,
+            "retry": Retry(NoBackoff(), 1)}
+
+
+# ------------------------------------------------------------------ the limiter
+
+class Limiter:
+    """Applies checks in the configured storage, or in memory while that storage fails."""
+
+    def __init__(self, url: str, strategy: str, *, timeout: float = 0.5) -> None:
+        uri = storage_uri(url)
+        self.storage: Storage = storage_from_string(uri, **storage_options(uri, timeout))
+        self.strategy = strategy
+        self._counter: RateLimiter = STRATEGIES[strategy](self.storage)
+        self._single_script = (isinstance(self.storage, MonitoredRedisStorage)
+                               and strategy == "fixed-window")
+        self._can_fail = not isinstance(self.storage, MemoryStorage)
+        self._memory = MemoryStorage()
+        self._fallback: RateLimiter = STRATEGIES[strategy](self._memory)
+        self._lock = threading.Lock()
+        self._failed = False
+        self._probe_at = 0.0
+        self._probe_interval = 1.0
+
+    @property
+    def counting_in_memory(self) -> bool:
+        """Whether the storage failed and this process counts on its own meanwhile."""
+        return self._failed
+
+    def evaluate(self, checks: Sequence[Check]) -> list[Result]:
+        """Apply ``checks`` in order; the last result is the first refusal, if any.
+
+        The first result carries ``remaining`` and ``reset`` (the header limit),
+        and so does a refusal. Raises only when counting in memory fails too.
+        """
+        if not checks:
+            return []
+        if self._storage_usable():
+            try:
+                if self._single_script:
+                    return self.storage.check_fixed_windows(checks)
+                return _one_by_one(self._counter, checks)
+            except Exception:
+                if not self._can_fail:
+                    raise
+                self._storage_failed()
+        return _one_by_one(self._fallback, checks)
+
+    def deduct(self, check: Check) -> None:
+        """Count one hit against ``check``'s limit (after the request, whatever it had left)."""
+        if self._storage_usable():
+            try:
+                self._counter.hit(check.item, *check.identifiers)
+                return
+            except Exception:
+                if not self._can_fail:
+                    raise
+                self._storage_failed()
+        self._fallback.hit(check.item, *check.identifiers)
+
+    def _storage_usable(self) -> bool:
+        if not self._failed:
+            return True
+        now = time.monotonic()
+        if now < self._probe_at or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._failed:
+                return True
+            if self.storage.check():
+                self._failed = False
+                self._memory.reset()
+                return True
+            self._probe_interval = min(self._probe_interval * 2, MAX_PROBE_INTERVAL)
+            self._probe_at = time.monotonic() + self._probe_interval
+            return False
+        finally:
+            self._lock.release()
+
+    def _storage_failed(self) -> None:
+        with self._lock:
+            if not self._failed:
+                self._failed = True
+                self._probe_interval = 1.0
+                self._probe_at = time.monotonic() + self._probe_interval
+
+
+def _one_by_one(counter: RateLimiter, checks: Sequence[Check]) -> list[Result]:
+    """Apply ``checks`` through a ``limits`` strategy, a call (or two) per limit."""
+    results = []
+    for index, check in enumerate(checks):
+        if check.hit:
+            allowed = counter.hit(check.item, *check.identifiers)
+        else:
+            allowed = counter.test(check.item, *check.identifiers)
+        remaining = reset = None
+        if index == 0 or not allowed:
+            reset, remaining = counter.get_window_stats(check.item, *check.identifiers)
+        results.append(Result(check, allowed, remaining, reset))
+        if not allowed:
+            break
+    return results
