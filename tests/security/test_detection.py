@@ -56,13 +56,16 @@ def send(client, part: str, value: str):
     raise AssertionError(part)
 
 
-@pytest.mark.parametrize("encoding", list(ENCODINGS))
-@pytest.mark.parametrize("part", ["path", "query", "form", "json", "header"])
-@pytest.mark.parametrize("pattern_class", list(PAYLOADS))
+# Every class in every part and encoding, except a raw NUL byte in a header,
+# which HTTP cannot carry (its encoded forms are covered).
+CASES = [(c, p, e) for c in PAYLOADS for p in ["path", "query", "form", "json", "header"]
+         for e in ENCODINGS
+         if not (p == "header" and "\x00" in ENCODINGS[e](PAYLOADS[c]))]
+
+
+@pytest.mark.parametrize("pattern_class,part,encoding", CASES)
 def test_pattern_detected_in_every_part(scanned_app, pattern_class, part, encoding):
     value = ENCODINGS[encoding](PAYLOADS[pattern_class])
-    if part == "header" and "\x00" in value:
-        pytest.skip("HTTP headers cannot carry a raw NUL byte")
     client = scanned_app.test_client()
     before = counter("security_events_total", type="SUSPICIOUS_PATTERN", severity="warning")
     previous = {e.id: e.count for e in events(scanned_app, type="SUSPICIOUS_PATTERN")}
