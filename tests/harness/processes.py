@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,25 +21,10 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Sequence
 
+# The stack runner's own helpers: one implementation for the product and its tests.
+from demo.supervisor import free_port, tcp_ready
+
 Ready = Callable[[], bool]
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tcp_ready(host: str, port: int) -> Ready:
-    def check() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    return check
 
 
 def http_ready(url: str, status: int = 200) -> Ready:
