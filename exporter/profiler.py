@@ -165,6 +165,17 @@ class profile:
         operation = self.operation
         fixed = self.slow_threshold
 
+        # One bookkeeping path for sync and async calls alike.
+        def failed(duration: float, exc: BaseException) -> None:
+            observe(duration)
+            error_inc()
+            _report(operation, duration, fixed or _slow_threshold, slow_inc, exc)
+
+        def finished(duration: float) -> None:
+            observe(duration)
+            if duration >= (fixed or _slow_threshold):
+                _report(operation, duration, fixed or _slow_threshold, slow_inc)
+
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(*args, **kwargs):
@@ -172,15 +183,9 @@ class profile:
                 try:
                     result = await func(*args, **kwargs)
                 except Exception as exc:
-                    duration = perf_counter() - start
-                    observe(duration)
-                    error_inc()
-                    _report(operation, duration, fixed or _slow_threshold, slow_inc, exc)
+                    failed(perf_counter() - start, exc)
                     raise
-                duration = perf_counter() - start
-                observe(duration)
-                if duration >= (fixed or _slow_threshold):
-                    _report(operation, duration, fixed or _slow_threshold, slow_inc)
+                finished(perf_counter() - start)
                 return result
 
             return async_wrapper  # type: ignore[return-value]
@@ -191,15 +196,9 @@ class profile:
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                duration = perf_counter() - start
-                observe(duration)
-                error_inc()
-                _report(operation, duration, fixed or _slow_threshold, slow_inc, exc)
+                failed(perf_counter() - start, exc)
                 raise
-            duration = perf_counter() - start
-            observe(duration)
-            if duration >= (fixed or _slow_threshold):
-                _report(operation, duration, fixed or _slow_threshold, slow_inc)
+            finished(perf_counter() - start)
             return result
 
         return wrapper  # type: ignore[return-value]
