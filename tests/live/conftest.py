@@ -227,10 +227,15 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def start_live_server(tmp_path_factory, ticketing_data, prometheus, alertmanager):
-    """Start the ticket service under gunicorn; keyword arguments go to its ``live`` section."""
+    """Start the ticket service under gunicorn; keyword arguments go to its ``live`` section.
+
+    Every test here connects from 127.0.0.1 and several offer wrong keys on
+    purpose, so the ``login`` limit is raised unless ``ratelimits`` says otherwise.
+    """
     started: list[ManagedProcess] = []
 
-    def start(threads: int = 64, prometheus_url: str | None = None, **live) -> LiveServer:
+    def start(threads: int = 64, prometheus_url: str | None = None,
+              ratelimits: dict | None = None, **live) -> LiveServer:
         port = free_port()
         workdir = tmp_path_factory.mktemp(f"ticketing-{port}")
         settings = {"interval": "1s", "query_timeout": "0.8s", "ping_interval": "2s",
@@ -239,7 +244,8 @@ def start_live_server(tmp_path_factory, ticketing_data, prometheus, alertmanager
                     "max_alerts": 100, "prometheus_url": prometheus_url or prometheus.url,
                     "alertmanager_url": alertmanager.url, **live}
         config = workdir / "ticketing.yml"
-        config.write_text(yaml.safe_dump({"live": settings}))
+        limits = ratelimits or {"limits": {"login": "1000/minute"}}
+        config.write_text(yaml.safe_dump({"live": settings, "ratelimits": limits}))
         cmd = [sys.executable, "-m", "gunicorn"]
         if GUNICORN_CONF.exists():
             cmd += ["-c", str(GUNICORN_CONF)]

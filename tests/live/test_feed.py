@@ -267,6 +267,33 @@ def test_each_refused_client_is_one_failed_auth_for_the_security_monitor(live_se
     assert _failed_auth_events(live_server) == before + 3
 
 
+def test_an_address_out_of_key_guesses_is_refused_before_the_upgrade(start_live_server):
+    server = start_live_server(threads=8, ratelimits={"limits": {"login": "2/minute"}})
+    wrong = "pw_000000000000_" + "z" * 43
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        connect(server.ws_url, wrong)                                  # guess 1: header
+    assert refused.value.status_code == 401
+    ws = connect(server.ws_url)                                        # guess 2: message
+    try:
+        ws.send(json.dumps({"type": "auth", "api_key": wrong}))
+        assert wait_closed(ws)[0] == 4401
+    finally:
+        ws.close()
+
+    # Out of guesses: refused before any key is looked at, the right one too,
+    # over the WebSocket and the JSON API alike.
+    for key in (wrong, None, server.data.staff_key):
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            connect(server.ws_url, key)
+        assert refused.value.status_code == 429
+        body = json.loads(refused.value.resp_body)
+        assert body["error"]["details"]["action"] == "login"
+        assert int(refused.value.resp_headers["retry-after"]) > 0
+    response = requests.get(f"{server.http_url}/api/v1/tickets",
+                            headers={"X-API-Key": server.data.acme_key}, timeout=10)
+    assert response.status_code == 429
+
+
 @pytest.mark.parametrize("headers, status", [
     ({}, 400),                                                      # not an upgrade at all
     ({"Upgrade": "websocket", "Connection": "Upgrade",

@@ -55,7 +55,7 @@ from .inspection import scan_request
 from .metrics import start_at_zero
 from .patterns import URL_PARTS, Finding, PatternClass
 from .rate_limits import (AUTH_FAILED_FLAG, FailureCounter, KnownKeys, Limiter, RatePlan,
-                          build_limiter, key_digest, ratelimit)
+                          build_limiter, deduct_failed_login, key_digest, ratelimit)
 from .settings import RateLimitSettings, SecuritySettings, check_sections
 
 __all__ = [
@@ -197,8 +197,9 @@ def _on_auth_failed(app: Flask, key_prefix: str | None = None, reason: str | Non
     if state is None:
         return
     if reason not in NOT_COUNTED and has_request_context():
-        setattr(g, AUTH_FAILED_FLAG, True)  # deducted from the ``login`` limit
+        setattr(g, AUTH_FAILED_FLAG, True)
         state.known_keys.discard(key_digest(state))
+        deduct_failed_login(state)
     state.failed_auth.failed(key_prefix=key_prefix, reason=reason)
 
 

@@ -7,10 +7,12 @@ setting; defaults ``login`` 5/minute, ``withdrawal`` 3/minute, ``api_call``
 - ``api_call``: every request under ``ratelimits.api_prefix`` (``/api/``), per
   API key, or per client IP when the request carries none;
 - ``login``: failed API key checks, per client IP. Once an IP has used up its
-  failures, its requests under the API prefix are answered 429 before any key
-  is checked, until the window ends (so keys cannot be guessed faster). A key
-  this process accepted within the last minute is not a guess: requests with
-  it skip this check, so a partner sharing an IP with a guesser keeps working;
+  failures, its requests under the API prefix and to the routes listed for
+  ``login`` in ``ratelimits.routes`` (the live feed's ``GET /ws/monitoring``)
+  are answered 429 before any key is checked, until the window ends (so keys
+  cannot be guessed faster). A key this process accepted within the last
+  minute is not a guess: requests with it skip this check, so a partner
+  sharing an IP with a guesser keeps working;
 - any other action (``ticket_create``, ``withdrawal``, ...): requests to views
   marked with :func:`ratelimit` or to routes listed for the action in
   ``ratelimits.routes`` (``ticket_create: ["POST /api/v1/tickets"]``), per API key.
@@ -184,6 +186,8 @@ class RatePlan:
         #: Actions counted on chosen routes, in the order they are checked.
         self.specific = tuple(a for a in settings.limits if a not in ("api_call", "login"))
         self.routes = settings.routes
+        #: Routes outside the API prefix where a key is checked (the WebSocket feed).
+        self.login_routes = frozenset(settings.routes.get("login", ()))
         self.api_prefix = settings.api_prefix
         self.key_prefix = settings.key_prefix
         # Per action, each rate with its counter key around the caller's identity:
@@ -220,19 +224,20 @@ class RatePlan:
         req = request._get_current_object()
         actions = self.route_actions(req)
         api = req.path.startswith(self.api_prefix)
-        if not actions and not api:
+        login = api or (req.url_rule is not None
+                        and f"{req.method} {req.url_rule.rule}" in self.login_routes)
+        if not actions and not login:
             return []
         digest = key_digest(state)
         who = "key:" + digest if digest else "ip:" + (state.client_ip() or "unknown")
         checks: list[Check] = []
         for action in actions:
             checks += self._checks(action, who)
-        if api:
-            if "api_call" in self._keys:
-                checks += self._checks("api_call", who)
-            if "login" in self._keys and digest not in state.known_keys:
-                checks += self._checks("login", "ip:" + (state.client_ip() or "unknown"),
-                                       hit=False)
+        if api and "api_call" in self._keys:
+            checks += self._checks("api_call", who)
+        if login and "login" in self._keys and digest not in state.known_keys:
+            checks += self._checks("login", "ip:" + (state.client_ip() or "unknown"),
+                                   hit=False)
         return checks
 
 
@@ -315,12 +320,8 @@ def _after_request(response: Response) -> Response:
     state = _state()
     flags = g._get_current_object()
     _remember_accepted_key(state, flags, response)
-    login = flags.get(_LOGIN_CHECK)
-    if login is not None and flags.get(AUTH_FAILED_FLAG):
-        try:
-            state.limiter.deduct(login)
-        except Exception:
-            log.exception("a failed key check could not be deducted from the login limit")
+    if flags.get(AUTH_FAILED_FLAG):
+        deduct_failed_login(state)
     result: Result | None = flags.get(_HEADER_RESULT)
     if result is not None and result.remaining is not None:
         reset_at = _reset_at(result)
@@ -331,6 +332,23 @@ def _after_request(response: Response) -> Response:
         if not result.allowed:
             headers["Retry-After"] = str(max(0, int(reset_at - time.time())))
     return response
+
+
+def deduct_failed_login(state: "MonitorState") -> None:
+    """Count the request's failed key check against ``login``, at most once.
+
+    Called as the check fails, so the next guess already meets the lower
+    budget (a WebSocket client hears 4401 before its connection's request
+    ends), and again after the request for a check that failed before the
+    limits were looked at.
+    """
+    login = g.pop(_LOGIN_CHECK, None)
+    if login is None:
+        return
+    try:
+        state.limiter.deduct(login)
+    except Exception:
+        log.exception("a failed key check could not be deducted from the login limit")
 
 
 def _remember_accepted_key(state: "MonitorState", flags: Any, response: Response) -> None:

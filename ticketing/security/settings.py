@@ -30,7 +30,7 @@ DEFAULT_LIMITS = {
     "api_call": "100/minute",
     "ticket_create": "20/minute",
 }
-DEFAULT_ROUTES = {"ticket_create": ["POST /api/v1/tickets"]}
+DEFAULT_ROUTES = {"ticket_create": ["POST /api/v1/tickets"], "login": ["GET /ws/monitoring"]}
 DEFAULT_HEADERS = ("User-Agent", "Referer")
 DEFAULT_BLOCK = (PatternClass.PATH_TRAVERSAL, PatternClass.NULL_BYTE)
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
