@@ -42,10 +42,13 @@ def test_a_ticket_creation_costs_one_redis_round_trip(make_app, redis_url):
     client = app.test_client()
     headers = from_ip("198.51.100.20", key("partner1"))
     client.post("/api/v1/tickets", headers=headers)  # loads the script into Redis
-    # A key not accepted yet: ticket_create, api_call and the login check together.
+    # A key not accepted yet: ticket_create, api_call and the login check together,
+    # then, once accepted, the key is marked for the other processes (once per
+    # key and process every half minute).
     with redis_commands() as sent:
         r = client.post("/api/v1/tickets", headers=from_ip("198.51.100.21", key("partner2")))
-    assert r.status_code == 201 and len(sent) == 1, sent
+    assert r.status_code == 201 and len(sent) == 2, sent
+    assert sent[0].count(b"EVALSHA") == 1 and b"known_key" in sent[1]
     # A key accepted a moment ago: the login check is skipped; still one round trip.
     with redis_commands() as sent:
         for _ in range(5):
@@ -53,12 +56,12 @@ def test_a_ticket_creation_costs_one_redis_round_trip(make_app, redis_url):
             assert r.status_code == 201 and r.headers["X-RateLimit-Remaining"]
     assert len(sent) == 5, sent
     # A failed key check costs more (not the hot path): the failure counts per IP
-    # and per key prefix, and the login deduction after the answer.
+    # and per key prefix, the login deduction, and the key's marker removed.
     guess = {"X-API-Key": "pw_0123456789ab_guess"}
     client.get("/api/v1/echo", headers=from_ip("198.51.100.22", guess))
     with redis_commands() as sent:
         r = client.get("/api/v1/echo", headers=from_ip("198.51.100.23", guess))
-    assert r.status_code == 401 and len(sent) == 4, sent
+    assert r.status_code == 401 and len(sent) == 5, sent
 
 
 def test_a_clean_request_queries_no_database(make_app, redis_url):

@@ -130,6 +130,30 @@ def test_failed_key_checks_use_up_the_login_limit(make_app, redis_url):
     assert events(app, type="FAILED_AUTH")[0].count == 3
 
 
+@pytest.mark.parametrize("strategy", ["fixed-window", "moving-window"])
+def test_a_key_accepted_by_any_process_is_no_guess_for_the_others(make_app, redis_url,
+                                                                   strategy):
+    """Behind one NAT with a guesser, a partner's requests reach a worker that never
+    saw its key: the marker the first worker left in Redis lets them through."""
+    first, second = (limited_app(make_app, redis_url, strategy=strategy,
+                                 limits={"api_call": "100/minute"}).test_client()
+                     for _ in range(2))
+    shared_ip = "203.0.113.70"
+    assert first.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner1"))).status_code \
+        == 200
+    for i in range(3):
+        r = second.get("/api/v1/echo", headers=from_ip(shared_ip, {"X-API-Key": f"pw_guess{i}_x"}))
+        assert r.status_code == 401
+    assert_limited(second.get("/api/v1/echo", headers=from_ip(shared_ip, {"X-API-Key": "pw_x_y"})),
+                   "login", 3)
+    # The second process never accepted partner 1's key, yet lets it through ...
+    assert second.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner1"))).status_code \
+        == 200
+    # ... while a key no process accepted lately is refused before it is looked at.
+    assert second.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner2"))).status_code \
+        == 429
+
+
 def test_limits_are_shared_by_every_process(make_app, redis_url):
     """Two app instances on one Redis stand for two processes (gunicorn: test_gunicorn.py)."""
     first = limited_app(make_app, redis_url).test_client()

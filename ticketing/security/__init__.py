@@ -55,7 +55,8 @@ from .inspection import scan_request
 from .metrics import start_at_zero
 from .patterns import URL_PARTS, Finding, PatternClass
 from .rate_limits import (AUTH_FAILED_FLAG, FailureCounter, KnownKeys, Limiter, RatePlan,
-                          build_limiter, deduct_failed_login, key_digest, ratelimit)
+                          build_limiter, deduct_failed_login, forget_key, key_digest,
+                          ratelimit)
 from .settings import RateLimitSettings, SecuritySettings, check_sections
 
 __all__ = [
@@ -198,7 +199,7 @@ def _on_auth_failed(app: Flask, key_prefix: str | None = None, reason: str | Non
         return
     if reason not in NOT_COUNTED and has_request_context():
         setattr(g, AUTH_FAILED_FLAG, True)
-        state.known_keys.discard(key_digest(state))
+        forget_key(state, key_digest(state))
         deduct_failed_login(state)
     state.failed_auth.failed(key_prefix=key_prefix, reason=reason)
 

@@ -12,7 +12,10 @@ adds what a request needs on top of them:
   (no second read). The other strategies go through ``limits`` one limit at
   a time;
 - a limit can be looked at without being used up (``Check(hit=False)``; the
-  ``login`` limit, which is deducted after the answer with :meth:`Limiter.deduct`);
+  ``login`` limit, which is deducted when a key check fails, with
+  :meth:`Limiter.deduct`), and skipped while a marker key exists
+  (``Check(unless=...)``: the ``login`` check of a key some process accepted
+  lately, marked with :meth:`Limiter.mark`), in the same round trip;
 - when Redis fails, counting goes on in process memory with the same limits,
   and Redis is probed again after 1, 2, 4, ... 32 s (on incoming requests);
   once it answers, counting returns to it and the memory counts are dropped.
@@ -34,7 +37,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from limits import RateLimitItem
 from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
@@ -61,6 +64,8 @@ class Check(NamedTuple):
     ``(key prefix, who, action)``. ``hit=False`` only looks: the request is
     refused when the limit is used up, but nothing is counted. ``known_key``
     is ``item.key_for(*identifiers)`` when the caller has it at hand already.
+    ``unless`` names a marker (:meth:`Limiter.mark`): while it exists in the
+    storage the check is skipped and passes.
     """
 
     action: str
@@ -68,6 +73,7 @@ class Check(NamedTuple):
     identifiers: tuple[str, ...]
     hit: bool = True
     known_key: str | None = None
+    unless: str | None = None
 
     @property
     def key(self) -> str:
@@ -90,26 +96,35 @@ class Result(NamedTuple):
 # ------------------------------------------------------------------ Redis storage
 
 # For each limit (KEYS[i]; ARGV: amount, window seconds, "1" to count a hit or
-# "0" to look only) its count and the seconds left in its window, stopping
-# after the first limit that refuses. The counting is limits' own incr_expire.
+# "0" to look only, and the index in KEYS of a marker that skips the check, 0
+# for none) its count and the seconds left in its window (-1, -1 when skipped),
+# stopping after the first limit that refuses. The counting is limits' own
+# incr_expire. Markers follow the limits' keys in KEYS.
 _CHECK_FIXED_WINDOWS = """
 local result = {}
-for i, key in ipairs(KEYS) do
-  local amount = tonumber(ARGV[3 * i - 2])
-  local hit = ARGV[3 * i] == "1"
+for i = 1, #ARGV / 4 do
+  local key = KEYS[i]
+  local amount = tonumber(ARGV[4 * i - 3])
+  local hit = ARGV[4 * i - 1] == "1"
+  local unless = tonumber(ARGV[4 * i])
   local count
-  if hit then
+  if unless > 0 and redis.call("exists", KEYS[unless]) == 1 then
+    result[#result + 1] = -1
+    result[#result + 1] = -1
+  elseif hit then
     count = redis.call("incrby", key, 1)
     if count == 1 then
-      redis.call("expire", key, ARGV[3 * i - 1])
+      redis.call("expire", key, ARGV[4 * i - 2])
     end
   else
     count = tonumber(redis.call("get", key) or "0")
   end
-  result[#result + 1] = count
-  result[#result + 1] = redis.call("ttl", key)
-  if (hit and count > amount) or (not hit and count >= amount) then
-    break
+  if count then
+    result[#result + 1] = count
+    result[#result + 1] = redis.call("ttl", key)
+    if (hit and count > amount) or (not hit and count >= amount) then
+      break
+    end
   end
 end
 return result
@@ -168,9 +183,13 @@ class MonitoredRedisStorage(RedisStorage):
     def check_fixed_windows(self, checks: Sequence[Check]) -> list[Result]:
         """Apply fixed-window ``checks`` in order in one script; stop at the first refusal."""
         args: list[Any] = []
-        for check in checks:
-            args += [check.item.amount, check.item.get_expiry(), 1 if check.hit else 0]
         keys = [self.prefixed_key(c.key) for c in checks]
+        for check in checks:
+            marker = 0
+            if check.unless:
+                keys.append(self.prefixed_key(check.unless))
+                marker = len(keys)
+            args += [check.item.amount, check.item.get_expiry(), 1 if check.hit else 0, marker]
         try:
             try:
                 answer = self._call("EVALSHA", self._check_sha, len(keys), *keys, *args)
@@ -184,6 +203,9 @@ class MonitoredRedisStorage(RedisStorage):
         now = time.time()
         results = []
         for check, count, ttl in zip(checks, answer[0::2], answer[1::2]):
+            if count < 0:  # skipped: its marker exists
+                results.append(Result(check, True, None, None))
+                continue
             amount = check.item.amount
             allowed = count <= amount if check.hit else count < amount
             results.append(Result(check, allowed, max(0, amount - count), now + max(ttl, 0)))
@@ -226,6 +248,23 @@ class MonitoredRedisStorage(RedisStorage):
         except IndexError:
             pool = self.storage.connection_pool
             return pool.connection_class(**pool.connection_kwargs)
+
+    def mark(self, key: str, seconds: int) -> None:
+        """Set the marker ``key`` for ``seconds`` (see :attr:`Check.unless`)."""
+        try:
+            self._call("SET", self.prefixed_key(key), 1, "EX", seconds)
+        except Exception as exc:
+            self.outage.error("mark", exc)
+            raise
+        self.outage.ok()
+
+    def unmark(self, key: str) -> None:
+        try:
+            self._call("DEL", self.prefixed_key(key))
+        except Exception as exc:
+            self.outage.error("unmark", exc)
+            raise
+        self.outage.ok()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         return self._watch("incr", key, expiry, amount)
@@ -312,12 +351,33 @@ class Limiter:
             try:
                 if self._single_script:
                     return self.storage.check_fixed_windows(checks)
-                return _one_by_one(self._counter, checks)
+                return _one_by_one(self._counter, checks, self._marked)
             except Exception:
                 if not self._can_fail:
                     raise
                 self._storage_failed()
-        return _one_by_one(self._fallback, checks)
+        return _one_by_one(self._fallback, checks, None)
+
+    def mark(self, key: str, seconds: int) -> None:
+        """Set a marker that skips the checks naming it (``Check.unless``), for all
+        processes sharing the storage; nothing when counting in process memory."""
+        if isinstance(self.storage, MonitoredRedisStorage) and self._storage_usable():
+            try:
+                self.storage.mark(key, seconds)
+            except Exception:
+                self._storage_failed()
+
+    def unmark(self, key: str) -> None:
+        if isinstance(self.storage, MonitoredRedisStorage) and self._storage_usable():
+            try:
+                self.storage.unmark(key)
+            except Exception:
+                self._storage_failed()
+
+    def _marked(self, key: str) -> bool:
+        if not isinstance(self.storage, MonitoredRedisStorage):
+            return False
+        return bool(self.storage.get(key))
 
     def deduct(self, check: Check) -> None:
         """Count one hit against ``check``'s limit (after the request, whatever it had left)."""
@@ -358,10 +418,14 @@ class Limiter:
                 self._probe_at = time.monotonic() + self._probe_interval
 
 
-def _one_by_one(counter: RateLimiter, checks: Sequence[Check]) -> list[Result]:
+def _one_by_one(counter: RateLimiter, checks: Sequence[Check],
+                marked: Callable[[str], bool] | None) -> list[Result]:
     """Apply ``checks`` through a ``limits`` strategy, a call (or two) per limit."""
     results = []
     for index, check in enumerate(checks):
+        if check.unless and marked is not None and marked(check.unless):
+            results.append(Result(check, True, None, None))
+            continue
         if check.hit:
             allowed = counter.hit(check.item, *check.identifiers)
         else:

@@ -10,9 +10,12 @@ setting; defaults ``login`` 5/minute, ``withdrawal`` 3/minute, ``api_call``
   failures, its requests under the API prefix and to the routes listed for
   ``login`` in ``ratelimits.routes`` (the live feed's ``GET /ws/monitoring``)
   are answered 429 before any key is checked, until the window ends (so keys
-  cannot be guessed faster). A key this process accepted within the last
-  minute is not a guess: requests with it skip this check, so a partner
-  sharing an IP with a guesser keeps working;
+  cannot be guessed faster). A key accepted within the last minute is not a
+  guess: requests with it skip this check, so a partner sharing an IP with a
+  guesser keeps working. Each process remembers the keys it accepted, and
+  marks them in Redis (``<key_prefix>/known_key/<digest>``, for a minute,
+  renewed while the key is used) so that every other worker and replica
+  skips the check for them too, in the same round trip as the limits;
 - any other action (``ticket_create``, ``withdrawal``, ...): requests to views
   marked with :func:`ratelimit` or to routes listed for the action in
   ``ratelimits.routes`` (``ticket_create: ["POST /api/v1/tickets"]``), per API key.
@@ -123,6 +126,11 @@ class KnownKeys:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
+    def needs_renewal(self, digest: str) -> bool:
+        """Whether ``digest`` is unknown or past half its time (its shared marker is renewed)."""
+        expires = self._seen.get(digest)
+        return expires is None or expires - time.monotonic() < self.ttl / 2
+
     def add(self, digest: str) -> None:
         with self._lock:
             self._seen[digest] = time.monotonic() + self.ttl
@@ -214,10 +222,15 @@ class RatePlan:
             self._route_actions[cache_key] = actions
         return actions
 
-    def _checks(self, action: str, who: str, hit: bool = True) -> list[Check]:
+    def _checks(self, action: str, who: str, hit: bool = True,
+                unless: str | None = None) -> list[Check]:
         identifiers = (self.key_prefix, who, action)
-        return [Check(action, item, identifiers, hit, head + who + tail)
+        return [Check(action, item, identifiers, hit, head + who + tail, unless)
                 for item, head, tail in self._keys[action]]
+
+    def known_key_marker(self, digest: str) -> str:
+        """The shared marker of an accepted key (see :meth:`Limiter.mark`)."""
+        return f"{self.key_prefix}/known_key/{digest}"
 
     def checks(self, state: "MonitorState") -> list[Check]:
         """The limits of the current request, most specific first."""
@@ -237,7 +250,8 @@ class RatePlan:
             checks += self._checks("api_call", who)
         if login and "login" in self._keys and digest not in state.known_keys:
             checks += self._checks("login", "ip:" + (state.client_ip() or "unknown"),
-                                   hit=False)
+                                   hit=False,
+                                   unless=self.known_key_marker(digest) if digest else None)
         return checks
 
 
@@ -356,10 +370,21 @@ def _remember_accepted_key(state: "MonitorState", flags: Any, response: Response
     digest = flags.get(_DIGEST)
     if not digest or response.status_code in (401, 429) or flags.get(AUTH_FAILED_FLAG):
         return
-    if digest in state.known_keys:
+    if not state.known_keys.needs_renewal(digest):
         return
     # Usually the view has authenticated already (the loader remembers its
     # answer); on a route that needs no key this checks it, so that a guess
     # sent to a public route cannot get itself remembered.
     if state.current_actor() is not None and not flags.get(AUTH_FAILED_FLAG):
         state.known_keys.add(digest)
+        state.limiter.mark(state.rate_plan.known_key_marker(digest),
+                           int(state.known_keys.ttl))
+
+
+def forget_key(state: "MonitorState", digest: str | None) -> None:
+    """A key that failed a check is no longer known, here or in the shared marker."""
+    if not digest:
+        return
+    state.known_keys.discard(digest)
+    if state.ratelimits.enabled and state.rate_plan is not None:
+        state.limiter.unmark(state.rate_plan.known_key_marker(digest))
