@@ -18,7 +18,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.harness import free_port, http_ready, wait_until
 
-from .app_under_test import PARTNER_1, PARTNER_2
+from ticketing.db import db
+
+from .app_under_test import PARTNER_1, PARTNER_2, build_app
 from .test_metrics import expected_series
 
 LIMIT = 10
@@ -33,7 +35,13 @@ def serve(processes, root, tmp_path):
                                             "login": "1000/minute"}}}
         metrics_dir = tmp_path / "metrics"
         metrics_dir.mkdir()
-        env = {"SECURITY_TEST_DB": f"sqlite:///{tmp_path / 'gunicorn.db'}",
+        db_url = f"sqlite:///{tmp_path / 'gunicorn.db'}"
+        # The table exists before the workers start, as after a deployment's
+        # migration: three workers creating it at once would race.
+        prepared = build_app(db_url, monitor=False)
+        with prepared.app_context():
+            db.engine.dispose()
+        env = {"SECURITY_TEST_DB": db_url,
                "REDIS_URL": redis_url, "SECURITY_TEST_CONFIG": json.dumps(config),
                "PYTHONPATH": str(root), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         processes.start(
