@@ -49,8 +49,11 @@ def test_prometheus_stopped_mid_run_is_reported_and_recovery_is_seen(start_live_
             snapshots.append(receive_type(staff, "snapshot", timeout=10))
             assert snapshots[-1]["data"]["sources"]["prometheus"]["ok"] is False
 
+        # Back: answering first, then (once it has scraped again) with numbers.
         private_prometheus.start()
-        while not _prometheus_ok(snapshots[-1]):
+        while not (_prometheus_ok(snapshots[-1])
+                   and snapshots[-1]["data"]["api"]["up"] is not None
+                   and snapshots[-1]["data"]["energy_pools"]):
             snapshots.append(receive_type(staff, "snapshot", timeout=30))
         back = snapshots[-1]["data"]
         assert back["energy_pools"]["main"] == {"available_ratio": 0.25}
