@@ -308,6 +308,9 @@ def two_scraper_window(exporters: list[Exporter], postgres_log: Path | None) -> 
     time.sleep(WINDOW)
     stop.set()
     after = {id(e): (cpu_seconds(e.proc.pid), e.self_count()) for e in exporters}
+    # The server log up to now, not up to when the scrapers have finished: the
+    # queries logged then are outside the window the own counts cover.
+    log_end = postgres_log.stat().st_size if postgres_log else 0
     for thread in threads:
         thread.join(60)
     for e in exporters:
@@ -315,7 +318,7 @@ def two_scraper_window(exporters: list[Exporter], postgres_log: Path | None) -> 
         e.window_cpu = after[id(e)][0] - before[id(e)][0]
         e.window_self_count = after[id(e)][1] - before[id(e)][1]
     if postgres_log:
-        logged = count_logged_queries(postgres_log, log_start)
+        logged = count_logged_queries(postgres_log, log_start, log_end)
         for e in exporters:
             if e.app_name:
                 e.window_logged = logged.get(e.app_name, 0)
@@ -325,11 +328,12 @@ _LOGGED = re.compile(r"^(?P<app>[^|\n]*)\|.*?LOG:\s+(?:statement|execute [^:]*):
 _METRIC_QUERY = re.compile(r"\b(FROM|JOIN)\s+(energy_pools|transactions)\b", re.I)
 
 
-def count_logged_queries(log: Path, offset: int) -> dict[str, int]:
-    """Metric queries (statements reading the platform tables) by application name."""
+def count_logged_queries(log: Path, offset: int, end: int) -> dict[str, int]:
+    """Metric queries (statements reading the platform tables) by application name,
+    logged between the two file offsets."""
     with open(log, "rb") as handle:
         handle.seek(offset)
-        lines = handle.read().decode(errors="replace").splitlines()
+        lines = handle.read(end - offset).decode(errors="replace").splitlines()
     counts: dict[str, int] = {}
     pending: tuple[str, list[str]] | None = None
 

@@ -32,11 +32,10 @@ def summary(config: Config, collectors) -> list[str]:
     lines = [f"listen {config.exporter.listen}, staleness "
              f"{format_duration(config.exporter.staleness)}"]
     if config.databases:
-        from .databases import normalize_url
-        from sqlalchemy.engine import make_url
+        from .dburl import parse_database_url
 
         lines.append("databases: " + ", ".join(
-            f"{name} ({normalize_url(make_url(db.url)).get_backend_name()})"
+            f"{name} ({parse_database_url(db.url).dialect})"
             for name, db in sorted(config.databases.items())))
     lines.append(f"{len(collectors)} collectors:")
     for collector in collectors:

@@ -202,6 +202,11 @@ def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
     if collectors.database is not None and collectors.database.enabled and not config.databases:
         problems.append((("collectors", "database"), "enabled but no databases are defined"))
 
+    if collectors.redis is not None and collectors.redis.enabled:
+        problem = _check_redis_url(collectors.redis.url)
+        if problem:
+            problems.append((("collectors", "redis", "url"), problem))
+
     for name, db in config.databases.items():
         problem = _check_database_url(db.url)
         if problem:
@@ -244,27 +249,45 @@ def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
 
 
 def _bind_params(sql: str) -> list[str]:
-    from sqlalchemy import text
+    from .sqltext import bind_names
 
-    try:
-        return list(text(sql).compile().params)
-    except Exception:  # malformed SQL is reported by the database at run time
-        return []
+    return bind_names(sql)
 
 
 def _check_database_url(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
+    """A problem with a database URL (never repeating the URL: it may hold a password)."""
+    import importlib.util
 
-    from .databases import normalize_url
+    from .dburl import InvalidDatabaseURL, parse_database_url, postgres_conninfo
 
     try:
-        parsed = normalize_url(make_url(url))
-    except Exception as exc:
-        return f"invalid database URL: {exc}"
+        parsed = parse_database_url(url)
+    except InvalidDatabaseURL as exc:
+        return str(exc)
+    if parsed.dialect != "postgresql":
+        return None
+    if importlib.util.find_spec("psycopg") is None:
+        return "no driver for PostgreSQL: install psycopg (3)"
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import make_conninfo
+
+    try:  # libpq knows its keywords: a misspelt one is a configuration error
+        make_conninfo("", **postgres_conninfo(parsed))
+    except ProgrammingError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if parsed.password:
+            message = message.replace(parsed.password, "***")
+        return f"invalid database URL: {message}"
+    return None
+
+
+def _check_redis_url(url: str) -> str | None:
+    from .collectors.redis_health import parse_redis_url
+
     try:
-        parsed.get_dialect().import_dbapi()
-    except Exception as exc:
-        return f"no driver for {parsed.drivername}: {exc}"
+        parse_redis_url(url)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -1,120 +1,265 @@
-"""SQLAlchemy engines for the configured databases, and connections bounded in time.
+"""The configured databases, through their DB-API drivers, with connections bounded in time.
 
 Every query the exporter runs goes through :meth:`Database.connect`, which
 asks the database itself to give up after the collector's timeout:
 
-- PostgreSQL: ``SET LOCAL statement_timeout`` (covers lock waits too) for
-  the transaction the run uses; ``connect_timeout`` for unreachable servers;
-- SQLite: a progress handler that interrupts a statement running past the
-  deadline, and ``PRAGMA busy_timeout`` so waiting on a lock ends as well;
-- other databases: no database-side limit; the scheduler's thread deadline
-  still frees the collector's schedule.
+- PostgreSQL (psycopg 3): ``SET LOCAL statement_timeout`` (covers lock waits
+  too) for the transaction the run uses; libpq's ``connect_timeout`` for
+  unreachable servers;
+- SQLite (``sqlite3``): a progress handler that interrupts a statement
+  running past the deadline, and ``PRAGMA busy_timeout`` so waiting on a lock
+  ends as well.
 
-Connections are only read from and always rolled back. Pools are small (the
-exporter runs a handful of queries at a time); SQLite uses no pool, so a
-database file that disappears is noticed at the next run.
+Connections are only read from and always rolled back. PostgreSQL
+connections are kept in a small pool (:class:`ConnectionPool`); SQLite opens
+a connection per run, so a database file that disappears is noticed at the
+next run. Drivers are imported when a database of theirs is first used.
+
+SQL is written with ``:name`` parameters (:mod:`exporter.sqltext`) and
+prepared once per database; timestamps are bound as parameters, stored the
+way each database compares them (naive UTC ``datetime`` for PostgreSQL, the
+``YYYY-MM-DD HH:MM:SS.ffffff`` text SQLAlchemy writes for SQLite)::
 
     db = Database("platform", DatabaseConfig(url="sqlite:///platform.db"))
+    ping = db.prepare("SELECT 1")
     with db.connect(timeout=2.0) as conn:
-        conn.execute(text("SELECT 1"))
+        conn.execute(ping).fetchall()
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
+import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.pool import NullPool
-
+from .errors import describe_error
+from .dburl import parse_database_url, postgres_conninfo, sqlite_arguments
 from .schema import DatabaseConfig
+from .sqltext import Statement, compile_sql
+
+APPLICATION_NAME = "partnerwatch-exporter"
+#: Pooled PostgreSQL connections are replaced after this long.
+RECYCLE_SECONDS = 1800.0
 
 
-def normalize_url(url: URL) -> URL:
-    """``postgres://`` and ``postgresql://`` use psycopg 3, the driver we ship."""
-    if url.drivername in ("postgres", "postgresql"):
-        return url.set(drivername="postgresql+psycopg")
-    return url
+class Session:
+    """One run's connection: executes prepared statements with their values."""
 
+    def __init__(self, raw: Any, adapt: Callable[[Any], Any] | None = None):
+        self.raw = raw
+        self._adapt = adapt
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line description of a failure, without SQLAlchemy's SQL echo and links."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    def execute(self, statement: Statement, values: dict | None = None):
+        """Run ``statement`` and return the driver's cursor (``description``, ``fetch*``)."""
+        params = statement.parameters(values or {})
+        if self._adapt is not None:
+            params = tuple(map(self._adapt, params))
+        return self.raw.execute(statement.sql, params)
 
 
 class Database:
-    """One named database: a lazily connecting engine with a small pool."""
+    """One named database: lazily connecting, with a small pool for PostgreSQL."""
 
     def __init__(self, name: str, config: DatabaseConfig):
         self.name = name
         self.config = config
-        url = normalize_url(make_url(config.url))
-        self.dialect = url.get_backend_name()
-        kwargs: dict = {}
+        url = parse_database_url(config.url)
+        self.dialect = url.dialect
+        self._secrets = [s for s in (url.password,) if s]
+        self._pool: ConnectionPool | None = None
         if self.dialect == "sqlite":
-            kwargs["poolclass"] = NullPool
-            url = _sqlite_existing_file(url)
+            self._sqlite = sqlite_arguments(url)
         else:
-            kwargs.update(pool_size=config.pool_size, max_overflow=config.max_overflow,
-                          pool_timeout=config.connect_timeout, pool_pre_ping=True,
-                          pool_recycle=1800)
-        if self.dialect == "postgresql":
+            info = postgres_conninfo(url)
+            self._secrets += [v for k, v in info.items() if k == "password" and v]
             # libpq takes whole seconds (and treats 1 as 2).
-            kwargs["connect_args"] = {
-                "connect_timeout": max(2, math.ceil(config.connect_timeout)),
-                "application_name": "partnerwatch-exporter",
-            }
-        self.engine = create_engine(url, **kwargs)
-        if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_read_only_pragmas)
+            info["connect_timeout"] = str(max(2, math.ceil(config.connect_timeout)))
+            info.setdefault("application_name", APPLICATION_NAME)
+            self._pool = ConnectionPool(_psycopg_connector(info), size=config.pool_size,
+                                        overflow=config.max_overflow,
+                                        timeout=config.connect_timeout)
+
+    def prepare(self, sql: str) -> Statement:
+        """``sql`` with its ``:name`` parameters in this database's driver's placeholders."""
+        return compile_sql(sql, "qmark" if self.dialect == "sqlite" else "pyformat")
 
     @contextmanager
-    def connect(self, timeout: float) -> Iterator[Connection]:
+    def connect(self, timeout: float) -> Iterator[Session]:
         """A connection whose statements the database stops after ``timeout`` seconds."""
-        with self.engine.connect() as conn:
-            if self.dialect == "postgresql":
-                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-                yield conn
-            elif self.dialect == "sqlite":
-                raw = conn.connection.driver_connection
-                deadline = time.monotonic() + timeout
-                raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(timeout * 1000))}")
-                try:
-                    yield conn
-                except OperationalError as exc:
-                    if "interrupted" in str(exc) and time.monotonic() > deadline:
-                        raise TimeoutError(f"query interrupted by the {timeout:g}s timeout"
-                                           ) from None
-                    raise
-                finally:
-                    raw.set_progress_handler(None, 0)
-            else:
-                yield conn
-            conn.rollback()
+        if self.dialect == "sqlite":
+            with self._sqlite_session(timeout) as session:
+                yield session
+        else:
+            with self._postgres_session(timeout) as session:
+                yield session
+
+    def describe(self, exc: BaseException) -> str:
+        """:func:`describe_error`, with this database's password masked should it appear."""
+        text = describe_error(exc)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self._pool is not None:
+            self._pool.close()
 
     def __repr__(self) -> str:
         return f"<Database {self.name} ({self.dialect})>"
 
+    # ------------------------------------------------------------ PostgreSQL
 
-def _sqlite_existing_file(url: URL) -> URL:
-    """Open SQLite files with ``mode=rw``: a missing file is an error, never created."""
-    path = url.database
-    if not path or path == ":memory:" or path.startswith("file:") or url.query.get("uri"):
-        return url
-    return url.set(database=f"file:{path}", query={**url.query, "mode": "rw", "uri": "true"})
+    @contextmanager
+    def _postgres_session(self, timeout: float) -> Iterator[Session]:
+        limit = max(1, int(timeout * 1000))
+
+        def begin(conn) -> None:  # one round trip, which also tells a dead connection
+            conn.execute(f"BEGIN; SET LOCAL statement_timeout = {limit}")
+
+        with self._pool.connection(begin) as conn:
+            try:
+                yield Session(conn)
+            finally:
+                try:
+                    conn.execute("ROLLBACK")
+                except Exception:  # a broken connection: the pool drops it
+                    pass
+
+    # ---------------------------------------------------------------- SQLite
+
+    @contextmanager
+    def _sqlite_session(self, timeout: float) -> Iterator[Session]:
+        import sqlite3
+
+        database, kwargs = self._sqlite
+        conn = sqlite3.connect(database, **kwargs)
+        try:
+            # The exporter never writes: SQLite refuses writes from this connection.
+            conn.execute("PRAGMA query_only = ON")
+            deadline = time.monotonic() + timeout
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+            conn.execute(f"PRAGMA busy_timeout = {max(1, int(timeout * 1000))}")
+            try:
+                yield Session(conn, _sqlite_value)
+            except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc) and time.monotonic() > deadline:
+                    raise TimeoutError(f"query interrupted by the {timeout:g}s timeout"
+                                       ) from None
+                raise
+        finally:
+            conn.close()
 
 
-def _sqlite_read_only_pragmas(dbapi_connection, _record) -> None:
-    # The exporter never writes: ask SQLite to refuse writes from these connections.
-    dbapi_connection.execute("PRAGMA query_only = ON")
+def _sqlite_value(value: Any) -> Any:
+    """Timestamps as SQLAlchemy stores them in SQLite, so comparisons with stored text hold."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _psycopg_connector(info: dict[str, str]) -> Callable[[], Any]:
+    def connect():
+        import psycopg
+
+        return psycopg.connect(autocommit=True, **info)
+
+    return connect
+
+
+class PoolTimeout(TimeoutError):
+    pass
+
+
+class ConnectionPool:
+    """A few connections reused between runs.
+
+    At most ``size + overflow`` connections exist at once (a run waits up to
+    ``timeout`` for one); ``size`` of them stay open between runs and are
+    replaced after ``recycle`` seconds. A connection taken from the pool is
+    handed to ``setup`` (the run's first statement); if that fails with a
+    connection error, the connection was stale (a restarted server): it is
+    dropped and the next one tried, so a server that came back is used at
+    once. Connections are checked in only when idle and unbroken.
+    """
+
+    def __init__(self, connect: Callable[[], Any], *, size: int, overflow: int,
+                 timeout: float, recycle: float = RECYCLE_SECONDS):
+        self._connect = connect
+        self._size = size
+        self._limit = size + overflow
+        self._timeout = timeout
+        self._recycle = recycle
+        self._slots = threading.BoundedSemaphore(self._limit)
+        self._idle: list[tuple[Any, float]] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self, setup: Callable[[Any], None]) -> Iterator[Any]:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise PoolTimeout(f"no free connection after {self._timeout:g}s "
+                              f"({self._limit} in use)")
+        try:
+            conn, born = self._checkout(setup)
+            try:
+                yield conn
+            finally:
+                self._checkin(conn, born)
+        finally:
+            self._slots.release()
+
+    def _checkout(self, setup: Callable[[Any], None]) -> tuple[Any, float]:
+        import psycopg
+
+        while True:
+            with self._lock:
+                conn, born = self._idle.pop() if self._idle else (None, 0.0)
+            if conn is None:
+                break
+            if conn.closed or time.monotonic() - born > self._recycle:
+                _close(conn)
+                continue
+            try:
+                setup(conn)
+            except psycopg.OperationalError:
+                _close(conn)  # stale: the server went away since its last use
+                continue
+            except BaseException:
+                _close(conn)
+                raise
+            return conn, born
+        conn = self._connect()
+        try:
+            setup(conn)
+        except BaseException:
+            _close(conn)
+            raise
+        return conn, time.monotonic()
+
+    def _checkin(self, conn: Any, born: float) -> None:
+        from psycopg import pq
+
+        if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            _close(conn)
+            return
+        with self._lock:
+            if len(self._idle) < self._size:
+                self._idle.append((conn, born))
+                return
+        _close(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            _close(conn)
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # closing is best effort
+        pass

@@ -32,7 +32,7 @@ from typing import Sequence
 from prometheus_client.metrics_core import Metric
 
 from .collectors.base import CollectFailed, Collector
-from .databases import describe_error
+from .errors import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,16 @@ class Scheduler:
         self._jobs = [_Job(c) for c in collectors]
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._version = 0
 
     @property
     def collectors(self) -> list[Collector]:
         return [job.collector for job in self._jobs]
+
+    @property
+    def version(self) -> int:
+        """Grows by one whenever a run ends: what /metrics shows may have changed."""
+        return self._version
 
     def snapshot(self) -> list[tuple[Collector, CollectorState]]:
         """Each collector with its current state (states are immutable snapshots)."""
@@ -163,6 +169,7 @@ class Scheduler:
             changes["errors"] = old.errors + 1
         with self._lock:
             job.state = dataclasses.replace(old, **changes)
+            self._version += 1
         name = job.collector.name
         if ok and old.success is False:
             log.info("collector %s recovered", name)

@@ -84,7 +84,7 @@ class ExporterSettings(Model):
 
 
 class DatabaseConfig(Model):
-    """One entry of ``databases:``, a SQLAlchemy URL and its small pool."""
+    """One entry of ``databases:``: a PostgreSQL or SQLite URL (SQLAlchemy's form) and its pool."""
 
     url: str = Field(min_length=1)
     pool_size: int = Field(2, ge=1, le=20)

@@ -13,12 +13,24 @@ Self metrics (label ``collector``): ``exporter_collector_success`` (absent
 until the first run ends), ``exporter_collector_duration_seconds``,
 ``exporter_collector_last_success_timestamp_seconds`` (absent until a run
 succeeds) and ``exporter_collector_errors_total``.
+
+:class:`EncodedMetrics` is the /metrics WSGI app: it keeps the encoded body
+per format (and its gzip form, made from the same body) and encodes the registry again only when a
+collector run has ended since, or when the body is a second old (the
+``process_*`` figures, and results passing their staleness), so scrapes in
+between cost a dictionary lookup instead of an encoding.
 """
 from __future__ import annotations
 
+import gzip
+import threading
 import time
+from typing import Callable
+from urllib.parse import parse_qs
 
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector as RegistryCollector
 
@@ -70,3 +82,52 @@ def self_metrics(snapshot) -> list[Metric]:
             last.add_metric(labels, state.last_success)
         errors.add_metric(labels, float(state.errors))
     return [success, duration, last, errors]
+
+
+class EncodedMetrics:
+    """/metrics with the encoded body kept per format until something changes.
+
+    ``version()`` (the scheduler's run counter) is read before encoding, so a
+    run that ends while a body is being encoded makes the next scrape encode
+    again. Requests other than a plain GET (``OPTIONS``, other methods, the
+    ``name[]`` filter) go to prometheus_client's own app.
+    """
+
+    def __init__(self, registry, version: Callable[[], int], max_age: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.registry = registry
+        self.version = version
+        self.max_age = max_age
+        self.clock = clock
+        self._uncached = make_wsgi_app(registry)
+        #: content type -> [version, encoded at, body, gzipped body or None]
+        self._bodies: dict[str, list] = {}
+        self._lock = threading.Lock()
+
+    def body(self, accept: str | None, gzipped: bool) -> tuple[str, bytes]:
+        """The content type and the (possibly gzipped) body for an Accept header."""
+        encoder, content_type = choose_encoder(accept)
+        version, now = self.version(), self.clock()
+        with self._lock:
+            cached = self._bodies.get(content_type)
+        if cached is None or cached[0] != version or now - cached[1] >= self.max_age:
+            cached = [version, now, encoder(self.registry), None]
+            with self._lock:
+                self._bodies[content_type] = cached
+        if not gzipped:
+            return content_type, cached[2]
+        if cached[3] is None:  # compressed once, from the same body
+            cached[3] = gzip.compress(cached[2])
+        return content_type, cached[3]
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") != "GET" or \
+                "name[]" in parse_qs(environ.get("QUERY_STRING", "")):
+            return self._uncached(environ, start_response)
+        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING"))
+        content_type, body = self.body(environ.get("HTTP_ACCEPT"), gzipped)
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if gzipped:
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]

@@ -7,9 +7,10 @@
     exporter.stop()
 
 HTTP endpoints: ``/metrics`` (Prometheus text or OpenMetrics, by the scrape's
-Accept header), ``/status`` (JSON: each collector's last outcome and error
-message, for people; error text never goes into labels) and ``/`` (a pointer
-to both).
+Accept header; encoded again only when a collector run has ended or the body
+is a second old, see :class:`~exporter.scrape.EncodedMetrics`), ``/status``
+(JSON: each collector's last outcome and error message, for people; error
+text never goes into labels) and ``/`` (a pointer to both).
 """
 from __future__ import annotations
 
@@ -20,14 +21,13 @@ import time
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from .collectors import build_collectors, used_databases
 from .databases import Database
 from .scheduler import Scheduler
 from .schema import Config
-from .scrape import CachedCollector
+from .scrape import CachedCollector, EncodedMetrics
 
 
 class Exporter:
@@ -67,7 +67,7 @@ class Exporter:
         return {"collectors": collectors}
 
     def wsgi_app(self):
-        metrics = make_wsgi_app(self.registry)
+        metrics = EncodedMetrics(self.registry, lambda: self.scheduler.version)
 
         def app(environ, start_response):
             path = environ.get("PATH_INFO", "/")

@@ -2,19 +2,21 @@
 
 Collector names (the ``collector`` label of the self metrics):
 ``http_probe:<target>``, ``database:<name>``, ``redis``, ``query:<name>``.
+
+Each collector's module (and the client it uses) is imported only when the
+configuration enables that collector: the process holds what it runs.
 """
 from __future__ import annotations
 
-from ..databases import Database
+from typing import TYPE_CHECKING
+
 from ..schema import Config, Schedule
 from .base import CollectFailed, Collector
-from .database_health import DatabaseHealth
-from .http_probe import HttpProbe
-from .redis_health import RedisHealth
-from .sql_metrics import SqlQuery
 
-__all__ = ["CollectFailed", "Collector", "DatabaseHealth", "HttpProbe", "RedisHealth",
-           "SqlQuery", "build_collectors", "used_databases"]
+if TYPE_CHECKING:
+    from ..databases import Database
+
+__all__ = ["CollectFailed", "Collector", "build_collectors", "used_databases"]
 
 
 def _schedule(section: Schedule, config: Config, timeout: float | None = None) -> dict:
@@ -38,6 +40,8 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
     collectors: list[Collector] = []
     probe = config.collectors.http_probe
     if probe is not None and probe.enabled:
+        from .http_probe import HttpProbe
+
         for name, target in probe.targets.items():
             schedule = _schedule(probe, config)
             if target.timeout is not None:
@@ -45,15 +49,21 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
             collectors.append(HttpProbe(name, target, **schedule))
     health = config.collectors.database
     if health is not None and health.enabled:
+        from .database_health import DatabaseHealth
+
         names = health.databases if health.databases is not None else sorted(config.databases)
         for name in names:
             collectors.append(DatabaseHealth(databases[name], health.ping_query,
                                              **_schedule(health, config)))
     cache = config.collectors.redis
     if cache is not None and cache.enabled:
+        from .redis_health import RedisHealth
+
         collectors.append(RedisHealth(cache, **_schedule(cache, config)))
     for name, query in config.queries.items():
         if query.enabled:
+            from .sql_metrics import SqlQuery
+
             collectors.append(SqlQuery(name, query, databases[query.database],
                                        **_schedule(query, config)))
     return collectors

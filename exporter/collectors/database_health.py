@@ -11,17 +11,16 @@ from __future__ import annotations
 import time
 
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import text
 
-from ..databases import Database, describe_error
+from ..databases import Database
 from .base import CollectFailed, Collector
 
 PG_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)")
-PG_CONNECTIONS = text(
+PG_CONNECTIONS = (
     "SELECT COALESCE(state, 'unknown') AS state, COUNT(*) AS n FROM pg_stat_activity "
     "WHERE backend_type = 'client backend' GROUP BY 1")
-PG_MAX_CONNECTIONS = text("SELECT CAST(setting AS INTEGER) FROM pg_settings "
-                          "WHERE name = 'max_connections'")
+PG_MAX_CONNECTIONS = ("SELECT CAST(setting AS INTEGER) FROM pg_settings "
+                      "WHERE name = 'max_connections'")
 
 
 def _up(database: str, value: float) -> GaugeMetricFamily:
@@ -35,7 +34,10 @@ class DatabaseHealth(Collector):
     def __init__(self, database: Database, ping_query: str, **schedule):
         super().__init__(f"database:{database.name}", **schedule)
         self.database = database
-        self.ping = text(ping_query)
+        self.ping = database.prepare(ping_query)
+        if database.dialect == "postgresql":
+            self.connections = database.prepare(PG_CONNECTIONS)
+            self.max_connections = database.prepare(PG_MAX_CONNECTIONS)
 
     def collect(self):
         name = self.database.name
@@ -47,10 +49,10 @@ class DatabaseHealth(Collector):
                 states = max_connections = None
                 if self.database.dialect == "postgresql":
                     states = dict.fromkeys(PG_STATES, 0)
-                    states.update({state: n for state, n in conn.execute(PG_CONNECTIONS)})
-                    max_connections = conn.execute(PG_MAX_CONNECTIONS).scalar()
+                    states.update(conn.execute(self.connections).fetchall())
+                    max_connections = conn.execute(self.max_connections).fetchone()[0]
         except Exception as exc:
-            raise CollectFailed(describe_error(exc), [_up(name, 0.0)]) from None
+            raise CollectFailed(self.database.describe(exc), [_up(name, 0.0)]) from None
         took = GaugeMetricFamily("platform_db_ping_duration_seconds",
                                  "Duration of the ping query.", labels=["database"])
         took.add_metric([name], duration)

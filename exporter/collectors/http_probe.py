@@ -12,12 +12,17 @@ self metrics.
 """
 from __future__ import annotations
 
+import base64
+import http.client
 import re
 import time
+import urllib.error
+import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-import requests
 from prometheus_client.core import GaugeMetricFamily
 
+from ..errors import describe_error
 from ..schema import ProbeTarget
 from .base import CollectFailed, Collector
 
@@ -49,22 +54,23 @@ class HttpProbe(Collector):
         self.config = config
         self.request_timeout = config.timeout or self.timeout
         self.body_regex = re.compile(config.body_regex) if config.body_regex else None
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.url, self.authorization = _split_credentials(config.url)
+        self.opener = _opener()
 
     def collect(self):
+        # urllib opens a fresh connection each time ("Connection: close"):
+        # the probe measures what a client sees.
+        request = urllib.request.Request(self.url, headers={"User-Agent": USER_AGENT})
+        if self.authorization is not None:  # not sent on to where a redirect points
+            request.add_unredirected_header("Authorization", self.authorization)
         start = time.perf_counter()
         try:
-            # A fresh connection each time: the probe measures what a client sees.
-            response = self.session.get(self.config.url, timeout=self.request_timeout,
-                                        headers={"Connection": "close"})
-            body = response.text
-        except requests.RequestException as exc:
+            status, body = _fetch(self.opener, request, self.request_timeout)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             duration = time.perf_counter() - start
-            raise CollectFailed(f"{type(exc).__name__}: {exc}",
+            raise CollectFailed(_describe(exc),
                                 _families(self.target, False, duration, 0)) from None
         duration = time.perf_counter() - start
-        status = response.status_code
         if status != self.config.expected_status:
             raise CollectFailed(f"status {status}, expected {self.config.expected_status}",
                                 _families(self.target, False, duration, status))
@@ -76,5 +82,50 @@ class HttpProbe(Collector):
     def timeout_families(self):
         return _families(self.target, False, None, 0)
 
-    def close(self) -> None:
-        self.session.close()
+
+def _opener() -> urllib.request.OpenerDirector:
+    """HTTP and HTTPS only (certificates verified against the system's store or
+    ``SSL_CERT_FILE``), proxies from the environment, redirects followed."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
+                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                    urllib.request.HTTPDefaultErrorHandler(),
+                    urllib.request.HTTPRedirectHandler(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
+
+
+def _fetch(opener, request, timeout: float) -> tuple[int, str]:
+    """The status and decoded body of a GET, whatever the status."""
+    try:
+        response = opener.open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:  # a status other than 2xx: still an answer
+        response = exc
+    with response:
+        status = response.status if response.status is not None else response.code
+        raw = response.read()
+        charset = response.headers.get_content_charset() or "utf-8"
+    try:
+        return status, raw.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        return status, raw.decode("utf-8", errors="replace")
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``http://user:secret@host/path`` -> the URL without them and a Basic authorization."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        reason = exc.reason
+        return describe_error(reason) if isinstance(reason, BaseException) \
+            else f"URLError: {reason}"
+    return describe_error(exc)

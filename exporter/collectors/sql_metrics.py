@@ -24,10 +24,10 @@ import datetime as dt
 from decimal import Decimal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import DateTime, bindparam, text
 
-from ..databases import Database, describe_error
+from ..databases import Database
 from ..schema import QueryConfig
+from ..sqltext import bind_names
 from .base import CollectFailed, Collector
 
 MAX_ROWS = 10_000
@@ -39,10 +39,8 @@ class SqlQuery(Collector):
         self.query_name = name
         self.config = config
         self.database = database
-        statement = text(config.sql)
-        self.param_names = list(statement.compile().params)
-        self.statement = statement.bindparams(
-            *[bindparam(p, type_=DateTime()) for p in self.param_names])
+        self.param_names = bind_names(config.sql)
+        self.statement = database.prepare(config.sql)
 
     def _params(self) -> dict:
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -54,11 +52,11 @@ class SqlQuery(Collector):
     def collect(self):
         try:
             with self.database.connect(self.timeout) as conn:
-                result = conn.execute(self.statement, self._params())
-                columns = [c.lower() for c in result.keys()]
-                rows = result.fetchmany(MAX_ROWS + 1)
+                cursor = conn.execute(self.statement, self._params())
+                columns = [c[0].lower() for c in cursor.description or ()]
+                rows = cursor.fetchmany(MAX_ROWS + 1)
         except Exception as exc:
-            raise CollectFailed(describe_error(exc)) from None
+            raise CollectFailed(self.database.describe(exc)) from None
         if len(rows) > MAX_ROWS:
             raise CollectFailed(f"more than {MAX_ROWS} rows; aggregate in SQL")
         index = {column: i for i, column in enumerate(columns)}

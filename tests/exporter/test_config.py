@@ -309,10 +309,10 @@ def test_cross_references_and_metric_rules():
     assert sorted(lines) == sorted([
         "collectors.database.databases[1]: unknown database 'archive' "
         "(defined: legacy, platform, typo)",
-        "databases.typo.url: invalid database URL: Could not parse SQLAlchemy URL from given "
-        "URL string",
-        "databases.legacy.url: no driver for oracle+nodriver: Can't load plugin: "
-        "sqlalchemy.dialects:oracle.nodriver",
+        "databases.typo.url: invalid database URL: expected dialect://user:password@host:port"
+        "/database or sqlite:///path",
+        "databases.legacy.url: unsupported database 'oracle+nodriver': the exporter reads "
+        "PostgreSQL (postgresql://, through psycopg 3) and SQLite (sqlite:///path)",
         "queries.a.database: unknown database 'ticketing' (defined: legacy, platform, typo)",
         "queries.a.sql: parameter :since is neither :now nor defined under params",
         "queries.a.params.now: :now is built in",
