@@ -212,6 +212,19 @@ def test_a_client_without_a_valid_key_is_closed_with_4401(live_server, first_mes
     assert reason
 
 
+def test_the_close_code_survives_a_ping_that_crosses_it(start_live_server):
+    """A ping sent as the auth timeout closes the connection: the client's pong
+    arrives after our close frame, and must not turn the close into a reset."""
+    server = start_live_server(threads=16, auth_timeout="1s", ping_interval="1s")
+    clients = [connect(server.ws_url) for _ in range(12)]
+    try:
+        codes = [wait_closed(ws)[0] for ws in clients]
+    finally:
+        for ws in clients:
+            ws.close()
+    assert codes == [4401] * len(clients)
+
+
 def test_a_bad_key_header_is_refused_before_the_upgrade(live_server):
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         connect(live_server.ws_url, "pw_000000000000_" + "x" * 43)

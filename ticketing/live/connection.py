@@ -27,6 +27,7 @@ import json
 import logging
 import queue
 import random
+import select
 import socket
 import threading
 import time
@@ -64,21 +65,45 @@ class LockedSocket:
 
     ``close`` only ends the stream: the descriptor belongs to the server that
     accepted it (gunicorn, Werkzeug), which closes it when the request ends.
-    Everything else is the socket's.
+    It ends it gracefully: our side first (the client reads our close frame,
+    then the end of the stream), then, once the client has closed its side or
+    ``linger`` seconds have passed, the rest. Cutting both ways at once would
+    make the kernel answer whatever the client still sends (the pong to a
+    ping that crossed our close frame, its own close frame) with a reset, and
+    the client could then lose our close frame and its code (4401 for a bad
+    key) to "connection reset". Everything else is the socket's.
     """
+
+    linger = 1.0
 
     def __init__(self, sock: Any):
         self._sock = sock
-        self._write_lock = threading.Lock()
+        #: Held around every write, and by :meth:`Connection.close` around the
+        #: close frame, so the stream never ends before a frame being sent.
+        self.write_lock = threading.RLock()
 
     def send(self, data: bytes) -> int:
-        with self._write_lock:
+        with self.write_lock:
             self._sock.sendall(data)
         return len(data)
 
     sendall = send
 
     def close(self) -> None:
+        try:
+            with self.write_lock:
+                self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return  # already shut down or gone
+        deadline = time.monotonic() + self.linger
+        try:
+            poller = select.poll()  # not select(): descriptors may be past 1024
+            poller.register(self._sock, select.POLLIN)
+            while (remaining := deadline - time.monotonic()) > 0:
+                if not poller.poll(remaining * 1000) or not self._sock.recv(4096):
+                    break  # quiet for too long, or the client closed its side
+        except OSError:
+            pass
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -140,8 +165,12 @@ class Connection:
             raise ConnectionClosed() from None
 
     def close(self, code: int, reason: str) -> None:
+        # simple-websocket marks the protocol closed before it writes the frame;
+        # its reader, seeing that (at its next ping, say), ends the stream. The
+        # write lock keeps it from doing so between the two.
         try:
-            self.ws.close(reason=code, message=reason)
+            with self.ws.sock.write_lock:
+                self.ws.close(reason=code, message=reason)
         except (ConnectionClosed, OSError, LocalProtocolError):
             pass
 
