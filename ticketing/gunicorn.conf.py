@@ -8,6 +8,10 @@ Environment:
     TICKETING_THREADS   threads per worker (default: live.max_clients + 16 with the live
                         feed enabled, since each WebSocket client holds a thread for as
                         long as it stays connected; else 16)
+    TICKETING_CONTROL_SOCKET
+                        path of gunicorn's control socket (for ``gunicornc``); unset, there
+                        is none: its default path is shared by every gunicorn of the user,
+                        and a container is managed through signals anyway
     PROMETHEUS_MULTIPROC_DIR
                         where workers write their metric samples so that /metrics,
                         answered by any worker, sums all of them. When unset a fresh
@@ -40,6 +44,9 @@ def _default_threads() -> int:
 
 
 threads = int(os.environ.get("TICKETING_THREADS") or _default_threads())
+control_socket_disable = not os.environ.get("TICKETING_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["TICKETING_CONTROL_SOCKET"]
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -168,8 +168,8 @@ def test_gunicorn_workers_are_summed_on_scrape(processes, tmp_path):
     multiproc.mkdir()
     port = free_port()
     processes.start(
-        [sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}",
-         "--chdir", str(ROOT), "tests.exporter.profiled_app:app"],
+        [sys.executable, "-m", "gunicorn", "--workers", "3", "--no-control-socket",
+         "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "tests.exporter.profiled_app:app"],
         tmp_path, name="gunicorn",
         env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc), "PARTNERWATCH_SLOW_SECONDS": "0.1",
              "PYTHONPATH": str(ROOT)},

@@ -45,7 +45,7 @@ def serve(processes, root, tmp_path):
                "REDIS_URL": redis_url, "SECURITY_TEST_CONFIG": json.dumps(config),
                "PYTHONPATH": str(root), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         processes.start(
-            [processes.python, "-m", "gunicorn", "--workers", "3", "--bind",
+            [processes.python, "-m", "gunicorn", "--workers", "3", "--no-control-socket", "--bind",
              f"127.0.0.1:{port}", "--chdir", str(root), "--log-level", "warning",
              "--graceful-timeout", "2",
              "tests.security.app_under_test:create()"],
