@@ -24,9 +24,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from .config import check_core, load_sections
-from .db import db, migrate
+from .db import db, migrate, ping_idle_connections
 from .errors import ApiError, register_error_handlers
 from .jsonbody import SafeJSONProvider
+from .keycache import EXTENSION_KEY as KEY_CACHE
+from .keycache import KeyCache
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Room for the multipart envelope around an uploaded file.
@@ -68,6 +70,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                                             app.config.get("TICKETING"))
     settings = check_core(app.config["TICKETING"])
     app.extensions["ticketing"] = settings
+    if settings.api.key_cache_ttl > 0:
+        app.extensions[KEY_CACHE] = KeyCache(settings.api.key_cache_ttl)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = settings.attachments.max_bytes + UPLOAD_OVERHEAD
 
@@ -124,14 +128,18 @@ def _init_database(app: Flask) -> None:
     sqlite = make_url(url).get_backend_name() == "sqlite"
     if sqlite:
         options.setdefault("connect_args", {"timeout": 30})
-    else:
-        options.setdefault("pool_pre_ping", True)
+    # Server databases: connections idle for a while are checked before use
+    # (ping_idle_connections), unless the options ask for pool_pre_ping.
+    ping_idle = not sqlite and "pool_pre_ping" not in options
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    if sqlite:
+    if sqlite or ping_idle:
         with app.app_context():
-            event.listen(db.engine, "connect", _sqlite_pragmas)
+            if sqlite:
+                event.listen(db.engine, "connect", _sqlite_pragmas)
+            else:
+                ping_idle_connections(db.engine)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

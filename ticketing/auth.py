@@ -19,6 +19,14 @@ Failures send ``signals.auth_failed(app, key_prefix=..., reason=...)`` with
 ``reason`` one of ``malformed``, ``unknown``, ``revoked``, ``inactive`` (the
 partner is suspended or the staff member deactivated) and, only when an
 endpoint that needs a key is called without one, ``missing``.
+
+Requests do not ask the database about a key they have just seen: an accepted
+key is trusted for ``api.key_cache_ttl`` seconds (default 5 s) by the process
+that checked it (:mod:`ticketing.keycache`). A revoked key, a suspended partner
+or a deactivated staff member is refused at once by the process that made the
+change, and by every other process within that time. :func:`authenticate`
+itself always asks the database (the live feed re-checks its clients' keys
+with it). ``last_used_at`` is written at most once a minute per key.
 """
 from __future__ import annotations
 
@@ -27,13 +35,14 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, g, has_request_context, request
 
 from . import signals
 from .db import db
 from .errors import ApiError
+from .keycache import EXTENSION_KEY, LAST_USE_OPTION, Entry, KeyCache
 from .models import ApiKey, Partner, Staff, utcnow
 
 HEADER = "X-API-Key"
@@ -108,11 +117,18 @@ def _failed(prefix: str | None, reason: str) -> None:
                              reason=reason)
 
 
+def key_cache() -> KeyCache | None:
+    """The current app's cache of accepted keys (None when ``api.key_cache_ttl`` is 0)."""
+    return current_app.extensions.get(EXTENSION_KEY)
+
+
 def authenticate(raw_key: str | None) -> Actor | None:
     """The :class:`Actor` owning ``raw_key``, or None (after sending ``auth_failed``).
 
-    Records the key's last use. Writes go to ``db.session``; the caller
-    commits (:func:`current_actor` does).
+    Always checks the key against the database, and leaves the answer in the
+    process's key cache (an accepted key is cached, a refused one forgotten).
+    Records the key's last use, at most once a minute. Writes go to
+    ``db.session``; the caller commits (:func:`current_actor` does).
     """
     if not raw_key:
         return None
@@ -121,42 +137,91 @@ def authenticate(raw_key: str | None) -> Actor | None:
         _failed(key_prefix(raw_key), "malformed")
         return None
     prefix = match.group(1)
+    digest = hash_key(raw_key)
+    cache = key_cache()
+    generation = cache.generation if cache is not None else None
     key = db.session.execute(db.select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
-    if key is None or not hmac.compare_digest(key.key_hash, hash_key(raw_key)):
-        _failed(prefix, "unknown")
+    if key is None or not hmac.compare_digest(key.key_hash, digest):
+        _refused(cache, digest, prefix, "unknown")
         return None
     if key.revoked_at is not None:
-        _failed(prefix, "revoked")
+        _refused(cache, digest, prefix, "revoked")
         return None
-    if key.partner is not None:
-        if key.partner.status != "active":
-            _failed(prefix, "inactive")
+    if key.partner_id is not None:
+        partner = key.partner
+        if partner.status != "active":
+            _refused(cache, digest, prefix, "inactive")
             return None
-        actor = Actor("partner", key.partner.id, key.partner.name, None, key.id, prefix)
+        actor = Actor("partner", partner.id, partner.name, None, key.id, prefix)
     else:
-        assert key.staff is not None
-        if not key.staff.active:
-            _failed(prefix, "inactive")
+        staff = key.staff
+        assert staff is not None
+        if not staff.active:
+            _refused(cache, digest, prefix, "inactive")
             return None
-        actor = Actor("staff", key.staff.id, key.staff.name, key.staff.role, key.id, prefix)
+        actor = Actor("staff", staff.id, staff.name, staff.role, key.id, prefix)
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         key.last_used_at = now
+    if cache is not None:
+        cache.put(digest, actor, key.last_used_at, generation)
     return actor
+
+
+def _refused(cache: KeyCache | None, digest: str, prefix: str, reason: str) -> None:
+    if cache is not None:
+        cache.discard(digest)
+    _failed(prefix, reason)
+
+
+def _cached_actor(raw_key: str, cache: KeyCache) -> Actor | None:
+    """The actor of a key this process accepted within the TTL, or None.
+
+    Writes the key's last use when the one recorded is a minute old (in
+    ``db.session``: the caller commits).
+    """
+    entry = cache.get(hash_key(raw_key))
+    if entry is None:
+        return None
+    now = utcnow()
+    if entry.last_used_at is None or now - entry.last_used_at >= LAST_USED_RESOLUTION:
+        _record_last_use(entry, now)
+    return entry.actor
+
+
+def _record_last_use(entry: Entry, now: datetime) -> None:
+    entry.last_used_at = now  # first: the other threads of this process need not write it too
+    db.session.execute(
+        db.update(ApiKey)
+        .where(ApiKey.id == entry.actor.key_id)
+        .where((ApiKey.last_used_at.is_(None))
+               | (ApiKey.last_used_at <= now - LAST_USED_RESOLUTION))
+        .values(last_used_at=now)
+        .execution_options(**{LAST_USE_OPTION: True, "synchronize_session": False}))
 
 
 def current_actor() -> Actor | None:
     """The caller of the current request, or None; resolved once per request.
 
-    The first call reads ``X-API-Key``, authenticates it and commits what that
-    wrote (last use, and whatever ``auth_failed`` receivers added), so call it
-    before changing anything, as the request hooks do.
+    The first call reads ``X-API-Key`` and, unless this process accepted the
+    key within the last ``api.key_cache_ttl`` seconds, authenticates it.
+    Whatever that wrote (the key's last use, and whatever ``auth_failed``
+    receivers added) is committed at once, so call it before changing
+    anything, as the request hooks do. A cached key usually writes nothing
+    and costs no database round trip.
     """
     if not has_request_context():
         return None
     if "ticketing_actor" not in g:
-        g.ticketing_actor = authenticate(request.headers.get(HEADER))
-        db.session.commit()
+        raw_key = request.headers.get(HEADER)
+        cache = key_cache() if raw_key else None
+        actor = _cached_actor(raw_key, cache) if cache is not None else None
+        if actor is None:
+            actor = authenticate(raw_key)
+        session = db.session()
+        if session.in_transaction():
+            session.commit()
+        g.ticketing_actor = actor
     return g.ticketing_actor
 
 

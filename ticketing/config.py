@@ -330,6 +330,8 @@ class ApiSettings:
     default_page_size: int
     max_page_size: int
     idempotency_ttl: timedelta
+    #: Seconds a process trusts an API key it accepted (0: ask the database every time).
+    key_cache_ttl: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -443,7 +445,7 @@ def _attachments(c: Checker, raw: Any) -> AttachmentSettings:
 def _api(c: Checker, raw: Any) -> ApiSettings:
     loc = "api"
     section = c.mapping(raw, loc, {"max_json_bytes", "default_page_size", "max_page_size",
-                                   "idempotency_ttl"})
+                                   "idempotency_ttl", "key_cache_ttl"})
     max_json = c.positive_int(section.get("max_json_bytes"), f"{loc}.max_json_bytes") or 1
     default_size = c.positive_int(section.get("default_page_size"),
                                   f"{loc}.default_page_size") or 1
@@ -451,7 +453,11 @@ def _api(c: Checker, raw: Any) -> ApiSettings:
     if default_size > max_size:
         c.fail(f"{loc}.default_page_size", "must not be larger than max_page_size")
     ttl = _timedelta(c, section.get("idempotency_ttl"), f"{loc}.idempotency_ttl")
-    return ApiSettings(max_json, default_size, max_size, ttl or timedelta(days=1))
+    key_cache_ttl = 5.0
+    if section.get("key_cache_ttl") is not None:
+        key_cache_ttl = c.duration(section["key_cache_ttl"], f"{loc}.key_cache_ttl",
+                                   allow_zero=True) or 0.0
+    return ApiSettings(max_json, default_size, max_size, ttl or timedelta(days=1), key_cache_ttl)
 
 
 def check_core(sections: Mapping[str, Any]) -> CoreSettings:

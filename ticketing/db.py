@@ -3,12 +3,24 @@
 Models anywhere in ``ticketing`` (tickets, security events, the outbox) use this
 ``db`` so they share one session and one transaction per request, and one
 Alembic history (``ticketing/migrations``).
+
+The session does not expire objects on commit: a view that commits and then
+answers with what it wrote (a new ticket, a message) serializes it from
+memory instead of reading it back. Every value is set in Python (no server
+defaults, no triggers), so what is in memory after a commit is what the
+database holds. Each request has its own session, so nothing stays in it
+longer than the request.
 """
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so migrations are the same on SQLite and PostgreSQL.
@@ -25,5 +37,57 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(render_as_batch=True)
+
+
+def autocommit_reads() -> None:
+    """Let the rest of a request that only reads run without a transaction of its own.
+
+    On PostgreSQL each statement then commits by itself, which spares the
+    ``BEGIN`` and ``ROLLBACK`` round trips around it. At the default READ
+    COMMITTED level every statement sees its own snapshot anyway, inside a
+    transaction or not, so a reading request sees exactly what it would
+    otherwise. Call it before the request's first statement (a no-op when a
+    transaction is already open, and on other databases); after a commit the
+    session is back to ordinary transactions.
+    """
+    session = db.session()
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+#: A pooled connection that sat unused for longer than this is checked before use.
+PING_AFTER_IDLE = 1.0
+_RETURNED_AT = "ticketing_returned_at"
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE) -> None:
+    """Check a pooled connection (``SELECT 1``) before use if it sat idle a while.
+
+    SQLAlchemy's ``pool_pre_ping`` checks every connection at every checkout:
+    a round trip in every request. Here a connection that was in use within
+    the last ``idle_seconds`` is handed out as it is: those are the ones a
+    busy service reuses, and a database restarting under them fails the
+    requests in flight anyway (the first error on a dead connection makes the
+    pool replace all of its connections). The others (after a quiet spell, a
+    restart of the database, an idle connection dropped by a firewall) are
+    pinged first, and replaced when that fails.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned <= idle_seconds:
+            return  # just connected, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (up to three times).
+            raise DisconnectionError("the pooled connection failed a ping") from exc

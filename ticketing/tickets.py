@@ -16,8 +16,10 @@ either changes everything it meant to or nothing. Each function:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
+from sqlalchemy import insert
 
 from . import signals, sla
 from .auth import Actor
@@ -29,6 +31,8 @@ from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, aft
                       run_after_commit)
 from .models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
 from .workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
+
+_AUDIT = TicketAudit.__table__
 
 
 def settings() -> CoreSettings:
@@ -98,15 +102,29 @@ def ticket_attachment(actor: Actor, ticket: Ticket, attachment_id: int) -> Attac
 # ------------------------------------------------------------------ audit
 
 def audit(ticket: Ticket, actor: Actor | None, field: str, before: object, after: object,
-          reason: str | None = None, at: datetime | None = None) -> TicketAudit:
+          reason: str | None = None, at: datetime | None = None) -> None:
     """Record one change; ``actor`` None means an automatic (``system``) decision."""
-    entry = TicketAudit(
-        ticket_id=ticket.id, actor_kind=actor.kind if actor else "system",
-        actor_id=actor.id if actor else None, field=field,
-        before=None if before is None else str(before),
-        after=None if after is None else str(after), reason=reason, at=at or utcnow())
-    db.session.add(entry)
-    return entry
+    write_audit(ticket, [audit_entry(actor, field, before, after, reason, at)])
+
+
+def audit_entry(actor: Actor | None, field: str, before: object, after: object,
+                reason: str | None = None, at: datetime | None = None) -> dict[str, Any]:
+    """One entry of the audit trail (a ``ticket_audit`` row but its ticket), for
+    :func:`write_audit`; ``actor`` None means an automatic (``system``) decision."""
+    return {"actor_kind": actor.kind if actor else "system",
+            "actor_id": actor.id if actor else None, "field": field,
+            "before": None if before is None else str(before),
+            "after": None if after is None else str(after), "reason": reason,
+            "at": at or utcnow()}
+
+
+def write_audit(ticket: Ticket, entries: list[dict[str, Any]]) -> None:
+    """Add ``entries`` to the audit trail of ``ticket`` (which has an id), in one statement.
+
+    The rows are written at once, in the request's transaction (they commit
+    or roll back with it), without building an ORM object for each.
+    """
+    db.session.execute(insert(_AUDIT), [{"ticket_id": ticket.id, **e} for e in entries])
 
 
 def _changed(ticket: Ticket, field: str, before: object, after: object, actor: Actor,
@@ -129,20 +147,24 @@ def create_ticket(actor: Actor, *, title: str, description: str, priority: str |
                     status="open", created_at=now, updated_at=now)
     sla.apply(settings().sla, ticket)
     db.session.add(ticket)
-    db.session.flush()
+    db.session.flush()  # its id, for the audit trail and the signal's receivers
 
-    audit(ticket, actor, "status", None, "open", "ticket created", at=now)
     initial = priority or settings().classification.default_priority
-    audit(ticket, actor if priority else None, "priority", None, initial,
-          "requested by partner" if priority else "default priority", at=now)
+    entries = [
+        audit_entry(actor, "status", None, "open", "ticket created", at=now),
+        audit_entry(actor if priority else None, "priority", None, initial,
+                    "requested by partner" if priority else "default priority", at=now),
+    ]
     if decision.priority_reason:
-        audit(ticket, None, "priority", initial, decision.priority,
-              decision.priority_reason, at=now)
+        entries.append(audit_entry(None, "priority", initial, decision.priority,
+                                   decision.priority_reason, at=now))
     if category:
-        audit(ticket, actor, "category", None, category, "chosen by partner", at=now)
+        entries.append(audit_entry(actor, "category", None, category, "chosen by partner",
+                                   at=now))
     else:
-        audit(ticket, None, "category", None, decision.category, decision.category_reason,
-              at=now)
+        entries.append(audit_entry(None, "category", None, decision.category,
+                                   decision.category_reason, at=now))
+    write_audit(ticket, entries)
 
     signals.ticket_created.send(_app(), ticket=ticket)
     labels = (ticket.priority, ticket.category)

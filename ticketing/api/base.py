@@ -51,6 +51,15 @@ class Blueprint(flask_smorest.Blueprint):
         "multipart": "multipart/form-data",
     }
 
+    def arguments(self, schema, *args, **kwargs):
+        """flask-smorest's ``arguments``, with a schema class made an instance once.
+
+        (webargs would build a new instance of a schema class for every request.)
+        """
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
+
     def error(self, status: int, description: str):
         """Document an error response (the common error shape) of a view."""
         return self.alt_response(status, schema=ErrorSchema, description=description)

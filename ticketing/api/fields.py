@@ -80,8 +80,8 @@ class UtcDateTime(ma.fields.DateTime):
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
             return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+        if value.tzinfo is None:  # how the database hands them over: already UTC
+            return value.isoformat() + "Z"
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import idempotency, tickets
 from ..auth import require_partner
-from ..db import db
+from ..db import autocommit_reads, db
 from ..errors import ApiError, not_found
 from ..metrics import discard_after_commit
 from ..models import Attachment, Message, Ticket, utcnow
@@ -33,6 +33,8 @@ bp = Blueprint("partner", __name__, url_prefix="/api/v1",
 def _authenticate():
     require_partner()  # before the body is even parsed: 401/403 come first
     require_json_body()
+    if request.method == "GET":  # reads only
+        autocommit_reads()
 
 
 _actor = require_partner

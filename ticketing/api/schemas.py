@@ -3,8 +3,14 @@
 Input schemas refuse unknown fields (marshmallow's RAISE), wrong types, bad
 enum values and oversize text; their errors are answered as 422 with the
 problems per location and field under ``error.details.fields``.
+
+Response schemas derive from :class:`~ticketing.api.dumping.FastDumpSchema`:
+the same output as marshmallow's ``dump``, compiled once per schema.
 """
 from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime
 
 import marshmallow as ma
 from marshmallow import validate
@@ -12,6 +18,7 @@ from webargs.fields import DelimitedList
 
 from ..choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
 from ..models import utcnow
+from .dumping import FastDumpSchema
 from .fields import File, FormBoolean, Id, QueryId, StrictBoolean, Text, UtcDateTime
 
 TITLE_MAX = 200
@@ -40,7 +47,28 @@ class TicketCreateSchema(StrictSchema):
         "description": "chosen category; when absent it is classified from the text"})
 
 
-class PartnerTicketSchema(ma.Schema):
+#: The moment a response's tickets are judged overdue at (one for the whole response).
+_judged_at: ContextVar[datetime | None] = ContextVar("ticketing_judged_at", default=None)
+
+
+class _AtOneInstant(FastDumpSchema):
+    """Dumps every ticket of one response against the same "now" (and reads the clock once)."""
+
+    def dump(self, obj, *, many=None):
+        if _judged_at.get() is not None:
+            return super().dump(obj, many=many)
+        token = _judged_at.set(utcnow())
+        try:
+            return super().dump(obj, many=many)
+        finally:
+            _judged_at.reset(token)
+
+
+def _now() -> datetime:
+    return _judged_at.get() or utcnow()
+
+
+class PartnerTicketSchema(_AtOneInstant):
     """A ticket as its partner sees it."""
 
     id = ma.fields.Integer(required=True)
@@ -62,13 +90,13 @@ class PartnerTicketSchema(ma.Schema):
     overdue = ma.fields.Method("_overdue", metadata={"type": "boolean"})
 
     def _first_response_overdue(self, ticket) -> bool:
-        return ticket.first_response_overdue(utcnow())
+        return ticket.first_response_overdue(_now())
 
     def _resolution_overdue(self, ticket) -> bool:
-        return ticket.resolution_overdue(utcnow())
+        return ticket.resolution_overdue(_now())
 
     def _overdue(self, ticket) -> bool:
-        now = utcnow()
+        now = _now()
         return ticket.first_response_overdue(now) or ticket.resolution_overdue(now)
 
 
@@ -79,13 +107,13 @@ class StaffTicketSchema(PartnerTicketSchema):
     assignee_id = ma.fields.Integer(allow_none=True)
 
 
-class PartnerTicketPageSchema(ma.Schema):
+class PartnerTicketPageSchema(_AtOneInstant):
     items = ma.fields.List(ma.fields.Nested(PartnerTicketSchema), required=True)
     next_cursor = ma.fields.String(allow_none=True, required=True, metadata={
         "description": "pass as `cursor` for the next page; null on the last page"})
 
 
-class StaffTicketPageSchema(ma.Schema):
+class StaffTicketPageSchema(_AtOneInstant):
     items = ma.fields.List(ma.fields.Nested(StaffTicketSchema), required=True)
     next_cursor = ma.fields.String(allow_none=True, required=True)
 
@@ -128,7 +156,7 @@ class StaffMessageCreateSchema(StrictSchema):
         "description": "an internal note, never shown to the partner"})
 
 
-class PartnerMessageSchema(ma.Schema):
+class PartnerMessageSchema(FastDumpSchema):
     id = ma.fields.Integer(required=True)
     ticket_id = ma.fields.Integer(required=True)
     sender_type = _enum(SENDER_TYPES, required=True)
@@ -153,7 +181,7 @@ class StaffUploadSchema(PartnerUploadSchema):
         "description": "`true`: only staff can see the file"})
 
 
-class PartnerAttachmentSchema(ma.Schema):
+class PartnerAttachmentSchema(FastDumpSchema):
     id = ma.fields.Integer(required=True)
     ticket_id = ma.fields.Integer(required=True)
     filename = ma.fields.String(required=True)
@@ -190,7 +218,7 @@ class TriageSchema(StrictSchema):
             raise ma.ValidationError("Give priority, category or both.", "_schema")
 
 
-class AuditEntrySchema(ma.Schema):
+class AuditEntrySchema(FastDumpSchema):
     id = ma.fields.Integer(required=True)
     actor_kind = _enum(("partner", "staff", "system"), required=True)
     actor_id = ma.fields.Integer(allow_none=True)

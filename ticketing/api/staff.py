@@ -6,11 +6,12 @@ audit trail. Agents may assign tickets only to themselves; admins to anyone.
 """
 from __future__ import annotations
 
+from flask import request
 from sqlalchemy import not_
 
 from .. import tickets
 from ..auth import require_staff
-from ..db import db
+from ..db import autocommit_reads, db
 from ..models import Attachment, Message, Ticket, TicketAudit, utcnow
 from ..pagination import paginate
 from .base import Blueprint, accepts_upload, require_json_body
@@ -28,6 +29,8 @@ bp = Blueprint("staff", __name__, url_prefix="/api/v1/staff",
 def _authenticate():
     require_staff()  # before the body is even parsed: 401/403 come first
     require_json_body()
+    if request.method == "GET":  # reads only
+        autocommit_reads()
 
 
 _actor = require_staff

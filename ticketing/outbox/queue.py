@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Mapping
 
 from sqlalchemy import func, insert, select, update
@@ -112,17 +113,11 @@ def enqueue(kind: str, dedup_key: str, labels: Mapping[str, Any],
               "attempts": 0, "next_attempt_at": now}
 
     dialect = db.session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
+    stmt = _insert_statement(dialect)
+    if stmt is not None:
         # INSERT ... ON CONFLICT DO NOTHING: a concurrent transaction queuing the
         # same event cannot make the caller's transaction fail.
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = (dialect_insert(OutboxMessage).values(**values)
-                .on_conflict_do_nothing(index_elements=["dedup_key"])
-                .returning(OutboxMessage.id))
-        new_id = db.session.execute(stmt).scalar_one_or_none()
+        new_id = db.session.execute(stmt, values).scalar_one_or_none()
     else:
         exists = db.session.execute(
             select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).first()
@@ -133,6 +128,21 @@ def enqueue(kind: str, dedup_key: str, labels: Mapping[str, Any],
     if new_id is not None:
         db.session.info[ENQUEUED_FLAG] = True
     return new_id
+
+
+@lru_cache(maxsize=None)
+def _insert_statement(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (dedup_key) DO NOTHING RETURNING id`` for ``dialect``
+    (None where there is no such statement), built once; the values are parameters."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return None
+    table = OutboxMessage.__table__
+    return (dialect_insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(table.c.id))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""What a request asks of the database: no reading back, reads without a transaction,
+and pooled connections checked only when they sat idle.
+"""
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy.engine import make_url
+
+from ticketing import create_app
+from ticketing.db import PING_AFTER_IDLE, db
+
+from .conftest import Maker, ticketing_config
+from .sql_capture import capture
+
+BODY = {"title": "Invoice for May missing", "description": "We cannot find it anywhere."}
+
+
+def test_creating_a_ticket_writes_it_and_reads_nothing_back(app, client, make):
+    acme = make.partner()
+    client.get("/api/v1/tickets", headers=acme.headers)  # the key is known from now on
+    with capture(app) as seen:
+        created = client.post("/api/v1/tickets", headers=acme.headers, json=BODY)
+    assert created.status_code == 201
+    assert [s.verb for s in seen.statements] == ["INSERT"] * 3
+    assert seen.writes() == [("INSERT", "tickets"), ("INSERT", "ticket_audit"),
+                             ("INSERT", "outbox_messages")]
+    # What was answered from memory is what the database holds.
+    stored = client.get(f"/api/v1/tickets/{created.json['id']}", headers=acme.headers)
+    assert stored.json == created.json
+
+    agent = make.staff()
+    trail = client.get(f"/api/v1/staff/tickets/{created.json['id']}/audit",
+                       headers=agent.headers).json
+    assert [(e["field"], e["after"], e["actor_kind"]) for e in trail] == [
+        ("status", "open", "partner"), ("priority", "medium", "system"),
+        ("category", "billing", "system")]
+    assert [e["id"] for e in trail] == sorted(e["id"] for e in trail)
+
+
+def test_posting_a_message_reads_only_the_ticket(app, client, make):
+    acme = make.partner()
+    tid = make.ticket(acme)["id"]
+    with capture(app) as seen:
+        posted = client.post(f"/api/v1/tickets/{tid}/messages", headers=acme.headers,
+                             json={"body": "Any news?"})
+    assert posted.status_code == 201
+    assert seen.verbs() == ["SELECT", "INSERT", "UPDATE"]
+    listed = client.get(f"/api/v1/tickets/{tid}/messages", headers=acme.headers).json
+    assert listed == [posted.json]
+
+
+@pytest.fixture
+def pg_app(postgres_url, tmp_path):
+    app = create_app(ticketing_config(postgres_url, tmp_path))
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_reads_run_without_a_transaction_on_postgresql(pg_app):
+    client = pg_app.test_client()
+    make = Maker(pg_app, client)
+    acme, agent = make.partner(), make.staff()
+    tid = make.ticket(acme)["id"]
+    client.get("/api/v1/tickets", headers=acme.headers)
+    client.get("/api/v1/staff/tickets", headers=agent.headers)
+    with capture(pg_app) as reads:
+        for path, party in (("/api/v1/tickets", acme), (f"/api/v1/tickets/{tid}", acme),
+                            (f"/api/v1/tickets/{tid}/messages", acme),
+                            ("/api/v1/staff/tickets", agent),
+                            (f"/api/v1/staff/tickets/{tid}/audit", agent)):
+            assert client.get(path, headers=party.headers).status_code == 200
+    assert reads.statements and all(s.autocommit for s in reads.statements)
+    # Writes on the same pooled connections still run in a transaction.
+    with capture(pg_app) as writes:
+        client.post(f"/api/v1/tickets/{tid}/messages", headers=acme.headers, json={"body": "Hi"})
+        client.post("/api/v1/tickets", headers=acme.headers, json=BODY)
+    assert writes.statements and not any(s.autocommit for s in writes.statements)
+
+
+def _terminate_connections(app) -> int:
+    """Kill the server side of every connection to the app's database, as a restart would."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        return len(admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
+
+
+def test_a_connection_that_died_while_idle_is_replaced(pg_app):
+    client = pg_app.test_client()
+    acme = Maker(pg_app, client).partner()
+    assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200
+    assert _terminate_connections(pg_app) >= 1
+    time.sleep(PING_AFTER_IDLE + 0.2)  # idle long enough to be checked before use
+    assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200
+    assert client.post("/api/v1/tickets", headers=acme.headers, json=BODY).status_code == 201

@@ -1,0 +1,87 @@
+"""The classifier finds keywords in one pass, with the same result as one pattern per keyword.
+
+The reference is the plain definition: ``keyword_pattern(kw)`` searched (does
+it occur?) and ``findall``-ed (how often?) for every keyword of every rule.
+Compared on the ordinary support texts of the security corpus and on random
+texts built to trip it up (overlaps, shared prefixes, case oddities).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from ticketing.choices import max_priority, priority_rank
+from ticketing.classification import Classifier, KeywordIndex, keyword_pattern
+from ticketing.config import check_core, load_sections
+
+CORPUS = Path(__file__).parents[1] / "security" / "corpus" / "tickets.txt"
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return check_core(load_sections()).classification
+
+
+def reference_priority(settings, title, description, requested):
+    start = requested or settings.default_priority
+    priority, reasons = start, []
+    texts = {"title": title, "description": description}
+    for rule in settings.priority_rules:
+        for field in rule.fields:
+            hit = next((kw for kw in rule.keywords if keyword_pattern(kw).search(texts[field])),
+                       None)
+            if hit is not None:
+                if priority_rank(rule.priority) > priority_rank(start):
+                    reasons.append(f"rule {rule.name}: {hit!r} in {field}")
+                    priority = max_priority(priority, rule.priority)
+                break
+    return priority, ("; ".join(reasons) if priority != start else None)
+
+
+def reference_category(settings, title, description):
+    text = f"{title}\n{description}"
+    best, best_hits, best_words = None, 0, []
+    for category, keywords in settings.category_rules:
+        words = [kw for kw in keywords if keyword_pattern(kw).search(text)]
+        hits = sum(len(keyword_pattern(kw).findall(text)) for kw in keywords)
+        if hits > best_hits:
+            best, best_hits, best_words = category, hits, words
+    if best is None:
+        return settings.default_category, "no keyword matched"
+    return best, "keywords: " + ", ".join(best_words)
+
+
+def test_the_corpus_is_classified_as_by_the_reference(settings):
+    classifier = Classifier(settings)
+    lines = [line for line in CORPUS.read_text().splitlines() if line.strip()]
+    assert len(lines) > 500
+    matched = 0
+    for line in lines:
+        title, description = line[:80], line
+        assert classifier.category(title, description) == reference_category(
+            settings, title, description), line
+        for requested in (None, "low", "high"):
+            assert classifier.priority(title, description, requested) == reference_priority(
+                settings, title, description, requested), line
+        matched += classifier.category(title, description)[1] != "no keyword matched"
+    assert matched > 100  # the corpus does exercise the rules
+
+
+def test_random_texts_match_as_one_pattern_per_keyword_would():
+    keywords = ["x-x", "aa", "a", "bill", "billing", "log in", "s", "k", "ſ", "i", "5"]
+    index = KeywordIndex(keywords)
+    rng = random.Random(20250131)
+    alphabet = "xa-_ bilngsSkKſK\nogLOGİı5é"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        found = index.positions(text)
+        for keyword in keywords:
+            pattern = keyword_pattern(keyword)
+            assert (keyword in found) == (pattern.search(text) is not None), (text, keyword)
+            assert index.count(found, keyword) == len(pattern.findall(text)), (text, keyword)
+
+
+def test_an_index_without_keywords_finds_nothing():
+    assert KeywordIndex([]).positions("anything at all") == {}
