@@ -60,15 +60,20 @@ def app_config(db_url, tmp_path) -> dict[str, Any]:
     return ticketing_config(db_url, tmp_path)
 
 
-@pytest.fixture
-def app(app_config):
-    app = create_app(app_config)
+def migrated_app(config: dict[str, Any]):
+    """A testing app on a database migrated to the latest revision; disposed after."""
+    app = create_app(config)
     with app.app_context():
         upgrade()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_config):
+    yield from migrated_app(app_config)
 
 
 @pytest.fixture

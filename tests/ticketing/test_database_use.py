@@ -7,13 +7,11 @@ import time
 
 import psycopg
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
 
-from ticketing import create_app
-from ticketing.db import PING_AFTER_IDLE, db
+from ticketing.db import PING_AFTER_IDLE
 
-from .conftest import Maker, ticketing_config
+from .conftest import Maker, migrated_app, ticketing_config
 from .sql_capture import capture
 
 BODY = {"title": "Invoice for May missing", "description": "We cannot find it anywhere."}
@@ -55,13 +53,7 @@ def test_posting_a_message_reads_only_the_ticket(app, client, make):
 
 @pytest.fixture
 def pg_app(postgres_url, tmp_path):
-    app = create_app(ticketing_config(postgres_url, tmp_path))
-    with app.app_context():
-        upgrade()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    yield from migrated_app(ticketing_config(postgres_url, tmp_path))
 
 
 def test_reads_run_without_a_transaction_on_postgresql(pg_app):
