@@ -27,6 +27,16 @@ def _welcome(ws) -> dict:
     return message["data"]
 
 
+def _first_snapshot(server, key: str) -> tuple[dict, dict]:
+    """(welcome, first snapshot) of a client connecting with ``key``, then gone."""
+    ws = connect(server.ws_url, key)
+    try:
+        welcome = _welcome(ws)
+        return welcome, receive_type(ws, "snapshot")["data"]
+    finally:
+        ws.close()
+
+
 # ------------------------------------------------------------------ snapshots
 
 def test_snapshots_are_pushed_every_interval_and_get_metrics_is_answered(live_server):
@@ -79,12 +89,7 @@ def _value(result: list[dict]) -> float:
 
 
 def test_values_are_what_prometheus_answers_for_the_same_queries(live_server, prometheus):
-    ws = connect(live_server.ws_url, live_server.data.staff_key)
-    try:
-        _welcome(ws)
-        snap = receive_type(ws, "snapshot")["data"]
-    finally:
-        ws.close()
+    _, snap = _first_snapshot(live_server, live_server.data.staff_key)
     assert snap["sources"]["prometheus"]["ok"] is True, snap["sources"]
     at = snap["sources"]["prometheus"]["evaluated_at"]
 
@@ -124,12 +129,7 @@ def test_values_are_what_prometheus_answers_for_the_same_queries(live_server, pr
 # ------------------------------------------------------------------ who sees what
 
 def test_staff_see_every_alert_in_full(live_server):
-    ws = connect(live_server.ws_url, live_server.data.staff_key)
-    try:
-        _welcome(ws)
-        snap = receive_type(ws, "snapshot")["data"]
-    finally:
-        ws.close()
+    _, snap = _first_snapshot(live_server, live_server.data.staff_key)
     alerts = snap["alerts"]
     names = {a["name"] for a in alerts["items"]}
     expected = {labels["alertname"] for labels, _ in ALERTS + BULK_ALERTS} - {"Watchdog"}
@@ -148,12 +148,8 @@ def test_a_partner_sees_platform_status_its_own_tickets_and_public_alerts(live_s
     data = live_server.data
     key, partner_id = {"acme": (data.acme_key, data.acme_id),
                        "globex": (data.globex_key, data.globex_id)}[partner]
-    ws = connect(live_server.ws_url, key)
-    try:
-        assert _welcome(ws)["actor"]["kind"] == "partner"
-        snap = receive_type(ws, "snapshot")["data"]
-    finally:
-        ws.close()
+    welcome, snap = _first_snapshot(live_server, key)
+    assert welcome["actor"]["kind"] == "partner"
     # Platform-level status, as staff see it.
     assert snap["api"]["up"] is True
     assert snap["energy_pools"]["main"] == {"available_ratio": 0.25}
@@ -400,12 +396,7 @@ def test_broken_frames_and_mid_message_disconnects_are_survived(live_server):
     assert close[2:4] == b"\x03\xea", received
 
     # The server carries on for everyone else.
-    ws = connect(live_server.ws_url, live_server.data.staff_key)
-    try:
-        _welcome(ws)
-        assert receive_type(ws, "snapshot")["data"]["api"]["up"] is True
-    finally:
-        ws.close()
+    assert _first_snapshot(live_server, live_server.data.staff_key)[1]["api"]["up"] is True
 
 
 class Reader:
