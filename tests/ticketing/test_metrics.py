@@ -161,3 +161,19 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in text.split()]
+
+
+def test_the_shipped_gunicorn_config_opens_a_control_socket_only_when_asked(monkeypatch,
+                                                                            tmp_path):
+    """gunicorn's default control socket path is shared by every gunicorn of the user."""
+    import runpy
+
+    conf = str(ROOT / "ticketing" / "gunicorn.conf.py")
+    # The file sets it when unset; keep that out of this test process.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.delenv("TICKETING_CONTROL_SOCKET", raising=False)
+    assert runpy.run_path(conf)["control_socket_disable"] is True
+    monkeypatch.setenv("TICKETING_CONTROL_SOCKET", "/run/ticketing/gunicorn.ctl")
+    settings = runpy.run_path(conf)
+    assert settings["control_socket_disable"] is False
+    assert settings["control_socket"] == "/run/ticketing/gunicorn.ctl"
