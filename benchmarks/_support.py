@@ -158,6 +158,34 @@ def workdir(name: str) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def ticketing_database(url: str) -> Iterator[tuple[int, str]]:
+    """Migrate the ticketing schema at ``url`` and issue the benchmark partner's key.
+
+    Yields ``(partner id, raw key)`` inside the set-up app's context, so the
+    block may store more through ``db.session``; commits and lets the
+    connections go afterwards.
+    """
+    from flask_migrate import upgrade
+
+    from ticketing import create_app
+    from ticketing.auth import issue_key
+    from ticketing.db import db
+    from ticketing.models import Partner
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+                      "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}}})
+    with app.app_context():
+        upgrade()
+        partner = Partner(name="Benchmark Energy")
+        db.session.add(partner)
+        db.session.flush()
+        _, key = issue_key(partner=partner, name="benchmark")
+        yield partner.id, key
+        db.session.commit()
+        db.engine.dispose()
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """Environment for a Python child that imports this repository's packages."""
     env = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",

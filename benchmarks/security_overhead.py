@@ -56,7 +56,8 @@ from ticketing.db import db
 from ticketing.security import SecurityEvent, SecurityMonitor
 
 from ._support import (ROOT, ProcessGroup, build_request, cpu_seconds, http_ready, python_env,
-                       run_load, say, table, tree_cpu_seconds, verdict, workdir)
+                       run_load, say, table, ticketing_database, tree_cpu_seconds, verdict,
+                       workdir)
 
 WORKERS, THREADS = 2, 8
 CONCURRENCY = 16
@@ -98,23 +99,8 @@ def ticket(corpus: list[tuple[str, str]], n: int) -> dict[str, str]:
 
 def prepare_database(url: str) -> str:
     """Migrate the ticketing schema and issue a partner key; returns the key."""
-    from flask_migrate import upgrade
-
-    from ticketing import create_app
-    from ticketing.auth import issue_key
-    from ticketing.models import Partner
-
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
-                      "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}}})
-    with app.app_context():
-        upgrade()
-        partner = Partner(name="Benchmark Energy")
-        db.session.add(partner)
-        db.session.flush()
-        _, key = issue_key(partner=partner, name="benchmark")
-        db.session.commit()
-        db.engine.dispose()
-    return key
+    with ticketing_database(url) as (_, key):
+        return key
 
 
 def ticketing_config(path: Path, scan: bool, limit: bool, redis_url: str) -> Path:

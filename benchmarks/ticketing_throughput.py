@@ -52,8 +52,8 @@ from pathlib import Path
 import yaml
 
 from ._support import (ROOT, LoadResult, ProcessGroup, build_request, descendants, http_ready,
-                       memory_mb, ms, python_env, run_load, say, table, tree_cpu_seconds,
-                       verdict, workdir)
+                       memory_mb, ms, python_env, run_load, say, table, ticketing_database,
+                       tree_cpu_seconds, verdict, workdir)
 
 TICKETS = 100_000
 PARTNERS = 100
@@ -132,23 +132,13 @@ class Case:
 def prepare_database(url: str) -> tuple[str, list[int]]:
     """Migrate, create the partners and the benchmark partner's API key, store
     the tickets; returns the key and ids of the partner's open tickets."""
-    from flask_migrate import upgrade
     from sqlalchemy import text
 
-    from ticketing import create_app
-    from ticketing.auth import issue_key
     from ticketing.choices import CATEGORIES, PRIORITIES, STATUSES
     from ticketing.db import db
-    from ticketing.models import Partner
 
     logging.disable(logging.WARNING)  # the set-up's own app: no notices about its settings
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        upgrade()
-        partner = Partner(name="Benchmark Energy")
-        db.session.add(partner)
-        db.session.flush()
-        _, key = issue_key(partner=partner, name="benchmark")
+    with ticketing_database(url) as (partner_id, key):
         db.session.execute(text(
             "INSERT INTO partners (name, status, created_at) "
             "SELECT 'Partner ' || x, 'active', now() AT TIME ZONE 'UTC' "
@@ -163,7 +153,7 @@ def prepare_database(url: str) -> tuple[str, list[int]]:
         db.session.execute(text(
             "INSERT INTO tickets (partner_id, title, description, category, status, priority, "
             "created_at, updated_at, first_response_due_at, resolution_due_at) "
-            f"SELECT CASE WHEN x % 2 = 0 THEN {partner.id} ELSE 2 + x % {PARTNERS - 1} END, "
+            f"SELECT CASE WHEN x % 2 = 0 THEN {partner_id} ELSE 2 + x % {PARTNERS - 1} END, "
             "'Seeded ticket ' || x, 'A stored ticket for the benchmark, number ' || x || '.', "
             f"{pick(CATEGORIES, 3)}, {pick(STATUSES, 1)}, {pick(PRIORITIES, 7)}, "
             "t, t, t + interval '8 hours', t + interval '3 days' "
@@ -174,10 +164,8 @@ def prepare_database(url: str) -> tuple[str, list[int]]:
         db.session.commit()
         open_ids = db.session.execute(text(
             "SELECT id FROM tickets WHERE partner_id = :p AND status = 'open' "
-            "ORDER BY id DESC LIMIT 400"), {"p": partner.id}).scalars().all()
+            "ORDER BY id DESC LIMIT 400"), {"p": partner_id}).scalars().all()
         db.session.execute(text("ANALYZE"))
-        db.session.commit()
-        db.engine.dispose()
     return key, list(open_ids)
 
 
