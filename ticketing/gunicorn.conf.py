@@ -73,7 +73,14 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Close live-feed WebSocket clients as soon as the worker is told to stop."""
-    from ticketing.live import install_shutdown_hook
+    """Stop handlers that take no lock, and close live-feed clients at once on SIGTERM."""
+    from ticketing import worker_signals
 
-    install_shutdown_hook()
+    worker_signals.install(worker)
+
+
+def worker_exit(server, worker):
+    """Close the live feed's WebSocket clients, whatever stopped the worker."""
+    from ticketing import worker_signals
+
+    worker_signals.on_worker_exit()

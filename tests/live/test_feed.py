@@ -499,3 +499,23 @@ def test_a_full_process_refuses_more_clients_and_tells_them_when_it_stops(start_
     finally:
         ws.close()
     assert (code, reason) == (1001, "server shutting down")
+
+
+def test_a_quick_shutdown_closes_clients_and_ends_the_worker(start_live_server):
+    """SIGINT (Ctrl-C) too: clients hear 1001 and the worker ends by itself, not killed later."""
+    server = start_live_server()
+    worker = server.worker_pid
+    ws = connect(server.ws_url, server.data.staff_key)
+    try:
+        _welcome(ws)
+        receive_type(ws, "snapshot")
+        server.process.signal(signal.SIGINT)  # the whole group, as a terminal's Ctrl-C
+        code, reason = wait_closed(ws)
+    finally:
+        ws.close()
+    server.process.popen.wait(30)
+    assert (code, reason) == (1001, "server shutting down"), server.process.log()
+    assert server.process.popen.wait(30) == 0
+    log = server.process.log()
+    assert f"Worker exiting (pid: {worker})" in log
+    assert "SIGKILL" not in log, log

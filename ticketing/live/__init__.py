@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import weakref
 from typing import Any, Callable
 
@@ -48,7 +46,7 @@ from .settings import LiveConfigError, LiveSettings, load_settings
 from .snapshot import QUERIES
 
 __all__ = ["LiveConfigError", "LiveFeed", "LiveSettings", "PATH", "init_app",
-           "install_shutdown_hook", "stop_all"]
+           "stop_all"]
 
 log = logging.getLogger("ticketing.live")
 
@@ -250,21 +248,3 @@ def stop_all() -> None:
     """Close every client of every feed in this process (1001) and stop the snapshot threads."""
     for feed in list(_feeds):
         feed.stop()
-
-
-def install_shutdown_hook() -> None:
-    """Under gunicorn: close WebSocket clients as soon as the worker is told to stop.
-
-    Call it from gunicorn's ``post_worker_init`` hook (ticketing/gunicorn.conf.py).
-    Without it, a stopping worker waits its whole ``graceful_timeout`` for the
-    long-lived connections to end. Runs gunicorn's own SIGTERM handler too.
-    """
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum, frame):
-        # Closing takes locks: do it in a thread, never inside the signal handler.
-        threading.Thread(target=stop_all, name="live-feed-stop", daemon=True).start()
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_term)
