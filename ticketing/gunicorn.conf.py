@@ -83,4 +83,4 @@ def worker_exit(server, worker):
     """Close the live feed's WebSocket clients, whatever stopped the worker."""
     from ticketing import worker_signals
 
-    worker_signals.on_worker_exit()
+    worker_signals.close_live_clients()

@@ -15,11 +15,12 @@ The handlers installed here take no lock:
   loop runs; otherwise a worker would wait its whole ``graceful_timeout`` for
   those long-lived connections to end.
 - SIGINT, SIGQUIT (quick): stop the loop and raise SystemExit, once. The live-feed
-  clients are closed by :func:`on_worker_exit` (gunicorn's ``worker_exit`` hook)
+  clients are closed by :func:`close_live_clients` in gunicorn's ``worker_exit`` hook
   while the exit unwinds, and at interpreter exit the pool's threads finish
   their request and end.
 
-ticketing/gunicorn.conf.py calls :func:`install` from ``post_worker_init``.
+ticketing/gunicorn.conf.py calls :func:`install` from ``post_worker_init`` and
+:func:`close_live_clients` from ``worker_exit``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ import signal
 import sys
 
 
-def _close_live_clients() -> None:
+def close_live_clients() -> None:
+    """End the live feed's WebSocket connections in this process (1001)."""
     from ticketing.live import stop_all
 
     stop_all()
@@ -42,7 +44,7 @@ def install(worker) -> None:
         if callable(graceful):
             graceful(signum, frame)  # gthread: stop accepting, wake the loop
         if method_queue is not None:
-            method_queue.defer(_close_live_clients)  # put + write: no lock taken
+            method_queue.defer(close_live_clients)  # put + write: no lock taken
 
     quitting = []
 
@@ -59,8 +61,3 @@ def install(worker) -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_quit)
     signal.signal(signal.SIGQUIT, on_quit)
-
-
-def on_worker_exit() -> None:
-    """The worker is leaving (any signal): end the live feed's connections."""
-    _close_live_clients()

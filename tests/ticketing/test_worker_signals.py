@@ -65,7 +65,7 @@ def test_a_graceful_stop_queues_the_live_feed_close_for_the_main_loop(worker):
     while not worker.method_queue._queue.empty():
         queued.append(worker.method_queue._queue.get_nowait())
     # gthread's wake-up call, then closing the live feed's clients, run by the main loop.
-    assert [getattr(c.func, "__name__", "") for c in queued][-1] == "_close_live_clients"
+    assert [getattr(c.func, "__name__", "") for c in queued][-1] == "close_live_clients"
     for callback in queued:
         callback()  # closing with no live feed in this process is a no-op
 
