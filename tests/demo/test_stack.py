@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import wait_until
+from tests.harness import pid_alive, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -50,14 +50,6 @@ def source(root, tmp_path_factory) -> Path:
     if os.environ.get(SOURCE_ENV) == "worktree":
         return root
     return _clone(root, tmp_path_factory.mktemp("clone") / "partnerwatch")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _group_alive(pgid: int) -> bool:
@@ -217,10 +209,10 @@ def test_ctrl_c_stops_everything(stack):
     pids = state["pids"]
     assert {"sinks", "redis", "platform", "ticketing", "exporter", "alertmanager",
             "prometheus"} <= set(pids)
-    assert all(_alive(pid) for pid in pids.values())
+    assert all(pid_alive(pid) for pid in pids.values())
     stack.proc.send_signal(signal.SIGINT)
     assert stack.proc.wait(60) == 0, stack.output()[-3000:]
     for name, pid in pids.items():
-        assert not _alive(pid), f"{name} still running"
+        assert not pid_alive(pid), f"{name} still running"
         assert not _group_alive(pid), f"a process of {name}'s group is still running"
     assert "stopped." in stack.output()

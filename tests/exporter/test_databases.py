@@ -7,7 +7,6 @@ that connects does so to a real SQLite file or PostgreSQL server.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 from urllib.parse import quote
 
@@ -18,7 +17,7 @@ from exporter.databases import Database, PoolTimeout
 from exporter.dburl import InvalidDatabaseURL, parse_database_url, postgres_conninfo
 from exporter.schema import DatabaseConfig
 from exporter.sqltext import bind_names, compile_sql
-from tests.harness import start_postgres, wait_until
+from tests.harness import pid_alive, start_postgres, wait_until
 
 from .platform_data import seed_platform
 
@@ -206,14 +205,6 @@ def test_pool_reuses_and_bounds_connections(postgres_url):
     db.dispose()
 
 
-def exited(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_pooled_connections_survive_a_server_restart():
     server = start_postgres()
     try:
@@ -222,14 +213,14 @@ def test_pooled_connections_survive_a_server_restart():
         server.kill()
         # Backends are not in the server's process group: each exits once it
         # sees the server gone. Until then it could still answer.
-        wait_until(lambda: exited(before), timeout=10, message="the old backend to exit")
+        wait_until(lambda: not pid_alive(before), timeout=10, message="the old backend to exit")
         server.start()
         # The pooled connection is stale: the run's first statement notices and
         # a new connection takes its place, so the first run after a restart works.
         [(after,)] = run(db, "SELECT pg_backend_pid()")
         assert after != before
         server.kill()
-        wait_until(lambda: exited(after), timeout=10, message="the old backend to exit")
+        wait_until(lambda: not pid_alive(after), timeout=10, message="the old backend to exit")
         with pytest.raises(Exception) as info:
             run(db, "SELECT 1", timeout=1)
         assert db.describe(info.value).startswith("OperationalError: connection failed")

@@ -40,6 +40,15 @@ def http_ready(url: str, status: int = 200) -> Ready:
     return check
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a zombie not yet reaped counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0,
                interval: float = 0.1, message: str = "condition") -> object:
     """Poll ``predicate`` until it returns a truthy value; return that value."""
