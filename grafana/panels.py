@@ -24,7 +24,7 @@ from grafana_foundation_sdk.models import prometheus as prometheus_model
 # Every panel and query names the dashboard's datasource variable (see grafana/board.py).
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
-Steps = list[tuple[str, "float | None"]]
+Steps = list[tuple[str, float | None]]
 NO_THRESHOLDS: Steps = [("green", None)]
 
 # Value mappings of panels that show 1 / 0 health series.

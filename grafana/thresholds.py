@@ -72,7 +72,9 @@ def alert_thresholds(name: str, rules: dict[str, list[dict]]) -> list[AlertThres
         if severity not in SEVERITY_COLORS:
             raise RuleShapeError(f"{rule['file']}: alert {name}: severity {severity!r} "
                                  f"has no panel colour (one of {sorted(SEVERITY_COLORS)})")
-        found.append(AlertThreshold(match.group("op"), float(match.group("value")), severity))
+        value = float(match.group("value"))
+        found.append(AlertThreshold(match.group("op"), int(value) if value.is_integer() else value,
+                                    severity))
     return found
 
 

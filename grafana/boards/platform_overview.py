@@ -31,7 +31,8 @@ def build(rules: dict) -> Board:
     board.add(gauge("Energy pool available", "Available / capacity per pool "
                     "(platform:energy_pool_available:ratio). Orange below the warning threshold, "
                     "red below the critical one: the same numbers as the EnergyPool alerts.",
-                    "percentunit", [query(ENERGY_RATIO, "{{pool}}")], thresholds=energy), w=5, h=5)
+                    "percentunit", [query(ENERGY_RATIO, "{{pool}}")], thresholds=energy),
+              w=5, h=5)
     board.add(stat("Active partners", "Partners with a transaction in the last 15 minutes "
                    "(platform_partners_active).", "short",
                    [query("platform_partners_active", "active partners")], sparkline=True),
@@ -54,8 +55,8 @@ def build(rules: dict) -> Board:
                                 "{{target}}")], max_value=1), w=12, h=8)
     board.add(timeseries("Energy pool available over time",
                          "Available / capacity per pool with the alert thresholds as lines.",
-                         "percentunit", [query(ENERGY_RATIO, "{{pool}}")], thresholds=energy, max_value=1),
-              w=12, h=8)
+                         "percentunit", [query(ENERGY_RATIO, "{{pool}}")], thresholds=energy,
+                         max_value=1), w=12, h=8)
     board.add(timeseries("Energy pool units", "Available and capacity units per pool.", "short",
                          [query(f"platform_energy_pool_{kind}_units{POOL}", f"{{{{pool}}}} {kind}")
                           for kind in ("available", "capacity")]), w=12, h=8)

@@ -36,18 +36,17 @@ def build(rules: dict) -> Board:
                    [query("sum(increase(prometheus_rule_evaluation_failures_total[1h]))",
                           "failures")], decimals=0), w=8, h=5)
 
-    board.add(timeseries("Collector duration", "Duration of each collector's last run "
-                         "(exporter_collector_duration_seconds).", "s",
-                         [query("exporter_collector_duration_seconds", "{{collector}}")]),
-              w=8, h=8)
-    board.add(timeseries("Time since last collector success", "Seconds since each collector "
-                         "last succeeded (exporter_collector_last_success_timestamp_seconds).",
-                         "s", [query("time() - exporter_collector_last_success_timestamp_seconds",
-                                     "{{collector}}")]), w=8, h=8)
-    board.add(timeseries("Collector errors", "Failed collector runs per second "
-                         "(exporter_collector_errors_total).", "ops",
-                         [query(per_second("collector", "exporter_collector_errors_total"),
-                                "{{collector}}")]), w=8, h=8)
+    for title, description, unit, expr in [
+            ("Collector duration",
+             "Duration of each collector's last run (exporter_collector_duration_seconds).", "s",
+             "exporter_collector_duration_seconds"),
+            ("Time since last collector success", "Seconds since each collector last succeeded "
+             "(exporter_collector_last_success_timestamp_seconds).", "s",
+             "time() - exporter_collector_last_success_timestamp_seconds"),
+            ("Collector errors",
+             "Failed collector runs per second (exporter_collector_errors_total).", "ops",
+             per_second("collector", "exporter_collector_errors_total"))]:
+        board.add(timeseries(title, description, unit, [query(expr, "{{collector}}")]), w=8, h=8)
 
     for title, what, metric in [
             ("Alertmanager notifications sent", "Notifications sent",

@@ -20,20 +20,22 @@ def build(rules: dict) -> Board:
                   tags=["support"], rules=rules)
     board.variable("priority", "Priority", "support_tickets")
 
-    board.add(stat("Open tickets", "Tickets open or in progress (support_tickets).", "short",
-                   [query(f"sum(support_tickets{OPEN})", "open")], sparkline=True), w=5, h=5)
-    board.add(stat("First response overdue", "Open tickets past their first-response target "
-                   "with no public staff reply (support_tickets_first_response_overdue); "
-                   "SupportFirstResponseOverdue fires after 5 m.", "short",
-                   [query(f"sum(support_tickets_first_response_overdue{{{PRIORITY}}})",
-                          "overdue")]), w=5, h=5)
-    board.add(stat("Critical tickets open", "Open critical tickets.", "short",
-                   [query('sum(support_tickets{status=~"open|in_progress", priority="critical"})',
-                          "critical")]), w=4, h=5)
-    board.add(stat("Critical tickets unassigned", "Open critical tickets without an assignee "
-                   "(support_tickets_unassigned); CriticalTicketUnassigned fires after 5 m.",
-                   "short", [query('sum(support_tickets_unassigned{priority="critical"})',
-                                   "unassigned")]), w=5, h=5)
+    def tickets(title: str, description: str, expr: str, legend: str, w: int,
+                sparkline: bool = False) -> None:
+        board.add(stat(title, description, "short", [query(expr, legend)], sparkline=sparkline),
+                  w=w, h=5)
+
+    tickets("Open tickets", "Tickets open or in progress (support_tickets).",
+            f"sum(support_tickets{OPEN})", "open", 5, sparkline=True)
+    tickets("First response overdue", "Open tickets past their first-response target with no "
+            "public staff reply (support_tickets_first_response_overdue); "
+            "SupportFirstResponseOverdue fires after 5 m.",
+            f"sum(support_tickets_first_response_overdue{{{PRIORITY}}})", "overdue", 5)
+    tickets("Critical tickets open", "Open critical tickets.",
+            'sum(support_tickets{status=~"open|in_progress", priority="critical"})', "critical", 4)
+    tickets("Critical tickets unassigned", "Open critical tickets without an assignee "
+            "(support_tickets_unassigned); CriticalTicketUnassigned fires after 5 m.",
+            'sum(support_tickets_unassigned{priority="critical"})', "unassigned", 5)
     board.add(stat("Ticket API 5xx ratio", "5xx / all ticket API requests over 5 m "
                    "(ticketing:http_5xx:ratio_rate5m).", "percentunit",
                    [query("ticketing:http_5xx:ratio_rate5m", "5xx ratio")],

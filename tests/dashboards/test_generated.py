@@ -40,7 +40,8 @@ def panel(rendered: dict[str, str], file: str, title: str) -> dict:
 
 
 def steps(panel: dict) -> list[tuple[str, float | None]]:
-    return [(s["color"], s["value"]) for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    found = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [(step["color"], step["value"]) for step in found]
 
 
 def test_committed_dashboards_are_the_generator_output():
