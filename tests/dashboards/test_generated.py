@@ -1,0 +1,120 @@
+"""The committed dashboards are the generator's output, with thresholds from the rules.
+
+grafana/dashboards.py writes grafana/dashboards/*.json from grafana/boards/
+and the alert rules. These tests run it (its functions, and the command
+itself) on the real rule files and on altered copies in a temporary folder:
+a changed alert threshold moves the panel's threshold with it and makes the
+committed JSON out of date, and a rule whose expression no longer has the
+``<expression> <op> <number>`` shape stops the generator instead of drawing a
+wrong line.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grafana.dashboards import render, stale
+from grafana.thresholds import RuleShapeError, alerting_rules
+from tests.dashboards.dashboard_files import DASHBOARDS, ROOT, dashboards, panels
+from tests.dashboards.test_dashboard_json import threshold_mismatch
+
+
+def rules_copy(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    """A copy of rules/ with ``old`` replaced by ``new`` (once) in ``file``."""
+    copy = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", copy)
+    text = (copy / file).read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in rules/{file}"
+    (copy / file).write_text(text.replace(old, new))
+    return copy
+
+
+def panel(rendered: dict[str, str], file: str, title: str) -> dict:
+    [found] = [p for p in panels(json.loads(rendered[file])) if p["title"] == title]
+    return found
+
+
+def steps(panel: dict) -> list[tuple[str, float | None]]:
+    found = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [(step["color"], step["value"]) for step in found]
+
+
+def test_committed_dashboards_are_the_generator_output():
+    assert stale(DASHBOARDS, render()) == [], (
+        "grafana/dashboards/ is out of date: run `python -m grafana.dashboards`")
+
+
+def test_generator_check_command(tmp_path):
+    """``--check`` names an edited file and fails; a plain run rewrites it."""
+    output = tmp_path / "dashboards"
+    shutil.copytree(DASHBOARDS, output)
+    edited = output / "support.json"
+    edited.write_text(edited.read_text().replace('"Open tickets"', '"Open tickets (edited)"'))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "grafana.dashboards", "--output",
+                               str(output), *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+
+    checked = run("--check")
+    assert checked.returncode == 1
+    assert "support.json: out of date" in checked.stderr
+    assert "platform-overview.json" not in checked.stderr
+    written = run()
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.strip() == f"wrote {edited}"
+    assert run("--check").returncode == 0
+    assert edited.read_text() == (DASHBOARDS / "support.json").read_text()
+
+
+@pytest.mark.parametrize(("file", "old", "new", "dashboard", "title", "expected"), [
+    ("energy.rules.yml", "ratio < 0.20", "ratio < 0.15", "platform-overview.json",
+     "Energy pool available", [("red", None), ("orange", 0.15), ("green", 0.3)]),
+    ("transactions.rules.yml", "ratio_rate5m > 0.20", "ratio_rate5m > 0.25",
+     "platform-overview.json", "Transaction failure ratio",
+     [("green", None), ("orange", 0.05), ("red", 0.25)]),
+    ("security.rules.yml", "[5m])) > 100", "[5m])) > 250", "security.json",
+     "Rate-limit rejections in 5 m by action", [("green", None), ("orange", 250)]),
+])
+def test_a_changed_rule_threshold_moves_the_panel(tmp_path, file, old, new, dashboard, title,
+                                                  expected):
+    rules_dir = rules_copy(tmp_path, file, old, new)
+    rendered = render(rules_dir)
+    assert steps(panel(rendered, dashboard, title)) == expected
+    # The committed dashboards now disagree with the rules: both checks say so.
+    assert dashboard in stale(DASHBOARDS, rendered)
+    [committed] = [d for d in dashboards().values()
+                   if d["uid"] == json.loads(rendered[dashboard])["uid"]]
+    [old_panel] = [p for p in panels(committed) if p["title"] == title]
+    mismatch = threshold_mismatch(committed, old_panel, alerting_rules(rules_dir))
+    assert mismatch and "!= alert thresholds" in mismatch
+
+
+@pytest.mark.parametrize(("file", "old", "new", "message"), [
+    # Another shape of expression: the constant is no longer the last comparison.
+    ("energy.rules.yml", "expr: platform:energy_pool_available:ratio < 0.20",
+     "expr: platform:energy_pool_available:ratio < 0.20 and on() vector(1)",
+     "energy.rules.yml: alert EnergyPoolCritical: expected '<expression> <op> <number>'"),
+    # A second comparison (a guard) in front of the threshold.
+    ("platform-api.rules.yml", "expr: platform_api_probe_duration_seconds > 1",
+     "expr: platform_api_probe_duration_seconds > 0 and platform_api_probe_duration_seconds > 1",
+     "platform-api.rules.yml: alert PlatformApiSlow: expected"),
+    # An alert a panel draws is gone (renamed).
+    ("security.rules.yml", "alert: RateLimitStorm", "alert: RateLimitFlood",
+     "alert RateLimitStorm is not in the rule files"),
+    # A severity without a panel colour.
+    ("ticketing.rules.yml", "expr: ticketing:http_5xx:ratio_rate5m > 0.05\n"
+     "        for: 5m\n        labels:\n          severity: warning",
+     "expr: ticketing:http_5xx:ratio_rate5m > 0.05\n"
+     "        for: 5m\n        labels:\n          severity: info",
+     "alert TicketingHighErrorRate: severity 'info' has no panel colour"),
+])
+def test_a_rule_of_another_shape_stops_the_generator(tmp_path, file, old, new, message):
+    with pytest.raises(RuleShapeError) as raised:
+        render(rules_copy(tmp_path, file, old, new))
+    assert message in str(raised.value)
