@@ -45,7 +45,7 @@ items = Table("bare_items", MetaData(), Column("id", Integer, primary_key=True),
 tickets, audit = Ticket.__table__, TicketAudit.__table__
 outbox, messages = OutboxMessage.__table__, Message.__table__
 INSERT_TICKET = insert(tickets).returning(tickets.c.id)
-INSERT_AUDIT = insert(audit)
+INSERT_AUDIT = insert(audit).returning(audit.c.id)  # several rows in one cached statement
 INSERT_OUTBOX = (pg_insert(outbox).on_conflict_do_nothing(index_elements=["dedup_key"])
                  .returning(outbox.c.id))
 SELECT_TICKET = select(tickets)
@@ -98,13 +98,13 @@ def create_ticket():
               "closed_at": None}
     with engine().begin() as conn:
         ticket_id = conn.execute(INSERT_TICKET, ticket).scalar_one()
-        conn.execute(INSERT_AUDIT.values([
+        conn.execute(INSERT_AUDIT, [
             {"ticket_id": ticket_id, "actor_kind": kind, "actor_id": actor, "field": field,
              "before": None, "after": after, "reason": reason, "at": now}
             for kind, actor, field, after, reason in (
                 ("partner", ticket["partner_id"], "status", "open", "ticket created"),
                 ("system", None, "priority", "medium", "default priority"),
-                ("system", None, "category", "other", "no rule matched"))]))
+                ("system", None, "category", "other", "no rule matched"))])
         conn.execute(INSERT_OUTBOX, {
             "kind": "ticket_created", "dedup_key": f"ticket_created:{ticket_id}",
             "payload": {"labels": {"alertname": "SupportTicketCreated", "severity": "info",

@@ -40,7 +40,12 @@ spread (lowest-highest over the rounds) are reported. The CPU time the
 servers spend (master and workers from /proc, and Redis for the servers that
 use it) is added up per slice: the servers are CPU-bound, so CPU time per
 request gives the cost of scanning and limiting without most of the
-machine's noise. Afterwards the resident size of each gunicorn worker is read.
+machine's noise. Each round also runs *pairs*: the monitor on and off for
+each endpoint, and the list at 100,000 and at 1,000 tickets, loaded at the
+same time on their two servers (half the connections each), so whatever else
+the machine runs hits both sides alike; the monitor's cost and the list's
+latency growth are judged from the pairs. Afterwards the resident size of
+each gunicorn worker is read.
 
 Targets: create ticket and post message at least 60 % of their floors (with
 scanning and limits on); scanning plus limiting at most 10 % of the CPU per
@@ -184,6 +189,19 @@ class Spread:
         if not self.values:
             return "-"
         return f"{self.median:.2f}x ({min(self.values):.2f}-{max(self.values):.2f}x)"
+
+
+@dataclass
+class Pair:
+    """Two cases loaded at the same time (half the connections each), every round:
+    whatever else runs on the machine then hits both alike."""
+
+    first: Case
+    second: Case
+
+    @property
+    def label(self) -> str:
+        return f"{self.first.name} | {self.second.name}"
 
 
 # ------------------------------------------------------------------- data
@@ -333,9 +351,38 @@ def run_case(case: Case, server: Server, redis_pid: int | None,
     case.rounds.append(result)
 
 
-def _load(case: Case, port: int, duration: float) -> LoadResult:
+def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> None:
+    """Both cases of ``pair`` at once, each on its own server with half the connections;
+    each server's CPU time (and Redis', for a server that uses it) is kept per case."""
+    import threading
+
+    sides = [(case, servers[case.server]) for case in (pair.first, pair.second)]
+    assert sides[0][1] is not sides[1][1], "a pair needs two servers"
+
+    def pids(server: Server) -> list[int]:
+        return [server.proc.pid] + ([redis_pid] if server.uses_redis and redis_pid else [])
+
+    cpu0 = [sum(tree_cpu_seconds(pid) for pid in pids(server)) for _, server in sides]
+    results: list[LoadResult | None] = [None, None]
+
+    def load(index: int) -> None:
+        case, server = sides[index]
+        results[index] = _load(case, server.port, DURATION, CONCURRENCY // 2)
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for (case, server), before, result in zip(sides, cpu0, results):
+        case.round_cpu.append(sum(tree_cpu_seconds(pid) for pid in pids(server)) - before)
+        case.rounds.append(result)
+
+
+def _load(case: Case, port: int, duration: float,
+          concurrency: int = CONCURRENCY) -> LoadResult:
     requests = case.requests
-    per_thread = max(1, len(requests) // CONCURRENCY)
+    per_thread = max(1, len(requests) // concurrency)
 
     def request_for(thread: int, n: int) -> bytes:
         # Each thread keeps to its own slice (message posts: its own tickets, so
@@ -343,7 +390,21 @@ def _load(case: Case, port: int, duration: float) -> LoadResult:
         return requests[(thread * per_thread + n % per_thread) % len(requests)]
 
     return run_load("127.0.0.1", port, request_for, expect=case.expect, duration=duration,
-                    concurrency=CONCURRENCY)
+                    concurrency=concurrency)
+
+
+def pairs(all_cases: list[Case]) -> list[Pair]:
+    """The monitor on and off for each endpoint, and the list at 100k and 1k tickets,
+    as copies of the sequential cases (their figures are kept apart)."""
+    by_name = {case.name: case for case in all_cases}
+
+    def copy(name: str) -> Case:
+        case = by_name[name]
+        return Case(case.name, case.server, case.requests, case.expect, case.ceiling)
+
+    found = [Pair(copy(f"{endpoint}, {ON}"), copy(f"{endpoint}, {OFF}")) for endpoint in ENDPOINTS]
+    found.append(Pair(copy(f"list tickets, {ON}"), copy(LIST_SMALL)))
+    return found
 
 
 def main(argv: list[str]) -> int:
@@ -375,20 +436,24 @@ def main(argv: list[str]) -> int:
             all_cases = cases(key, ticket_ids, small_key)
             if profile_dir:
                 return profile(all_cases, servers, profile_dir)
-            say(f"[{time.monotonic() - started:4.0f} s] {len(all_cases)} cases x {ROUNDS} rounds "
-                f"x {DURATION:g} s, {CONCURRENCY} client connections")
+            all_pairs = pairs(all_cases)
+            say(f"[{time.monotonic() - started:4.0f} s] {len(all_cases)} cases and "
+                f"{len(all_pairs)} pairs x {ROUNDS} rounds x {DURATION:g} s, {CONCURRENCY} "
+                f"client connections")
             client_cpu0 = time.process_time()
             load_started = time.monotonic()
             for n in range(ROUNDS):  # every other round in reverse: drift hits all alike
                 for case in (all_cases if n % 2 == 0 else all_cases[::-1]):
                     run_case(case, servers[case.server], redis.process.pid)
+                for pair in (all_pairs if n % 2 == 0 else all_pairs[::-1]):
+                    run_pair(pair, servers, redis.process.pid)
             client_share = (time.process_time() - client_cpu0) / (time.monotonic() - load_started)
             for server in servers.values():
                 server.workers = [memory_mb(pid) for pid in descendants(server.proc.pid)]
             say(f"[{time.monotonic() - started:4.0f} s] done")
         finally:
             postgres.cleanup()
-    return report(all_cases, servers, client_share)
+    return report(all_cases, all_pairs, servers, client_share)
 
 
 # ---------------------------------------------------------------- profile
@@ -475,7 +540,14 @@ def _p99(case: Case, n: int) -> float:
     return case.rounds[n].p(99)
 
 
-def report(all_cases: list[Case], servers: dict[str, Server], client_share: float) -> int:
+def _cpu_cost(on: Case, off: Case) -> Spread:
+    """1 - CPU per request off / on, per round."""
+    return Spread([1 - off.round_cpu_per_request(n) / on.round_cpu_per_request(n)
+                   for n in range(min(len(on.rounds), len(off.rounds)))])
+
+
+def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Server],
+           client_share: float) -> int:
     totals = {case.name: case.total for case in all_cases}
     by_name = {case.name: case for case in all_cases}
     say()
@@ -501,24 +573,38 @@ def report(all_cases: list[Case], servers: dict[str, Server], client_share: floa
         say(f"  first failure in {name}: {error}")
 
     say()
-    say(f"Cost of scanning + rate limiting: CPU per request with the monitor on and off "
-        f"(workers, plus Redis when on), per round from slices run side by side; median "
-        f"(range) over {ROUNDS} rounds, and throughput lost measured directly")
+    say(f"Cost of scanning + rate limiting: 1 - CPU per request off / on (the server's workers, "
+        f"plus Redis when on). Paired: the servers with the monitor on and off loaded at the "
+        f"same time, {CONCURRENCY // 2} connections each, so the machine's other load hits "
+        f"both alike; in turn: from the slices above, one after the other. Median (range) "
+        f"over {ROUNDS} rounds")
+    paired = {pair.first.name: pair for pair in all_pairs}
     costs: dict[str, Spread] = {}
     rows = []
     for endpoint in ENDPOINTS:
-        on, off = by_name[f"{endpoint}, {ON}"], by_name[f"{endpoint}, {OFF}"]
-        costs[endpoint] = Spread([1 - off.round_cpu_per_request(n) / on.round_cpu_per_request(n)
-                                  for n in range(ROUNDS)])
-        direct = Spread([1 - on.rounds[n].throughput / off.rounds[n].throughput
-                         for n in range(ROUNDS) if off.rounds[n].throughput])
+        pair = paired[f"{endpoint}, {ON}"]
+        on, off = pair.first, pair.second
+        costs[endpoint] = _cpu_cost(on, off)
+        seq_on, seq_off = by_name[f"{endpoint}, {ON}"], by_name[f"{endpoint}, {OFF}"]
+        direct = Spread([1 - seq_on.rounds[n].throughput / seq_off.rounds[n].throughput
+                         for n in range(ROUNDS) if seq_off.rounds[n].throughput])
         rows.append([endpoint, f"{off.cpu_per_request * 1000:.2f}",
                      f"{on.cpu_per_request * 1000:.2f}",
                      f"{(on.cpu_per_request - off.cpu_per_request) * 1000:+.2f}",
-                     f"{(1 - off.cpu_per_request / on.cpu_per_request) * 100:.1f}%",
-                     costs[endpoint].pct(), direct.pct()])
-    say(table(["endpoint", "CPU ms off", "CPU ms on", "added ms", "cost (all rounds)",
-               "cost by CPU, median (range)", "cost (direct), median (range)"], rows))
+                     costs[endpoint].pct(), _cpu_cost(seq_on, seq_off).pct(), direct.pct()])
+    say(table(["endpoint", "CPU ms off", "CPU ms on", "added ms", "paired, by CPU",
+               "in turn, by CPU", "in turn, req/s lost"], rows))
+
+    big, small = all_pairs[-1].first, all_pairs[-1].second
+    say()
+    say(f"List latency at {TICKETS:,} and {SMALL_TICKETS:,} tickets, paired (loaded at the "
+        f"same time, {CONCURRENCY // 2} connections each)")
+    rows = []
+    for case in (big, small):
+        t = case.total
+        rows.append([case.name, f"{t.throughput:.0f}", ms(t.p(50)), ms(t.p(90)), ms(t.p(99)),
+                     f"{case.cpu_per_request * 1000:.2f}"])
+    say(table(["case", "req/s", "p50 ms", "p90 ms", "p99 ms", "CPU ms/req"], rows))
 
     say()
     say("Gunicorn worker memory after the run")
@@ -544,17 +630,18 @@ def report(all_cases: list[Case], servers: dict[str, Server], client_share: floa
     say(verdict(f"scanning plus rate limiting at most {TARGET_SECURITY:.0%} of the CPU per "
                 f"request on every POST route",
                 all(costs[e].median <= TARGET_SECURITY for e in POST_ROUTES),
-                "median (range) over rounds, Redis included: "
+                "paired, median (range) over rounds, Redis included: "
                 + ", ".join(f"{e} {costs[e].pct()}" for e in POST_ROUTES)
                 + f" (worst: {worst}); list tickets {costs['list tickets'].pct()}"))
-    big, small = by_name[f"list tickets, {ON}"], by_name[LIST_SMALL]
     growth = _per_round(big, small, _p99)
-    pooled = totals[big.name].p(99) / totals[small.name].p(99)
+    pooled = big.total.p(99) / small.total.p(99)
+    seq_big, seq_small = totals[f"list tickets, {ON}"], totals[LIST_SMALL]
     say(verdict(f"list p99 at {TICKETS // 1000}k tickets at most {TARGET_LIST_GROWTH:g}x its "
                 f"p99 at {SMALL_TICKETS // 1000}k", pooled <= TARGET_LIST_GROWTH,
-                f"{ms(totals[big.name].p(99))} vs {ms(totals[small.name].p(99))} ms: "
-                f"{pooled:.2f}x over all rounds; per round {growth.times()}; p50 "
-                f"{ms(totals[big.name].p(50))} vs {ms(totals[small.name].p(50))} ms"))
+                f"paired: {ms(big.total.p(99))} vs {ms(small.total.p(99))} ms, {pooled:.2f}x "
+                f"over all rounds, per round {growth.times()}; p50 {ms(big.total.p(50))} vs "
+                f"{ms(small.total.p(50))} ms; in turn: p99 {ms(seq_big.p(99))} vs "
+                f"{ms(seq_small.p(99))} ms, {seq_big.p(99) / seq_small.p(99):.2f}x"))
     ticketing_workers = [w for s in servers.values() if s.name != "bare" for w in s.workers]
     rss = max((w.get("rss", 0) for w in ticketing_workers), default=float("nan"))
     say(verdict("a ticketing worker under 120 MB resident", rss < TARGET_WORKER_MB,

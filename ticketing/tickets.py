@@ -33,6 +33,9 @@ from .models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
 from .workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
 
 _AUDIT = TicketAudit.__table__
+# With RETURNING, several rows go in one statement ("insertmanyvalues") whose
+# compiled form is cached; a multi-row ``.values([...])`` is compiled anew each time.
+_INSERT_AUDIT = insert(_AUDIT).returning(_AUDIT.c.id)
 
 
 def settings() -> CoreSettings:
@@ -125,7 +128,7 @@ def write_audit(ticket: Ticket, entries: list[dict[str, Any]]) -> None:
     or roll back with it), without building an ORM object for each: one
     ``INSERT`` with a row of values per entry (not one statement per entry).
     """
-    db.session.execute(insert(_AUDIT).values([{"ticket_id": ticket.id, **e} for e in entries]))
+    db.session.execute(_INSERT_AUDIT, [{"ticket_id": ticket.id, **e} for e in entries])
 
 
 def _changed(ticket: Ticket, field: str, before: object, after: object, actor: Actor,
