@@ -7,13 +7,16 @@ Each benchmark is a module of this package runnable as ``python -m
 benchmarks.<name>``; it prints its figures (side-by-side measurements taken in
 the same run, with ratios) and a verdict line per target. This runner runs them
 one after the other in fresh processes, echoes their output and writes it into
-RESULTS.md with the date and the machine they were measured on.
+RESULTS.md with the date and the machine they were measured on. Running some
+of them replaces only their sections: the others stay as they were, each
+with the date of its own run.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -52,6 +55,19 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def kept_sections(results: Path, titles: list[str]) -> dict[str, str]:
+    """The sections of an earlier RESULTS.md for ``titles`` (up to the notes)."""
+    if not results.exists():
+        return {}
+    text = results.read_text().split("\n# Notes", 1)[0]
+    found = {}
+    for title in titles:
+        match = re.search(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", text, re.M | re.S)
+        if match:
+            found[title] = match.group(0).rstrip() + "\n"
+    return found
+
+
 def main(argv: list[str]) -> int:
     wanted = argv or [name for name, _ in BENCHMARKS]
     unknown = [w for w in wanted if w not in dict(BENCHMARKS)]
@@ -60,10 +76,14 @@ def main(argv: list[str]) -> int:
               f"known: {', '.join(n for n, _ in BENCHMARKS)}", file=sys.stderr)
         return 2
     started = dt.datetime.now(dt.timezone.utc)
+    results = HERE / "RESULTS.md"
+    earlier = kept_sections(results, [title for name, title in BENCHMARKS if name not in wanted])
     sections: list[str] = []
     failed = []
     for name, title in BENCHMARKS:
         if name not in wanted:
+            if title in earlier:
+                sections.append(earlier[title])
             continue
         print(f"\n=== {title} (benchmarks/{name}.py)", flush=True)
         t0 = time.monotonic()
@@ -74,18 +94,21 @@ def main(argv: list[str]) -> int:
         status = "" if proc.returncode == 0 else f" (exited with {proc.returncode})"
         if proc.returncode:
             failed.append(name)
-        sections.append(f"## {title}\n\n`python -m benchmarks.{name}`, {took:.0f} s{status}\n\n"
+        sections.append(f"## {title}\n\n`python -m benchmarks.{name}`, {took:.0f} s{status}, "
+                        f"run on {started:%Y-%m-%d %H:%M} UTC\n\n"
                         f"```\n{proc.stdout.strip()}\n```\n")
     header = (f"# Benchmark results\n\nWritten by `./dev bench` on "
-              f"{started:%Y-%m-%d %H:%M} UTC, on {machine()}.\n"
+              f"{started:%Y-%m-%d %H:%M} UTC, on {machine()}"
+              + (" (the sections without a date of their own come from an earlier run)"
+                 if earlier else "") + ".\n"
               "Every ratio compares figures measured side by side in the same run; "
               "absolute numbers depend on the machine and its load.\n\n")
     notes = HERE / "NOTES.md"
     body = header + "\n".join(sections)
     if notes.exists():
         body += "\n" + notes.read_text()
-    (HERE / "RESULTS.md").write_text(body)
-    print(f"\nwrote {HERE / 'RESULTS.md'}")
+    results.write_text(body)
+    print(f"\nwrote {results}")
     return 1 if failed else 0
 
 

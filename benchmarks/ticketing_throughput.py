@@ -1,51 +1,71 @@
 """The ticket service under gunicorn on PostgreSQL, next to bare Flask endpoints.
 
     python -m benchmarks.ticketing_throughput
+    python -m benchmarks.ticketing_throughput --profile DIR   # py-spy samples of the workers
 
 A private PostgreSQL cluster holds the migrated ticketing schema with 100,000
 tickets (half of them the benchmark partner's, the rest spread over 99 other
-partners). Three gunicorn servers run with the same settings
-(``ticketing/gunicorn.conf.py``: 2 workers x 8 threads, gthread):
+partners), and a second database the same with 1,000. Four gunicorn servers
+run with the same settings (``ticketing/gunicorn.conf.py``: 2 workers x 8
+threads, gthread):
 
-- the bare endpoints of ``benchmarks/_bare_app.py`` (the ceiling: Flask parses
-  the JSON and answers JSON; no database, no authentication), and a second,
-  lower ceiling for requests that store something: the same POST plus one
-  ``INSERT ... RETURNING`` through SQLAlchemy Core;
+- the bare endpoints of ``benchmarks/_bare_app.py``: the ceilings (Flask
+  parses the JSON and answers JSON; no database, no authentication; and the
+  same POST plus one ``INSERT ... RETURNING``), and the *floors* of the two
+  write routes: a bare POST that makes exactly the statements a ticket
+  creation makes (``INSERT`` ticket, ``INSERT`` audit rows, ``INSERT`` outbox
+  row, ``COMMIT``) and exactly those of posting a message (``SELECT`` ticket,
+  ``INSERT`` message, ``UPDATE`` ticket, ``COMMIT``), through SQLAlchemy Core
+  with the service's pool, on the service's tables;
 - the ticket service with security scanning and Redis rate limiting on (the
   shipped defaults, limits raised so that nothing is refused);
 - the ticket service with both off (``security.scan.enabled: false``,
-  ``ratelimits.enabled: false``).
+  ``ratelimits.enabled: false``);
+- the ticket service with both on, on the database of 1,000 tickets (the
+  list's latency there is the reference for the one at 100,000).
 
-In both ticket services the outbox delivery thread is off: a new ticket still
+In the ticket services the outbox delivery thread is off: a new ticket still
 queues its notification in the same transaction, but nothing posts them to
 an Alertmanager during the run (delivery works in batches of 50, apart from
 the requests).
 
 A load generator in this process (16 threads, each on its own kept-alive
 connection, a minimal HTTP client so that it takes little of the two cores)
-sends, back to back: ``POST /api/v1/tickets`` (create), ``GET /api/v1/tickets``
-(list: the newest 25 of the partner's 50,000) and ``POST
-/api/v1/tickets/<id>/messages`` (post message), and the bare ``POST``,
-``POST`` with an insert, and ``GET``. The cases take turns in short slices for
-several rounds (every other round in reverse order; each endpoint's "on" and
-"off" side by side), so drifting machine load hits them alike; a request
-counts when its answer arrives within a slice. The CPU time the servers
-spend (master and workers from /proc, and Redis for the server that uses it)
-is added up per case: the servers are CPU-bound, so CPU time per request
-gives the cost of scanning and limiting without the machine's noise, next to
-the throughput measured directly. Afterwards the resident size of each
-gunicorn worker is read.
+sends the cases back to back, in short slices, for several rounds (every
+other round in reverse order; each endpoint's "on" and "off", and each write
+route and its floor, side by side), so drifting machine load hits them alike;
+a request counts when its answer arrives within a slice. Ratios are taken
+per round between slices that ran next to each other, and their median and
+spread (lowest-highest over the rounds) are reported. The CPU time the
+servers spend (master and workers from /proc, and Redis for the servers that
+use it) is added up per slice: the servers are CPU-bound, so CPU time per
+request gives the cost of scanning and limiting without most of the
+machine's noise. Each round also runs *pairs*: the monitor on and off for
+each endpoint, and the list at 100,000 and at 1,000 tickets, loaded at the
+same time on their two servers (half the connections each), so whatever else
+the machine runs hits both sides alike; the monitor's cost and the list's
+latency growth are judged from the pairs. Afterwards the resident size of
+each gunicorn worker is read.
 
-Targets: create at least 40 % of the bare endpoint's throughput; scanning plus
-limiting cost under 15 % of throughput (judged by CPU per request); a
-ticketing worker under 120 MB.
+Targets: create ticket and post message at least 60 % of their floors (with
+scanning and limits on); scanning plus limiting at most 10 % of the CPU per
+request on each POST route (Redis included); the list's p99 at 100,000
+tickets at most 1.5 times its p99 at 1,000; a ticketing worker under 120 MB.
+
+``--profile DIR`` measures nothing: it loads create ticket and post message
+(monitor on) for 15 s each while ``py-spy record --gil --subprocesses``
+samples the server's workers, writes the collapsed stacks to
+``DIR/<case>.txt`` and prints where the samples fall.
 """
 from __future__ import annotations
 
 import json
 import logging
+import statistics
+import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,18 +76,27 @@ from ._support import (ROOT, LoadResult, ProcessGroup, build_request, descendant
                        tree_cpu_seconds, verdict, workdir)
 
 TICKETS = 100_000
+SMALL_TICKETS = 1_000
 PARTNERS = 100
 WORKERS, THREADS = 2, 8
 CONCURRENCY = 16
-ROUNDS = 5
+ROUNDS = 6
 DURATION = 2.0                  # seconds per case per round
-TARGET_CREATE = 0.40
-TARGET_SECURITY = 0.15
+PROFILE_SECONDS = 15.0
+TARGET_OF_FLOOR = 0.60
+TARGET_SECURITY = 0.10
+TARGET_LIST_GROWTH = 1.5
 TARGET_WORKER_MB = 120.0
 BARE_POST = "bare POST (JSON in, JSON out)"
 BARE_DB = "bare POST + one INSERT (SQLAlchemy Core)"
 BARE_GET = "bare GET (JSON out)"
+FLOOR_CREATE = "floor: create ticket's statements (Core)"
+FLOOR_MESSAGE = "floor: post message's statements (Core)"
 ON, OFF = "scanning + limits on", "scanning + limits off"
+LIST_SMALL = f"list tickets, {ON}, {SMALL_TICKETS // 1000}k tickets"
+ENDPOINTS = ("create ticket", "list tickets", "post message")
+POST_ROUTES = ("create ticket", "post message")
+FLOORS = {"create ticket": FLOOR_CREATE, "post message": FLOOR_MESSAGE}
 GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
 HIGH = "1000000000/minute"      # never reached: limits are checked, not enforced
 TICKET_BODIES = [
@@ -96,6 +125,7 @@ MESSAGE = {"body": "Thanks. We retried at 10:15 UTC and still get the error; the
 class Server:
     name: str
     port: int
+    uses_redis: bool = False
     proc: object = None
     workers: list[dict] = field(default_factory=list)
 
@@ -108,12 +138,23 @@ class Case:
     expect: int
     ceiling: str | None = None           # the bare case it is compared with
     rounds: list[LoadResult] = field(default_factory=list)
-    cpu: float = 0.0                     # server (and Redis) CPU seconds over all rounds
-    answered: int = 0                    # every answer over all rounds
+    round_cpu: list[float] = field(default_factory=list)  # server (and Redis) CPU s per round
+
+    @property
+    def cpu(self) -> float:
+        return sum(self.round_cpu)
+
+    @property
+    def answered(self) -> int:
+        return sum(r.answered for r in self.rounds)
 
     @property
     def cpu_per_request(self) -> float:
         return self.cpu / self.answered if self.answered else float("nan")
+
+    def round_cpu_per_request(self, n: int) -> float:
+        answered = self.rounds[n].answered
+        return self.round_cpu[n] / answered if answered else float("nan")
 
     @property
     def total(self) -> LoadResult:
@@ -127,11 +168,47 @@ class Case:
         return merged
 
 
+@dataclass
+class Spread:
+    """A ratio per round: its median and range."""
+
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    def pct(self, digits: int = 1) -> str:
+        """``median% (low-high%)``"""
+        if not self.values:
+            return "-"
+        return (f"{self.median * 100:.{digits}f}% ({min(self.values) * 100:.{digits}f}-"
+                f"{max(self.values) * 100:.{digits}f}%)")
+
+    def times(self) -> str:
+        if not self.values:
+            return "-"
+        return f"{self.median:.2f}x ({min(self.values):.2f}-{max(self.values):.2f}x)"
+
+
+@dataclass
+class Pair:
+    """Two cases loaded at the same time (half the connections each), every round:
+    whatever else runs on the machine then hits both alike."""
+
+    first: Case
+    second: Case
+
+    @property
+    def label(self) -> str:
+        return f"{self.first.name} | {self.second.name}"
+
+
 # ------------------------------------------------------------------- data
 
-def prepare_database(url: str) -> tuple[str, list[int]]:
+def prepare_database(url: str, tickets: int) -> tuple[int, str, list[int]]:
     """Migrate, create the partners and the benchmark partner's API key, store
-    the tickets; returns the key and ids of the partner's open tickets."""
+    ``tickets`` tickets; returns the partner's id, its key and ids of its open tickets."""
     from sqlalchemy import text
 
     from ticketing.choices import CATEGORIES, PRIORITIES, STATUSES
@@ -157,8 +234,9 @@ def prepare_database(url: str) -> tuple[str, list[int]]:
             "'Seeded ticket ' || x, 'A stored ticket for the benchmark, number ' || x || '.', "
             f"{pick(CATEGORIES, 3)}, {pick(STATUSES, 1)}, {pick(PRIORITIES, 7)}, "
             "t, t, t + interval '8 hours', t + interval '3 days' "
-            "FROM (SELECT x, (now() AT TIME ZONE 'UTC') - make_interval(secs => (:n - x) * 315) "
-            "      AS t FROM generate_series(1, :n) AS x) AS s"), {"n": TICKETS})
+            "FROM (SELECT x, (now() AT TIME ZONE 'UTC') - make_interval(secs => (:n - x) * :step) "
+            "      AS t FROM generate_series(1, :n) AS x) AS s"),
+            {"n": tickets, "step": 315 * TICKETS // tickets})
         db.session.execute(text("CREATE TABLE bare_items (id SERIAL PRIMARY KEY, title TEXT, "
                                 "description TEXT)"))
         db.session.commit()
@@ -166,7 +244,7 @@ def prepare_database(url: str) -> tuple[str, list[int]]:
             "SELECT id FROM tickets WHERE partner_id = :p AND status = 'open' "
             "ORDER BY id DESC LIMIT 400"), {"p": partner_id}).scalars().all()
         db.session.execute(text("ANALYZE"))
-    return key, list(open_ids)
+    return partner_id, key, list(open_ids)
 
 
 def ticketing_config(path: Path, secure: bool, redis_url: str) -> Path:
@@ -184,25 +262,31 @@ def ticketing_config(path: Path, secure: bool, redis_url: str) -> Path:
 
 # -------------------------------------------------------------------- run
 
-def start_servers(tmp: Path, procs: ProcessGroup, db_url: str, redis_url: str) -> dict[str, Server]:
+def start_servers(tmp: Path, procs: ProcessGroup, db_url: str, small_db_url: str,
+                  redis_url: str, partner_id: int, only: tuple[str, ...] | None = None
+                  ) -> dict[str, Server]:
     from tests.harness import free_port
 
     servers = {}
-    for name, app in (("bare", "benchmarks._bare_app:app"),
-                      ("secure", "ticketing:create_app()"),
-                      ("plain", "ticketing:create_app()")):
+    for name, app, url, secure in (("bare", "benchmarks._bare_app:app", db_url, False),
+                                   ("secure", "ticketing:create_app()", db_url, True),
+                                   ("plain", "ticketing:create_app()", db_url, False),
+                                   ("secure-1k", "ticketing:create_app()", small_db_url, True)):
+        if only is not None and name not in only:
+            continue
         port = free_port()
         metrics_dir = tmp / f"metrics-{name}"
         metrics_dir.mkdir()
         env = python_env(TICKETING_BIND=f"127.0.0.1:{port}", TICKETING_WORKERS=str(WORKERS),
                          TICKETING_THREADS=str(THREADS), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-                         TICKETING_DATABASE_URL=db_url, REDIS_URL=redis_url)
+                         TICKETING_DATABASE_URL=url, REDIS_URL=redis_url,
+                         BARE_PARTNER_ID=str(partner_id))
         if name != "bare":
-            env["TICKETING_CONFIG"] = str(ticketing_config(tmp / f"{name}.yml", name == "secure",
+            env["TICKETING_CONFIG"] = str(ticketing_config(tmp / f"{name}.yml", secure,
                                                            redis_url))
         cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--no-control-socket",
                app]
-        server = Server(name, port)
+        server = Server(name, port, uses_redis=secure)
         server.proc = procs.start(cmd, tmp, name=f"gunicorn-{name}", env=env)
         servers[name] = server
     for server in servers.values():
@@ -216,128 +300,311 @@ def start_servers(tmp: Path, procs: ProcessGroup, db_url: str, redis_url: str) -
     return servers
 
 
-def cases(key: str, ticket_ids: list[int]) -> list[Case]:
+def cases(key: str, ticket_ids: list[int], small_key: str) -> list[Case]:
     host = "127.0.0.1"
     auth = {"X-API-Key": key, "Content-Type": "application/json"}
+    plain_json = {"Content-Type": "application/json"}
     creates = [build_request("POST", "/api/v1/tickets", host, json.dumps(b).encode(), auth)
                for b in TICKET_BODIES]
-    bare_posts = [build_request("POST", "/bare", host, json.dumps(b).encode(),
-                                {"Content-Type": "application/json"}) for b in TICKET_BODIES]
+    bare_posts = [build_request("POST", "/bare", host, json.dumps(b).encode(), plain_json)
+                  for b in TICKET_BODIES]
     message = json.dumps(MESSAGE).encode()
     messages = [build_request("POST", f"/api/v1/tickets/{i}/messages", host, message, auth)
                 for i in ticket_ids]
     listing = [build_request("GET", "/api/v1/tickets", host, headers={"X-API-Key": key})]
+    small_listing = [build_request("GET", "/api/v1/tickets", host,
+                                   headers={"X-API-Key": small_key})]
     bare_get = [build_request("GET", "/bare", host)]
-    bare_db = [build_request("POST", "/bare/db", host, json.dumps(b).encode(),
-                             {"Content-Type": "application/json"}) for b in TICKET_BODIES]
+    bare_db = [build_request("POST", "/bare/db", host, json.dumps(b).encode(), plain_json)
+               for b in TICKET_BODIES]
+    floor_creates = [build_request("POST", "/bare/ticket", host, json.dumps(b).encode(),
+                                   plain_json) for b in TICKET_BODIES]
+    floor_messages = [build_request("POST", f"/bare/tickets/{i}/messages", host, message,
+                                    plain_json) for i in ticket_ids]
     found = [Case(BARE_POST, "bare", bare_posts, 201),
              Case(BARE_DB, "bare", bare_db, 201, BARE_POST),
              Case(BARE_GET, "bare", bare_get, 200)]
-    # Each endpoint with the monitor on, then off: the pairs run side by side.
+    # Each endpoint with the monitor on, then off (and the write routes' floors
+    # next to them): the pairs run side by side.
     for endpoint, reqs, expect, ceiling in (("create ticket", creates, 201, BARE_POST),
                                             ("list tickets", listing, 200, BARE_GET),
                                             ("post message", messages, 201, BARE_POST)):
+        if endpoint == "create ticket":
+            found.append(Case(FLOOR_CREATE, "bare", floor_creates, 201, BARE_POST))
+        if endpoint == "post message":
+            found.append(Case(FLOOR_MESSAGE, "bare", floor_messages, 201, BARE_POST))
         for server, label in (("secure", ON), ("plain", OFF)):
             found.append(Case(f"{endpoint}, {label}", server, reqs, expect, ceiling))
+        if endpoint == "list tickets":
+            found.append(Case(LIST_SMALL, "secure-1k", small_listing, 200, BARE_GET))
     return found
 
 
-def run_case(case: Case, server: Server, redis_pid: int | None) -> None:
+def run_case(case: Case, server: Server, redis_pid: int | None,
+             duration: float = DURATION) -> None:
     """One slice of load; the server's CPU time (master and workers, and Redis
-    for the server that uses it) is added up along with the answers."""
-    pids = [server.proc.pid] + ([redis_pid] if server.name == "secure" and redis_pid else [])
+    for a server that uses it) is kept along with the answers."""
+    pids = [server.proc.pid] + ([redis_pid] if server.uses_redis and redis_pid else [])
     cpu0 = sum(tree_cpu_seconds(pid) for pid in pids)
-    result = _load(case, server.port)
-    case.cpu += sum(tree_cpu_seconds(pid) for pid in pids) - cpu0
-    case.answered += result.answered
+    result = _load(case, server.port, duration)
+    case.round_cpu.append(sum(tree_cpu_seconds(pid) for pid in pids) - cpu0)
     case.rounds.append(result)
 
 
-def _load(case: Case, port: int) -> LoadResult:
+def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> None:
+    """Both cases of ``pair`` at once, each on its own server with half the connections;
+    each server's CPU time (and Redis', for a server that uses it) is kept per case."""
+    import threading
+
+    sides = [(case, servers[case.server]) for case in (pair.first, pair.second)]
+    assert sides[0][1] is not sides[1][1], "a pair needs two servers"
+
+    def pids(server: Server) -> list[int]:
+        return [server.proc.pid] + ([redis_pid] if server.uses_redis and redis_pid else [])
+
+    cpu0 = [sum(tree_cpu_seconds(pid) for pid in pids(server)) for _, server in sides]
+    results: list[LoadResult | None] = [None, None]
+
+    def load(index: int) -> None:
+        case, server = sides[index]
+        results[index] = _load(case, server.port, DURATION, CONCURRENCY // 2)
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for (case, server), before, result in zip(sides, cpu0, results):
+        case.round_cpu.append(sum(tree_cpu_seconds(pid) for pid in pids(server)) - before)
+        case.rounds.append(result)
+
+
+def _load(case: Case, port: int, duration: float,
+          concurrency: int = CONCURRENCY) -> LoadResult:
     requests = case.requests
-    per_thread = max(1, len(requests) // CONCURRENCY)
+    per_thread = max(1, len(requests) // concurrency)
 
     def request_for(thread: int, n: int) -> bytes:
         # Each thread keeps to its own slice (message posts: its own tickets, so
         # threads never wait on each other's row locks).
         return requests[(thread * per_thread + n % per_thread) % len(requests)]
 
-    return run_load("127.0.0.1", port, request_for, expect=case.expect, duration=DURATION,
-                    concurrency=CONCURRENCY)
+    return run_load("127.0.0.1", port, request_for, expect=case.expect, duration=duration,
+                    concurrency=concurrency)
 
 
-def main() -> int:
+def pairs(all_cases: list[Case]) -> list[Pair]:
+    """The monitor on and off for each endpoint, and the list at 100k and 1k tickets,
+    as copies of the sequential cases (their figures are kept apart)."""
+    by_name = {case.name: case for case in all_cases}
+
+    def copy(name: str) -> Case:
+        case = by_name[name]
+        return Case(case.name, case.server, case.requests, case.expect, case.ceiling)
+
+    found = [Pair(copy(f"{endpoint}, {ON}"), copy(f"{endpoint}, {OFF}")) for endpoint in ENDPOINTS]
+    found.append(Pair(copy(f"list tickets, {ON}"), copy(LIST_SMALL)))
+    return found
+
+
+def main(argv: list[str]) -> int:
     from tests.harness import start_postgres, start_redis
 
+    profile_dir = None
+    if argv[:1] == ["--profile"] and len(argv) == 2:
+        profile_dir = Path(argv[1]).resolve()
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    elif argv:
+        say("usage: python -m benchmarks.ticketing_throughput [--profile DIR]")
+        return 2
     started = time.monotonic()
     with workdir("ticketing-bench") as tmp, ProcessGroup() as procs:
         postgres = start_postgres()
         try:
             postgres.execute("CREATE DATABASE ticketing")
-            db_url = postgres.url("ticketing")
-            key, ticket_ids = prepare_database(db_url)
+            postgres.execute("CREATE DATABASE ticketing_small")
+            db_url, small_db_url = postgres.url("ticketing"), postgres.url("ticketing_small")
+            partner_id, key, ticket_ids = prepare_database(db_url, TICKETS)
+            _, small_key, _ = prepare_database(small_db_url, SMALL_TICKETS)
             redis = start_redis(tmp)
             procs.add(redis.process)
-            say(f"[{time.monotonic() - started:4.0f} s] {TICKETS:,} tickets stored; "
-                f"starting gunicorn x3 ({WORKERS} workers x {THREADS} threads each)")
-            servers = start_servers(tmp, procs, db_url, redis.url)
-            all_cases = cases(key, ticket_ids)
-            say(f"[{time.monotonic() - started:4.0f} s] {len(all_cases)} cases x {ROUNDS} rounds "
-                f"x {DURATION:g} s, {CONCURRENCY} client connections")
+            say(f"[{time.monotonic() - started:4.0f} s] {TICKETS:,} and {SMALL_TICKETS:,} "
+                f"tickets stored; starting gunicorn x4 ({WORKERS} workers x {THREADS} "
+                f"threads each)")
+            servers = start_servers(tmp, procs, db_url, small_db_url, redis.url, partner_id,
+                                    only=("secure",) if profile_dir else None)
+            all_cases = cases(key, ticket_ids, small_key)
+            if profile_dir:
+                return profile(all_cases, servers, profile_dir)
+            all_pairs = pairs(all_cases)
+            say(f"[{time.monotonic() - started:4.0f} s] {len(all_cases)} cases and "
+                f"{len(all_pairs)} pairs x {ROUNDS} rounds x {DURATION:g} s, {CONCURRENCY} "
+                f"client connections")
             client_cpu0 = time.process_time()
             load_started = time.monotonic()
             for n in range(ROUNDS):  # every other round in reverse: drift hits all alike
                 for case in (all_cases if n % 2 == 0 else all_cases[::-1]):
                     run_case(case, servers[case.server], redis.process.pid)
+                for pair in (all_pairs if n % 2 == 0 else all_pairs[::-1]):
+                    run_pair(pair, servers, redis.process.pid)
             client_share = (time.process_time() - client_cpu0) / (time.monotonic() - load_started)
             for server in servers.values():
                 server.workers = [memory_mb(pid) for pid in descendants(server.proc.pid)]
             say(f"[{time.monotonic() - started:4.0f} s] done")
         finally:
             postgres.cleanup()
-    return report(all_cases, servers, client_share)
+    return report(all_cases, all_pairs, servers, client_share)
 
 
-def report(all_cases: list[Case], servers: dict[str, Server], client_share: float) -> int:
+# ---------------------------------------------------------------- profile
+
+#: Where a sample's innermost frames are, by the first match from the leaf up.
+_AREAS = (
+    ("security monitor (ticketing/security, redis-py)", ("ticketing/security/", "redis/")),
+    ("SQLAlchemy ORM", ("sqlalchemy/orm/",)),
+    ("SQLAlchemy Core, psycopg", ("sqlalchemy/", "psycopg/")),
+    ("marshmallow, webargs, flask-smorest", ("marshmallow/", "webargs/", "flask_smorest/",
+                                             "ticketing/api/dumping.py")),
+    ("metrics (prometheus)", ("prometheus_client/", "prometheus_flask_exporter/")),
+    ("ticketing (other)", ("ticketing/",)),
+    ("Flask, Werkzeug", ("flask/", "werkzeug/", "blinker/")),
+    ("gunicorn", ("gunicorn/",)),
+)
+
+
+def profile(all_cases: list[Case], servers: dict[str, Server], directory: Path) -> int:
+    """Sample the secure server's workers under create and message load."""
+    server = servers["secure"]
+    by_name = {c.name: c for c in all_cases}
+    for endpoint in POST_ROUTES:
+        case = by_name[f"{endpoint}, {ON}"]
+        out = directory / f"{endpoint.replace(' ', '-')}.txt"
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--subprocesses",
+             "--nonblocking", "--rate", "200", "--format", "raw", "-o", str(out),
+             "-d", str(int(PROFILE_SECONDS) + 2), "-p", str(server.proc.pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        run_case(case, server, None, duration=PROFILE_SECONDS)
+        _, err = spy.communicate(timeout=120)
+        if spy.returncode or not out.exists():
+            say(f"py-spy failed for {endpoint}: {err[-2000:]}")
+            return 1
+        say(f"\n{endpoint} ({case.rounds[-1].throughput:.0f} req/s while sampled; "
+            f"samples holding the GIL, by innermost area) -> {out}")
+        say(summarize(out))
+    return 0
+
+
+def summarize(path: Path) -> str:
+    areas: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        for frame in reversed(frames):
+            where = next((name for name, parts in _AREAS if any(p in frame for p in parts)),
+                         None)
+            if where:
+                areas[where] += int(count)
+                break
+        else:
+            areas["other (interpreter, stdlib)"] += int(count)
+        for frame in set(frames):
+            if "ticketing/" in frame and "site-packages" not in frame:
+                functions[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].split(":")[0]
+                          ] += int(count)
+    rows = [[name, f"{n / total * 100:.1f}%"] for name, n in areas.most_common()]
+    text = table(["area", "share"], rows)
+    rows = [[name, f"{n / total * 100:.1f}%"] for name, n in functions.most_common(18)]
+    return text + "\n\n" + table(["ticketing function (inclusive)", "share"], rows)
+
+
+# ----------------------------------------------------------------- report
+
+def _per_round(numerator: Case, denominator: Case, value) -> Spread:
+    return Spread([value(numerator, n) / value(denominator, n)
+                   for n in range(min(len(numerator.rounds), len(denominator.rounds)))
+                   if value(denominator, n)])
+
+
+def _throughput(case: Case, n: int) -> float:
+    return case.rounds[n].throughput
+
+
+def _p99(case: Case, n: int) -> float:
+    return case.rounds[n].p(99)
+
+
+def _cpu_cost(on: Case, off: Case) -> Spread:
+    """1 - CPU per request off / on, per round."""
+    return Spread([1 - off.round_cpu_per_request(n) / on.round_cpu_per_request(n)
+                   for n in range(min(len(on.rounds), len(off.rounds)))])
+
+
+def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Server],
+           client_share: float) -> int:
     totals = {case.name: case.total for case in all_cases}
+    by_name = {case.name: case for case in all_cases}
     say()
     say(f"Throughput and latency ({CONCURRENCY} connections, {ROUNDS} rounds x {DURATION:g} s "
-        f"per case; the load generator used {client_share * 100:.0f}% of a core)")
+        f"per case; the load generator used {client_share * 100:.0f}% of a core; CPU: the "
+        f"server's workers, and Redis for the servers with limits on)")
     rows = []
     for case in all_cases:
         t = totals[case.name]
         ratio = f"{t.throughput / totals[case.ceiling].throughput * 100:.0f}%" if case.ceiling \
             else "ceiling"
-        with_db = (f"{t.throughput / totals[BARE_DB].throughput * 100:.0f}%"
-                   if case.ceiling == BARE_POST and case.name != BARE_DB else "")
+        floor = next((FLOORS[e] for e in FLOORS if case.name.startswith(e + ",")), None)
+        of_floor = (_per_round(case, by_name[floor], _throughput).pct(0) if floor
+                    else "floor" if case.name in FLOORS.values() else "")
         others = sum(c for s, c in t.statuses.items() if s != case.expect) + t.errors
-        rows.append([case.name, f"{t.throughput:.0f}", ms(t.p(50)), ms(t.p(99)), ratio, with_db,
-                     others])
-    say(table(["case", "req/s", "p50 ms", "p99 ms", "of bare", "of bare+INSERT", "failed"],
-              rows))
+        rows.append([case.name, f"{t.throughput:.0f}", ms(t.p(50)), ms(t.p(99)),
+                     f"{case.cpu_per_request * 1000:.2f}", ratio, of_floor, others])
+    say(table(["case", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "of bare",
+               "of floor, median (range)", "failed"], rows))
     failures = [(c.name, totals[c.name].first_error) for c in all_cases
                 if totals[c.name].first_error]
     for name, error in failures:
         say(f"  first failure in {name}: {error}")
 
     say()
-    say("Cost of scanning + rate limiting: throughput lost when on, measured directly and "
-        "from the server's CPU time per request (workers, plus Redis when on); the servers are "
-        "CPU-bound, so the CPU figure is the cost with the machine's noise taken out")
-    costs, direct = {}, {}
+    say(f"Cost of scanning + rate limiting: 1 - CPU per request off / on (the server's workers, "
+        f"plus Redis when on). Paired: the servers with the monitor on and off loaded at the "
+        f"same time, {CONCURRENCY // 2} connections each, so the machine's other load hits "
+        f"both alike; in turn: from the slices above, one after the other. Median (range) "
+        f"over {ROUNDS} rounds")
+    paired = {pair.first.name: pair for pair in all_pairs}
+    costs: dict[str, Spread] = {}
     rows = []
-    by_name = {case.name: case for case in all_cases}
-    for endpoint in ("create ticket", "list tickets", "post message"):
-        on, off = totals[f"{endpoint}, {ON}"], totals[f"{endpoint}, {OFF}"]
-        cpu_on = by_name[f"{endpoint}, {ON}"].cpu_per_request
-        cpu_off = by_name[f"{endpoint}, {OFF}"].cpu_per_request
-        direct[endpoint] = 1 - on.throughput / off.throughput
-        costs[endpoint] = 1 - cpu_off / cpu_on
-        rows.append([endpoint, f"{off.throughput:.0f}", f"{on.throughput:.0f}",
-                     f"{direct[endpoint] * 100:.1f}%", f"{cpu_off * 1000:.2f}",
-                     f"{cpu_on * 1000:.2f}", f"{costs[endpoint] * 100:.1f}%"])
-    say(table(["endpoint", "off req/s", "on req/s", "cost (direct)", "CPU ms off",
-               "CPU ms on", "cost (by CPU)"], rows))
+    for endpoint in ENDPOINTS:
+        pair = paired[f"{endpoint}, {ON}"]
+        on, off = pair.first, pair.second
+        costs[endpoint] = _cpu_cost(on, off)
+        seq_on, seq_off = by_name[f"{endpoint}, {ON}"], by_name[f"{endpoint}, {OFF}"]
+        direct = Spread([1 - seq_on.rounds[n].throughput / seq_off.rounds[n].throughput
+                         for n in range(ROUNDS) if seq_off.rounds[n].throughput])
+        rows.append([endpoint, f"{off.cpu_per_request * 1000:.2f}",
+                     f"{on.cpu_per_request * 1000:.2f}",
+                     f"{(on.cpu_per_request - off.cpu_per_request) * 1000:+.2f}",
+                     costs[endpoint].pct(), _cpu_cost(seq_on, seq_off).pct(), direct.pct()])
+    say(table(["endpoint", "CPU ms off", "CPU ms on", "added ms", "paired, by CPU",
+               "in turn, by CPU", "in turn, req/s lost"], rows))
+
+    big, small = all_pairs[-1].first, all_pairs[-1].second
+    say()
+    say(f"List latency at {TICKETS:,} and {SMALL_TICKETS:,} tickets, paired (loaded at the "
+        f"same time, {CONCURRENCY // 2} connections each)")
+    rows = []
+    for case in (big, small):
+        t = case.total
+        rows.append([case.name, f"{t.throughput:.0f}", ms(t.p(50)), ms(t.p(90)), ms(t.p(99)),
+                     f"{case.cpu_per_request * 1000:.2f}"])
+    say(table(["case", "req/s", "p50 ms", "p90 ms", "p99 ms", "CPU ms/req"], rows))
 
     say()
     say("Gunicorn worker memory after the run")
@@ -348,23 +615,33 @@ def report(all_cases: list[Case], servers: dict[str, Server], client_share: floa
                          f"{worker.get('pss', 0):.1f}"])
     say(table(["server", "RSS MiB", "PSS MiB"], rows))
 
-    create_on, create_off = totals[f"create ticket, {ON}"], totals[f"create ticket, {OFF}"]
-    bare, bare_db = totals[BARE_POST], totals[BARE_DB]
     say()
-    say(verdict("ticket create at least 40% of the bare endpoint",
-                create_on.throughput / bare.throughput >= TARGET_CREATE,
-                f"{create_on.throughput / bare.throughput * 100:.0f}% with scanning and limits "
-                f"on ({create_on.throughput:.0f} vs {bare.throughput:.0f} req/s), "
-                f"{create_off.throughput / bare.throughput * 100:.0f}% with them off; "
-                f"{create_on.throughput / bare_db.throughput * 100:.0f}% of a bare POST that "
-                f"inserts one row"))
-    worst = max(costs, key=costs.get)
-    say(verdict("scanning plus rate limiting cost under 15% of throughput",
-                all(cost < TARGET_SECURITY for cost in costs.values()),
-                "by CPU per request: " + ", ".join(f"{name} {cost * 100:.1f}%"
-                                                   for name, cost in costs.items())
-                + f" (worst: {worst}); directly: " + ", ".join(
-                    f"{name} {cost * 100:.1f}%" for name, cost in direct.items())))
+    for endpoint, floor in FLOORS.items():
+        on, off = by_name[f"{endpoint}, {ON}"], by_name[f"{endpoint}, {OFF}"]
+        of_floor = _per_round(on, by_name[floor], _throughput)
+        say(verdict(f"{endpoint} at least {TARGET_OF_FLOOR:.0%} of its floor (scanning and "
+                    f"limits on)", of_floor.median >= TARGET_OF_FLOOR,
+                    f"median {of_floor.pct(0)} over {ROUNDS} rounds; {totals[on.name].throughput:.0f}"
+                    f" vs {totals[floor].throughput:.0f} req/s; with them off "
+                    f"{_per_round(off, by_name[floor], _throughput).pct(0)}; CPU per request "
+                    f"{on.cpu_per_request * 1000:.2f} vs {by_name[floor].cpu_per_request * 1000:.2f}"
+                    f" ms"))
+    worst = max(POST_ROUTES, key=lambda e: costs[e].median)
+    say(verdict(f"scanning plus rate limiting at most {TARGET_SECURITY:.0%} of the CPU per "
+                f"request on every POST route",
+                all(costs[e].median <= TARGET_SECURITY for e in POST_ROUTES),
+                "paired, median (range) over rounds, Redis included: "
+                + ", ".join(f"{e} {costs[e].pct()}" for e in POST_ROUTES)
+                + f" (worst: {worst}); list tickets {costs['list tickets'].pct()}"))
+    growth = _per_round(big, small, _p99)
+    pooled = big.total.p(99) / small.total.p(99)
+    seq_big, seq_small = totals[f"list tickets, {ON}"], totals[LIST_SMALL]
+    say(verdict(f"list p99 at {TICKETS // 1000}k tickets at most {TARGET_LIST_GROWTH:g}x its "
+                f"p99 at {SMALL_TICKETS // 1000}k", pooled <= TARGET_LIST_GROWTH,
+                f"paired: {ms(big.total.p(99))} vs {ms(small.total.p(99))} ms, {pooled:.2f}x "
+                f"over all rounds, per round {growth.times()}; p50 {ms(big.total.p(50))} vs "
+                f"{ms(small.total.p(50))} ms; in turn: p99 {ms(seq_big.p(99))} vs "
+                f"{ms(seq_small.p(99))} ms, {seq_big.p(99) / seq_small.p(99):.2f}x"))
     ticketing_workers = [w for s in servers.values() if s.name != "bare" for w in s.workers]
     rss = max((w.get("rss", 0) for w in ticketing_workers), default=float("nan"))
     say(verdict("a ticketing worker under 120 MB resident", rss < TARGET_WORKER_MB,
@@ -373,4 +650,4 @@ def report(all_cases: list[Case], servers: dict[str, Server], client_share: floa
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -25,7 +25,7 @@ from . import signals, sla
 from .auth import Actor
 from .classification import Classifier
 from .config import CoreSettings
-from .db import db
+from .db import db, insert_now
 from .errors import ApiError, not_found
 from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit,
                       run_after_commit)
@@ -33,6 +33,9 @@ from .models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
 from .workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
 
 _AUDIT = TicketAudit.__table__
+# With RETURNING, several rows go in one statement ("insertmanyvalues") whose
+# compiled form is cached; a multi-row ``.values([...])`` is compiled anew each time.
+_INSERT_AUDIT = insert(_AUDIT).returning(_AUDIT.c.id)
 
 
 def settings() -> CoreSettings:
@@ -122,9 +125,10 @@ def write_audit(ticket: Ticket, entries: list[dict[str, Any]]) -> None:
     """Add ``entries`` to the audit trail of ``ticket`` (which has an id), in one statement.
 
     The rows are written at once, in the request's transaction (they commit
-    or roll back with it), without building an ORM object for each.
+    or roll back with it), without building an ORM object for each: one
+    ``INSERT`` with a row of values per entry (not one statement per entry).
     """
-    db.session.execute(insert(_AUDIT), [{"ticket_id": ticket.id, **e} for e in entries])
+    db.session.execute(_INSERT_AUDIT, [{"ticket_id": ticket.id, **e} for e in entries])
 
 
 def _changed(ticket: Ticket, field: str, before: object, after: object, actor: Actor,
@@ -146,8 +150,7 @@ def create_ticket(actor: Actor, *, title: str, description: str, priority: str |
                     category=category or decision.category, priority=decision.priority,
                     status="open", created_at=now, updated_at=now)
     sla.apply(settings().sla, ticket)
-    db.session.add(ticket)
-    db.session.flush()  # its id, for the audit trail and the signal's receivers
+    insert_now(ticket)  # its id, for the audit trail and the signal's receivers
 
     initial = priority or settings().classification.default_priority
     entries = [
@@ -252,7 +255,7 @@ def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False
     now = utcnow()
     message = Message(ticket_id=ticket.id, sender_type=actor.kind, sender_id=actor.id,
                       body=body, internal=internal, created_at=now)
-    db.session.add(message)
+    insert_now(message)
     if not internal:
         ticket.updated_at = now
     if actor.is_staff and not internal and ticket.first_response_at is None:

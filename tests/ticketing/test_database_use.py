@@ -95,3 +95,40 @@ def test_a_connection_that_died_while_idle_is_replaced(pg_app):
     time.sleep(PING_AFTER_IDLE + 0.2)  # idle long enough to be checked before use
     assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200
     assert client.post("/api/v1/tickets", headers=acme.headers, json=BODY).status_code == 201
+
+
+def test_insert_now_leaves_the_object_as_a_flush_would(app, make):
+    """One INSERT ... RETURNING: the row's values (defaults included) are the object's
+    loaded state, it is persistent in the session, and later changes are flushed."""
+    from sqlalchemy import inspect, select
+
+    from ticketing.db import db, insert_now
+    from ticketing.models import Partner, Ticket, utcnow
+
+    acme = make.partner()
+    with app.app_context():
+        now = utcnow()
+        ticket = Ticket(partner_id=acme.id, title="Invoice missing", description="None for May.",
+                        category="billing", priority="medium", created_at=now, updated_at=now)
+        with capture(app) as seen:
+            assert insert_now(ticket) is ticket
+        assert seen.writes() == [("INSERT", "tickets")]
+        state = inspect(ticket)
+        assert state.persistent and ticket in db.session and not state.expired_attributes
+        assert ticket.id is not None and ticket.status == "open"  # the column default
+        assert ticket.assignee_id is None and ticket.closed_at is None
+        ticket.status = "in_progress"
+        with capture(app) as seen:
+            db.session.commit()
+        assert seen.writes() == [("UPDATE", "tickets")]
+        db.session.expunge_all()
+        stored = db.session.execute(select(Ticket).where(Ticket.id == ticket.id)).scalar_one()
+        assert (stored.title, stored.status, stored.created_at) == ("Invoice missing",
+                                                                    "in_progress", now)
+        # An object with a related object set on it goes through the unit of work.
+        partner = Partner(name="Beta Energy")
+        other = Ticket(partner=partner, title="t", description="d", category="api",
+                       priority="low", created_at=now, updated_at=now)
+        insert_now(other)
+        assert other.id is not None and partner.id is not None and other.partner_id == partner.id
+        db.session.rollback()
