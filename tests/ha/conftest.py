@@ -1,4 +1,4 @@
-"""The monitoring side of partnerwatch as more than one of everything, started once per module.
+"""The monitoring side of partnerwatch as more than one of everything, started once for tests/ha.
 
 ``ha_monitoring`` runs, each the real program on loopback ports, the
 project's own configuration throughout:
@@ -92,7 +92,7 @@ def _ticketing_db(tmp: Path) -> str:
     return url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def ha_monitoring(tmp_path_factory, redis_server):
     tmp = tmp_path_factory.mktemp("ha-monitoring")
     group = ProcessGroup()
