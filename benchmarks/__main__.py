@@ -7,13 +7,16 @@ Each benchmark is a module of this package runnable as ``python -m
 benchmarks.<name>``; it prints its figures (side-by-side measurements taken in
 the same run, with ratios) and a verdict line per target. This runner runs them
 one after the other in fresh processes, echoes their output and writes it into
-RESULTS.md with the date and the machine they were measured on.
+RESULTS.md with the date and the machine they were measured on. When only some
+run, the others keep their section of the previous RESULTS.md, marked as from
+an earlier run.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +31,7 @@ BENCHMARKS = [
     ("exporter_scrape", "Exporter scrape cost vs query-exporter"),
     ("ticketing_throughput", "Ticket service under gunicorn on PostgreSQL"),
     ("time_to_notify", "Time to notify"),
+    ("ha_load_faults", "Two ticket-service instances under load and faults"),
 ]
 
 
@@ -52,6 +56,20 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def earlier_sections(path: Path) -> dict[str, str]:
+    """Each benchmark's section of an earlier RESULTS.md, by module name."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    found = {}
+    pattern = re.compile(r"^## .+?\n\n`python -m benchmarks\.(\w+)`.*?\n```\n.*?\n```\n",
+                         re.M | re.S)
+    for match in pattern.finditer(text):
+        found[match.group(1)] = match.group(0)
+    return found
+
+
 def main(argv: list[str]) -> int:
     wanted = argv or [name for name, _ in BENCHMARKS]
     unknown = [w for w in wanted if w not in dict(BENCHMARKS)]
@@ -60,10 +78,16 @@ def main(argv: list[str]) -> int:
               f"known: {', '.join(n for n, _ in BENCHMARKS)}", file=sys.stderr)
         return 2
     started = dt.datetime.now(dt.timezone.utc)
+    earlier = earlier_sections(HERE / "RESULTS.md")
     sections: list[str] = []
     failed = []
     for name, title in BENCHMARKS:
         if name not in wanted:
+            if name in earlier:
+                section = earlier[name]
+                if "(earlier run)" not in section.splitlines()[0]:
+                    section = section.replace(f"## {title}", f"## {title} (earlier run)", 1)
+                sections.append(section)
             continue
         print(f"\n=== {title} (benchmarks/{name}.py)", flush=True)
         t0 = time.monotonic()
