@@ -70,6 +70,19 @@ def earlier_sections(path: Path) -> dict[str, str]:
     return found
 
 
+def earlier_date(path: Path) -> str:
+    """`` (written on <date>)`` of an earlier RESULTS.md's header, or its own earlier note."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    kept = re.search(r"kept from the previous RESULTS\.md( \(written on [^)]*\))", text)
+    if kept:
+        return kept.group(1)
+    written = re.search(r"^Written by `./dev bench` on (.+? UTC)", text, re.M)
+    return f" (written on {written.group(1)})" if written else ""
+
+
 def main(argv: list[str]) -> int:
     wanted = argv or [name for name, _ in BENCHMARKS]
     unknown = [w for w in wanted if w not in dict(BENCHMARKS)]
@@ -103,7 +116,11 @@ def main(argv: list[str]) -> int:
     header = (f"# Benchmark results\n\nWritten by `./dev bench` on "
               f"{started:%Y-%m-%d %H:%M} UTC, on {machine()}.\n"
               "Every ratio compares figures measured side by side in the same run; "
-              "absolute numbers depend on the machine and its load.\n\n")
+              "absolute numbers depend on the machine and its load.\n")
+    if any("(earlier run)" in section.splitlines()[0] for section in sections):
+        header += (f"Sections marked (earlier run) are kept from the previous RESULTS.md"
+                   f"{earlier_date(HERE / 'RESULTS.md')}.\n")
+    header += "\n"
     notes = HERE / "NOTES.md"
     body = header + "\n".join(sections)
     if notes.exists():
