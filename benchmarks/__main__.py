@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("exporter_scrape", "Exporter scrape cost vs query-exporter"),
     ("ticketing_throughput", "Ticket service under gunicorn on PostgreSQL"),
     ("time_to_notify", "Time to notify"),
+    ("ha_load_faults", "Two ticket-service instances under load and faults"),
 ]
 
 

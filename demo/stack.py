@@ -34,6 +34,15 @@ datasource assumes); the exporter and Alertmanager keep their shipped timings.
 evaluations, exporter collectors every 2 s (the API probe every 3 s),
 Alertmanager's ``group_wait`` 2 s and ``group_interval`` 10 s.  The alert rules
 themselves (thresholds, ``for:``) are always used as shipped.
+
+``--ha`` runs more than one of everything (docs/deployment.md, "Scaling out"):
+a second ticket-service instance on the same database and Redis (8001), two
+Alertmanagers in one cluster (9093 and 9095, gossiping on 9094 and 9096), two
+Prometheus replicas (9090 and 9091, external label ``replica`` a and b) that
+both send to both Alertmanagers and remote-write to VictoriaMetrics (8428,
+``-dedup.minScrapeInterval`` set to the scrape interval), which Grafana gets
+as its second datasource. The local stack keeps its SQLite ticketing database
+(both instances share the file); a deployment shares PostgreSQL.
 """
 from __future__ import annotations
 
@@ -62,7 +71,13 @@ PY = sys.executable
 DEFAULT_PORTS = {
     "ticketing": 8000, "exporter": 9701, "prometheus": 9090, "alertmanager": 9093,
     "grafana": 3000, "platform": 8081, "redis": 6379, "smtp": 1025, "sinks": 8025,
+    # --ha only
+    "ticketing_b": 8001, "prometheus_b": 9091, "alertmanager_b": 9095,
+    "alertmanager_gossip": 9094, "alertmanager_b_gossip": 9096, "victoriametrics": 8428,
 }
+#: The second of each replicated part under --ha (name -> the first's name).
+REPLICAS = {"ticketing_b": "ticketing", "prometheus_b": "prometheus",
+            "alertmanager_b": "alertmanager"}
 
 
 class Shutdown(Exception):
@@ -147,6 +162,7 @@ class Stack:
     fast: bool = False
     grafana: bool = True
     seed: int | None = None
+    ha: bool = False
     root: Path = ROOT
     ports: dict[str, int] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
@@ -176,6 +192,13 @@ class Stack:
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
+
+    def replicas(self, name: str) -> list[str]:
+        """``name`` and, under --ha, its second replica (``ticketing`` -> ticketing, ticketing_b)."""
+        return [name, *[b for b, a in REPLICAS.items() if a == name and self.ha]]
+
+    def addrs(self, name: str) -> list[str]:
+        return [self.addr(n) for n in self.replicas(name) if n in self.ports]
 
     def write_state(self, ready: bool = False) -> None:
         children = self.sup.children if self.sup else []
@@ -256,7 +279,7 @@ class Stack:
         env = {
             "TICKETING_DATABASE_URL": f"sqlite:///{self.run_dir / 'ticketing' / 'ticketing.db'}",
             "REDIS_URL": self.urls["redis"],
-            "ALERTMANAGER_URL": f"http://127.0.0.1:{self.ports['alertmanager']}",
+            "ALERTMANAGER_URL": ",".join(f"http://{a}" for a in self.addrs("alertmanager")),
             "PROMETHEUS_URL": f"http://127.0.0.1:{self.ports['prometheus']}",
             "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
             "TICKETING_WORKERS": os.environ.get("TICKETING_WORKERS", "2"),
@@ -266,26 +289,36 @@ class Stack:
     def start_ticketing(self) -> None:
         port = self.port("ticketing")
         # Addresses the service needs are decided now, before those services start.
-        self.port("alertmanager")
-        self.port("prometheus")
+        for name in ("alertmanager", "prometheus"):
+            for replica in self.replicas(name):
+                self.port(replica)
         env = self.ticketing_env()
         accounts = json.loads(self.sup.run("ticketing-setup", [PY, "-m", "demo.accounts"],
                                            env=env).strip().splitlines()[-1])
         self.keys["partner"] = accounts["partner_key"]
         self.keys["staff"] = accounts["staff_key"]
-        env["TICKETING_BIND"] = f"127.0.0.1:{port}"
+        self.start_gunicorn("ticketing", port, env)
+        if self.ha:
+            port_b = self.port("ticketing_b")
+            env_b = {**env, "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "ticketing" / "metrics-b")}
+            Path(env_b["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+            self.start_gunicorn("ticketing_b", port_b, env_b)
+
+    def start_gunicorn(self, name: str, port: int, env: dict[str, str]) -> None:
+        env = {**env, "TICKETING_BIND": f"127.0.0.1:{port}"}
         # Its workers boot while the next parts start; wait_for_ticketing() waits for them.
-        self.sup.start("ticketing", [
+        self.sup.start(name, [
             PY, "-m", "gunicorn", "--config", self.root / "ticketing" / "gunicorn.conf.py",
             "--bind", env["TICKETING_BIND"], "--no-control-socket", "ticketing:create_app()"],
             env=env, ready=http_ready(f"http://127.0.0.1:{port}/readyz"), wait=False,
             # Like Ctrl-C on gunicorn in a terminal: its quick shutdown. The graceful
             # one (SIGTERM) waits out keep-alive and WebSocket connections.
             stop_signal=signal.SIGINT)
-        self.urls["ticketing"] = f"http://127.0.0.1:{port}"
+        self.urls[name] = f"http://127.0.0.1:{port}"
 
     def wait_for_ticketing(self) -> None:
-        self.sup.wait_ready(next(c for c in self.sup.children if c.name == "ticketing"))
+        for name in self.replicas("ticketing"):
+            self.sup.wait_ready(next(c for c in self.sup.children if c.name == name))
 
     def start_exporter(self) -> None:
         port = self.port("exporter")
@@ -312,7 +345,6 @@ class Stack:
     def start_alertmanager(self) -> None:
         from alertmanager import render as am_render
 
-        port = self.ports.get("alertmanager") or self.port("alertmanager")
         binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
         if not binary:
             raise StartError("Alertmanager is not installed; ./dev deps installs it")
@@ -328,12 +360,25 @@ class Stack:
         self.write_secrets(yaml.safe_load(text), secrets_dir)
         config = self.run_dir / "alertmanager" / "alertmanager.yml"
         config.write_text(text)
-        self.sup.start("alertmanager", [
-            binary, f"--config.file={config}", f"--storage.path={self.run_dir / 'alertmanager' / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-            f"--web.external-url=http://127.0.0.1:{port}"],
-            ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
-        self.urls["alertmanager"] = f"http://127.0.0.1:{port}"
+        names = self.replicas("alertmanager")
+        gossip = {name: self.port(f"{name}_gossip") for name in names} if self.ha else {}
+        for name in names:
+            port = self.ports.get(name) or self.port(name)
+            cluster = ["--cluster.listen-address="]
+            if self.ha:
+                # Loopback gossip: the address must be given, Alertmanager does not advertise
+                # a loopback one by itself.
+                cluster = [f"--cluster.listen-address=127.0.0.1:{gossip[name]}",
+                           f"--cluster.advertise-address=127.0.0.1:{gossip[name]}",
+                           *[f"--cluster.peer=127.0.0.1:{p}" for n, p in gossip.items()
+                             if n != name]]
+            self.sup.start(name, [
+                binary, f"--config.file={config}",
+                f"--storage.path={self.run_dir / name / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}", *cluster,
+                f"--web.external-url=http://127.0.0.1:{port}"],
+                ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
+            self.urls[name] = f"http://127.0.0.1:{port}"
 
     def write_secrets(self, node: Any, secrets_dir: Path) -> None:
         """Fill each secret file the config reads: Slack's URL is the sink's, the rest demo values."""
@@ -357,32 +402,55 @@ class Stack:
             for item in node:
                 self.write_secrets(item, secrets_dir)
 
+    def start_victoria_metrics(self) -> None:
+        """--ha: the long-term store both Prometheus replicas remote-write to."""
+        port = self.port("victoriametrics")
+        binary = shutil.which("victoria-metrics")
+        if not binary:
+            raise StartError("victoria-metrics is not installed; ./dev deps installs it")
+        self.sup.start("victoriametrics", [
+            binary, f"-httpListenAddr=127.0.0.1:{port}",
+            f"-storageDataPath={self.run_dir / 'victoriametrics'}",
+            f"-dedup.minScrapeInterval={self.scrape_interval}"],
+            ready=http_ready(f"http://127.0.0.1:{port}/health"))
+        self.urls["victoriametrics"] = f"http://127.0.0.1:{port}"
+
+    @property
+    def scrape_interval(self) -> str:
+        return "1s" if self.fast else "5s"
+
     def start_prometheus(self) -> None:
         from prometheus import render as prom_render
 
-        port = self.ports.get("prometheus") or self.port("prometheus")
         binary = shutil.which("prometheus")
         if not binary:
             raise StartError("Prometheus is not installed; ./dev deps installs it")
         shipped = self.load_yaml("prometheus/prometheus.yml")
         jobs = [job["job_name"] for job in shipped.get("scrape_configs") or []]
-        ours = {name: [self.addr(name)] for name in jobs if name in self.ports}
+        names = self.replicas("prometheus")
+        for name in names:
+            self.ports.get(name) or self.port(name)
+        ours = {name: self.addrs(name) for name in jobs if name in self.ports}
         for name in sorted(set(jobs) - set(ours)):
             self.notes.append(f"Prometheus job {name!r} has no local target: it will show as down")
-        interval = "1s" if self.fast else "5s"
-        text = prom_render.render(
-            self.root / "prometheus" / "prometheus.yml", targets=ours,
-            alertmanagers=[self.addr("alertmanager")], rules_dir=self.root / "rules",
-            scrape_interval=interval, evaluation_interval=interval)
-        config = self.run_dir / "prometheus" / "prometheus.yml"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(text)
-        self.sup.start("prometheus", [
-            binary, f"--config.file={config}", f"--storage.tsdb.path={self.run_dir / 'prometheus' / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-            f"--web.external-url=http://127.0.0.1:{port}"],
-            ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
-        self.urls["prometheus"] = f"http://127.0.0.1:{port}"
+        for n, name in enumerate(names):
+            port = self.ports[name]
+            text = prom_render.render(
+                self.root / "prometheus" / "prometheus.yml", targets=ours,
+                alertmanagers=self.addrs("alertmanager"), rules_dir=self.root / "rules",
+                scrape_interval=self.scrape_interval, evaluation_interval=self.scrape_interval,
+                replica="ab"[n] if self.ha else None,
+                remote_write=[self.urls["victoriametrics"] + "/api/v1/write"] if self.ha else None)
+            config = self.run_dir / name / "prometheus.yml"
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(text)
+            self.sup.start(name, [
+                binary, f"--config.file={config}",
+                f"--storage.tsdb.path={self.run_dir / name / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+                f"--web.external-url=http://127.0.0.1:{port}"],
+                ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
+            self.urls[name] = f"http://127.0.0.1:{port}"
 
     def start_grafana(self) -> None:
         command = find_grafana() if self.grafana else None
@@ -408,6 +476,9 @@ class Stack:
             "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH":
                 str(self.root / "grafana" / "dashboards" / "platform-overview.json"),
             "PROMETHEUS_URL": self.urls["prometheus"],
+            # The second datasource; without --ha nothing answers there.
+            "VICTORIAMETRICS_URL": self.urls.get("victoriametrics",
+                                                 f"http://127.0.0.1:{DEFAULT_PORTS['victoriametrics']}"),
             "PARTNERWATCH_DASHBOARDS_DIR": str(self.root / "grafana" / "dashboards"),
         }
         cmd = [*command] + ([f"--homepath={home}"] if home else [])
@@ -422,8 +493,10 @@ class Stack:
         steps = [("notification sinks", self.start_sinks), ("Redis", self.start_redis),
                  ("demo platform", self.start_platform),
                  ("ticket service (migrations, demo accounts)", self.start_ticketing),
-                 ("exporter", self.start_exporter), ("Alertmanager", self.start_alertmanager),
-                 ("Prometheus", self.start_prometheus),
+                 ("exporter", self.start_exporter),
+                 ("Alertmanager" + (" cluster (2)" if self.ha else ""), self.start_alertmanager),
+                 *([("VictoriaMetrics", self.start_victoria_metrics)] if self.ha else []),
+                 ("Prometheus" + (" HA pair" if self.ha else ""), self.start_prometheus),
                  ("ticket service (gunicorn workers)", self.wait_for_ticketing),
                  ("Grafana", self.start_grafana)]
         for label, step in steps:
@@ -464,7 +537,8 @@ class Stack:
         u = self.urls
         lines = [
             "",
-            "partnerwatch is running" + (" (fast intervals)" if self.fast else ""),
+            "partnerwatch is running" + (" (fast intervals)" if self.fast else "")
+            + (" as an HA pair of everything" if self.ha else ""),
             f"  ticket API        {u['ticketing']}/api/v1   (OpenAPI docs: {u['ticketing']}/api/docs)",
             f"    partner key     {self.keys.get('partner')}",
             f"    staff key       {self.keys.get('staff')}",
@@ -472,6 +546,13 @@ class Stack:
             f"  Prometheus        {u['prometheus']}   (alerts: {u['prometheus']}/alerts)",
             f"  Alertmanager      {u['alertmanager']}",
         ]
+        if self.ha:
+            lines += [
+                f"  ticket API (2nd)  {u['ticketing_b']}/api/v1   (same database and Redis)",
+                f"  Prometheus (b)    {u['prometheus_b']}   (replica b; a is the one above)",
+                f"  Alertmanager (2nd) {u['alertmanager_b']}   (one cluster with the one above)",
+                f"  VictoriaMetrics   {u['victoriametrics']}   (both replicas, de-duplicated)",
+            ]
         if "grafana" in u:
             lines.append(f"  Grafana           {u['grafana']}   (admin / {self.keys['grafana_admin']})")
         lines += [
@@ -545,10 +626,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-grafana", dest="grafana", action="store_false",
                         help="do not start Grafana even when it is installed")
     parser.add_argument("--seed", type=int, help="random seed for the demo platform")
+    parser.add_argument("--ha", action="store_true",
+                        help="two of everything: ticket-service instances, an Alertmanager "
+                             "cluster, a Prometheus HA pair, and VictoriaMetrics")
     args = parser.parse_args(argv)
 
     stack = Stack(args.run_dir.resolve(), free_ports=args.free_ports, fast=args.fast,
-                  grafana=args.grafana, seed=args.seed)
+                  grafana=args.grafana, seed=args.seed, ha=args.ha)
 
     def on_signal(signum, _frame):
         raise Shutdown(signal.Signals(signum).name)

@@ -9,7 +9,16 @@ renders a copy that keeps every job and changes only what is named:
 - ``alertmanagers``: ``host:port`` list;
 - ``rules_dir``: the folder whose ``*.rules.yml`` are loaded (default: the
   repository's ``rules/``, as an absolute path);
-- ``scrape_interval`` / ``evaluation_interval``.
+- ``scrape_interval`` / ``evaluation_interval``;
+- ``replica``: this Prometheus is one replica of an HA pair (docs/deployment.md,
+  "Scaling out"): the external label ``replica`` is set to it, and dropped
+  again from the alerts it sends (so Alertmanager sees the pair's alerts as
+  one) and from what it ``remote_write``s (so the long-term store keeps one
+  series, which it de-duplicates);
+- ``remote_write``: URLs to ``remote_write`` every sample to (VictoriaMetrics).
+
+``prometheus/prometheus-ha.yml`` is this file rendered with
+:data:`COMPOSE_HA` (what the compose ``ha`` profile runs); a test keeps it so.
 
 :func:`render_rules` copies the rule files with every ``for:`` capped, so an
 end-to-end test does not wait minutes for an alert to fire::
@@ -23,6 +32,7 @@ end-to-end test does not wait minutes for an alert to fire::
 """
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -31,7 +41,20 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "prometheus.yml"
+HA_CONFIG = HERE / "prometheus-ha.yml"
 RULES_DIR = HERE.parent / "rules"
+#: The external label that tells the replicas of an HA pair apart.
+REPLICA_LABEL = "replica"
+#: How the compose ``ha`` profile's replicas differ from the single Prometheus
+#: (``${PROMETHEUS_REPLICA}`` is expanded by ``--enable-feature=expand-external-labels``).
+COMPOSE_HA = {
+    "replica": "${PROMETHEUS_REPLICA}",
+    "targets": {"prometheus": ["prometheus:9090", "prometheus-b:9090"],
+                "alertmanager": ["alertmanager:9093", "alertmanager-b:9093"],
+                "ticketing": ["ticketing:8000", "ticketing-b:8000"]},
+    "alertmanagers": ["alertmanager:9093", "alertmanager-b:9093"],
+    "remote_write": ["http://victoriametrics:8428/api/v1/write"],
+}
 
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
@@ -44,8 +67,14 @@ class RenderError(ValueError):
 
 def render(source: Path = CONFIG, *, targets: Mapping[str, Sequence[str]] | None = None,
            alertmanagers: Sequence[str] | None = None, rules_dir: str | Path | None = None,
-           scrape_interval: str | None = None, evaluation_interval: str | None = None) -> str:
-    """Return the YAML text of ``source`` with the given changes applied."""
+           scrape_interval: str | None = None, evaluation_interval: str | None = None,
+           replica: str | None = None, remote_write: Sequence[str] | None = None,
+           keep_rule_files: bool = False) -> str:
+    """Return the YAML text of ``source`` with the given changes applied.
+
+    ``keep_rule_files`` leaves ``rule_files`` as written (relative to the
+    config, as in the container) instead of pointing them at ``rules_dir``.
+    """
     config = yaml.safe_load(Path(source).read_text())
     glob = config.setdefault("global", {})
     if scrape_interval is not None:
@@ -55,8 +84,9 @@ def render(source: Path = CONFIG, *, targets: Mapping[str, Sequence[str]] | None
     if evaluation_interval is not None:
         glob["evaluation_interval"] = evaluation_interval
 
-    rules = Path(rules_dir or RULES_DIR).resolve()
-    config["rule_files"] = [str(rules / "*.rules.yml")]
+    if not keep_rule_files:
+        rules = Path(rules_dir or RULES_DIR).resolve()
+        config["rule_files"] = [str(rules / "*.rules.yml")]
 
     jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
     for name, addresses in (targets or {}).items():
@@ -66,9 +96,38 @@ def render(source: Path = CONFIG, *, targets: Mapping[str, Sequence[str]] | None
     if alertmanagers is not None:
         config["alerting"] = {"alertmanagers": [{"static_configs": [
             {"targets": list(alertmanagers)}]}]}
+    drop_replica = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
+    if replica is not None:
+        glob.setdefault("external_labels", {})[REPLICA_LABEL] = replica
+        config.setdefault("alerting", {})["alert_relabel_configs"] = copy.deepcopy(drop_replica)
+    if remote_write:
+        config["remote_write"] = [
+            {"url": url, **({"write_relabel_configs": copy.deepcopy(drop_replica)}
+                            if replica is not None else {})}
+            for url in remote_write]
 
-    header = f"# Rendered from {Path(source).resolve()} by prometheus/render.py.\n"
+    header = f"# Rendered from {Path(source).name} by prometheus/render.py.\n"
     return header + yaml.safe_dump(config, sort_keys=False, width=1000)
+
+
+def render_compose_ha(source: Path = CONFIG) -> str:
+    """The text of ``prometheus/prometheus-ha.yml``: ``source`` as the compose ``ha`` replicas run it."""
+    text = render(source, keep_rule_files=True, **COMPOSE_HA)
+    return HA_HEADER + text.split("\n", 1)[1]
+
+
+HA_HEADER = """\
+# Prometheus for partnerwatch as an HA pair (docker-compose --profile ha).
+#
+# Generated from prometheus.yml by `python -m prometheus.render > prometheus/prometheus-ha.yml`;
+# edit prometheus.yml and regenerate (tests/dashboards/test_docker_compose.py checks it).
+# Both replicas (prometheus, prometheus-b) run this file: the same rules and
+# targets, told apart by the external label `replica` (each container sets
+# PROMETHEUS_REPLICA; --enable-feature=expand-external-labels). The label is
+# dropped from the alerts sent to both Alertmanagers, which then hold one alert
+# for the pair and, clustered, notify once; and from what is remote-written to
+# VictoriaMetrics, which keeps one series per target (-dedup.minScrapeInterval).
+"""
 
 
 def render_rules(dest: str | Path, *, max_for: str | None = None,
@@ -100,3 +159,10 @@ def seconds(duration: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise RenderError(f"not a duration: {duration!r}")
     return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+if __name__ == "__main__":
+    # python -m prometheus.render > prometheus/prometheus-ha.yml
+    import sys
+
+    sys.stdout.write(render_compose_ha())

@@ -22,6 +22,7 @@ import logging
 from typing import Any, Mapping
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .db import db
@@ -129,10 +130,31 @@ def handle_http_exception(error: HTTPException) -> Response:
     return error_response(status, code, message, details, headers)
 
 
+#: Seconds a client is asked to wait when the database is unavailable.
+DATABASE_RETRY_AFTER = 1
+
+
+def handle_database_unavailable(error: Exception) -> Response:
+    """The database went away (a restart, a failover, a dropped connection): 503, not 500.
+
+    Nothing was committed by this request (its transaction failed), so the
+    client may retry; ``Retry-After`` says when. The pool has already dropped
+    the broken connection, and the next request connects afresh.
+    """
+    _rollback()
+    orig = getattr(error, "orig", None) or error
+    log.warning("database unavailable: %s: %s", type(orig).__name__, str(orig).strip()[:200])
+    return error_response(503, "unavailable", "the database is unavailable; retry shortly",
+                          headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 def register_error_handlers(app: Flask) -> None:
     """Answer every error as JSON. (flask-smorest's Api routes HTTPException here too.)"""
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    # What the driver raises when the server is down or the connection broke.
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(InterfaceError, handle_database_unavailable)
 
 
 def oversize(limit: int) -> ApiError:

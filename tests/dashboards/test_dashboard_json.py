@@ -68,9 +68,9 @@ def data_panels() -> list:
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 
 
-def provisioned_datasource() -> dict:
-    """The Prometheus datasource (other Prometheus-compatible ones have files of their own)."""
-    config = yaml.safe_load((DATASOURCES / "prometheus.yml").read_text())
+def provisioned_datasource(name: str = "prometheus") -> dict:
+    """The datasource of ``grafana/provisioning/datasources/<name>.yml`` (one per file)."""
+    config = yaml.safe_load((DATASOURCES / f"{name}.yml").read_text())
     [datasource] = config["datasources"]
     return datasource
 
@@ -91,8 +91,14 @@ def walk_datasources(node):
 # ------------------------------------------------------------------ provisioning
 
 def test_datasource_provisioning_is_valid():
-    config = yaml.safe_load((DATASOURCES / "prometheus.yml").read_text())
-    assert config["apiVersion"] == 1
+    files = sorted(DATASOURCES.glob("*.yml"))
+    assert [p.name for p in files] == ["prometheus.yml", "victoriametrics.yml"]
+    for path in files:
+        assert yaml.safe_load(path.read_text())["apiVersion"] == 1, path
+    # VictoriaMetrics (profile ha) speaks the Prometheus query API, never the default.
+    vm = provisioned_datasource("victoriametrics")
+    assert (vm["type"], vm["uid"], vm["access"]) == ("prometheus", "victoriametrics", "proxy")
+    assert vm["url"] == "${VICTORIAMETRICS_URL}" and vm["isDefault"] is False
     datasource = provisioned_datasource()
     assert datasource["type"] == "prometheus"
     assert datasource["uid"] == "prometheus"

@@ -27,6 +27,10 @@ ENV_EXAMPLE = ROOT / ".env.example"
 
 # Variables of .env.example that would take precedence if set in the test's environment.
 ENV_NAMES = re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M)
+#: What the HA block of .env.example says to set for ``--profile ha``.
+HA_ENV = {"PROMETHEUS_CONFIG": "prometheus-ha.yml", "ALERTMANAGER_CLUSTER_LISTEN": "0.0.0.0:9094",
+          "ALERTMANAGER_URLS": "http://alertmanager:9093,http://alertmanager-b:9093"}
+HA_SERVICES = {"ticketing-b", "prometheus-b", "alertmanager-b", "victoriametrics"}
 SECRETS = {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SMTP_PASSWORD", "SLACK_API_URL",
            "ONCALL_WEBHOOK_TOKEN"}
 ONE_SHOT = {"alertmanager-config"}
@@ -78,14 +82,18 @@ def test_secrets_must_come_from_the_env_file(tmp_path):
 def test_the_stack_has_every_component(services):
     assert set(services) == {"postgres", "redis", "ticketing", "exporter", "prometheus",
                              "alertmanager-config", "alertmanager", "grafana", "mailpit",
-                             "demo-platform"}
+                             "demo-platform", *HA_SERVICES}
     assert services["demo-platform"]["profiles"] == ["demo"]
+    for name in HA_SERVICES:
+        assert services[name]["profiles"] == ["ha"], name
+    for name in set(services) - HA_SERVICES - {"demo-platform"}:
+        assert "profiles" not in services[name], name
 
 
 def test_only_grafana_and_the_ticket_api_are_published(services):
     published = {name: [str(p["target"]) for p in svc.get("ports", [])]
                  for name, svc in services.items() if svc.get("ports")}
-    assert published == {"grafana": ["3000"], "ticketing": ["8000"]}
+    assert published == {"grafana": ["3000"], "ticketing": ["8000"], "ticketing-b": ["8000"]}
 
 
 def test_images_are_pinned(services):
@@ -235,3 +243,99 @@ def test_alertmanager_config_step_renders_a_valid_config(services, tmp_path, ale
     assert check.returncode == 0, check.stdout + check.stderr
     alertmanager = alertmanager_factory(out / "alertmanager.yml")
     assert alertmanager.alerts() == []
+
+
+# ------------------------------------------------------------------ profile ha
+
+@pytest.fixture(scope="module")
+def ha_services(tmp_path_factory) -> dict:
+    """The services resolved with the HA block of .env.example filled in."""
+    path = tmp_path_factory.mktemp("compose-ha") / ".env"
+    text = ENV_EXAMPLE.read_text()
+    for name, value in HA_ENV.items():
+        text, n = re.subn(rf"^{name}=.*$", f"{name}={value}", text, flags=re.M)
+        assert n == 1, f"{name} is not in .env.example"
+    path.write_text(text)
+    result = compose("--profile", "ha", "config", env_file=path)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)["services"]
+
+
+def flag(svc: dict, name: str) -> list[str]:
+    return [arg.split("=", 1)[1] for arg in svc["command"] if arg.startswith(f"{name}=")]
+
+
+def test_prometheus_ha_config_is_rendered_from_prometheus_yml():
+    from prometheus.render import HA_CONFIG, render_compose_ha
+
+    assert HA_CONFIG.read_text() == render_compose_ha(), (
+        "prometheus/prometheus-ha.yml is stale: python -m prometheus.render > "
+        "prometheus/prometheus-ha.yml")
+
+
+def test_prometheus_ha_config_passes_promtool_with_the_rules(tmp_path):
+    """As mounted in the containers: the file next to rules/."""
+    (tmp_path / "prometheus-ha.yml").write_text((ROOT / "prometheus" / "prometheus-ha.yml")
+                                                .read_text())
+    (tmp_path / "rules").symlink_to(ROOT / "rules")
+    check = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus-ha.yml")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS" in check.stdout and "rules" in check.stdout
+
+
+def test_both_prometheus_replicas_run_the_ha_config_with_their_own_replica_label(ha_services):
+    replicas = {}
+    for name in ("prometheus", "prometheus-b"):
+        svc = ha_services[name]
+        assert flag(svc, "--config.file") == ["/etc/prometheus/prometheus-ha.yml"], name
+        assert "--enable-feature=expand-external-labels" in svc["command"]
+        replicas[name] = svc["environment"]["PROMETHEUS_REPLICA"]
+        assert (ROOT / "prometheus", "/etc/prometheus", True) in bind_mounts(svc)
+        assert (ROOT / "rules", "/etc/prometheus/rules", True) in bind_mounts(svc)
+    assert len(set(replicas.values())) == 2, replicas
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus-ha.yml").read_text())
+    assert config["global"]["external_labels"] == {"replica": "${PROMETHEUS_REPLICA}"}
+
+
+def test_ha_addresses_agree_with_the_compose_services(ha_services):
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus-ha.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"]
+               for t in sc["targets"]}
+    [am] = config["alerting"]["alertmanagers"]
+    alertmanagers = set(am["static_configs"][0]["targets"])
+    assert alertmanagers == {"alertmanager:9093", "alertmanager-b:9093"}
+    [remote] = config["remote_write"]
+    assert remote["url"] == "http://victoriametrics:8428/api/v1/write"
+    for address in targets | alertmanagers | {"victoriametrics:8428"}:
+        assert address.split(":")[0] in ha_services, address
+    # The replica label stays out of alerts and of the long-term store.
+    drop = [{"action": "labeldrop", "regex": "replica"}]
+    assert config["alerting"]["alert_relabel_configs"] == drop
+    assert remote["write_relabel_configs"] == drop
+    # VictoriaMetrics keeps one sample per scrape interval of the pair.
+    vm = ha_services["victoriametrics"]
+    assert flag(vm, "-dedup.minScrapeInterval") == [config["global"]["scrape_interval"]]
+    assert flag(vm, "-httpListenAddr") == [":8428"]
+    assert ha_services["grafana"]["environment"]["VICTORIAMETRICS_URL"] == (
+        "http://victoriametrics:8428")
+
+
+def test_the_alertmanagers_form_one_cluster_and_ticketing_posts_to_both(ha_services):
+    assert flag(ha_services["alertmanager"], "--cluster.listen-address") == ["0.0.0.0:9094"]
+    assert flag(ha_services["alertmanager-b"], "--cluster.listen-address") == ["0.0.0.0:9094"]
+    assert flag(ha_services["alertmanager-b"], "--cluster.peer") == ["alertmanager:9094"]
+    for name in ("ticketing", "ticketing-b"):
+        urls = ha_services[name]["environment"]["ALERTMANAGER_URL"].split(",")
+        assert urls == ["http://alertmanager:9093", "http://alertmanager-b:9093"], name
+    # One instance migrates; the second starts once the first is healthy.
+    assert "db upgrade" not in " ".join(ha_services["ticketing-b"]["command"])
+    assert ha_services["ticketing-b"]["depends_on"]["ticketing"]["condition"] == "service_healthy"
+    env_a, env_b = (ha_services[n]["environment"] for n in ("ticketing", "ticketing-b"))
+    assert env_a["TICKETING_DATABASE_URL"] == env_b["TICKETING_DATABASE_URL"]
+    assert env_a["REDIS_URL"] == env_b["REDIS_URL"]
+
+
+def test_without_the_ha_settings_alertmanager_stays_a_single_node(services):
+    assert flag(services["alertmanager"], "--cluster.listen-address") == [""]
+    assert flag(services["prometheus"], "--config.file") == ["/etc/prometheus/prometheus.yml"]

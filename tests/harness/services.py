@@ -1,4 +1,4 @@
-"""Real Redis, PostgreSQL, Prometheus and Alertmanager on free loopback ports.
+"""Real Redis, PostgreSQL, Prometheus, Alertmanager and VictoriaMetrics on free loopback ports.
 
 Each ``start_*`` function takes a working directory and returns a small handle
 with the address and a few helpers.  The handles wrap a
@@ -9,6 +9,12 @@ with the address and a few helpers.  The handles wrap a
         {"job_name": "exporter", "static_configs": [{"targets": [exporter_addr]}]}],
         scrape_interval="1s")
     prom.wait_for_value('up{job="exporter"}', 1)
+
+For high availability: ``start_alertmanager_cluster(workdir, config, size=2)``
+starts Alertmanagers that gossip with each other (``--cluster.*`` on free
+loopback ports), and ``start_victoria_metrics(workdir, dedup_interval="1s")``
+a single-node VictoriaMetrics that Prometheus replicas ``remote_write`` to
+(``vm.write_url``) and that answers the same query API (``vm.query(...)``).
 """
 from __future__ import annotations
 
@@ -208,26 +214,19 @@ def _has_c_utf8() -> bool:
 
 # --------------------------------------------------------------------- Prometheus
 
-@dataclass
-class Prometheus:
-    process: ManagedProcess
-    port: int
-    config_path: Path
-    host: str = "127.0.0.1"
+class PrometheusAPI:
+    """Query helpers over the Prometheus HTTP API (``url`` is the server's base URL).
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    Prometheus and VictoriaMetrics both answer it, so tests read either the same way.
+    """
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
+    url: str
 
     def api(self, path: str, **params: Any) -> Any:
         response = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
         body = response.json()
         if body.get("status") != "success":
-            raise RuntimeError(f"Prometheus {path} {params}: {body.get('error', body)}")
+            raise RuntimeError(f"{self.url} {path} {params}: {body.get('error', body)}")
         return body["data"]
 
     def query(self, expr: str) -> list[dict]:
@@ -269,6 +268,22 @@ class Prometheus:
         self.wait_for(expr, lambda r: len(r) == 1 and float(r[0]["value"][1]) == expected,
                       timeout=timeout)
 
+
+@dataclass
+class Prometheus(PrometheusAPI):
+    process: ManagedProcess
+    port: int
+    config_path: Path
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
     def targets(self) -> list[dict]:
         return self.api("targets")["activeTargets"]
 
@@ -280,6 +295,9 @@ class Prometheus:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
 
     def start(self) -> "Prometheus":
         self.process.start(timeout=60)
@@ -333,6 +351,8 @@ class Alertmanager:
     port: int
     config_path: Path
     host: str = "127.0.0.1"
+    #: the gossip port when clustered (``start_alertmanager(cluster_port=...)``)
+    cluster_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -352,8 +372,17 @@ class Alertmanager:
     def post_alerts(self, alerts: list[dict]) -> None:
         requests.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
 
+    def cluster_status(self) -> dict:
+        """``cluster`` of ``/api/v2/status``: ``status`` ("ready", "settling", "disabled"), ``peers``."""
+        response = requests.get(f"{self.url}/api/v2/status", timeout=10)
+        response.raise_for_status()
+        return response.json()["cluster"]
+
     def stop(self) -> None:
         self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
 
     def start(self) -> "Alertmanager":
         self.process.start(timeout=60)
@@ -361,9 +390,17 @@ class Alertmanager:
 
 
 def start_alertmanager(workdir: Path, config: dict | str | Path, *,
-                       port: int | None = None, extra_args: list[str] | None = None
-                       ) -> Alertmanager:
-    """Run Alertmanager (clustering off) with ``config`` (a dict, YAML text or a file)."""
+                       port: int | None = None, extra_args: list[str] | None = None,
+                       cluster_port: int | None = None, peers: list[str] | None = None,
+                       peer_timeout: str = "5s") -> Alertmanager:
+    """Run Alertmanager with ``config`` (a dict, YAML text or a file).
+
+    Clustering is off unless ``cluster_port`` is given: then it gossips on that
+    loopback port (advertised as such: Alertmanager will not guess a loopback
+    address) with ``peers`` (``host:port`` gossip addresses). ``peer_timeout``
+    is how long a replica waits for the one before it to notify (15 s by
+    default in Alertmanager; short here so tests do not wait).
+    """
     port = port or free_port()
     workdir = Path(workdir) / f"alertmanager-{port}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -374,10 +411,99 @@ def start_alertmanager(workdir: Path, config: dict | str | Path, *,
         config_path.write_text(config)
     else:
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    if cluster_port is None:
+        cluster = ["--cluster.listen-address="]
+    else:
+        cluster = [f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+                   f"--cluster.advertise-address=127.0.0.1:{cluster_port}",
+                   *[f"--cluster.peer={peer}" for peer in peers or []],
+                   f"--cluster.peer-timeout={peer_timeout}", "--cluster.settle-timeout=5s",
+                   "--cluster.reconnect-interval=1s", "--cluster.probe-interval=200ms"]
     cmd = [_which("prometheus-alertmanager"), f"--config.file={config_path}",
            f"--storage.path={workdir / 'data'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+           f"--web.listen-address=127.0.0.1:{port}", *cluster,
            "--log.level=warn", *(extra_args or [])]
     proc = ManagedProcess(cmd, workdir, name="alertmanager")
     proc.start(ready=http_ready(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
-    return Alertmanager(proc, port, config_path)
+    return Alertmanager(proc, port, config_path, cluster_port=cluster_port)
+
+
+def start_alertmanager_cluster(workdir: Path, config: dict | str | Path, *, size: int = 2,
+                               peer_timeout: str = "5s", wait: bool = True
+                               ) -> list[Alertmanager]:
+    """``size`` Alertmanagers with one configuration, each peering with all the others.
+
+    With ``wait``, returns once each one sees the whole cluster (``peers``).
+    """
+    gossip = [free_port() for _ in range(size)]
+    started: list[Alertmanager] = []
+    try:
+        for n, cluster_port in enumerate(gossip):
+            peers = [f"127.0.0.1:{p}" for p in gossip if p != cluster_port]
+            started.append(start_alertmanager(workdir, config, cluster_port=cluster_port,
+                                              peers=peers, peer_timeout=peer_timeout))
+        if wait:
+            for am in started:
+                wait_until(lambda: len(am.cluster_status().get("peers") or []) == size,
+                           timeout=30, message=f"Alertmanager {am.address} to see {size} peers")
+    except Exception:
+        for am in started:
+            am.stop()
+        raise
+    return started
+
+
+# ----------------------------------------------------------------- VictoriaMetrics
+
+@dataclass
+class VictoriaMetrics(PrometheusAPI):
+    """Single-node VictoriaMetrics: Prometheus ``remote_write`` in, the query API out."""
+
+    process: ManagedProcess
+    port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def write_url(self) -> str:
+        """Where Prometheus ``remote_write``s to."""
+        return f"{self.url}/api/v1/write"
+
+    def flush(self) -> None:
+        """Make every sample received so far searchable (it buffers them for a second)."""
+        requests.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def start(self) -> "VictoriaMetrics":
+        self.process.start(timeout=60)
+        return self
+
+
+def start_victoria_metrics(workdir: Path, *, dedup_interval: str = "1s",
+                           port: int | None = None, extra_args: list[str] | None = None
+                           ) -> VictoriaMetrics:
+    """Run Debian's ``victoria-metrics`` keeping one sample per series per ``dedup_interval``.
+
+    ``-dedup.minScrapeInterval`` is what merges an HA pair's samples of one
+    series (it should equal the replicas' scrape interval). Fresh samples are
+    visible to queries at once (``-search.latencyOffset=0s``, no response cache),
+    as a test that writes and then reads needs.
+    """
+    port = port or free_port()
+    workdir = Path(workdir) / f"victoria-metrics-{port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [_which("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{port}",
+           f"-storageDataPath={workdir / 'data'}", f"-dedup.minScrapeInterval={dedup_interval}",
+           "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN",
+           "-retentionPeriod=1d", *(extra_args or [])]
+    proc = ManagedProcess(cmd, workdir, name="victoria-metrics")
+    proc.start(ready=http_ready(f"http://127.0.0.1:{port}/health"), timeout=60)
+    return VictoriaMetrics(proc, port)

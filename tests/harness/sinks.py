@@ -158,11 +158,14 @@ class HTTPSink:
                         self.command, self.path, dict(self.headers.items()), body, time.time()))
                 status, payload = sink.responses.get(self.path.split("?")[0],
                                                      (sink.status, b"ok"))
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender died (a killed Alertmanager): the request is recorded
 
             do_GET = do_POST = do_PUT = do_DELETE = _record
 

@@ -1,0 +1,142 @@
+"""The ticket service as N gunicorn instances on one database and one Redis.
+
+:func:`prepare_database` migrates a database and issues API keys (partners and
+one staff member); :func:`start_ticketing` runs one gunicorn with
+``ticketing/gunicorn.conf.py`` (its own metrics directory, as each host of a
+deployment has), ready when ``/readyz`` answers:
+
+    keys = prepare_database(db_url, partners=2)
+    instances = [start_ticketing(tmp, env={"TICKETING_DATABASE_URL": db_url,
+                                           "REDIS_URL": redis_url}, workers=2)
+                 for _ in range(2)]
+    instances[0].metric("notifications_delivered_total", kind="ticket_created")
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from .processes import ManagedProcess, free_port, http_ready
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
+
+
+@dataclass(frozen=True)
+class Keys:
+    partner_ids: list[int]
+    partners: list[str]        # raw API keys, in the order of partner_ids
+    staff_id: int
+    staff: str
+
+
+def prepare_database(url: str, partners: int = 1) -> Keys:
+    """Migrate ``url`` and create ``partners`` partners and one staff member, each with a key."""
+    from flask_migrate import upgrade
+
+    from ticketing import create_app
+    from ticketing.auth import issue_key
+    from ticketing.db import db
+    from ticketing.models import Partner, Staff
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+                      "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}}})
+    with app.app_context():
+        upgrade()
+        rows = [Partner(name=f"Partner {n:03d}") for n in range(1, partners + 1)]
+        staff = Staff(name="Sam Agent", email=f"sam-{os.urandom(3).hex()}@example.org",
+                      role="agent")
+        db.session.add_all([*rows, staff])
+        db.session.flush()
+        raw = [issue_key(partner=p)[1] for p in rows]
+        _, staff_key = issue_key(staff=staff)
+        db.session.commit()
+        keys = Keys([p.id for p in rows], raw, staff.id, staff_key)
+        db.engine.dispose()
+    return keys
+
+
+@dataclass
+class TicketingInstance:
+    process: ManagedProcess
+    port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws/monitoring"
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (children of the master) now."""
+        if not self.process.running():
+            return []
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            return []
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` (with these labels) on this instance's /metrics."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def stop(self) -> None:
+        """gunicorn's quick shutdown (SIGINT): the graceful one waits out keep-alive clients."""
+        if self.process.running():
+            self.process.signal(signal.SIGINT)
+            try:
+                self.process.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def start_ticketing(workdir: Path, *, env: dict[str, str], workers: int = 2,
+                    threads: int | None = None, port: int | None = None,
+                    name: str | None = None, wait: bool = True,
+                    timeout: float = 90.0) -> TicketingInstance:
+    """One gunicorn instance of the ticket service (``env`` names the database, Redis, ...).
+
+    With ``wait=False`` it returns at once, without waiting for ``/readyz``.
+    """
+    port = port or free_port()
+    name = name or f"ticketing-{port}"
+    workdir = Path(workdir) / name
+    metrics = workdir / "metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    full_env = {"TICKETING_BIND": f"127.0.0.1:{port}", "TICKETING_WORKERS": str(workers),
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics), "PYTHONPATH": str(ROOT),
+                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+                **({"TICKETING_THREADS": str(threads)} if threads else {}), **env}
+    proc = ManagedProcess([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
+                           "--no-control-socket", "ticketing:create_app()"],
+                          workdir, name=name, env=full_env)
+    proc.start(ready=http_ready(f"http://127.0.0.1:{port}/readyz") if wait else None,
+               timeout=timeout)
+    return TicketingInstance(proc, port)
