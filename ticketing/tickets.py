@@ -24,7 +24,7 @@ from sqlalchemy import insert
 from . import signals, sla
 from .auth import Actor
 from .classification import Classifier
-from .config import CoreSettings
+from .settings import CoreSettings
 from .db import db
 from .errors import ApiError, not_found
 from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit,
