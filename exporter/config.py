@@ -27,7 +27,6 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 from pydantic import ValidationError
 
 import sharedconfig
@@ -50,32 +49,8 @@ class ConfigError(sharedconfig.ConfigError):
 
 # ----------------------------------------------------------------------- YAML
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys instead of keeping the last one."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def read_yaml(path: str | os.PathLike) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([(str(path), f"cannot read: {exc}")]) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([(str(path), f"invalid YAML{where}: {problem}")]) from None
+    return sharedconfig.read_yaml(path, ConfigError)
 
 
 # ---------------------------------------------------------------- environment

@@ -49,15 +49,17 @@ from __future__ import annotations
 import math
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Iterable, Mapping, Sequence
 
+import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field,
                       PlainValidator, ValidationError, ValidationInfo, model_validator)
 
 __all__ = [
     "AtLeast", "ConfigError", "Duration", "Flag", "HttpUrl", "HttpUrls", "Invalid", "Keywords",
     "NonEmptyStr", "from_environment", "NonNegativeDuration", "OneOf", "PositiveDuration", "PositiveInt",
-    "PositiveNumber", "Section", "Strings", "format_duration", "format_location",
+    "PositiveNumber", "Section", "Strings", "format_duration", "format_location", "read_yaml",
     "listed", "located_problems", "mapping", "parse_duration",
 ]
 
@@ -168,6 +170,44 @@ def _message(error: Mapping[str, Any], unknown: str) -> str:
     return message
 
 
+# ------------------------------------------------------------------ files
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's parser when PyYAML has it), refusing duplicate keys.
+
+    A key given twice is most likely a mistake; PyYAML would keep the last one.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | os.PathLike, error: type[ConfigError] = ConfigError) -> Any:
+    """The document in ``path``; ``error`` with one located line if it cannot be read or parsed.
+
+    ``exporter.yml: invalid YAML at line 7: duplicate key 'staleness'``,
+    ``exporter.yml: cannot read: [Errno 2] No such file or directory: 'exporter.yml'``.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error([(str(path), f"cannot read: {exc}")]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise error([(str(path), f"invalid YAML{where}: {problem}")]) from None
+
+
 # ------------------------------------------------------------------ durations
 
 #: One part of a duration: a number and its unit (``ms`` before ``m``).
@@ -215,8 +255,13 @@ def _seconds(value: Any) -> float | None:
 
 
 def format_duration(seconds: float) -> str:
+    """The way a duration is written: ``500ms``, ``15s``, ``90s``, ``30m``, ``2h``, ``7d``."""
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
+    for unit in ("d", "h", "m"):
+        count = seconds / _UNIT_SECONDS[unit]
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
     return f"{seconds:g}s"
 
 

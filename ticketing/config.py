@@ -28,13 +28,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 import sharedconfig
 
 SHIPPED_CONFIG = Path(__file__).with_name("ticketing.yml")
-# libyaml's loader when PyYAML was built with it (10x faster; same safe subset).
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 #: Every section of ticketing.yml: its name -> "module:Model" (a sharedconfig.Section).
@@ -71,14 +67,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
-    try:
-        data = yaml.load(text, Loader=_LOADER)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    """The sections in one file; ConfigError (one line) if it cannot be read or is no mapping."""
+    data = sharedconfig.read_yaml(path, ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -125,6 +115,18 @@ def check_sections(sections: Mapping[str, Any], names: Iterable[str],
 
 def check_config(sections: Mapping[str, Any], environ: Mapping[str, str] | None = None
                  ) -> dict[str, sharedconfig.Section]:
-    """Every section of :data:`SECTIONS`, checked as the app and its extensions check them."""
-    return check_sections(sections, SECTIONS,
-                          {"environ": os.environ if environ is None else environ})
+    """Every section of :data:`SECTIONS`, checked as the app and its extensions check them.
+
+    A top-level key that is no section is a problem too (a misspelt ``outbx:``
+    would otherwise be ignored, its settings silently the defaults).
+    """
+    unknown = [f"{name}: unknown section (known: {', '.join(SECTIONS)})"
+               for name in sections if name not in SECTIONS]
+    try:
+        checked = check_sections(sections, SECTIONS,
+                                 {"environ": os.environ if environ is None else environ})
+    except ConfigError as exc:
+        raise ConfigError(exc.problems + unknown) from None
+    if unknown:
+        raise ConfigError(unknown)
+    return checked

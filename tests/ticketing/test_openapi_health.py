@@ -117,5 +117,5 @@ api:
     with pytest.raises(ConfigError):
         create_app({"TESTING": True, "TICKETING_CONFIG": str(bad)})
     bad.write_text("sla: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="invalid YAML at line"):
         load_sections(bad)
