@@ -14,7 +14,8 @@ one line in :data:`ticketing.config.SECTIONS` so ``partnerwatch-ticketing
 check-config`` checks it too; ``init_app`` loads it with :meth:`Section.load`:
 
     from pydantic import model_validator
-    from sharedconfig import Flag, HttpUrl, Invalid, PositiveDuration, PositiveInt, Section
+    from sharedconfig import (Flag, FromEnvironment, HttpUrl, Invalid, PositiveDuration,
+                              PositiveInt, Section)
 
     class WebhookSettings(Section):
         enabled: Flag = True
@@ -22,6 +23,7 @@ check-config`` checks it too; ``init_app`` loads it with :meth:`Section.load`:
         max_attempts: PositiveInt = 8
         max_backoff: PositiveDuration = 3600.0
         relay_url: HttpUrl | None = None         # null (or absent): the default
+        proxy_url: FromEnvironment(HttpUrl, "WEBHOOK_PROXY_URL", "http://127.0.0.1:3128") = None
 
         @model_validator(mode="after")
         def _relations(self):                    # checks between settings, located
@@ -39,8 +41,8 @@ positive_int/duration/url/urls/choice/string_list/keywords`` call becomes a fiel
 :data:`HttpUrls`, ``OneOf(...)``, :data:`Strings`, :data:`Keywords`); a check of
 your own is a ``field_validator`` raising ``ValueError("must be ...")``; checks
 between settings raise :class:`Invalid` from a ``model_validator(mode="after")``;
-a default from the environment is a ``field_validator(mode="before")`` calling
-:func:`from_environment` (see :mod:`ticketing.outbox.settings`). A setting
+a default from the environment is a field of type ``FromEnvironment(type,
+"VARIABLE", default)`` (see :mod:`ticketing.outbox.settings`). A setting
 that is null takes its default, and unknown keys are ``unknown setting``.
 Settings are plain attribute access at run time: validation happens once, at start.
 """
@@ -58,7 +60,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field,
 
 __all__ = [
     "AtLeast", "ConfigError", "Duration", "Flag", "HttpUrl", "HttpUrls", "Invalid", "Keywords",
-    "NonEmptyStr", "from_environment", "NonNegativeDuration", "OneOf", "PositiveDuration", "PositiveInt",
+    "FromEnvironment", "NonEmptyStr", "from_environment", "NonNegativeDuration", "OneOf", "PositiveDuration", "PositiveInt",
     "PositiveNumber", "Section", "Strings", "format_duration", "format_location", "read_yaml",
     "listed", "located_problems", "mapping", "parse_duration",
 ]
@@ -371,14 +373,22 @@ HttpUrls = Annotated[tuple[HttpUrl, ...], BeforeValidator(_url_list)]
 def from_environment(value: Any, info: ValidationInfo, variable: str, default: Any) -> Any:
     """``value``, or when it is not set (null, empty) ``$variable``, else ``default``.
 
-    For a ``field_validator(mode="before")`` of a field declared with
-    ``Field(None, validate_default=True)``; the environment is the validation
-    context's ``environ`` (``os.environ`` without one).
+    The environment is the validation context's ``environ`` (``os.environ``
+    without one), so a caller can pass the app's own settings.
     """
     if value not in (None, ""):
         return value
     environ = (info.context or {}).get("environ", os.environ)
     return environ.get(variable) or default
+
+
+def FromEnvironment(kind: Any, variable: str, default: Any) -> Any:  # noqa: N802
+    """A setting of type ``kind`` that, when not set, is ``$variable``, else ``default``.
+
+        prometheus_url: FromEnvironment(HttpUrl, "PROMETHEUS_URL", "http://127.0.0.1:9090") = None
+    """
+    fill = BeforeValidator(lambda value, info: from_environment(value, info, variable, default))
+    return Annotated[kind, fill, Field(validate_default=True)]
 
 
 class Section(BaseModel):

@@ -25,11 +25,13 @@ def check_config(*args, env: dict | None = None, cwd: Path) -> subprocess.Comple
                           timeout=60)
 
 
+def outcome(result: subprocess.CompletedProcess) -> tuple[int, list[str], list[str]]:
+    return result.returncode, result.stdout.splitlines(), result.stderr.splitlines()
+
+
 def test_the_shipped_defaults_are_valid(tmp_path):
     result = check_config(cwd=tmp_path, env={"ALERTMANAGER_URL": "http://am.internal:9093/"})
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert result.stdout.splitlines() == [
+    assert outcome(result) == (0, [
         "ticketing.yml (shipped defaults): configuration OK",
         "classification: 3 priority rules, 6 categories",
         "sla first response: critical 30m, high 2h, medium 8h, low 1d",
@@ -37,7 +39,7 @@ def test_the_shipped_defaults_are_valid(tmp_path):
         "ticket_create 20/minute",
         "outbox: worker on, to http://am.internal:9093",
         "live: every 5s, up to 200 clients per process",
-    ]
+    ], [])
     assert not list(tmp_path.iterdir())  # no instance folder, no database file
 
 
@@ -73,10 +75,7 @@ live:
   query_timeout: 2s
 outbx: {worker: false}
 """)
-    result = check_config(bad, cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr.splitlines() == [
+    assert outcome(check_config(bad, cwd=tmp_path)) == (2, [], [
         "sla.first_response.high: must be a duration such as 15s, 500ms or 2m (got 'soon')",
         "api.default_page_size: must be an integer > 0 (got 0)",
         "security.failed_auth.threshold: must be an integer > 0 (got 'many')",
@@ -87,7 +86,7 @@ outbx: {worker: false}
         "source hangs",
         "outbx: unknown section (known: classification, sla, attachments, api, security, "
         "ratelimits, outbox, live)",
-    ]
+    ])
 
 
 def test_an_unreadable_file_is_one_line(tmp_path):

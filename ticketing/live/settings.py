@@ -34,8 +34,8 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import Field, PlainValidator, ValidationInfo, field_validator, model_validator
 
-from sharedconfig import (AtLeast, Flag, HttpUrl, HttpUrls, Invalid, NonNegativeDuration,
-                          PositiveDuration, Section, from_environment, mapping)
+from sharedconfig import (AtLeast, Flag, FromEnvironment, HttpUrl, HttpUrls, Invalid,
+                          NonNegativeDuration, PositiveDuration, Section, mapping)
 from ticketing.config import ConfigError
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
@@ -59,10 +59,9 @@ class LiveSettings(Section):
     error = LiveConfigError
 
     enabled: Flag = True
-    #: Not set: ``$PROMETHEUS_URL``, else :data:`DEFAULT_PROMETHEUS_URL`.
-    prometheus_url: HttpUrl = Field(None, validate_default=True)
-    #: Not set: ``$ALERTMANAGER_URL``, else :data:`DEFAULT_ALERTMANAGER_URL`.
-    alertmanager_urls: HttpUrls = Field(None, alias="alertmanager_url", validate_default=True)
+    prometheus_url: FromEnvironment(HttpUrl, "PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL) = None
+    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL
+                                       ) = Field(None, alias="alertmanager_url")
     interval: PositiveDuration = 5.0
     query_timeout: PositiveDuration = 3.0
     auth_timeout: PositiveDuration = 5.0
@@ -79,16 +78,6 @@ class LiveSettings(Section):
     partner_alerts: AlertNames = frozenset()
     #: PromQL overrides by query name (the names of ticketing/live/snapshot.py).
     queries: Annotated[dict[str, str], mapping("a mapping of query name to PromQL")] = {}
-
-    @field_validator("prometheus_url", mode="before")
-    @classmethod
-    def _prometheus(cls, value: Any, info: ValidationInfo) -> Any:
-        return from_environment(value, info, "PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL)
-
-    @field_validator("alertmanager_urls", mode="before")
-    @classmethod
-    def _alertmanagers(cls, value: Any, info: ValidationInfo) -> Any:
-        return from_environment(value, info, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL)
 
     @field_validator("queries", mode="after")
     @classmethod

@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sharedconfig import (AtLeast, Flag, HttpUrls, Invalid, PositiveDuration, Section,
-                          from_environment)
+from sharedconfig import (AtLeast, Flag, FromEnvironment, HttpUrls, Invalid, PositiveDuration,
+                          Section)
 from ticketing.config import ConfigError
 
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
@@ -39,8 +39,8 @@ class OutboxConfigError(ConfigError):
 class OutboxSettings(Section):
     error = OutboxConfigError
 
-    #: Not set: ``$ALERTMANAGER_URL``, else :data:`DEFAULT_ALERTMANAGER_URL`.
-    alertmanager_urls: HttpUrls = Field(None, alias="alertmanager_url", validate_default=True)
+    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL
+                                       ) = Field(None, alias="alertmanager_url")
     worker: Flag = True
     poll_interval: PositiveDuration = 2.0
     batch_size: AtLeast(1) = 50
@@ -50,11 +50,6 @@ class OutboxSettings(Section):
     claim_timeout: PositiveDuration = 60.0
     alert_ttl: PositiveDuration = 300.0
     ticket_url: str | None = None
-
-    @field_validator("alertmanager_urls", mode="before")
-    @classmethod
-    def _from_environment(cls, value: Any, info: ValidationInfo) -> Any:
-        return from_environment(value, info, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL)
 
     @field_validator("ticket_url", mode="plain")
     @classmethod

@@ -17,10 +17,10 @@ import os
 from typing import Annotated, Any, Mapping
 
 from limits import parse_many
-from pydantic import Field, PlainValidator, ValidationInfo, field_validator
+from pydantic import PlainValidator, ValidationInfo, field_validator
 
 from sharedconfig import (Flag, NonEmptyStr, OneOf, PositiveInt, PositiveNumber,
-                          Section, Strings, from_environment, listed, mapping)
+                          Section, Strings, FromEnvironment, listed, mapping)
 from ticketing import config
 from ticketing.config import ConfigError  # noqa: F401  (what the checks raise)
 
@@ -117,7 +117,7 @@ Routes = Annotated[tuple[Annotated[str, PlainValidator(_route)], ...], listed()]
 class RateLimitSettings(Section):
     enabled: Flag = True
     #: Not set: ``$REDIS_URL`` (or the app's ``REDIS_URL``), else process memory.
-    storage_url: str = Field(None, validate_default=True)
+    storage_url: FromEnvironment(str, "REDIS_URL", "memory://") = None
     strategy: OneOf(STRATEGIES) = "fixed-window"
     key_prefix: NonEmptyStr = "partnerwatch"
     api_prefix: str = "/api/"
@@ -129,10 +129,9 @@ class RateLimitSettings(Section):
                       mapping('a mapping of action: ["METHOD /rule", ...]')] = DEFAULT_ROUTES
     redis_timeout_seconds: PositiveNumber = 0.5
 
-    @field_validator("storage_url", mode="before")
+    @field_validator("storage_url", mode="after")
     @classmethod
-    def _storage(cls, value: Any, info: ValidationInfo) -> Any:
-        url = from_environment(value, info, "REDIS_URL", "memory://")
+    def _storage(cls, url: Any) -> str:
         if not isinstance(url, str) or "://" not in url:
             raise ValueError(f"must be a URL such as redis://host:6379/0 (got {url!r})")
         return url
