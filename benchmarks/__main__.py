@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 # In the order they run; the cheaper ones first.
 BENCHMARKS = [
     ("profiler_overhead", "Profiler per-call overhead"),
+    ("config_load", "Ticket service configuration: worker start and setting reads"),
     ("security_overhead", "Security scanning and rate limiting"),
     ("exporter_scrape", "Exporter scrape cost vs query-exporter"),
     ("ticketing_throughput", "Ticket service under gunicorn on PostgreSQL"),

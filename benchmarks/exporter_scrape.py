@@ -149,7 +149,7 @@ def our_config(path: Path, port: int, url: str) -> Path:
 
 
 def _seconds(value) -> float:
-    from exporter.schema import parse_duration
+    from sharedconfig import parse_duration
 
     return float(parse_duration(value))
 

@@ -16,7 +16,9 @@ import sys
 import threading
 
 from .config import ConfigError, load_config
-from .schema import Config, format_duration
+from sharedconfig import format_duration
+
+from .schema import Config
 
 log = logging.getLogger("exporter")
 

@@ -27,10 +27,12 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 from pydantic import ValidationError
 
-from .schema import Config, format_duration
+import sharedconfig
+from sharedconfig import format_duration, format_location, located_problems
+
+from .schema import Config
 
 #: Metric names (and prefixes) that the built-in collectors and the process own.
 RESERVED_PREFIXES = ("exporter_collector_", "platform_api_probe_", "platform_db_",
@@ -41,45 +43,14 @@ BUILTIN_PARAMS = ("now",)
 _ENV_REF = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{[^}]*\}?))")
 
 
-class ConfigError(Exception):
-    """An invalid configuration: ``problems`` is a list of ``(location, message)``."""
-
-    def __init__(self, problems: Iterable[tuple[str, str]]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.lines()))
-
-    def lines(self) -> list[str]:
-        return [f"{location}: {message}" for location, message in self.problems]
+class ConfigError(sharedconfig.ConfigError):
+    """An invalid configuration: ``lines()`` (and ``problems``) are ``location: message``."""
 
 
 # ----------------------------------------------------------------------- YAML
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys instead of keeping the last one."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def read_yaml(path: str | os.PathLike) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([(str(path), f"cannot read: {exc}")]) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([(str(path), f"invalid YAML{where}: {problem}")]) from None
+    return sharedconfig.read_yaml(path, ConfigError)
 
 
 # ---------------------------------------------------------------- environment
@@ -124,46 +95,14 @@ def expand_env(data: Any, environ: Mapping[str, str], location: tuple = ()
 
 # ----------------------------------------------------------------- validation
 
-def format_location(loc: Iterable[Any]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text or "(top level)"
-
-
-def _message(error: dict) -> tuple[tuple, str]:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    got = error.get("input")
-    if loc and loc[-1] == "[key]":
-        return loc[:-1], "invalid name: use letters, digits and underscores, not starting with a digit"
-    if kind == "missing":
-        return loc, "required key is missing"
-    if kind == "extra_forbidden":
-        if len(loc) == 2 and loc[0] == "collectors":
-            return loc, "unknown collector (known: database, http_probe, redis)"
-        return loc, "unknown key"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=",
-              "less_than": "<", "less_than_equal": "<="}[kind]
-        bound = next(iter(ctx.values()))
-        return loc, f"must be {op} {bound} (got {got!r})"
-    if kind == "string_pattern_mismatch":
-        return loc, f"invalid name {got!r}: must match {ctx.get('pattern')}"
-    if kind == "value_error":
-        return loc, str(ctx.get("error", error["msg"]))
-    if kind == "literal_error":
-        return loc, f"must be one of {ctx.get('expected')} (got {got!r})"
-    if kind in ("too_short", "string_too_short"):
-        return loc, "must not be empty"
-    message = error["msg"].replace("Input should be", "must be")
-    if kind.endswith(("_type", "_parsing")):
-        message += f" (got {got!r})"
-    return loc, message
+def _problems(exc: ValidationError) -> list[tuple[tuple, str]]:
+    """The schema's problems, located and worded as the ticket service's (sharedconfig)."""
+    problems = []
+    for loc, message in located_problems(exc, unknown="unknown key"):
+        if message == "unknown key" and len(loc) == 2 and loc[0] == "collectors":
+            message = "unknown collector (known: database, http_probe, redis)"
+        problems.append((loc, message))
+    return problems
 
 
 def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
@@ -299,22 +238,14 @@ def validate(data: Any, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([("(top level)", f"must be a mapping of sections, not "
                                            f"{type(data).__name__}")])
     data, env_problems = expand_env(data, os.environ if environ is None else environ)
-    problems = [(format_location(loc), msg) for loc, msg in env_problems]
+    problems = list(env_problems)
     env_locations = {loc for loc, _ in env_problems}
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        inner = {tuple(e["loc"][:i]) for e in errors for i in range(len(e["loc"]))}
-        for error in errors:
-            if error["type"] == "too_short" and tuple(error["loc"]) in inner:
-                continue  # "empty" only because its items were invalid: those are reported
-            loc, msg = _message(error)
-            if loc not in env_locations:
-                problems.append((format_location(loc), msg))
+        problems += [p for p in _problems(exc) if p[0] not in env_locations]
         raise ConfigError(problems) from None
-    problems += [(format_location(loc), msg) for loc, msg in _cross_checks(config)
-                 if loc not in env_locations]
+    problems += [p for p in _cross_checks(config) if p[0] not in env_locations]
     if problems:
         raise ConfigError(problems)
     return config

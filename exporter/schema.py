@@ -6,8 +6,9 @@ naming an undefined database, two queries defining the same metric) and
 turning validation errors into located messages is :mod:`exporter.config`'s
 job; running what the configuration describes is :mod:`exporter.scheduler`'s.
 
-Durations are written as a number of seconds or as a string with a unit
-(``500ms``, ``15s``, ``2m``, ``1h``) and are stored as float seconds::
+Durations are written as a number of seconds or as a string with units
+(``500ms``, ``15s``, ``2m``, ``1h``, ``1h30m``; :func:`sharedconfig.parse_duration`,
+shared with the ticket service) and are stored as float seconds::
 
     >>> QueryConfig.model_validate({
     ...     "database": "platform", "sql": "SELECT 1 AS one", "interval": "30s",
@@ -20,41 +21,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# Durations mean the same in every partnerwatch configuration file.
+from sharedconfig import Duration, PositiveDuration
 
 DEFAULT_INTERVAL = 15.0
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_STALENESS = 60.0
 DEFAULT_LISTEN = "127.0.0.1:9701"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: object) -> object:
-    """``"500ms"``, ``"15s"``, ``"2m"``, ``"1h"``, ``"15"`` or a number -> seconds.
-
-    Anything else is returned unchanged for pydantic to reject with its own
-    type message (a bool is refused explicitly: YAML turns ``yes`` into True).
-    """
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 15s, 500ms or 2m, not a boolean")
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"must be a duration such as 15s, 500ms or 2m (got {value!r})")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-    return value
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
 LabelName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]

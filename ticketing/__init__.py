@@ -23,7 +23,8 @@ from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from .config import check_core, load_sections
+from .config import load_sections
+from .settings import check_core
 from .db import db, migrate, ping_idle_connections
 from .errors import ApiError, register_error_handlers
 from .jsonbody import SafeJSONProvider

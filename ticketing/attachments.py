@@ -28,7 +28,7 @@ from pathlib import Path
 from flask import current_app
 from werkzeug.datastructures import FileStorage
 
-from .config import AttachmentSettings
+from .settings import AttachmentSettings
 from .errors import ApiError
 
 _CHUNK = 64 * 1024

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from .choices import max_priority, priority_rank
-from .config import ClassificationSettings
+from .settings import ClassificationSettings
 
 
 def keyword_pattern(keyword: str) -> re.Pattern[str]:

@@ -9,11 +9,15 @@ Available as ``partnerwatch-ticketing <command>`` (console script) or
     partnerwatch-ticketing create-key --partner 1 --name "acme prod"   # prints the key ONCE
     partnerwatch-ticketing list-keys
     partnerwatch-ticketing revoke-key 3f9c0a1b2c4d    # by prefix (or the whole key)
+    partnerwatch-ticketing check-config deploy/ticketing.yml   # exit 0: valid; 2: one line a problem
 
 Commands that create something print only its id (or the key) on stdout, so
 scripts can capture it: ``KEY=$(partnerwatch-ticketing create-key --partner 1)``.
 """
 from __future__ import annotations
+
+import os
+import sys
 
 import click
 from flask import Flask
@@ -115,6 +119,49 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
 
 
+@click.command("check-config")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def check_config(file: str | None) -> None:
+    """Check a configuration file (default: $TICKETING_CONFIG) merged over the shipped one.
+
+    Every section is checked as the service checks it at start, without
+    starting anything: exit status 0 and a short summary when it is valid, 2
+    and one ``location: problem`` line per problem on stderr when it is not.
+    """
+    from .config import ConfigError, check_config, load_sections
+
+    file = file or os.environ.get("TICKETING_CONFIG") or None
+    try:
+        settings = check_config(load_sections(file))
+    except ConfigError as exc:
+        for line in exc.problems:
+            click.echo(line, err=True)
+        sys.exit(2)
+    click.echo(f"{file or 'ticketing.yml (shipped defaults)'}: configuration OK")
+    for line in config_summary(settings):
+        click.echo(line)
+
+
+def config_summary(settings) -> list[str]:
+    """A few lines saying what the checked configuration will do."""
+    from sharedconfig import format_duration
+
+    sla = settings["sla"]
+    outbox, live, limits = settings["outbox"], settings["live"], settings["ratelimits"]
+    return [
+        f"classification: {len(settings['classification'].priority_rules)} priority rules, "
+        f"{len(settings['classification'].category_rules)} categories",
+        "sla first response: " + ", ".join(
+            f"{p} {format_duration(t.total_seconds())}" for p, t in sla.first_response.items()),
+        f"ratelimits: {'on' if limits.enabled else 'off'}, "
+        + ", ".join(f"{a} {r}" for a, r in limits.limits.items()),
+        f"outbox: worker {'on' if outbox.worker else 'off'}, to "
+        + ", ".join(outbox.alertmanager_urls),
+        f"live: " + (f"every {format_duration(live.interval)}, up to {live.max_clients} "
+                     "clients per process" if live.enabled else "off"),
+    ]
+
+
 def _create_app():
     from . import create_app
 
@@ -124,3 +171,5 @@ def _create_app():
 #: The ``partnerwatch-ticketing`` console script (Flask's CLI, with ``db`` and ``run``).
 main = FlaskGroup(create_app=_create_app, add_version_option=False,
                   help="partnerwatch ticket service: partners, staff, keys, migrations.")
+# Not an app command: it must work, and say why, when the app cannot start.
+main.add_command(check_config)

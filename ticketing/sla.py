@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .config import SlaSettings
+from .settings import SlaSettings
 from .models import Ticket
 
 

@@ -24,8 +24,8 @@ from sqlalchemy import insert
 from . import signals, sla
 from .auth import Actor
 from .classification import Classifier
-from .config import CoreSettings
 from .db import db, insert_now
+from .settings import CoreSettings
 from .errors import ApiError, not_found
 from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit,
                       run_after_commit)

@@ -107,7 +107,7 @@ CLI_CASES = {
             sql: SELECT 1 AS one
             metrics: 5
         """, [
-        "exporter.staleness: must be a valid number (got [1, 2])",
+        "exporter.staleness: must be a duration such as 15s, 500ms or 2m (got [1, 2])",
         "databases.platform.pool_size: must be a valid integer, unable to parse string as "
         "an integer (got 'many')",
         "collectors.redis.enabled: must be a valid boolean, unable to interpret input "

@@ -38,16 +38,17 @@ def test_every_problem_is_reported_with_its_location():
                        "partner_alerts": "PlatformApiDown",
                        "queries": {"api_up": "", "bogus": "up"}},
                       set(QUERIES), environ={})
+    # In the order of the settings, unknown keys last; every value that is wrong is quoted.
     assert error.value.problems == [
-        "live.colour: unknown setting",
         "live.alertmanager_url: must be an http(s) URL, got 'ftp://am'",
-        "live.interval: must be a duration (seconds or e.g. 30s, 5m)",
-        "live.ping_interval: must be > 0",
-        "live.query_offset: must be >= 0",
-        "live.max_clients: must be an integer >= 1",
+        "live.interval: must be a duration such as 15s, 500ms or 2m (got 'soon')",
+        "live.ping_interval: must be > 0 (got 0)",
+        "live.query_offset: must be >= 0 (got -1)",
+        "live.max_clients: must be an integer >= 1 (got 'many')",
         "live.partner_alerts: must be a list of alert names",
         "live.queries.api_up: must be a PromQL expression",
         "live.queries.bogus: unknown query (known: " + ", ".join(sorted(QUERIES)) + ")",
+        "live.colour: unknown setting",
     ]
 
 

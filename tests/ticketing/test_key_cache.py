@@ -203,7 +203,8 @@ def test_cache_entries_expire_and_stay_bounded():
 
 
 def test_the_ttl_is_checked_like_any_duration():
-    from ticketing.config import ConfigError, check_core, load_sections
+    from ticketing.config import ConfigError, load_sections
+    from ticketing.settings import check_core
 
     assert check_core(load_sections()).api.key_cache_ttl == 5.0
     assert check_core(load_sections(overrides={"api": {"key_cache_ttl": "500ms"}})

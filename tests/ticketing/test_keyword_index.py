@@ -14,7 +14,8 @@ import pytest
 
 from ticketing.choices import max_priority, priority_rank
 from ticketing.classification import Classifier, KeywordIndex, keyword_pattern
-from ticketing.config import check_core, load_sections
+from ticketing.config import load_sections
+from ticketing.settings import check_core
 
 CORPUS = Path(__file__).parents[1] / "security" / "corpus" / "tickets.txt"
 

@@ -7,7 +7,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from ticketing import create_app
-from ticketing.config import ConfigError, check_core, load_sections
+from ticketing.config import ConfigError, load_sections
+from ticketing.settings import check_core
 from ticketing.db import db
 from tests.harness import free_port
 
@@ -116,5 +117,5 @@ api:
     with pytest.raises(ConfigError):
         create_app({"TESTING": True, "TICKETING_CONFIG": str(bad)})
     bad.write_text("sla: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="invalid YAML at line"):
         load_sections(bad)

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ticketing.config import check_core, load_sections
+from ticketing.config import load_sections
+from ticketing.settings import check_core
 from ticketing.classification import Classifier
 from ticketing.db import db
 from ticketing.models import Ticket

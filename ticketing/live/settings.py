@@ -30,11 +30,13 @@ Problems are reported one per line with their location, like the other sections:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
-# parse_duration is part of this module's interface; the checks use it through Checker.
-from ticketing.config import Checker, ConfigError, parse_duration  # noqa: F401
+from pydantic import Field, PlainValidator, ValidationInfo, field_validator, model_validator
+
+from sharedconfig import (AtLeast, Flag, FromEnvironment, HttpUrl, HttpUrls, Invalid,
+                          NonNegativeDuration, PositiveDuration, Section, mapping)
+from ticketing.config import ConfigError
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
@@ -44,90 +46,72 @@ class LiveConfigError(ConfigError):
     """An invalid ``live`` section; ``problems`` lists ``location: message`` lines."""
 
 
-@dataclass(frozen=True)
-class LiveSettings:
-    enabled: bool = True
-    interval: float = 5.0
-    prometheus_url: str = DEFAULT_PROMETHEUS_URL
-    alertmanager_urls: tuple[str, ...] = (DEFAULT_ALERTMANAGER_URL,)
-    query_timeout: float = 3.0
-    query_offset: float = 1.0
-    max_clients: int = 200
-    auth_timeout: float = 5.0
-    reauth_interval: float = 300.0
-    ping_interval: float = 20.0
-    send_timeout: float = 10.0
-    queue_size: int = 4
-    send_buffer: int = 262144
-    max_message_size: int = 4096
-    max_alerts: int = 50
-    hidden_alerts: frozenset[str] = frozenset({"Watchdog"})
-    partner_alerts: frozenset[str] = frozenset()
-    queries: Mapping[str, str] = field(default_factory=dict)
+def _alert_names(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        raise ValueError("must be a list of alert names")
+    return frozenset(value)
 
 
-_DURATIONS = ("interval", "query_timeout", "auth_timeout", "reauth_interval", "ping_interval",
-              "send_timeout")
-_COUNTS = {"max_clients": 1, "queue_size": 1, "max_message_size": 64, "max_alerts": 0,
-           "send_buffer": 0}
-_NAME_LISTS = ("hidden_alerts", "partner_alerts")
-_KEYS = {"enabled", "query_offset", "prometheus_url", "alertmanager_url", "queries",
-         *_DURATIONS, *_COUNTS, *_NAME_LISTS}
+AlertNames = Annotated[frozenset[str], PlainValidator(_alert_names)]
 
 
-def load_settings(section: Mapping[str, Any] | None, known_queries: set[str] = frozenset(),
+class LiveSettings(Section):
+    error = LiveConfigError
+
+    enabled: Flag = True
+    prometheus_url: FromEnvironment(HttpUrl, "PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL) = None
+    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL
+                                       ) = Field(None, alias="alertmanager_url")
+    interval: PositiveDuration = 5.0
+    query_timeout: PositiveDuration = 3.0
+    auth_timeout: PositiveDuration = 5.0
+    reauth_interval: PositiveDuration = 300.0
+    ping_interval: PositiveDuration = 20.0
+    send_timeout: PositiveDuration = 10.0
+    query_offset: NonNegativeDuration = 1.0
+    max_clients: AtLeast(1) = 200
+    queue_size: AtLeast(1) = 4
+    max_message_size: AtLeast(64) = 4096
+    max_alerts: AtLeast(0) = 50
+    send_buffer: AtLeast(0) = 262144
+    hidden_alerts: AlertNames = frozenset({"Watchdog"})
+    partner_alerts: AlertNames = frozenset()
+    #: PromQL overrides by query name (the names of ticketing/live/snapshot.py).
+    queries: Annotated[dict[str, str], mapping("a mapping of query name to PromQL")] = {}
+
+    @field_validator("queries", mode="after")
+    @classmethod
+    def _queries(cls, queries: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        known = (info.context or {}).get("known_queries")
+        if known is None:
+            from .snapshot import QUERIES as known
+        problems = {}
+        for name, expr in queries.items():
+            if name not in known:
+                problems[name] = f"unknown query (known: {', '.join(sorted(known))})"
+            elif not expr.strip():
+                problems[name] = "must be a PromQL expression"
+        if problems:
+            raise Invalid(problems)
+        return queries
+
+    @model_validator(mode="after")
+    def _in_time(self) -> "LiveSettings":
+        """A snapshot should be computable within its interval even when a source hangs."""
+        if self.query_timeout >= self.interval:
+            raise Invalid({"query_timeout": "must be < live.interval, or snapshots fall "
+                                            "behind while a source hangs"})
+        return self
+
+
+def load_settings(section: Mapping[str, Any] | None, known_queries: set[str] | None = None,
                   environ: Mapping[str, str] | None = None) -> LiveSettings:
     """Validate the ``live`` section (missing keys take their defaults).
 
-    ``known_queries`` names the queries a ``queries`` override may replace.
+    ``known_queries`` names the queries a ``queries`` override may replace
+    (default: those of :mod:`ticketing.live.snapshot`).
     """
-    environ = os.environ if environ is None else environ
-    c = Checker(LiveConfigError)
-    section = c.section(section, "live", _KEYS)
-
-    checked: dict[str, Any] = {}
-    if "enabled" in section:
-        checked["enabled"] = c.boolean(section["enabled"], "live.enabled")
-    checked["prometheus_url"] = c.url(
-        section.get("prometheus_url"), "live.prometheus_url",
-        default=environ.get("PROMETHEUS_URL") or DEFAULT_PROMETHEUS_URL)
-    checked["alertmanager_urls"] = c.urls(
-        section.get("alertmanager_url"), "live.alertmanager_url",
-        default=environ.get("ALERTMANAGER_URL") or DEFAULT_ALERTMANAGER_URL)
-    for key in _DURATIONS:
-        if key in section:
-            checked[key] = c.duration(section[key], f"live.{key}")
-    if "query_offset" in section:
-        checked["query_offset"] = c.duration(section["query_offset"], "live.query_offset",
-                                             allow_zero=True)
-    for key, minimum in _COUNTS.items():
-        if key in section:
-            checked[key] = c.integer(section[key], f"live.{key}", minimum)
-
-    for key in _NAME_LISTS:
-        if key not in section:
-            continue
-        names = section[key] if section[key] is not None else []
-        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-            c.fail(f"live.{key}", "must be a list of alert names")
-        else:
-            checked[key] = frozenset(names)
-
-    queries = c.mapping(section.get("queries") or {}, "live.queries",
-                        expected="a mapping of query name to PromQL")
-    for name, expr in queries.items():
-        if name not in known_queries:
-            c.fail(f"live.queries.{name}",
-                   f"unknown query (known: {', '.join(sorted(known_queries))})")
-        elif not isinstance(expr, str) or not expr.strip():
-            c.fail(f"live.queries.{name}", "must be a PromQL expression")
-    checked["queries"] = dict(queries)
-
-    c.raise_problems()
-    settings = LiveSettings(**checked)
-    # A snapshot should be computable within its interval even when a source hangs.
-    if settings.query_timeout >= settings.interval:
-        c.fail("live.query_timeout", "must be < live.interval, or snapshots "
-               "fall behind while a source hangs")
-    c.raise_problems()
-    return settings
+    context = {"environ": os.environ if environ is None else environ}
+    if known_queries is not None:
+        context["known_queries"] = known_queries
+    return LiveSettings.load(section, "live", context)

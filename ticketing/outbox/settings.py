@@ -21,11 +21,13 @@ location: ``outbox.max_backoff: must be >= outbox.initial_backoff``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Mapping
 
-# parse_duration is part of this module's interface; the checks use it through Checker.
-from ticketing.config import Checker, ConfigError, parse_duration  # noqa: F401
+from pydantic import Field, field_validator, model_validator
+
+from sharedconfig import (AtLeast, Flag, FromEnvironment, HttpUrls, Invalid, PositiveDuration,
+                          Section)
+from ticketing.config import ConfigError
 
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 
@@ -34,18 +36,44 @@ class OutboxConfigError(ConfigError):
     """An invalid ``outbox`` section; ``problems`` lists ``location: message`` lines."""
 
 
-@dataclass(frozen=True)
-class OutboxSettings:
-    alertmanager_urls: tuple[str, ...] = (DEFAULT_ALERTMANAGER_URL,)
-    worker: bool = True
-    poll_interval: float = 2.0
-    batch_size: int = 50
-    request_timeout: float = 5.0
-    initial_backoff: float = 1.0
-    max_backoff: float = 300.0
-    claim_timeout: float = 60.0
-    alert_ttl: float = 300.0
+class OutboxSettings(Section):
+    error = OutboxConfigError
+
+    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL
+                                       ) = Field(None, alias="alertmanager_url")
+    worker: Flag = True
+    poll_interval: PositiveDuration = 2.0
+    batch_size: AtLeast(1) = 50
+    request_timeout: PositiveDuration = 5.0
+    initial_backoff: PositiveDuration = 1.0
+    max_backoff: PositiveDuration = 300.0
+    claim_timeout: PositiveDuration = 60.0
+    alert_ttl: PositiveDuration = 300.0
     ticket_url: str | None = None
+
+    @field_validator("ticket_url", mode="plain")
+    @classmethod
+    def _ticket_url(cls, value: Any) -> str:
+        if not isinstance(value, str) or "{id}" not in value:
+            raise ValueError("must be a URL template containing {id}")
+        return value
+
+    @model_validator(mode="after")
+    def _guarantees(self) -> "OutboxSettings":
+        """Relations between settings: these keep the delivery guarantees."""
+        problems = {}
+        if self.max_backoff < self.initial_backoff:
+            problems["max_backoff"] = "must be >= outbox.initial_backoff"
+        posting = self.request_timeout * len(self.alertmanager_urls)
+        if self.claim_timeout <= 2 * posting:
+            problems["claim_timeout"] = ("must be more than twice request_timeout (per "
+                                         "Alertmanager URL), or a slow post is claimed twice")
+        if self.alert_ttl <= self.claim_timeout:
+            problems["alert_ttl"] = ("must be > outbox.claim_timeout, or a message re-posted "
+                                     "after a crash could be notified twice")
+        if problems:
+            raise Invalid(problems)
+        return self
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt (1, 2, 4, ... capped)."""
@@ -55,49 +83,8 @@ class OutboxSettings:
         return min(self.max_backoff, self.initial_backoff * 2 ** exponent)
 
 
-_DURATIONS = ("poll_interval", "request_timeout", "initial_backoff", "max_backoff",
-              "claim_timeout", "alert_ttl")
-_KEYS = {"alertmanager_url", "worker", "batch_size", "ticket_url", *_DURATIONS}
-
-
 def load_settings(section: Mapping[str, Any] | None,
                   environ: Mapping[str, str] | None = None) -> OutboxSettings:
     """Validate the ``outbox`` section (missing keys take their defaults)."""
-    environ = os.environ if environ is None else environ
-    c = Checker(OutboxConfigError)
-    section = c.section(section, "outbox", _KEYS)
-
-    checked: dict[str, Any] = {
-        "alertmanager_urls": c.urls(
-            section.get("alertmanager_url"), "outbox.alertmanager_url",
-            default=environ.get("ALERTMANAGER_URL") or DEFAULT_ALERTMANAGER_URL)}
-    if "worker" in section:
-        checked["worker"] = c.boolean(section["worker"], "outbox.worker")
-    if "batch_size" in section:
-        checked["batch_size"] = c.integer(section["batch_size"], "outbox.batch_size", 1)
-    for key in _DURATIONS:
-        if key in section:
-            checked[key] = c.duration(section[key], f"outbox.{key}")
-
-    ticket_url = section.get("ticket_url")
-    if ticket_url is not None:
-        if not isinstance(ticket_url, str) or "{id}" not in ticket_url:
-            c.fail("outbox.ticket_url", "must be a URL template containing {id}")
-        else:
-            checked["ticket_url"] = ticket_url
-
-    c.raise_problems()
-    settings = OutboxSettings(**checked)
-
-    # Relations between settings: these keep the delivery guarantees.
-    if settings.max_backoff < settings.initial_backoff:
-        c.fail("outbox.max_backoff", "must be >= outbox.initial_backoff")
-    posting = settings.request_timeout * len(settings.alertmanager_urls)
-    if settings.claim_timeout <= 2 * posting:
-        c.fail("outbox.claim_timeout", "must be more than twice request_timeout "
-               "(per Alertmanager URL), or a slow post is claimed twice")
-    if settings.alert_ttl <= settings.claim_timeout:
-        c.fail("outbox.alert_ttl", "must be > outbox.claim_timeout, or a message "
-               "re-posted after a crash could be notified twice")
-    c.raise_problems()
-    return settings
+    return OutboxSettings.load(section, "outbox",
+                               {"environ": os.environ if environ is None else environ})

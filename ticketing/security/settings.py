@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 from limits import parse_many
+from pydantic import PlainValidator, ValidationInfo, field_validator
 
-from ticketing.config import Checker, ConfigError  # noqa: F401  (what the checks raise)
+from sharedconfig import (Flag, NonEmptyStr, OneOf, PositiveInt, PositiveNumber,
+                          Section, Strings, FromEnvironment, listed, mapping)
+from ticketing import config
+from ticketing.config import ConfigError  # noqa: F401  (what the checks raise)
 
 from .patterns import PatternClass
 
@@ -30,7 +33,7 @@ DEFAULT_LIMITS = {
     "api_call": "100/minute",
     "ticket_create": "20/minute",
 }
-DEFAULT_ROUTES = {"ticket_create": ["POST /api/v1/tickets"], "login": ["GET /ws/monitoring"]}
+DEFAULT_ROUTES = {"ticket_create": ("POST /api/v1/tickets",), "login": ("GET /ws/monitoring",)}
 DEFAULT_HEADERS = ("User-Agent", "Referer")
 DEFAULT_BLOCK = (PatternClass.PATH_TRAVERSAL, PatternClass.NULL_BYTE)
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
@@ -38,171 +41,127 @@ STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
-class ScanSettings:
-    enabled: bool = True
-    headers: tuple[str, ...] = DEFAULT_HEADERS
-    max_decode_rounds: int = 3
-    max_value_chars: int = 100_000
+# ------------------------------------------------------------------ security
+
+def _network(value: Any) -> IPNetwork:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string (got {value!r})")
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"must be an IP address or network such as 10.0.0.0/8 "
+                         f"(got {value.strip()!r})") from None
 
 
-@dataclass(frozen=True)
-class FailedAuthSettings:
-    threshold: int = 5
-    window_seconds: int = 300
+class ScanSettings(Section):
+    enabled: Flag = True
+    headers: Strings = DEFAULT_HEADERS
+    max_decode_rounds: PositiveInt = 3
+    max_value_chars: PositiveInt = 100_000
 
 
-@dataclass(frozen=True)
-class SecuritySettings:
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    scan: ScanSettings = field(default_factory=ScanSettings)
-    block: frozenset[PatternClass] = frozenset(DEFAULT_BLOCK)
-    failed_auth: FailedAuthSettings = field(default_factory=FailedAuthSettings)
-    events_api: bool = True
+class FailedAuthSettings(Section):
+    threshold: PositiveInt = 5
+    window_seconds: PositiveInt = 300
 
 
-@dataclass(frozen=True)
-class RateLimitSettings:
-    enabled: bool = True
-    storage_url: str = "memory://"
-    strategy: str = "fixed-window"
-    key_prefix: str = "partnerwatch"
+class SecuritySettings(Section):
+    trusted_proxies: Annotated[tuple[Annotated[Any, PlainValidator(_network)], ...],
+                               listed()] = ()
+    scan: ScanSettings = ScanSettings()
+    block: Annotated[frozenset[OneOf([p.value for p in PatternClass], PatternClass)],
+                     listed()] = frozenset(DEFAULT_BLOCK)
+    failed_auth: FailedAuthSettings = FailedAuthSettings()
+    events_api: Flag = True
+
+
+# ------------------------------------------------------------------ ratelimits
+
+def _action(value: Any) -> str:
+    if not isinstance(value, str) or not value.replace("_", "").isalnum():
+        raise ValueError("an action name is letters, digits and underscores")
+    return value
+
+
+def _rate(value: Any) -> str:
+    try:
+        if not isinstance(value, str) or not parse_many(value):
+            raise ValueError(value)
+    except ValueError:
+        raise ValueError(f'must be a rate such as "5/minute" or "100 per hour" '
+                         f"(got {value!r})") from None
+    return value
+
+
+def _route(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string (got {value!r})")
+    method, _, path = value.strip().partition(" ")
+    if not method.isalpha() or not path.startswith("/"):
+        raise ValueError(f'must look like "POST /api/v1/tickets" (got {value.strip()!r})')
+    return f"{method.upper()} {path.strip()}"
+
+
+def _limited_action(value: Any, info: ValidationInfo) -> Any:
+    """A key of ``routes``: an action that ``limits`` (valid or not, or the defaults) has."""
+    limits = info.data.get("limits", DEFAULT_LIMITS)  # absent: the limits were invalid
+    if value not in limits:
+        raise ValueError(f"no limit is configured for action {value!r}")
+    return value
+
+
+Action = Annotated[str, PlainValidator(_action)]
+Routes = Annotated[tuple[Annotated[str, PlainValidator(_route)], ...], listed()]
+
+
+class RateLimitSettings(Section):
+    enabled: Flag = True
+    #: Not set: ``$REDIS_URL`` (or the app's ``REDIS_URL``), else process memory.
+    storage_url: FromEnvironment(str, "REDIS_URL", "memory://") = None
+    strategy: OneOf(STRATEGIES) = "fixed-window"
+    key_prefix: NonEmptyStr = "partnerwatch"
     api_prefix: str = "/api/"
-    limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
-    #: action -> ("METHOD /rule", ...): routes counted under that action.
-    routes: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: {k: tuple(v) for k, v in DEFAULT_ROUTES.items()})
-    redis_timeout_seconds: float = 0.5
+    #: action -> rate; the file's are added to (and override) :data:`DEFAULT_LIMITS`.
+    limits: Annotated[dict[Action, Annotated[str, PlainValidator(_rate)]],
+                      mapping("a mapping of action: rate")] = DEFAULT_LIMITS
+    #: action -> ("METHOD /rule", ...): routes counted under that action (added to the defaults).
+    routes: Annotated[dict[Annotated[str, PlainValidator(_limited_action)], Routes],
+                      mapping('a mapping of action: ["METHOD /rule", ...]')] = DEFAULT_ROUTES
+    redis_timeout_seconds: PositiveNumber = 0.5
 
+    @field_validator("storage_url", mode="after")
+    @classmethod
+    def _storage(cls, url: Any) -> str:
+        if not isinstance(url, str) or "://" not in url:
+            raise ValueError(f"must be a URL such as redis://host:6379/0 (got {url!r})")
+        return url
 
-def check_security(raw: Any) -> SecuritySettings:
-    c = Checker()
-    settings = _security(c, raw)
-    c.raise_problems()
-    return settings
+    @field_validator("api_prefix", mode="plain")
+    @classmethod
+    def _api_prefix(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise ValueError(f"must be a path starting with / (got {value!r})")
+        return value
 
+    @field_validator("limits", mode="after")
+    @classmethod
+    def _with_default_limits(cls, limits: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_LIMITS, **limits}
 
-def check_ratelimits(raw: Any, redis_url: str | None = None) -> RateLimitSettings:
-    c = Checker()
-    settings = _ratelimits(c, raw, redis_url)
-    c.raise_problems()
-    return settings
+    @field_validator("routes", mode="after")
+    @classmethod
+    def _with_default_routes(cls, routes: dict[str, tuple[str, ...]]
+                             ) -> dict[str, tuple[str, ...]]:
+        return {**DEFAULT_ROUTES, **routes}
 
 
 def check_sections(sections: Mapping[str, Any], redis_url: str | None = None
                    ) -> tuple[SecuritySettings, RateLimitSettings]:
-    """Both sections at once, so that every problem of both is reported together."""
-    c = Checker()
-    security = _security(c, sections.get("security"))
-    ratelimits = _ratelimits(c, sections.get("ratelimits"), redis_url)
-    c.raise_problems()
-    return security, ratelimits
+    """Both sections at once, so that every problem of both is reported together.
 
-
-def _security(c: Checker, raw: Any) -> SecuritySettings:
-    loc = "security"
-    section = c.mapping(raw, loc, {"trusted_proxies", "scan", "block", "failed_auth",
-                                   "events_api"}, optional=True)
-    proxies = []
-    for i, item in enumerate(c.string_list(section.get("trusted_proxies", []),
-                                           f"{loc}.trusted_proxies")):
-        try:
-            proxies.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            c.fail(f"{loc}.trusted_proxies[{i}]",
-                   f"must be an IP address or network such as 10.0.0.0/8 (got {item!r})")
-
-    scan_raw = c.mapping(section.get("scan"), f"{loc}.scan",
-                         {"enabled", "headers", "max_decode_rounds", "max_value_chars"},
-                         optional=True)
-    scan = ScanSettings(
-        enabled=c.boolean(scan_raw.get("enabled"), f"{loc}.scan.enabled", True),
-        headers=tuple(c.string_list(scan_raw.get("headers", list(DEFAULT_HEADERS)),
-                                    f"{loc}.scan.headers")),
-        max_decode_rounds=c.positive_int(scan_raw.get("max_decode_rounds"),
-                                         f"{loc}.scan.max_decode_rounds", 3),
-        max_value_chars=c.positive_int(scan_raw.get("max_value_chars"),
-                                       f"{loc}.scan.max_value_chars", 100_000),
-    )
-
-    block = set()
-    known = [p.value for p in PatternClass]
-    for i, name in enumerate(c.string_list(section.get("block", [p.value for p in DEFAULT_BLOCK]),
-                                           f"{loc}.block")):
-        if c.choice(name, known, f"{loc}.block[{i}]") is not None:
-            block.add(PatternClass(name))
-
-    fa_raw = c.mapping(section.get("failed_auth"), f"{loc}.failed_auth",
-                       {"threshold", "window_seconds"}, optional=True)
-    failed_auth = FailedAuthSettings(
-        threshold=c.positive_int(fa_raw.get("threshold"), f"{loc}.failed_auth.threshold", 5),
-        window_seconds=c.positive_int(fa_raw.get("window_seconds"),
-                                      f"{loc}.failed_auth.window_seconds", 300),
-    )
-    return SecuritySettings(
-        trusted_proxies=tuple(proxies), scan=scan, block=frozenset(block),
-        failed_auth=failed_auth,
-        events_api=c.boolean(section.get("events_api"), f"{loc}.events_api", True))
-
-
-def _ratelimits(c: Checker, raw: Any, redis_url: str | None) -> RateLimitSettings:
-    loc = "ratelimits"
-    section = c.mapping(raw, loc, {"enabled", "storage_url", "strategy", "key_prefix",
-                                   "api_prefix", "limits", "routes", "redis_timeout_seconds"},
-                        optional=True)
-    storage_url = section.get("storage_url") or redis_url or os.environ.get("REDIS_URL") \
-        or "memory://"
-    if not isinstance(storage_url, str) or "://" not in storage_url:
-        c.fail(f"{loc}.storage_url", f"must be a URL such as redis://host:6379/0 "
-               f"(got {storage_url!r})")
-        storage_url = "memory://"
-    strategy = c.choice(section.get("strategy", "fixed-window"), STRATEGIES,
-                        f"{loc}.strategy") or "fixed-window"
-    key_prefix = section.get("key_prefix", "partnerwatch")
-    if not isinstance(key_prefix, str) or not key_prefix:
-        c.fail(f"{loc}.key_prefix", "must be a non-empty string")
-        key_prefix = "partnerwatch"
-    api_prefix = section.get("api_prefix", "/api/")
-    if not isinstance(api_prefix, str) or not api_prefix.startswith("/"):
-        c.fail(f"{loc}.api_prefix", f"must be a path starting with / (got {api_prefix!r})")
-        api_prefix = "/api/"
-
-    limits = dict(DEFAULT_LIMITS)
-    limits_raw = c.mapping(section.get("limits") or {}, f"{loc}.limits",
-                           expected="a mapping of action: rate")
-    for action, value in limits_raw.items():
-        where = f"{loc}.limits.{action}"
-        if not isinstance(action, str) or not action.replace("_", "").isalnum():
-            c.fail(where, "an action name is letters, digits and underscores")
-            continue
-        try:
-            if not isinstance(value, str) or not parse_many(value):
-                raise ValueError(value)
-        except ValueError:
-            c.fail(where, f'must be a rate such as "5/minute" or "100 per hour" (got {value!r})')
-            continue
-        limits[action] = value
-
-    routes = {k: tuple(v) for k, v in DEFAULT_ROUTES.items()}
-    routes_raw = c.mapping(section.get("routes") or {}, f"{loc}.routes",
-                           expected='a mapping of action: ["METHOD /rule", ...]')
-    for action, rules in routes_raw.items():
-        where = f"{loc}.routes.{action}"
-        if action not in limits:
-            c.fail(where, f"no limit is configured for action {action!r}")
-            continue
-        checked = []
-        for i, rule in enumerate(c.string_list(rules, where)):
-            method, _, path = rule.partition(" ")
-            if not method.isalpha() or not path.startswith("/"):
-                c.fail(f"{where}[{i}]", f'must look like "POST /api/v1/tickets" (got {rule!r})')
-            else:
-                checked.append(f"{method.upper()} {path.strip()}")
-        routes[action] = tuple(checked)
-
-    return RateLimitSettings(
-        enabled=c.boolean(section.get("enabled"), f"{loc}.enabled", True),
-        storage_url=storage_url, strategy=strategy, key_prefix=key_prefix,
-        api_prefix=api_prefix, limits=limits, routes=routes,
-        redis_timeout_seconds=c.positive_number(section.get("redis_timeout_seconds"),
-                                                f"{loc}.redis_timeout_seconds", 0.5))
+    ``redis_url`` (the app's ``REDIS_URL``) is the rate limits' storage when
+    ``ratelimits.storage_url`` is not set; without it, ``$REDIS_URL``.
+    """
+    environ = {"REDIS_URL": redis_url or os.environ.get("REDIS_URL") or ""}
+    checked = config.check_sections(sections, ("security", "ratelimits"), {"environ": environ})
+    return checked["security"], checked["ratelimits"]
