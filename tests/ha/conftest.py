@@ -65,9 +65,20 @@ class HAMonitoring:
         for am in self.alertmanagers:
             if not am.process.running():
                 am.start()
-        for am in self.alertmanagers:
-            wait_until(lambda: len(am.cluster_status().get("peers") or []) == len(
-                self.alertmanagers), timeout=30, message="the Alertmanager cluster to re-form")
+        # Every member settled and seeing the same members: a restarted member
+        # has a new peer name, and until both agree on the member list both can
+        # take the first position and notify.
+        def cluster_formed() -> bool:
+            views = []
+            for am in self.alertmanagers:
+                status = am.cluster_status()
+                names = frozenset(p["name"] for p in status.get("peers") or [])
+                if status.get("status") != "ready" or len(names) != len(self.alertmanagers):
+                    return False
+                views.append(names)
+            return len(set(views)) == 1
+
+        wait_until(cluster_formed, timeout=60, message="the Alertmanager cluster to re-form")
         for prom in self.prometheus.values():
             prom.wait_for('ALERTS{alertname=~"EnergyPool.*|PlatformApiSlow"}',
                           lambda r: not r, timeout=60)

@@ -418,7 +418,7 @@ def start_alertmanager(workdir: Path, config: dict | str | Path, *,
                    f"--cluster.advertise-address=127.0.0.1:{cluster_port}",
                    *[f"--cluster.peer={peer}" for peer in peers or []],
                    f"--cluster.peer-timeout={peer_timeout}", "--cluster.settle-timeout=5s",
-                   "--cluster.reconnect-interval=1s", "--cluster.probe-interval=200ms"]
+                   "--cluster.reconnect-interval=1s", "--cluster.pushpull-interval=5s"]
     cmd = [_which("prometheus-alertmanager"), f"--config.file={config_path}",
            f"--storage.path={workdir / 'data'}",
            f"--web.listen-address=127.0.0.1:{port}", *cluster,
