@@ -100,6 +100,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     init_outbox(app)
     from .live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
     init_live(app)
+    from .console import init_app as init_console  # EXTENSION support console: ticketing/console/
+    init_console(app)
     _document_extension_routes(app)
 
     return app
