@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -26,7 +27,18 @@ WAIT = 15
 
 
 def wait(driver, timeout: float = WAIT) -> WebDriverWait:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+    # Live updates replace page regions: an element found a moment ago may be gone.
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,))
+
+
+def click(driver, css: str) -> None:
+    """Click what ``css`` finds, again if a live update replaced it meanwhile."""
+    def clicked(d):
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait(driver).until(clicked)
 
 
 def sign_in(driver, server, key: str) -> None:
@@ -122,16 +134,16 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     shot = screenshots / "console-queue.png"
     agent.save_screenshot(str(shot))
     keep_in_docs(shot, "console-queue.png", root)
-    agent.find_element(By.CSS_SELECTOR, f"{row} td.title a").click()
+    click(agent, f"{row} td.title a")
     wait(agent).until(EC.title_contains("Transactions stuck"))
 
     # 2. Take it.
-    agent.find_element(By.ID, "assign-me").click()
+    click(agent, "#assign-me")
     wait(agent).until(EC.text_to_be_present_in_element((By.ID, "assignee-name"), "Sam Agent"))
     wait(colleague).until(lambda d: "Sam Agent" in d.find_element(By.CSS_SELECTOR, row).text)
 
     # The colleague opens the ticket and keeps watching it.
-    colleague.find_element(By.CSS_SELECTOR, f"{row} td.title a").click()
+    click(colleague, f"{row} td.title a")
     wait(colleague).until(EC.title_contains("Transactions stuck"))
     colleague.execute_script("window.notReloaded = true;")
 
@@ -165,7 +177,7 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
 
     # 5. Resolve it.
     Select(agent.find_element(By.ID, "status")).select_by_value("resolved")
-    agent.find_element(By.CSS_SELECTOR, 'form[action$="/status"] button').click()
+    click(agent, 'form[action$="/status"] button')
     wait(agent).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"),
                                                        "Status changed to resolved"))
     assert "resolved" in text_of(agent, "#ticket-h + .meta")
@@ -174,7 +186,8 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
 
     # The partner sees the reply, never the note.
     messages = server.partner_api("GET", f"/tickets/{ticket_id}/messages").json()
-    assert [m["body"] for m in messages] == ["We are on it: the settlement queue is stuck."]
+    assert [m["body"] for m in messages] == ["Any news? Our customers are waiting.",
+                                             "We are on it: the settlement queue is stuck."]
     assert server.partner_api("GET", f"/tickets/{ticket_id}").json()["status"] == "resolved"
 
     # The colleague's page followed every step without a reload.

@@ -11,6 +11,7 @@ re-renders the page with the reason, the typed text kept, and the refusal's
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 from typing import Any, Mapping
 from urllib.parse import urlencode, urlsplit
@@ -478,16 +479,27 @@ def not_found(anything):
 
 # ------------------------------------------------------------------ live updates
 
+_TOKEN = re.compile(r'name="csrf_token" value="[^"]*"')
+
+
 def _render_regions(regions: Mapping[str, str], context: Mapping[str, Any]
-                    ) -> tuple[dict[str, str], str]:
-    rendered = {name: render_template(template, **context) for name, template in regions.items()}
-    digest = hashlib.sha256("\0".join(rendered[n] for n in sorted(rendered)).encode())
-    return rendered, digest.hexdigest()[:16]
+                    ) -> tuple[dict[str, tuple[str, str]], str]:
+    """Each region's HTML and version (a digest of it), and the page's version."""
+    rendered = {}
+    for name, template in regions.items():
+        html = render_template(template, **context)
+        # Form tokens are signed afresh on every render: they are no change.
+        stable = _TOKEN.sub("", html)
+        rendered[name] = (html, hashlib.sha256(stable.encode()).hexdigest()[:16])
+    page = hashlib.sha256("".join(rendered[n][1] for n in sorted(rendered)).encode())
+    return rendered, page.hexdigest()[:16]
 
 
 def _live(regions: Mapping[str, str], context: Mapping[str, Any]):
-    """The page's regions as JSON, or 204 when they are what the page shows (``v``)."""
+    """The regions that changed, as JSON, or 204 when none did (``v``: the page's version)."""
     rendered, version = _render_regions(regions, context)
     if request.args.get("v") == version:
         return "", 204
-    return jsonify(version=version, regions=rendered)
+    return jsonify(version=version,
+                   regions={name: {"html": html, "version": v}
+                            for name, (html, v) in rendered.items()})

@@ -34,18 +34,18 @@
     var skipped = false;
     Object.keys(data.regions).forEach(function (name) {
       var region = document.querySelector('[data-region="' + name + '"]');
-      if (!region) { return; }
+      var update = data.regions[name];
+      if (!region || region.getAttribute("data-region-version") === update.version) { return; }
       // Never pull a form from under someone using it: try again on the next poll.
       if (region.hasAttribute("data-keep-focus") && region.contains(document.activeElement)) {
         skipped = true;
         return;
       }
-      if (region.innerHTML !== data.regions[name]) {
-        region.innerHTML = data.regions[name];
-        region.classList.remove("flash");
-        void region.offsetWidth;
-        region.classList.add("flash");
-      }
+      region.innerHTML = update.html;
+      region.setAttribute("data-region-version", update.version);
+      region.classList.remove("flash");
+      void region.offsetWidth;  // restart the highlight
+      region.classList.add("flash");
     });
     if (!skipped) { version = data.version; }
     lastUpdate = new Date();
