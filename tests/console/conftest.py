@@ -2,7 +2,7 @@
 
 Module-scoped, for the browser tests (starting them is the slow part):
 
-- ``console_server``: the ticket service under real gunicorn (2 workers, the
+- ``console_server``: on SQLite, then on PostgreSQL, the ticket service under real gunicorn (2 workers, the
   shipped gunicorn.conf.py) on a migrated database with a partner, an admin
   and an agent, rate limits in the shared Redis; ``.url``, ``.keys``,
   ``.partner_api(method, path, **kw)``, ``.sql(statement, **params)``;
@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, select, update
 
 from tests.harness import ManagedProcess, free_port, http_ready
 from tests.ticketing.conftest import Maker, Party, migrated_app, ticketing_config
+from ticketing import database_url
 from ticketing.models import Ticket
 
 CHROMIUM = "/usr/bin/chromium"
@@ -95,7 +96,7 @@ class ConsoleServer:
     def age_ticket(self, ticket_id: int, by: timedelta) -> None:
         """Make a ticket look filed ``by`` earlier: its times and SLA due times move back."""
         if self._engine is None:
-            self._engine = create_engine(self.db_url)
+            self._engine = create_engine(database_url(self.db_url))
         table = Ticket.__table__
         columns = ("created_at", "updated_at", "first_response_due_at", "resolution_due_at")
         with self._engine.begin() as connection:
@@ -120,10 +121,14 @@ def _prepare_database(db_url: str, tmp: Path) -> tuple[dict[str, str], dict[str,
     return keys, ids
 
 
-@pytest.fixture(scope="module")
-def console_server(tmp_path_factory, redis_server, root):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def console_server(request, tmp_path_factory, redis_server, root):
+    """The service under gunicorn, once on SQLite (the default) and once on PostgreSQL."""
     tmp = tmp_path_factory.mktemp("console-server")
-    db_url = f"sqlite:///{tmp / 'ticketing.db'}"
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{tmp / 'ticketing.db'}"
+    else:
+        db_url = request.getfixturevalue("postgres_server").create_database()
     keys, ids = _prepare_database(db_url, tmp)
     config = tmp / "ticketing.yml"
     config.write_text(yaml.safe_dump({
