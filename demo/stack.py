@@ -10,7 +10,8 @@ directory (``./run`` by default):
 2. Redis;
 3. the demo platform (``demo.platform``) with its SQLite database;
 4. the ticket service: migrations, a demo partner and staff member with API
-   keys (printed), then gunicorn with ``ticketing/gunicorn.conf.py``;
+   keys (printed), then gunicorn with ``ticketing/gunicorn.conf.py``; the
+   support console is at ``/console/`` (sign in with the staff key);
 5. the exporter with the shipped ``exporter/partnerwatch.yml``;
 6. Alertmanager with ``alertmanager/alertmanager.yml`` rendered by
    ``alertmanager/render.py``: email to the SMTP sink, Slack and webhooks to
@@ -167,6 +168,8 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    #: Signs the support console's sessions (never written to stack.json).
+    console_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     notes: list[str] = field(default_factory=list)
     sup: Supervisor | None = None
     _reported: set[str] = field(default_factory=set)
@@ -283,6 +286,8 @@ class Stack:
             "PROMETHEUS_URL": f"http://127.0.0.1:{self.ports['prometheus']}",
             "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
             "TICKETING_WORKERS": os.environ.get("TICKETING_WORKERS", "2"),
+            # Signs the console's sessions: the same for every worker of this run.
+            "TICKETING_SECRET_KEY": self.console_secret,
         }
         return env
 
@@ -315,6 +320,8 @@ class Stack:
             # one (SIGTERM) waits out keep-alive and WebSocket connections.
             stop_signal=signal.SIGINT)
         self.urls[name] = f"http://127.0.0.1:{port}"
+        if name == "ticketing":
+            self.urls["console"] = f"http://127.0.0.1:{port}/console/"
 
     def wait_for_ticketing(self) -> None:
         for name in self.replicas("ticketing"):
@@ -542,6 +549,7 @@ class Stack:
             f"  ticket API        {u['ticketing']}/api/v1   (OpenAPI docs: {u['ticketing']}/api/docs)",
             f"    partner key     {self.keys.get('partner')}",
             f"    staff key       {self.keys.get('staff')}",
+            f"  support console   {u['console']}   (sign in with the staff key)",
             f"  exporter          {u['exporter']}",
             f"  Prometheus        {u['prometheus']}   (alerts: {u['prometheus']}/alerts)",
             f"  Alertmanager      {u['alertmanager']}",

@@ -8,7 +8,8 @@ Build the app with :func:`create_app`, as in Flask's tutorial:
 
 Environment: ``TICKETING_DATABASE_URL`` (default: SQLite in the instance
 folder), ``TICKETING_CONFIG`` (a YAML file merged over the shipped
-``ticketing.yml``), ``REDIS_URL``, ``ALERTMANAGER_URL``, ``PROMETHEUS_URL``,
+``ticketing.yml``), ``TICKETING_ATTACHMENTS_DIR`` (default: ``attachments`` in the
+instance folder), ``TICKETING_SECRET_KEY`` (signs the console's sessions), ``REDIS_URL``, ``ALERTMANAGER_URL``, ``PROMETHEUS_URL``,
 ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn config).
 
 Under gunicorn: ``gunicorn -c ticketing/gunicorn.conf.py "ticketing:create_app()"``.
@@ -53,7 +54,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=os.environ.get("TICKETING_DATABASE_URL", default_database),
         TICKETING_CONFIG=os.environ.get("TICKETING_CONFIG"),
-        ATTACHMENTS_DIR=str(Path(app.instance_path) / "attachments"),
+        ATTACHMENTS_DIR=os.environ.get("TICKETING_ATTACHMENTS_DIR")
+        or str(Path(app.instance_path) / "attachments"),
         REDIS_URL=os.environ.get("REDIS_URL"),
         ALERTMANAGER_URL=os.environ.get("ALERTMANAGER_URL"),
         PROMETHEUS_URL=os.environ.get("PROMETHEUS_URL"),
@@ -101,6 +103,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     init_outbox(app)
     from .live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
     init_live(app)
+    from .console import init_app as init_console  # EXTENSION support console: ticketing/console/
+    init_console(app)
     _document_extension_routes(app)
 
     return app

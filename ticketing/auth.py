@@ -48,6 +48,8 @@ from .models import ApiKey, Partner, Staff, utcnow
 HEADER = "X-API-Key"
 _KEY = re.compile(r"^pw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _PREFIX = re.compile(r"^pw_([0-9a-f]{12})_")
+#: ``app.extensions`` key of a callable giving the Actor of the request's session, or None.
+SESSION_LOADER = "ticketing_session_actor"
 #: ``last_used_at`` is written at most this often per key, to spare the database.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -144,28 +146,38 @@ def authenticate(raw_key: str | None) -> Actor | None:
     if key is None or not hmac.compare_digest(key.key_hash, digest):
         _refused(cache, digest, prefix, "unknown")
         return None
-    if key.revoked_at is not None:
-        _refused(cache, digest, prefix, "revoked")
+    actor, reason = key_owner(key)
+    if actor is None:
+        _refused(cache, digest, prefix, reason)
         return None
-    if key.partner_id is not None:
-        partner = key.partner
-        if partner.status != "active":
-            _refused(cache, digest, prefix, "inactive")
-            return None
-        actor = Actor("partner", partner.id, partner.name, None, key.id, prefix)
-    else:
-        staff = key.staff
-        assert staff is not None
-        if not staff.active:
-            _refused(cache, digest, prefix, "inactive")
-            return None
-        actor = Actor("staff", staff.id, staff.name, staff.role, key.id, prefix)
-    now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
+    record_use(key)
     if cache is not None:
         cache.put(digest, actor, key.last_used_at, generation)
     return actor
+
+
+def key_owner(key: ApiKey) -> tuple[Actor | None, str | None]:
+    """(the :class:`Actor` of a key, None) while the key may be used, else (None, reason):
+    ``revoked``, or ``inactive`` (a suspended partner, a deactivated staff member)."""
+    if key.revoked_at is not None:
+        return None, "revoked"
+    if key.partner_id is not None:
+        partner = key.partner
+        if partner.status != "active":
+            return None, "inactive"
+        return Actor("partner", partner.id, partner.name, None, key.id, key.prefix), None
+    staff = key.staff
+    assert staff is not None
+    if not staff.active:
+        return None, "inactive"
+    return Actor("staff", staff.id, staff.name, staff.role, key.id, key.prefix), None
+
+
+def record_use(key: ApiKey) -> None:
+    """Note the key's last use, at most once a minute (in ``db.session``; the caller commits)."""
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
 
 
 def _refused(cache: KeyCache | None, digest: str, prefix: str, reason: str) -> None:
@@ -205,6 +217,8 @@ def current_actor() -> Actor | None:
 
     The first call reads ``X-API-Key`` and, unless this process accepted the
     key within the last ``api.key_cache_ttl`` seconds, authenticates it.
+    A request without the header may carry a signed-in session instead (the
+    support console registers its loader as ``app.extensions[SESSION_LOADER]``).
     Whatever that wrote (the key's last use, and whatever ``auth_failed``
     receivers added) is committed at once, so call it before changing
     anything, as the request hooks do. A cached key usually writes nothing
@@ -216,7 +230,9 @@ def current_actor() -> Actor | None:
         raw_key = request.headers.get(HEADER)
         cache = key_cache() if raw_key else None
         actor = _cached_actor(raw_key, cache) if cache is not None else None
-        if actor is None:
+        if actor is None and raw_key is None and SESSION_LOADER in current_app.extensions:
+            actor = current_app.extensions[SESSION_LOADER]()
+        elif actor is None:
             actor = authenticate(raw_key)
         session = db.session()
         if session.in_transaction():

@@ -44,6 +44,7 @@ SECTIONS = {
     "ratelimits": "ticketing.security.settings:RateLimitSettings",
     "outbox": "ticketing.outbox.settings:OutboxSettings",
     "live": "ticketing.live.settings:LiveSettings",
+    "console": "ticketing.console.settings:ConsoleSettings",
 }
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, Text,
-                        UniqueConstraint, and_, or_)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String,
+                        Text, UniqueConstraint, and_, case, func, literal, or_)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .choices import (ACTIVE_STATUSES, ACTOR_KINDS, CATEGORIES, PARTNER_STATUSES, PRIORITIES,
@@ -136,6 +136,24 @@ class Ticket(db.Model):
     @classmethod
     def overdue_clause(cls, now: datetime):
         return or_(cls.first_response_overdue_clause(now), cls.resolution_overdue_clause(now))
+
+    # The next SLA due time: the first response's until it is given, then the
+    # resolution's (NO_DUE_TIME when there is none). The queue sorts by it.
+    def next_due_at(self) -> datetime:
+        due = (self.first_response_due_at if self.first_response_at is None
+               else self.resolution_due_at)
+        return due if due is not None else NO_DUE_TIME
+
+    @classmethod
+    def next_due_clause(cls):
+        return func.coalesce(
+            case((cls.first_response_at.is_(None), cls.first_response_due_at),
+                 else_=cls.resolution_due_at),
+            literal(NO_DUE_TIME, DateTime()))
+
+
+#: What a ticket without a due time sorts by: after every real one.
+NO_DUE_TIME = datetime(9999, 12, 31)
 
 
 class Message(db.Model):

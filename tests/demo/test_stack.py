@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,6 +152,14 @@ def test_run_command_brings_every_component_up(stack):
     tickets = requests.get(urls["ticketing"] + "/api/v1/tickets",
                            headers={"X-API-Key": state["keys"]["partner"]}, timeout=10)
     assert tickets.status_code == 200, tickets.text
+    # The support console's URL is printed, and the demo staff key signs in there.
+    assert urls["console"] in out
+    browser = requests.Session()
+    form = browser.get(urls["console"] + "login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    signed_in = browser.post(urls["console"] + "login", timeout=10, data={
+        "api_key": state["keys"]["staff"], "csrf_token": token})
+    assert signed_in.status_code == 200 and "Ticket queue" in signed_in.text, signed_in.text[:300]
 
 
 def scenario(source: Path, run_dir: Path, name: str) -> str:

@@ -141,7 +141,8 @@ class StaffQueueQuerySchema(_ListQuery):
     overdue = ma.fields.Boolean(metadata={
         "description": "true: only tickets past a first-response or resolution due time; "
                        "false: only those that are not"})
-    order = _enum(("oldest", "newest"), metadata={"description": "default: oldest first"})
+    order = _enum(("oldest", "newest", "due"), metadata={
+        "description": "default: oldest first; `due`: the next SLA due time first"})
 
 
 # ------------------------------------------------------------------ messages

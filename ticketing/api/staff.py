@@ -7,13 +7,11 @@ audit trail. Agents may assign tickets only to themselves; admins to anyone.
 from __future__ import annotations
 
 from flask import request
-from sqlalchemy import not_
-
 from .. import tickets
 from ..auth import require_staff
 from ..db import autocommit_reads, db
-from ..models import Attachment, Message, Ticket, TicketAudit, utcnow
-from ..pagination import paginate
+from ..models import Attachment, Message, TicketAudit
+from ..queue import queue_page
 from .base import Blueprint, accepts_upload, require_json_body
 from .common import filters_of, page_limit, send_attachment, store_attachment
 from .schemas import (AssignSchema, AuditEntrySchema, StaffAttachmentSchema,
@@ -45,28 +43,12 @@ def queue(query):
     """The ticket queue, oldest first
 
     Filter by status, priority, category (comma-separated values), partner,
-    assignee (`me`, `none` or an id) and SLA state (`overdue`).
+    assignee (`me`, `none` or an id) and SLA state (`overdue`). `order=due`
+    puts the next SLA due time first (the first response's until it is given,
+    then the resolution's).
     """
-    actor = _actor()
-    filters = filters_of(query)
-    stmt = db.select(Ticket)
-    for name in ("status", "priority", "category"):
-        if name in filters:
-            stmt = stmt.where(getattr(Ticket, name).in_(filters[name]))
-    if "partner_id" in filters:
-        stmt = stmt.where(Ticket.partner_id == filters["partner_id"])
-    assignee = filters.get("assignee")
-    if assignee == "none":
-        stmt = stmt.where(Ticket.assignee_id.is_(None))
-    elif assignee == "me":
-        stmt = stmt.where(Ticket.assignee_id == actor.id)
-    elif assignee is not None:
-        stmt = stmt.where(Ticket.assignee_id == int(assignee))
-    if "overdue" in filters:
-        overdue = Ticket.overdue_clause(utcnow())
-        stmt = stmt.where(overdue if filters["overdue"] else not_(overdue))
-    page = paginate(stmt, Ticket.id, filters=filters, cursor=query.get("cursor"),
-                    limit=page_limit(query), newest_first=filters.get("order") == "newest")
+    page = queue_page(_actor(), filters_of(query), cursor=query.get("cursor"),
+                      limit=page_limit(query))
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 

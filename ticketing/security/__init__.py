@@ -94,6 +94,9 @@ class MonitorState:
         self.rate_plan: RatePlan | None = None
         self.failed_auth: FailedAuthTracker | None = None
         self.known_keys = KnownKeys()
+        #: Digest of the key behind the request's signed-in session, if any
+        #: (set by the support console): rate limits count it as that key.
+        self.session_key_digest: Callable[[], str | None] | None = None
 
     def client_ip(self) -> str | None:
         """The current request's client IP (computed once per request)."""

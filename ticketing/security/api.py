@@ -17,9 +17,10 @@ partner's key 403, both with the JSON error body.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Mapping
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy import func
 
 from ticketing.db import db
 from ticketing.errors import ApiError
@@ -49,18 +50,18 @@ def _parse_since(value: str) -> datetime:
     return moment
 
 
-@bp.get("/security-events")
-def list_security_events():
-    from . import request_state
+class InvalidEventQuery(ValueError):
+    """Query parameters that do not make a valid event query; ``problems`` per parameter."""
 
-    actor = request_state().current_actor()
-    if actor is None:
-        return _error(401, "unauthorized", "A valid API key is required.")
-    if getattr(actor, "kind", None) != "staff":
-        return _error(403, "forbidden", "Security events are visible to staff only.")
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
 
+
+def find_events(args: Mapping[str, str]) -> tuple[list[SecurityEvent], str | None]:
+    """One page of events, newest first, and the next page's cursor (the staff API's
+    and the console's query). Raises :class:`InvalidEventQuery` for bad parameters."""
     problems: dict[str, str] = {}
-    args = request.args
     conditions = []
     event_type = args.get("type")
     if event_type:
@@ -97,7 +98,7 @@ def list_security_events():
         except ApiError as exc:
             problems["cursor"] = exc.message
     if problems:
-        return _error(400, "invalid_query", "Invalid query parameters.", {"fields": problems})
+        raise InvalidEventQuery(problems)
 
     query = db.select(SecurityEvent).where(*conditions)
     if after is not None:
@@ -108,6 +109,33 @@ def list_security_events():
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].id, True, filters)
+    return list(rows), next_cursor
+
+
+def counts_by_type(since: datetime) -> dict[str, int]:
+    """Occurrences per event type seen since ``since`` (every type, 0 included)."""
+    counts = {t.value: 0 for t in EventType}
+    rows = db.session.execute(
+        db.select(SecurityEvent.type, func.sum(SecurityEvent.count))
+        .where(SecurityEvent.last_seen >= since).group_by(SecurityEvent.type))
+    counts.update({event_type: int(total or 0) for event_type, total in rows})
+    return counts
+
+
+@bp.get("/security-events")
+def list_security_events():
+    from . import request_state
+
+    actor = request_state().current_actor()
+    if actor is None:
+        return _error(401, "unauthorized", "A valid API key is required.")
+    if getattr(actor, "kind", None) != "staff":
+        return _error(403, "forbidden", "Security events are visible to staff only.")
+    try:
+        rows, next_cursor = find_events(request.args)
+    except InvalidEventQuery as exc:
+        return _error(400, "invalid_query", "Invalid query parameters.",
+                      {"fields": exc.problems})
     return jsonify(items=[row.as_dict() for row in rows], next_cursor=next_cursor)
 
 

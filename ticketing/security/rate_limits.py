@@ -108,7 +108,10 @@ def key_digest(state: "MonitorState") -> str | None:
         return getattr(flags, _DIGEST)
     except AttributeError:
         raw = request.headers.get(state.api_key_header)
-        digest = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:24] if raw else None
+        if raw:
+            digest = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:24]
+        else:  # a signed-in session stands for its key (the same digest)
+            digest = state.session_key_digest() if state.session_key_digest else None
         setattr(flags, _DIGEST, digest)
         return digest
 
@@ -204,23 +207,33 @@ class RatePlan:
                                      f"/{action}/{item.amount}/{item.multiples}/"
                                      f"{item.GRANULARITY.name}") for item in items)
                       for action, items in self.items.items()}
-        self._route_actions: dict[tuple[str | None, str, str], tuple[str, ...]] = {}
+        self._route_actions: dict[tuple[str | None, str, str],
+                                  tuple[tuple[str, ...], frozenset[str]]] = {}
 
     def route_actions(self, req: Request) -> tuple[str, ...]:
         """The specific actions the route of ``req`` counts under (cached per route)."""
+        return self._route(req)[0]
+
+    def _route(self, req: Request) -> tuple[tuple[str, ...], frozenset[str]]:
+        """(specific actions, marks among ``api_call``/``login``) of the route of ``req``.
+
+        A view outside the API prefix marked ``@ratelimit("api_call")`` or
+        ``@ratelimit("login")`` counts like an API route (the support console).
+        """
         rule = req.url_rule
         if rule is None:  # no route matched: nothing marks it
-            return ()
+            return (), frozenset()
         cache_key = (req.endpoint, req.method, rule.rule)
-        actions = self._route_actions.get(cache_key)
-        if actions is None:
+        found = self._route_actions.get(cache_key)
+        if found is None:
             view = current_app.view_functions.get(req.endpoint or "")
             marked = getattr(view, ACTIONS_ATTR, ()) if view is not None else ()
             route = f"{req.method} {rule.rule}"
             actions = tuple(action for action in self.specific
                             if action in marked or route in self.routes.get(action, ()))
-            self._route_actions[cache_key] = actions
-        return actions
+            found = (actions, frozenset(marked) & {"api_call", "login"})
+            self._route_actions[cache_key] = found
+        return found
 
     def _checks(self, action: str, who: str, hit: bool = True,
                 unless: str | None = None) -> list[Check]:
@@ -235,10 +248,10 @@ class RatePlan:
     def checks(self, state: "MonitorState") -> list[Check]:
         """The limits of the current request, most specific first."""
         req = request._get_current_object()
-        actions = self.route_actions(req)
-        api = req.path.startswith(self.api_prefix)
-        login = api or (req.url_rule is not None
-                        and f"{req.method} {req.url_rule.rule}" in self.login_routes)
+        actions, marks = self._route(req)
+        api = req.path.startswith(self.api_prefix) or "api_call" in marks
+        login = api or "login" in marks or (
+            req.url_rule is not None and f"{req.method} {req.url_rule.rule}" in self.login_routes)
         if not actions and not login:
             return []
         digest = key_digest(state)

@@ -1,0 +1,90 @@
+"""The support queue: which tickets staff see, in which order, and how many per status.
+
+One implementation for the staff API (``GET /api/v1/staff/tickets``) and the
+support console (``/console``):
+
+    page = queue_page(actor, {"status": ["open"], "assignee": "me", "order": "due"},
+                      cursor=None, limit=25)
+    counts = status_counts(actor, {"assignee": "me"})   # {"open": 3, "in_progress": 1, ...}
+
+Filters (all optional): ``status``, ``priority``, ``category`` (lists),
+``partner_id``, ``assignee`` (``"me"``, ``"none"`` or a staff id as text),
+``overdue`` (bool) and ``order``: ``oldest`` (default), ``newest``, or
+``due`` (the next SLA due time first: the first response's until it is given,
+then the resolution's; ties by id).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from sqlalchemy import func, not_
+
+from .auth import Actor
+from .choices import STATUSES
+from .db import db
+from .models import Ticket, utcnow
+from .pagination import Page, paginate
+
+FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "order")
+ORDERS = ("oldest", "newest", "due")
+
+
+def filtered(stmt, actor: Actor, filters: Mapping[str, Any], now: datetime | None = None):
+    """``stmt`` (a select over tickets) narrowed by ``filters`` (``order`` is ignored).
+
+    A filter that is present applies, whatever its value (an empty status list
+    matches nothing): callers leave out what they do not filter by."""
+    for name in ("status", "priority", "category"):
+        if name in filters:
+            stmt = stmt.where(getattr(Ticket, name).in_(filters[name]))
+    if "partner_id" in filters:
+        stmt = stmt.where(Ticket.partner_id == filters["partner_id"])
+    assignee = filters.get("assignee")
+    if assignee == "none":
+        stmt = stmt.where(Ticket.assignee_id.is_(None))
+    elif assignee == "me":
+        stmt = stmt.where(Ticket.assignee_id == actor.id)
+    elif assignee is not None:
+        stmt = stmt.where(Ticket.assignee_id == int(assignee))
+    if "overdue" in filters:
+        overdue = Ticket.overdue_clause(now or utcnow())
+        stmt = stmt.where(overdue if filters["overdue"] else not_(overdue))
+    return stmt
+
+
+def queue_page(actor: Actor, filters: Mapping[str, Any], cursor: str | None, limit: int,
+               now: datetime | None = None) -> Page:
+    """One page of the queue; the cursor is bound to ``filters`` (400 when it is not theirs)."""
+    bound = {name: filters[name] for name in FILTERS if name in filters}
+    stmt = filtered(db.select(Ticket), actor, bound, now)
+    order = bound.get("order")
+    if order == "due":
+        return paginate(stmt, Ticket.id, filters=bound, cursor=cursor, limit=limit,
+                        newest_first=False, sort_key=Ticket.next_due_clause(),
+                        sort_value=Ticket.next_due_at)
+    return paginate(stmt, Ticket.id, filters=bound, cursor=cursor, limit=limit,
+                    newest_first=order == "newest")
+
+
+def status_counts(actor: Actor, filters: Mapping[str, Any],
+                  now: datetime | None = None) -> dict[str, int]:
+    """Tickets per status under ``filters`` but their ``status`` (every status, 0 included)."""
+    others = {name: value for name, value in filters.items() if name != "status"}
+    stmt = filtered(db.select(Ticket.status, func.count()).select_from(Ticket), actor, others,
+                    now).group_by(Ticket.status)
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({status: n for status, n in db.session.execute(stmt)})
+    return counts
+
+
+def sla_state(ticket: Ticket, now: datetime, due_soon: timedelta) -> str:
+    """``overdue``, ``due_soon`` (the next due time within ``due_soon``), ``on_track``
+    or ``none`` (resolved or closed: no clock runs)."""
+    if ticket.first_response_overdue(now) or ticket.resolution_overdue(now):
+        return "overdue"
+    if ticket.status not in ("open", "in_progress"):
+        return "none"
+    if ticket.next_due_at() - now <= due_soon:
+        return "due_soon"
+    return "on_track"
