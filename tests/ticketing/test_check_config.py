@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ticketing.config import SECTIONS
+
 CLI = Path(sys.executable).with_name("partnerwatch-ticketing")
 
 
@@ -84,8 +86,7 @@ outbx: {worker: false}
         "outbox.worker: must be true or false (got 'yes please')",
         "live.query_timeout: must be < live.interval, or snapshots fall behind while a "
         "source hangs",
-        "outbx: unknown section (known: classification, sla, attachments, api, security, "
-        "ratelimits, outbox, live)",
+        f"outbx: unknown section (known: {', '.join(SECTIONS)})",
     ])
 
 
