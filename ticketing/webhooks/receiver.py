@@ -126,8 +126,9 @@ def _first_notice(key: str, now, window: timedelta) -> bool:
         from sqlalchemy.dialects.sqlite import insert
     inserted = db.session.execute(
         insert(WebhookAlertReceipt).values(key=key, last_at=now)
-        .on_conflict_do_nothing(index_elements=["key"]))
-    return inserted.rowcount == 1
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(WebhookAlertReceipt.key)).scalar_one_or_none()
+    return inserted is not None
 
 
 def _event_data(alert: dict) -> dict[str, Any]:
