@@ -347,7 +347,7 @@ class Stack:
         webhooks = {r["name"]: f"{sink}/webhook/{r['name']}"
                     for r in shipped.get("receivers") or [] if r.get("webhook_configs")}
         # Partner-scoped alerts go to the ticket service, which signs them for the partner.
-        webhooks["partner-webhooks"] = (f"http://127.0.0.1:{self.port('ticketing')}"
+        webhooks["partner-webhooks"] = (f"{self.urls['ticketing']}"
                                         "/internal/alertmanager/partner-alerts")
         secrets_dir = self.run_dir / "alertmanager" / "secrets"
         text = am_render.render(
