@@ -1,4 +1,5 @@
 """Time to notify: the energy pool drops under 20 %; when do email, Slack and the webhook hear?
+And a partner's failure ratio crosses 10 %: when does that partner's own endpoint hear?
 
     python -m benchmarks.time_to_notify
 
@@ -15,7 +16,12 @@ notification log left from the previous trial, so ``group_wait`` applies as it
 does the first time a pool runs low), waits until the pool's healthy value
 has been scraped and evaluated, then sets the pool to 10 % available in the
 database and notes the time. The delay to each sink is the arrival of the
-first firing ``EnergyPoolCritical`` notification there.
+first firing ``EnergyPoolCritical`` notification there. At the same moment
+partner 1's transactions start failing: the partner path (the exporter's
+``partner_transactions`` query, ``PartnerTransactionFailureRatioHigh``, the
+``partner-webhooks`` route, the ticket service's receiver under gunicorn, its
+outbox and a signed POST) ends at the partner's endpoint, an HTTP sink; its
+delay is the arrival of the ``alert.firing`` event there.
 
 The floor is the sum of the configured intervals an event may have to wait
 through: the exporter's collector interval, the scrape interval, the
@@ -25,6 +31,7 @@ Target: every delivery within 2 s of the floor.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import sys
 import time
@@ -34,7 +41,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from ._support import (ROOT, ProcessGroup, http_ready, percentile, python_env, say, table,
-                       verdict, wait_until, workdir)
+                       ticketing_database, verdict, wait_until, workdir)
 
 COLLECTOR_INTERVAL = 1.0        # the exporter's energy_pool query
 SCRAPE_INTERVAL = "1s"
@@ -42,12 +49,14 @@ EVALUATION_INTERVAL = "1s"
 FOR = "5s"                      # EnergyPoolCritical's `for` (1m as shipped) capped to this
 GROUP_WAIT = "2s"               # Alertmanager's group_wait (10s for critical as shipped)
 GROUP_INTERVAL = "2s"
-TRIALS = 5
+TRIALS = int(os.environ.get("NOTIFY_TRIALS", "5"))
 CAPACITY = 1000.0
 HEALTHY, LOW = 500.0, 100.0     # 50 % and 10 % available
 TARGET_MARGIN = 2.0
 ALERT = "EnergyPoolCritical"
-SINKS = ("email (SMTP)", "Slack", "webhook")
+SINKS = ("email (SMTP)", "Slack", "webhook", "partner webhook")
+PARTNER_ALERT = "PartnerTransactionFailureRatioHigh"
+RECEIVER_TOKEN = "benchmark-partner-receiver-token"
 
 
 def seconds(duration: str) -> float:
@@ -91,8 +100,21 @@ def platform_database(path: Path) -> str:
         conn.execute(text("INSERT INTO energy_pools (name, capacity_units, available_units, "
                           "updated_at) VALUES ('main', :c, :a, CURRENT_TIMESTAMP)"),
                      {"c": CAPACITY, "a": HEALTHY})
+        conn.execute(text("INSERT INTO partners (id, name, status, created_at) "
+                          "VALUES (1, 'Acme Energy', 'active', CURRENT_TIMESTAMP)"))
+    add_transactions(url, "completed", 50)
     engine.dispose()
     return url
+
+
+def add_transactions(url: str, status: str, count: int) -> None:
+    """Settled transactions of partner 1 (the partner whose endpoint is measured)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO transactions (partner_id, status, amount_units, "
+                          "created_at) VALUES (1, :s, 1, CURRENT_TIMESTAMP)"),
+                     [{"s": status}] * count)
+    engine.dispose()
 
 
 def set_pool(url: str, available: float) -> None:
@@ -105,16 +127,19 @@ def set_pool(url: str, available: float) -> None:
 
 def exporter_config(path: Path, port: int) -> Path:
     shipped = yaml.safe_load((ROOT / "exporter" / "partnerwatch.yml").read_text())
-    query = dict(shipped["queries"]["energy_pool"])
-    query.update(interval=f"{COLLECTOR_INTERVAL:g}s", timeout=f"{COLLECTOR_INTERVAL:g}s")
+    queries = {}
+    for name in ("energy_pool", "partner_transactions"):
+        queries[name] = dict(shipped["queries"][name])
+        queries[name].update(interval=f"{COLLECTOR_INTERVAL:g}s",
+                             timeout=f"{COLLECTOR_INTERVAL:g}s")
     path.write_text(yaml.safe_dump({
         "exporter": {"listen": f"127.0.0.1:{port}"},
         "databases": {"platform": {"url": "${PLATFORM_DB_URL}"}},
-        "queries": {"energy_pool": query}}, sort_keys=False))
+        "queries": queries}, sort_keys=False))
     return path
 
 
-def alertmanager_config(tmp: Path, smtp_address: str, http_url: str) -> str:
+def alertmanager_config(tmp: Path, smtp_address: str, http_url: str, receiver_url: str) -> str:
     from alertmanager.render import render
 
     secrets = tmp / "secrets"
@@ -122,9 +147,11 @@ def alertmanager_config(tmp: Path, smtp_address: str, http_url: str) -> str:
         shutil.copytree(ROOT / "alertmanager" / "secrets.example", secrets)
         (secrets / "slack_api_url").write_text(f"{http_url}/slack")
         (secrets / "oncall_webhook_token").write_text("benchmark-token")
+        (secrets / "partner_webhooks_token").write_text(RECEIVER_TOKEN)
     return render(secrets_dir=secrets, smtp_smarthost=smtp_address,
                   webhook_urls={"oncall-critical": f"{http_url}/oncall",
-                                "heartbeat": f"{http_url}/heartbeat"},
+                                "heartbeat": f"{http_url}/heartbeat",
+                                "partner-webhooks": receiver_url},
                   timings={"group_wait": GROUP_WAIT, "group_interval": GROUP_INTERVAL,
                            "repeat_interval": "1h"})
 
@@ -149,6 +176,42 @@ def firing_webhook(request) -> bool:
         a["labels"].get("alertname") == ALERT for a in body.get("alerts", []))
 
 
+def firing_partner_event(request) -> bool:
+    body = request.json or {}
+    return body.get("type") == "alert.firing" and body["data"].get("alert") == PARTNER_ALERT
+
+
+def ticketing_service(procs, tmp: Path, http_url: str) -> str:
+    """The ticket service under gunicorn on SQLite, partner 1 with an endpoint at the sink."""
+    import requests
+
+    from tests.harness import free_port
+
+    db_url = f"sqlite:///{tmp / 'ticketing.db'}"
+    with ticketing_database(db_url) as (partner_id, key):
+        assert partner_id == 1  # the platform's partner 1
+    env = python_env(TICKETING_DATABASE_URL=db_url)
+    token = tmp / "receiver_token"
+    token.write_text(RECEIVER_TOKEN)
+    config = tmp / "ticketing.yml"
+    config.write_text(yaml.safe_dump({"outbox": {"poll_interval": "200ms"}, "webhooks": {
+        "require_https": False, "allowed_networks": ["127.0.0.1/32"],
+        "duplicate_window": "1s", "receiver_token_file": str(token)}}))
+    env["TICKETING_CONFIG"] = str(config)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env.update(TICKETING_BIND=f"127.0.0.1:{port}", TICKETING_WORKERS="1",
+               PROMETHEUS_MULTIPROC_DIR=str(tmp / "ticketing-metrics"),
+               ALERTMANAGER_URL=f"http://127.0.0.1:{free_port()}")
+    procs.start([sys.executable, "-m", "gunicorn", "-c",
+                 str(ROOT / "ticketing" / "gunicorn.conf.py")], tmp, name="ticketing", env=env,
+                ready=http_ready(f"{base}/healthz"))
+    created = requests.post(f"{base}/api/v1/webhooks", headers={"X-API-Key": key}, timeout=10,
+                            json={"url": f"{http_url}/partner", "events": ["alert.firing"]})
+    created.raise_for_status()
+    return f"{base}/internal/alertmanager/partner-alerts"
+
+
 def parse_time(value: str) -> float:
     value = value.rstrip("Z")
     if "." in value:
@@ -157,7 +220,8 @@ def parse_time(value: str) -> float:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc).timestamp()
 
 
-def trial(n: int, tmp: Path, db_url: str, exporter_address: str, smtp, http) -> dict[str, float]:
+def trial(n: int, tmp: Path, db_url: str, exporter_address: str, smtp, http,
+          receiver_url: str) -> dict[str, float]:
     from prometheus.render import render, render_rules
     from tests.harness import free_port, start_alertmanager, start_prometheus
 
@@ -165,7 +229,8 @@ def trial(n: int, tmp: Path, db_url: str, exporter_address: str, smtp, http) -> 
     smtp.clear()
     http.clear()
     with ProcessGroup() as procs:
-        am = start_alertmanager(run, alertmanager_config(tmp, smtp.address, http.url))
+        am = start_alertmanager(run, alertmanager_config(tmp, smtp.address, http.url,
+                                                         receiver_url))
         procs.add(am.process)
         port = free_port()
         config = render(targets={"exporter": [exporter_address],
@@ -185,15 +250,19 @@ def trial(n: int, tmp: Path, db_url: str, exporter_address: str, smtp, http) -> 
         assert not [a for a in prom.alerts() if a["labels"]["alertname"] == ALERT]
 
         set_pool(db_url, LOW)
+        add_transactions(db_url, "failed", 50)  # partner 1: from 0 % to all failing
         flipped = time.time()
         mail = smtp.wait_for(1, timeout=120, predicate=firing_mail)[0]
         slack = http.wait_for(1, path="/slack", timeout=120, predicate=firing_slack)[0]
         hook = http.wait_for(1, path="/oncall", timeout=120, predicate=firing_webhook)[0]
+        partner = http.wait_for(1, path="/partner", timeout=120,
+                                predicate=firing_partner_event)[0]
         [alert] = [a for a in prom.alerts() if a["labels"]["alertname"] == ALERT]
         result = {"pending": parse_time(alert["activeAt"]) - flipped,
                   "email (SMTP)": mail.received_at - flipped,
                   "Slack": slack.received_at - flipped,
-                  "webhook": hook.received_at - flipped}
+                  "webhook": hook.received_at - flipped,
+                  "partner webhook": partner.received_at - flipped}
         set_pool(db_url, HEALTHY)
     # The exporter serves the healthy value again before the next trial starts.
     wait_until(lambda: _exported(exporter_address) == HEALTHY, timeout=30,
@@ -226,8 +295,9 @@ def main() -> int:
                     ready=http_ready(f"http://{address}/metrics"))
         wait_until(lambda: _exported(address) == HEALTHY, timeout=30,
                    message="the pool in the exporter's metrics")
+        receiver_url = ticketing_service(procs, tmp, http.url)
         for n in range(1, TRIALS + 1):
-            results.append(trial(n, tmp, db_url, address, smtp, http))
+            results.append(trial(n, tmp, db_url, address, smtp, http, receiver_url))
             say(f"[{time.monotonic() - started:4.0f} s] trial {n}: " + ", ".join(
                 f"{name} {value:.2f} s" for name, value in results[-1].items()))
     return report(results)
@@ -243,8 +313,10 @@ def report(results: list[dict[str, float]]) -> int:
     say(f"(As shipped: {parts} = {shipped:g} s; what is measured here is the time beyond "
         "the intervals, which does not grow with them.)")
     say(f"From the pool set to {LOW / CAPACITY:.0%} in the database to the first firing "
-        f"{ALERT} notification, {len(results)} trials (each with a fresh Prometheus and "
-        "Alertmanager)")
+        f"{ALERT} notification, and from partner 1's transactions failing to the "
+        f"{PARTNER_ALERT} event at partner 1's own endpoint (same floor, plus the ticket "
+        f"service's receiver, outbox and signed post), {len(results)} trials (each with a "
+        "fresh Prometheus and Alertmanager)")
     rows = []
     for name in ("pending", *SINKS):
         values = [r[name] for r in results]

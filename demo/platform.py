@@ -19,6 +19,7 @@ its API.  This module stands in for it so the whole stack can run on a laptop:
   ``drain-energy``       stop refilling and draw the pool down to a few percent
   ``slow-api``           the health endpoint takes 1.2 to 2 s to answer
   ``fail-transactions``  half of the new transactions fail
+  ``fail-partner``       most of the first partner's (Acme Energy's) new transactions fail
   ``recover``            all of the above off; the pool is refilled quickly
 
 Only pending transactions change status (to completed or failed), so the
@@ -57,7 +58,7 @@ log = logging.getLogger("demo.platform")
 
 POOL_NAME = "main"
 POOL_CAPACITY = 100_000.0
-SCENARIOS = ("drain-energy", "slow-api", "fail-transactions")
+SCENARIOS = ("drain-energy", "slow-api", "fail-transactions", "fail-partner")
 SETTLE_AFTER = timedelta(seconds=5)
 """Pending transactions older than this are settled on the next tick."""
 """Scenarios the simulator itself plays; ``recover`` switches them all off."""
@@ -231,6 +232,8 @@ class Simulator:
         with self._lock:
             draining = "drain-energy" in self.state.active
             failing = "fail-transactions" in self.state.active
+            failing_partner = (self._partner_ids[0] if "fail-partner" in self.state.active
+                               and self._partner_ids else None)
             recovering = self.state.recovering_since is not None
         counts = {"completed": 0, "failed": 0, "pending": 0}
         with self.engine.begin() as conn:
@@ -242,7 +245,9 @@ class Simulator:
                 partner_id = self.rng.choices(self._partner_ids, self._partner_weights)[0]
                 amount = round(self.rng.uniform(10, 250), 2)
                 roll = self.rng.random()
-                if roll < (0.5 if failing else 0.02):
+                if partner_id == failing_partner and roll < 0.6:
+                    status = "failed"
+                elif roll < (0.5 if failing else 0.02):
                     status = "failed"
                 elif roll > 0.95:
                     status = "pending"

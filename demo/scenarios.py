@@ -3,6 +3,8 @@
     python -m demo scenario drain-energy       # the energy pool drops under 20 %
     python -m demo scenario slow-api           # the platform's health check takes over 1 s
     python -m demo scenario fail-transactions  # half of the new transactions fail
+    python -m demo scenario fail-partner       # most of Acme Energy's transactions fail:
+                                               # its own webhook endpoint is told
     python -m demo scenario attack-tickets     # SQL injection, XSS, path traversal and
                                                # brute-force requests at the ticket API
     python -m demo scenario recover            # everything back to normal
@@ -28,7 +30,8 @@ from urllib.parse import quote
 
 import requests
 
-PLATFORM_SCENARIOS = ("drain-energy", "slow-api", "fail-transactions", "recover")
+PLATFORM_SCENARIOS = ("drain-energy", "slow-api", "fail-transactions", "fail-partner",
+                      "recover")
 ALL_SCENARIOS = (*PLATFORM_SCENARIOS[:-1], "attack-tickets", "recover")
 DEFAULT_PLATFORM_URL = "http://127.0.0.1:8081"
 DEFAULT_TICKETING_URL = "http://127.0.0.1:8000"

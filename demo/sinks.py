@@ -8,7 +8,8 @@ standard output and appended, as one JSON object per line, to a record file::
     python -m demo.sinks --smtp 127.0.0.1:1025 --http 127.0.0.1:8025 \\
         --record run/notifications.jsonl
 
-HTTP paths: ``POST /slack/...`` is read as a Slack incoming-webhook message,
+HTTP paths: ``POST /partner/...`` is a demo partner's webhook endpoint (signed
+partner events from the ticket service), ``POST /slack/...`` is read as a Slack incoming-webhook message,
 any other ``POST`` as a webhook (Alertmanager's JSON is summarised alert by
 alert); ``GET /notifications`` lists what was received, ``GET /healthz`` answers
 ``ok``.  The SMTP server accepts any message without authentication.
@@ -95,6 +96,21 @@ def describe_webhook(path: str, body: Any) -> tuple[dict, list[str]]:
         return item, lines
     compact = json.dumps(body, default=str)
     lines = [f"WEBHOOK {path}", compact[:500]]
+    item["summary"] = lines[0]
+    return item, lines
+
+
+def describe_partner_event(path: str, body: Any, headers: Any) -> tuple[dict, list[str]]:
+    """A partner webhook delivery (docs/webhooks.md), as the demo partner's endpoint sees it."""
+    item: dict[str, Any] = {"channel": "partner", "path": path, "body": body}
+    event = body if isinstance(body, dict) else {}
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    what = data.get("summary") or data.get("to") or (data.get("message") or {}).get("body") or ""
+    lines = [f"PARTNER WEBHOOK {path}  {event.get('type')}  event {event.get('id')}"
+             f"  partner {event.get('partner_id')}",
+             *( [f"  {data.get('alert')}: {what}"] if data.get("alert") else
+                ([f"  {str(what)[:200]}"] if what else [])),
+             f"  signed: {headers.get('Partnerwatch-Signature', '(no signature)')}"]
     item["summary"] = lines[0]
     return item, lines
 
@@ -186,6 +202,8 @@ def make_http_server(recorder: Recorder, host: str, port: int) -> ThreadingHTTPS
                 body = raw.decode(errors="replace")
             if path == "/slack" or path.startswith("/slack/"):
                 item, lines = describe_slack(path, body)
+            elif path.startswith("/partner/"):
+                item, lines = describe_partner_event(path, body, self.headers)
             else:
                 item, lines = describe_webhook(path, body)
             recorder.add(item, lines)

@@ -291,6 +291,30 @@ class Stack:
         }
         return env
 
+    def partner_webhooks_config(self) -> Path:
+        """The ticket service's webhooks section: the receiver's token (shared with
+        Alertmanager's partner-webhooks receiver) and the loopback demo endpoint allowed."""
+        token = self.run_dir / "alertmanager" / "secrets" / "partner_webhooks_token"
+        token.parent.mkdir(parents=True, exist_ok=True)
+        if not token.exists():
+            token.write_text(secrets.token_urlsafe(24) + "\n")
+            token.chmod(0o600)
+        return self.dump_yaml("ticketing/ticketing.yml", {"webhooks": {
+            "require_https": False, "allowed_networks": ["127.0.0.1/32"],
+            "receiver_token_file": str(token)}})
+
+    def register_partner_endpoint(self) -> None:
+        """The demo partner's webhook endpoint: the sinks print what it receives."""
+        import requests
+
+        response = requests.post(
+            f"{self.urls['ticketing']}/api/v1/webhooks", timeout=10,
+            headers={"X-API-Key": self.keys["partner"]},
+            json={"url": f"{self.urls['sinks']}/partner/acme-energy",
+                  "description": "demo partner endpoint (printed by the sinks)"})
+        if response.status_code != 201:
+            raise StartError(f"registering the demo partner's webhook failed: {response.text}")
+
     def start_ticketing(self) -> None:
         port = self.port("ticketing")
         # Addresses the service needs are decided now, before those services start.
@@ -298,6 +322,7 @@ class Stack:
             for replica in self.replicas(name):
                 self.port(replica)
         env = self.ticketing_env()
+        env["TICKETING_CONFIG"] = str(self.partner_webhooks_config())
         accounts = json.loads(self.sup.run("ticketing-setup", [PY, "-m", "demo.accounts"],
                                            env=env).strip().splitlines()[-1])
         self.keys["partner"] = accounts["partner_key"]
@@ -326,6 +351,7 @@ class Stack:
     def wait_for_ticketing(self) -> None:
         for name in self.replicas("ticketing"):
             self.sup.wait_ready(next(c for c in self.sup.children if c.name == name))
+        self.register_partner_endpoint()
 
     def start_exporter(self) -> None:
         port = self.port("exporter")
@@ -359,6 +385,9 @@ class Stack:
         sink = self.urls["sinks"]
         webhooks = {r["name"]: f"{sink}/webhook/{r['name']}"
                     for r in shipped.get("receivers") or [] if r.get("webhook_configs")}
+        # Partner-scoped alerts go to the ticket service, which signs them for the partner.
+        webhooks["partner-webhooks"] = (f"{self.urls['ticketing']}"
+                                        "/internal/alertmanager/partner-alerts")
         secrets_dir = self.run_dir / "alertmanager" / "secrets"
         text = am_render.render(
             self.root / "alertmanager" / "alertmanager.yml", secrets_dir=secrets_dir,
@@ -394,6 +423,8 @@ class Stack:
                 if (key.endswith("_file") and isinstance(value, str)
                         and Path(value).parent == secrets_dir):
                     path = Path(value)
+                    if path.name == "partner_webhooks_token" and path.exists():
+                        continue  # written with the ticket service, which reads it too
                     if "slack" in path.name:
                         content = f"{self.urls['sinks']}/slack"
                     elif path.name.endswith("_url"):
@@ -574,7 +605,7 @@ class Stack:
             "Make something happen (in another terminal):",
             "  .venv/bin/python -m demo scenario drain-energy     "
             "# energy pool under 20 %: EnergyPoolCritical after 1 minute",
-            "  .venv/bin/python -m demo scenario slow-api | fail-transactions | attack-tickets",
+            "  .venv/bin/python -m demo scenario slow-api | fail-transactions | fail-partner | attack-tickets",
             "  .venv/bin/python -m demo scenario recover",
             *([f"  (this run directory is not ./run: add --run-dir {self.run_dir})"]
               if self.run_dir.resolve() != (self.root / "run").resolve() else []),

@@ -101,6 +101,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     SecurityMonitor(app)
     from .outbox import init_app as init_outbox  # EXTENSION notification outbox: ticketing/outbox/
     init_outbox(app)
+    from .webhooks import init_app as init_webhooks  # EXTENSION partner webhooks: ticketing/webhooks/
+    init_webhooks(app)
     from .live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
     init_live(app)
     from .console import init_app as init_console  # EXTENSION support console: ticketing/console/

@@ -45,6 +45,7 @@ SECTIONS = {
     "outbox": "ticketing.outbox.settings:OutboxSettings",
     "live": "ticketing.live.settings:LiveSettings",
     "console": "ticketing.console.settings:ConsoleSettings",
+    "webhooks": "ticketing.webhooks.settings:WebhooksSettings",
 }
 
 

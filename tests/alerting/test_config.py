@@ -255,7 +255,7 @@ def secrets_dir(tmp_path) -> Path:
 
 def test_amtool_accepts_shipped_config():
     output = assert_ok(run("amtool", "check-config", str(AM_CONFIG)))
-    assert "1 templates" in output and "8 receivers" in output
+    assert "1 templates" in output and "9 receivers" in output
 
 
 def test_shipped_config_keeps_secrets_in_files():
@@ -355,6 +355,25 @@ def _outbox_alertnames() -> dict[str, str]:
     return names
 
 
+def test_partner_alerts_are_grouped_and_cooled_down_per_partner():
+    """The partner route groups by partner only and repeats every 5m: the cooldown."""
+    config = yaml.safe_load(AM_CONFIG.read_text())
+    [route] = [r for r in config["route"]["routes"] if r.get("receiver") == "partner-webhooks"]
+    assert route["group_by"] == ["partner"] and route["repeat_interval"] == "5m"
+    assert route["continue"] is True
+    [receiver] = [r for r in config["receivers"] if r["name"] == "partner-webhooks"]
+    [hook] = receiver["webhook_configs"]
+    assert hook["send_resolved"] is True
+    assert hook["url"].endswith("/internal/alertmanager/partner-alerts")
+    assert hook["http_config"]["authorization"]["credentials_file"].endswith(
+        "/partner_webhooks_token")
+    partner_rules = [r for r in ALERTS if r["labels"].get("scope") == "partner"]
+    assert {r["alert"] for r in partner_rules} >= {
+        "PartnerTransactionFailureRatioHigh", "PartnerTransactionsStalled", "PartnerEnergyDrawHigh"}
+    for rule in partner_rules:
+        assert "by (partner)" in rule["expr"] or "partner:" in rule["expr"], rule["alert"]
+
+
 def test_outbox_notifications_take_the_event_routes():
     """Ticketing's event alerts reach their team once, without a resolved notice."""
     names = _outbox_alertnames()
@@ -377,12 +396,15 @@ def test_every_rule_alert_routes_to_its_team():
     for rule in ALERTS:
         labels = {"alertname": rule["alert"], **rule["labels"]}
         severity, team = labels["severity"], labels["team"]
+        partner = ["partner-webhooks"] if labels.get("scope") == "partner" else []
+        if partner:
+            labels["partner"] = "7"  # from the series, as the rules' expressions keep it
         if rule["alert"] == "Watchdog":
             expected = ["heartbeat"]
         elif severity == "critical":
-            expected = ["oncall-critical"] + ([team] if team != "oncall" else [])
+            expected = partner + ["oncall-critical"] + ([team] if team != "oncall" else [])
         else:
-            expected = [team]
+            expected = partner + [team]
         result = run("amtool", "config", "routes", "test", f"--config.file={AM_CONFIG}",
                      *[f"{k}={v}" for k, v in labels.items()])
         assert result.stdout.strip() == ",".join(expected), rule["alert"]

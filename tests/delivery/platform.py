@@ -62,6 +62,15 @@ class PlatformDatabase:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
+    def add_transactions(self, partner_id: int, status: str, count: int,
+                         amount: float = 5) -> float:
+        """Insert ``count`` settled transactions of a partner; returns the time (``time.time()``)."""
+        with self._connect() as conn:
+            conn.executemany(
+                "INSERT INTO transactions (partner_id, status, amount_units, created_at) "
+                "VALUES (?, ?, ?, ?)", [(partner_id, status, amount, _now())] * count)
+        return time.time()
+
     def set_available(self, units: float) -> float:
         """Set the pool's available units; returns the time of the change (``time.time()``)."""
         with self._connect() as conn:

@@ -56,7 +56,7 @@ def fails(prom, collector: str, repeatedly: bool = False) -> None:
                       timeout=30)
 
 
-def all_succeed(prom, exporter, count: int = 10) -> None:
+def all_succeed(prom, exporter, count: int = 13) -> None:
     try:
         prom.wait_for_value("count(exporter_collector_success == 1)", count, timeout=30)
     except TimeoutError as exc:

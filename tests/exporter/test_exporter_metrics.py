@@ -16,7 +16,7 @@ from .conftest import quicken, shipped_config
 from .platform_data import execute, seed_platform, seed_ticketing, utcnow
 
 HEALTHY = (200, b'{"status": "ok"}')
-SHIPPED_COLLECTORS = 10
+SHIPPED_COLLECTORS = 13
 
 
 @pytest.fixture
@@ -68,6 +68,19 @@ def test_shipped_config_end_to_end(db_url, request, tmp_path, redis_url, api, st
         'support_tickets_unassigned{priority="high"}': 2,
         'support_tickets_unassigned{priority="low"}': 0,
         "support_outbox_pending": 3,
+        # Per partner (the 50 busiest; the seed has three): settled transactions,
+        # energy drawn by the completed ones, open tickets.
+        'platform_partner_transactions_total{partner="1",status="completed"}': 2,
+        'platform_partner_transactions_total{partner="1",status="failed"}': 0,
+        'platform_partner_transactions_total{partner="2",status="failed"}': 1,
+        'platform_partner_transactions_total{partner="2",status="completed"}': 0,
+        'platform_partner_transactions_total{partner="3",status="completed"}': 1,
+        "count(platform_partner_transactions_total)": 6,
+        'platform_partner_energy_drawn_units_total{partner="1"}': 10,
+        'platform_partner_energy_drawn_units_total{partner="2"}': 0,
+        'platform_partner_energy_drawn_units_total{partner="3"}': 5,
+        'support_partner_tickets_open{partner="1"}': 2,
+        "count(support_partner_tickets_open)": 1,
         'platform_db_up{database="platform"}': 1,
         'platform_db_up{database="ticketing"}': 1,
         "platform_redis_up": 1,

@@ -68,7 +68,7 @@ def test_shipped_config_on_postgresql_loads_no_client_libraries(postgres_server,
         report = run_once(SHIPPED_CONFIG, env={
             **os.environ, "PLATFORM_DB_URL": platform, "TICKETING_DB_URL": ticketing,
             "REDIS_URL": redis_url, "PLATFORM_API_URL": api.url})
-    assert report["failing"] == {} and report["collectors"] == 10
+    assert report["failing"] == {} and report["collectors"] == 13
     modules = set(report["modules"])
     assert "psycopg" in modules  # which brings asyncio with it
     assert not modules & NEVER

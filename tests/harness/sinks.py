@@ -127,7 +127,9 @@ class HTTPSink:
     """A threaded HTTP server that records each request and answers ``status``.
 
     ``status`` may be changed while running (e.g. to 500 to make a receiver fail);
-    ``responses`` maps a path to a ``(status, body)`` pair for canned answers.
+    ``responses`` maps a path to a ``(status, body)`` pair for canned answers;
+    ``script(path, [500, 500])`` answers the next requests to ``path`` with
+    those statuses, in order, then as before.
     """
 
     def __init__(self, port: int | None = None, status: int = 200) -> None:
@@ -135,6 +137,7 @@ class HTTPSink:
         self.port = port or free_port()
         self.status = status
         self.responses: dict[str, tuple[int, bytes]] = {}
+        self.scripts: dict[str, list[int]] = {}
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -156,8 +159,12 @@ class HTTPSink:
                 with sink._lock:
                     sink.requests.append(ReceivedRequest(
                         self.command, self.path, dict(self.headers.items()), body, time.time()))
-                status, payload = sink.responses.get(self.path.split("?")[0],
-                                                     (sink.status, b"ok"))
+                    path = self.path.split("?")[0]
+                    scripted = sink.scripts.get(path)
+                    scripted_status = scripted.pop(0) if scripted else None
+                status, payload = sink.responses.get(path, (sink.status, b"ok"))
+                if scripted_status is not None:
+                    status = scripted_status
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "text/plain")
@@ -186,6 +193,10 @@ class HTTPSink:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def script(self, path: str, statuses: list[int]) -> None:
+        with self._lock:
+            self.scripts[path] = list(statuses)
 
     def received(self, path: str | None = None) -> list[ReceivedRequest]:
         with self._lock:

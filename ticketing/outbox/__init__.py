@@ -27,7 +27,8 @@ deliver --once`` and ``flask outbox status``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
@@ -37,12 +38,23 @@ from . import notifications
 from .cli import outbox_cli
 from .delivery import DeliveryReport, deliver_due
 from .models import OutboxMessage
-from .queue import ENQUEUED_FLAG, enqueue, pending_count
+from .queue import ENQUEUED_FLAG, enqueue, enqueue_payload, pending_count
 from .settings import OutboxConfigError, OutboxSettings, load_settings
 from .worker import DeliveryWorker
 
-__all__ = ["DeliveryReport", "Outbox", "OutboxConfigError", "OutboxMessage", "OutboxSettings",
-           "deliver_due", "enqueue", "init_app", "pending_count"]
+__all__ = ["Channel", "DeliveryReport", "Outbox", "OutboxConfigError", "OutboxMessage", "OutboxSettings",
+           "deliver_due", "enqueue", "enqueue_payload", "init_app", "pending_count"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A delivery channel other than Alertmanager: the outbox kinds it owns and
+    ``deliver(max_batches)``, one pass over its due messages (claims, retries and
+    backoff through :mod:`ticketing.outbox.queue`), returning a DeliveryReport."""
+
+    name: str
+    kinds: frozenset[str]
+    deliver: Callable[[int | None], DeliveryReport]
 
 
 @dataclass
@@ -52,10 +64,19 @@ class Outbox:
     settings: OutboxSettings
     worker: DeliveryWorker
     worker_enabled: bool
+    channels: dict[str, Channel] = field(default_factory=dict)
 
-    def deliver(self) -> DeliveryReport:
-        """One delivery pass now (inside an application context)."""
-        return deliver_due(self.settings)
+    def add_channel(self, channel: Channel) -> None:
+        """Deliver ``channel.kinds`` with ``channel.deliver`` instead of to Alertmanager."""
+        self.channels[channel.name] = channel
+
+    def deliver(self, max_batches: int | None = None) -> DeliveryReport:
+        """One delivery pass now over every channel (inside an application context)."""
+        owned = frozenset().union(*(c.kinds for c in self.channels.values()))
+        report = deliver_due(self.settings, max_batches, exclude_kinds=owned)
+        for channel in self.channels.values():
+            report.merge(channel.deliver(max_batches))
+        return report
 
 
 def init_app(app: Flask) -> Outbox:

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from ticketing.db import db
 
-from .delivery import deliver_due
 from .models import OutboxMessage
 from .queue import pending_count
 
@@ -29,7 +28,7 @@ def deliver_command(once: bool) -> None:
     """Post due notifications to Alertmanager."""
     settings = current_app.extensions["outbox"].settings
     if once:
-        report = deliver_due(settings)
+        report = current_app.extensions["outbox"].deliver()
         click.echo(f"{report}; pending {pending_count()}")
         for error in report.errors:
             click.echo(f"error: {error}", err=True)
@@ -40,7 +39,7 @@ def deliver_command(once: bool) -> None:
     try:
         while True:
             try:
-                report = deliver_due(settings)
+                report = current_app.extensions["outbox"].deliver()
                 if report.attempted:
                     click.echo(f"{report}; pending {pending_count()}")
             except Exception as exc:  # the database may be away for a while: keep going

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Collection
 
 import requests
 
@@ -53,6 +53,11 @@ class DeliveryReport:
     @property
     def attempted(self) -> int:
         return self.delivered + self.failed
+
+    def merge(self, other: "DeliveryReport") -> None:
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.errors.extend(other.errors)
 
     def __str__(self) -> str:
         return f"delivered {self.delivered}, failed {self.failed}"
@@ -122,17 +127,20 @@ def _deliver_batch(settings: OutboxSettings, batch: list[Claimed], report: Deliv
     return True
 
 
-def deliver_due(settings: OutboxSettings, max_batches: int | None = None) -> DeliveryReport:
+def deliver_due(settings: OutboxSettings, max_batches: int | None = None,
+                exclude_kinds: Collection[str] = ()) -> DeliveryReport:
     """Claim and post due messages batch by batch until none is due.
 
     Runs inside an application context.  The pass stops at the first batch
     Alertmanager could not take (it is probably down: the rest waits for the
-    next pass instead of each batch waiting for its own timeout).
+    next pass instead of each batch waiting for its own timeout).  Kinds in
+    ``exclude_kinds`` belong to other delivery channels (partner webhooks).
     """
     report = DeliveryReport()
     batches = 0
     while max_batches is None or batches < max_batches:
-        batch = claim_due(settings.batch_size, settings.claim_timeout)
+        batch = claim_due(settings.batch_size, settings.claim_timeout,
+                          exclude_kinds=exclude_kinds)
         if not batch:
             break
         batches += 1

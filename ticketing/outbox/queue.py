@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from sqlalchemy import func, insert, select, update
 
@@ -97,10 +97,6 @@ def enqueue(kind: str, dedup_key: str, labels: Mapping[str, Any],
                  "team": "support", "ticket": ticket.id},
                 {"summary": f"New high priority ticket #{ticket.id}"})
     """
-    if not kind or not dedup_key:
-        raise ValueError("kind and dedup_key are required")
-    if len(dedup_key) > 255:
-        raise ValueError("dedup_key is longer than 255 characters")
     payload: dict[str, Any] = {
         "labels": _clean_labels(labels),
         "annotations": _clean_annotations(annotations),
@@ -108,8 +104,21 @@ def enqueue(kind: str, dedup_key: str, labels: Mapping[str, Any],
     }
     if generator_url:
         payload["generatorURL"] = generator_url
+    return enqueue_payload(kind, dedup_key, payload)
+
+
+def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> int | None:
+    """Queue a message whose ``payload`` a delivery channel other than Alertmanager reads.
+
+    The same transaction and ``dedup_key`` rules as :func:`enqueue`; the
+    channel registered for ``kind`` (``Outbox.add_channel``) delivers it.
+    """
+    if not kind or not dedup_key:
+        raise ValueError("kind and dedup_key are required")
+    if len(dedup_key) > 255:
+        raise ValueError("dedup_key is longer than 255 characters")
     now = utcnow()
-    values = {"kind": kind, "dedup_key": dedup_key, "payload": payload, "created_at": now,
+    values = {"kind": kind, "dedup_key": dedup_key, "payload": dict(payload), "created_at": now,
               "attempts": 0, "next_attempt_at": now}
 
     dialect = db.session.get_bind().dialect.name
@@ -156,13 +165,21 @@ class Claimed:
     attempts: int
 
 
-def claim_due(limit: int, claim_timeout: float, now: datetime | None = None) -> list[Claimed]:
+def claim_due(limit: int, claim_timeout: float, now: datetime | None = None,
+              kinds: Collection[str] | None = None,
+              exclude_kinds: Collection[str] = ()) -> list[Claimed]:
     """Claim up to ``limit`` due messages for this deliverer and commit the claim.
 
-    Runs in transactions of its own: call it with nothing else pending in ``db.session``.
+    ``kinds`` claims only messages of those kinds, ``exclude_kinds`` all but
+    those (each delivery channel claims its own kinds).  Runs in transactions
+    of its own: call it with nothing else pending in ``db.session``.
     """
     now = now or utcnow()
-    is_due = (OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
+    is_due: tuple = (OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
+    if kinds is not None:
+        is_due += (OutboxMessage.kind.in_(list(kinds)),)
+    if exclude_kinds:
+        is_due += (OutboxMessage.kind.not_in(list(exclude_kinds)),)
     # A plain read first: most polls find nothing, and a read takes no write
     # lock (SQLite has a single one for the whole database).
     anything = db.session.execute(select(OutboxMessage.id).where(*is_due).limit(1)).first()
@@ -197,6 +214,21 @@ def mark_delivered(ids: list[int], now: datetime | None = None) -> None:
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids), OutboxMessage.delivered_at.is_(None))
             .values(delivered_at=now or utcnow(), last_error=None),
+            execution_options={"synchronize_session": False})
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def mark_finished(claimed: Claimed, error: str, now: datetime | None = None) -> None:
+    """Give up on a message that must not be retried (a partner endpoint answered 404):
+    it leaves the queue like a delivered one, ``last_error`` says why."""
+    try:
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == claimed.id, OutboxMessage.delivered_at.is_(None))
+            .values(delivered_at=now or utcnow(), last_error=error[:2000]),
             execution_options={"synchronize_session": False})
         db.session.commit()
     except BaseException:

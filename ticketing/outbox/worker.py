@@ -71,7 +71,9 @@ class DeliveryWorker:
             busy = False
             try:
                 with self.app.app_context():
-                    report = deliver_due(self.settings, max_batches=10)
+                    state = self.app.extensions.get("outbox")
+                    report = (state.deliver(max_batches=10) if state is not None
+                              else deliver_due(self.settings, max_batches=10))
                 # A full pass with no failure may have left more due messages.
                 busy = report.failed == 0 and report.delivered >= 10 * self.settings.batch_size
                 if last_error is not None:

@@ -1,0 +1,242 @@
+"""Delivering partner events from the outbox to the partners' endpoints.
+
+The outbox channel ``partner_webhook``: :func:`deliver_due` claims due rows of
+that kind (claims, attempts and ``next_attempt_at`` are the outbox's, see
+docs/outbox.md), posts each event to its endpoint and records the outcome:
+
+| answer | result | then |
+|---|---|---|
+| 2xx | ``success`` | done |
+| 5xx, 408, 429, timeout, connection error | ``retry`` | again after ``backoff(attempt)`` (exponential, jitter; ``Retry-After`` is honoured up to ``max_backoff``) |
+| the socket's peer is not a public address | ``blocked`` | retried like a failure (DNS may change back) |
+| any other status (3xx, 4xx) | ``failed`` | not retried: the partner must fix the endpoint |
+| the endpoint was deleted or disabled | ``dropped`` | not sent |
+
+Every attempt is a row in the endpoint's delivery log.  An endpoint whose
+attempts keep failing for ``disable_after`` is disabled, the reason kept on it
+and told to the partner's other endpoints (event ``endpoint.disabled``).
+
+Each post is signed (:mod:`ticketing.webhooks.signing`) at the moment it is
+sent; the body is the same bytes at every attempt, with the same event id, so a
+partner that got an event twice (its answer was lost) recognises it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+
+import requests
+from flask import current_app
+
+from ticketing.db import db
+from ticketing.models import utcnow
+from ticketing.outbox.delivery import DeliveryReport
+from ticketing.outbox.queue import Claimed, claim_due, mark_delivered, mark_failed, mark_finished
+
+from . import events, metrics, signing
+from .guard import BlockedAddress, guarded_session
+from .models import WebhookDelivery, WebhookEndpoint
+from .settings import WebhooksSettings
+
+log = logging.getLogger("ticketing.webhooks")
+
+USER_AGENT = "partnerwatch-webhooks/1.0"
+_sessions: dict[tuple, requests.Session] = {}
+
+
+def session_for(settings: WebhooksSettings) -> requests.Session:
+    key = settings.allowed_networks
+    if key not in _sessions:
+        _sessions[key] = guarded_session(key)
+    return _sessions[key]
+
+
+def body_of(event: dict) -> bytes:
+    return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass
+class Outcome:
+    result: str
+    status_code: int | None = None
+    latency: float | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+def post(settings: WebhooksSettings, url: str, secret: str, event: dict, attempt: int) -> Outcome:
+    """One signed POST of ``event`` to ``url``; reads at most ``max_response_bytes``."""
+    body = body_of(event)
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+               "Partnerwatch-Event-Id": event["id"], "Partnerwatch-Event-Type": event["type"],
+               "Partnerwatch-Delivery-Attempt": str(attempt),
+               signing.HEADER: signing.signature_header(secret, body)}
+    started = time.monotonic()
+    try:
+        response = session_for(settings).post(
+            url, data=body, headers=headers, stream=True, allow_redirects=False,
+            timeout=(settings.connect_timeout, settings.read_timeout))
+        try:
+            read = 0
+            deadline = started + settings.connect_timeout + settings.read_timeout
+            for chunk in response.iter_content(1024):
+                read += len(chunk)
+                if read >= settings.max_response_bytes or time.monotonic() > deadline:
+                    break
+        finally:
+            response.close()
+    except BlockedAddress as exc:
+        return Outcome("blocked", error=str(exc))
+    except requests.RequestException as exc:
+        blocked = _blocked_cause(exc)
+        if blocked is not None:
+            return Outcome("blocked", error=str(blocked))
+        return Outcome("retry", latency=time.monotonic() - started,
+                       error=f"{type(exc).__name__}: {exc}"[:500])
+    latency = time.monotonic() - started
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome("success", status, latency)
+    error = f"HTTP {status}"
+    if status >= 500 or status in (408, 429):
+        return Outcome("retry", status, latency, error, _retry_after(response))
+    return Outcome("failed", status, latency, error)
+
+
+def _blocked_cause(exc: BaseException) -> BlockedAddress | None:
+    """requests wraps urllib3's errors: find a BlockedAddress among the causes."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, BlockedAddress):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(
+            exc.args[0], BaseException) else None)
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, BlockedAddress):
+            return reason
+    return None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        try:
+            return max((parsedate_to_datetime(value).timestamp() - time.time()), 0.0)
+        except (TypeError, ValueError):
+            return None
+
+
+def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryReport) -> None:
+    endpoint_id = claimed.payload.get("endpoint_id")
+    event = claimed.payload.get("event") or {}
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id) if endpoint_id else None
+    if endpoint is None or not endpoint.enabled:
+        reason = "endpoint deleted" if endpoint is None else "endpoint disabled"
+        if endpoint is not None:
+            _log(endpoint.id, event, claimed.attempts, Outcome("dropped", error=reason))
+        db.session.commit()
+        mark_finished(claimed, reason)
+        metrics.deliveries.labels(result="dropped").inc()
+        return
+    url, secret = endpoint.url, endpoint.secret
+    db.session.commit()  # no transaction stays open while the partner is called
+
+    outcome = post(settings, url, secret, event, claimed.attempts)
+    metrics.deliveries.labels(result=outcome.result).inc()
+    if outcome.latency is not None:
+        metrics.delivery_duration.observe(outcome.latency)
+
+    now = utcnow()
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+    _log(endpoint_id, event, claimed.attempts, outcome, now)
+    disabled = False
+    if endpoint is not None:
+        if outcome.result == "success":
+            endpoint.failing_since = None
+        else:
+            endpoint.failing_since = endpoint.failing_since or now
+            if now - endpoint.failing_since >= timedelta(seconds=settings.disable_after):
+                disabled = True
+                _disable(endpoint, now, outcome)
+    db.session.commit()
+
+    if outcome.result == "success":
+        mark_delivered([claimed.id])
+        report.delivered += 1
+        log.info("webhooks: delivered %s %s to endpoint %s", event.get("type"), event.get("id"),
+                 endpoint_id)
+        return
+    report.failed += 1
+    report.errors.append(f"endpoint {endpoint_id}: {outcome.error}")
+    if outcome.result == "failed" or disabled:
+        mark_finished(claimed, outcome.error or outcome.result)
+    else:
+        delay = settings.backoff(claimed.attempts)
+        if outcome.retry_after is not None:
+            delay = max(delay, min(outcome.retry_after, settings.max_backoff))
+        mark_failed([claimed], outcome.error or outcome.result, lambda _attempts: delay)
+    log.warning("webhooks: %s to endpoint %s, attempt %s: %s", outcome.result, endpoint_id,
+                claimed.attempts, outcome.error)
+
+
+def _log(endpoint_id: int, event: dict, attempt: int, outcome: Outcome, now=None) -> None:
+    db.session.add(WebhookDelivery(
+        endpoint_id=endpoint_id, event_id=str(event.get("id", ""))[:40],
+        event_type=str(event.get("type", ""))[:40], attempt=attempt, result=outcome.result,
+        status_code=outcome.status_code,
+        latency_ms=None if outcome.latency is None else round(outcome.latency * 1000),
+        error=outcome.error, at=now or utcnow()))
+
+
+def _disable(endpoint: WebhookEndpoint, now, outcome: Outcome) -> None:
+    since = endpoint.failing_since.isoformat(timespec="seconds") + "Z"
+    endpoint.enabled = False
+    endpoint.disabled_reason = (f"disabled automatically at {now.isoformat(timespec='seconds')}Z:"
+                                f" every delivery failed since {since} (last: {outcome.error})")[:400]
+    endpoint.updated_at = now
+    metrics.endpoints_disabled.inc()
+    log.warning("webhooks: endpoint %s of partner %s disabled: %s", endpoint.id,
+                endpoint.partner_id, endpoint.disabled_reason)
+    # The partner hears of it in the endpoint's own log (the disabling attempt,
+    # and GET shows disabled_reason) and on its other endpoints.
+    events.queue_event(endpoint.partner_id, events.ENDPOINT_DISABLED,
+                       {"endpoint_id": endpoint.id, "url": endpoint.url,
+                        "reason": endpoint.disabled_reason}, exclude_endpoint=endpoint.id)
+
+
+def batch_size(settings: WebhooksSettings, claim_timeout: float) -> int:
+    """Deliveries claimed at once: each may take connect + read timeout, and the
+    batch must be done before its claims time out (or another deliverer re-sends)."""
+    per_delivery = settings.connect_timeout + settings.read_timeout
+    return max(1, min(settings.batch_size, int(claim_timeout // (2 * per_delivery))))
+
+
+def deliver_due(settings: WebhooksSettings, max_batches: int | None = None) -> DeliveryReport:
+    """One pass over the due partner events (inside an application context)."""
+    claim_timeout = current_app.extensions["outbox"].settings.claim_timeout
+    size = batch_size(settings, claim_timeout)
+    report = DeliveryReport()
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batch = claim_due(size, claim_timeout, kinds=(events.KIND,))
+        if not batch:
+            break
+        batches += 1
+        for claimed in batch:
+            try:
+                _deliver_one(settings, claimed, report)
+            except Exception:
+                db.session.rollback()
+                raise
+        if len(batch) < size:
+            break
+    return report

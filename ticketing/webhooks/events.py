@@ -1,0 +1,108 @@
+"""Partner events: what they look like, and how each becomes outbox rows.
+
+An event is what a partner's endpoint receives (JSON, signed at delivery):
+
+    {"id": "evt_0f3c...", "type": "alert.firing", "created_at": "2024-05-01T09:00:00.000Z",
+     "partner_id": 7, "data": {...}}
+
+| type | when | data |
+|---|---|---|
+| ``alert.firing`` / ``alert.resolved`` | Alertmanager notifies a partner-scoped alert (``partner`` label) | ``alert``, ``severity``, ``summary``, ``description``, ``starts_at``, ``ends_at`` |
+| ``ticket.status_changed`` | a ticket of the partner changes status (by staff or the partner) | ``ticket`` (id, title, status, priority), ``from``, ``to`` |
+| ``ticket.staff_replied`` | staff post a public message on the partner's ticket | ``ticket``, ``message`` (id, body, created_at) |
+| ``ping`` | the partner asks for a test delivery | ``endpoint_id`` |
+| ``endpoint.disabled`` | one of the partner's endpoints was disabled after failing | ``endpoint_id``, ``url``, ``reason`` |
+
+:func:`queue_event` writes one outbox row (kind ``partner_webhook``) per
+enabled endpoint of the partner that chose the type, inside the caller's
+transaction.  Internal notes and other partners' data never reach it: every
+event is built for one partner from that partner's own ticket.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Flask
+
+from ticketing import signals
+from ticketing.db import db
+from ticketing.models import utcnow
+from ticketing.outbox.queue import enqueue_payload, isoformat
+
+from .models import WebhookEndpoint
+
+KIND = "partner_webhook"
+ALERT_FIRING = "alert.firing"
+ALERT_RESOLVED = "alert.resolved"
+STATUS_CHANGED = "ticket.status_changed"
+STAFF_REPLIED = "ticket.staff_replied"
+PING = "ping"
+ENDPOINT_DISABLED = "endpoint.disabled"
+#: Types a partner may subscribe to (ping always reaches the endpoint asked).
+EVENT_TYPES = (ALERT_FIRING, ALERT_RESOLVED, STATUS_CHANGED, STAFF_REPLIED, ENDPOINT_DISABLED)
+
+
+def new_event(partner_id: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": f"evt_{uuid.uuid4().hex}", "type": event_type,
+            "created_at": isoformat(utcnow()), "partner_id": partner_id, "data": data}
+
+
+def enqueue_for(endpoint_id: int, event: dict[str, Any]) -> int | None:
+    return enqueue_payload(KIND, f"webhook:{endpoint_id}:{event['id']}",
+                           {"endpoint_id": endpoint_id, "event": event})
+
+
+def queue_event(partner_id: int, event_type: str, data: dict[str, Any],
+                exclude_endpoint: int | None = None) -> dict[str, Any] | None:
+    """Queue ``event_type`` for every enabled endpoint of the partner that chose it.
+
+    Returns the event (the same id for all endpoints), or None when no endpoint wants it.
+    """
+    endpoints = db.session.execute(
+        db.select(WebhookEndpoint.id, WebhookEndpoint.events)
+        .where(WebhookEndpoint.partner_id == partner_id, WebhookEndpoint.enabled.is_(True))
+        .order_by(WebhookEndpoint.id)).all()
+    wanted = [row.id for row in endpoints
+              if event_type in (row.events or []) and row.id != exclude_endpoint]
+    if not wanted:
+        return None
+    event = new_event(partner_id, event_type, data)
+    for endpoint_id in wanted:
+        enqueue_for(endpoint_id, event)
+    return event
+
+
+def _ticket(ticket: Any) -> dict[str, Any]:
+    return {"id": ticket.id, "title": ticket.title, "status": ticket.status,
+            "priority": ticket.priority, "category": ticket.category}
+
+
+def _enabled(app: Any) -> bool:
+    return isinstance(app, Flask) and "webhooks" in app.extensions
+
+
+def on_ticket_changed(app: Flask, ticket: Any = None, field: str | None = None,
+                      before: Any = None, after: Any = None, **_: Any) -> None:
+    if not _enabled(app) or ticket is None or field != "status":
+        return
+    queue_event(ticket.partner_id, STATUS_CHANGED,
+                {"ticket": _ticket(ticket), "from": before, "to": after})
+
+
+def on_message_posted(app: Flask, ticket: Any = None, message: Any = None, **_: Any) -> None:
+    if not _enabled(app) or ticket is None or message is None:
+        return
+    if message.sender_type != "staff" or message.internal:
+        return  # partners hear only of public staff replies, never of internal notes
+    if message.id is None:
+        db.session.flush()
+    queue_event(ticket.partner_id, STAFF_REPLIED, {
+        "ticket": _ticket(ticket),
+        "message": {"id": message.id, "body": message.body,
+                    "created_at": isoformat(message.created_at or utcnow())}})
+
+
+def connect() -> None:
+    signals.ticket_changed.connect(on_ticket_changed)
+    signals.message_posted.connect(on_message_posted)

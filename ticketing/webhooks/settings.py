@@ -1,0 +1,132 @@
+"""The ``webhooks`` section of ticketing.yml, validated into a frozen object.
+
+    webhooks:
+      enabled: true
+      require_https: true         # endpoint URLs must be https://
+      allowed_networks: []        # addresses allowed although private (tests, on-premises)
+      connect_timeout: 3s
+      read_timeout: 5s            # also the limit for reading the whole answer
+      max_response_bytes: 4096    # of a partner's answer, the rest is not read
+      batch_size: 5               # deliveries per claim, at most (fewer when 2 * batch *
+                                  # (connect + read) would reach outbox.claim_timeout)
+      initial_backoff: 10s        # retry after 10s, 20s, 40s, ... with jitter,
+      max_backoff: 1h             # ... up to this
+      disable_after: 3d           # an endpoint failing this long is disabled
+      max_endpoints: 10           # per partner
+      duplicate_window: 1m        # the same Alertmanager notification within this
+                                  # long is one partner delivery (< repeat_interval)
+      receiver_token_file: null   # the bearer token Alertmanager sends; null:
+                                  # $WEBHOOKS_RECEIVER_TOKEN_FILE, else no receiver
+
+Problems are reported one per line with their location, like every section:
+``webhooks.max_backoff: must be >= webhooks.initial_backoff``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+from pathlib import Path
+from typing import Annotated, Any, Mapping
+
+from pydantic import PlainValidator, PrivateAttr, ValidationInfo, model_validator
+
+from sharedconfig import (AtLeast, Flag, FromEnvironment, Invalid, NonEmptyStr,
+                          PositiveDuration, Section)
+from ticketing.config import ConfigError
+
+
+class WebhooksConfigError(ConfigError):
+    """An invalid ``webhooks`` section; ``problems`` lists ``location: message`` lines."""
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: Any) -> tuple[Network, ...]:
+    if value in (None, ()):
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("must be a list of addresses or networks")
+    parsed, problems = [], {}
+    for i, item in enumerate(value):
+        try:
+            parsed.append(item if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network))
+                          else ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            problems[i] = f"must be an address or network such as 10.0.0.0/8 (got {item!r})"
+    if problems:
+        raise Invalid(problems)
+    return tuple(parsed)
+
+
+Networks = Annotated[tuple[Network, ...], PlainValidator(_networks)]
+
+
+class WebhooksSettings(Section):
+    error = WebhooksConfigError
+
+    enabled: Flag = True
+    require_https: Flag = True
+    allowed_networks: Networks = ()
+    connect_timeout: PositiveDuration = 3.0
+    read_timeout: PositiveDuration = 5.0
+    max_response_bytes: AtLeast(1) = 4096
+    batch_size: AtLeast(1) = 5
+    initial_backoff: PositiveDuration = 10.0
+    max_backoff: PositiveDuration = 3600.0
+    disable_after: PositiveDuration = 3 * 86400.0
+    max_endpoints: AtLeast(1) = 10
+    duplicate_window: PositiveDuration = 60.0
+    #: The file holding the receiver's bearer token (null: $WEBHOOKS_RECEIVER_TOKEN_FILE).
+    receiver_token_file: FromEnvironment(NonEmptyStr | None, "WEBHOOKS_RECEIVER_TOKEN_FILE",
+                                         None) = None
+    _receiver_token: str | None = PrivateAttr(None)
+
+    @property
+    def receiver_token(self) -> str | None:
+        """The receiver's bearer token, read from ``receiver_token_file`` at start; None: no receiver."""
+        return self._receiver_token
+
+    @model_validator(mode="after")
+    def _checked(self, info: ValidationInfo) -> "WebhooksSettings":
+        problems = {}
+        if self.max_backoff < self.initial_backoff:
+            problems["max_backoff"] = "must be >= webhooks.initial_backoff"
+        claim_timeout = (info.context or {}).get("claim_timeout")
+        # One delivery must fit in a claim (the batch shrinks to fit several).
+        if claim_timeout is not None and self.connect_timeout + self.read_timeout >= claim_timeout:
+            problems["read_timeout"] = ("connect_timeout + read_timeout must be under "
+                                        "outbox.claim_timeout, or a slow delivery is claimed "
+                                        "and sent twice")
+        if self.receiver_token_file:
+            try:
+                token = Path(self.receiver_token_file).read_text().strip()
+            except OSError as exc:
+                problems["receiver_token_file"] = (f"cannot be read ({exc.strerror or exc}): "
+                                                   f"{self.receiver_token_file}")
+            else:
+                if len(token) < 16:
+                    problems["receiver_token_file"] = "must hold a token of 16 characters or more"
+                else:
+                    self._receiver_token = token
+        if problems:
+            raise Invalid(problems)
+        return self
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next attempt after ``attempts`` failed ones: exponential,
+        capped, with "equal jitter" (between half and all of it), so endpoints that
+        failed together are not all retried in the same second."""
+        exponent = min(max(attempts - 1, 0), 60)
+        delay = min(self.max_backoff, self.initial_backoff * 2 ** exponent)
+        return delay / 2 + random.uniform(0, delay / 2)
+
+
+def load_settings(section: Mapping[str, Any] | None,
+                  environ: Mapping[str, str] | None = None,
+                  claim_timeout: float | None = None) -> WebhooksSettings:
+    """Validate the ``webhooks`` section; ``claim_timeout`` is the outbox's."""
+    context = {"environ": os.environ if environ is None else environ,
+               "claim_timeout": claim_timeout}
+    return WebhooksSettings.load(section, "webhooks", context)
