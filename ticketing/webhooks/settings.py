@@ -29,7 +29,7 @@ import random
 from pathlib import Path
 from typing import Annotated, Any, Mapping
 
-from pydantic import PlainValidator, PrivateAttr, ValidationInfo, model_validator
+from pydantic import PlainValidator, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from sharedconfig import (AtLeast, Flag, FromEnvironment, Invalid, NonEmptyStr,
                           PositiveDuration, Section)
@@ -63,6 +63,16 @@ def _networks(value: Any) -> tuple[Network, ...]:
 Networks = Annotated[tuple[Network, ...], PlainValidator(_networks)]
 
 
+def _read_token(path: str) -> str:
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc}): {path}") from None
+    if len(token) < 16:
+        raise ValueError("must hold a token of 16 characters or more")
+    return token
+
+
 class WebhooksSettings(Section):
     error = WebhooksConfigError
 
@@ -88,6 +98,13 @@ class WebhooksSettings(Section):
         """The receiver's bearer token, read from ``receiver_token_file`` at start; None: no receiver."""
         return self._receiver_token
 
+    @field_validator("receiver_token_file", mode="after")
+    @classmethod
+    def _token_file(cls, path: str | None) -> str | None:
+        if path:
+            _read_token(path)  # reported with the other problems of the section
+        return path
+
     @model_validator(mode="after")
     def _checked(self, info: ValidationInfo) -> "WebhooksSettings":
         problems = {}
@@ -99,19 +116,10 @@ class WebhooksSettings(Section):
             problems["read_timeout"] = ("connect_timeout + read_timeout must be under "
                                         "outbox.claim_timeout, or a slow delivery is claimed "
                                         "and sent twice")
-        if self.receiver_token_file:
-            try:
-                token = Path(self.receiver_token_file).read_text().strip()
-            except OSError as exc:
-                problems["receiver_token_file"] = (f"cannot be read ({exc.strerror or exc}): "
-                                                   f"{self.receiver_token_file}")
-            else:
-                if len(token) < 16:
-                    problems["receiver_token_file"] = "must hold a token of 16 characters or more"
-                else:
-                    self._receiver_token = token
         if problems:
             raise Invalid(problems)
+        if self.receiver_token_file:
+            self._receiver_token = _read_token(self.receiver_token_file)
         return self
 
     def backoff(self, attempts: int) -> float:
