@@ -90,4 +90,20 @@ def build(rules: dict) -> Board:
     board.add(timeseries("Active partners over time",
                          "Partners with a transaction in the last 15 minutes.", "short",
                          [query("platform_partners_active", "active partners")]), w=24, h=6)
+
+    # Per partner (the exporter keeps the 50 busiest partners: docs/metrics.md).
+    board.add(timeseries("Transaction failure ratio by partner (top 10)",
+                         "Failed / all transactions over 5 m for the ten partners failing most "
+                         "(partner:transactions_failed:ratio_rate5m); the line is the "
+                         "PartnerTransactionFailureRatioHigh threshold, which notifies the "
+                         "partner's own webhooks.", "percentunit",
+                         [query("topk(10, partner:transactions_failed:ratio_rate5m)",
+                                "partner {{partner}}")],
+                         thresholds=board.alerts("PartnerTransactionFailureRatioHigh"),
+                         max_value=1), w=12, h=8)
+    board.add(timeseries("Energy drawn by partner (top 10)",
+                         "Energy units drawn per hour by the ten partners drawing most "
+                         "(partner:energy_drawn_units:rate5m * 3600).", "short",
+                         [query("topk(10, partner:energy_drawn_units:rate5m * 3600)",
+                                "partner {{partner}}")]), w=12, h=8)
     return board

@@ -82,4 +82,33 @@ def build(rules: dict) -> Board:
                          "(ticketing:http_request_duration_seconds:p95_5m).", "s",
                          [query("ticketing:http_request_duration_seconds:p95_5m", "{{path}}")]),
               w=8, h=8)
+
+    # Partner webhooks: what the partners' own endpoints get (docs/webhooks.md).
+    deliveries = "partner_webhook_deliveries_total"
+    board.add(timeseries("Partner webhook deliveries by result",
+                         "Delivery attempts to partners' endpoints per second by result "
+                         "(partner_webhook_deliveries_total): success, retry (5xx, 408, 429, "
+                         "timeout, connection error), failed (other 4xx), blocked (non-public "
+                         "address), dropped.", "ops",
+                         [query(f"sum by (result) (rate({deliveries}[$__rate_interval]))",
+                                "{{result}}")], stacked=True), w=8, h=8)
+    board.add(timeseries("Partner webhook failure ratio",
+                         "Retried, failed and blocked attempts / all attempts over 15 m "
+                         "(partner_webhook:deliveries_failed:ratio_rate15m); the line is the "
+                         "PartnerWebhookDeliveryFailing threshold.", "percentunit",
+                         [query("partner_webhook:deliveries_failed:ratio_rate15m",
+                                "failure ratio")],
+                         thresholds=board.alerts("PartnerWebhookDeliveryFailing"), max_value=1),
+              w=6, h=8)
+    board.add(timeseries("Partner webhook delivery latency p95",
+                         "p95 of the time from connecting to a partner endpoint to its answer "
+                         "(partner_webhook_delivery_duration_seconds) over 5 m.", "s",
+                         [query("histogram_quantile(0.95, sum by (le) (rate("
+                                "partner_webhook_delivery_duration_seconds_bucket[5m])))", "p95")]),
+              w=6, h=8)
+    board.add(stat("Partner endpoints disabled (24 h)",
+                   "Endpoints disabled because every delivery failed for webhooks.disable_after "
+                   "(partner_webhook_endpoints_disabled_total); their partners are told.",
+                   "short", [query("sum(increase(partner_webhook_endpoints_disabled_total[24h]))",
+                                   "disabled")]), w=4, h=8)
     return board

@@ -43,6 +43,9 @@ THRESHOLD_ALERTS = {
     ("partnerwatch-platform", "Database connections used"): ["PlatformDatabaseConnectionsNearMax"],
     ("partnerwatch-support", "Ticket API 5xx ratio"): ["TicketingHighErrorRate"],
     ("partnerwatch-security", "Rate-limit rejections in 5 m by action"): ["RateLimitStorm"],
+    ("partnerwatch-platform", "Transaction failure ratio by partner (top 10)"):
+        ["PartnerTransactionFailureRatioHigh"],
+    ("partnerwatch-support", "Partner webhook failure ratio"): ["PartnerWebhookDeliveryFailing"],
 }
 
 # Metrics that are not ours (Prometheus' own and Alertmanager's), used by the stack dashboard.

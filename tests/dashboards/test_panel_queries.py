@@ -88,6 +88,9 @@ MAY_BE_EMPTY: dict[tuple[str, str, str], str] = {}
 TICKETING_SETTINGS = {
     "outbox": {"poll_interval": "200ms", "initial_backoff": "200ms", "max_backoff": "1s",
                "request_timeout": "2s"},
+    # The partner's webhook endpoint is the loopback sink (refused by default).
+    "webhooks": {"require_https": False, "allowed_networks": ["127.0.0.1/32"],
+                 "initial_backoff": "200ms", "max_backoff": "1s"},
     "ratelimits": {"limits": {"ticket_create": "12/minute"}},
     "live": {"enabled": False},
     # As behind a reverse proxy: the intruder's address comes from X-Forwarded-For,
@@ -363,6 +366,12 @@ def stack(tmp_path_factory, postgres_server, redis_server):
         partner = TicketApi(ticketing_url, keys["partner"])
         other = TicketApi(ticketing_url, keys["other"])
         staff = TicketApi(ticketing_url, keys["staff"])
+
+        # The partner's own endpoint: ticket events (status changes, public replies)
+        # are delivered to it, so the partner-webhook panels have data.
+        registered = partner.request("POST", "/api/v1/webhooks",
+                                     json={"url": webhook.url + "/partner"})
+        assert registered.status_code == 201, registered.text
 
         # Alertmanager is down: the new ticket's notification fails, then is retried.
         created = partner.create_ticket("Cannot log in", "The portal rejects our login.")
