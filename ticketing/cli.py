@@ -9,6 +9,8 @@ Available as ``partnerwatch-ticketing <command>`` (console script) or
     partnerwatch-ticketing create-key --partner 1 --name "acme prod"   # prints the key ONCE
     partnerwatch-ticketing list-keys
     partnerwatch-ticketing revoke-key 3f9c0a1b2c4d    # by prefix (or the whole key)
+    partnerwatch-ticketing classifier evaluate        # held-out accuracy of the category model
+    partnerwatch-ticketing classifier train           # retrain it with staff overrides
 
 Commands that create something print only its id (or the key) on stdout, so
 scripts can capture it: ``KEY=$(partnerwatch-ticketing create-key --partner 1)``.
@@ -111,7 +113,9 @@ COMMANDS = (create_partner, create_staff, create_key, revoke_key, list_keys)
 
 
 def init_app(app: Flask) -> None:
-    for command in COMMANDS:
+    from .classifier.cli import classifier
+
+    for command in (*COMMANDS, classifier):
         app.cli.add_command(command)
 
 
@@ -123,4 +127,5 @@ def _create_app():
 
 #: The ``partnerwatch-ticketing`` console script (Flask's CLI, with ``db`` and ``run``).
 main = FlaskGroup(create_app=_create_app, add_version_option=False,
-                  help="partnerwatch ticket service: partners, staff, keys, migrations.")
+                  help="partnerwatch ticket service: partners, staff, keys, migrations, "
+                       "the category model.")

@@ -24,6 +24,7 @@ from sqlalchemy import insert
 from . import signals, sla
 from .auth import Actor
 from .classification import Classifier
+from .classifier import model_of
 from .config import CoreSettings
 from .db import db
 from .errors import ApiError, not_found
@@ -42,8 +43,9 @@ def settings() -> CoreSettings:
 def classifier() -> Classifier:
     found = current_app.extensions.get("ticketing_classifier")
     if found is None:
+        model, model_settings = model_of(current_app)
         found = current_app.extensions["ticketing_classifier"] = Classifier(
-            settings().classification)
+            settings().classification, model, model_settings)
     return found
 
 
