@@ -45,7 +45,8 @@ def queue(query):
     """The ticket queue, oldest first
 
     Filter by status, priority, category (comma-separated values), partner,
-    assignee (`me`, `none` or an id) and SLA state (`overdue`).
+    assignee (`me`, `none` or an id), SLA state (`overdue`) and triage
+    (`needs_triage`: the automatic category was not confident enough).
     """
     actor = _actor()
     filters = filters_of(query)
@@ -65,6 +66,9 @@ def queue(query):
     if "overdue" in filters:
         overdue = Ticket.overdue_clause(utcnow())
         stmt = stmt.where(overdue if filters["overdue"] else not_(overdue))
+    if "needs_triage" in filters:
+        stmt = stmt.where(Ticket.needs_triage if filters["needs_triage"]
+                          else not_(Ticket.needs_triage))
     page = paginate(stmt, Ticket.id, filters=filters, cursor=query.get("cursor"),
                     limit=page_limit(query), newest_first=filters.get("order") == "newest")
     return {"items": page.items, "next_cursor": page.next_cursor}
@@ -124,7 +128,11 @@ def change_status(data, ticket_id):
 @bp.arguments(TriageSchema)
 @bp.response(200, StaffTicketSchema)
 def triage(data, ticket_id):
-    """Change the ticket's priority and/or category (overrides the automatic decision)"""
+    """Change the ticket's priority and/or category (overrides the automatic decision)
+
+    Setting the category, even to the one it has, ends the ticket's triage
+    (`needs_triage` false).
+    """
     actor = _actor()
     ticket = tickets.staff_ticket(ticket_id)
     if "priority" in data:

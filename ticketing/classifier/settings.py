@@ -3,9 +3,9 @@
     classifier:
       enabled: true            # false: keyword rules only, as before the model
       model: null              # a model file; null: the one shipped in the package
-      override_rules_at: 0.5   # the model's category replaces a keyword decision
+      override_rules_at: 0.4   # the model's category replaces a keyword decision
                                # when the model gives it at least this probability
-      triage_below: 0.6        # a decision less confident than this marks the
+      triage_below: 0.4        # a decision less confident than this marks the
                                # ticket for triage in the staff queue
 
 Problems are reported one per line with their location, as for every section:
@@ -30,8 +30,8 @@ class ClassifierConfigError(ConfigError):
 class ClassifierSettings:
     enabled: bool = True
     model_path: Path = SHIPPED_MODEL
-    override_rules_at: float = 0.5
-    triage_below: float = 0.6
+    override_rules_at: float = 0.4
+    triage_below: float = 0.4
 
 
 _KEYS = {"enabled", "model", "override_rules_at", "triage_below"}
