@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("profiler_overhead", "Profiler per-call overhead"),
     ("security_overhead", "Security scanning and rate limiting"),
+    ("classifier_cost", "Category model: time per ticket and worker memory"),
     ("exporter_scrape", "Exporter scrape cost vs query-exporter"),
     ("ticketing_throughput", "Ticket service under gunicorn on PostgreSQL"),
     ("time_to_notify", "Time to notify"),

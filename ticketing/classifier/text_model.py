@@ -12,10 +12,22 @@ whole 120 MB budget. What a fitted pipeline computes for one text is small:
 2. the vectors side by side, times each class's coefficients, plus its
    intercept; the softmax of those scores.
 
-So the model file holds only those parameters (the vocabulary with each term's
-IDF and coefficients, and the intercepts) and :class:`TextModel` computes the
-same probabilities as scikit-learn's ``predict_proba`` (tests/ticketing/
-test_classifier.py checks it on the whole corpus, to 1e-9).
+So the model file holds only those parameters (the vocabulary, each term's IDF
+and coefficients, the intercepts) and :class:`TextModel` computes the same
+probabilities as scikit-learn's ``predict_proba`` (tests/ticketing/
+test_classifier.py checks it on the whole corpus, to 1e-9). The numbers are
+stored as packed float64 arrays (base64 in the JSON), read straight into
+``array("d")``: no Python float object per number, so the model costs a worker
+a few MiB rather than the tens a parsed JSON list of lists would.
+
+File format (JSON, gzip-compressed when the name ends in ``.gz``)::
+
+    {"format": 1, "classes": [...], "intercept": [...],
+     "vectorizers": [{"analyzer": "char_wb", "ngram_range": [2, 5],
+                      "terms": [...],                    # in column order
+                      "weights": "<base64 float64 LE>"}, # per term: idf, then one
+                     ...],                               # coefficient per class
+     "evaluation": {...}, "trained": {...}}
 
     model = TextModel.load(SHIPPED_MODEL)
     model.probabilities("Our API key leaked", "It was pushed to GitHub")
@@ -23,11 +35,15 @@ test_classifier.py checks it on the whole corpus, to 1e-9).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import json
 import math
 import re
+import sys
 import unicodedata
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,6 +105,22 @@ _ANALYZERS: dict[str, Callable[[str, int, int], list[str]]] = {
     "char_wb": char_wb_ngrams, "word": word_ngrams}
 
 
+def pack(values) -> str:
+    """float64 little-endian values as base64 (the model file's ``weights``)."""
+    packed = array("d", values)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def unpack(text: str) -> array:
+    packed = array("d")
+    packed.frombytes(base64.b64decode(text, validate=True))
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed
+
+
 @dataclass(frozen=True)
 class _Vectorizer:
     """One TF-IDF vectorizer's part of the scores."""
@@ -96,25 +128,31 @@ class _Vectorizer:
     analyzer: Callable[[str, int, int], list[str]]
     low: int
     high: int
-    #: term -> (idf, idf * coefficient of each class)
-    weights: Mapping[str, tuple[float, tuple[float, ...]]]
+    n_classes: int
+    #: term -> its row
+    index: Mapping[str, int]
+    idf: array
+    #: row-major: per term, idf * the coefficient of each class
+    weights: array
 
     def scores(self, text: str) -> list[float] | None:
         """This vectorizer's contribution to each class's score; None without a known term."""
-        weights = self.weights
-        counts = Counter([g for g in self.analyzer(text, self.low, self.high) if g in weights])
+        index = self.index
+        counts = Counter([g for g in self.analyzer(text, self.low, self.high) if g in index])
         if not counts:
             return None
+        idf, weights, k = self.idf, self.weights, self.n_classes
         rows, squares = [], 0.0
         for term, count in counts.items():
-            idf, row = weights[term]
+            i = index[term]
+            row = weights[i * k:(i + 1) * k]
             if count == 1:
-                squares += idf * idf
-                rows.append(row)
+                squares += idf[i] * idf[i]
             else:
                 tf = 1.0 + math.log(count)
-                squares += (tf * idf) ** 2
-                rows.append([tf * c for c in row])
+                squares += (tf * idf[i]) ** 2
+                row = [tf * c for c in row]
+            rows.append(row)
         norm = math.sqrt(squares)
         return [total / norm for total in map(math.fsum, zip(*rows))]
 
@@ -134,7 +172,7 @@ class TextModel:
             self._vectorizers = tuple(self._vectorizer(spec) for spec in data["vectorizers"])
         except ModelError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ModelError(f"not a category model ({exc.__class__.__name__}: {exc})") from None
         if len(self.intercept) != len(self.classes) or not self.classes:
             raise ModelError("not a category model (classes and intercepts differ)")
@@ -144,14 +182,20 @@ class TextModel:
         if analyzer is None:
             raise ModelError(f"unknown analyzer {spec['analyzer']!r}")
         low, high = (int(n) for n in spec["ngram_range"])
-        n_classes = len(self.classes)
-        weights = {}
-        for term, (idf, *coefficients) in spec["weights"].items():
-            if len(coefficients) != n_classes:
-                raise ModelError(f"term {term!r} has {len(coefficients)} coefficients, "
-                                 f"not {n_classes}")
-            weights[term] = (idf, tuple(idf * c for c in coefficients))
-        return _Vectorizer(analyzer, low, high, weights)
+        k = len(self.classes)
+        terms = spec["terms"]
+        packed = unpack(spec["weights"])  # per term: idf, then k coefficients
+        if len(packed) != len(terms) * (k + 1):
+            raise ModelError(f"{len(packed)} weights for {len(terms)} terms and {k} classes")
+        stride = k + 1
+        idf = packed[::stride]
+        weights = array("d", bytes(8 * k * len(terms)))
+        for c in range(k):
+            weights[c::k] = array("d", map(float.__mul__, idf, packed[c + 1::stride]))
+        index = {term: i for i, term in enumerate(terms)}
+        if len(index) != len(terms):
+            raise ModelError("a term is listed twice")
+        return _Vectorizer(analyzer, low, high, k, index, idf, weights)
 
     @classmethod
     def load(cls, path: str | Path) -> "TextModel":
@@ -172,7 +216,7 @@ class TextModel:
 
     @property
     def terms(self) -> int:
-        return sum(len(v.weights) for v in self._vectorizers)
+        return sum(len(v.index) for v in self._vectorizers)
 
     def scores(self, text: str) -> list[float]:
         """Each class's score (scikit-learn's ``decision_function``) for a prepared text."""

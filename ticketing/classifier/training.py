@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 
 from ..choices import CATEGORIES
 from ..classification import Classifier, combine
-from .text_model import FORMAT, ticket_text
+from .text_model import FORMAT, pack, ticket_text
 
 SHIPPED_CORPUS = Path(__file__).with_name("corpus") / "tickets.txt"
 
@@ -137,10 +137,13 @@ def export(fitted) -> dict[str, Any]:
     for _, vectorizer in union.transformer_list:
         terms = sorted(vectorizer.vocabulary_.items(), key=lambda item: item[1])
         idf = vectorizer.idf_
-        weights = {term: [float(idf[index])] + [float(v) for v in coef[:, offset + index]]
-                   for term, index in terms}
+        weights = []
+        for term, index in terms:
+            weights.append(float(idf[index]))
+            weights.extend(float(v) for v in coef[:, offset + index])
         vectorizers.append({"analyzer": vectorizer.analyzer,
-                            "ngram_range": list(vectorizer.ngram_range), "weights": weights})
+                            "ngram_range": list(vectorizer.ngram_range),
+                            "terms": [term for term, _ in terms], "weights": pack(weights)})
         offset += len(terms)
     return {"format": FORMAT, "classes": classes,
             "intercept": [float(v) for v in regression.intercept_],
