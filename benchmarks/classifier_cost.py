@@ -22,6 +22,7 @@ model); a worker with the model under 120 MB.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -111,8 +112,10 @@ def memory() -> list[str]:
     lines = []
     with workdir("classifier-bench") as tmp, ProcessGroup() as procs:
         db_url = f"sqlite:///{tmp / 'tickets.db'}"
+        logging.disable(logging.WARNING)  # the set-up's own app: no notices about its settings
         with ticketing_database(db_url) as (_, key):
             pass
+        logging.disable(logging.NOTSET)
         probe = subprocess.run([sys.executable, "-c", _RSS_PROBE, f"sqlite:///{tmp / 'p.db'}"],
                                env=python_env(), cwd=tmp, capture_output=True, text=True,
                                check=True)

@@ -189,8 +189,10 @@ class Scores:
     model: int = 0
     rules: int = 0
     combined: int = 0
-    #: combined decisions below the triage threshold, and how many of those were right
+    #: combined decisions below the triage threshold
     triaged: int = 0
+    #: combined decisions at or above it that were right
+    confident_right: int = 0
     per_category: dict[str, list[int]] = field(default_factory=dict)  # category -> [right, n]
 
     def add(self, truth: str, model: str, rules: str, combined: str, triaged: bool) -> None:
@@ -199,6 +201,7 @@ class Scores:
         self.rules += rules == truth
         self.combined += combined == truth
         self.triaged += triaged
+        self.confident_right += not triaged and combined == truth
         right_n = self.per_category.setdefault(truth, [0, 0])
         right_n[0] += combined == truth
         right_n[1] += 1
@@ -209,6 +212,7 @@ class Scores:
         self.rules += other.rules
         self.combined += other.combined
         self.triaged += other.triaged
+        self.confident_right += other.confident_right
         for category, (right, n) in other.per_category.items():
             mine = self.per_category.setdefault(category, [0, 0])
             mine[0] += right
@@ -259,6 +263,9 @@ class Evaluation:
             "kfold": {"folds": len(self.folds), "n": kfold.n, **accuracies(kfold),
                       "fold_accuracy": [round(f.accuracy(), 4) for f in self.folds],
                       "triaged_share": round(kfold.triaged / kfold.n, 4) if kfold.n else 0.0,
+                      "confident_accuracy": (round(kfold.confident_right
+                                                   / (kfold.n - kfold.triaged), 4)
+                                             if kfold.n > kfold.triaged else 0.0),
                       "per_category": {c: round(r / n, 4) for c, (r, n)
                                        in sorted(kfold.per_category.items())}},
             "overrides_kfold": {"n": self.on_overrides.n, **accuracies(self.on_overrides)},
@@ -281,7 +288,8 @@ class Evaluation:
                "  per fold: " + ", ".join(pct(a) for a in k["fold_accuracy"]),
                "  per category: " + ", ".join(f"{c} {pct(a)}"
                                               for c, a in k["per_category"].items()),
-               f"  marked for triage: {pct(k['triaged_share'])}"]
+               f"  marked for triage: {pct(k['triaged_share'])}; the others are right "
+               f"{pct(k['confident_accuracy'])} of the time"]
         if o["n"]:
             out.append(f"staff overrides held out ({o['n']}): category accuracy "
                        f"{pct(o['combined_accuracy'])} (keyword rules alone "
