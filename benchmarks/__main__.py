@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("profiler_overhead", "Profiler per-call overhead"),
     ("config_load", "Ticket service configuration: worker start and setting reads"),
     ("security_overhead", "Security scanning and rate limiting"),
+    ("classifier_cost", "Category model: time per ticket and worker memory"),
     ("exporter_scrape", "Exporter scrape cost vs query-exporter"),
     ("ticketing_throughput", "Ticket service under gunicorn on PostgreSQL"),
     ("time_to_notify", "Time to notify"),

@@ -73,6 +73,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                                             app.config.get("TICKETING"))
     settings = check_core(app.config["TICKETING"])
     app.extensions["ticketing"] = settings
+    from .classifier import init_app as init_classifier
+    init_classifier(app)  # the category model (classifier section), loaded once per process
     if settings.api.key_cache_ttl > 0:
         app.extensions[KEY_CACHE] = KeyCache(settings.api.key_cache_ttl)
     if app.config.get("MAX_CONTENT_LENGTH") is None:

@@ -1,21 +1,41 @@
-"""Choosing a new ticket's priority and category from the rules in the config.
+"""Choosing a new ticket's priority and category from the rules in the config and the model.
 
 Keyword rules live in the ``classification`` section of ``ticketing.yml``, not
 here. A keyword matches at the start of a word, case-insensitively ("urgent"
-matches "URGENT:" and "urgently", not "insurgent").
+matches "URGENT:" and "urgently", not "insurgent"). The priority comes from
+the rules alone.
 
-    decision = Classifier(settings.classification).classify(
+The category comes from the keyword rules first, then the trained text model
+(:mod:`ticketing.classifier`, the ``classifier`` section) decides what they
+cannot (:func:`combine`):
+
+- no keyword matched: the model's most probable category;
+- the keywords and the model agree: that category;
+- they disagree: the model's category when it gives it at least
+  ``classifier.override_rules_at``, else the keywords' category.
+
+The decision's *confidence* is the probability the model gives the chosen
+category (None without a model); below ``classifier.triage_below`` the ticket
+is marked for triage.
+
+    decision = Classifier(settings.classification, model, model_settings).classify(
         "URGENT: invoices missing", "Our invoice for May is missing", requested_priority=None)
     decision.priority, decision.priority_reason   # "high", "rule urgent-title: 'urgent' in title"
-    decision.category, decision.category_reason   # "billing", "keywords: invoice"
+    decision.category, decision.category_reason   # "billing", "keywords: invoice; model agrees"
+    decision.category_confidence, decision.needs_triage   # 0.93, False
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
 
 from .choices import max_priority, priority_rank
 from .settings import ClassificationSettings
+
+if TYPE_CHECKING:
+    from .classifier.settings import ClassifierSettings
+    from .classifier.text_model import TextModel
 
 
 def keyword_pattern(keyword: str) -> re.Pattern[str]:
@@ -84,11 +104,37 @@ class Decision:
     priority_reason: str | None
     category: str
     category_reason: str
+    #: The model's probability for ``category``; None without a model.
+    category_confidence: float | None = None
+    #: Whether the category should be checked by staff (confidence below the threshold).
+    needs_triage: bool = False
+
+
+def combine(rule: str | None, rule_words: list[str], probabilities: Mapping[str, float] | None,
+            default: str, override_at: float) -> tuple[str, str, float | None]:
+    """The category, the reason and the confidence, from the keyword rules' and the
+    model's answers (``rule`` None: no keyword matched; ``probabilities`` None: no model)."""
+    keywords = "keywords: " + ", ".join(rule_words)
+    if probabilities is None:
+        return (rule, keywords, None) if rule else (default, "no keyword matched", None)
+    top = max(probabilities, key=probabilities.__getitem__)
+    p_top = probabilities[top]
+    if rule is None:
+        return top, f"model: {top} p={p_top:.2f} (no keyword matched)", p_top
+    if rule == top:
+        return rule, f"{keywords}; model agrees p={p_top:.2f}", p_top
+    if p_top >= override_at:
+        return top, f"model: {top} p={p_top:.2f} over {keywords} ({rule})", p_top
+    p_rule = probabilities.get(rule, 0.0)
+    return rule, f"{keywords}; model: p={p_rule:.2f} (prefers {top} p={p_top:.2f})", p_rule
 
 
 class Classifier:
-    def __init__(self, settings: ClassificationSettings):
+    def __init__(self, settings: ClassificationSettings, model: TextModel | None = None,
+                 model_settings: ClassifierSettings | None = None):
         self.settings = settings
+        self.model = model
+        self.model_settings = model_settings
         self._priority_rules = settings.priority_rules
         self._priority_index = KeywordIndex(
             [kw for rule in settings.priority_rules for kw in rule.keywords])
@@ -113,8 +159,9 @@ class Classifier:
                     break
         return priority, ("; ".join(reasons) if priority != start else None)
 
-    def category(self, title: str, description: str) -> tuple[str, str]:
-        """The category whose keywords occur most often; ties go to the one configured first."""
+    def rule_category(self, title: str, description: str) -> tuple[str | None, list[str]]:
+        """The category whose keywords occur most often (ties go to the one configured
+        first) and its keywords found; None when no keyword matched."""
         found = self._category_index.positions(f"{title}\n{description}")
         best, best_hits, best_words = None, 0, []
         for category, keywords in self._category_rules:
@@ -122,12 +169,24 @@ class Classifier:
             hits = sum(KeywordIndex.count(found, kw) for kw in keywords)
             if hits > best_hits:
                 best, best_hits, best_words = category, hits, words
-        if best is None:
-            return self.settings.default_category, "no keyword matched"
-        return best, "keywords: " + ", ".join(best_words)
+        return best, best_words
+
+    def category(self, title: str, description: str) -> tuple[str, str]:
+        """The category from the keyword rules alone, and why."""
+        category, reason, _ = combine(*self.rule_category(title, description), None,
+                                      self.settings.default_category, 1.0)
+        return category, reason
 
     def classify(self, title: str, description: str, requested_priority: str | None = None
                  ) -> Decision:
         priority, priority_reason = self.priority(title, description, requested_priority)
-        category, category_reason = self.category(title, description)
-        return Decision(priority, priority_reason, category, category_reason)
+        rule, words = self.rule_category(title, description)
+        model, model_settings = self.model, self.model_settings
+        if model is None or model_settings is None:
+            category, reason, _ = combine(rule, words, None, self.settings.default_category, 1.0)
+            return Decision(priority, priority_reason, category, reason)
+        category, reason, confidence = combine(
+            rule, words, model.probabilities(title, description),
+            self.settings.default_category, model_settings.override_rules_at)
+        return Decision(priority, priority_reason, category, reason, confidence,
+                        confidence is not None and confidence < model_settings.triage_below)

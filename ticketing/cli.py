@@ -10,6 +10,8 @@ Available as ``partnerwatch-ticketing <command>`` (console script) or
     partnerwatch-ticketing list-keys
     partnerwatch-ticketing revoke-key 3f9c0a1b2c4d    # by prefix (or the whole key)
     partnerwatch-ticketing check-config deploy/ticketing.yml   # exit 0: valid; 2: one line a problem
+    partnerwatch-ticketing classifier evaluate        # held-out accuracy of the category model
+    partnerwatch-ticketing classifier train           # retrain it with staff overrides
 
 Commands that create something print only its id (or the key) on stdout, so
 scripts can capture it: ``KEY=$(partnerwatch-ticketing create-key --partner 1)``.
@@ -115,7 +117,9 @@ COMMANDS = (create_partner, create_staff, create_key, revoke_key, list_keys)
 
 
 def init_app(app: Flask) -> None:
-    for command in COMMANDS:
+    from .classifier.cli import classifier
+
+    for command in (*COMMANDS, classifier):
         app.cli.add_command(command)
 
 
@@ -170,6 +174,7 @@ def _create_app():
 
 #: The ``partnerwatch-ticketing`` console script (Flask's CLI, with ``db`` and ``run``).
 main = FlaskGroup(create_app=_create_app, add_version_option=False,
-                  help="partnerwatch ticket service: partners, staff, keys, migrations.")
+                  help="partnerwatch ticket service: partners, staff, keys, migrations, "
+                       "the category model.")
 # Not an app command: it must work, and say why, when the app cannot start.
 main.add_command(check_config)

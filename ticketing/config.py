@@ -46,6 +46,7 @@ SECTIONS = {
     "live": "ticketing.live.settings:LiveSettings",
     "console": "ticketing.console.settings:ConsoleSettings",
     "webhooks": "ticketing.webhooks.settings:WebhooksSettings",
+    "classifier": "ticketing.classifier.settings:ClassifierSettings",
 }
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String,
-                        Text, UniqueConstraint, and_, case, func, literal, or_)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index,
+                        String, Text, UniqueConstraint, and_, case, false, func, literal, or_,
+                        text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .choices import (ACTIVE_STATUSES, ACTOR_KINDS, CATEGORIES, PARTNER_STATUSES, PRIORITIES,
@@ -94,6 +95,8 @@ class Ticket(db.Model):
         CheckConstraint(_in("category", CATEGORIES), name="category"),
         Index("ix_tickets_partner_id_id", "partner_id", "id"),
         Index("ix_tickets_status_priority", "status", "priority"),
+        Index("ix_tickets_needs_triage", "id", postgresql_where=text("needs_triage"),
+              sqlite_where=text("needs_triage")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -111,6 +114,11 @@ class Ticket(db.Model):
     resolution_due_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    #: The probability the category model gave the automatic category (None: chosen
+    #: by the partner, or no model).
+    category_confidence: Mapped[float | None] = mapped_column(Float)
+    #: The automatic category was not confident enough: staff should check it.
+    needs_triage: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     partner: Mapped[Partner] = relationship()
     assignee: Mapped[Staff | None] = relationship()
@@ -223,6 +231,8 @@ class TicketAudit(db.Model):
     before: Mapped[str | None] = mapped_column(Text)
     after: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(400))
+    #: For an automatic category decision: the probability the model gave it.
+    confidence: Mapped[float | None] = mapped_column(Float)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

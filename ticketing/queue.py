@@ -9,7 +9,8 @@ support console (``/console``):
 
 Filters (all optional): ``status``, ``priority``, ``category`` (lists),
 ``partner_id``, ``assignee`` (``"me"``, ``"none"`` or a staff id as text),
-``overdue`` (bool) and ``order``: ``oldest`` (default), ``newest``, or
+``overdue`` (bool), ``needs_triage`` (bool: the automatic category was not
+confident enough) and ``order``: ``oldest`` (default), ``newest``, or
 ``due`` (the next SLA due time first: the first response's until it is given,
 then the resolution's; ties by id).
 """
@@ -26,7 +27,8 @@ from .db import db
 from .models import Ticket, utcnow
 from .pagination import Page, paginate
 
-FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "order")
+FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "needs_triage",
+           "order")
 ORDERS = ("oldest", "newest", "due")
 
 
@@ -50,6 +52,9 @@ def filtered(stmt, actor: Actor, filters: Mapping[str, Any], now: datetime | Non
     if "overdue" in filters:
         overdue = Ticket.overdue_clause(now or utcnow())
         stmt = stmt.where(overdue if filters["overdue"] else not_(overdue))
+    if "needs_triage" in filters:
+        stmt = stmt.where(Ticket.needs_triage if filters["needs_triage"]
+                          else not_(Ticket.needs_triage))
     return stmt
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import insert
 from . import signals, sla
 from .auth import Actor
 from .classification import Classifier
+from .classifier import model_of
 from .db import db, insert_now
 from .settings import CoreSettings
 from .errors import ApiError, not_found
@@ -45,8 +46,9 @@ def settings() -> CoreSettings:
 def classifier() -> Classifier:
     found = current_app.extensions.get("ticketing_classifier")
     if found is None:
+        model, model_settings = model_of(current_app)
         found = current_app.extensions["ticketing_classifier"] = Classifier(
-            settings().classification)
+            settings().classification, model, model_settings)
     return found
 
 
@@ -111,14 +113,16 @@ def audit(ticket: Ticket, actor: Actor | None, field: str, before: object, after
 
 
 def audit_entry(actor: Actor | None, field: str, before: object, after: object,
-                reason: str | None = None, at: datetime | None = None) -> dict[str, Any]:
+                reason: str | None = None, at: datetime | None = None,
+                confidence: float | None = None) -> dict[str, Any]:
     """One entry of the audit trail (a ``ticket_audit`` row but its ticket), for
-    :func:`write_audit`; ``actor`` None means an automatic (``system``) decision."""
+    :func:`write_audit`; ``actor`` None means an automatic (``system``) decision,
+    whose ``confidence`` (the category model's probability) it may carry."""
     return {"actor_kind": actor.kind if actor else "system",
             "actor_id": actor.id if actor else None, "field": field,
             "before": None if before is None else str(before),
             "after": None if after is None else str(after), "reason": reason,
-            "at": at or utcnow()}
+            "confidence": confidence, "at": at or utcnow()}
 
 
 def write_audit(ticket: Ticket, entries: list[dict[str, Any]]) -> None:
@@ -148,7 +152,9 @@ def create_ticket(actor: Actor, *, title: str, description: str, priority: str |
     decision = classifier().classify(title, description, priority)
     ticket = Ticket(partner_id=actor.id, title=title, description=description,
                     category=category or decision.category, priority=decision.priority,
-                    status="open", created_at=now, updated_at=now)
+                    status="open", created_at=now, updated_at=now,
+                    category_confidence=None if category else decision.category_confidence,
+                    needs_triage=not category and decision.needs_triage)
     sla.apply(settings().sla, ticket)
     insert_now(ticket)  # its id, for the audit trail and the signal's receivers
 
@@ -166,7 +172,12 @@ def create_ticket(actor: Actor, *, title: str, description: str, priority: str |
                                    at=now))
     else:
         entries.append(audit_entry(None, "category", None, decision.category,
-                                   decision.category_reason, at=now))
+                                   decision.category_reason, at=now,
+                                   confidence=decision.category_confidence))
+        if decision.needs_triage:
+            entries.append(audit_entry(None, "needs_triage", None, True,
+                                       "category confidence below classifier.triage_below",
+                                       at=now, confidence=decision.category_confidence))
     write_audit(ticket, entries)
 
     signals.ticket_created.send(_app(), ticket=ticket)
@@ -212,12 +223,20 @@ def set_priority(ticket: Ticket, priority: str, actor: Actor) -> bool:
 
 
 def set_category(ticket: Ticket, category: str, actor: Actor) -> bool:
-    """Staff override of the category. False when unchanged."""
+    """Staff override (or confirmation) of the category; either ends the ticket's
+    triage. False when nothing changed."""
+    now = utcnow()
+    triaged = ticket.needs_triage
+    if triaged:
+        ticket.needs_triage = False
+        _changed(ticket, "needs_triage", True, False,
+                 actor, now, "category confirmed by staff" if category == ticket.category
+                 else "category set by staff")
     if category == ticket.category:
-        return False
+        return triaged
     before = ticket.category
     ticket.category = category
-    _changed(ticket, "category", before, category, actor, utcnow(), "staff override")
+    _changed(ticket, "category", before, category, actor, now, "staff override")
     return True
 
 

@@ -14,7 +14,8 @@ from ..errors import ApiError, not_found
 from ..metrics import run_after_commit
 from ..models import Attachment, Ticket, utcnow
 
-LIST_FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "order")
+LIST_FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "order",
+                "needs_triage")
 
 
 def filters_of(query: Mapping[str, Any]) -> dict[str, Any]:

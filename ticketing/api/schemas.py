@@ -105,6 +105,12 @@ class StaffTicketSchema(PartnerTicketSchema):
 
     partner_id = ma.fields.Integer(required=True)
     assignee_id = ma.fields.Integer(allow_none=True)
+    category_confidence = ma.fields.Float(allow_none=True, metadata={
+        "description": "the probability the category model gave the automatic category "
+                       "(null: chosen by the partner, or no model)"})
+    needs_triage = ma.fields.Boolean(required=True, metadata={
+        "description": "the automatic category was less confident than "
+                       "classifier.triage_below; setting the category (PATCH) ends it"})
 
 
 class PartnerTicketPageSchema(_AtOneInstant):
@@ -143,6 +149,9 @@ class StaffQueueQuerySchema(_ListQuery):
                        "false: only those that are not"})
     order = _enum(("oldest", "newest", "due"), metadata={
         "description": "default: oldest first; `due`: the next SLA due time first"})
+    needs_triage = ma.fields.Boolean(metadata={
+        "description": "true: only tickets whose automatic category needs checking; "
+                       "false: only those that do not"})
 
 
 # ------------------------------------------------------------------ messages
@@ -227,6 +236,8 @@ class AuditEntrySchema(FastDumpSchema):
     before = ma.fields.String(allow_none=True)
     after = ma.fields.String(allow_none=True)
     reason = ma.fields.String(allow_none=True)
+    confidence = ma.fields.Float(allow_none=True, metadata={
+        "description": "automatic category decisions: the model's probability for it"})
     at = UtcDateTime(required=True)
 
 

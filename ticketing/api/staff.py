@@ -43,7 +43,8 @@ def queue(query):
     """The ticket queue, oldest first
 
     Filter by status, priority, category (comma-separated values), partner,
-    assignee (`me`, `none` or an id) and SLA state (`overdue`). `order=due`
+    assignee (`me`, `none` or an id), SLA state (`overdue`) and triage
+    (`needs_triage`: the automatic category was not confident enough). `order=due`
     puts the next SLA due time first (the first response's until it is given,
     then the resolution's).
     """
@@ -106,7 +107,11 @@ def change_status(data, ticket_id):
 @bp.arguments(TriageSchema)
 @bp.response(200, StaffTicketSchema)
 def triage(data, ticket_id):
-    """Change the ticket's priority and/or category (overrides the automatic decision)"""
+    """Change the ticket's priority and/or category (overrides the automatic decision)
+
+    Setting the category, even to the one it has, ends the ticket's triage
+    (`needs_triage` false).
+    """
     actor = _actor()
     ticket = tickets.staff_ticket(ticket_id)
     if "priority" in data:

@@ -25,16 +25,18 @@ and in the ``security.block`` setting):
   command (``; cat /etc/passwd``, ``| id``, ``$(whoami)``, ``wget ... | sh``).
 - ``null_byte``: a NUL character anywhere.
 
-Matching runs on every decoding of a value: as received, then percent-decoded
-again while that changes it (``%252e`` -> ``%2e`` -> ``.``), at most
-``max_rounds`` times, so double encoding does not hide a payload and a hostile
-value cannot make the scanner loop.
+Matching runs on every decoding of a value: as received, then decoded again
+while that changes it (``%252e`` -> ``%2e`` -> ``.``; overlong UTF-8 ``%c0%ae``
+-> ``.``; HTML references ``&lt;`` -> ``<``), at most ``max_rounds`` times, so
+double encoding does not hide a payload and a hostile value cannot make the
+scanner loop.
 
     >>> [f.pattern_class for f in detect("1' OR '1'='1", part="query")]
     ['sql_injection']
 """
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -77,13 +79,43 @@ _SQL: list[tuple[Requires, str]] = [
     ((("union",), ("select",)), rf"\bunion{_W}+(?:all{_W}+|distinct{_W}+)?select\b"),
     # quote, then OR/AND and a tautology with the same value on both sides: ' OR 1=1, " or 'a'='a
     ((_QUOTES, ("=", "like")),
-     rf"{_Q}\s*\)*{_W}*(?:or|and|\|\||&&){_W}+\(*{_W}*(?P<tq>['\"]?)(?P<tv>\w+)(?P=tq){_W}*"
+     rf"{_Q}\s*\)*{_W}*(?:x?or|and|\|\||&&){_W}+\(*{_W}*(?P<tq>['\"]?)(?P<tv>\w+)(?P=tq){_W}*"
      rf"(?:=|like){_W}*\(*{_W}*['\"]?(?P=tv)(?!\w)"),
     # quote, then OR/AND and a constant, then a comment: ' or true--
     ((_QUOTES, _COMMENTS),
-     rf"{_Q}\s*\)*{_W}*(?:or|and){_W}+(?:true|false|\d+){_W}*(?:(?:--|#)\s*$|/\*)"),
-    # quote, then ORDER BY n and a comment (column-count probing)
-    ((_QUOTES, ("order",), _COMMENTS), rf"{_Q}\s*\)*{_W}*order{_W}+by{_W}+\d+{_W}*(?:--|#|/\*)"),
+     rf"{_Q}\s*\)*{_W}*(?:x?or|and){_W}+(?:true|false|\d+){_W}*(?:(?:--|#)[\s-]*$|/\*)"),
+    # quote, then ORDER BY / GROUP BY n and a comment (column-count probing)
+    ((_QUOTES, ("order", "group"), _COMMENTS),
+     rf"{_Q}\s*\)*{_W}*(?:order|group){_W}+by{_W}+\d+(?:\s*,\s*\d+)*{_W}*(?:--|#|/\*)"),
+    # quote, then OR/AND/XOR/||/&& and a comparison of two constants, any quoting,
+    # in brackets or not (CRS 942130/942180/942390): ' or 2>1, ") or ("a"="a, '||'1'='1,
+    # ` or `a`=`a, ' or 1 in (1), ' or 1 between 0 and 2, ' and 'a'<>'b
+    ((_QUOTES, ("or", "and", "||", "&&"), ("=", "<", ">", "like", "regexp", "in", "between")),
+     rf"{_Q}\s*\)*{_W}*(?:x?or|and|\|\||&&){_W}*\(*{_W}*(?:\d+|{_Q}[^'\"`]{{0,40}}{_Q})"
+     rf"{_W}*\)*{_W}*(?:=|<>|!=|<=>|>=?|<=?|r?like{_W}*(?={_Q})|regexp{_W}|in{_W}*\(|"
+     rf"between{_W}+(?=\d|{_Q})){_W}*\(*{_W}*(?:\d|{_Q}|$)"),
+    # quote, OR/AND, a column IS [NOT] NULL, then the end or a comment
+    ((_QUOTES, ("null",)),
+     rf"{_Q}\s*\)*{_W}*(?:x?or|and){_W}+\w+{_W}+is{_W}+(?:not{_W}+)?null{_W}*(?:$|--|#|/\*|;)"),
+    # a number, then OR/AND and a quoted tautology: 1 or 'a'='a'
+    ((_QUOTES, ("or", "and"), ("=",)),
+     rf"\b\d+\s*\)*{_W}+(?:x?or|and){_W}+\(*(?P<sq>['\"`])(?P<sv>\w*)(?P=sq){_W}*={_W}*"
+     rf"(?P=sq)(?P=sv)(?P=sq)"),
+    # a number and closing brackets, then OR/AND and a bracketed tautology: 1) or (1=1
+    (((")",), ("or", "and"), ("=",)),
+     rf"\d\s*\)+{_W}*(?:x?or|and){_W}*\(+{_W}*(?P<pv>\d+){_W}*\)*{_W}*={_W}*\(*{_W}*"
+     rf"(?P=pv)(?!\d)"),
+    # boolean blind probes: a condition on a sub-select or on server functions
+    ((("select",), ("ascii", "ord", "length", "hex", "case")),
+     rf"\b(?:ascii|ord|length|hex)\s*\(\s*(?:substr(?:ing)?|mid)\s*\(\s*\(*\s*select\b"
+     rf"|(?:{_Q}|\d)\s*\)*{_W}*(?:and|or){_W}*\(\s*select{_W}+case{_W}+when\b"),
+    ((("select",), ("=",)), rf"\b(?:and|or){_W}+\d+{_W}*={_W}*\(\s*select{_W}"),
+    ((("substr", "mid"),), r"\b(?:substr(?:ing)?|mid)\s*\(\s*(?:version|user|database)\s*\(\s*\)"),
+    ((("char", "chr"),),
+     rf"\b(?:char|chr)\s*\(\s*(?P<cv>\d+)\s*\){_W}*={_W}*(?:char|chr)\s*\(\s*(?P=cv)\s*\)"),
+    # quote, then a stacked SELECT ending in a comment: '; select 1; --
+    ((_QUOTES, (";",), ("select",)),
+     rf"{_Q}\s*\)*\s*;{_W}*select{_W}[^;]{{0,200}};?{_W}*(?:--|#)[\s-]*$"),
     # a number, then a stacked statement that destroys or executes: 1; DROP TABLE users
     (((";",), ("drop", "truncate", "exec", "shutdown", "declare")),
      rf"\d\s*\)*\s*;{_W}*(?:drop{_W}+(?:table|database|schema)|truncate{_W}+table|"
@@ -104,7 +136,7 @@ _SQL: list[tuple[Requires, str]] = [
     # time-based blind probes
     ((("sleep", "benchmark"),),
      rf"(?:\b(?:and|or|select|if)\b|\|\||[\"'`;(]){_W}*(?:sleep|benchmark)\s*\(\s*\d"
-     r"|\bpg_sleep\s*\(\s*\d"),
+     r"|\bpg_sleep\s*\(\s*\d|\bif\s*\([^)]{0,40},\s*(?:sleep|benchmark)\s*\("),
     # delays, catalogue and server probes
     ((("waitfor", "dbms_pipe", "information_schema", "pg_catalog", "sqlite_master", "@@",
        "xp_cmdshell", "load_file", "outfile", "dumpfile"),),
@@ -121,7 +153,7 @@ _DOM_EVENTS = (
     "end|error|focus(?:in|out)?|formdata|hashchange|input|invalid|key(?:down|press|up)|"
     "load\\w*|message|mouse(?:down|enter|leave|move|out|over|up|wheel)|paste|pause|play\\w*|"
     "pointer\\w+|popstate|readystatechange|repeat|reset|resize|scroll\\w*|search|seek\\w*|"
-    "select\\w*|show|submit|toggle|touch\\w+|transition\\w+|unload|wheel"
+    "select\\w*|show|start|finish|bounce|submit|toggle|touch\\w+|transition\\w+|unload|wheel"
 )
 
 _XSS: list[tuple[Requires, str]] = [
@@ -144,7 +176,8 @@ _SYSTEM_FILES = (
     r"(?:etc/(?:passwd|shadow|group|hosts|issue|sudoers|crontab)|proc/self/\w+|"
     r"proc/\d+/(?:environ|cmdline)|var/log/|root/\.ssh|\.ssh/(?:id_\w+|authorized_keys)|"
     r"windows[/\\](?:win\.ini|system32)|winnt[/\\]|boot\.ini|inetpub[/\\]|"
-    r"web\.config|wp-config\.php|\.htpasswd|\.git/config|\.env\b)"
+    r"web\.config|wp-config\.php|\.htpasswd|\.git/config|\.env\b|web-inf[/\\]web\.xml|"
+    r"\.bash_history|\.aws[/\\]credentials)"
 )
 
 # In a URL any '..' segment is an attempt to leave the tree (clients remove
@@ -155,8 +188,12 @@ _TRAVERSAL_URL: list[tuple[Requires, str]] = [
      r"(?:^|[/\\])\.\.(?:[/\\]|$)|\.\.(?:%c0%af|%c1%9c|%c0%2f|%e0%80%af|\ufffd)"),
 ]
 _SEP = r"(?:[/\\]|%c0%af|%c1%9c|\ufffd)"
+_UP = rf"\.{{2,3}};?{_SEP}+"  # one level up: ../ ..\ .../ ..;/ (Tomcat) ..%c0%af
 _TRAVERSAL_TEXT: list[tuple[Requires, str]] = [
     ((("..",),), rf"(?:\.\.{_SEP}+)+(?:[\w.-]+{_SEP}+)*?{_SYSTEM_FILES}"),
+    # a path that starts with a normal directory and then climbs out of it (CRS 930110):
+    # uploads/../../app/config.yml; and three or more levels up anywhere
+    ((("..",),), rf"[\w-]{_SEP}+(?:{_UP}){{2,}}[\w.-]|(?:^|[^\w.]){_UP}(?:{_UP}){{2,}}[\w.-]"),
     ((("/etc/", "/proc/"),),
      rf"(?:^|[\s'\"=(:]|file://)/(?:etc/(?:passwd|shadow|sudoers)\b|proc/self/(?:environ|"
      rf"cmdline|maps|mem)\b)"),
@@ -178,6 +215,10 @@ _CMD: list[tuple[Requires, str]] = [
     ((("powershell",),),
      r"\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:enc|encodedcommand|c|command)\b"),
     ((("ifs",),), r"\$\{ifs\}|\$ifs\$9"),
+    # backtick substitution of a recon command: a file read anywhere; whoami/uname after
+    # a shell or assignment character (in prose `whoami` is Markdown for a name, like `id`)
+    ((("`",), ("whoami", "uname", "/etc/")),
+     r"`\s*(?:cat|head|tail)\s+/etc/\w+\s*`|(?:^|[=;&|(:])\s*`\s*(?:whoami|uname(?:\s+-a)?)\s*`"),
 ]
 
 
@@ -237,6 +278,13 @@ def _candidates(present: frozenset[str], index: int) -> Candidates:
 
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}|%u[0-9a-fA-F]{4}")
 _PERCENT_U = re.compile(r"%u([0-9a-fA-F]{4})")
+# Overlong UTF-8 forms of '.', '/' and '\\' that some decoders accepted (CRS 930100).
+_OVERLONG = re.compile(r"%(?:c0%ae|e0%80%ae|c0%2e|c0%af|e0%80%af|c0%2f|c1%9c|c0%5c)",
+                       re.IGNORECASE)
+_OVERLONG_CHARS = {"c0%ae": ".", "e0%80%ae": ".", "c0%2e": ".", "c0%af": "/",
+                   "e0%80%af": "/", "c0%2f": "/", "c1%9c": "\\", "c0%5c": "\\"}
+# HTML character references (&lt; &#60; &#x3c;), for text a browser will decode.
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#x[0-9a-f]{1,6}|[a-z][a-z0-9]{1,31});?", re.IGNORECASE)
 #: Values up to this long (field names, paths, header values, short titles) are
 #: looked up in a cache of earlier results before they are examined.
 CACHED_VALUE_CHARS = 256
@@ -258,17 +306,31 @@ class Finding:
                 "excerpt": self.excerpt, "decode_rounds": self.decode_rounds}
 
 
-def decodings(value: str, max_rounds: int = 3) -> Iterator[tuple[int, str]]:
-    """``value`` as received, then each further percent-decoding that changes it.
+def _decode_once(value: str) -> str:
+    """One round: percent-decoding (with ``%uXXXX`` and overlong UTF-8 forms of
+    ``.``, ``/`` and ``\\``), then HTML character references."""
+    if "%" in value and _PERCENT.search(value):
+        if "%u" in value or "%U" in value:
+            value = _PERCENT_U.sub(lambda m: chr(int(m.group(1), 16)), value)
+        value = _OVERLONG.sub(lambda m: _OVERLONG_CHARS[m.group(0)[1:].lower()], value)
+        value = unquote(value, errors="replace")
+    if "&" in value and _ENTITY.search(value):
+        value = html.unescape(value)
+    return value
 
-    ``%uXXXX`` (the old IIS/JavaScript ``escape()`` form) is decoded too.
+
+def decodings(value: str, max_rounds: int = 3) -> Iterator[tuple[int, str]]:
+    """``value`` as received, then each further decoding that changes it.
+
+    A round percent-decodes (``%uXXXX``, the old IIS/JavaScript ``escape()``
+    form, and overlong UTF-8 such as ``%c0%ae`` too) and then decodes HTML
+    character references (``&lt;``, ``&#46;``).
     """
     yield 0, value
     for rounds in range(1, max_rounds + 1):
-        if "%" not in value or not _PERCENT.search(value):
+        if "%" not in value and "&" not in value:
             return
-        decoded = _PERCENT_U.sub(lambda m: chr(int(m.group(1), 16)), value)
-        decoded = unquote(decoded, errors="replace")
+        decoded = _decode_once(value)
         if decoded == value:
             return
         value = decoded

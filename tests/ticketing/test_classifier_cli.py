@@ -1,0 +1,144 @@
+"""``partnerwatch-ticketing classifier evaluate|train``: the real console script, run
+against a real database (SQLite and PostgreSQL) whose audit trail holds staff
+category overrides."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ticketing.classifier import training
+from ticketing.classifier.text_model import SHIPPED_MODEL, TextModel
+
+from .conftest import Maker, migrated_app, ticketing_config
+
+SCRIPT = str(Path(sys.executable).with_name("partnerwatch-ticketing"))
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SCRIPT, "classifier", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def percent(label: str, output: str) -> float:
+    match = re.search(label + r"[^\n]*\n\s*category accuracy ([\d.]+) %", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def test_evaluate_prints_held_out_accuracy_of_the_shipped_corpus(tmp_path):
+    env = {**os.environ, "TICKETING_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
+    result = run(env, "evaluate")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert percent(r"train/test split", out) >= 95.0
+    assert percent(r"5-fold cross-validation", out) >= 95.0
+    assert "keyword rules alone" in out and "per category:" in out
+    assert len(re.findall(r"\d+\.\d %", out.split("per fold:")[1].splitlines()[0])) == 5
+
+
+OVERRIDES = [  # (title, description, what staff set)
+    ("Strange sign-in", "Someone signed in to our portal at 4am from a new device.", "security"),
+    ("Payout went elsewhere", "The payout went to a wallet we do not know.", "security"),
+    ("Cutover delayed our batch", "The ledger cutover left our batch waiting for hours.",
+     "technical"),
+    ("Numbers frozen since noon", "Dashboard totals have not moved since noon.", "technical"),
+    ("Quote for next year", "Could you send a quote for 300 MWh next year?", "billing"),
+    ("Webinar recording", "Is the recording of last week's webinar available?", "other"),
+]
+
+
+@pytest.fixture
+def database_with_overrides(db_url, tmp_path):
+    """A migrated database with tickets whose category staff overrode (some twice)."""
+    config = ticketing_config(db_url, tmp_path)
+    for app in migrated_app(config):
+        client = app.test_client()
+        make = Maker(app, client)
+        acme, agent = make.partner(), make.staff()
+        for title, description, category in OVERRIDES:
+            ticket = make.ticket(acme, title=title, description=description)
+            wrong = "energy" if category != "energy" else "api"
+            for chosen in (wrong, category):  # the last override is the label
+                r = client.patch(f"/api/v1/staff/tickets/{ticket['id']}",
+                                 headers=agent.headers, json={"category": chosen})
+                assert r.status_code == 200
+        make.ticket(acme, title="Untouched", description="No override on this one.")
+        with app.app_context():
+            found = training.staff_overrides()
+        assert [(e.title, e.category) for e in found] == [(t, c) for t, _, c in OVERRIDES]
+        yield db_url
+
+
+def _config(tmp_path: Path, model: Path) -> Path:
+    path = tmp_path / "ticketing.yml"
+    path.write_text(yaml.safe_dump({"classifier": {"model": str(model)},
+                                    "outbox": {"worker": False}, "live": {"enabled": False}}))
+    return path
+
+
+def _corpus(tmp_path: Path, name: str, shuffle_labels: bool = False) -> Path:
+    """Every other ticket of the shipped corpus (quicker to train), labels optionally shuffled."""
+    corpus = training.load_corpus()[::2]
+    labels = [e.category for e in corpus]
+    if shuffle_labels:
+        random.Random(1).shuffle(labels)
+    path = tmp_path / name
+    path.write_text("".join(f"{c} | {e.title} | {e.description}\n"
+                            for c, e in zip(labels, corpus)))
+    return path
+
+
+def test_train_learns_from_overrides_and_refuses_a_worse_model(database_with_overrides,
+                                                                tmp_path):
+    # The current model: the shipped one, its recorded score lowered so a model trained
+    # on half the corpus beats it.
+    current = tmp_path / "model.json"
+    data = json.loads(__import__("gzip").decompress(SHIPPED_MODEL.read_bytes()))
+    data["evaluation"]["score"] = 0.5
+    current.write_text(json.dumps(data))
+    env = {**os.environ, "TICKETING_DATABASE_URL": database_with_overrides,
+           "TICKETING_CONFIG": str(_config(tmp_path, current))}
+
+    result = run(env, "train", "--corpus", str(_corpus(tmp_path, "half.txt")))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"and {len(OVERRIDES)} staff overrides" in result.stdout
+    assert f"staff overrides held out ({len(OVERRIDES)})" in result.stdout
+    assert "current model" in result.stdout and "score 50.0 %" in result.stdout
+    trained = TextModel.load(current)
+    assert trained.trained["overrides"] == len(OVERRIDES)
+    assert trained.evaluation["overrides"] == len(OVERRIDES)
+    assert trained.evaluation["score"] > 0.5
+    # it learned the overrides it was trained on
+    for title, description, category in OVERRIDES:
+        p = trained.probabilities(title, description)
+        assert max(p, key=p.get) == category, (title, p)
+
+    # A corpus with shuffled labels makes a worse model: refused, file unchanged.
+    before = current.read_bytes()
+    result = run(env, "train", "--corpus", str(_corpus(tmp_path, "bad.txt", True)))
+    assert result.returncode == 1
+    assert "refused: the new model scores" in result.stderr
+    assert current.read_bytes() == before
+
+    # --output elsewhere: compared with the configured model when that file is new
+    other = tmp_path / "other.json.gz"
+    result = run(env, "train", "--corpus", str(_corpus(tmp_path, "bad2.txt", True)),
+                 "--output", str(other))
+    assert result.returncode == 1 and not other.exists()
+
+    # evaluate --overrides reports them; a broken corpus is a clear error
+    result = run(env, "evaluate", "--overrides", "--corpus", str(tmp_path / "half.txt"))
+    assert result.returncode == 0 and f"{len(OVERRIDES)} staff overrides" in result.stdout
+    (tmp_path / "broken.txt").write_text("nonsense | a | b\nno separators here\n")
+    result = run(env, "evaluate", "--corpus", str(tmp_path / "broken.txt"))
+    assert result.returncode != 0
+    assert "unknown category 'nonsense'" in result.stderr
+    assert "not 'category | title | description'" in result.stderr

@@ -1,0 +1,132 @@
+"""``partnerwatch-ticketing classifier evaluate|train``: measure and retrain the category model.
+
+    partnerwatch-ticketing classifier evaluate            # the shipped corpus
+    partnerwatch-ticketing classifier evaluate --overrides  # ... plus staff overrides
+    partnerwatch-ticketing classifier train               # corpus + staff overrides ->
+                                                          # the configured model file
+    partnerwatch-ticketing classifier train --output /var/lib/partnerwatch/model.json.gz
+
+``train`` writes the new model with its evaluation only when it scores at least
+as well as the current one (the model at ``--output`` if that file exists,
+else the configured one); otherwise it exits with status 1 and changes nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .text_model import ModelError, TextModel, load_model
+
+
+def _context():
+    from ..classification import Classifier
+
+    settings = current_app.extensions["ticketing_classifier_settings"]
+    rules = Classifier(current_app.extensions["ticketing"].classification)
+    return settings, rules
+
+
+def _training():
+    try:
+        from . import training
+    except ImportError as exc:  # scikit-learn is a dependency; say so if it is missing
+        raise click.ClickException(f"training needs scikit-learn ({exc})") from None
+    return training
+
+
+def _corpus(training, path: str | None):
+    try:
+        return training.load_corpus(path) if path else training.load_corpus()
+    except (OSError, training.CorpusError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _override_accuracy(model: TextModel, overrides) -> str:
+    if not overrides:
+        return "-"
+    right = 0
+    for o in overrides:
+        p = model.probabilities(o.title, o.description)
+        right += max(p, key=p.__getitem__) == o.category
+    return f"{100 * right / len(overrides):.1f} %"
+
+
+@click.group("classifier")
+def classifier() -> None:
+    """The category model: evaluate it, retrain it from staff overrides."""
+
+
+@classifier.command("evaluate")
+@with_appcontext
+@click.option("--corpus", "corpus_path", type=click.Path(dir_okay=False),
+              help="a corpus file (default: the one shipped in the package)")
+@click.option("--overrides/--no-overrides", default=False, show_default=True,
+              help="add the staff category overrides of the audit trail")
+def evaluate(corpus_path: str | None, overrides: bool) -> None:
+    """Print held-out accuracy: a train/test split and k-fold cross-validation."""
+    training = _training()
+    settings, rules = _context()
+    corpus = _corpus(training, corpus_path)
+    extra = training.staff_overrides() if overrides else []
+    report = training.evaluate(corpus, extra, rules, settings.override_rules_at,
+                               settings.triage_below)
+    for line in report.lines():
+        click.echo(line)
+    try:
+        current = load_model(settings.model_path)
+        recorded = current.evaluation.get("score")
+        if recorded is not None:
+            click.echo(f"current model ({settings.model_path}): score {100 * recorded:.1f} %")
+    except ModelError as exc:
+        click.echo(f"current model: {exc}", err=True)
+
+
+@classifier.command("train")
+@with_appcontext
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="where to write the model (default: the configured classifier.model)")
+@click.option("--corpus", "corpus_path", type=click.Path(dir_okay=False),
+              help="a corpus file (default: the one shipped in the package)")
+def train(output: str | None, corpus_path: str | None) -> None:
+    """Retrain from the corpus plus staff overrides; keep the result only if it scores
+    no worse than the current model."""
+    training = _training()
+    settings, rules = _context()
+    target = Path(output) if output else settings.model_path
+    corpus = _corpus(training, corpus_path)
+    overrides = training.staff_overrides()
+    click.echo(f"training on {len(corpus)} corpus tickets and {len(overrides)} staff "
+               f"overrides")
+    report = training.evaluate(corpus, overrides, rules, settings.override_rules_at,
+                               settings.triage_below)
+    for line in report.lines():
+        click.echo(line)
+
+    current_path = target if target.exists() else settings.model_path
+    current = None
+    try:
+        current = TextModel.load(current_path)
+    except ModelError as exc:
+        click.echo(f"no current model to compare with ({exc})")
+    if current is not None:
+        recorded = current.evaluation.get("score")
+        click.echo(f"current model ({current_path}): score "
+                   + (f"{100 * recorded:.1f} %" if recorded is not None else "unknown")
+                   + f"; on the staff overrides {_override_accuracy(current, overrides)}")
+        same_corpus = current.evaluation.get("corpus_sha256") == report.corpus_sha256
+        if not same_corpus:
+            click.echo("note: the current model was evaluated on another corpus")
+        if recorded is not None and report.score < recorded:
+            raise click.ClickException(
+                f"refused: the new model scores {100 * report.score:.1f} %, worse than the "
+                f"current model's {100 * recorded:.1f} %; {target} is unchanged")
+    data = training.fit(training.merge(corpus, overrides))
+    data["evaluation"] = report.as_dict()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    training.write_model(data, target)
+    written = TextModel.load(target)  # what the service will read
+    click.echo(f"wrote {target}: {written.terms} terms, {len(written.classes)} categories, "
+               f"score {100 * report.score:.1f} %")
