@@ -32,7 +32,7 @@ HA_ENV = {"PROMETHEUS_CONFIG": "prometheus-ha.yml", "ALERTMANAGER_CLUSTER_LISTEN
           "ALERTMANAGER_URLS": "http://alertmanager:9093,http://alertmanager-b:9093"}
 HA_SERVICES = {"ticketing-b", "prometheus-b", "alertmanager-b", "victoriametrics"}
 SECRETS = {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SMTP_PASSWORD", "SLACK_API_URL",
-           "ONCALL_WEBHOOK_TOKEN"}
+           "ONCALL_WEBHOOK_TOKEN", "PARTNER_WEBHOOKS_TOKEN"}
 ONE_SHOT = {"alertmanager-config"}
 
 
