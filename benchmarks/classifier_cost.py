@@ -59,7 +59,8 @@ def timing() -> list[str]:
     from ticketing.classifier import training
     from ticketing.classifier.settings import check_section
     from ticketing.classifier.text_model import load_model
-    from ticketing.config import check_core, load_sections
+    from ticketing.config import load_sections
+    from ticketing.settings import check_core
 
     sections = load_sections()
     core, settings = check_core(sections).classification, check_section(sections)

@@ -59,6 +59,7 @@ THINK = (0.5, 2.5)               # seconds between a client's requests
 GRACE = 5.0                      # after a fault ends, still inside its window
 TARGET_P99 = 0.250
 PEER_TIMEOUT = "15s"
+PEER_TIMEOUT_SECONDS = 15
 #: (name, start, end) relative to the start of the load; the end is filled in when known.
 FAULTS = [("Redis killed", 8.0, 16.0), ("PostgreSQL restarted", 24.0, None),
           ("gunicorn worker SIGKILLed", 38.0, None), ("Alertmanager killed", 46.0, 52.0)]
@@ -353,19 +354,32 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
         drained_at = time.monotonic()
     except TimeoutError:
         pass
-    time.sleep(5)  # any late duplicate notification arrives meanwhile
     with psycopg.connect(dsn) as conn:
         stored = {row[0] for row in conn.execute("SELECT id FROM tickets")}
         outbox = {row[0]: row[1] for row in conn.execute(
             "SELECT dedup_key, delivered_at IS NOT NULL FROM outbox_messages "
             "WHERE kind = 'ticket_created'")}
-    notified: dict[str, int] = {}
-    for post in sink.received("/hook"):
-        for alert in post.json["alerts"]:
-            if alert["labels"].get("alertname") == "SupportTicketCreated":
-                ticket = alert["labels"]["ticket"]
-                notified[ticket] = notified.get(ticket, 0) + 1
     expected = {key.split(":", 1)[1] for key in outbox}
+
+    def notifications() -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for post in sink.received("/hook"):
+            for alert in post.json["alerts"]:
+                if alert["labels"].get("alertname") == "SupportTicketCreated":
+                    ticket = alert["labels"]["ticket"]
+                    seen[ticket] = seen.get(ticket, 0) + 1
+        return seen
+
+    # The last tickets' groups wait out group_wait (10 s) before they are
+    # notified, and a second replica its peer_timeout before it would notify
+    # again: wait for every ticket, then long enough for any late duplicate.
+    try:
+        wait_until(lambda: expected <= set(notifications()), timeout=60, interval=0.5,
+                   message="")
+    except TimeoutError:
+        pass
+    time.sleep(PEER_TIMEOUT_SECONDS + 5)
+    notified = notifications()
     missing = expected - set(notified)
     twice = {t: n for t, n in notified.items() if n > 1}
 

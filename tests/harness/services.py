@@ -42,10 +42,41 @@ def _which(name: str) -> str:
     return path
 
 
+# ------------------------------------------------------------------ handles
+
+class Outage:
+    """``stop()``, ``kill()`` and ``start()`` again (same port, same data) of ``self.process``."""
+
+    #: Seconds a restart may take to be ready.
+    start_timeout = 30.0
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def start(self):
+        self.process.start(timeout=self.start_timeout)
+        return self
+
+
+class OnLoopback:
+    """``url`` (``http://host:port``) and ``address`` (``host:port``) of a handle."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 # --------------------------------------------------------------------------- Redis
 
 @dataclass
-class Redis:
+class Redis(Outage):
     process: ManagedProcess
     port: int
     host: str = "127.0.0.1"
@@ -58,16 +89,6 @@ class Redis:
         import redis
 
         return redis.Redis(host=self.host, port=self.port, socket_timeout=2)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def start(self) -> "Redis":
-        self.process.start()
-        return self
 
 
 def start_redis(workdir: Path, port: int | None = None) -> Redis:
@@ -92,7 +113,7 @@ def _postgres_bindir() -> Path:
 
 
 @dataclass
-class Postgres:
+class Postgres(Outage):
     process: ManagedProcess
     port: int
     datadir: Path
@@ -116,12 +137,6 @@ class Postgres:
         name = name or f"t_{os.urandom(5).hex()}"
         self.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
 
     def start(self) -> "Postgres":
         """Start again on the same port and data, as after a crash or a stop.
@@ -270,19 +285,13 @@ class PrometheusAPI:
 
 
 @dataclass
-class Prometheus(PrometheusAPI):
+class Prometheus(OnLoopback, Outage, PrometheusAPI):
     process: ManagedProcess
     port: int
     config_path: Path
     host: str = "127.0.0.1"
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
+    start_timeout = 60.0
 
     def targets(self) -> list[dict]:
         return self.api("targets")["activeTargets"]
@@ -292,16 +301,6 @@ class Prometheus(PrometheusAPI):
 
     def reload(self) -> None:
         requests.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def start(self) -> "Prometheus":
-        self.process.start(timeout=60)
-        return self
 
 
 def start_prometheus(workdir: Path, scrape_configs: list[dict] | None = None, *,
@@ -346,7 +345,7 @@ def start_prometheus(workdir: Path, scrape_configs: list[dict] | None = None, *,
 # ------------------------------------------------------------------- Alertmanager
 
 @dataclass
-class Alertmanager:
+class Alertmanager(OnLoopback, Outage):
     process: ManagedProcess
     port: int
     config_path: Path
@@ -354,13 +353,7 @@ class Alertmanager:
     #: the gossip port when clustered (``start_alertmanager(cluster_port=...)``)
     cluster_port: int | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
+    start_timeout = 60.0
 
     def alerts(self, **filters: str) -> list[dict]:
         """Alerts Alertmanager holds now (``/api/v2/alerts``); filters as ``label="value"``."""
@@ -377,16 +370,6 @@ class Alertmanager:
         response = requests.get(f"{self.url}/api/v2/status", timeout=10)
         response.raise_for_status()
         return response.json()["cluster"]
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def start(self) -> "Alertmanager":
-        self.process.start(timeout=60)
-        return self
 
 
 def start_alertmanager(workdir: Path, config: dict | str | Path, *,
@@ -456,16 +439,14 @@ def start_alertmanager_cluster(workdir: Path, config: dict | str | Path, *, size
 # ----------------------------------------------------------------- VictoriaMetrics
 
 @dataclass
-class VictoriaMetrics(PrometheusAPI):
+class VictoriaMetrics(OnLoopback, Outage, PrometheusAPI):
     """Single-node VictoriaMetrics: Prometheus ``remote_write`` in, the query API out."""
 
     process: ManagedProcess
     port: int
     host: str = "127.0.0.1"
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    start_timeout = 60.0
 
     @property
     def write_url(self) -> str:
@@ -475,16 +456,6 @@ class VictoriaMetrics(PrometheusAPI):
     def flush(self) -> None:
         """Make every sample received so far searchable (it buffers them for a second)."""
         requests.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def start(self) -> "VictoriaMetrics":
-        self.process.start(timeout=60)
-        return self
 
 
 def start_victoria_metrics(workdir: Path, *, dedup_interval: str = "1s",

@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 
 from .processes import ManagedProcess, free_port, http_ready
+from .services import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
@@ -63,18 +64,10 @@ def prepare_database(url: str, partners: int = 1) -> Keys:
 
 
 @dataclass
-class TicketingInstance:
+class TicketingInstance(OnLoopback):
     process: ManagedProcess
     port: int
     host: str = "127.0.0.1"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:

@@ -47,6 +47,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import mul
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -128,33 +129,30 @@ class _Vectorizer:
     analyzer: Callable[[str, int, int], list[str]]
     low: int
     high: int
-    n_classes: int
     #: term -> its row
     index: Mapping[str, int]
-    idf: array
-    #: row-major: per term, idf * the coefficient of each class
-    weights: array
+    #: per term: idf squared (the TF-IDF vector's norm)
+    idf_squared: array
+    #: per class: per term, idf * the class's coefficient
+    columns: tuple[array, ...]
 
     def scores(self, text: str) -> list[float] | None:
-        """This vectorizer's contribution to each class's score; None without a known term."""
+        """This vectorizer's contribution to each class's score; None without a known term.
+
+        The sums run in C (``sum(map(...))``) over the text's known terms, one
+        pass per class, rather than a Python loop over terms and classes.
+        """
         index = self.index
         counts = Counter([g for g in self.analyzer(text, self.low, self.high) if g in index])
         if not counts:
             return None
-        idf, weights, k = self.idf, self.weights, self.n_classes
-        rows, squares = [], 0.0
-        for term, count in counts.items():
-            i = index[term]
-            row = weights[i * k:(i + 1) * k]
-            if count == 1:
-                squares += idf[i] * idf[i]
-            else:
-                tf = 1.0 + math.log(count)
-                squares += (tf * idf[i]) ** 2
-                row = [tf * c for c in row]
-            rows.append(row)
-        norm = math.sqrt(squares)
-        return [total / norm for total in map(math.fsum, zip(*rows))]
+        rows = [index[term] for term in counts]
+        # sublinear tf, as the model was fitted: 1 + log(count)
+        tfs = [1.0 if n == 1 else 1.0 + math.log(n) for n in counts.values()]
+        norm = math.sqrt(sum(map(mul, map(mul, tfs, tfs),
+                                 map(self.idf_squared.__getitem__, rows))))
+        return [sum(map(mul, tfs, map(column.__getitem__, rows))) / norm
+                for column in self.columns]
 
 
 class TextModel:
@@ -189,13 +187,11 @@ class TextModel:
             raise ModelError(f"{len(packed)} weights for {len(terms)} terms and {k} classes")
         stride = k + 1
         idf = packed[::stride]
-        weights = array("d", bytes(8 * k * len(terms)))
-        for c in range(k):
-            weights[c::k] = array("d", map(float.__mul__, idf, packed[c + 1::stride]))
+        columns = tuple(array("d", map(mul, idf, packed[c + 1::stride])) for c in range(k))
         index = {term: i for i, term in enumerate(terms)}
         if len(index) != len(terms):
             raise ModelError("a term is listed twice")
-        return _Vectorizer(analyzer, low, high, k, index, idf, weights)
+        return _Vectorizer(analyzer, low, high, index, array("d", map(mul, idf, idf)), columns)
 
     @classmethod
     def load(cls, path: str | Path) -> "TextModel":
