@@ -108,7 +108,8 @@ def exporter_config(dest: Path) -> Path:
     return dest
 
 
-def alertmanager_config(dest: Path, smtp_sink, http_sink) -> Path:
+def alertmanager_config(dest: Path, smtp_sink, http_sink,
+                        group_interval: float = GROUP_INTERVAL) -> Path:
     secrets = dest / "secrets"
     secrets.mkdir(parents=True)
     (secrets / "smtp_password").write_text("unused-by-the-sink\n")
@@ -122,7 +123,7 @@ def alertmanager_config(dest: Path, smtp_sink, http_sink) -> Path:
     assert "heartbeat" in hooks and len(hooks) > 1, hooks
     text = render_alertmanager(
         secrets_dir=secrets, smtp_smarthost=smtp_sink.address, webhook_urls=hooks,
-        timings={"group_wait": f"{GROUP_WAIT}s", "group_interval": f"{GROUP_INTERVAL}s",
+        timings={"group_wait": f"{GROUP_WAIT}s", "group_interval": f"{group_interval}s",
                  "repeat_interval": "1h"})
     path = dest / "alertmanager.yml"
     path.write_text(text)

@@ -22,8 +22,8 @@ ONCALL_SLACK = "slack #partnerwatch-oncall"
 ALERTS_SLACK = "slack #partnerwatch-alerts"
 ENERGY_CHANNELS = (ONCALL_EMAIL, ONCALL_SLACK, "webhook")
 #: Long enough for a second notification to arrive if one were coming: a
-#: group_interval (2 s) and a peer_timeout (5 s) beyond the first, and more.
-QUIET = 9.0
+#: group_interval (12 s) and a peer_timeout (1 s) beyond the first, and more.
+QUIET = 15.0
 
 
 def assert_once(stack, *expected: tuple[tuple[str, ...], str, str]) -> None:
@@ -39,39 +39,6 @@ def assert_once(stack, *expected: tuple[tuple[str, ...], str, str]) -> None:
 def firing_in(prom, alertname: str) -> bool:
     return any(a["labels"]["alertname"] == alertname and a["state"] == "firing"
                for a in prom.alerts())
-
-
-def test_both_replicas_fire_and_the_cluster_notifies_once_even_when_one_alertmanager_dies(
-        ha_monitoring):
-    stack = ha_monitoring
-    stack.reset()
-    am1, am2 = stack.alertmanagers
-    for am in (am1, am2):
-        assert am.cluster_status()["status"] == "ready"
-
-    # The energy pool drops under 20 %: both replicas fire, on-call hears it once per channel.
-    stack.platform.set_available(100)
-    wait_for_deliveries(stack.smtp, stack.http,
-                        {(c, "firing", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
-    for replica, prom in stack.prometheus.items():
-        assert firing_in(prom, "EnergyPoolCritical"), f"replica {replica} does not fire"
-    # Each Alertmanager holds one alert for the pair, without the replica label.
-    for am in (am1, am2):
-        [alert] = am.alerts(alertname="EnergyPoolCritical")
-        assert "replica" not in alert["labels"], alert["labels"]
-
-    # One Alertmanager dies mid-run; a new group and a resolution still arrive once.
-    am1.kill()
-    stack.api.delay = 1.3  # over PlatformApiSlow's 1 s threshold
-    wait_for_deliveries(stack.smtp, stack.http, {(ALERTS_SLACK, "firing", "PlatformApiSlow")})
-    stack.platform.set_available(800)
-    wait_for_deliveries(stack.smtp, stack.http,
-                        {(c, "resolved", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
-    assert_once(stack, (ENERGY_CHANNELS, "firing", "EnergyPoolCritical"),
-                ((ALERTS_SLACK,), "firing", "PlatformApiSlow"),
-                (ENERGY_CHANNELS, "resolved", "EnergyPoolCritical"))
-    assert not [d for d in deliveries(stack.smtp, stack.http) if d.alertname == "EnergyPoolLow"]
-    stack.reset()
 
 
 def test_killing_one_prometheus_replica_loses_no_alert(ha_monitoring):
@@ -98,4 +65,41 @@ def test_killing_one_prometheus_replica_loses_no_alert(ha_monitoring):
                         {(c, "resolved", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
     assert_once(stack, (ENERGY_CHANNELS, "firing", "EnergyPoolCritical"),
                 (ENERGY_CHANNELS, "resolved", "EnergyPoolCritical"))
+    stack.reset()
+
+
+def test_both_replicas_fire_and_the_cluster_notifies_once_even_when_one_alertmanager_dies(
+        ha_monitoring):
+    stack = ha_monitoring
+    stack.reset()
+    am1, am2 = stack.alertmanagers
+    for am in (am1, am2):
+        assert am.cluster_status()["status"] == "ready"
+
+    # The energy pool drops under 20 %: both replicas fire, on-call hears it once per channel.
+    stack.platform.set_available(100)
+    wait_for_deliveries(stack.smtp, stack.http,
+                        {(c, "firing", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
+    for replica, prom in stack.prometheus.items():
+        assert firing_in(prom, "EnergyPoolCritical"), f"replica {replica} does not fire"
+    # Each Alertmanager holds one alert for the pair, without the replica label.
+    for am in (am1, am2):
+        [alert] = am.alerts(alertname="EnergyPoolCritical")
+        assert "replica" not in alert["labels"], alert["labels"]
+
+    # One Alertmanager dies mid-run; a new group and a resolution still arrive once.
+    # (Not in the instant it notifies: the cluster gossips each notification a
+    # moment after it is sent, and a member killed in between is repeated by
+    # its peer, which is Alertmanager's at-least-once; docs/deployment.md.)
+    time.sleep(2)
+    am1.kill()
+    stack.api.delay = 1.3  # over PlatformApiSlow's 1 s threshold
+    wait_for_deliveries(stack.smtp, stack.http, {(ALERTS_SLACK, "firing", "PlatformApiSlow")})
+    stack.platform.set_available(800)
+    wait_for_deliveries(stack.smtp, stack.http,
+                        {(c, "resolved", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
+    assert_once(stack, (ENERGY_CHANNELS, "firing", "EnergyPoolCritical"),
+                ((ALERTS_SLACK,), "firing", "PlatformApiSlow"),
+                (ENERGY_CHANNELS, "resolved", "EnergyPoolCritical"))
+    assert not [d for d in deliveries(stack.smtp, stack.http) if d.alertname == "EnergyPoolLow"]
     stack.reset()

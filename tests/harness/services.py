@@ -375,14 +375,16 @@ class Alertmanager(OnLoopback, Outage):
 def start_alertmanager(workdir: Path, config: dict | str | Path, *,
                        port: int | None = None, extra_args: list[str] | None = None,
                        cluster_port: int | None = None, peers: list[str] | None = None,
-                       peer_timeout: str = "5s") -> Alertmanager:
+                       peer_timeout: str = "15s") -> Alertmanager:
     """Run Alertmanager with ``config`` (a dict, YAML text or a file).
 
     Clustering is off unless ``cluster_port`` is given: then it gossips on that
     loopback port (advertised as such: Alertmanager will not guess a loopback
     address) with ``peers`` (``host:port`` gossip addresses). ``peer_timeout``
-    is how long a replica waits for the one before it to notify (15 s by
-    default in Alertmanager; short here so tests do not wait).
+    is how long a replica waits for the one before it to notify: Alertmanager's
+    default, 15 s (the first replica logs a notification only once its
+    receiver has answered, so a slow receiver within a shorter wait is
+    notified twice).
     """
     port = port or free_port()
     workdir = Path(workdir) / f"alertmanager-{port}"
@@ -412,7 +414,7 @@ def start_alertmanager(workdir: Path, config: dict | str | Path, *,
 
 
 def start_alertmanager_cluster(workdir: Path, config: dict | str | Path, *, size: int = 2,
-                               peer_timeout: str = "5s", wait: bool = True
+                               peer_timeout: str = "15s", wait: bool = True
                                ) -> list[Alertmanager]:
     """``size`` Alertmanagers with one configuration, each peering with all the others.
 
