@@ -1,8 +1,9 @@
-"""The category model: the shipped file, the plain-Python scorer against scikit-learn,
+"""The category model: the shipped file, the scorer against scikit-learn,
 how keyword rules and model combine, confidence in the audit trail, triage in the queue."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
@@ -12,7 +13,8 @@ from ticketing.classification import combine
 from ticketing.classifier import training
 from ticketing.classifier.settings import check_section
 from ticketing.classifier.text_model import (SHIPPED_MODEL, ModelError, TextModel,
-                                              char_wb_ngrams, load_model, word_ngrams)
+                                              _char_wb_matcher, char_wb_ngrams, load_model,
+                                              strip_accents, ticket_text, word_ngrams)
 from ticketing.config import ConfigError
 
 from .conftest import migrated_app, ticketing_config
@@ -64,6 +66,18 @@ def test_the_scorer_gives_scikit_learns_probabilities_on_the_whole_corpus():
     prepared = chars.build_preprocessor()(text)
     assert char_wb_ngrams(prepared, 2, 5) == chars.build_analyzer()(text)
     assert word_ngrams(prepared, 1, 2) == words.build_analyzer()(text)
+
+
+def test_the_automaton_finds_the_known_n_grams_each_word_gives():
+    """The one-pass matcher counts exactly the vocabulary n-grams of char_wb_ngrams."""
+    terms = sorted({"ap", "api", " api", "api ", " api ", "key", "ey ", "ü", " z", "a b"})
+    rows = _char_wb_matcher(terms, 1)
+    texts = [strip_accents(ticket_text(e.title, e.description).lower()) for e in CORPUS]
+    texts += ["", "   ", "api", "  api  key\n\tapi ", "a b", "zählerstand über"]
+    known = set(terms)
+    for text in texts:
+        expected = Counter(t for t in char_wb_ngrams(text, 1, 5) if t in known)
+        assert Counter(terms[row] for row in rows(text)) == expected, text
 
 
 def test_the_miss_classes_go_where_they_belong():

@@ -47,9 +47,11 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import mul
+from operator import itemgetter, mul
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+import ahocorasick
 
 SHIPPED_MODEL = Path(__file__).with_name("model.json.gz")
 FORMAT = 1
@@ -102,10 +104,6 @@ def word_ngrams(text: str, low: int, high: int) -> list[str]:
     return grams
 
 
-_ANALYZERS: dict[str, Callable[[str, int, int], list[str]]] = {
-    "char_wb": char_wb_ngrams, "word": word_ngrams}
-
-
 def pack(values) -> str:
     """float64 little-endian values as base64 (the model file's ``weights``)."""
     packed = array("d", values)
@@ -122,37 +120,88 @@ def unpack(text: str) -> array:
     return packed
 
 
+def _gather(keys: list[int]) -> Callable[[Any], tuple[float, ...]]:
+    """``itemgetter(*keys)`` that gives a tuple for one key too."""
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda view: (view[key],)
+    return itemgetter(*keys)
+
+
+def _char_wb_matcher(terms: list[str], stride: int) -> Callable[[str], list[int]]:
+    """The rows of a ``char_wb`` vocabulary's terms in a text, found in one pass.
+
+    A ``char_wb`` n-gram lies inside one word padded with a space on each side
+    (:func:`char_wb_ngrams`). So the words are joined with two spaces, padded,
+    and an Aho-Corasick automaton of the terms finds, in C, every place one of
+    them occurs: the same terms, as often, as the n-grams of each word would
+    give. A term with whitespace other than its padding cannot be such an
+    n-gram and is left out of the automaton (it never matches anyway).
+    """
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for row, term in enumerate(terms):
+        core = term[1:] if term.startswith(" ") else term
+        core = core[:-1] if core.endswith(" ") else core
+        if core and not any(c.isspace() for c in core):
+            automaton.add_word(term, row * stride)
+    if len(automaton) == 0:
+        return lambda text: []
+    automaton.make_automaton()
+    iterate = automaton.iter
+
+    def rows(text: str) -> list[int]:
+        return [base for _, base in iterate(" " + "  ".join(text.split()) + " ")]
+
+    return rows
+
+
+def _word_matcher(terms: list[str], stride: int, low: int, high: int
+                  ) -> Callable[[str], list[int]]:
+    """The rows of a word vocabulary's terms in a text (its :func:`word_ngrams`)."""
+    lookup = {term: row * stride for row, term in enumerate(terms)}.get
+
+    def rows(text: str) -> list[int]:
+        return [base for base in map(lookup, word_ngrams(text, low, high)) if base is not None]
+
+    return rows
+
+
 @dataclass(frozen=True)
 class _Vectorizer:
     """One TF-IDF vectorizer's part of the scores."""
 
-    analyzer: Callable[[str, int, int], list[str]]
-    low: int
-    high: int
-    #: term -> its row
-    index: Mapping[str, int]
-    #: per term: idf squared (the TF-IDF vector's norm)
-    idf_squared: array
-    #: per class: per term, idf * the class's coefficient
-    columns: tuple[array, ...]
+    #: text -> the row offset (row * stride) of each known term occurrence in it
+    rows: Callable[[str], list[int]]
+    terms: int
+    #: per term, ``stride`` numbers: idf squared (for the vector's norm), then
+    #: idf * each class's coefficient; ``views[j][offset]`` is the term's j-th
+    views: tuple[memoryview, ...]
 
     def scores(self, text: str) -> list[float] | None:
         """This vectorizer's contribution to each class's score; None without a known term.
 
-        The sums run in C (``sum(map(...))``) over the text's known terms, one
-        pass per class, rather than a Python loop over terms and classes.
+        The sums run in C: the known terms' numbers are gathered with one
+        ``itemgetter`` per column and summed with ``sum``; a term seen once
+        (most of them) has tf 1 and needs no multiplication.
         """
-        index = self.index
-        counts = Counter([g for g in self.analyzer(text, self.low, self.high) if g in index])
+        counts = Counter(self.rows(text))
         if not counts:
             return None
-        rows = [index[term] for term in counts]
+        once = [base for base, n in counts.items() if n == 1]
+        more = [base for base, n in counts.items() if n > 1]
         # sublinear tf, as the model was fitted: 1 + log(count)
-        tfs = [1.0 if n == 1 else 1.0 + math.log(n) for n in counts.values()]
-        norm = math.sqrt(sum(map(mul, map(mul, tfs, tfs),
-                                 map(self.idf_squared.__getitem__, rows))))
-        return [sum(map(mul, tfs, map(column.__getitem__, rows))) / norm
-                for column in self.columns]
+        tfs = [1.0 + math.log(counts[base]) for base in more]
+        gather_once = _gather(once) if once else None
+        gather_more = _gather(more) if more else None
+
+        def total(view: memoryview, weights: list[float]) -> float:
+            value = sum(gather_once(view)) if gather_once else 0.0
+            if gather_more:
+                value += sum(map(mul, weights, gather_more(view)))
+            return value
+
+        norm = math.sqrt(total(self.views[0], [tf * tf for tf in tfs]))
+        return [total(view, tfs) / norm for view in self.views[1:]]
 
 
 class TextModel:
@@ -176,22 +225,29 @@ class TextModel:
             raise ModelError("not a category model (classes and intercepts differ)")
 
     def _vectorizer(self, spec: Mapping[str, Any]) -> _Vectorizer:
-        analyzer = _ANALYZERS.get(spec["analyzer"])
-        if analyzer is None:
-            raise ModelError(f"unknown analyzer {spec['analyzer']!r}")
+        analyzer = spec["analyzer"]
+        if analyzer not in ("char_wb", "word"):
+            raise ModelError(f"unknown analyzer {analyzer!r}")
         low, high = (int(n) for n in spec["ngram_range"])
         k = len(self.classes)
-        terms = spec["terms"]
+        terms = list(spec["terms"])
         packed = unpack(spec["weights"])  # per term: idf, then k coefficients
         if len(packed) != len(terms) * (k + 1):
             raise ModelError(f"{len(packed)} weights for {len(terms)} terms and {k} classes")
-        stride = k + 1
-        idf = packed[::stride]
-        columns = tuple(array("d", map(mul, idf, packed[c + 1::stride])) for c in range(k))
-        index = {term: i for i, term in enumerate(terms)}
-        if len(index) != len(terms):
+        if len(set(terms)) != len(terms):
             raise ModelError("a term is listed twice")
-        return _Vectorizer(analyzer, low, high, index, array("d", map(mul, idf, idf)), columns)
+        stride = k + 1
+        weights = array("d", packed)
+        for offset in range(0, len(weights), stride):
+            idf = weights[offset]
+            weights[offset] = idf * idf
+            for c in range(offset + 1, offset + stride):
+                weights[c] *= idf
+        whole = memoryview(weights)
+        views = tuple(whole[j:] for j in range(stride))
+        rows = (_char_wb_matcher(terms, stride) if analyzer == "char_wb"
+                else _word_matcher(terms, stride, low, high))
+        return _Vectorizer(rows, len(terms), views)
 
     @classmethod
     def load(cls, path: str | Path) -> "TextModel":
@@ -212,7 +268,7 @@ class TextModel:
 
     @property
     def terms(self) -> int:
-        return sum(len(v.index) for v in self._vectorizers)
+        return sum(v.terms for v in self._vectorizers)
 
     def scores(self, text: str) -> list[float]:
         """Each class's score (scikit-learn's ``decision_function``) for a prepared text."""
