@@ -53,6 +53,8 @@ def test_the_ha_stack_runs_two_of_everything(tmp_path):
             return counts == {"prometheus": "2", "alertmanager": "2", "ticketing": "2",
                               "exporter": "1"}
 
-        wait_until(one_per_target, timeout=30, message="VictoriaMetrics to hold one up per target")
+        # the stack runs VictoriaMetrics with its defaults, so a sample becomes
+        # visible to queries 30 s after it was written (-search.latencyOffset)
+        wait_until(one_per_target, timeout=90, message="VictoriaMetrics to hold one up per target")
     finally:
         stack.stop()
