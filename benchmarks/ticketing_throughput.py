@@ -367,7 +367,7 @@ def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> N
 
     def load(index: int) -> None:
         case, server = sides[index]
-        results[index] = _load(case, server.port, DURATION, CONCURRENCY // 2)
+        results[index] = _load(case, server.port, DURATION, CONCURRENCY // 2, part=(index, 2))
 
     threads = [threading.Thread(target=load, args=(i,)) for i in (0, 1)]
     for thread in threads:
@@ -379,9 +379,16 @@ def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> N
         case.rounds.append(result)
 
 
-def _load(case: Case, port: int, duration: float,
-          concurrency: int = CONCURRENCY) -> LoadResult:
+def _load(case: Case, port: int, duration: float, concurrency: int = CONCURRENCY,
+          part: tuple[int, int] = (0, 1)) -> LoadResult:
+    """Load ``case``; ``part`` (i, n): the i-th of n cases loaded at once, which takes
+    the i-th n-th of the requests when there are enough (message posts: the two
+    sides of a pair post on different tickets)."""
     requests = case.requests
+    index, parts = part
+    if len(requests) >= parts * concurrency:
+        size = len(requests) // parts
+        requests = requests[index * size:(index + 1) * size]
     per_thread = max(1, len(requests) // concurrency)
 
     def request_for(thread: int, n: int) -> bytes:

@@ -25,7 +25,7 @@ from . import signals, sla
 from .auth import Actor
 from .classification import Classifier
 from .classifier import model_of
-from .db import db, insert_now
+from .db import db, get_now, insert_now, update_now
 from .settings import CoreSettings
 from .errors import ApiError, not_found
 from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit,
@@ -77,7 +77,7 @@ def deny(actor: Actor, resource: str, resource_id: int, what: str) -> ApiError:
 
 def partner_ticket(actor: Actor, ticket_id: int) -> Ticket:
     """The partner's own ticket; 404 when it does not exist *or* is another partner's."""
-    ticket = db.session.get(Ticket, ticket_id)
+    ticket = get_now(Ticket, ticket_id)
     if ticket is None:
         raise not_found("ticket")
     if ticket.partner_id != actor.id:
@@ -86,7 +86,7 @@ def partner_ticket(actor: Actor, ticket_id: int) -> Ticket:
 
 
 def staff_ticket(ticket_id: int) -> Ticket:
-    ticket = db.session.get(Ticket, ticket_id)
+    ticket = get_now(Ticket, ticket_id)
     if ticket is None:
         raise not_found("ticket")
     return ticket
@@ -275,16 +275,18 @@ def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False
     message = Message(ticket_id=ticket.id, sender_type=actor.kind, sender_id=actor.id,
                       body=body, internal=internal, created_at=now)
     insert_now(message)
+    changes: dict[str, datetime] = {}
     if not internal:
-        ticket.updated_at = now
+        changes["updated_at"] = now
     if actor.is_staff and not internal and ticket.first_response_at is None:
-        ticket.first_response_at = now
+        changes["first_response_at"] = now
         audit(ticket, actor, "first_response_at", None, now.isoformat() + "Z",
               "first public reply", at=now)
         seconds = (now - ticket.created_at).total_seconds()
         priority = ticket.priority
         after_commit(lambda: FIRST_RESPONSE.labels(priority).observe(seconds))
-    db.session.flush()
+    if changes:
+        update_now(ticket, **changes)
     signals.message_posted.send(_app(), ticket=ticket, message=message)
     sender_type = actor.kind
     after_commit(lambda: MESSAGES.labels(sender_type).inc())

@@ -132,3 +132,43 @@ def test_insert_now_leaves_the_object_as_a_flush_would(app, make):
         insert_now(other)
         assert other.id is not None and partner.id is not None and other.partner_id == partner.id
         db.session.rollback()
+
+
+def test_get_now_and_update_now_leave_the_object_as_the_orm_would(app, make):
+    """get_now: one SELECT by primary key, a persistent object with every column loaded
+    (or the one already in the session, or None); update_now: one UPDATE of just the
+    columns given, nothing left pending for them, other changes still flushed."""
+    from sqlalchemy import inspect, select
+
+    from ticketing.db import db, get_now, update_now
+    from ticketing.models import Ticket, utcnow
+
+    acme = make.partner()
+    tid = make.ticket(acme)["id"]
+    with app.app_context():
+        with capture(app) as seen:
+            ticket = get_now(Ticket, tid)
+            assert get_now(Ticket, tid) is ticket  # from the session, no second SELECT
+            assert get_now(Ticket, tid + 1000) is None
+        assert seen.verbs() == ["SELECT", "SELECT"]
+        state = inspect(ticket)
+        assert state.persistent and not state.modified and not state.expired_attributes
+        assert ticket.partner.id == acme.id  # relationships load on access
+        expected = db.session.execute(
+            select(*Ticket.__table__.columns).where(Ticket.id == tid)).one()._asdict()
+        assert {c: getattr(ticket, c) for c in expected} == expected
+
+        later = utcnow()
+        with capture(app) as seen:
+            assert update_now(ticket, updated_at=later, first_response_at=later) is ticket
+        assert seen.writes() == [("UPDATE", "tickets")]
+        assert "first_response_at" in seen.statements[0].sql and "title" not in seen.statements[0].sql
+        assert not inspect(ticket).modified  # nothing left to flush for those columns
+        ticket.status = "in_progress"
+        with capture(app) as seen:
+            db.session.commit()
+        assert seen.writes() == [("UPDATE", "tickets")]
+        db.session.expunge_all()
+        stored = db.session.execute(select(Ticket).where(Ticket.id == tid)).scalar_one()
+        assert (stored.updated_at, stored.first_response_at, stored.status) == (
+            later, later, "in_progress")
