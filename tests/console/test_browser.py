@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -39,6 +39,16 @@ def click(driver, css: str) -> None:
         return True
 
     wait(driver).until(clicked)
+
+
+def notice(driver, text: str) -> None:
+    """Wait for the page's notice to say ``text``; else fail with what the page shows."""
+    try:
+        wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), text))
+    except TimeoutException:
+        shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".notice, .error")]
+        raise AssertionError(f"no notice {text!r} on {driver.current_url} "
+                             f"({driver.title!r}); it shows {shown}") from None
 
 
 def sign_in(driver, server, key: str) -> None:
@@ -150,12 +160,12 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     # 3. Reply to the partner, 4. add an internal note.
     agent.find_element(By.ID, "body").send_keys("We are on it: the settlement queue is stuck.")
     agent.find_element(By.CSS_SELECTOR, 'button[name="kind"][value="reply"]').click()
-    wait(agent).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "Reply sent"))
+    notice(agent, "Reply sent")
     agent.find_element(By.ID, "body").send_keys("Internal: restarted settlement worker 2.")
     wait(agent).until(lambda d: d.find_element(By.ID, "body").get_attribute("value")
                       == "Internal: restarted settlement worker 2.")
     agent.find_element(By.CSS_SELECTOR, 'button[name="kind"][value="note"]').click()
-    wait(agent).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "note added"))
+    notice(agent, "note added")
     note = agent.find_element(By.CSS_SELECTOR, ".message.internal")
     assert "Internal note" in note.text and "not shown to the partner" in note.text
     assert "restarted settlement worker" in note.text
@@ -177,11 +187,15 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
                for o in Select(agent.find_element(By.ID, "status")).options]
     assert offered == ["in_progress", "resolved", "closed"]
 
-    # 5. Resolve it.
-    Select(agent.find_element(By.ID, "status")).select_by_value("resolved")
-    click(agent, 'form[action$="/status"] button')
-    wait(agent).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"),
-                                                       "Status changed to resolved"))
+    # 5. Resolve it (the choice and the click together, again if a live update
+    # replaced the form in between).
+    def resolve(d):
+        Select(d.find_element(By.ID, "status")).select_by_value("resolved")
+        d.find_element(By.CSS_SELECTOR, 'form[action$="/status"] button').click()
+        return True
+
+    wait(agent).until(resolve)
+    notice(agent, "Status changed to resolved")
     assert "resolved" in text_of(agent, "#ticket-h + .meta")
     audit = text_of(agent, ".audit")
     assert "status: open → resolved" in audit and "assignee: nobody → Sam Agent" in audit
