@@ -13,7 +13,8 @@ from datetime import timedelta
 
 import pytest
 import requests
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (StaleElementReferenceException, TimeoutException,
+                                        WebDriverException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -27,9 +28,12 @@ WAIT = 30  # seconds; generous: the suite's other worker may be loading the mach
 
 
 def wait(driver, timeout: float = WAIT) -> WebDriverWait:
-    # Live updates replace page regions: an element found a moment ago may be gone.
+    # Live updates replace page regions, and a form's answer replaces the page: an
+    # element found a moment ago may be gone (stale, or a node no longer in the
+    # document while the next page loads). The condition is tried again.
     return WebDriverWait(driver, timeout, poll_frequency=0.1,
-                         ignored_exceptions=(StaleElementReferenceException,))
+                         ignored_exceptions=(StaleElementReferenceException,
+                                             WebDriverException))
 
 
 def click(driver, css: str) -> None:
