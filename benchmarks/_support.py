@@ -94,6 +94,19 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds(p) for p in [pid, *descendants(pid)] if Path(f"/proc/{p}").exists())
 
 
+def tree_switches(pid: int) -> int:
+    """Voluntary context switches (a thread gave up the CPU to wait: a socket, a lock,
+    the GIL) of a process and its living descendants, all threads, from /proc."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        total += int(status.split("\nvoluntary_ctxt_switches:", 1)[1].split(None, 1)[0])
+    return total
+
+
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

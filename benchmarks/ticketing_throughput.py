@@ -73,7 +73,7 @@ import yaml
 
 from ._support import (ROOT, LoadResult, ProcessGroup, build_request, descendants, http_ready,
                        memory_mb, ms, python_env, run_load, say, table, ticketing_database,
-                       tree_cpu_seconds, verdict, workdir)
+                       tree_cpu_seconds, tree_switches, verdict, workdir)
 
 TICKETS = 100_000
 SMALL_TICKETS = 1_000
@@ -139,6 +139,11 @@ class Case:
     ceiling: str | None = None           # the bare case it is compared with
     rounds: list[LoadResult] = field(default_factory=list)
     round_cpu: list[float] = field(default_factory=list)  # server (and Redis) CPU s per round
+    switches: int = 0  # the server's voluntary context switches, all rounds
+
+    @property
+    def switches_per_request(self) -> float:
+        return self.switches / self.answered if self.answered else float("nan")
 
     @property
     def cpu(self) -> float:
@@ -346,8 +351,10 @@ def run_case(case: Case, server: Server, redis_pid: int | None,
     for a server that uses it) is kept along with the answers."""
     pids = [server.proc.pid] + ([redis_pid] if server.uses_redis and redis_pid else [])
     cpu0 = sum(tree_cpu_seconds(pid) for pid in pids)
+    switches0 = tree_switches(server.proc.pid)
     result = _load(case, server.port, duration)
     case.round_cpu.append(sum(tree_cpu_seconds(pid) for pid in pids) - cpu0)
+    case.switches += tree_switches(server.proc.pid) - switches0
     case.rounds.append(result)
 
 
@@ -363,6 +370,7 @@ def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> N
         return [server.proc.pid] + ([redis_pid] if server.uses_redis and redis_pid else [])
 
     cpu0 = [sum(tree_cpu_seconds(pid) for pid in pids(server)) for _, server in sides]
+    switches0 = [tree_switches(server.proc.pid) for _, server in sides]
     results: list[LoadResult | None] = [None, None]
 
     def load(index: int) -> None:
@@ -374,8 +382,9 @@ def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> N
         thread.start()
     for thread in threads:
         thread.join()
-    for (case, server), before, result in zip(sides, cpu0, results):
+    for (case, server), before, switched, result in zip(sides, cpu0, switches0, results):
         case.round_cpu.append(sum(tree_cpu_seconds(pid) for pid in pids(server)) - before)
+        case.switches += tree_switches(server.proc.pid) - switched
         case.rounds.append(result)
 
 
@@ -584,7 +593,8 @@ def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Serv
         f"plus Redis when on). Paired: the servers with the monitor on and off loaded at the "
         f"same time, {CONCURRENCY // 2} connections each, so the machine's other load hits "
         f"both alike; in turn: from the slices above, one after the other. Median (range) "
-        f"over {ROUNDS} rounds")
+        f"over {ROUNDS} rounds; waits: voluntary context switches of the server's threads "
+        f"per request (a thread blocked on a socket, a lock or the GIL), paired")
     paired = {pair.first.name: pair for pair in all_pairs}
     costs: dict[str, Spread] = {}
     rows = []
@@ -598,9 +608,10 @@ def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Serv
         rows.append([endpoint, f"{off.cpu_per_request * 1000:.2f}",
                      f"{on.cpu_per_request * 1000:.2f}",
                      f"{(on.cpu_per_request - off.cpu_per_request) * 1000:+.2f}",
-                     costs[endpoint].pct(), _cpu_cost(seq_on, seq_off).pct(), direct.pct()])
+                     costs[endpoint].pct(), _cpu_cost(seq_on, seq_off).pct(), direct.pct(),
+                     f"{off.switches_per_request:.1f} -> {on.switches_per_request:.1f}"])
     say(table(["endpoint", "CPU ms off", "CPU ms on", "added ms", "paired, by CPU",
-               "in turn, by CPU", "in turn, req/s lost"], rows))
+               "in turn, by CPU", "in turn, req/s lost", "waits/req off -> on"], rows))
 
     big, small = all_pairs[-1].first, all_pairs[-1].second
     say()
