@@ -66,14 +66,27 @@ def insert_now(obj: M) -> M:
         db.session.add(obj)
         db.session.flush()
         return obj
-    columns = [(prop.key, prop.columns[0]) for prop in mapper.column_attrs]
-    values = {column.key: state.dict[key] for key, column in columns if key in state.dict}
-    row = db.session.execute(_insert_returning(mapper.local_table), values).one()._mapping
-    for key, column in columns:
-        set_committed_value(obj, key, row[column])
+    values = {column.key: state.dict[key] for key, column in _columns(mapper)
+              if key in state.dict}
+    row = db.session.execute(_insert_returning(mapper.local_table), values).one()
+    _become_persistent(obj, mapper, row)
+    return obj
+
+
+def _become_persistent(obj: Any, mapper: Any, row: Any) -> None:
+    """Make ``row`` (every column of the mapper's table) the loaded state of the new
+    instance ``obj``, and add it to the session as a persistent object."""
+    mapping = row._mapping
+    for key, column in _columns(mapper):
+        set_committed_value(obj, key, mapping[column])
     make_transient_to_detached(obj)
     db.session.add(obj)
-    return obj
+
+
+@lru_cache(maxsize=None)
+def _columns(mapper: Any) -> tuple[tuple[str, Any], ...]:
+    """(attribute, column) of each column attribute of ``mapper``."""
+    return tuple((prop.key, prop.columns[0]) for prop in mapper.column_attrs)
 
 
 @lru_cache(maxsize=None)
@@ -103,11 +116,7 @@ def get_now(model: type[M], ident: Any) -> M | None:
     if row is None:
         return None
     obj = mapper.class_manager.new_instance()
-    row = row._mapping
-    for prop in mapper.column_attrs:
-        set_committed_value(obj, prop.key, row[prop.columns[0]])
-    make_transient_to_detached(obj)
-    session.add(obj)
+    _become_persistent(obj, mapper, row)
     return obj
 
 

@@ -13,8 +13,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from selenium.common.exceptions import (StaleElementReferenceException, TimeoutException,
-                                        WebDriverException)
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -32,8 +31,7 @@ def wait(driver, timeout: float = WAIT) -> WebDriverWait:
     # element found a moment ago may be gone (stale, or a node no longer in the
     # document while the next page loads). The condition is tried again.
     return WebDriverWait(driver, timeout, poll_frequency=0.1,
-                         ignored_exceptions=(StaleElementReferenceException,
-                                             WebDriverException))
+                         ignored_exceptions=(WebDriverException,))
 
 
 def click(driver, css: str) -> None:
@@ -50,7 +48,7 @@ def notice(driver, text: str) -> None:
     try:
         wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), text))
     except TimeoutException:
-        shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".notice, .error")]
+        shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".notice")]
         raise AssertionError(f"no notice {text!r} on {driver.current_url} "
                              f"({driver.title!r}); it shows {shown}") from None
 
