@@ -96,14 +96,16 @@ def tree_cpu_seconds(pid: int) -> float:
 
 def tree_switches(pid: int) -> int:
     """Voluntary context switches (a thread gave up the CPU to wait: a socket, a lock,
-    the GIL) of a process and its living descendants, all threads, from /proc."""
+    the GIL) of a process and its living descendants, every thread of each, from
+    /proc (``/proc/PID/status`` alone counts only a process's main thread)."""
     total = 0
     for p in [pid, *descendants(pid)]:
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        total += int(status.split("\nvoluntary_ctxt_switches:", 1)[1].split(None, 1)[0])
+        for status in Path(f"/proc/{p}/task").glob("*/status"):
+            try:
+                text = status.read_text()
+            except OSError:
+                continue
+            total += int(text.split("\nvoluntary_ctxt_switches:", 1)[1].split(None, 1)[0])
     return total
 
 

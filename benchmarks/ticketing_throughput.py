@@ -51,6 +51,10 @@ Targets: create ticket and post message at least 60 % of their floors (with
 scanning and limits on); scanning plus limiting at most 10 % of the CPU per
 request on each POST route (Redis included); the list's p99 at 100,000
 tickets at most 1.5 times its p99 at 1,000; a ticketing worker under 120 MB.
+Every ratio is judged by its median over the rounds, the list's p99 growth
+too (a p99 pooled over all rounds is set by the few slowest requests of the
+whole run, wherever the machine's other work happened to delay them; it is
+printed beside the median).
 
 ``--profile DIR`` measures nothing: it loads create ticket and post message
 (monitor on) for 15 s each while ``py-spy record --gil --subprocesses``
@@ -80,7 +84,7 @@ SMALL_TICKETS = 1_000
 PARTNERS = 100
 WORKERS, THREADS = 2, 8
 CONCURRENCY = 16
-ROUNDS = 6
+ROUNDS = 8
 DURATION = 2.0                  # seconds per case per round
 PROFILE_SECONDS = 15.0
 TARGET_OF_FLOOR = 0.60
@@ -593,7 +597,7 @@ def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Serv
         f"plus Redis when on). Paired: the servers with the monitor on and off loaded at the "
         f"same time, {CONCURRENCY // 2} connections each, so the machine's other load hits "
         f"both alike; in turn: from the slices above, one after the other. Median (range) "
-        f"over {ROUNDS} rounds; waits: voluntary context switches of the server's threads "
+        f"over {ROUNDS} rounds; waits: voluntary context switches of all the server's threads "
         f"per request (a thread blocked on a socket, a lock or the GIL), paired")
     paired = {pair.first.name: pair for pair in all_pairs}
     costs: dict[str, Spread] = {}
@@ -655,9 +659,10 @@ def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Serv
     pooled = big.total.p(99) / small.total.p(99)
     seq_big, seq_small = totals[f"list tickets, {ON}"], totals[LIST_SMALL]
     say(verdict(f"list p99 at {TICKETS // 1000}k tickets at most {TARGET_LIST_GROWTH:g}x its "
-                f"p99 at {SMALL_TICKETS // 1000}k", pooled <= TARGET_LIST_GROWTH,
-                f"paired: {ms(big.total.p(99))} vs {ms(small.total.p(99))} ms, {pooled:.2f}x "
-                f"over all rounds, per round {growth.times()}; p50 {ms(big.total.p(50))} vs "
+                f"p99 at {SMALL_TICKETS // 1000}k", growth.median <= TARGET_LIST_GROWTH,
+                f"paired, median (range) of the rounds' p99 ratios {growth.times()}; all rounds "
+                f"pooled: {ms(big.total.p(99))} vs {ms(small.total.p(99))} ms, {pooled:.2f}x; "
+                f"p50 {ms(big.total.p(50))} vs "
                 f"{ms(small.total.p(50))} ms; in turn: p99 {ms(seq_big.p(99))} vs "
                 f"{ms(seq_small.p(99))} ms, {seq_big.p(99) / seq_small.p(99):.2f}x"))
     ticketing_workers = [w for s in servers.values() if s.name != "bare" for w in s.workers]

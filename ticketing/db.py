@@ -47,6 +47,19 @@ migrate = Migrate(render_as_batch=True)
 M = TypeVar("M")
 
 
+def execute_core(statement: Any, params: Any = None) -> Any:
+    """Run a Core ``INSERT`` or ``SELECT`` on the connection of the session's transaction.
+
+    The same connection and transaction as ``db.session.execute`` (which it
+    begins when none is open), without the session's execute machinery: the
+    ORM compile-state lookup and the ``do_orm_execute`` events, which a
+    statement on a table, with no ORM entity in it, does not need. Not for
+    ``UPDATE`` or ``DELETE``: listeners of ``do_orm_execute`` watch those
+    (the key cache forgets keys on a bulk change of its tables).
+    """
+    return db.session.connection().execute(statement, params)
+
+
 def insert_now(obj: M) -> M:
     """Write the new ``obj`` to its table now and add it to the session, as flushing it would.
 
@@ -68,7 +81,7 @@ def insert_now(obj: M) -> M:
         return obj
     values = {column.key: state.dict[key] for key, column in _columns(mapper)
               if key in state.dict}
-    row = db.session.execute(_insert_returning(mapper.local_table), values).one()
+    row = execute_core(_insert_returning(mapper.local_table), values).one()
     _become_persistent(obj, mapper, row)
     return obj
 
@@ -112,7 +125,8 @@ def get_now(model: type[M], ident: Any) -> M | None:
     found = session.identity_map.get(mapper.identity_key_from_primary_key([ident]))
     if found is not None:
         return found
-    row = session.execute(_select_by_primary_key(mapper.local_table), {"pk": ident}).first()
+    row = session.connection().execute(_select_by_primary_key(mapper.local_table),
+                                     {"pk": ident}).first()
     if row is None:
         return None
     obj = mapper.class_manager.new_instance()

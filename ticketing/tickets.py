@@ -25,7 +25,7 @@ from . import signals, sla
 from .auth import Actor
 from .classification import Classifier
 from .classifier import model_of
-from .db import db, get_now, insert_now, update_now
+from .db import db, execute_core, get_now, insert_now, update_now
 from .settings import CoreSettings
 from .errors import ApiError, not_found
 from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit,
@@ -132,7 +132,7 @@ def write_audit(ticket: Ticket, entries: list[dict[str, Any]]) -> None:
     or roll back with it), without building an ORM object for each: one
     ``INSERT`` with a row of values per entry (not one statement per entry).
     """
-    db.session.execute(_INSERT_AUDIT, [{"ticket_id": ticket.id, **e} for e in entries])
+    execute_core(_INSERT_AUDIT, [{"ticket_id": ticket.id, **e} for e in entries])
 
 
 def _changed(ticket: Ticket, field: str, before: object, after: object, actor: Actor,

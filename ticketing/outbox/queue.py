@@ -29,7 +29,7 @@ from typing import Any, Collection, Mapping
 
 from sqlalchemy import func, insert, select, update
 
-from ticketing.db import db
+from ticketing.db import db, execute_core
 
 from .models import OutboxMessage, utcnow
 
@@ -126,13 +126,13 @@ def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> in
     if stmt is not None:
         # INSERT ... ON CONFLICT DO NOTHING: a concurrent transaction queuing the
         # same event cannot make the caller's transaction fail.
-        new_id = db.session.execute(stmt, values).scalar_one_or_none()
+        new_id = execute_core(stmt, values).scalar_one_or_none()
     else:
-        exists = db.session.execute(
+        exists = execute_core(
             select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).first()
         new_id = None
         if exists is None:
-            new_id = db.session.execute(
+            new_id = execute_core(
                 insert(OutboxMessage).values(**values).returning(OutboxMessage.id)).scalar_one()
     if new_id is not None:
         db.session.info[ENQUEUED_FLAG] = True

@@ -55,6 +55,8 @@ log = logging.getLogger("ticketing.security.rate_limits")
 
 #: Longest wait between two probes of a failed storage, in seconds.
 MAX_PROBE_INTERVAL = 32.0
+#: Packed check commands kept per process (one per caller and route kind in use).
+PACKED_COMMANDS = 4096
 
 
 class Check(NamedTuple):
@@ -170,6 +172,7 @@ class MonitoredRedisStorage(RedisStorage):
         self._check_sha = hashlib.sha1(_CHECK_FIXED_WINDOWS.encode()).hexdigest()
         self._idle: list[Connection] = []
         self._pid = os.getpid()
+        self._packed: dict[tuple, list[bytes]] = {}
 
     def _watch(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -182,20 +185,13 @@ class MonitoredRedisStorage(RedisStorage):
 
     def check_fixed_windows(self, checks: Sequence[Check]) -> list[Result]:
         """Apply fixed-window ``checks`` in order in one script; stop at the first refusal."""
-        args: list[Any] = []
-        keys = [self.prefixed_key(c.key) for c in checks]
-        for check in checks:
-            marker = 0
-            if check.unless:
-                keys.append(self.prefixed_key(check.unless))
-                marker = len(keys)
-            args += [check.item.amount, check.item.get_expiry(), 1 if check.hit else 0, marker]
+        command = self._check_command(checks)
         try:
             try:
-                answer = self._call("EVALSHA", self._check_sha, len(keys), *keys, *args)
+                answer = self._call(packed=command)
             except NoScriptError:  # a new or restarted Redis: load the script once
                 self._call("SCRIPT", "LOAD", _CHECK_FIXED_WINDOWS)
-                answer = self._call("EVALSHA", self._check_sha, len(keys), *keys, *args)
+                answer = self._call(packed=command)
         except Exception as exc:
             self.outage.error("check", exc)
             raise
@@ -211,8 +207,39 @@ class MonitoredRedisStorage(RedisStorage):
             results.append(Result(check, allowed, max(0, amount - count), now + max(ttl, 0)))
         return results
 
-    def _call(self, *command: Any) -> Any:
-        """Send one command on a connection of our own and read its answer.
+    def _check_command(self, checks: Sequence[Check]) -> list[bytes]:
+        """The packed ``EVALSHA`` of ``checks``, kept for the next request with the same ones.
+
+        A caller's checks are the same from one request to the next (the same
+        counters, amounts and markers), so the command is packed once for them
+        rather than encoded argument by argument every time; at most
+        :data:`PACKED_COMMANDS` of them are kept (all are dropped when full).
+        """
+        signature = tuple((check.key, check.hit, check.unless) for check in checks)
+        packed = self._packed.get(signature)
+        if packed is not None:
+            return packed
+        args: list[Any] = []
+        keys = [self.prefixed_key(c.key) for c in checks]
+        for check in checks:
+            marker = 0
+            if check.unless:
+                keys.append(self.prefixed_key(check.unless))
+                marker = len(keys)
+            args += [check.item.amount, check.item.get_expiry(), 1 if check.hit else 0, marker]
+        connection = self._connection()
+        try:
+            packed = connection.pack_command("EVALSHA", self._check_sha, len(keys), *keys, *args)
+        finally:
+            self._idle.append(connection)
+        if len(self._packed) >= PACKED_COMMANDS:
+            self._packed.clear()
+        self._packed[signature] = packed
+        return packed
+
+    def _call(self, *command: Any, packed: list[bytes] | None = None) -> Any:
+        """Send one command (or one already ``packed``) on a connection of our own and
+        read its answer.
 
         The per-request script goes through these connections rather than
         redis-py's pool, which spends more CPU than the round trip itself on
@@ -223,7 +250,10 @@ class MonitoredRedisStorage(RedisStorage):
         for attempt in (1, 2):
             connection = self._connection()
             try:
-                connection.send_command(*command)
+                if packed is None:
+                    connection.send_command(*command)
+                else:
+                    connection.send_packed_command(packed)
                 answer = connection.read_response()
             except ResponseError:  # an error answer: the connection itself is fine
                 self._idle.append(connection)

@@ -352,12 +352,14 @@ def _after_request(response: Response) -> Response:
     result: Result | None = flags.get(_HEADER_RESULT)
     if result is not None and result.remaining is not None:
         reset_at = _reset_at(result)
-        headers = response.headers
-        headers["X-RateLimit-Limit"] = str(result.check.item.amount)
-        headers["X-RateLimit-Remaining"] = str(result.remaining)
-        headers["X-RateLimit-Reset"] = str(reset_at)
+        # Added, not set: only the monitor writes these, so there is none to replace
+        # (``set`` would compare every header's name first).
+        add = response.headers.add
+        add("X-RateLimit-Limit", str(result.check.item.amount))
+        add("X-RateLimit-Remaining", str(result.remaining))
+        add("X-RateLimit-Reset", str(reset_at))
         if not result.allowed:
-            headers["Retry-After"] = str(max(0, int(reset_at - time.time())))
+            response.headers["Retry-After"] = str(max(0, int(reset_at - time.time())))
     return response
 
 
