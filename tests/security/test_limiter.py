@@ -104,3 +104,28 @@ def test_the_limiter_counts_in_memory_while_redis_is_away_and_returns(tmp_path):
         assert int(stored) == 1
     finally:
         redis.stop()
+
+
+def test_a_callers_check_command_is_packed_once_and_counts_each_caller_apart(redis_url):
+    limiter = Limiter(redis_url, "fixed-window")
+    [item] = parse_many("3/minute")
+    [login] = parse_many("5/minute")
+
+    def checks(who: str) -> list[Check]:
+        return [Check("api_call", item, ("test", who, "api_call")),
+                Check("login", login, ("test", "ip:10.0.0.1", "login"), hit=False,
+                      unless=f"test/known_key/{who}")]
+
+    first = [limiter.evaluate(checks("key:a"))[0] for _ in range(4)]
+    assert [r.allowed for r in first] == [True, True, True, False]
+    assert [r.remaining for r in first] == [2, 1, 0, 0]
+    assert len(limiter.storage._packed) == 1  # the same caller: packed once, sent four times
+    other = limiter.evaluate(checks("key:b"))
+    assert other[0].allowed and other[0].remaining == 2  # a caller of its own counts apart
+    assert len(limiter.storage._packed) == 2
+    # The marker named in the packed command is still looked up on each request.
+    limiter.mark("test/known_key/key:b", 60)
+    assert limiter.evaluate(checks("key:b"))[1].remaining is None  # skipped: its key is known
+    # A restarted Redis has lost the script: the packed command loads it again.
+    limiter.storage._call("SCRIPT", "FLUSH")
+    assert limiter.evaluate(checks("key:b"))[0].remaining == 0
