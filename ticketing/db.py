@@ -125,8 +125,7 @@ def get_now(model: type[M], ident: Any) -> M | None:
     found = session.identity_map.get(mapper.identity_key_from_primary_key([ident]))
     if found is not None:
         return found
-    row = session.connection().execute(_select_by_primary_key(mapper.local_table),
-                                     {"pk": ident}).first()
+    row = execute_core(_select_by_primary_key(mapper.local_table), {"pk": ident}).first()
     if row is None:
         return None
     obj = mapper.class_manager.new_instance()

@@ -128,11 +128,11 @@ def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> in
         # same event cannot make the caller's transaction fail.
         new_id = execute_core(stmt, values).scalar_one_or_none()
     else:
-        exists = execute_core(
+        exists = db.session.execute(
             select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).first()
         new_id = None
         if exists is None:
-            new_id = execute_core(
+            new_id = db.session.execute(
                 insert(OutboxMessage).values(**values).returning(OutboxMessage.id)).scalar_one()
     if new_id is not None:
         db.session.info[ENQUEUED_FLAG] = True
