@@ -1,6 +1,6 @@
 """The ceilings and floors for ticketing_throughput: bare Flask JSON endpoints.
 
-    gunicorn -c ticketing/gunicorn.conf.py benchmarks._bare_app:app
+    gunicorn -c ticketing/runtime/gunicorn.conf.py benchmarks._bare_app:app
 
 The same gunicorn settings as the ticket service (the config file's
 ``wsgi_app`` is overridden by the argument), and the same database pool

@@ -2,14 +2,14 @@
 
     python -m benchmarks.classifier_cost
 
-Time: every ticket of the shipped corpus (ticketing/classifier/corpus) is
+Time: every ticket of the shipped corpus (ticketing/desk/classifier/corpus) is
 classified in this process, best of several passes, by the keyword rules alone
 (the baseline: what ticket creation did before the model), by the rules plus
 the model as the service does it (``Classifier.classify``, scoring in plain
 Python), and, for comparison, by scikit-learn's ``predict_proba`` of the same
 fitted pipeline one ticket at a time.
 
-Memory: two gunicorn servers of the ticket service (``ticketing/gunicorn.conf.py``,
+Memory: two gunicorn servers of the ticket service (``ticketing/runtime/gunicorn.conf.py``,
 2 workers, SQLite) start side by side, one with ``classifier.enabled: false``,
 one with the shipped model; each gets the same 20 new tickets, then the
 resident size (RSS) of every worker is read. For the record, a fresh process
@@ -32,7 +32,7 @@ import yaml
 from ._support import (ROOT, ProcessGroup, descendants, http_ready, memory_mb, python_env,
                        table, ticketing_database, verdict, workdir)
 
-GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 PASSES = 5
 WORKERS, THREADS = 2, 4
 TICKETS = 20
@@ -55,12 +55,12 @@ print(json.dumps({"app": before, "with_sklearn": rss()}))
 
 
 def timing() -> list[str]:
-    from ticketing.classification import Classifier
-    from ticketing.classifier import training
-    from ticketing.classifier.settings import check_section
-    from ticketing.classifier.text_model import load_model
+    from ticketing.desk.triage import Classifier
+    from ticketing.desk.classifier import training
+    from ticketing.desk.classifier.settings import check_section
+    from ticketing.desk.classifier.text_model import load_model
     from ticketing.config import load_sections
-    from ticketing.settings import check_core
+    from ticketing.desk.settings import check_core
 
     sections = load_sections()
     core, settings = check_core(sections).classification, check_section(sections)

@@ -104,7 +104,7 @@ def main() -> int:
     ratio = start_new / start_old
 
     from ticketing.config import load_sections
-    from ticketing.settings import check_core
+    from ticketing.desk.settings import check_core
 
     settings = check_core(load_sections()).api
     plain = _Plain(settings.max_json_bytes)

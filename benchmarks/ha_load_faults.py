@@ -3,7 +3,7 @@
     python -m benchmarks.ha_load_faults
 
 Everything on loopback, each the real program: one PostgreSQL and one Redis
-shared by two gunicorn instances of the ticket service (``ticketing/gunicorn.conf.py``,
+shared by two gunicorn instances of the ticket service (``ticketing/runtime/gunicorn.conf.py``,
 2 workers x 16 threads each, the shipped security scanning and rate limits,
 an outbox deliverer in every process posting to both Alertmanagers of a
 cluster); the cluster's one receiver is a webhook (an HTTP sink in this

@@ -3,7 +3,7 @@
     python -m benchmarks.security_overhead
 
 1. Real HTTP under gunicorn, with the ticket service's settings
-   (``ticketing/gunicorn.conf.py``; 2 workers x 8 threads, gthread). Two apps,
+   (``ticketing/runtime/gunicorn.conf.py``; 2 workers x 8 threads, gthread). Two apps,
    each served four ways: scanning and rate limiting off, scanning only, rate
    limiting only (Redis) and both:
 
@@ -69,7 +69,7 @@ CLIENT_REQUESTS = 300
 TARGET_COST = 0.15
 TARGET_ROUND_TRIPS = 1
 HIGH = "1000000000/minute"      # never reached: limits are counted, not enforced
-GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 CORPUS = ROOT / "tests" / "security" / "corpus" / "tickets.txt"
 BENCH_KEY = "pw_aaaaaaaaaaaa_benchmark-key"    # the small app's only key
 OFF = "off"

@@ -6,7 +6,7 @@
 A private PostgreSQL cluster holds the migrated ticketing schema with 100,000
 tickets (half of them the benchmark partner's, the rest spread over 99 other
 partners), and a second database the same with 1,000. Four gunicorn servers
-run with the same settings (``ticketing/gunicorn.conf.py``: 2 workers x 8
+run with the same settings (``ticketing/runtime/gunicorn.conf.py``: 2 workers x 8
 threads, gthread):
 
 - the bare endpoints of ``benchmarks/_bare_app.py``: the ceilings (Flask
@@ -101,7 +101,7 @@ LIST_SMALL = f"list tickets, {ON}, {SMALL_TICKETS // 1000}k tickets"
 ENDPOINTS = ("create ticket", "list tickets", "post message")
 POST_ROUTES = ("create ticket", "post message")
 FLOORS = {"create ticket": FLOOR_CREATE, "post message": FLOOR_MESSAGE}
-GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 HIGH = "1000000000/minute"      # never reached: limits are checked, not enforced
 TICKET_BODIES = [
     {"title": "Transactions failing with 503 since this morning",
@@ -220,7 +220,7 @@ def prepare_database(url: str, tickets: int) -> tuple[int, str, list[int]]:
     ``tickets`` tickets; returns the partner's id, its key and ids of its open tickets."""
     from sqlalchemy import text
 
-    from ticketing.choices import CATEGORIES, PRIORITIES, STATUSES
+    from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
     from ticketing.db import db
 
     logging.disable(logging.WARNING)  # the set-up's own app: no notices about its settings

@@ -204,7 +204,7 @@ def ticketing_service(procs, tmp: Path, http_url: str) -> str:
                PROMETHEUS_MULTIPROC_DIR=str(tmp / "ticketing-metrics"),
                ALERTMANAGER_URL=f"http://127.0.0.1:{free_port()}")
     procs.start([sys.executable, "-m", "gunicorn", "-c",
-                 str(ROOT / "ticketing" / "gunicorn.conf.py")], tmp, name="ticketing", env=env,
+                 str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")], tmp, name="ticketing", env=env,
                 ready=http_ready(f"{base}/healthz"))
     created = requests.post(f"{base}/api/v1/webhooks", headers={"X-API-Key": key}, timeout=10,
                             json={"url": f"{http_url}/partner", "events": ["alert.firing"]})

@@ -1,7 +1,7 @@
 """Prepare the ticket service for the demo: migrate, then a partner, a staff member and their keys.
 
 Runs the ticket service's own CLI commands (``db upgrade``, ``create-partner``,
-``create-staff``, ``create-key``; see ticketing/cli.py) in a single process,
+``create-staff``, ``create-key``; see ticketing/runtime/cli.py) in a single process,
 through Flask's CLI runner, instead of paying the app's start-up once per
 command.  Configured like the service, from the environment
 (``TICKETING_DATABASE_URL``, ...).  Prints one JSON object::

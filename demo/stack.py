@@ -10,7 +10,7 @@ directory (``./run`` by default):
 2. Redis;
 3. the demo platform (``demo.platform``) with its SQLite database;
 4. the ticket service: migrations, a demo partner and staff member with API
-   keys (printed), then gunicorn with ``ticketing/gunicorn.conf.py``; the
+   keys (printed), then gunicorn with ``ticketing/runtime/gunicorn.conf.py``; the
    support console is at ``/console/`` (sign in with the staff key);
 5. the exporter with the shipped ``exporter/partnerwatch.yml``;
 6. Alertmanager with ``alertmanager/alertmanager.yml`` rendered by
@@ -338,7 +338,7 @@ class Stack:
         env = {**env, "TICKETING_BIND": f"127.0.0.1:{port}"}
         # Its workers boot while the next parts start; wait_for_ticketing() waits for them.
         self.sup.start(name, [
-            PY, "-m", "gunicorn", "--config", self.root / "ticketing" / "gunicorn.conf.py",
+            PY, "-m", "gunicorn", "--config", self.root / "ticketing" / "runtime" / "gunicorn.conf.py",
             "--bind", env["TICKETING_BIND"], "--no-control-socket", "ticketing:create_app()"],
             env=env, ready=http_ready(f"http://127.0.0.1:{port}/readyz"), wait=False,
             # Like Ctrl-C on gunicorn in a terminal: its quick shutdown. The graceful

@@ -15,10 +15,10 @@ import signal
 import sys
 import threading
 
-from .config import ConfigError, load_config
+from exporter.config import ConfigError, load_config
 from sharedconfig import format_duration
 
-from .schema import Config
+from exporter.schema import Config
 
 log = logging.getLogger("exporter")
 
@@ -34,7 +34,7 @@ def summary(config: Config, collectors) -> list[str]:
     lines = [f"listen {config.exporter.listen}, staleness "
              f"{format_duration(config.exporter.staleness)}"]
     if config.databases:
-        from .dburl import parse_database_url
+        from exporter.dburl import parse_database_url
 
         lines.append("databases: " + ", ".join(
             f"{name} ({parse_database_url(db.url).dialect})"
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return 2
 
-    from .service import Exporter
+    from exporter.service import Exporter
 
     exporter = Exporter(config)
     if args.check_config:

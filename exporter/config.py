@@ -32,7 +32,7 @@ from pydantic import ValidationError
 import sharedconfig
 from sharedconfig import format_duration, format_location, located_problems
 
-from .schema import Config
+from exporter.schema import Config
 
 #: Metric names (and prefixes) that the built-in collectors and the process own.
 RESERVED_PREFIXES = ("exporter_collector_", "platform_api_probe_", "platform_db_",
@@ -188,7 +188,7 @@ def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
 
 
 def _bind_params(sql: str) -> list[str]:
-    from .sqltext import bind_names
+    from exporter.sqltext import bind_names
 
     return bind_names(sql)
 
@@ -197,7 +197,7 @@ def _check_database_url(url: str) -> str | None:
     """A problem with a database URL (never repeating the URL: it may hold a password)."""
     import importlib.util
 
-    from .dburl import InvalidDatabaseURL, parse_database_url, postgres_conninfo
+    from exporter.dburl import InvalidDatabaseURL, parse_database_url, postgres_conninfo
 
     try:
         parsed = parse_database_url(url)
@@ -221,7 +221,7 @@ def _check_database_url(url: str) -> str | None:
 
 
 def _check_redis_url(url: str) -> str | None:
-    from .collectors.redis_health import parse_redis_url
+    from exporter.collectors.redis_health import parse_redis_url
 
     try:
         parse_redis_url(url)

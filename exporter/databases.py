@@ -34,10 +34,10 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from .errors import describe_error
-from .dburl import parse_database_url, postgres_conninfo, sqlite_arguments
-from .schema import DatabaseConfig
-from .sqltext import Statement, compile_sql
+from exporter.errors import describe_error
+from exporter.dburl import parse_database_url, postgres_conninfo, sqlite_arguments
+from exporter.schema import DatabaseConfig
+from exporter.sqltext import Statement, compile_sql
 
 APPLICATION_NAME = "partnerwatch-exporter"
 #: Pooled PostgreSQL connections are replaced after this long.

@@ -31,8 +31,8 @@ from typing import Sequence
 
 from prometheus_client.metrics_core import Metric
 
-from .collectors.base import CollectFailed, Collector
-from .errors import describe_error
+from exporter.collectors.base import CollectFailed, Collector
+from exporter.errors import describe_error
 
 log = logging.getLogger(__name__)
 

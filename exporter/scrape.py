@@ -34,7 +34,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector as RegistryCollector
 
-from .scheduler import Scheduler
+from exporter.scheduler import Scheduler
 
 
 class CachedCollector(RegistryCollector):

@@ -23,11 +23,11 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from .collectors import build_collectors, used_databases
-from .databases import Database
-from .scheduler import Scheduler
-from .schema import Config
-from .scrape import CachedCollector, EncodedMetrics
+from exporter.collectors import build_collectors, used_databases
+from exporter.databases import Database
+from exporter.scheduler import Scheduler
+from exporter.schema import Config
+from exporter.scrape import CachedCollector, EncodedMetrics
 
 
 class Exporter:

@@ -12,7 +12,7 @@ folder), ``TICKETING_CONFIG`` (a YAML file merged over the shipped
 instance folder), ``TICKETING_SECRET_KEY`` (signs the console's sessions), ``REDIS_URL``, ``ALERTMANAGER_URL``, ``PROMETHEUS_URL``,
 ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn config).
 
-Under gunicorn: ``gunicorn -c ticketing/gunicorn.conf.py "ticketing:create_app()"``.
+Under gunicorn: ``gunicorn -c ticketing/runtime/gunicorn.conf.py "ticketing:create_app()"``.
 """
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from .config import load_sections
-from .settings import check_core
-from .db import db, migrate, ping_idle_connections
-from .errors import ApiError, register_error_handlers
-from .jsonbody import SafeJSONProvider
-from .keycache import EXTENSION_KEY as KEY_CACHE
-from .keycache import KeyCache
+from ticketing.config import load_sections
+from ticketing.desk.settings import check_core
+from ticketing.db import db, migrate, ping_idle_connections
+from ticketing.errors import ApiError, register_error_handlers
+from ticketing.api.body import SafeJSONProvider
+from ticketing.auth.key_cache import EXTENSION_KEY as KEY_CACHE
+from ticketing.auth.key_cache import KeyCache
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Room for the multipart envelope around an uploaded file.
@@ -73,7 +73,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                                             app.config.get("TICKETING"))
     settings = check_core(app.config["TICKETING"])
     app.extensions["ticketing"] = settings
-    from .classifier import init_app as init_classifier
+    from ticketing.desk.classifier import init_app as init_classifier
     init_classifier(app)  # the category model (classifier section), loaded once per process
     if settings.api.key_cache_ttl > 0:
         app.extensions[KEY_CACHE] = KeyCache(settings.api.key_cache_ttl)
@@ -83,8 +83,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _init_database(app)
     register_error_handlers(app)
 
-    from . import cli, health, metrics, openapi
-    from .api import partner, staff
+    from ticketing.runtime import cli
+    from ticketing.api import health
+    from ticketing.runtime import metrics
+    from ticketing.api import openapi
+    from ticketing.api import partner, staff
 
     api = openapi.init_api(app)
     api.register_blueprint(health.bp)
@@ -99,15 +102,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _init_request_hooks(app)
 
     # Extensions: each adds its own single line below (see docs/ticketing.md).
-    from .security import SecurityMonitor  # EXTENSION security monitor + rate limits
+    from ticketing.security import SecurityMonitor  # EXTENSION security monitor + rate limits
     SecurityMonitor(app)
-    from .outbox import init_app as init_outbox  # EXTENSION notification outbox: ticketing/outbox/
+    from ticketing.outbox import init_app as init_outbox  # EXTENSION notification outbox: ticketing/outbox/
     init_outbox(app)
-    from .webhooks import init_app as init_webhooks  # EXTENSION partner webhooks: ticketing/webhooks/
+    from ticketing.webhooks import init_app as init_webhooks  # EXTENSION partner webhooks: ticketing/webhooks/
     init_webhooks(app)
-    from .live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
+    from ticketing.live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
     init_live(app)
-    from .console import init_app as init_console  # EXTENSION support console: ticketing/console/
+    from ticketing.console import init_app as init_console  # EXTENSION support console: ticketing/console/
     init_console(app)
     _document_extension_routes(app)
 
@@ -116,10 +119,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def _document_extension_routes(app: Flask) -> None:
     """Extension routes that are not flask-smorest views, in the OpenAPI document."""
-    from . import openapi
+    from ticketing.api import openapi
 
     if app.extensions.get("live") is not None:
-        from .live import PATH
+        from ticketing.live import PATH
 
         openapi.document_route(
             app, PATH, "get", tag="live", summary="Live status feed (WebSocket)",

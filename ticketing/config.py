@@ -10,7 +10,7 @@ The result is a plain mapping of sections, put on ``app.config["TICKETING"]``:
 
 Each section is a frozen pydantic model (:class:`sharedconfig.Section`, the
 base the exporter's configuration shares): the core's in
-:mod:`ticketing.settings`, each extension's in its own ``settings.py``, all of
+:mod:`ticketing.desk.settings`, each extension's in its own ``settings.py``, all of
 them listed in :data:`SECTIONS`. The core checks its sections in
 ``create_app``, every extension its own in ``init_app``;
 :func:`check_config` checks them all at once (``partnerwatch-ticketing
@@ -36,17 +36,17 @@ SHIPPED_CONFIG = Path(__file__).with_name("ticketing.yml")
 #: Every section of ticketing.yml: its name -> "module:Model" (a sharedconfig.Section).
 #: An extension adds its section here, one line (see sharedconfig).
 SECTIONS = {
-    "classification": "ticketing.settings:ClassificationSettings",
-    "sla": "ticketing.settings:SlaSettings",
-    "attachments": "ticketing.settings:AttachmentSettings",
-    "api": "ticketing.settings:ApiSettings",
+    "classification": "ticketing.desk.settings:ClassificationSettings",
+    "sla": "ticketing.desk.settings:SlaSettings",
+    "attachments": "ticketing.desk.settings:AttachmentSettings",
+    "api": "ticketing.desk.settings:ApiSettings",
     "security": "ticketing.security.settings:SecuritySettings",
     "ratelimits": "ticketing.security.settings:RateLimitSettings",
     "outbox": "ticketing.outbox.settings:OutboxSettings",
     "live": "ticketing.live.settings:LiveSettings",
     "console": "ticketing.console.settings:ConsoleSettings",
     "webhooks": "ticketing.webhooks.settings:WebhooksSettings",
-    "classifier": "ticketing.classifier.settings:ClassifierSettings",
+    "classifier": "ticketing.desk.classifier.settings:ClassifierSettings",
 }
 
 

@@ -25,7 +25,7 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .db import db
+from ticketing.db import db
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,8 @@ from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Float, F
                         text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .choices import (ACTIVE_STATUSES, ACTOR_KINDS, CATEGORIES, PARTNER_STATUSES, PRIORITIES,
-                      SENDER_TYPES, STAFF_ROLES, STATUSES)
-from .db import db
+from ticketing.desk.choices import ACTIVE_STATUSES, ACTOR_KINDS, CATEGORIES, PARTNER_STATUSES, PRIORITIES, SENDER_TYPES, STAFF_ROLES, STATUSES
+from ticketing.db import db
 
 
 def utcnow() -> datetime:

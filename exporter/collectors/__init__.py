@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..schema import Config, Schedule
-from .base import CollectFailed, Collector
+from exporter.schema import Config, Schedule
+from exporter.collectors.base import CollectFailed, Collector
 
 if TYPE_CHECKING:
-    from ..databases import Database
+    from exporter.databases import Database
 
 __all__ = ["CollectFailed", "Collector", "build_collectors", "used_databases"]
 
@@ -40,7 +40,7 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
     collectors: list[Collector] = []
     probe = config.collectors.http_probe
     if probe is not None and probe.enabled:
-        from .http_probe import HttpProbe
+        from exporter.collectors.http_probe import HttpProbe
 
         for name, target in probe.targets.items():
             schedule = _schedule(probe, config)
@@ -49,7 +49,7 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
             collectors.append(HttpProbe(name, target, **schedule))
     health = config.collectors.database
     if health is not None and health.enabled:
-        from .database_health import DatabaseHealth
+        from exporter.collectors.database_health import DatabaseHealth
 
         names = health.databases if health.databases is not None else sorted(config.databases)
         for name in names:
@@ -57,12 +57,12 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
                                              **_schedule(health, config)))
     cache = config.collectors.redis
     if cache is not None and cache.enabled:
-        from .redis_health import RedisHealth
+        from exporter.collectors.redis_health import RedisHealth
 
         collectors.append(RedisHealth(cache, **_schedule(cache, config)))
     for name, query in config.queries.items():
         if query.enabled:
-            from .sql_metrics import SqlQuery
+            from exporter.collectors.sql_metrics import SqlQuery
 
             collectors.append(SqlQuery(name, query, databases[query.database],
                                        **_schedule(query, config)))

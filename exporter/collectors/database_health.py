@@ -12,8 +12,8 @@ import time
 
 from prometheus_client.core import GaugeMetricFamily
 
-from ..databases import Database
-from .base import CollectFailed, Collector
+from exporter.databases import Database
+from exporter.collectors.base import CollectFailed, Collector
 
 PG_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)")
 PG_CONNECTIONS = (

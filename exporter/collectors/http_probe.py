@@ -22,9 +22,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client.core import GaugeMetricFamily
 
-from ..errors import describe_error
-from ..schema import ProbeTarget
-from .base import CollectFailed, Collector
+from exporter.errors import describe_error
+from exporter.schema import ProbeTarget
+from exporter.collectors.base import CollectFailed, Collector
 
 USER_AGENT = "partnerwatch-exporter"
 

@@ -29,9 +29,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client.core import GaugeMetricFamily
 
-from ..errors import describe_error
-from ..schema import RedisConfig
-from .base import CollectFailed, Collector
+from exporter.errors import describe_error
+from exporter.schema import RedisConfig
+from exporter.collectors.base import CollectFailed, Collector
 
 DEFAULT_PORT = 6379
 _CERT_REQS = ("none", "cert_none", "optional", "cert_optional", "required", "cert_required")

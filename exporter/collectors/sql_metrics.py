@@ -25,10 +25,10 @@ from decimal import Decimal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ..databases import Database
-from ..schema import QueryConfig
-from ..sqltext import bind_names
-from .base import CollectFailed, Collector
+from exporter.databases import Database
+from exporter.schema import QueryConfig
+from exporter.sqltext import bind_names
+from exporter.collectors.base import CollectFailed, Collector
 
 MAX_ROWS = 10_000
 

@@ -147,7 +147,7 @@ def console_server(request, tmp_path_factory, redis_server, root):
            "TICKETING_THREADS": "8", "TICKETING_BIND": f"127.0.0.1:{port}",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"), "PYTHONPATH": str(root)}
     process = ManagedProcess(
-        [sys.executable, "-m", "gunicorn", "--config", str(root / "ticketing" / "gunicorn.conf.py"),
+        [sys.executable, "-m", "gunicorn", "--config", str(root / "ticketing" / "runtime" / "gunicorn.conf.py"),
          "--no-control-socket", "--chdir", str(root), "ticketing:create_app()"],
         tmp, name="gunicorn-console", env=env)
     process.start(ready=http_ready(f"http://127.0.0.1:{port}/readyz"), timeout=60)

@@ -129,7 +129,7 @@ def test_the_queue_sorts_by_sla_due_across_pages(console_app, client, make):
     assert 'class="row-overdue" data-ticket-id="%d"' % ids["medium overdue"] in first
     assert 'class="row-due_soon" data-ticket-id="%d"' % ids["critical new"] in first
 
-    # The staff API orders the same way (one implementation: ticketing.queue).
+    # The staff API orders the same way (one implementation: ticketing.desk.queue).
     api = client.get("/api/v1/staff/tickets?order=due&limit=2", headers=admin.headers).json
     rest = client.get(f"/api/v1/staff/tickets?order=due&limit=10&cursor={api['next_cursor']}",
                       headers=admin.headers).json

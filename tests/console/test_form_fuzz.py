@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ticketing import create_app
-from ticketing.choices import CATEGORIES, PRIORITIES, STATUSES
+from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
 
 from .conftest import signed_in
 

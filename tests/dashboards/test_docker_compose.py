@@ -200,12 +200,12 @@ def test_app_services_use_files_that_exist(services):
                 assert (ROOT / source).exists(), source
                 image_files.add(source)
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("exporter/partnerwatch.yml", "ticketing/gunicorn.conf.py",
+    for needed in ("exporter/partnerwatch.yml", "ticketing/runtime/gunicorn.conf.py",
                    "ticketing/migrations"):
         assert (ROOT / needed).exists(), needed
         assert needed.split("/")[0] in image_files and needed.split("/")[0] not in ignored
     assert "exporter/partnerwatch.yml" in " ".join(services["exporter"]["command"])
-    assert "ticketing/gunicorn.conf.py" in " ".join(services["ticketing"]["command"])
+    assert "ticketing/runtime/gunicorn.conf.py" in " ".join(services["ticketing"]["command"])
     assert "db upgrade" in " ".join(services["ticketing"]["command"]), "migrations on start"
     assert services["ticketing"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 

@@ -325,7 +325,7 @@ def stack(tmp_path_factory, postgres_server, redis_server):
         keys = prepare_ticketing(db_url, settings)
         ticketing_url = f"http://127.0.0.1:{ticketing_port}"
         ticketing = group.add(ManagedProcess(
-            [BIN / "gunicorn", "--config", ROOT / "ticketing" / "gunicorn.conf.py"],
+            [BIN / "gunicorn", "--config", ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"],
             workdir, name="ticketing", env=env))
         ticketing.start(ready=http_ready(ticketing_url + "/healthz"), timeout=60)
         # At the end, gunicorn's quick shutdown: graceful stops are not what is tested here.

@@ -23,7 +23,7 @@ from ticketing.db import db
 from ticketing.outbox import OutboxMessage
 from ticketing.outbox.delivery import post_alerts, to_alert
 from ticketing.outbox.models import utcnow
-from ticketing.outbox.queue import claim_due, isoformat
+from ticketing.outbox.store import claim_due, isoformat
 
 from .conftest import (about_ticket, create_ticket, deliver, notifications_about, outbox_rows,
                        quick_stop, seed, ticketing_env)
@@ -103,7 +103,7 @@ def test_a_ticketing_restart_in_between_loses_and_duplicates_nothing(
     env = {**ticketing_env(make_app.db_url, am.url, tmp_path),
            "TICKETING_BIND": f"127.0.0.1:{port}", "TICKETING_WORKERS": "2",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "gunicorn.conf.py")]
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")]
 
     first = processes.start(cmd, tmp_path, ready=http_ready(f"{url}/healthz"),
                             name="ticketing-1", env=env)

@@ -231,7 +231,7 @@ def _run(tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sin
     ticketing_yml.write_text(yaml.safe_dump({"outbox": {"poll_interval": "500ms",
                                                         "alert_ttl": "10m"}}))
     ticketing = processes.start(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "gunicorn.conf.py")],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")],
         tmp_path, name="ticketing", ready=http_ready(f"http://127.0.0.1:{ticketing_port}/healthz"),
         env={"TICKETING_BIND": f"127.0.0.1:{ticketing_port}", "TICKETING_WORKERS": "1",
              "TICKETING_DATABASE_URL": ticketing_db, "TICKETING_CONFIG": str(ticketing_yml),

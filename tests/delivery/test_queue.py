@@ -10,7 +10,7 @@ from sqlalchemy import update
 from ticketing.db import db
 from ticketing.outbox import OutboxMessage, enqueue, pending_count
 from ticketing.outbox.models import utcnow
-from ticketing.outbox.queue import claim_due, mark_delivered, mark_failed
+from ticketing.outbox.store import claim_due, mark_delivered, mark_failed
 
 from .conftest import outbox_rows
 

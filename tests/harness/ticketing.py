@@ -2,7 +2,7 @@
 
 :func:`prepare_database` migrates a database and issues API keys (partners and
 one staff member); :func:`start_ticketing` runs one gunicorn with
-``ticketing/gunicorn.conf.py`` (its own metrics directory, as each host of a
+``ticketing/runtime/gunicorn.conf.py`` (its own metrics directory, as each host of a
 deployment has), ready when ``/readyz`` answers:
 
     keys = prepare_database(db_url, partners=2)
@@ -26,7 +26,7 @@ from .processes import ManagedProcess, free_port, http_ready
 from .services import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]
-GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .platform_metrics import PlatformMetrics
 ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = [ROOT / "rules" / f"{name}.rules.yml"
               for name in ("platform-api", "energy", "ticketing", "transactions")]
-GUNICORN_CONF = ROOT / "ticketing" / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 
 #: What Alertmanager holds: (labels, annotations). Partners may see only
 #: PlatformApiDown and EnergyPoolLow (allow-listed, team oncall) and Globex's

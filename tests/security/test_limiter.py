@@ -11,7 +11,7 @@ import pytest
 from limits import parse_many
 
 from tests.harness import start_redis, wait_until
-from ticketing.security.limiter import Check, Limiter
+from ticketing.security.counters import Check, Limiter
 
 from .conftest import key
 from .test_ratelimit import assert_limited, from_ip

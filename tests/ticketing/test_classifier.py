@@ -8,11 +8,11 @@ from collections import Counter
 import pytest
 
 from ticketing import create_app
-from ticketing.choices import CATEGORIES
-from ticketing.classification import combine
-from ticketing.classifier import training
-from ticketing.classifier.settings import check_section
-from ticketing.classifier.text_model import (SHIPPED_MODEL, ModelError, TextModel,
+from ticketing.desk.choices import CATEGORIES
+from ticketing.desk.triage import combine
+from ticketing.desk.classifier import training
+from ticketing.desk.classifier.settings import check_section
+from ticketing.desk.classifier.text_model import (SHIPPED_MODEL, ModelError, TextModel,
                                               _char_wb_matcher, char_wb_ngrams, load_model,
                                               strip_accents, ticket_text, word_ngrams)
 from ticketing.config import ConfigError

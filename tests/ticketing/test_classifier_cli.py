@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ticketing.classifier import training
-from ticketing.classifier.text_model import SHIPPED_MODEL, TextModel
+from ticketing.desk.classifier import training
+from ticketing.desk.classifier.text_model import SHIPPED_MODEL, TextModel
 
 from .conftest import Maker, migrated_app, ticketing_config
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from ticketing import create_app, signals
 from ticketing.auth import LAST_USED_RESOLUTION
 from ticketing.db import db
-from ticketing.keycache import KeyCache
+from ticketing.auth.key_cache import KeyCache
 from ticketing.models import ApiKey, Partner, Staff, utcnow
 
 from .conftest import assert_error, ticketing_config
@@ -204,7 +204,7 @@ def test_cache_entries_expire_and_stay_bounded():
 
 def test_the_ttl_is_checked_like_any_duration():
     from ticketing.config import ConfigError, load_sections
-    from ticketing.settings import check_core
+    from ticketing.desk.settings import check_core
 
     assert check_core(load_sections()).api.key_cache_ttl == 5.0
     assert check_core(load_sections(overrides={"api": {"key_cache_ttl": "500ms"}})

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ticketing.choices import max_priority, priority_rank
-from ticketing.classification import Classifier, KeywordIndex, keyword_pattern
+from ticketing.desk.choices import max_priority, priority_rank
+from ticketing.desk.triage import Classifier, KeywordIndex, keyword_pattern
 from ticketing.config import load_sections
-from ticketing.settings import check_core
+from ticketing.desk.settings import check_core
 
 CORPUS = Path(__file__).parents[1] / "security" / "corpus" / "tickets.txt"
 

@@ -113,7 +113,7 @@ def test_gunicorn_workers_share_metrics(tmp_path, processes, gunicorn_site):
            "TICKETING_BIND": f"127.0.0.1:{port}"}
     server = processes.start(
         [str(Path(sys.executable).with_name("gunicorn")), "-c",
-         str(ROOT / "ticketing" / "gunicorn.conf.py"), "--worker-class", "sync"],
+         str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"), "--worker-class", "sync"],
         tmp_path, name="gunicorn", env=env,
         ready=http_ready(f"http://127.0.0.1:{port}/readyz"), timeout=60)
     base = f"http://127.0.0.1:{port}"
@@ -168,7 +168,7 @@ def test_the_shipped_gunicorn_config_opens_a_control_socket_only_when_asked(monk
     """gunicorn's default control socket path is shared by every gunicorn of the user."""
     import runpy
 
-    conf = str(ROOT / "ticketing" / "gunicorn.conf.py")
+    conf = str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")
     # The file sets it when unset; keep that out of this test process.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.delenv("TICKETING_CONTROL_SOCKET", raising=False)

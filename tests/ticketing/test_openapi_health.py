@@ -8,7 +8,7 @@ from openapi_spec_validator import validate
 
 from ticketing import create_app
 from ticketing.config import ConfigError, load_sections
-from ticketing.settings import check_core
+from ticketing.desk.settings import check_core
 from ticketing.db import db
 from tests.harness import free_port
 

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from ticketing.config import load_sections
-from ticketing.settings import check_core
-from ticketing.classification import Classifier
+from ticketing.desk.settings import check_core
+from ticketing.desk.triage import Classifier
 from ticketing.db import db
 from ticketing.models import Ticket
-from ticketing.workflow import TRANSITIONS
+from ticketing.desk.workflow import TRANSITIONS
 
 from .conftest import assert_error, row_counts
 

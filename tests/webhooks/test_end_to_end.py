@@ -123,7 +123,7 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     ticketing = processes.start(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "gunicorn.conf.py")],
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")],
         tmp_path, name="ticketing", ready=http_ready(f"{base}/healthz"),
         env={"TICKETING_BIND": f"127.0.0.1:{port}", "TICKETING_WORKERS": "2",
              "TICKETING_DATABASE_URL": ticketing_db, "TICKETING_CONFIG": str(ticketing_yml),

@@ -16,8 +16,8 @@ from flask import current_app, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict
 
-from ..errors import ApiError
-from ..openapi import ErrorSchema
+from ticketing.errors import ApiError
+from ticketing.api.openapi import ErrorSchema
 
 
 class ApiParser(FlaskParser):

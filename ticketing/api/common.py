@@ -6,13 +6,13 @@ from typing import Any, Mapping
 from flask import send_file
 from werkzeug.datastructures import FileStorage
 
-from .. import attachments as storage
-from .. import tickets
-from ..auth import Actor
-from ..db import db
-from ..errors import ApiError, not_found
-from ..metrics import run_after_commit
-from ..models import Attachment, Ticket, utcnow
+from ticketing.desk import attachments as storage
+from ticketing.desk import tickets
+from ticketing.auth import Actor
+from ticketing.db import db
+from ticketing.errors import ApiError, not_found
+from ticketing.desk.metrics import run_after_commit
+from ticketing.models import Attachment, Ticket, utcnow
 
 LIST_FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "order",
                 "needs_triage")

@@ -15,7 +15,7 @@ import marshmallow as ma
 from flask_smorest.fields import Upload
 from werkzeug.datastructures import FileStorage
 
-from ..openapi import MAX_ID
+from ticketing.api.openapi import MAX_ID
 
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")

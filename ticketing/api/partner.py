@@ -11,19 +11,18 @@ from __future__ import annotations
 from flask import request
 from sqlalchemy.exc import IntegrityError
 
-from .. import idempotency, tickets
-from ..auth import require_partner
-from ..db import autocommit_reads, db
-from ..errors import ApiError, not_found
-from ..metrics import discard_after_commit
-from ..models import Attachment, Message, Ticket, utcnow
-from ..pagination import paginate
-from ..workflow import PARTNER_TRANSITIONS
-from .base import Blueprint, accepts_upload, require_json_body
-from .common import filters_of, page_limit, send_attachment, store_attachment
-from .schemas import (IdempotencyHeaderSchema, PartnerAttachmentSchema, PartnerMessageCreateSchema,
-                      PartnerMessageSchema, PartnerTicketPageSchema, PartnerTicketQuerySchema,
-                      PartnerTicketSchema, PartnerUploadSchema, TicketCreateSchema)
+from ticketing.desk import idempotency
+from ticketing.desk import tickets
+from ticketing.auth import require_partner
+from ticketing.db import autocommit_reads, db
+from ticketing.errors import ApiError, not_found
+from ticketing.desk.metrics import discard_after_commit
+from ticketing.models import Attachment, Message, Ticket, utcnow
+from ticketing.api.pagination import paginate
+from ticketing.desk.workflow import PARTNER_TRANSITIONS
+from ticketing.api.base import Blueprint, accepts_upload, require_json_body
+from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
+from ticketing.api.schemas import IdempotencyHeaderSchema, PartnerAttachmentSchema, PartnerMessageCreateSchema, PartnerMessageSchema, PartnerTicketPageSchema, PartnerTicketQuerySchema, PartnerTicketSchema, PartnerUploadSchema, TicketCreateSchema
 
 bp = Blueprint("partner", __name__, url_prefix="/api/v1",
                description="Partners: file tickets, follow them, talk to support")

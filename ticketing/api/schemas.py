@@ -16,10 +16,10 @@ import marshmallow as ma
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ..choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
-from ..models import utcnow
-from .dumping import FastDumpSchema
-from .fields import File, FormBoolean, Id, QueryId, StrictBoolean, Text, UtcDateTime
+from ticketing.desk.choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
+from ticketing.models import utcnow
+from ticketing.api.dumping import FastDumpSchema
+from ticketing.api.fields import File, FormBoolean, Id, QueryId, StrictBoolean, Text, UtcDateTime
 
 TITLE_MAX = 200
 TEXT_MAX = 20000

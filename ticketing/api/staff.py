@@ -7,17 +7,14 @@ audit trail. Agents may assign tickets only to themselves; admins to anyone.
 from __future__ import annotations
 
 from flask import request
-from .. import tickets
-from ..auth import require_staff
-from ..db import autocommit_reads, db
-from ..models import Attachment, Message, TicketAudit
-from ..queue import queue_page
-from .base import Blueprint, accepts_upload, require_json_body
-from .common import filters_of, page_limit, send_attachment, store_attachment
-from .schemas import (AssignSchema, AuditEntrySchema, StaffAttachmentSchema,
-                      StaffMessageCreateSchema, StaffMessageSchema, StaffQueueQuerySchema,
-                      StaffTicketPageSchema, StaffTicketSchema, StaffUploadSchema,
-                      StatusChangeSchema, TriageSchema)
+from ticketing.desk import tickets
+from ticketing.auth import require_staff
+from ticketing.db import autocommit_reads, db
+from ticketing.models import Attachment, Message, TicketAudit
+from ticketing.desk.queue import queue_page
+from ticketing.api.base import Blueprint, accepts_upload, require_json_body
+from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
+from ticketing.api.schemas import AssignSchema, AuditEntrySchema, StaffAttachmentSchema, StaffMessageCreateSchema, StaffMessageSchema, StaffQueueQuerySchema, StaffTicketPageSchema, StaffTicketSchema, StaffUploadSchema, StatusChangeSchema, TriageSchema
 
 bp = Blueprint("staff", __name__, url_prefix="/api/v1/staff",
                description="Support staff: queue, triage, replies and internal notes")

@@ -9,7 +9,7 @@ every request checks that key again (revoked, suspended, deactivated: signed
 out at once). Every form carries a CSRF token (Flask-WTF's CSRFProtect, for
 the console's routes only: the JSON API authenticates with a header, which a
 browser never sends by itself). The pages call the same domain functions as
-the staff API (``ticketing.tickets``, ``ticketing.queue``, ``ticketing.workflow``)
+the staff API (``ticketing.desk.tickets``, ``ticketing.desk.queue``, ``ticketing.desk.workflow``)
 and validate input with the same schemas. The security monitor scans console
 requests as any other; console routes count against the signed-in key's
 ``api_call`` limit and, for failed sign-ins, the client IP's ``login`` limit.
@@ -34,7 +34,7 @@ from flask_wtf.csrf import CSRFProtect
 from ticketing.auth import SESSION_LOADER
 from ticketing.config import ConfigError
 
-from .settings import ConsoleSettings, load_settings
+from ticketing.console.settings import ConsoleSettings, load_settings
 
 EXTENSION_KEY = "console"
 PREFIX = "/console"
@@ -109,7 +109,7 @@ def init_app(app: Flask) -> ConsoleSettings | None:
     app.session_interface = ConsoleSessionInterface(settings.secure_cookie)
     csrf.init_app(app)
 
-    from . import session, views
+    from ticketing.console import session, views
 
     app.register_blueprint(views.bp)
     app.extensions[SESSION_LOADER] = session.session_actor

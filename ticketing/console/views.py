@@ -22,20 +22,19 @@ from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirec
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .. import tickets
-from ..api.common import send_attachment
-from ..api.schemas import (AssignSchema, StaffMessageCreateSchema, StaffQueueQuerySchema,
-                           StatusChangeSchema, TriageSchema)
-from ..auth import Actor, current_actor
-from ..choices import CATEGORIES, PRIORITIES, STATUSES
-from ..db import autocommit_reads, db
-from ..errors import ApiError
-from ..models import Attachment, Message, Partner, Staff, Ticket, TicketAudit, utcnow
-from ..queue import queue_page, sla_state, status_counts
-from ..security.rate_limits import ACTIONS_ATTR
-from ..workflow import TRANSITIONS
-from . import csrf
-from .session import SignInRefused, sign_in, sign_out
+from ticketing.desk import tickets
+from ticketing.api.common import send_attachment
+from ticketing.api.schemas import AssignSchema, StaffMessageCreateSchema, StaffQueueQuerySchema, StatusChangeSchema, TriageSchema
+from ticketing.auth import Actor, current_actor
+from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
+from ticketing.db import autocommit_reads, db
+from ticketing.errors import ApiError
+from ticketing.models import Attachment, Message, Partner, Staff, Ticket, TicketAudit, utcnow
+from ticketing.desk.queue import queue_page, sla_state, status_counts
+from ticketing.security.rate_limits import ACTIONS_ATTR
+from ticketing.desk.workflow import TRANSITIONS
+from ticketing.console import csrf
+from ticketing.console.session import SignInRefused, sign_in, sign_out
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")
@@ -450,8 +449,8 @@ def security():
     actor = current_actor()
     if not actor.is_admin:
         abort(403, "The security page is for admins.")
-    from ..security.api import InvalidEventQuery, counts_by_type, find_events
-    from ..security.events import EventType
+    from ticketing.security.api import InvalidEventQuery, counts_by_type, find_events
+    from ticketing.security.events import EventType
 
     event_type = request.args.get("type", "")
     args = {"type": event_type, "limit": "50"}

@@ -21,7 +21,7 @@ a partner sees platform-level status, its own open tickets and the public
 alerts only.
 
 Under gunicorn each connection holds a thread of the gthread worker for its
-lifetime: ``threads`` must exceed ``live.max_clients`` (ticketing/gunicorn.conf.py).
+lifetime: ``threads`` must exceed ``live.max_clients`` (ticketing/runtime/gunicorn.conf.py).
 """
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ from wsproto.extensions import PerMessageDeflate
 
 from ticketing.errors import ApiError
 
-from .broadcaster import Broadcaster
-from .connection import Connection, record_disconnect
-from .settings import LiveConfigError, LiveSettings, load_settings
-from .snapshot import QUERIES
+from ticketing.live.broadcaster import Broadcaster
+from ticketing.live.connection import Connection, record_disconnect
+from ticketing.live.settings import LiveConfigError, LiveSettings, load_settings
+from ticketing.live.snapshot import QUERIES
 
 __all__ = ["LiveConfigError", "LiveFeed", "LiveSettings", "PATH", "init_app",
            "stop_all"]

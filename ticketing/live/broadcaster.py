@@ -37,9 +37,8 @@ from typing import Any, Callable
 from flask import Flask
 from prometheus_client import Counter, Gauge, Histogram
 
-from .settings import LiveSettings
-from .snapshot import (AlertmanagerSource, PrometheusSource, Snapshot, open_tickets_by_partner,
-                       partner_view, staff_view, take_snapshot)
+from ticketing.live.settings import LiveSettings
+from ticketing.live.snapshot import AlertmanagerSource, PrometheusSource, Snapshot, open_tickets_by_partner, partner_view, staff_view, take_snapshot
 
 log = logging.getLogger("ticketing.live")
 

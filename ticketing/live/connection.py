@@ -38,9 +38,9 @@ from wsproto import ConnectionState
 from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from .broadcaster import DISCONNECTS, Broadcaster, Subscriber, abort_connection
-from .settings import LiveSettings
-from .snapshot import iso_timestamp
+from ticketing.live.broadcaster import DISCONNECTS, Broadcaster, Subscriber, abort_connection
+from ticketing.live.settings import LiveSettings
+from ticketing.live.snapshot import iso_timestamp
 
 log = logging.getLogger("ticketing.live")
 

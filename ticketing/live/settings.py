@@ -84,7 +84,7 @@ class LiveSettings(Section):
     def _queries(cls, queries: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         known = (info.context or {}).get("known_queries")
         if known is None:
-            from .snapshot import QUERIES as known
+            from ticketing.live.snapshot import QUERIES as known
         problems = {}
         for name, expr in queries.items():
             if name not in known:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 import requests
 from sqlalchemy import func
 
-from ticketing.choices import ACTIVE_STATUSES, PRIORITIES
+from ticketing.desk.choices import ACTIVE_STATUSES, PRIORITIES
 
 #: Instant queries by name. A deployment may replace any of them with
 #: ``live.queries.<name>`` (e.g. to query raw series where the rules are not loaded).

@@ -34,13 +34,13 @@ from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from . import notifications
-from .cli import outbox_cli
-from .delivery import DeliveryReport, deliver_due
-from .models import OutboxMessage
-from .queue import ENQUEUED_FLAG, enqueue, enqueue_payload, pending_count
-from .settings import OutboxConfigError, OutboxSettings, load_settings
-from .worker import DeliveryWorker
+from ticketing.outbox import notifications
+from ticketing.outbox.cli import outbox_cli
+from ticketing.outbox.delivery import DeliveryReport, deliver_due
+from ticketing.outbox.models import OutboxMessage
+from ticketing.outbox.store import ENQUEUED_FLAG, enqueue, enqueue_payload, pending_count
+from ticketing.outbox.settings import OutboxConfigError, OutboxSettings, load_settings
+from ticketing.outbox.worker import DeliveryWorker
 
 __all__ = ["Channel", "DeliveryReport", "Outbox", "OutboxConfigError", "OutboxMessage", "OutboxSettings",
            "deliver_due", "enqueue", "enqueue_payload", "init_app", "pending_count"]
@@ -50,7 +50,7 @@ __all__ = ["Channel", "DeliveryReport", "Outbox", "OutboxConfigError", "OutboxMe
 class Channel:
     """A delivery channel other than Alertmanager: the outbox kinds it owns and
     ``deliver(max_batches)``, one pass over its due messages (claims, retries and
-    backoff through :mod:`ticketing.outbox.queue`), returning a DeliveryReport."""
+    backoff through :mod:`ticketing.outbox.store`), returning a DeliveryReport."""
 
     name: str
     kinds: frozenset[str]

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from ticketing.db import db
 
-from .models import OutboxMessage
-from .queue import pending_count
+from ticketing.outbox.models import OutboxMessage
+from ticketing.outbox.store import pending_count
 
 outbox_cli = AppGroup("outbox", help="Deliver and inspect the notification outbox.")
 

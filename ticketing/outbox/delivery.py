@@ -24,10 +24,10 @@ from typing import Any, Collection
 
 import requests
 
-from .metrics import notifications_delivered, notifications_failed
-from .models import utcnow
-from .queue import Claimed, claim_due, isoformat, mark_delivered, mark_failed, parse_isoformat
-from .settings import OutboxSettings
+from ticketing.outbox.metrics import notifications_delivered, notifications_failed
+from ticketing.outbox.models import utcnow
+from ticketing.outbox.store import Claimed, claim_due, isoformat, mark_delivered, mark_failed, parse_isoformat
+from ticketing.outbox.settings import OutboxSettings
 
 log = logging.getLogger("ticketing.outbox")
 

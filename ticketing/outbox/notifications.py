@@ -23,7 +23,7 @@ from flask import Flask
 
 from ticketing import signals
 
-from .queue import enqueue
+from ticketing.outbox.store import enqueue
 
 SEVERITY_BY_PRIORITY = {"critical": "critical", "high": "warning"}
 

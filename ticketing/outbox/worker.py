@@ -4,7 +4,7 @@ It runs :func:`~ticketing.outbox.delivery.deliver_due` every ``poll_interval``
 seconds, and at once when a transaction of its own process commits a new
 outbox message (so a notification does not wait for the next poll).  Several
 processes (gunicorn workers, several hosts) may each run one: the claim in
-:mod:`ticketing.outbox.queue` gives every message to one of them at a time.
+:mod:`ticketing.outbox.store` gives every message to one of them at a time.
 
 The thread is a daemon: stopping the process stops it, possibly in the middle
 of a post; the claim timeout then hands that message to the next deliverer.
@@ -19,8 +19,8 @@ import threading
 
 from flask import Flask
 
-from .delivery import deliver_due
-from .settings import OutboxSettings
+from ticketing.outbox.delivery import deliver_due
+from ticketing.outbox.settings import OutboxSettings
 
 log = logging.getLogger("ticketing.outbox")
 

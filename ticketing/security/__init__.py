@@ -47,17 +47,14 @@ from flask import Flask, g, has_request_context, jsonify, request
 
 from ticketing import signals
 
-from .client_ip import client_ip as resolve_client_ip
-from .events import (DEFAULT_SEVERITY, SEVERE, SEVERITIES, EventType, RecordedEvent,
-                     SecurityEvent, record_event, severe_event)
-from .failed_auth import NOT_COUNTED, FailedAuthTracker
-from .inspection import scan_request
-from .metrics import start_at_zero
-from .patterns import URL_PARTS, Finding, PatternClass
-from .rate_limits import (AUTH_FAILED_FLAG, FailureCounter, KnownKeys, Limiter, RatePlan,
-                          build_limiter, deduct_failed_login, forget_key, key_digest,
-                          ratelimit)
-from .settings import RateLimitSettings, SecuritySettings, check_sections
+from ticketing.security.client_ip import client_ip as resolve_client_ip
+from ticketing.security.events import DEFAULT_SEVERITY, SEVERE, SEVERITIES, EventType, RecordedEvent, SecurityEvent, record_event, severe_event
+from ticketing.security.failed_auth import NOT_COUNTED, FailedAuthTracker
+from ticketing.security.inspection import scan_request
+from ticketing.security.metrics import start_at_zero
+from ticketing.security.patterns import URL_PARTS, Finding, PatternClass
+from ticketing.security.rate_limits import AUTH_FAILED_FLAG, FailureCounter, KnownKeys, Limiter, RatePlan, build_limiter, deduct_failed_login, forget_key, key_digest, ratelimit
+from ticketing.security.settings import RateLimitSettings, SecuritySettings, check_sections
 
 __all__ = [
     "DEFAULT_SEVERITY", "EventType", "PatternClass", "RecordedEvent", "SEVERE",
@@ -146,7 +143,7 @@ class SecurityMonitor:
                            security.failed_auth.window_seconds, ratelimits.key_prefix),
             security.failed_auth.threshold, security.failed_auth.window_seconds)
         if security.events_api:
-            from .api import bp, document
+            from ticketing.security.api import bp, document
 
             if bp.name not in app.blueprints:
                 app.register_blueprint(bp)

@@ -24,9 +24,9 @@ from sqlalchemy import func
 
 from ticketing.db import db
 from ticketing.errors import ApiError
-from ticketing.pagination import decode_cursor, encode_cursor
+from ticketing.api.pagination import decode_cursor, encode_cursor
 
-from .events import SEVERITIES, EventType, SecurityEvent
+from ticketing.security.events import SEVERITIES, EventType, SecurityEvent
 
 bp = Blueprint("security_events", __name__, url_prefix="/api/v1/staff")
 
@@ -124,7 +124,7 @@ def counts_by_type(since: datetime) -> dict[str, int]:
 
 @bp.get("/security-events")
 def list_security_events():
-    from . import request_state
+    from ticketing.security import request_state
 
     actor = request_state().current_actor()
     if actor is None:
@@ -143,7 +143,7 @@ def document(app) -> None:
     """Describe the route in the ticket service's OpenAPI document, when the app has one."""
     if "ticketing_api" not in app.extensions:
         return
-    from ticketing.openapi import document_route
+    from ticketing.api.openapi import document_route
 
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     document_route(

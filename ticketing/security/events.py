@@ -43,7 +43,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import db
 
-from .metrics import security_events
+from ticketing.security.metrics import security_events
 
 log = logging.getLogger("ticketing.security")
 

@@ -23,8 +23,8 @@ import re
 
 from flask import has_request_context
 
-from .events import EventType, record_event
-from .rate_limits import FailureCounter
+from ticketing.security.events import EventType, record_event
+from ticketing.security.rate_limits import FailureCounter
 
 #: Failure reasons that are not a guess at a key (recorded, not counted).
 NOT_COUNTED = frozenset({"missing"})
@@ -49,7 +49,7 @@ class FailedAuthTracker:
                client_ip: str | None = None) -> list[str]:
         """Record one failed check; returns the dimensions that just crossed the threshold."""
         if client_ip is None and has_request_context():
-            from . import request_state
+            from ticketing.security import request_state
 
             client_ip = request_state().client_ip()
         details = {"key_prefix": key_prefix, "reason": reason}

@@ -24,8 +24,8 @@ from typing import Any, Iterator
 
 from flask import Request
 
-from .patterns import Finding, detect
-from .settings import ScanSettings
+from ticketing.security.patterns import Finding, detect
+from ticketing.security.settings import ScanSettings
 
 MAX_DEPTH = 32
 MAX_VALUES = 5_000

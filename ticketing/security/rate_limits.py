@@ -25,7 +25,7 @@ shared by all routes and an action's budget by all routes of that action.
 Counters live in Redis (``ratelimits.storage_url``, default ``REDIS_URL``) and
 are shared by every worker and every process. The limits of a request are
 checked from the most specific action to ``api_call`` and ``login``, all in
-one Redis round trip (:mod:`ticketing.security.limiter`); a refused request
+one Redis round trip (:mod:`ticketing.security.counters`); a refused request
 stops at the first limit it exceeds, and the ones after it are not used up.
 The limits are parsed once, at start-up, and which actions a route counts
 under is worked out once per route.
@@ -40,7 +40,7 @@ of its most specific limit.
 When Redis fails, the same limits are counted in each process, so service
 goes on and abuse is still throttled; Redis is probed with exponential
 back-off (1, 2, 4, ... 32 s) and counting returns to it by itself (see
-:mod:`ticketing.security.limiter`).
+:mod:`ticketing.security.counters`).
 """
 from __future__ import annotations
 
@@ -57,12 +57,12 @@ from limits.storage import MemoryStorage, Storage
 
 from ticketing.config import ConfigError
 
-from .limiter import Check, Limiter, MonitoredRedisStorage, Result, storage_uri
-from .metrics import ratelimit_rejections
-from .settings import RateLimitSettings
+from ticketing.security.counters import Check, Limiter, MonitoredRedisStorage, Result, storage_uri
+from ticketing.security.metrics import ratelimit_rejections
+from ticketing.security.settings import RateLimitSettings
 
 if TYPE_CHECKING:
-    from . import MonitorState
+    from ticketing.security import MonitorState
 
 __all__ = ["Limiter", "MonitoredRedisStorage", "RatePlan", "build_limiter", "ratelimit"]
 
@@ -320,7 +320,7 @@ def _refused(result: Result) -> Response:
     ratelimit_rejections.labels(action=action).inc()
     retry_after = max(0, int(_reset_at(result) - time.time()))
     limit_text = str(result.check.item)
-    from .events import EventType, record_event
+    from ticketing.security.events import EventType, record_event
 
     # A login refusal is answered before any key is checked, and stays so: the
     # event names no actor (resolving it would check the key after all).

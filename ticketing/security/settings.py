@@ -24,7 +24,7 @@ from sharedconfig import (Flag, NonEmptyStr, OneOf, PositiveInt, PositiveNumber,
 from ticketing import config
 from ticketing.config import ConfigError  # noqa: F401  (what the checks raise)
 
-from .patterns import PatternClass
+from ticketing.security.patterns import PatternClass
 
 #: The actions rate limits know about; a deployment may add its own names.
 DEFAULT_LIMITS = {

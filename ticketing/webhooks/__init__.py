@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from . import events
-from .settings import WebhooksConfigError, WebhooksSettings, load_settings
+from ticketing.webhooks import events
+from ticketing.webhooks.settings import WebhooksConfigError, WebhooksSettings, load_settings
 
 __all__ = ["Webhooks", "WebhooksConfigError", "WebhooksSettings", "init_app"]
 
@@ -49,7 +49,7 @@ def init_app(app: Flask) -> Webhooks | None:
     state = Webhooks(settings)
     app.extensions["webhooks"] = state
 
-    from . import api, delivery, receiver, models  # noqa: F401  (models: the tables)
+    from ticketing.webhooks import api, delivery, receiver, models  # noqa: F401  (models: the tables)
 
     smorest = app.extensions["ticketing_api"]
     smorest.spec.components.security_scheme(

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from ticketing import tickets
+from ticketing.desk import tickets
 from ticketing.api.base import Blueprint, require_json_body
 from ticketing.auth import require_partner
 from ticketing.db import autocommit_reads, db
 from ticketing.errors import ApiError, not_found
 from ticketing.models import utcnow
-from ticketing.pagination import paginate
+from ticketing.api.pagination import paginate
 
-from . import events, signing
-from .guard import UnsafeUrl, check_url
-from .models import WebhookDelivery, WebhookEndpoint
-from .schemas import (DeliveryPageSchema, DeliveryQuerySchema, EndpointCreatedSchema,
-                      EndpointCreateSchema, EndpointSchema, EndpointUpdateSchema, PingSchema)
+from ticketing.webhooks import events, signing
+from ticketing.webhooks.guard import UnsafeUrl, check_url
+from ticketing.webhooks.models import WebhookDelivery, WebhookEndpoint
+from ticketing.webhooks.schemas import DeliveryPageSchema, DeliveryQuerySchema, EndpointCreatedSchema, EndpointCreateSchema, EndpointSchema, EndpointUpdateSchema, PingSchema
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                description="Partners: webhook endpoints that receive your alerts and ticket "

@@ -35,12 +35,12 @@ from flask import current_app
 from ticketing.db import db
 from ticketing.models import utcnow
 from ticketing.outbox.delivery import DeliveryReport
-from ticketing.outbox.queue import Claimed, claim_due, mark_delivered, mark_failed, mark_finished
+from ticketing.outbox.store import Claimed, claim_due, mark_delivered, mark_failed, mark_finished
 
-from . import events, metrics, signing
-from .guard import BlockedAddress, guarded_session
-from .models import WebhookDelivery, WebhookEndpoint
-from .settings import WebhooksSettings
+from ticketing.webhooks import events, metrics, signing
+from ticketing.webhooks.guard import BlockedAddress, guarded_session
+from ticketing.webhooks.models import WebhookDelivery, WebhookEndpoint
+from ticketing.webhooks.settings import WebhooksSettings
 
 log = logging.getLogger("ticketing.webhooks")
 

@@ -28,9 +28,9 @@ from flask import Flask
 from ticketing import signals
 from ticketing.db import db
 from ticketing.models import utcnow
-from ticketing.outbox.queue import enqueue_payload, isoformat
+from ticketing.outbox.store import enqueue_payload, isoformat
 
-from .models import WebhookEndpoint
+from ticketing.webhooks.models import WebhookEndpoint
 
 KIND = "partner_webhook"
 ALERT_FIRING = "alert.firing"

@@ -31,9 +31,9 @@ from ticketing.db import db
 from ticketing.errors import ApiError
 from ticketing.models import Partner, utcnow
 
-from . import events, metrics
-from .models import WebhookAlertReceipt
-from .schemas import NotificationResultSchema, NotificationSchema
+from ticketing.webhooks import events, metrics
+from ticketing.webhooks.models import WebhookAlertReceipt
+from ticketing.webhooks.schemas import NotificationResultSchema, NotificationSchema
 
 PATH = "/internal/alertmanager/partner-alerts"
 #: Receipts older than this are deleted (long past any duplicate window).

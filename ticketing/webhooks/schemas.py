@@ -7,7 +7,7 @@ from marshmallow import validate
 from ticketing.api.fields import StrictBoolean, Text, UtcDateTime
 from ticketing.api.schemas import StrictSchema
 
-from .events import EVENT_TYPES
+from ticketing.webhooks.events import EVENT_TYPES
 
 URL_MAX = 2048
 _events = ma.fields.List(

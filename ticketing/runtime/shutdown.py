@@ -19,7 +19,7 @@ The handlers installed here take no lock:
   while the exit unwinds, and at interpreter exit the pool's threads finish
   their request and end.
 
-ticketing/gunicorn.conf.py calls :func:`install` from ``post_worker_init`` and
+ticketing/runtime/gunicorn.conf.py calls :func:`install` from ``post_worker_init`` and
 :func:`close_live_clients` from ``worker_exit``.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pydantic import Field, PlainValidator
 from sharedconfig import Flag, Section
 from ticketing.config import ConfigError
 
-from .text_model import SHIPPED_MODEL
+from ticketing.desk.classifier.text_model import SHIPPED_MODEL
 
 
 class ClassifierConfigError(ConfigError):

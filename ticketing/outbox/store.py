@@ -31,7 +31,7 @@ from sqlalchemy import func, insert, select, update
 
 from ticketing.db import db, execute_core
 
-from .models import OutboxMessage, utcnow
+from ticketing.outbox.models import OutboxMessage, utcnow
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 

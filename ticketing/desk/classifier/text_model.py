@@ -1,6 +1,6 @@
 """The category model at inference: a fitted TF-IDF + logistic regression, scored in Python.
 
-The model is trained with scikit-learn (:mod:`ticketing.classifier.training`)
+The model is trained with scikit-learn (:mod:`ticketing.desk.classifier.training`)
 but the ticket service does not import it: scikit-learn with NumPy and SciPy
 adds about 95 MB to each gunicorn worker (benchmarks/RESULTS.md), nearly the
 whole 120 MB budget. What a fitted pipeline computes for one text is small:

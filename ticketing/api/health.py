@@ -10,9 +10,9 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from sqlalchemy import text
 
-from .db import db
-from .errors import ApiError
-from .openapi import ErrorSchema
+from ticketing.db import db
+from ticketing.errors import ApiError
+from ticketing.api.openapi import ErrorSchema
 
 bp = Blueprint("health", __name__, description="Liveness and readiness probes")
 

@@ -26,9 +26,9 @@ from typing import Any, Callable, Mapping
 
 from sqlalchemy import and_, or_
 
-from .db import db
-from .errors import ApiError
-from .openapi import MAX_ID
+from ticketing.db import db
+from ticketing.errors import ApiError
+from ticketing.api.openapi import MAX_ID
 
 
 @dataclass

@@ -28,8 +28,8 @@ from pathlib import Path
 from flask import current_app
 from werkzeug.datastructures import FileStorage
 
-from .settings import AttachmentSettings
-from .errors import ApiError
+from ticketing.desk.settings import AttachmentSettings
+from ticketing.errors import ApiError
 
 _CHUNK = 64 * 1024
 _SIGNATURES = {

@@ -13,7 +13,7 @@ it (from resolved or closed); staff may make any allowed change.
 """
 from __future__ import annotations
 
-from .errors import ApiError
+from ticketing.errors import ApiError
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "open": ("in_progress", "resolved", "closed"),

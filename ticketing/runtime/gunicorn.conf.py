@@ -1,6 +1,6 @@
 """gunicorn settings for the ticket service.
 
-    gunicorn -c ticketing/gunicorn.conf.py            # serves ticketing:create_app()
+    gunicorn -c ticketing/runtime/gunicorn.conf.py            # serves ticketing:create_app()
 
 Environment:
     TICKETING_BIND      address to listen on (default 0.0.0.0:8000)
@@ -74,13 +74,13 @@ def child_exit(server, worker):
 
 def post_worker_init(worker):
     """Stop handlers that take no lock, and close live-feed clients at once on SIGTERM."""
-    from ticketing import worker_signals
+    from ticketing.runtime import shutdown
 
-    worker_signals.install(worker)
+    shutdown.install(worker)
 
 
 def worker_exit(server, worker):
     """Close the live feed's WebSocket clients, whatever stopped the worker."""
-    from ticketing import worker_signals
+    from ticketing.runtime import shutdown
 
-    worker_signals.close_live_clients()
+    shutdown.close_live_clients()

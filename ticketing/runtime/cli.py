@@ -25,10 +25,10 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
-from .auth import issue_key, key_prefix
-from .choices import PARTNER_STATUSES, STAFF_ROLES
-from .db import db
-from .models import ApiKey, Partner, Staff, utcnow
+from ticketing.auth import issue_key, key_prefix
+from ticketing.desk.choices import PARTNER_STATUSES, STAFF_ROLES
+from ticketing.db import db
+from ticketing.models import ApiKey, Partner, Staff, utcnow
 
 
 @click.command("create-partner")
@@ -117,7 +117,7 @@ COMMANDS = (create_partner, create_staff, create_key, revoke_key, list_keys)
 
 
 def init_app(app: Flask) -> None:
-    from .classifier.cli import classifier
+    from ticketing.desk.classifier.cli import classifier
 
     for command in (*COMMANDS, classifier):
         app.cli.add_command(command)
@@ -132,7 +132,7 @@ def check_config(file: str | None) -> None:
     starting anything: exit status 0 and a short summary when it is valid, 2
     and one ``location: problem`` line per problem on stderr when it is not.
     """
-    from .config import ConfigError, check_config, load_sections
+    from ticketing.config import ConfigError, check_config, load_sections
 
     file = file or os.environ.get("TICKETING_CONFIG") or None
     try:
@@ -167,7 +167,7 @@ def config_summary(settings) -> list[str]:
 
 
 def _create_app():
-    from . import create_app
+    from ticketing import create_app
 
     return create_app()
 

@@ -19,9 +19,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from .db import db
-from .errors import ApiError
-from .models import IdempotencyKey
+from ticketing.db import db
+from ticketing.errors import ApiError
+from ticketing.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")

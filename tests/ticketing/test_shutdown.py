@@ -4,7 +4,7 @@ A signal handler runs on the main thread, inside whatever that thread was
 doing. gthread's own quick-shutdown handler shuts the thread pool down and so
 waits for the pool's lock, which the main thread holds while it hands a
 connection to the pool; a signal landing there hung the worker until the master
-killed it (python/cpython#121649). The handlers of ticketing/worker_signals.py
+killed it (python/cpython#121649). The handlers of ticketing/runtime/shutdown.py
 take no lock: these tests send the real signals to this process while the locks
 are held by the code they interrupt. The gunicorn side (live-feed clients closed
 with 1001 on SIGINT) is tested in tests/live/test_feed.py.
@@ -17,7 +17,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.workers.gthread import ThreadWorker
 
-from ticketing import worker_signals
+from ticketing.runtime import shutdown
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
@@ -33,7 +33,7 @@ def worker():
     signal.signal(signal.SIGTERM, worker.handle_exit)
     signal.signal(signal.SIGINT, worker.handle_quit)
     signal.signal(signal.SIGQUIT, worker.handle_quit)
-    worker_signals.install(worker)
+    shutdown.install(worker)
     yield worker
     for sig, handler in saved.items():
         signal.signal(sig, handler)

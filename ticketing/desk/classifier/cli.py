@@ -18,11 +18,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .text_model import ModelError, TextModel, load_model
+from ticketing.desk.classifier.text_model import ModelError, TextModel, load_model
 
 
 def _context():
-    from ..classification import Classifier
+    from ticketing.desk.triage import Classifier
 
     settings = current_app.extensions["ticketing_classifier_settings"]
     rules = Classifier(current_app.extensions["ticketing"].classification)
@@ -31,7 +31,7 @@ def _context():
 
 def _training():
     try:
-        from . import training
+        from ticketing.desk.classifier import training
     except ImportError as exc:  # scikit-learn is a dependency; say so if it is missing
         raise click.ClickException(f"training needs scikit-learn ({exc})") from None
     return training

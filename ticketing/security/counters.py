@@ -49,7 +49,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .metrics import ratelimit_backend_errors
+from ticketing.security.metrics import ratelimit_backend_errors
 
 log = logging.getLogger("ticketing.security.rate_limits")
 

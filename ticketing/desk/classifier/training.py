@@ -1,7 +1,7 @@
 """Training and evaluating the category model with scikit-learn (command line only).
 
 The ticket service never imports this module (it scores with
-:class:`~ticketing.classifier.text_model.TextModel`); the
+:class:`~ticketing.desk.classifier.text_model.TextModel`); the
 ``partnerwatch-ticketing classifier`` commands do.
 
 The model: two TF-IDF vectorizers side by side, character n-grams of 2 to 5
@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..choices import CATEGORIES
-from ..classification import Classifier, combine
-from .text_model import FORMAT, pack, ticket_text
+from ticketing.desk.choices import CATEGORIES
+from ticketing.desk.triage import Classifier, combine
+from ticketing.desk.classifier.text_model import FORMAT, pack, ticket_text
 
 SHIPPED_CORPUS = Path(__file__).with_name("corpus") / "tickets.txt"
 
@@ -86,8 +86,8 @@ def staff_overrides() -> list[Example]:
     (needs an app context)."""
     from sqlalchemy import func
 
-    from ..db import db
-    from ..models import Ticket, TicketAudit
+    from ticketing.db import db
+    from ticketing.models import Ticket, TicketAudit
 
     last = (db.select(TicketAudit.ticket_id, func.max(TicketAudit.id).label("id"))
             .where(TicketAudit.field == "category", TicketAudit.actor_kind == "staff")

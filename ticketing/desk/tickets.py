@@ -21,17 +21,17 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import insert
 
-from . import signals, sla
-from .auth import Actor
-from .classification import Classifier
-from .classifier import model_of
-from .db import db, execute_core, get_now, insert_now, update_now
-from .settings import CoreSettings
-from .errors import ApiError, not_found
-from .metrics import (FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit,
-                      run_after_commit)
-from .models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
-from .workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
+from ticketing import signals
+from ticketing.desk import sla
+from ticketing.auth import Actor
+from ticketing.desk.triage import Classifier
+from ticketing.desk.classifier import model_of
+from ticketing.db import db, execute_core, get_now, insert_now, update_now
+from ticketing.desk.settings import CoreSettings
+from ticketing.errors import ApiError, not_found
+from ticketing.desk.metrics import FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit, run_after_commit
+from ticketing.models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
+from ticketing.desk.workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
 
 _AUDIT = TicketAudit.__table__
 # With RETURNING, several rows go in one statement ("insertmanyvalues") whose

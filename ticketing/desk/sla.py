@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .settings import SlaSettings
-from .models import Ticket
+from ticketing.desk.settings import SlaSettings
+from ticketing.models import Ticket
 
 
 def due_times(sla: SlaSettings, priority: str, created_at: datetime

@@ -19,8 +19,8 @@ from pydantic import AfterValidator, BeforeValidator, model_validator
 from sharedconfig import (Invalid, Keywords, NonEmptyStr, NonNegativeDuration, OneOf,
                           PositiveInt, Section, listed, mapping, parse_duration)
 
-from .choices import CATEGORIES, PRIORITIES
-from .config import check_sections
+from ticketing.desk.choices import CATEGORIES, PRIORITIES
+from ticketing.config import check_sections
 
 Priority = OneOf(PRIORITIES)
 Category = OneOf(CATEGORIES)

@@ -1,8 +1,10 @@
-"""The ticket service's Prometheus metrics and its ``/metrics`` endpoint.
+"""The ticket service's ``/metrics`` endpoint and its HTTP metrics.
 
-Only counters and histograms of what happened in this process live here;
-gauges about the state of tickets are read from the database by the exporter.
-Names are those of docs/metrics.md.
+Each package keeps its own counters beside its code (``desk/metrics.py``,
+``security/metrics.py``, ``outbox/metrics.py``, ``webhooks/metrics.py``); this
+module serves them. Only counters and histograms of what happened in this
+process are served; gauges about the state of tickets are read from the
+database by the exporter. Names are those of docs/metrics.md.
 
 HTTP metrics come from prometheus-flask-exporter, labelled by ``method``,
 ``path`` (the route template, e.g. ``/api/v1/tickets/<id:ticket_id>``, so the
@@ -12,51 +14,14 @@ Under gunicorn with several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set (the
 shipped ``gunicorn.conf.py`` sets it up) and every worker writes its samples
 to files there; ``/metrics`` then sums all workers, whichever one answers.
 
-Domain metrics are observed only after the change they count is committed:
-
-    after_commit(lambda: TICKETS_CREATED.labels(priority, category).inc())
 """
 from __future__ import annotations
 
 import os
-from typing import Callable
-
-from flask import Flask, g
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from flask import Flask
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
-
-# Seconds: 1 minute ... 2 weeks, matching the SLA targets' scale.
-_SLA_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 259200,
-                604800, 1209600)
-
-TICKETS_CREATED = Counter(
-    "support_tickets_created_total", "Tickets created.", ["priority", "category"])
-MESSAGES = Counter(
-    "support_ticket_messages_total", "Messages posted on tickets.", ["sender_type"])
-FIRST_RESPONSE = Histogram(
-    "support_ticket_first_response_seconds",
-    "Time from a ticket's creation to its first public staff reply.",
-    ["priority"], buckets=_SLA_BUCKETS)
-RESOLUTION = Histogram(
-    "support_ticket_resolution_seconds",
-    "Time from a ticket's creation to its resolution.",
-    ["priority"], buckets=_SLA_BUCKETS)
-
-
-def after_commit(callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the current request's transaction has committed."""
-    g.setdefault("ticketing_after_commit", []).append(callback)
-
-
-def run_after_commit() -> None:
-    for callback in g.pop("ticketing_after_commit", []):
-        callback()
-
-
-def discard_after_commit() -> None:
-    g.pop("ticketing_after_commit", None)
-
 
 def path(request) -> str:
     """The ``path`` label: the matched route template (bounded), not the raw URL."""

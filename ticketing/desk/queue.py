@@ -21,11 +21,11 @@ from typing import Any, Mapping
 
 from sqlalchemy import func, not_
 
-from .auth import Actor
-from .choices import STATUSES
-from .db import db
-from .models import Ticket, utcnow
-from .pagination import Page, paginate
+from ticketing.auth import Actor
+from ticketing.desk.choices import STATUSES
+from ticketing.db import db
+from ticketing.models import Ticket, utcnow
+from ticketing.api.pagination import Page, paginate
 
 FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "needs_triage",
            "order")

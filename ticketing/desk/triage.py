@@ -6,7 +6,7 @@ matches "URGENT:" and "urgently", not "insurgent"). The priority comes from
 the rules alone.
 
 The category comes from the keyword rules first, then the trained text model
-(:mod:`ticketing.classifier`, the ``classifier`` section) decides what they
+(:mod:`ticketing.desk.classifier`, the ``classifier`` section) decides what they
 cannot (:func:`combine`):
 
 - no keyword matched: the model's most probable category;
@@ -30,12 +30,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
-from .choices import max_priority, priority_rank
-from .settings import ClassificationSettings
+from ticketing.desk.choices import max_priority, priority_rank
+from ticketing.desk.settings import ClassificationSettings
 
 if TYPE_CHECKING:
-    from .classifier.settings import ClassifierSettings
-    from .classifier.text_model import TextModel
+    from ticketing.desk.classifier.settings import ClassifierSettings
+    from ticketing.desk.classifier.text_model import TextModel
 
 
 def keyword_pattern(keyword: str) -> re.Pattern[str]:

@@ -7,7 +7,7 @@
 - :mod:`.settings`: the ``classifier`` section of ticketing.yml;
 - ``corpus/``: the labelled tickets it learns from (``corpus/README.md``).
 
-How the rules and the model combine is in :mod:`ticketing.classification`.
+How the rules and the model combine is in :mod:`ticketing.desk.triage`.
 ``init_app`` checks the section and loads the model once per process, so a
 broken model file stops the service at start-up with one line saying why.
 """
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ..config import ConfigError
-from .settings import ClassifierSettings, check_section
-from .text_model import ModelError, TextModel, load_model
+from ticketing.config import ConfigError
+from ticketing.desk.classifier.settings import ClassifierSettings, check_section
+from ticketing.desk.classifier.text_model import ModelError, TextModel, load_model
 
 SETTINGS_KEY = "ticketing_classifier_settings"
 MODEL_KEY = "ticketing_model"

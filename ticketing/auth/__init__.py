@@ -22,7 +22,7 @@ endpoint that needs a key is called without one, ``missing``.
 
 Requests do not ask the database about a key they have just seen: an accepted
 key is trusted for ``api.key_cache_ttl`` seconds (default 5 s) by the process
-that checked it (:mod:`ticketing.keycache`). A revoked key, a suspended partner
+that checked it (:mod:`ticketing.auth.key_cache`). A revoked key, a suspended partner
 or a deactivated staff member is refused at once by the process that made the
 change, and by every other process within that time. :func:`authenticate`
 itself always asks the database (the live feed re-checks its clients' keys
@@ -39,11 +39,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app, g, has_request_context, request
 
-from . import signals
-from .db import db
-from .errors import ApiError
-from .keycache import EXTENSION_KEY, LAST_USE_OPTION, Entry, KeyCache
-from .models import ApiKey, Partner, Staff, utcnow
+from ticketing import signals
+from ticketing.db import db
+from ticketing.errors import ApiError
+from ticketing.auth.key_cache import EXTENSION_KEY, LAST_USE_OPTION, Entry, KeyCache
+from ticketing.models import ApiKey, Partner, Staff, utcnow
 
 HEADER = "X-API-Key"
 _KEY = re.compile(r"^pw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")

@@ -21,7 +21,7 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.routing import IntegerConverter
 
-from .errors import handle_http_exception
+from ticketing.errors import handle_http_exception
 
 #: Largest id a path may carry (ids are 32-bit integers in the database).
 MAX_ID = 2**31 - 1
