@@ -39,13 +39,15 @@ receiver name upper-cased and ``-`` as ``_``)::
         --webhook oncall-critical=https://pager.example.org/hook \\
         --out /etc/alertmanager/alertmanager.yml
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -67,18 +69,24 @@ class RenderError(ValueError):
     """A requested change names something the config does not have."""
 
 
-def render(source: Path = CONFIG, *, secrets_dir: str | Path | None = None,
-           smtp_smarthost: str | None = None, smtp_from: str | None = None,
-           smtp_require_tls: bool | None = None,
-           webhook_urls: Mapping[str, str] | None = None,
-           email_to: Mapping[str, str] | None = None,
-           timings: Mapping[str, str] | None = None) -> str:
+def render(
+    source: Path = CONFIG,
+    *,
+    secrets_dir: str | Path | None = None,
+    smtp_smarthost: str | None = None,
+    smtp_from: str | None = None,
+    smtp_require_tls: bool | None = None,
+    webhook_urls: Mapping[str, str] | None = None,
+    email_to: Mapping[str, str] | None = None,
+    timings: Mapping[str, str] | None = None,
+) -> str:
     """Return the YAML text of ``source`` with the given changes applied."""
     source = Path(source).resolve()
     config = yaml.safe_load(source.read_text())
 
-    config["templates"] = [str(source.parent / t) if not os.path.isabs(t) else t
-                           for t in config.get("templates", [])]
+    config["templates"] = [
+        str(source.parent / t) if not os.path.isabs(t) else t for t in config.get("templates", [])
+    ]
     if secrets_dir is not None:
         _move_secret_files(config, str(Path(secrets_dir).resolve()))
     glob = config.setdefault("global", {})
@@ -94,13 +102,15 @@ def render(source: Path = CONFIG, *, secrets_dir: str | Path | None = None,
     if timings:
         unknown = set(timings) - set(TIMINGS)
         if unknown:
-            raise RenderError(f"timings: unknown setting(s) {sorted(unknown)}; "
-                              f"allowed: {', '.join(TIMINGS)}")
+            raise RenderError(
+                f"timings: unknown setting(s) {sorted(unknown)}; allowed: {', '.join(TIMINGS)}"
+            )
         _retime(config["route"], timings, root=True)
 
     header = f"# Rendered from {source} by alertmanager/render.py; edit that file instead.\n"
-    return header + yaml.dump(config, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True,
-                              width=1000)
+    return header + yaml.dump(
+        config, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=1000
+    )
 
 
 def _replace(receivers: dict[str, dict], kind: str, key: str, new: Mapping[str, str]) -> None:
@@ -131,9 +141,12 @@ def _move_secret_files(node: Any, secrets_dir: str) -> None:
     """Point every ``*_file`` setting under the shipped secrets folder into ``secrets_dir``."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if (key.endswith("_file") and isinstance(value, str)
-                    and value.startswith(SHIPPED_SECRETS_DIR + "/")):
-                node[key] = secrets_dir + value[len(SHIPPED_SECRETS_DIR):]
+            if (
+                key.endswith("_file")
+                and isinstance(value, str)
+                and value.startswith(SHIPPED_SECRETS_DIR + "/")
+            ):
+                node[key] = secrets_dir + value[len(SHIPPED_SECRETS_DIR) :]
             else:
                 _move_secret_files(value, secrets_dir)
     elif isinstance(node, list):
@@ -151,8 +164,11 @@ def _retime(route: dict, timings: Mapping[str, str], root: bool) -> None:
 
 def _pairs(values: list[str], env_prefix: str, what: str) -> dict[str, str]:
     """``NAME=VALUE`` flags, after ``<env_prefix><NAME>`` environment variables."""
-    found = {key[len(env_prefix):].lower().replace("_", "-"): value
-             for key, value in os.environ.items() if key.startswith(env_prefix) and value}
+    found = {
+        key[len(env_prefix) :].lower().replace("_", "-"): value
+        for key, value in os.environ.items()
+        if key.startswith(env_prefix) and value
+    }
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name or not value:
@@ -166,24 +182,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m alertmanager.render",
         description="Write alertmanager.yml for an environment (secrets folder, SMTP relay, "
-                    "webhook URLs). Flags default to ALERTMANAGER_* environment variables.")
+        "webhook URLs). Flags default to ALERTMANAGER_* environment variables.",
+    )
     parser.add_argument("--source", type=Path, default=CONFIG)
     parser.add_argument("--out", type=Path, help="output file (default: standard output)")
     parser.add_argument("--secrets-dir", default=env("ALERTMANAGER_SECRETS_DIR"))
     parser.add_argument("--smtp-smarthost", default=env("ALERTMANAGER_SMTP_SMARTHOST"))
     parser.add_argument("--smtp-from", default=env("ALERTMANAGER_SMTP_FROM"))
-    parser.add_argument("--smtp-require-tls", choices=["true", "false"],
-                        default=env("ALERTMANAGER_SMTP_REQUIRE_TLS"))
+    parser.add_argument(
+        "--smtp-require-tls",
+        choices=["true", "false"],
+        default=env("ALERTMANAGER_SMTP_REQUIRE_TLS"),
+    )
     parser.add_argument("--webhook", action="append", default=[], metavar="RECEIVER=URL")
     parser.add_argument("--email", action="append", default=[], metavar="RECEIVER=ADDRESS")
     args = parser.parse_args(argv)
     try:
         text = render(
-            args.source, secrets_dir=args.secrets_dir, smtp_smarthost=args.smtp_smarthost,
+            args.source,
+            secrets_dir=args.secrets_dir,
+            smtp_smarthost=args.smtp_smarthost,
             smtp_from=args.smtp_from,
-            smtp_require_tls=None if args.smtp_require_tls is None else args.smtp_require_tls == "true",
+            smtp_require_tls=None
+            if args.smtp_require_tls is None
+            else args.smtp_require_tls == "true",
             webhook_urls=_pairs(args.webhook, "ALERTMANAGER_WEBHOOK_", "webhook"),
-            email_to=_pairs(args.email, "ALERTMANAGER_EMAIL_", "email"))
+            email_to=_pairs(args.email, "ALERTMANAGER_EMAIL_", "email"),
+        )
     except RenderError as exc:
         print(f"alertmanager.render: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ RESULTS.md with the date and the machine they were measured on. Running some
 of them replaces only their sections: the others stay as they were, each
 with the date of its own run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -53,9 +54,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu or platform.processor() or platform.machine()}), "
-            f"{mem_kb / 1024 / 1024:.0f} GiB memory, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu or platform.processor() or platform.machine()}), "
+        f"{mem_kb / 1024 / 1024:.0f} GiB memory, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def kept_sections(results: Path, titles: list[str]) -> dict[str, str]:
@@ -75,10 +78,13 @@ def main(argv: list[str]) -> int:
     wanted = argv or [name for name, _ in BENCHMARKS]
     unknown = [w for w in wanted if w not in dict(BENCHMARKS)]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; "
-              f"known: {', '.join(n for n, _ in BENCHMARKS)}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; "
+            f"known: {', '.join(n for n, _ in BENCHMARKS)}",
+            file=sys.stderr,
+        )
         return 2
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     results = HERE / "RESULTS.md"
     earlier = kept_sections(results, [title for name, title in BENCHMARKS if name not in wanted])
     sections: list[str] = []
@@ -90,22 +96,35 @@ def main(argv: list[str]) -> int:
             continue
         print(f"\n=== {title} (benchmarks/{name}.py)", flush=True)
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], cwd=HERE.parent,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{name}"],
+            cwd=HERE.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         took = time.monotonic() - t0
         print(proc.stdout, end="", flush=True)
         status = "" if proc.returncode == 0 else f" (exited with {proc.returncode})"
         if proc.returncode:
             failed.append(name)
-        sections.append(f"## {title}\n\n`python -m benchmarks.{name}`, {took:.0f} s{status}, "
-                        f"run on {started:%Y-%m-%d %H:%M} UTC\n\n"
-                        f"```\n{proc.stdout.strip()}\n```\n")
-    header = (f"# Benchmark results\n\nWritten by `./dev bench` on "
-              f"{started:%Y-%m-%d %H:%M} UTC, on {machine()}"
-              + (" (the sections without a date of their own come from an earlier run)"
-                 if earlier else "") + ".\n"
-              "Every ratio compares figures measured side by side in the same run; "
-              "absolute numbers depend on the machine and its load.\n\n")
+        sections.append(
+            f"## {title}\n\n`python -m benchmarks.{name}`, {took:.0f} s{status}, "
+            f"run on {started:%Y-%m-%d %H:%M} UTC\n\n"
+            f"```\n{proc.stdout.strip()}\n```\n"
+        )
+    header = (
+        f"# Benchmark results\n\nWritten by `./dev bench` on "
+        f"{started:%Y-%m-%d %H:%M} UTC, on {machine()}"
+        + (
+            " (the sections without a date of their own come from an earlier run)"
+            if earlier
+            else ""
+        )
+        + ".\n"
+        "Every ratio compares figures measured side by side in the same run; "
+        "absolute numbers depend on the machine and its load.\n\n"
+    )
     notes = HERE / "NOTES.md"
     body = header + "\n".join(sections)
     if notes.exists():

@@ -15,6 +15,7 @@ same real programs the integration tests do.
 A verdict line reads ``target: <text>: met|MISSED (<measured>)``; the runner
 (``benchmarks/__main__.py``) keeps the output as it is in RESULTS.md.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,9 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from tests import harness
 from tests.harness import ManagedProcess, http_ready, tcp_ready, wait_until  # noqa: F401
@@ -40,11 +41,14 @@ PEERS_VENV = BENCH_DIR / ".venv-peers"
 PEERS_REQUIREMENTS = BENCH_DIR / "peers-requirements.txt"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: What Prometheus 2.42 sends when it scrapes.
-PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
-                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 # ------------------------------------------------------------------ output
+
 
 def verdict(text: str, met: bool, measured: str) -> str:
     """The line the results file is read by: ``target: <text>: met|MISSED (<measured>)``."""
@@ -82,6 +86,7 @@ def ms(seconds: float) -> str:
 
 
 # ------------------------------------------------------- processes and /proc
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) so far, from /proc."""
@@ -145,14 +150,21 @@ def memory_mb(pid: int) -> dict[str, float]:
 class ProcessGroup(harness.ProcessGroup):
     """The harness's process group, started in one call and used as a context manager."""
 
-    def start(self, cmd: Sequence[str], workdir: Path, *, name: str | None = None,
-              env: dict[str, str] | None = None, ready: Callable[[], bool] | None = None,
-              timeout: float = 60.0) -> ManagedProcess:
+    def start(
+        self,
+        cmd: Sequence[str],
+        workdir: Path,
+        *,
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+        ready: Callable[[], bool] | None = None,
+        timeout: float = 60.0,
+    ) -> ManagedProcess:
         proc = self.add(ManagedProcess(cmd, workdir, name=name, env=env))
         proc.start(ready=ready, timeout=timeout)
         return proc
 
-    def __enter__(self) -> "ProcessGroup":
+    def __enter__(self) -> ProcessGroup:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -188,8 +200,13 @@ def ticketing_database(url: str) -> Iterator[tuple[int, str]]:
     from ticketing.db import db
     from ticketing.models import Partner
 
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
-                      "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}}})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}},
+        }
+    )
     with app.app_context():
         upgrade()
         partner = Partner(name="Benchmark Energy")
@@ -203,13 +220,17 @@ def ticketing_database(url: str) -> Iterator[tuple[int, str]]:
 
 def python_env(**extra: str) -> dict[str, str]:
     """Environment for a Python child that imports this repository's packages."""
-    env = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
     env.update(extra)
     return env
 
 
 # ------------------------------------------------------------- peer tools
+
 
 def peers_venv() -> Path:
     """``benchmarks/.venv-peers`` with the pinned peer tools (query-exporter); its bin folder.
@@ -222,14 +243,28 @@ def peers_venv() -> Path:
     bin_dir = PEERS_VENV / "bin"
     if stamp.exists() and stamp.read_text() == PEERS_REQUIREMENTS.read_text():
         return bin_dir
-    say(f"(installing the peer tools into {PEERS_VENV.relative_to(ROOT)} "
-        f"from {PEERS_REQUIREMENTS.name}: once)")
+    say(
+        f"(installing the peer tools into {PEERS_VENV.relative_to(ROOT)} "
+        f"from {PEERS_REQUIREMENTS.name}: once)"
+    )
     base_python = getattr(sys, "_base_executable", None) or sys.executable
     if not (bin_dir / "python").exists():
         subprocess.run([base_python, "-m", "venv", str(PEERS_VENV)], check=True)
-    done = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q",
-                           "--disable-pip-version-check", "-r", str(PEERS_REQUIREMENTS)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            str(PEERS_REQUIREMENTS),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if done.returncode:
         raise RuntimeError(f"installing the peer tools failed:\n{done.stdout[-4000:]}")
     stamp.write_text(PEERS_REQUIREMENTS.read_text())
@@ -238,11 +273,18 @@ def peers_venv() -> Path:
 
 # --------------------------------------------------------------- scraping
 
+
 class Scraper:
     """GETs one URL over a kept-alive connection (re-opened when the server closes it)."""
 
-    def __init__(self, host: str, port: int, path: str = "/metrics",
-                 headers: dict[str, str] | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str = "/metrics",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ):
         self.path = path
         self.headers = {"Accept": PROMETHEUS_ACCEPT, **(headers or {})}
         self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
@@ -267,6 +309,7 @@ class Scraper:
 
 
 # ------------------------------------------------------------ HTTP load
+
 
 class RawConnection:
     """A minimal keep-alive HTTP/1.1 client on one socket, so the load generator
@@ -337,8 +380,9 @@ class _Closed(Exception):
     pass
 
 
-def build_request(method: str, path: str, host: str, body: bytes = b"",
-                  headers: dict[str, str] | None = None) -> bytes:
+def build_request(
+    method: str, path: str, host: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
@@ -369,8 +413,16 @@ class LoadResult:
         return percentile(self.latencies, pct)
 
 
-def run_load(host: str, port: int, request_for: Callable[[int, int], bytes], *,
-             expect: int, duration: float, concurrency: int, warmup: float = 0.5) -> LoadResult:
+def run_load(
+    host: str,
+    port: int,
+    request_for: Callable[[int, int], bytes],
+    *,
+    expect: int,
+    duration: float,
+    concurrency: int,
+    warmup: float = 0.5,
+) -> LoadResult:
     """``concurrency`` threads, each with its own keep-alive connection, send
     ``request_for(thread, n)`` back to back for ``warmup + duration`` seconds.
     Answers that arrive within the ``duration`` window (after the warm-up) are

@@ -19,6 +19,7 @@ what the worker would carry if the service scored with scikit-learn itself.
 Targets: classification under 1 ms per ticket (mean and p99 of the rules plus
 model); a worker with the model under 120 MB.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,18 @@ import time
 
 import yaml
 
-from ._support import (ROOT, ProcessGroup, descendants, http_ready, memory_mb, python_env,
-                       table, ticketing_database, verdict, workdir)
+from ._support import (
+    ROOT,
+    ProcessGroup,
+    descendants,
+    http_ready,
+    memory_mb,
+    python_env,
+    table,
+    ticketing_database,
+    verdict,
+    workdir,
+)
 
 GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 PASSES = 5
@@ -55,12 +66,12 @@ print(json.dumps({"app": before, "with_sklearn": rss()}))
 
 
 def timing() -> list[str]:
-    from ticketing.desk.triage import Classifier
+    from ticketing.config import load_sections
     from ticketing.desk.classifier import training
     from ticketing.desk.classifier.settings import check_section
     from ticketing.desk.classifier.text_model import load_model
-    from ticketing.config import load_sections
     from ticketing.desk.settings import check_core
+    from ticketing.desk.triage import Classifier
 
     sections = load_sections()
     core, settings = check_core(sections).classification, check_section(sections)
@@ -89,20 +100,33 @@ def timing() -> list[str]:
 
     def row(name, times):
         mean = sum(times) / len(times)
-        return [name, f"{mean * 1e3:.3f}", f"{times[len(times) // 2] * 1e3:.3f}",
-                f"{times[int(len(times) * 0.99)] * 1e3:.3f}",
-                f"{mean / (sum(rules_t) / len(rules_t)):.1f}"]
+        return [
+            name,
+            f"{mean * 1e3:.3f}",
+            f"{times[len(times) // 2] * 1e3:.3f}",
+            f"{times[int(len(times) * 0.99)] * 1e3:.3f}",
+            f"{mean / (sum(rules_t) / len(rules_t)):.1f}",
+        ]
 
     mean = sum(model_t) / len(model_t)
     p99 = model_t[int(len(model_t) * 0.99)]
-    return [f"{len(tickets)} corpus tickets, best of {PASSES} passes; ms per ticket "
-            f"(model: {model.terms} terms, {len(model.classes)} categories)",
-            table(["classification", "mean", "p50", "p99", "x rules"],
-                  [row("keyword rules alone (before)", rules_t),
-                   row("rules + model (the service)", model_t),
-                   row("scikit-learn predict_proba", sk_t)]),
-            verdict("classification under 1 ms per ticket", mean * 1e3 < TARGET_MS and
-                    p99 * 1e3 < TARGET_MS, f"mean {mean * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms")]
+    return [
+        f"{len(tickets)} corpus tickets, best of {PASSES} passes; ms per ticket "
+        f"(model: {model.terms} terms, {len(model.classes)} categories)",
+        table(
+            ["classification", "mean", "p50", "p99", "x rules"],
+            [
+                row("keyword rules alone (before)", rules_t),
+                row("rules + model (the service)", model_t),
+                row("scikit-learn predict_proba", sk_t),
+            ],
+        ),
+        verdict(
+            "classification under 1 ms per ticket",
+            mean * 1e3 < TARGET_MS and p99 * 1e3 < TARGET_MS,
+            f"mean {mean * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms",
+        ),
+    ]
 
 
 def memory() -> list[str]:
@@ -117,27 +141,55 @@ def memory() -> list[str]:
         with ticketing_database(db_url) as (_, key):
             pass
         logging.disable(logging.NOTSET)
-        probe = subprocess.run([sys.executable, "-c", _RSS_PROBE, f"sqlite:///{tmp / 'p.db'}"],
-                               env=python_env(), cwd=tmp, capture_output=True, text=True,
-                               check=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", _RSS_PROBE, f"sqlite:///{tmp / 'p.db'}"],
+            env=python_env(),
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         sk = json.loads(probe.stdout.strip().splitlines()[-1])
         servers = {}
         for enabled in (False, True):
             port = free_port()
             config = tmp / f"model-{enabled}.yml"
-            config.write_text(yaml.safe_dump({"outbox": {"worker": False},
-                                              "live": {"enabled": False},
-                                              "ratelimits": {"enabled": False},
-                                              "classifier": {"enabled": enabled}}))
+            config.write_text(
+                yaml.safe_dump(
+                    {
+                        "outbox": {"worker": False},
+                        "live": {"enabled": False},
+                        "ratelimits": {"enabled": False},
+                        "classifier": {"enabled": enabled},
+                    }
+                )
+            )
             metrics = tmp / f"metrics-{enabled}"
             metrics.mkdir()
-            env = python_env(TICKETING_BIND=f"127.0.0.1:{port}", TICKETING_WORKERS=str(WORKERS),
-                             TICKETING_THREADS=str(THREADS), TICKETING_DATABASE_URL=db_url,
-                             TICKETING_CONFIG=str(config), PROMETHEUS_MULTIPROC_DIR=str(metrics))
-            proc = procs.start([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
-                                "--no-control-socket", "ticketing:create_app()"], tmp,
-                               name=f"gunicorn-model-{enabled}", env=env,
-                               ready=http_ready(f"http://127.0.0.1:{port}/healthz"), timeout=90)
+            env = python_env(
+                TICKETING_BIND=f"127.0.0.1:{port}",
+                TICKETING_WORKERS=str(WORKERS),
+                TICKETING_THREADS=str(THREADS),
+                TICKETING_DATABASE_URL=db_url,
+                TICKETING_CONFIG=str(config),
+                PROMETHEUS_MULTIPROC_DIR=str(metrics),
+            )
+            proc = procs.start(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(GUNICORN_CONF),
+                    "--no-control-socket",
+                    "ticketing:create_app()",
+                ],
+                tmp,
+                name=f"gunicorn-model-{enabled}",
+                env=env,
+                ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
+                timeout=90,
+            )
             servers[enabled] = (port, proc.pid)
         import http.client
 
@@ -145,8 +197,12 @@ def memory() -> list[str]:
             for n in range(TICKETS):
                 body = json.dumps(TICKET_BODIES[n % len(TICKET_BODIES)]).encode()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                conn.request("POST", "/api/v1/tickets", body=body,
-                             headers={"X-API-Key": key, "Content-Type": "application/json"})
+                conn.request(
+                    "POST",
+                    "/api/v1/tickets",
+                    body=body,
+                    headers={"X-API-Key": key, "Content-Type": "application/json"},
+                )
                 status = conn.getresponse().status
                 conn.close()
                 assert status == 201, status
@@ -154,17 +210,30 @@ def memory() -> list[str]:
         for enabled, (_, pid) in servers.items():
             workers = [memory_mb(w) for w in descendants(pid)]
             worst[enabled] = max(w["rss"] for w in workers)
-            rows.append(["shipped model" if enabled else "no model (rules only)",
-                         " / ".join(f"{w['rss']:.1f}" for w in workers),
-                         " / ".join(f"{w.get('pss', 0):.1f}" for w in workers)])
-        lines.append(f"gunicorn, {WORKERS} workers x {THREADS} threads, SQLite, after "
-                     f"{TICKETS} new tickets each; MiB per worker")
+            rows.append(
+                [
+                    "shipped model" if enabled else "no model (rules only)",
+                    " / ".join(f"{w['rss']:.1f}" for w in workers),
+                    " / ".join(f"{w.get('pss', 0):.1f}" for w in workers),
+                ]
+            )
+        lines.append(
+            f"gunicorn, {WORKERS} workers x {THREADS} threads, SQLite, after "
+            f"{TICKETS} new tickets each; MiB per worker"
+        )
         lines.append(table(["ticket service", "RSS", "PSS"], rows))
-        lines.append(f"  the model costs {worst[True] - worst[False]:+.1f} MiB per worker; "
-                     f"importing scikit-learn would cost {sk['with_sklearn'] - sk['app']:+.1f} "
-                     f"MiB (app {sk['app']:.1f} -> {sk['with_sklearn']:.1f} MiB)")
-        lines.append(verdict("a ticketing worker with the model under 120 MB",
-                             worst[True] < TARGET_WORKER_MB, f"{worst[True]:.1f} MiB"))
+        lines.append(
+            f"  the model costs {worst[True] - worst[False]:+.1f} MiB per worker; "
+            f"importing scikit-learn would cost {sk['with_sklearn'] - sk['app']:+.1f} "
+            f"MiB (app {sk['app']:.1f} -> {sk['with_sklearn']:.1f} MiB)"
+        )
+        lines.append(
+            verdict(
+                "a ticketing worker with the model under 120 MB",
+                worst[True] < TARGET_WORKER_MB,
+                f"{worst[True]:.1f} MiB",
+            )
+        )
     return lines
 
 

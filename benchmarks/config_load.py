@@ -10,6 +10,7 @@ this tree it also splits out reading the YAML, importing pydantic, and one
 check of every section once the models are built. On the request path
 settings are read as attributes: timed against a frozen dataclass.
 """
+
 from __future__ import annotations
 
 import io
@@ -69,16 +70,26 @@ def _medians(pythonpath: str | None) -> dict[str, float]:
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    runs = [json.loads(subprocess.run([sys.executable, "-c", _PROBE], capture_output=True,
-                                      text=True, check=True, env=env, cwd=pythonpath or ROOT
-                                      ).stdout.splitlines()[-1])
-            for _ in range(PROCESSES)]
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", _PROBE],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+                cwd=pythonpath or ROOT,
+            ).stdout.splitlines()[-1]
+        )
+        for _ in range(PROCESSES)
+    ]
     return {key: statistics.median(float(run[key]) for run in runs) for key in runs[0]}
 
 
 def _baseline_tree(into: str) -> str:
-    archive = subprocess.run(["git", "archive", BASELINE, "ticketing"], cwd=ROOT,
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", BASELINE, "ticketing"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
@@ -88,19 +99,30 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         old = _medians(_baseline_tree(tmp))
     new = _medians(None)
-    pydantic = statistics.median(float(subprocess.run(
-        [sys.executable, "-c", _PYDANTIC], capture_output=True, text=True, check=True
-    ).stdout) for _ in range(PROCESSES))
+    pydantic = statistics.median(
+        float(
+            subprocess.run(
+                [sys.executable, "-c", _PYDANTIC], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(PROCESSES)
+    )
     start_old, start_new = old["import"] + old["create_app"], new["import"] + new["create_app"]
     ms = lambda seconds: f"{seconds * 1000:7.1f}"  # noqa: E731
     say(f"{PROCESSES} fresh processes each, median CPU ms      baseline ({BASELINE})   this tree")
-    say(f"  import ticketing                              {ms(old['import'])}      {ms(new['import'])}")
-    say(f"  create_app                                    {ms(old['create_app'])}      {ms(new['create_app'])}")
+    say(
+        f"  import ticketing                              {ms(old['import'])}      {ms(new['import'])}"
+    )
+    say(
+        f"  create_app                                    {ms(old['create_app'])}      {ms(new['create_app'])}"
+    )
     say(f"  worker start (both)                           {ms(start_old)}      {ms(start_new)}")
     say(f"  ratio this tree / baseline = {start_new / start_old:.2f}")
-    say(f"this tree: import pydantic {ms(pydantic).strip()} ms (in the baseline app: "
+    say(
+        f"this tree: import pydantic {ms(pydantic).strip()} ms (in the baseline app: "
         f"{'yes' if old['pydantic'] else 'no'}), read + merge ticketing.yml "
-        f"{ms(new['yaml']).strip()} ms, check every section {ms(new['check']).strip()} ms")
+        f"{ms(new['yaml']).strip()} ms, check every section {ms(new['check']).strip()} ms"
+    )
     ratio = start_new / start_old
 
     from ticketing.config import load_sections
@@ -109,17 +131,27 @@ def main() -> int:
     settings = check_core(load_sections()).api
     plain = _Plain(settings.max_json_bytes)
     n = 1_000_000
-    model_ns = min(timeit.repeat("s.max_json_bytes", globals={"s": settings}, number=n,
-                                 repeat=7)) / n * 1e9
-    plain_ns = min(timeit.repeat("s.max_json_bytes", globals={"s": plain}, number=n,
-                                 repeat=7)) / n * 1e9
-    say(f"attribute read: settings model {model_ns:.0f} ns, frozen dataclass {plain_ns:.0f} ns "
-        f"(+{model_ns - plain_ns:.0f} ns: pydantic's __getattr__ hook)")
-    say(verdict("a worker starts within 1.2x of the baseline's time", ratio < 1.2,
-                f"{ratio:.2f}x"))
+    model_ns = (
+        min(timeit.repeat("s.max_json_bytes", globals={"s": settings}, number=n, repeat=7))
+        / n
+        * 1e9
+    )
+    plain_ns = (
+        min(timeit.repeat("s.max_json_bytes", globals={"s": plain}, number=n, repeat=7)) / n * 1e9
+    )
+    say(
+        f"attribute read: settings model {model_ns:.0f} ns, frozen dataclass {plain_ns:.0f} ns "
+        f"(+{model_ns - plain_ns:.0f} ns: pydantic's __getattr__ hook)"
+    )
+    say(verdict("a worker starts within 1.2x of the baseline's time", ratio < 1.2, f"{ratio:.2f}x"))
     # A request reads its settings some 10-20 times (body limit, scanning, rate limits).
-    say(verdict("20 setting reads (more than a request makes) under 5 us", 20 * model_ns < 5000,
-                f"{20 * model_ns / 1000:.1f} us"))
+    say(
+        verdict(
+            "20 setting reads (more than a request makes) under 5 us",
+            20 * model_ns < 5000,
+            f"{20 * model_ns / 1000:.1f} us",
+        )
+    )
     return 0
 
 

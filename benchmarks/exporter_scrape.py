@@ -35,6 +35,7 @@ and then all at once, like a deployment with two Prometheus replicas:
 Targets: scrape p99 under 10 ms whatever the database size; less CPU per
 scrape than query-exporter for the same metrics; the exporter under 60 MB.
 """
+
 from __future__ import annotations
 
 import random
@@ -48,18 +49,32 @@ from pathlib import Path
 import yaml
 from sqlalchemy import create_engine, event, text
 
-from ._support import (ROOT, ProcessGroup, Scraper, cpu_seconds, memory_mb, ms, peers_venv,
-                       percentile, python_env, say, table, tcp_ready, verdict, wait_until,
-                       workdir)
+from ._support import (
+    ROOT,
+    ProcessGroup,
+    Scraper,
+    cpu_seconds,
+    memory_mb,
+    ms,
+    peers_venv,
+    percentile,
+    python_env,
+    say,
+    table,
+    tcp_ready,
+    verdict,
+    wait_until,
+    workdir,
+)
 
 PARTNERS = 1_000
 TRANSACTIONS = 1_000_000
 SMALL_TRANSACTIONS = 1_000
 QUERIES = ("energy_pool", "transactions", "active_partners")
-LATENCY_SCRAPES = 300          # back-to-back scrapes per exporter ...
-LATENCY_BUDGET = 5.0           # ... or fewer when they take longer than this in all
+LATENCY_SCRAPES = 300  # back-to-back scrapes per exporter ...
+LATENCY_BUDGET = 5.0  # ... or fewer when they take longer than this in all
 LATENCY_MIN_SCRAPES = 10
-WINDOW = 60.0                  # the two-scraper minute
+WINDOW = 60.0  # the two-scraper minute
 SCRAPE_GAP = (1.0, 5.0)
 TARGET_P99 = 0.010
 TARGET_RSS_MB = 60.0
@@ -72,6 +87,7 @@ QE_INTERVAL = "query-exporter, same intervals"
 
 
 # ------------------------------------------------------------------- data
+
 
 def load_platform(url: str, transactions: int) -> float:
     """Create the platform tables (the demo platform's schema, with its indexes)
@@ -88,14 +104,16 @@ def load_platform(url: str, transactions: int) -> float:
         def _fast(dbapi_connection, _record):
             dbapi_connection.execute("PRAGMA journal_mode=OFF")
             dbapi_connection.execute("PRAGMA synchronous=OFF")
+
     metadata.create_all(engine)
     indexes = list(transactions_table.indexes)
     with engine.begin() as conn:  # indexes are built once, after the rows are in
         for index in indexes:
             index.drop(conn)
     if sqlite:
-        numbers = ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
-                   "WHERE x < {count}) ")
+        numbers = (
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {count}) "
+        )
         source = "FROM n"
         now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
         ago = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || CAST(({secs}) AS TEXT) || ' seconds')"
@@ -105,25 +123,37 @@ def load_platform(url: str, transactions: int) -> float:
         now = "(now() AT TIME ZONE 'UTC')"
         ago = "(now() AT TIME ZONE 'UTC') - make_interval(secs => {secs})"
     with engine.begin() as conn:
-        conn.execute(text(
-            numbers.format(count=PARTNERS)
-            + "INSERT INTO partners (id, name, status, created_at) "
-            + "SELECT x, 'partner ' || x, CASE WHEN x % 20 = 0 THEN 'suspended' ELSE 'active' END, "
-            + now + " " + source.format(count=PARTNERS)))
-        conn.execute(text(
-            "INSERT INTO energy_pools (name, capacity_units, available_units, updated_at) "
-            f"VALUES ('main', 100000, 62000, {now}), ('reserve', 20000, 15000, {now}), "
-            f"('north', 50000, 9000, {now})"))
+        conn.execute(
+            text(
+                numbers.format(count=PARTNERS)
+                + "INSERT INTO partners (id, name, status, created_at) "
+                + "SELECT x, 'partner ' || x, CASE WHEN x % 20 = 0 THEN 'suspended' ELSE 'active' END, "
+                + now
+                + " "
+                + source.format(count=PARTNERS)
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO energy_pools (name, capacity_units, available_units, updated_at) "
+                f"VALUES ('main', 100000, 62000, {now}), ('reserve', 20000, 15000, {now}), "
+                f"('north', 50000, 9000, {now})"
+            )
+        )
         # One transaction every 0.6 s over the last week (1,500 in the last 15
         # minutes); 2 % failed, 1 % pending, from 1,000 partners.
-        conn.execute(text(
-            numbers.format(count=transactions)
-            + "INSERT INTO transactions (id, partner_id, status, amount_units, created_at) "
-            + f"SELECT x, 1 + ((x % {PARTNERS}) * 7919) % {PARTNERS}, "
-            + "CASE WHEN x % 50 = 0 THEN 'failed' WHEN x % 97 = 0 THEN 'pending' "
-            + "ELSE 'completed' END, (x % 100) + 0.5, "
-            + ago.format(secs=f"({transactions} - x) * 0.6") + " "
-            + source.format(count=transactions)))
+        conn.execute(
+            text(
+                numbers.format(count=transactions)
+                + "INSERT INTO transactions (id, partner_id, status, amount_units, created_at) "
+                + f"SELECT x, 1 + ((x % {PARTNERS}) * 7919) % {PARTNERS}, "
+                + "CASE WHEN x % 50 = 0 THEN 'failed' WHEN x % 97 = 0 THEN 'pending' "
+                + "ELSE 'completed' END, (x % 100) + 0.5, "
+                + ago.format(secs=f"({transactions} - x) * 0.6")
+                + " "
+                + source.format(count=transactions)
+            )
+        )
         for index in indexes:
             index.create(conn)
     with engine.connect() as conn:
@@ -134,17 +164,23 @@ def load_platform(url: str, transactions: int) -> float:
 
 # ---------------------------------------------------------------- configs
 
+
 def shipped_queries() -> dict[str, dict]:
     queries = yaml.safe_load(SHIPPED.read_text())["queries"]
     return {name: queries[name] for name in QUERIES}
 
 
 def our_config(path: Path, port: int, url: str) -> Path:
-    path.write_text(yaml.safe_dump({
-        "exporter": {"listen": f"127.0.0.1:{port}", "staleness": "60s"},
-        "databases": {"platform": {"url": url}},
-        "queries": shipped_queries(),
-    }, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "exporter": {"listen": f"127.0.0.1:{port}", "staleness": "60s"},
+                "databases": {"platform": {"url": url}},
+                "queries": shipped_queries(),
+            },
+            sort_keys=False,
+        )
+    )
     return path
 
 
@@ -157,10 +193,16 @@ def _seconds(value) -> float:
 def _time_expression(dialect: str, seconds_ago: float) -> str:
     """What query-exporter users write instead of our ``:since`` parameters."""
     if dialect == "sqlite":
-        return (f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-{seconds_ago:g} seconds')"
-                if seconds_ago else "strftime('%Y-%m-%d %H:%M:%f', 'now')")
-    return (f"((now() AT TIME ZONE 'UTC') - interval '{seconds_ago:g} seconds')"
-            if seconds_ago else "(now() AT TIME ZONE 'UTC')")
+        return (
+            f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-{seconds_ago:g} seconds')"
+            if seconds_ago
+            else "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+        )
+    return (
+        f"((now() AT TIME ZONE 'UTC') - interval '{seconds_ago:g} seconds')"
+        if seconds_ago
+        else "(now() AT TIME ZONE 'UTC')"
+    )
 
 
 def query_exporter_config(path: Path, url: str, dialect: str, intervals: bool) -> Path:
@@ -180,27 +222,35 @@ def query_exporter_config(path: Path, url: str, dialect: str, intervals: bool) -
             metrics[spec["name"]] = metric
             columns.append(f"{spec['value']} AS {spec['name']}")
             labels += [label for label in spec.get("labels", []) if label not in labels]
-        entry = {"databases": ["platform"], "metrics": [m["name"] for m in query["metrics"]],
-                 "sql": f"SELECT {', '.join(labels + columns)} FROM (\n{sql.strip()}\n) AS q",
-                 "timeout": round(_seconds(query.get("timeout", "5s")), 1)}
+        entry = {
+            "databases": ["platform"],
+            "metrics": [m["name"] for m in query["metrics"]],
+            "sql": f"SELECT {', '.join(labels + columns)} FROM (\n{sql.strip()}\n) AS q",
+            "timeout": round(_seconds(query.get("timeout", "5s")), 1),
+        }
         if intervals:
             entry["interval"] = int(_seconds(query.get("interval", "15s")))
         queries[name] = entry
-    path.write_text(yaml.safe_dump({"databases": {"platform": {"dsn": url}},
-                                    "metrics": metrics, "queries": queries}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {"databases": {"platform": {"dsn": url}}, "metrics": metrics, "queries": queries},
+            sort_keys=False,
+        )
+    )
     return path
 
 
 # -------------------------------------------------------------- exporters
 
+
 @dataclass
 class Exporter:
     kind: str
-    database: str              # "SQLite" / "PostgreSQL"
-    size: int                  # transactions
+    database: str  # "SQLite" / "PostgreSQL"
+    size: int  # transactions
     port: int
     proc: object = None
-    app_name: str = ""         # PostgreSQL application_name, to find its statements
+    app_name: str = ""  # PostgreSQL application_name, to find its statements
     latencies: list[float] = field(default_factory=list)
     latency_cpu: float = 0.0
     latency_note: str = ""
@@ -228,13 +278,21 @@ class Exporter:
             import requests
 
             status = requests.get(f"http://127.0.0.1:{self.port}/status", timeout=30).json()
-            return float(sum(c["runs"] for name, c in status["collectors"].items()
-                             if name.startswith("query:")))
+            return float(
+                sum(
+                    c["runs"]
+                    for name, c in status["collectors"].items()
+                    if name.startswith("query:")
+                )
+            )
         scraper = self.scraper()
         _, body, _ = scraper.get()
         scraper.close()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
-                   if line.startswith("queries_total{"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.decode().splitlines()
+            if line.startswith("queries_total{")
+        )
 
 
 def ready(exporter: Exporter) -> bool:
@@ -244,8 +302,11 @@ def ready(exporter: Exporter) -> bool:
         scraper.close()
     except OSError:
         return False
-    return status == 200 and b"platform_partners_active" in body and \
-        b"platform_transactions_total" in body
+    return (
+        status == 200
+        and b"platform_partners_active" in body
+        and b"platform_transactions_total" in body
+    )
 
 
 def measure_latency(exporter: Exporter) -> None:
@@ -265,8 +326,10 @@ def measure_latency(exporter: Exporter) -> None:
             if status != 200:
                 raise RuntimeError(f"{exporter.name}: HTTP {status}")
             latencies.append(seconds)
-            if (time.monotonic() - started > LATENCY_BUDGET
-                    and len(latencies) >= LATENCY_MIN_SCRAPES):
+            if (
+                time.monotonic() - started > LATENCY_BUDGET
+                and len(latencies) >= LATENCY_MIN_SCRAPES
+            ):
                 break
         cpu = cpu_seconds(exporter.proc.pid) - cpu0
         scraper.close()
@@ -282,8 +345,11 @@ def two_scraper_window(exporters: list[Exporter], postgres_log: Path | None) -> 
     counts = {id(e): 0 for e in exporters}
     lock = threading.Lock()
     rng = random.Random(8)
-    gaps = {(id(e), n): [rng.uniform(*SCRAPE_GAP) for _ in range(200)]
-            for e in exporters for n in range(2)}
+    gaps = {
+        (id(e), n): [rng.uniform(*SCRAPE_GAP) for _ in range(200)]
+        for e in exporters
+        for n in range(2)
+    }
 
     def scrape(exporter: Exporter, n: int) -> None:
         scraper = exporter.scraper()
@@ -301,8 +367,11 @@ def two_scraper_window(exporters: list[Exporter], postgres_log: Path | None) -> 
 
     log_start = postgres_log.stat().st_size if postgres_log else 0
     before = {id(e): (cpu_seconds(e.proc.pid), e.self_count()) for e in exporters}
-    threads = [threading.Thread(target=scrape, args=(e, n), daemon=True)
-               for e in exporters for n in range(2)]
+    threads = [
+        threading.Thread(target=scrape, args=(e, n), daemon=True)
+        for e in exporters
+        for n in range(2)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(WINDOW)
@@ -357,6 +426,7 @@ def count_logged_queries(log: Path, offset: int, end: int) -> dict[str, int]:
 
 # ------------------------------------------------------------------- run
 
+
 class Bench:
     """The databases, the exporters and their processes."""
 
@@ -371,27 +441,52 @@ class Bench:
         now = time.monotonic()
         say(f"[{now - self.phase_started:5.0f} s] {message}")
 
-    def start(self, exporter: Exporter, url: str, dialect: str,
-              env: dict[str, str] | None = None) -> Exporter:
+    def start(
+        self, exporter: Exporter, url: str, dialect: str, env: dict[str, str] | None = None
+    ) -> Exporter:
         name = f"exporter-{len(self.exporters)}"
         port = exporter.port
         if exporter.kind == OURS:
             config = our_config(self.tmp / f"{name}.yml", port, url)
-            cmd = [sys.executable, "-m", "exporter", "--config", str(config),
-                   "--log-level", "WARNING"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--config",
+                str(config),
+                "--log-level",
+                "WARNING",
+            ]
             exporter.app_name = OURS if dialect == "postgresql" else ""
         elif exporter.kind == OURS_SHIPPED:
-            cmd = [sys.executable, "-m", "exporter", "--config", str(SHIPPED),
-                   "--log-level", "WARNING"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--config",
+                str(SHIPPED),
+                "--log-level",
+                "WARNING",
+            ]
         else:
             if dialect == "postgresql":
                 exporter.app_name = f"query-exporter-{len(self.exporters)}"
                 url = f"{url}?application_name={exporter.app_name}"
-            config = query_exporter_config(self.tmp / f"{name}.yml", url, dialect,
-                                           intervals=exporter.kind == QE_INTERVAL)
-            cmd = [str(self.peers_bin / "query-exporter"), "--config", str(config),
-                   "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                   "--process-stats"]
+            config = query_exporter_config(
+                self.tmp / f"{name}.yml", url, dialect, intervals=exporter.kind == QE_INTERVAL
+            )
+            cmd = [
+                str(self.peers_bin / "query-exporter"),
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--process-stats",
+            ]
         # Started side by side; wait_ready() waits for them.
         exporter.proc = self.procs.start(cmd, self.tmp, name=name, env=python_env(**(env or {})))
         self.exporters.append(exporter)
@@ -408,8 +503,9 @@ class Bench:
                     raise RuntimeError(f"{exporter.name} exited:\n{exporter.proc.log()[-3000:]}")
                 return listening() and ready(exporter)
 
-            wait_until(check, timeout=120, interval=0.25,
-                       message=f"{exporter.name} to serve the metrics")
+            wait_until(
+                check, timeout=120, interval=0.25, message=f"{exporter.name} to serve the metrics"
+            )
 
 
 def main() -> int:
@@ -437,9 +533,10 @@ def main() -> int:
             postgres.execute("SELECT pg_reload_conf()")
 
             for database, size, url, dialect in [
-                    ("SQLite", TRANSACTIONS, f"sqlite:///{big}", "sqlite"),
-                    ("PostgreSQL", TRANSACTIONS, pg_url, "postgresql"),
-                    ("SQLite", SMALL_TRANSACTIONS, f"sqlite:///{small}", "sqlite")]:
+                ("SQLite", TRANSACTIONS, f"sqlite:///{big}", "sqlite"),
+                ("PostgreSQL", TRANSACTIONS, pg_url, "postgresql"),
+                ("SQLite", SMALL_TRANSACTIONS, f"sqlite:///{small}", "sqlite"),
+            ]:
                 kinds = [OURS, QE_SCRAPE] + ([QE_INTERVAL] if size == TRANSACTIONS else [])
                 for kind in kinds:
                     bench.start(Exporter(kind, database, size, free_port()), url, dialect)
@@ -448,14 +545,24 @@ def main() -> int:
             redis = start_redis(tmp)
             procs.add(redis.process)
             port = free_port()
-            bench.start(Exporter(OURS_SHIPPED, "PostgreSQL", TRANSACTIONS, port), "", "", env={
-                "PLATFORM_DB_URL": pg_url, "TICKETING_DB_URL": postgres.url("ticketing"),
-                "REDIS_URL": redis.url, "PLATFORM_API_URL": api.url,
-                "EXPORTER_LISTEN": f"127.0.0.1:{port}"})
+            bench.start(
+                Exporter(OURS_SHIPPED, "PostgreSQL", TRANSACTIONS, port),
+                "",
+                "",
+                env={
+                    "PLATFORM_DB_URL": pg_url,
+                    "TICKETING_DB_URL": postgres.url("ticketing"),
+                    "REDIS_URL": redis.url,
+                    "PLATFORM_API_URL": api.url,
+                    "EXPORTER_LISTEN": f"127.0.0.1:{port}",
+                },
+            )
             bench.wait_ready()
 
-            bench.phase(f"back-to-back scrapes, one exporter at a time (up to "
-                        f"{LATENCY_SCRAPES}, or {LATENCY_BUDGET:g} s)")
+            bench.phase(
+                f"back-to-back scrapes, one exporter at a time (up to "
+                f"{LATENCY_SCRAPES}, or {LATENCY_BUDGET:g} s)"
+            )
             for exporter in bench.exporters:
                 measure_latency(exporter)
             for exporter in bench.exporters:
@@ -463,10 +570,13 @@ def main() -> int:
                     exporter.memory = memory_mb(exporter.proc.pid)
                     exporter.proc.stop()
 
-            window = [e for e in bench.exporters
-                      if e.size == TRANSACTIONS and e.kind != OURS_SHIPPED]
-            bench.phase(f"two scrapers per exporter, {SCRAPE_GAP[0]:g}-{SCRAPE_GAP[1]:g} s "
-                        f"apart, {WINDOW:g} s, {len(window)} exporters at once")
+            window = [
+                e for e in bench.exporters if e.size == TRANSACTIONS and e.kind != OURS_SHIPPED
+            ]
+            bench.phase(
+                f"two scrapers per exporter, {SCRAPE_GAP[0]:g}-{SCRAPE_GAP[1]:g} s "
+                f"apart, {WINDOW:g} s, {len(window)} exporters at once"
+            )
             two_scraper_window(window, postgres.process.log_path)
             for exporter in bench.exporters:
                 if exporter.proc.running():
@@ -480,36 +590,67 @@ def main() -> int:
 def report(exporters: list[Exporter]) -> int:
     per_scrape = {e.name: e.latency_cpu / len(e.latencies) * 1000 for e in exporters}
     say()
-    say(f"1. Back-to-back scrapes, one exporter at a time ({TRANSACTIONS:,} or "
-        f"{SMALL_TRANSACTIONS:,} transactions, {PARTNERS:,} partners)")
+    say(
+        f"1. Back-to-back scrapes, one exporter at a time ({TRANSACTIONS:,} or "
+        f"{SMALL_TRANSACTIONS:,} transactions, {PARTNERS:,} partners)"
+    )
     rows = []
     for e in exporters:
-        rows.append([e.name + (f" ({e.latency_note})" if e.latency_note else ""),
-                     len(e.latencies), ms(percentile(e.latencies, 50)),
-                     ms(percentile(e.latencies, 99)), ms(max(e.latencies)),
-                     f"{per_scrape[e.name]:.2f}"])
-    say(table(["exporter / database", "scrapes", "p50 ms", "p99 ms", "max ms", "CPU ms/scrape"],
-              rows))
+        rows.append(
+            [
+                e.name + (f" ({e.latency_note})" if e.latency_note else ""),
+                len(e.latencies),
+                ms(percentile(e.latencies, 50)),
+                ms(percentile(e.latencies, 99)),
+                ms(max(e.latencies)),
+                f"{per_scrape[e.name]:.2f}",
+            ]
+        )
+    say(
+        table(
+            ["exporter / database", "scrapes", "p50 ms", "p99 ms", "max ms", "CPU ms/scrape"], rows
+        )
+    )
 
     window = [e for e in exporters if e.window_scrapes]
     say()
-    say(f"2. Two scrapers per exporter every {SCRAPE_GAP[0]:g}-{SCRAPE_GAP[1]:g} s for "
-        f"{WINDOW:g} s, all at once (CPU includes the scheduled queries)")
+    say(
+        f"2. Two scrapers per exporter every {SCRAPE_GAP[0]:g}-{SCRAPE_GAP[1]:g} s for "
+        f"{WINDOW:g} s, all at once (CPU includes the scheduled queries)"
+    )
     per_minute = 60.0 / WINDOW
     rows = []
     for e in window:
-        rows.append([e.name, e.window_scrapes,
-                     f"{e.window_cpu / e.window_scrapes * 1000:.1f}",
-                     f"{e.window_cpu / WINDOW * 100:.1f}",
-                     f"{e.window_self_count * per_minute:.0f}",
-                     f"{e.window_logged * per_minute:.0f}" if e.app_name else "-"])
-    say(table(["exporter / database", "scrapes", "CPU ms/scrape", "CPU %",
-               "queries/min (own count)", "queries/min (server log)"], rows))
+        rows.append(
+            [
+                e.name,
+                e.window_scrapes,
+                f"{e.window_cpu / e.window_scrapes * 1000:.1f}",
+                f"{e.window_cpu / WINDOW * 100:.1f}",
+                f"{e.window_self_count * per_minute:.0f}",
+                f"{e.window_logged * per_minute:.0f}" if e.app_name else "-",
+            ]
+        )
+    say(
+        table(
+            [
+                "exporter / database",
+                "scrapes",
+                "CPU ms/scrape",
+                "CPU %",
+                "queries/min (own count)",
+                "queries/min (server log)",
+            ],
+            rows,
+        )
+    )
 
     say()
     say("3. Memory at the end (PSS: RSS with shared pages divided among their users)")
-    rows = [[e.name, f"{e.memory.get('rss', 0):.1f}", f"{e.memory.get('pss', 0):.1f}"]
-            for e in exporters]
+    rows = [
+        [e.name, f"{e.memory.get('rss', 0):.1f}", f"{e.memory.get('pss', 0):.1f}"]
+        for e in exporters
+    ]
     say(table(["exporter / database", "RSS MiB", "PSS MiB"], rows))
 
     say()
@@ -524,34 +665,65 @@ def report(exporters: list[Exporter]) -> int:
         theirs_cpu, own_cpu = per_scrape[e.name], per_scrape[mine.name]
         if e.size == TRANSACTIONS:
             cpu_ok &= own_cpu < theirs_cpu
-            cpu_parts.append(f"{own_cpu:.2f} vs {theirs_cpu:.2f} ms on {e.label} "
-                             f"({e.kind.split(', ')[1]})")
+            cpu_parts.append(
+                f"{own_cpu:.2f} vs {theirs_cpu:.2f} ms on {e.label} ({e.kind.split(', ')[1]})"
+            )
         in_window = e.window_scrapes and mine.window_scrapes
-        rows.append([
-            e.name,
-            f"{percentile(e.latencies, 99) / percentile(mine.latencies, 99):.1f}x",
-            f"{theirs_cpu / own_cpu:.1f}x" if own_cpu else "inf",
-            f"{(e.window_cpu / e.window_scrapes) / (mine.window_cpu / mine.window_scrapes):.1f}x"
-            if in_window and mine.window_cpu else "-",
-            f"{e.window_self_count / mine.window_self_count:.1f}x"
-            if in_window and mine.window_self_count else "-"])
-    say(table(["vs", "scrape p99", "CPU per scrape", "CPU per scrape, two scrapers",
-               "queries/min"], rows))
+        rows.append(
+            [
+                e.name,
+                f"{percentile(e.latencies, 99) / percentile(mine.latencies, 99):.1f}x",
+                f"{theirs_cpu / own_cpu:.1f}x" if own_cpu else "inf",
+                f"{(e.window_cpu / e.window_scrapes) / (mine.window_cpu / mine.window_scrapes):.1f}x"
+                if in_window and mine.window_cpu
+                else "-",
+                f"{e.window_self_count / mine.window_self_count:.1f}x"
+                if in_window and mine.window_self_count
+                else "-",
+            ]
+        )
+    say(
+        table(
+            ["vs", "scrape p99", "CPU per scrape", "CPU per scrape, two scrapers", "queries/min"],
+            rows,
+        )
+    )
 
     ours_all = [e for e in exporters if e.kind in (OURS, OURS_SHIPPED)]
     worst = max(percentile(e.latencies, 99) for e in ours_all)
     say()
-    say(verdict("scrape p99 under 10 ms whatever the database size", worst < TARGET_P99,
-                "p99 " + ", ".join(f"{ms(percentile(e.latencies, 99))} ms on {e.label}"
-                                   + (" (shipped config)" if e.kind == OURS_SHIPPED else "")
-                                   for e in ours_all)))
-    say(verdict("less CPU per scrape than query-exporter for the same metrics", cpu_ok,
-                "CPU ms per back-to-back scrape, ours vs query-exporter: " + ", ".join(cpu_parts)))
+    say(
+        verdict(
+            "scrape p99 under 10 ms whatever the database size",
+            worst < TARGET_P99,
+            "p99 "
+            + ", ".join(
+                f"{ms(percentile(e.latencies, 99))} ms on {e.label}"
+                + (" (shipped config)" if e.kind == OURS_SHIPPED else "")
+                for e in ours_all
+            ),
+        )
+    )
+    say(
+        verdict(
+            "less CPU per scrape than query-exporter for the same metrics",
+            cpu_ok,
+            "CPU ms per back-to-back scrape, ours vs query-exporter: " + ", ".join(cpu_parts),
+        )
+    )
     rss = max(e.memory.get("rss", 0) for e in ours_all)
-    say(verdict("exporter under 60 MB resident", rss < TARGET_RSS_MB,
-                "RSS " + ", ".join(f"{e.memory.get('rss', 0):.1f} MiB on {e.label}"
-                                   + (" (shipped config)" if e.kind == OURS_SHIPPED else "")
-                                   for e in ours_all)))
+    say(
+        verdict(
+            "exporter under 60 MB resident",
+            rss < TARGET_RSS_MB,
+            "RSS "
+            + ", ".join(
+                f"{e.memory.get('rss', 0):.1f} MiB on {e.label}"
+                + (" (shipped config)" if e.kind == OURS_SHIPPED else "")
+                for e in ours_all
+            ),
+        )
+    )
     return 0
 
 

@@ -31,6 +31,7 @@ tickets lost or duplicated, each outbox message notified exactly once, no
 5xx other than 503 while PostgreSQL is down, p99 under 250 ms outside the
 fault windows.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,31 +47,40 @@ from pathlib import Path
 import requests
 
 from tests.delivery.conftest import webhook_config
-from tests.harness import (HTTPSink, start_alertmanager_cluster, start_postgres, start_redis,
-                           wait_until)
+from tests.harness import (
+    HTTPSink,
+    start_alertmanager_cluster,
+    start_postgres,
+    start_redis,
+    wait_until,
+)
 from tests.harness.ticketing import TicketingInstance, prepare_database, start_ticketing
 
 from ._support import ms, percentile, say, table, verdict, workdir
 
 CLIENTS = 200
 INSTANCES, WORKERS, THREADS = 2, 2, 16
-LOAD = 60.0                      # seconds of load
-THINK = (0.5, 2.5)               # seconds between a client's requests
-GRACE = 5.0                      # after a fault ends, still inside its window
+LOAD = 60.0  # seconds of load
+THINK = (0.5, 2.5)  # seconds between a client's requests
+GRACE = 5.0  # after a fault ends, still inside its window
 TARGET_P99 = 0.250
 PEER_TIMEOUT = "15s"
 PEER_TIMEOUT_SECONDS = 15
 #: (name, start, end) relative to the start of the load; the end is filled in when known.
-FAULTS = [("Redis killed", 8.0, 16.0), ("PostgreSQL restarted", 24.0, None),
-          ("gunicorn worker SIGKILLed", 38.0, None), ("Alertmanager killed", 46.0, 52.0)]
+FAULTS = [
+    ("Redis killed", 8.0, 16.0),
+    ("PostgreSQL restarted", 24.0, None),
+    ("gunicorn worker SIGKILLed", 38.0, None),
+    ("Alertmanager killed", 46.0, 52.0),
+]
 MIX = [("create", 0.3), ("message", 0.3), ("list", 0.4)]
 
 
 @dataclass
 class Record:
-    at: float          # when the answer arrived (monotonic)
+    at: float  # when the answer arrived (monotonic)
     op: str
-    status: int        # -1: no answer (connection lost, timeout)
+    status: int  # -1: no answer (connection lost, timeout)
     latency: float
 
 
@@ -79,7 +89,7 @@ class Fault:
     name: str
     start: float
     end: float | None = None
-    recovered: float | None = None   # when the service was whole again (monotonic)
+    recovered: float | None = None  # when the service was whole again (monotonic)
     detail: str = ""
 
 
@@ -95,14 +105,14 @@ class Client:
 
 # ------------------------------------------------------------------- clients
 
+
 class Connection:
     """One kept-alive connection (requests' Session with a single pooled connection)."""
 
     def __init__(self, base: str, key: str):
         self.base = base
         self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1,
-                                                max_retries=0)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.headers["X-API-Key"] = key
 
@@ -141,8 +151,11 @@ def run_client(client: Client, stop_at: float, seed: int) -> None:
             create(client, conn, n, stop_at + 20)
         elif op == "message":
             ticket = rng.choice(sorted(client.acked))
-            status, _, took = conn.call("POST", f"/api/v1/tickets/{ticket}/messages",
-                                        json={"body": f"Any news? (message {n})"})
+            status, _, took = conn.call(
+                "POST",
+                f"/api/v1/tickets/{ticket}/messages",
+                json={"body": f"Any news? (message {n})"},
+            )
             client.records.append(Record(time.monotonic(), op, status, took))
         else:
             status, _, took = conn.call("GET", "/api/v1/tickets")
@@ -151,8 +164,10 @@ def run_client(client: Client, stop_at: float, seed: int) -> None:
 
 def create(client: Client, conn: Connection, n: int, give_up_at: float) -> None:
     """File a ticket; retry with the same Idempotency-Key until it is acknowledged."""
-    body = {"title": f"Invoice question {client.index}-{n}",
-            "description": "The October invoice shows the wrong number of energy units."}
+    body = {
+        "title": f"Invoice question {client.index}-{n}",
+        "description": "The October invoice shows the wrong number of energy units.",
+    }
     headers = {"Idempotency-Key": f"bench-{client.index}-{n}"}
     while True:
         status, answer, took = conn.call("POST", "/api/v1/tickets", json=body, headers=headers)
@@ -167,6 +182,7 @@ def create(client: Client, conn: Connection, n: int, give_up_at: float) -> None:
 
 
 # -------------------------------------------------------------------- faults
+
 
 def inject_faults(t0: float, faults: list[Fault], redis, pg, instances, alertmanagers) -> None:
     def at(offset: float) -> None:
@@ -202,8 +218,12 @@ def inject_faults(t0: float, faults: list[Fault], redis, pg, instances, alertman
     os.kill(victim, signal.SIGKILL)
     worker_fault.end = time.monotonic() - t0
     try:
-        wait_until(lambda: len([p for p in victim_instance.worker_pids() if p != victim])
-                   == len(before), timeout=30, interval=0.05, message="")
+        wait_until(
+            lambda: len([p for p in victim_instance.worker_pids() if p != victim]) == len(before),
+            timeout=30,
+            interval=0.05,
+            message="",
+        )
         worker_fault.recovered = time.monotonic() - t0
         worker_fault.detail = "gunicorn started a new worker"
     except TimeoutError:
@@ -217,27 +237,34 @@ def inject_faults(t0: float, faults: list[Fault], redis, pg, instances, alertman
     am_fault.end = time.monotonic() - t0
     try:
         for node in alertmanagers:
-            wait_until(lambda: len(node.cluster_status().get("peers") or []) == len(alertmanagers),
-                       timeout=30, interval=0.1, message="")
+            wait_until(
+                lambda: len(node.cluster_status().get("peers") or []) == len(alertmanagers),
+                timeout=30,
+                interval=0.1,
+                message="",
+            )
         am_fault.recovered = time.monotonic() - t0
         am_fault.detail = "the cluster re-formed (both see 2 peers)"
     except TimeoutError:
         am_fault.detail = "the cluster did not re-form within 30 s"
 
 
-def recovery_from_requests(fault: Fault, records: list[Record], t0: float,
-                           until: float) -> float | None:
+def recovery_from_requests(
+    fault: Fault, records: list[Record], t0: float, until: float
+) -> float | None:
     """Seconds after the fault's end until the last failed request (no answer, 5xx) before
     ``until`` (the next fault's start, or the end of the load)."""
     start, end = t0 + fault.start, t0 + fault.end
-    bad = [r.at for r in records if start <= r.at <= t0 + until
-           and (r.status == -1 or r.status >= 500)]
+    bad = [
+        r.at for r in records if start <= r.at <= t0 + until and (r.status == -1 or r.status >= 500)
+    ]
     if not bad:
         return 0.0
     return max(0.0, max(bad) - end)
 
 
 # ----------------------------------------------------------------------- run
+
 
 def main() -> int:
     logging.disable(logging.WARNING)
@@ -253,33 +280,52 @@ def run(tmp: Path) -> int:
     try:
         # Alertmanager's own peer_timeout (15 s): how long the second replica waits
         # for the first to notify before it does.
-        alertmanagers = start_alertmanager_cluster(tmp, webhook_config(sink.url + "/hook"),
-                                                   size=2, peer_timeout=PEER_TIMEOUT)
+        alertmanagers = start_alertmanager_cluster(
+            tmp, webhook_config(sink.url + "/hook"), size=2, peer_timeout=PEER_TIMEOUT
+        )
         db_url = pg.create_database("bench")
         t_setup = time.monotonic()
         keys = prepare_database(db_url, partners=CLIENTS)
         say(f"set-up: {CLIENTS} partners with API keys in {time.monotonic() - t_setup:.1f}s")
         config = tmp / "ticketing.yml"
-        config.write_text(json.dumps({
-            "outbox": {"alertmanager_url": [am.url for am in alertmanagers],
-                       "poll_interval": "500ms", "alert_ttl": "10m"},
-            "live": {"enabled": False}}))
-        env = {"TICKETING_DATABASE_URL": db_url, "TICKETING_CONFIG": str(config),
-               "REDIS_URL": redis.url}
-        instances = [start_ticketing(tmp, env=env, workers=WORKERS, threads=THREADS)
-                     for _ in range(INSTANCES)]
+        config.write_text(
+            json.dumps(
+                {
+                    "outbox": {
+                        "alertmanager_url": [am.url for am in alertmanagers],
+                        "poll_interval": "500ms",
+                        "alert_ttl": "10m",
+                    },
+                    "live": {"enabled": False},
+                }
+            )
+        )
+        env = {
+            "TICKETING_DATABASE_URL": db_url,
+            "TICKETING_CONFIG": str(config),
+            "REDIS_URL": redis.url,
+        }
+        instances = [
+            start_ticketing(tmp, env=env, workers=WORKERS, threads=THREADS)
+            for _ in range(INSTANCES)
+        ]
         clients = [Client(i, instances[i % INSTANCES], keys.partners[i]) for i in range(CLIENTS)]
 
         load_before = os.getloadavg()[0]
         t0, wall0 = time.monotonic(), time.time()
         stop_at = t0 + LOAD
         faults = [Fault(name, start, end) for name, start, end in FAULTS]
-        threads = [threading.Thread(target=run_client, args=(c, stop_at, c.index), daemon=True)
-                   for c in clients]
+        threads = [
+            threading.Thread(target=run_client, args=(c, stop_at, c.index), daemon=True)
+            for c in clients
+        ]
         for thread in threads:
             thread.start()
-        injector = threading.Thread(target=inject_faults, daemon=True,
-                                    args=(t0, faults, redis, pg, instances, alertmanagers))
+        injector = threading.Thread(
+            target=inject_faults,
+            daemon=True,
+            args=(t0, faults, redis, pg, instances, alertmanagers),
+        )
         injector.start()
         for thread in threads:
             thread.join(LOAD + 60)
@@ -297,8 +343,16 @@ def run(tmp: Path) -> int:
         sink.stop()
 
 
-def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, took: float,
-           db_url: str, sink: HTTPSink, load_before: float) -> None:
+def report(
+    clients: list[Client],
+    faults: list[Fault],
+    t0: float,
+    wall0: float,
+    took: float,
+    db_url: str,
+    sink: HTTPSink,
+    load_before: float,
+) -> None:
     import psycopg
 
     records = [r for c in clients for r in c.records]
@@ -311,18 +365,33 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
     def pg_down(r: Record) -> bool:
         return t0 + pg_fault.start <= r.at <= t0 + pg_fault.end + GRACE
 
-    say(f"\n{CLIENTS} clients, {INSTANCES} instances x {WORKERS} workers x {THREADS} threads, "
-        f"{took:.0f} s of load: {len(records)} requests ({len(records) / took:.0f}/s)")
+    say(
+        f"\n{CLIENTS} clients, {INSTANCES} instances x {WORKERS} workers x {THREADS} threads, "
+        f"{took:.0f} s of load: {len(records)} requests ({len(records) / took:.0f}/s)"
+    )
     statuses: dict[str, int] = {}
     for r in records:
         label = "no answer" if r.status == -1 else str(r.status)
         statuses[label] = statuses.get(label, 0) + 1
     say("\nRequests by status")
-    say(table(["status", "requests", "while PostgreSQL was down"],
-              [(s, n, sum(1 for r in records if (str(r.status) == s or (s == "no answer" and
-                                                                          r.status == -1))
-                          and pg_down(r)))
-               for s, n in sorted(statuses.items())]))
+    say(
+        table(
+            ["status", "requests", "while PostgreSQL was down"],
+            [
+                (
+                    s,
+                    n,
+                    sum(
+                        1
+                        for r in records
+                        if (str(r.status) == s or (s == "no answer" and r.status == -1))
+                        and pg_down(r)
+                    ),
+                )
+                for s, n in sorted(statuses.items())
+            ],
+        )
+    )
     bad_5xx = [r for r in records if r.status >= 500 and not (r.status == 503 and pg_down(r))]
     lost = [r for r in records if r.status == -1]
 
@@ -332,10 +401,18 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
         outside = [r.latency for r in records if r.op == op and r.status > 0 and not in_window(r)]
         inside = [r.latency for r in records if r.op == op and r.status > 0 and in_window(r)]
         worst = max(worst, percentile(outside, 99))
-        rows.append((op, len(outside), ms(percentile(outside, 50)), ms(percentile(outside, 99)),
-                     len(inside), ms(percentile(inside, 50)), ms(percentile(inside, 99))))
-    say(table(["operation", "outside n", "p50 ms", "p99 ms", "inside n", "p50 ms", "p99 ms"],
-              rows))
+        rows.append(
+            (
+                op,
+                len(outside),
+                ms(percentile(outside, 50)),
+                ms(percentile(outside, 99)),
+                len(inside),
+                ms(percentile(inside, 50)),
+                ms(percentile(inside, 99)),
+            )
+        )
+    say(table(["operation", "outside n", "p50 ms", "p99 ms", "inside n", "p50 ms", "p99 ms"], rows))
 
     # What the database holds, and what the outbox delivered.
     dsn = db_url.replace("postgresql+psycopg://", "postgresql://")
@@ -345,8 +422,9 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
 
     def pending() -> int:
         with psycopg.connect(dsn) as conn:
-            return conn.execute("SELECT count(*) FROM outbox_messages "
-                                "WHERE delivered_at IS NULL").fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM outbox_messages WHERE delivered_at IS NULL"
+            ).fetchone()[0]
 
     drained_at = None
     try:
@@ -356,9 +434,13 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
         pass
     with psycopg.connect(dsn) as conn:
         stored = {row[0] for row in conn.execute("SELECT id FROM tickets")}
-        outbox = {row[0]: row[1] for row in conn.execute(
-            "SELECT dedup_key, delivered_at IS NOT NULL FROM outbox_messages "
-            "WHERE kind = 'ticket_created'")}
+        outbox = {
+            row[0]: row[1]
+            for row in conn.execute(
+                "SELECT dedup_key, delivered_at IS NOT NULL FROM outbox_messages "
+                "WHERE kind = 'ticket_created'"
+            )
+        }
     expected = {key.split(":", 1)[1] for key in outbox}
 
     def notifications() -> dict[str, int]:
@@ -374,8 +456,7 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
     # notified, and a second replica its peer_timeout before it would notify
     # again: wait for every ticket, then long enough for any late duplicate.
     try:
-        wait_until(lambda: expected <= set(notifications()), timeout=60, interval=0.5,
-                   message="")
+        wait_until(lambda: expected <= set(notifications()), timeout=60, interval=0.5, message="")
     except TimeoutError:
         pass
     time.sleep(PEER_TIMEOUT_SECONDS + 5)
@@ -384,20 +465,25 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
     twice = {t: n for t, n in notified.items() if n > 1}
 
     say("\nTickets and notifications")
-    say(table(["what", "count"], [
-        ("tickets acknowledged (201, or 200 replay of an Idempotency-Key)", len(acked)),
-        ("  acknowledgements (a replay answers an acknowledged ticket again)", acked_count),
-        ("tickets in the database afterwards", len(stored)),
-        ("  in the database, never acknowledged", len(stored - acked)),
-        ("  acknowledged, not in the database", len(acked - stored)),
-        ("creates given up unacknowledged", unacked),
-        ("outbox messages (ticket_created)", len(outbox)),
-        ("  delivered to Alertmanager", sum(outbox.values())),
-        ("notifications received (webhook, one group per ticket)", sum(notified.values())),
-        ("  tickets notified", len(notified)),
-        ("  tickets notified more than once", len(twice)),
-        ("  outbox messages never notified", len(missing)),
-    ]))
+    say(
+        table(
+            ["what", "count"],
+            [
+                ("tickets acknowledged (201, or 200 replay of an Idempotency-Key)", len(acked)),
+                ("  acknowledgements (a replay answers an acknowledged ticket again)", acked_count),
+                ("tickets in the database afterwards", len(stored)),
+                ("  in the database, never acknowledged", len(stored - acked)),
+                ("  acknowledged, not in the database", len(acked - stored)),
+                ("creates given up unacknowledged", unacked),
+                ("outbox messages (ticket_created)", len(outbox)),
+                ("  delivered to Alertmanager", sum(outbox.values())),
+                ("notifications received (webhook, one group per ticket)", sum(notified.values())),
+                ("  tickets notified", len(notified)),
+                ("  tickets notified more than once", len(twice)),
+                ("  outbox messages never notified", len(missing)),
+            ],
+        )
+    )
     if drained_at is not None:
         say(f"  (outbox drained {drained_at - (t0 + took):.1f}s after the load ended)")
 
@@ -406,42 +492,90 @@ def report(clients: list[Client], faults: list[Fault], t0: float, wall0: float, 
     for n, fault in enumerate(faults):
         end = fault.end if fault.end is not None else fault.start
         until = faults[n + 1].start if n + 1 < len(faults) else LOAD
-        by_requests = recovery_from_requests(Fault(fault.name, fault.start, end), records, t0,
-                                             until)
+        by_requests = recovery_from_requests(
+            Fault(fault.name, fault.start, end), records, t0, until
+        )
         in_fault = [r for r in records if t0 + fault.start <= r.at <= t0 + end + GRACE]
         failed = sum(1 for r in in_fault if r.status == -1 or r.status >= 500)
-        rows.append((fault.name, f"{fault.start:.1f}", f"{end:.1f}",
-                     f"{end - fault.start:.1f}",
-                     f"{by_requests:.1f}" if by_requests is not None else "-",
-                     f"{fault.recovered - end:.1f}" if fault.recovered else "-",
-                     failed, fault.detail))
-    say(table(["fault", "start", "end", "down s", "requests ok after s", "component back after s",
-               "failed requests", "component"], rows))
-    say("  requests ok after: from the fault's end to the last failed request (no answer, "
-        "5xx) of its window")
+        rows.append(
+            (
+                fault.name,
+                f"{fault.start:.1f}",
+                f"{end:.1f}",
+                f"{end - fault.start:.1f}",
+                f"{by_requests:.1f}" if by_requests is not None else "-",
+                f"{fault.recovered - end:.1f}" if fault.recovered else "-",
+                failed,
+                fault.detail,
+            )
+        )
+    say(
+        table(
+            [
+                "fault",
+                "start",
+                "end",
+                "down s",
+                "requests ok after s",
+                "component back after s",
+                "failed requests",
+                "component",
+            ],
+            rows,
+        )
+    )
+    say(
+        "  requests ok after: from the fault's end to the last failed request (no answer, "
+        "5xx) of its window"
+    )
     if twice:
-        times = sorted(post.received_at for post in sink.received("/hook")
-                       for alert in post.json["alerts"]
-                       if alert["labels"].get("ticket") in twice)
-        say(f"  notifications of the tickets notified twice arrived at (s since the load's start):"
-            f" {', '.join(f'{t - wall0:.1f}' for t in times)}")
-    say(f"  load average of the machine (1 min) before / after the load: "
-        f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        times = sorted(
+            post.received_at
+            for post in sink.received("/hook")
+            for alert in post.json["alerts"]
+            if alert["labels"].get("ticket") in twice
+        )
+        say(
+            f"  notifications of the tickets notified twice arrived at (s since the load's start):"
+            f" {', '.join(f'{t - wall0:.1f}' for t in times)}"
+        )
+    say(
+        f"  load average of the machine (1 min) before / after the load: "
+        f"{load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
     say()
-    say(verdict("0 tickets lost, 0 duplicated (acknowledged = in the database)",
-                acked == stored and unacked == 0,
-                f"{len(acked)} acknowledged, {len(stored)} stored, {len(acked - stored)} lost, "
-                f"{len(stored - acked)} unacknowledged, {unacked} given up"))
-    say(verdict("each outbox message notified exactly once",
-                not missing and not twice and len(outbox) == len(stored),
-                f"{len(outbox)} messages, {len(notified)} notified, {len(twice)} twice, "
-                f"{len(missing)} never"))
-    say(verdict("no 5xx but 503 while PostgreSQL is down",
-                not bad_5xx, f"{len(bad_5xx)} other 5xx; {len(lost)} requests without answer "
-                             f"(connections cut by the faults)"))
-    say(verdict("p99 under 250 ms per operation outside the fault windows", worst < TARGET_P99,
-                f"worst p99 {ms(worst)} ms"))
+    say(
+        verdict(
+            "0 tickets lost, 0 duplicated (acknowledged = in the database)",
+            acked == stored and unacked == 0,
+            f"{len(acked)} acknowledged, {len(stored)} stored, {len(acked - stored)} lost, "
+            f"{len(stored - acked)} unacknowledged, {unacked} given up",
+        )
+    )
+    say(
+        verdict(
+            "each outbox message notified exactly once",
+            not missing and not twice and len(outbox) == len(stored),
+            f"{len(outbox)} messages, {len(notified)} notified, {len(twice)} twice, "
+            f"{len(missing)} never",
+        )
+    )
+    say(
+        verdict(
+            "no 5xx but 503 while PostgreSQL is down",
+            not bad_5xx,
+            f"{len(bad_5xx)} other 5xx; {len(lost)} requests without answer "
+            f"(connections cut by the faults)",
+        )
+    )
+    say(
+        verdict(
+            "p99 under 250 ms per operation outside the fault windows",
+            worst < TARGET_P99,
+            f"worst p99 {ms(worst)} ms",
+        )
+    )
 
 
 if __name__ == "__main__":

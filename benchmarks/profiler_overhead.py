@@ -9,6 +9,7 @@ async ones, since its decorator does not await), and ``@profile(...)``. Each
 figure is the best of several repetitions (the least disturbed by other load);
 the verdict compares profile() with Histogram.time() (target: at most 1.5x).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,9 @@ def _best_async(func, calls: int = CALLS, repeats: int = REPEATS) -> float:
 def measure() -> dict[str, float]:
     """Nanoseconds per call for each variant (sync and async)."""
     registry = CollectorRegistry()
-    hist = Histogram("bench_duration_seconds", "Benchmark.", ["operation"], buckets=BUCKETS,
-                     registry=registry)
+    hist = Histogram(
+        "bench_duration_seconds", "Benchmark.", ["operation"], buckets=BUCKETS, registry=registry
+    )
     child = hist.labels("bench")
 
     def bare():
@@ -72,11 +74,17 @@ def measure() -> dict[str, float]:
     figures = {}
     # Interleave the variants so drifting machine load hits them alike.
     for _ in range(2):
-        for key, func in (("sync bare", bare), ("sync Histogram.time()", hist_timed),
-                          ("sync profile()", profiled)):
+        for key, func in (
+            ("sync bare", bare),
+            ("sync Histogram.time()", hist_timed),
+            ("sync profile()", profiled),
+        ):
             figures[key] = min(figures.get(key, float("inf")), _best_sync(func))
-        for key, func in (("async bare", abare), ("async Histogram.time()", ahist),
-                          ("async profile()", aprofiled)):
+        for key, func in (
+            ("async bare", abare),
+            ("async Histogram.time()", ahist),
+            ("async profile()", aprofiled),
+        ):
             figures[key] = min(figures.get(key, float("inf")), _best_async(func))
     return figures
 
@@ -94,15 +102,19 @@ def main() -> int:
         print(f"  {kind:<5}  profile()          {prof:8.0f} ns   (+{prof - bare:.0f} ns over bare)")
         ratio = prof / hist
         overhead_ratio = (prof - bare) / (hist - bare) if hist > bare else float("nan")
-        print(f"  {kind:<5}  ratio profile()/Histogram.time() = {ratio:.2f} "
-              f"(overheads alone: {overhead_ratio:.2f})")
+        print(
+            f"  {kind:<5}  ratio profile()/Histogram.time() = {ratio:.2f} "
+            f"(overheads alone: {overhead_ratio:.2f})"
+        )
         verdicts.append((kind, ratio))
     ok = True
     for kind, ratio in verdicts:
         good = ratio <= TARGET
         ok &= good
-        print(f"target: {kind} profile() within {TARGET}x of Histogram.time(): "
-              f"{'met' if good else 'MISSED'} ({ratio:.2f}x)")
+        print(
+            f"target: {kind} profile() within {TARGET}x of Histogram.time(): "
+            f"{'met' if good else 'MISSED'} ({ratio:.2f}x)"
+        )
     return 0 if ok else 1
 
 

@@ -61,6 +61,7 @@ printed beside the median).
 samples the server's workers, writes the collapsed stacks to
 ``DIR/<case>.txt`` and prints where the samples fall.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,9 +76,25 @@ from pathlib import Path
 
 import yaml
 
-from ._support import (ROOT, LoadResult, ProcessGroup, build_request, descendants, http_ready,
-                       memory_mb, ms, python_env, run_load, say, table, ticketing_database,
-                       tree_cpu_seconds, tree_switches, verdict, workdir)
+from ._support import (
+    ROOT,
+    LoadResult,
+    ProcessGroup,
+    build_request,
+    descendants,
+    http_ready,
+    memory_mb,
+    ms,
+    python_env,
+    run_load,
+    say,
+    table,
+    ticketing_database,
+    tree_cpu_seconds,
+    tree_switches,
+    verdict,
+    workdir,
+)
 
 TICKETS = 100_000
 SMALL_TICKETS = 1_000
@@ -85,7 +102,7 @@ PARTNERS = 100
 WORKERS, THREADS = 2, 8
 CONCURRENCY = 16
 ROUNDS = 8
-DURATION = 2.0                  # seconds per case per round
+DURATION = 2.0  # seconds per case per round
 PROFILE_SECONDS = 15.0
 TARGET_OF_FLOOR = 0.60
 TARGET_SECURITY = 0.10
@@ -102,27 +119,37 @@ ENDPOINTS = ("create ticket", "list tickets", "post message")
 POST_ROUTES = ("create ticket", "post message")
 FLOORS = {"create ticket": FLOOR_CREATE, "post message": FLOOR_MESSAGE}
 GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
-HIGH = "1000000000/minute"      # never reached: limits are checked, not enforced
+HIGH = "1000000000/minute"  # never reached: limits are checked, not enforced
 TICKET_BODIES = [
-    {"title": "Transactions failing with 503 since this morning",
-     "description": "Since 09:00 UTC every POST /transactions from our billing system fails "
-                    "with a 503 after about 30 seconds. We retried with backoff; the pool "
-                    "allocation request id is 7c1e-44a0. Can you check the API gateway?"},
-    {"title": "Invoice for October shows the wrong energy units",
-     "description": "The October invoice lists 12,400 kWh drawn from the shared pool, but "
-                    "our meter readings add up to 11,950 kWh. Please send a corrected "
-                    "invoice or a credit note for the difference."},
-    {"title": "Cannot log in to the partner portal",
-     "description": "Two of our operators get 'invalid credentials' since the password "
-                    "reset yesterday. Their accounts are not locked. Is two-factor login "
-                    "required now?"},
-    {"title": "Webhook retries arrive out of order",
-     "description": "Our endpoint receives transaction.completed before transaction.created "
-                    "for about 1 in 200 transactions when the first delivery timed out. Is "
-                    "ordering guaranteed, or should we sort by sequence number?"},
+    {
+        "title": "Transactions failing with 503 since this morning",
+        "description": "Since 09:00 UTC every POST /transactions from our billing system fails "
+        "with a 503 after about 30 seconds. We retried with backoff; the pool "
+        "allocation request id is 7c1e-44a0. Can you check the API gateway?",
+    },
+    {
+        "title": "Invoice for October shows the wrong energy units",
+        "description": "The October invoice lists 12,400 kWh drawn from the shared pool, but "
+        "our meter readings add up to 11,950 kWh. Please send a corrected "
+        "invoice or a credit note for the difference.",
+    },
+    {
+        "title": "Cannot log in to the partner portal",
+        "description": "Two of our operators get 'invalid credentials' since the password "
+        "reset yesterday. Their accounts are not locked. Is two-factor login "
+        "required now?",
+    },
+    {
+        "title": "Webhook retries arrive out of order",
+        "description": "Our endpoint receives transaction.completed before transaction.created "
+        "for about 1 in 200 transactions when the first delivery timed out. Is "
+        "ordering guaranteed, or should we sort by sequence number?",
+    },
 ]
-MESSAGE = {"body": "Thanks. We retried at 10:15 UTC and still get the error; the request "
-                   "ids are in the attached log. Anything else we can send you?"}
+MESSAGE = {
+    "body": "Thanks. We retried at 10:15 UTC and still get the error; the request "
+    "ids are in the attached log. Anything else we can send you?"
+}
 
 
 @dataclass
@@ -140,7 +167,7 @@ class Case:
     server: str
     requests: list[bytes]
     expect: int
-    ceiling: str | None = None           # the bare case it is compared with
+    ceiling: str | None = None  # the bare case it is compared with
     rounds: list[LoadResult] = field(default_factory=list)
     round_cpu: list[float] = field(default_factory=list)  # server (and Redis) CPU s per round
     switches: int = 0  # the server's voluntary context switches, all rounds
@@ -191,8 +218,10 @@ class Spread:
         """``median% (low-high%)``"""
         if not self.values:
             return "-"
-        return (f"{self.median * 100:.{digits}f}% ({min(self.values) * 100:.{digits}f}-"
-                f"{max(self.values) * 100:.{digits}f}%)")
+        return (
+            f"{self.median * 100:.{digits}f}% ({min(self.values) * 100:.{digits}f}-"
+            f"{max(self.values) * 100:.{digits}f}%)"
+        )
 
     def times(self) -> str:
         if not self.values:
@@ -215,20 +244,25 @@ class Pair:
 
 # ------------------------------------------------------------------- data
 
+
 def prepare_database(url: str, tickets: int) -> tuple[int, str, list[int]]:
     """Migrate, create the partners and the benchmark partner's API key, store
     ``tickets`` tickets; returns the partner's id, its key and ids of its open tickets."""
     from sqlalchemy import text
 
-    from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
     from ticketing.db import db
+    from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
 
     logging.disable(logging.WARNING)  # the set-up's own app: no notices about its settings
     with ticketing_database(url) as (partner_id, key):
-        db.session.execute(text(
-            "INSERT INTO partners (name, status, created_at) "
-            "SELECT 'Partner ' || x, 'active', now() AT TIME ZONE 'UTC' "
-            "FROM generate_series(2, :n) AS x"), {"n": PARTNERS})
+        db.session.execute(
+            text(
+                "INSERT INTO partners (name, status, created_at) "
+                "SELECT 'Partner ' || x, 'active', now() AT TIME ZONE 'UTC' "
+                "FROM generate_series(2, :n) AS x"
+            ),
+            {"n": PARTNERS},
+        )
 
         def pick(values: tuple[str, ...], step: int) -> str:
             options = ", ".join(f"'{v}'" for v in values)
@@ -236,22 +270,34 @@ def prepare_database(url: str, tickets: int) -> tuple[int, str, list[int]]:
 
         # Half the tickets are the benchmark partner's; the other half spread
         # over the other partners. Created over the last year, oldest first.
-        db.session.execute(text(
-            "INSERT INTO tickets (partner_id, title, description, category, status, priority, "
-            "created_at, updated_at, first_response_due_at, resolution_due_at) "
-            f"SELECT CASE WHEN x % 2 = 0 THEN {partner_id} ELSE 2 + x % {PARTNERS - 1} END, "
-            "'Seeded ticket ' || x, 'A stored ticket for the benchmark, number ' || x || '.', "
-            f"{pick(CATEGORIES, 3)}, {pick(STATUSES, 1)}, {pick(PRIORITIES, 7)}, "
-            "t, t, t + interval '8 hours', t + interval '3 days' "
-            "FROM (SELECT x, (now() AT TIME ZONE 'UTC') - make_interval(secs => (:n - x) * :step) "
-            "      AS t FROM generate_series(1, :n) AS x) AS s"),
-            {"n": tickets, "step": 315 * TICKETS // tickets})
-        db.session.execute(text("CREATE TABLE bare_items (id SERIAL PRIMARY KEY, title TEXT, "
-                                "description TEXT)"))
+        db.session.execute(
+            text(
+                "INSERT INTO tickets (partner_id, title, description, category, status, priority, "
+                "created_at, updated_at, first_response_due_at, resolution_due_at) "
+                f"SELECT CASE WHEN x % 2 = 0 THEN {partner_id} ELSE 2 + x % {PARTNERS - 1} END, "
+                "'Seeded ticket ' || x, 'A stored ticket for the benchmark, number ' || x || '.', "
+                f"{pick(CATEGORIES, 3)}, {pick(STATUSES, 1)}, {pick(PRIORITIES, 7)}, "
+                "t, t, t + interval '8 hours', t + interval '3 days' "
+                "FROM (SELECT x, (now() AT TIME ZONE 'UTC') - make_interval(secs => (:n - x) * :step) "
+                "      AS t FROM generate_series(1, :n) AS x) AS s"
+            ),
+            {"n": tickets, "step": 315 * TICKETS // tickets},
+        )
+        db.session.execute(
+            text("CREATE TABLE bare_items (id SERIAL PRIMARY KEY, title TEXT, description TEXT)")
+        )
         db.session.commit()
-        open_ids = db.session.execute(text(
-            "SELECT id FROM tickets WHERE partner_id = :p AND status = 'open' "
-            "ORDER BY id DESC LIMIT 400"), {"p": partner_id}).scalars().all()
+        open_ids = (
+            db.session.execute(
+                text(
+                    "SELECT id FROM tickets WHERE partner_id = :p AND status = 'open' "
+                    "ORDER BY id DESC LIMIT 400"
+                ),
+                {"p": partner_id},
+            )
+            .scalars()
+            .all()
+        )
         db.session.execute(text("ANALYZE"))
     return partner_id, key, list(open_ids)
 
@@ -260,8 +306,11 @@ def ticketing_config(path: Path, secure: bool, redis_url: str) -> Path:
     section: dict = {"outbox": {"worker": False}}
     if secure:
         section["security"] = {"scan": {"enabled": True}}
-        section["ratelimits"] = {"enabled": True, "storage_url": redis_url,
-                                 "limits": {"api_call": HIGH, "ticket_create": HIGH}}
+        section["ratelimits"] = {
+            "enabled": True,
+            "storage_url": redis_url,
+            "limits": {"api_call": HIGH, "ticket_create": HIGH},
+        }
     else:
         section["security"] = {"scan": {"enabled": False}}
         section["ratelimits"] = {"enabled": False}
@@ -271,30 +320,50 @@ def ticketing_config(path: Path, secure: bool, redis_url: str) -> Path:
 
 # -------------------------------------------------------------------- run
 
-def start_servers(tmp: Path, procs: ProcessGroup, db_url: str, small_db_url: str,
-                  redis_url: str, partner_id: int, only: tuple[str, ...] | None = None
-                  ) -> dict[str, Server]:
+
+def start_servers(
+    tmp: Path,
+    procs: ProcessGroup,
+    db_url: str,
+    small_db_url: str,
+    redis_url: str,
+    partner_id: int,
+    only: tuple[str, ...] | None = None,
+) -> dict[str, Server]:
     from tests.harness import free_port
 
     servers = {}
-    for name, app, url, secure in (("bare", "benchmarks._bare_app:app", db_url, False),
-                                   ("secure", "ticketing:create_app()", db_url, True),
-                                   ("plain", "ticketing:create_app()", db_url, False),
-                                   ("secure-1k", "ticketing:create_app()", small_db_url, True)):
+    for name, app, url, secure in (
+        ("bare", "benchmarks._bare_app:app", db_url, False),
+        ("secure", "ticketing:create_app()", db_url, True),
+        ("plain", "ticketing:create_app()", db_url, False),
+        ("secure-1k", "ticketing:create_app()", small_db_url, True),
+    ):
         if only is not None and name not in only:
             continue
         port = free_port()
         metrics_dir = tmp / f"metrics-{name}"
         metrics_dir.mkdir()
-        env = python_env(TICKETING_BIND=f"127.0.0.1:{port}", TICKETING_WORKERS=str(WORKERS),
-                         TICKETING_THREADS=str(THREADS), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-                         TICKETING_DATABASE_URL=url, REDIS_URL=redis_url,
-                         BARE_PARTNER_ID=str(partner_id))
+        env = python_env(
+            TICKETING_BIND=f"127.0.0.1:{port}",
+            TICKETING_WORKERS=str(WORKERS),
+            TICKETING_THREADS=str(THREADS),
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            TICKETING_DATABASE_URL=url,
+            REDIS_URL=redis_url,
+            BARE_PARTNER_ID=str(partner_id),
+        )
         if name != "bare":
-            env["TICKETING_CONFIG"] = str(ticketing_config(tmp / f"{name}.yml", secure,
-                                                           redis_url))
-        cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--no-control-socket",
-               app]
+            env["TICKETING_CONFIG"] = str(ticketing_config(tmp / f"{name}.yml", secure, redis_url))
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(GUNICORN_CONF),
+            "--no-control-socket",
+            app,
+        ]
         server = Server(name, port, uses_redis=secure)
         server.proc = procs.start(cmd, tmp, name=f"gunicorn-{name}", env=env)
         servers[name] = server
@@ -303,8 +372,9 @@ def start_servers(tmp: Path, procs: ProcessGroup, db_url: str, small_db_url: str
         deadline = time.monotonic() + 90
         while not http_ready_():
             if not server.proc.running() or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn {server.name} did not start:\n"
-                                   f"{server.proc.log()[-3000:]}")
+                raise RuntimeError(
+                    f"gunicorn {server.name} did not start:\n{server.proc.log()[-3000:]}"
+                )
             time.sleep(0.2)
     return servers
 
@@ -313,31 +383,48 @@ def cases(key: str, ticket_ids: list[int], small_key: str) -> list[Case]:
     host = "127.0.0.1"
     auth = {"X-API-Key": key, "Content-Type": "application/json"}
     plain_json = {"Content-Type": "application/json"}
-    creates = [build_request("POST", "/api/v1/tickets", host, json.dumps(b).encode(), auth)
-               for b in TICKET_BODIES]
-    bare_posts = [build_request("POST", "/bare", host, json.dumps(b).encode(), plain_json)
-                  for b in TICKET_BODIES]
+    creates = [
+        build_request("POST", "/api/v1/tickets", host, json.dumps(b).encode(), auth)
+        for b in TICKET_BODIES
+    ]
+    bare_posts = [
+        build_request("POST", "/bare", host, json.dumps(b).encode(), plain_json)
+        for b in TICKET_BODIES
+    ]
     message = json.dumps(MESSAGE).encode()
-    messages = [build_request("POST", f"/api/v1/tickets/{i}/messages", host, message, auth)
-                for i in ticket_ids]
+    messages = [
+        build_request("POST", f"/api/v1/tickets/{i}/messages", host, message, auth)
+        for i in ticket_ids
+    ]
     listing = [build_request("GET", "/api/v1/tickets", host, headers={"X-API-Key": key})]
-    small_listing = [build_request("GET", "/api/v1/tickets", host,
-                                   headers={"X-API-Key": small_key})]
+    small_listing = [
+        build_request("GET", "/api/v1/tickets", host, headers={"X-API-Key": small_key})
+    ]
     bare_get = [build_request("GET", "/bare", host)]
-    bare_db = [build_request("POST", "/bare/db", host, json.dumps(b).encode(), plain_json)
-               for b in TICKET_BODIES]
-    floor_creates = [build_request("POST", "/bare/ticket", host, json.dumps(b).encode(),
-                                   plain_json) for b in TICKET_BODIES]
-    floor_messages = [build_request("POST", f"/bare/tickets/{i}/messages", host, message,
-                                    plain_json) for i in ticket_ids]
-    found = [Case(BARE_POST, "bare", bare_posts, 201),
-             Case(BARE_DB, "bare", bare_db, 201, BARE_POST),
-             Case(BARE_GET, "bare", bare_get, 200)]
+    bare_db = [
+        build_request("POST", "/bare/db", host, json.dumps(b).encode(), plain_json)
+        for b in TICKET_BODIES
+    ]
+    floor_creates = [
+        build_request("POST", "/bare/ticket", host, json.dumps(b).encode(), plain_json)
+        for b in TICKET_BODIES
+    ]
+    floor_messages = [
+        build_request("POST", f"/bare/tickets/{i}/messages", host, message, plain_json)
+        for i in ticket_ids
+    ]
+    found = [
+        Case(BARE_POST, "bare", bare_posts, 201),
+        Case(BARE_DB, "bare", bare_db, 201, BARE_POST),
+        Case(BARE_GET, "bare", bare_get, 200),
+    ]
     # Each endpoint with the monitor on, then off (and the write routes' floors
     # next to them): the pairs run side by side.
-    for endpoint, reqs, expect, ceiling in (("create ticket", creates, 201, BARE_POST),
-                                            ("list tickets", listing, 200, BARE_GET),
-                                            ("post message", messages, 201, BARE_POST)):
+    for endpoint, reqs, expect, ceiling in (
+        ("create ticket", creates, 201, BARE_POST),
+        ("list tickets", listing, 200, BARE_GET),
+        ("post message", messages, 201, BARE_POST),
+    ):
         if endpoint == "create ticket":
             found.append(Case(FLOOR_CREATE, "bare", floor_creates, 201, BARE_POST))
         if endpoint == "post message":
@@ -349,8 +436,7 @@ def cases(key: str, ticket_ids: list[int], small_key: str) -> list[Case]:
     return found
 
 
-def run_case(case: Case, server: Server, redis_pid: int | None,
-             duration: float = DURATION) -> None:
+def run_case(case: Case, server: Server, redis_pid: int | None, duration: float = DURATION) -> None:
     """One slice of load; the server's CPU time (master and workers, and Redis
     for a server that uses it) is kept along with the answers."""
     pids = [server.proc.pid] + ([redis_pid] if server.uses_redis and redis_pid else [])
@@ -392,8 +478,13 @@ def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> N
         case.rounds.append(result)
 
 
-def _load(case: Case, port: int, duration: float, concurrency: int = CONCURRENCY,
-          part: tuple[int, int] = (0, 1)) -> LoadResult:
+def _load(
+    case: Case,
+    port: int,
+    duration: float,
+    concurrency: int = CONCURRENCY,
+    part: tuple[int, int] = (0, 1),
+) -> LoadResult:
     """Load ``case``; ``part`` (i, n): the i-th of n cases loaded at once, which takes
     the i-th n-th of the requests when there are enough (message posts: the two
     sides of a pair post on different tickets)."""
@@ -401,7 +492,7 @@ def _load(case: Case, port: int, duration: float, concurrency: int = CONCURRENCY
     index, parts = part
     if len(requests) >= parts * concurrency:
         size = len(requests) // parts
-        requests = requests[index * size:(index + 1) * size]
+        requests = requests[index * size : (index + 1) * size]
     per_thread = max(1, len(requests) // concurrency)
 
     def request_for(thread: int, n: int) -> bytes:
@@ -409,8 +500,14 @@ def _load(case: Case, port: int, duration: float, concurrency: int = CONCURRENCY
         # threads never wait on each other's row locks).
         return requests[(thread * per_thread + n % per_thread) % len(requests)]
 
-    return run_load("127.0.0.1", port, request_for, expect=case.expect, duration=duration,
-                    concurrency=concurrency)
+    return run_load(
+        "127.0.0.1",
+        port,
+        request_for,
+        expect=case.expect,
+        duration=duration,
+        concurrency=concurrency,
+    )
 
 
 def pairs(all_cases: list[Case]) -> list[Pair]:
@@ -448,24 +545,35 @@ def main(argv: list[str]) -> int:
             _, small_key, _ = prepare_database(small_db_url, SMALL_TICKETS)
             redis = start_redis(tmp)
             procs.add(redis.process)
-            say(f"[{time.monotonic() - started:4.0f} s] {TICKETS:,} and {SMALL_TICKETS:,} "
+            say(
+                f"[{time.monotonic() - started:4.0f} s] {TICKETS:,} and {SMALL_TICKETS:,} "
                 f"tickets stored; starting gunicorn x4 ({WORKERS} workers x {THREADS} "
-                f"threads each)")
-            servers = start_servers(tmp, procs, db_url, small_db_url, redis.url, partner_id,
-                                    only=("secure",) if profile_dir else None)
+                f"threads each)"
+            )
+            servers = start_servers(
+                tmp,
+                procs,
+                db_url,
+                small_db_url,
+                redis.url,
+                partner_id,
+                only=("secure",) if profile_dir else None,
+            )
             all_cases = cases(key, ticket_ids, small_key)
             if profile_dir:
                 return profile(all_cases, servers, profile_dir)
             all_pairs = pairs(all_cases)
-            say(f"[{time.monotonic() - started:4.0f} s] {len(all_cases)} cases and "
+            say(
+                f"[{time.monotonic() - started:4.0f} s] {len(all_cases)} cases and "
                 f"{len(all_pairs)} pairs x {ROUNDS} rounds x {DURATION:g} s, {CONCURRENCY} "
-                f"client connections")
+                f"client connections"
+            )
             client_cpu0 = time.process_time()
             load_started = time.monotonic()
             for n in range(ROUNDS):  # every other round in reverse: drift hits all alike
-                for case in (all_cases if n % 2 == 0 else all_cases[::-1]):
+                for case in all_cases if n % 2 == 0 else all_cases[::-1]:
                     run_case(case, servers[case.server], redis.process.pid)
-                for pair in (all_pairs if n % 2 == 0 else all_pairs[::-1]):
+                for pair in all_pairs if n % 2 == 0 else all_pairs[::-1]:
                     run_pair(pair, servers, redis.process.pid)
             client_share = (time.process_time() - client_cpu0) / (time.monotonic() - load_started)
             for server in servers.values():
@@ -483,8 +591,10 @@ _AREAS = (
     ("security monitor (ticketing/security, redis-py)", ("ticketing/security/", "redis/")),
     ("SQLAlchemy ORM", ("sqlalchemy/orm/",)),
     ("SQLAlchemy Core, psycopg", ("sqlalchemy/", "psycopg/")),
-    ("marshmallow, webargs, flask-smorest", ("marshmallow/", "webargs/", "flask_smorest/",
-                                             "ticketing/api/dumping.py")),
+    (
+        "marshmallow, webargs, flask-smorest",
+        ("marshmallow/", "webargs/", "flask_smorest/", "ticketing/api/dumping.py"),
+    ),
     ("metrics (prometheus)", ("prometheus_client/", "prometheus_flask_exporter/")),
     ("ticketing (other)", ("ticketing/",)),
     ("Flask, Werkzeug", ("flask/", "werkzeug/", "blinker/")),
@@ -500,18 +610,37 @@ def profile(all_cases: list[Case], servers: dict[str, Server], directory: Path) 
         case = by_name[f"{endpoint}, {ON}"]
         out = directory / f"{endpoint.replace(' ', '-')}.txt"
         spy = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--subprocesses",
-             "--nonblocking", "--rate", "200", "--format", "raw", "-o", str(out),
-             "-d", str(int(PROFILE_SECONDS) + 2), "-p", str(server.proc.pid)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--gil",
+                "--subprocesses",
+                "--nonblocking",
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "-o",
+                str(out),
+                "-d",
+                str(int(PROFILE_SECONDS) + 2),
+                "-p",
+                str(server.proc.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(1.0)
         run_case(case, server, None, duration=PROFILE_SECONDS)
         _, err = spy.communicate(timeout=120)
         if spy.returncode or not out.exists():
             say(f"py-spy failed for {endpoint}: {err[-2000:]}")
             return 1
-        say(f"\n{endpoint} ({case.rounds[-1].throughput:.0f} req/s while sampled; "
-            f"samples holding the GIL, by innermost area) -> {out}")
+        say(
+            f"\n{endpoint} ({case.rounds[-1].throughput:.0f} req/s while sampled; "
+            f"samples holding the GIL, by innermost area) -> {out}"
+        )
         say(summarize(out))
     return 0
 
@@ -527,8 +656,7 @@ def summarize(path: Path) -> str:
         frames = stack.split(";")
         total += int(count)
         for frame in reversed(frames):
-            where = next((name for name, parts in _AREAS if any(p in frame for p in parts)),
-                         None)
+            where = next((name for name, parts in _AREAS if any(p in frame for p in parts)), None)
             if where:
                 areas[where] += int(count)
                 break
@@ -536,8 +664,9 @@ def summarize(path: Path) -> str:
             areas["other (interpreter, stdlib)"] += int(count)
         for frame in set(frames):
             if "ticketing/" in frame and "site-packages" not in frame:
-                functions[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].split(":")[0]
-                          ] += int(count)
+                functions[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].split(":")[0]] += (
+                    int(count)
+                )
     rows = [[name, f"{n / total * 100:.1f}%"] for name, n in areas.most_common()]
     text = table(["area", "share"], rows)
     rows = [[name, f"{n / total * 100:.1f}%"] for name, n in functions.most_common(18)]
@@ -546,10 +675,15 @@ def summarize(path: Path) -> str:
 
 # ----------------------------------------------------------------- report
 
+
 def _per_round(numerator: Case, denominator: Case, value) -> Spread:
-    return Spread([value(numerator, n) / value(denominator, n)
-                   for n in range(min(len(numerator.rounds), len(denominator.rounds)))
-                   if value(denominator, n)])
+    return Spread(
+        [
+            value(numerator, n) / value(denominator, n)
+            for n in range(min(len(numerator.rounds), len(denominator.rounds)))
+            if value(denominator, n)
+        ]
+    )
 
 
 def _throughput(case: Case, n: int) -> float:
@@ -562,43 +696,84 @@ def _p99(case: Case, n: int) -> float:
 
 def _cpu_cost(on: Case, off: Case) -> Spread:
     """1 - CPU per request off / on, per round."""
-    return Spread([1 - off.round_cpu_per_request(n) / on.round_cpu_per_request(n)
-                   for n in range(min(len(on.rounds), len(off.rounds)))])
+    return Spread(
+        [
+            1 - off.round_cpu_per_request(n) / on.round_cpu_per_request(n)
+            for n in range(min(len(on.rounds), len(off.rounds)))
+        ]
+    )
 
 
-def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Server],
-           client_share: float) -> int:
+def report(
+    all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Server], client_share: float
+) -> int:
     totals = {case.name: case.total for case in all_cases}
     by_name = {case.name: case for case in all_cases}
     say()
-    say(f"Throughput and latency ({CONCURRENCY} connections, {ROUNDS} rounds x {DURATION:g} s "
+    say(
+        f"Throughput and latency ({CONCURRENCY} connections, {ROUNDS} rounds x {DURATION:g} s "
         f"per case; the load generator used {client_share * 100:.0f}% of a core; CPU: the "
-        f"server's workers, and Redis for the servers with limits on)")
+        f"server's workers, and Redis for the servers with limits on)"
+    )
     rows = []
     for case in all_cases:
         t = totals[case.name]
-        ratio = f"{t.throughput / totals[case.ceiling].throughput * 100:.0f}%" if case.ceiling \
+        ratio = (
+            f"{t.throughput / totals[case.ceiling].throughput * 100:.0f}%"
+            if case.ceiling
             else "ceiling"
+        )
         floor = next((FLOORS[e] for e in FLOORS if case.name.startswith(e + ",")), None)
-        of_floor = (_per_round(case, by_name[floor], _throughput).pct(0) if floor
-                    else "floor" if case.name in FLOORS.values() else "")
+        of_floor = (
+            _per_round(case, by_name[floor], _throughput).pct(0)
+            if floor
+            else "floor"
+            if case.name in FLOORS.values()
+            else ""
+        )
         others = sum(c for s, c in t.statuses.items() if s != case.expect) + t.errors
-        rows.append([case.name, f"{t.throughput:.0f}", ms(t.p(50)), ms(t.p(99)),
-                     f"{case.cpu_per_request * 1000:.2f}", ratio, of_floor, others])
-    say(table(["case", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "of bare",
-               "of floor, median (range)", "failed"], rows))
-    failures = [(c.name, totals[c.name].first_error) for c in all_cases
-                if totals[c.name].first_error]
+        rows.append(
+            [
+                case.name,
+                f"{t.throughput:.0f}",
+                ms(t.p(50)),
+                ms(t.p(99)),
+                f"{case.cpu_per_request * 1000:.2f}",
+                ratio,
+                of_floor,
+                others,
+            ]
+        )
+    say(
+        table(
+            [
+                "case",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "CPU ms/req",
+                "of bare",
+                "of floor, median (range)",
+                "failed",
+            ],
+            rows,
+        )
+    )
+    failures = [
+        (c.name, totals[c.name].first_error) for c in all_cases if totals[c.name].first_error
+    ]
     for name, error in failures:
         say(f"  first failure in {name}: {error}")
 
     say()
-    say(f"Cost of scanning + rate limiting: 1 - CPU per request off / on (the server's workers, "
+    say(
+        f"Cost of scanning + rate limiting: 1 - CPU per request off / on (the server's workers, "
         f"plus Redis when on). Paired: the servers with the monitor on and off loaded at the "
         f"same time, {CONCURRENCY // 2} connections each, so the machine's other load hits "
         f"both alike; in turn: from the slices above, one after the other. Median (range) "
         f"over {ROUNDS} rounds; waits: voluntary context switches of all the server's threads "
-        f"per request (a thread blocked on a socket, a lock or the GIL), paired")
+        f"per request (a thread blocked on a socket, a lock or the GIL), paired"
+    )
     paired = {pair.first.name: pair for pair in all_pairs}
     costs: dict[str, Spread] = {}
     rows = []
@@ -607,25 +782,60 @@ def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Serv
         on, off = pair.first, pair.second
         costs[endpoint] = _cpu_cost(on, off)
         seq_on, seq_off = by_name[f"{endpoint}, {ON}"], by_name[f"{endpoint}, {OFF}"]
-        direct = Spread([1 - seq_on.rounds[n].throughput / seq_off.rounds[n].throughput
-                         for n in range(ROUNDS) if seq_off.rounds[n].throughput])
-        rows.append([endpoint, f"{off.cpu_per_request * 1000:.2f}",
-                     f"{on.cpu_per_request * 1000:.2f}",
-                     f"{(on.cpu_per_request - off.cpu_per_request) * 1000:+.2f}",
-                     costs[endpoint].pct(), _cpu_cost(seq_on, seq_off).pct(), direct.pct(),
-                     f"{off.switches_per_request:.1f} -> {on.switches_per_request:.1f}"])
-    say(table(["endpoint", "CPU ms off", "CPU ms on", "added ms", "paired, by CPU",
-               "in turn, by CPU", "in turn, req/s lost", "waits/req off -> on"], rows))
+        direct = Spread(
+            [
+                1 - seq_on.rounds[n].throughput / seq_off.rounds[n].throughput
+                for n in range(ROUNDS)
+                if seq_off.rounds[n].throughput
+            ]
+        )
+        rows.append(
+            [
+                endpoint,
+                f"{off.cpu_per_request * 1000:.2f}",
+                f"{on.cpu_per_request * 1000:.2f}",
+                f"{(on.cpu_per_request - off.cpu_per_request) * 1000:+.2f}",
+                costs[endpoint].pct(),
+                _cpu_cost(seq_on, seq_off).pct(),
+                direct.pct(),
+                f"{off.switches_per_request:.1f} -> {on.switches_per_request:.1f}",
+            ]
+        )
+    say(
+        table(
+            [
+                "endpoint",
+                "CPU ms off",
+                "CPU ms on",
+                "added ms",
+                "paired, by CPU",
+                "in turn, by CPU",
+                "in turn, req/s lost",
+                "waits/req off -> on",
+            ],
+            rows,
+        )
+    )
 
     big, small = all_pairs[-1].first, all_pairs[-1].second
     say()
-    say(f"List latency at {TICKETS:,} and {SMALL_TICKETS:,} tickets, paired (loaded at the "
-        f"same time, {CONCURRENCY // 2} connections each)")
+    say(
+        f"List latency at {TICKETS:,} and {SMALL_TICKETS:,} tickets, paired (loaded at the "
+        f"same time, {CONCURRENCY // 2} connections each)"
+    )
     rows = []
     for case in (big, small):
         t = case.total
-        rows.append([case.name, f"{t.throughput:.0f}", ms(t.p(50)), ms(t.p(90)), ms(t.p(99)),
-                     f"{case.cpu_per_request * 1000:.2f}"])
+        rows.append(
+            [
+                case.name,
+                f"{t.throughput:.0f}",
+                ms(t.p(50)),
+                ms(t.p(90)),
+                ms(t.p(99)),
+                f"{case.cpu_per_request * 1000:.2f}",
+            ]
+        )
     say(table(["case", "req/s", "p50 ms", "p90 ms", "p99 ms", "CPU ms/req"], rows))
 
     say()
@@ -633,42 +843,65 @@ def report(all_cases: list[Case], all_pairs: list[Pair], servers: dict[str, Serv
     rows = []
     for server in servers.values():
         for n, worker in enumerate(server.workers, 1):
-            rows.append([f"{server.name} worker {n}", f"{worker.get('rss', 0):.1f}",
-                         f"{worker.get('pss', 0):.1f}"])
+            rows.append(
+                [
+                    f"{server.name} worker {n}",
+                    f"{worker.get('rss', 0):.1f}",
+                    f"{worker.get('pss', 0):.1f}",
+                ]
+            )
     say(table(["server", "RSS MiB", "PSS MiB"], rows))
 
     say()
     for endpoint, floor in FLOORS.items():
         on, off = by_name[f"{endpoint}, {ON}"], by_name[f"{endpoint}, {OFF}"]
         of_floor = _per_round(on, by_name[floor], _throughput)
-        say(verdict(f"{endpoint} at least {TARGET_OF_FLOOR:.0%} of its floor (scanning and "
-                    f"limits on)", of_floor.median >= TARGET_OF_FLOOR,
-                    f"median {of_floor.pct(0)} over {ROUNDS} rounds; {totals[on.name].throughput:.0f}"
-                    f" vs {totals[floor].throughput:.0f} req/s; with them off "
-                    f"{_per_round(off, by_name[floor], _throughput).pct(0)}; CPU per request "
-                    f"{on.cpu_per_request * 1000:.2f} vs {by_name[floor].cpu_per_request * 1000:.2f}"
-                    f" ms"))
+        say(
+            verdict(
+                f"{endpoint} at least {TARGET_OF_FLOOR:.0%} of its floor (scanning and limits on)",
+                of_floor.median >= TARGET_OF_FLOOR,
+                f"median {of_floor.pct(0)} over {ROUNDS} rounds; {totals[on.name].throughput:.0f}"
+                f" vs {totals[floor].throughput:.0f} req/s; with them off "
+                f"{_per_round(off, by_name[floor], _throughput).pct(0)}; CPU per request "
+                f"{on.cpu_per_request * 1000:.2f} vs {by_name[floor].cpu_per_request * 1000:.2f}"
+                f" ms",
+            )
+        )
     worst = max(POST_ROUTES, key=lambda e: costs[e].median)
-    say(verdict(f"scanning plus rate limiting at most {TARGET_SECURITY:.0%} of the CPU per "
-                f"request on every POST route",
-                all(costs[e].median <= TARGET_SECURITY for e in POST_ROUTES),
-                "paired, median (range) over rounds, Redis included: "
-                + ", ".join(f"{e} {costs[e].pct()}" for e in POST_ROUTES)
-                + f" (worst: {worst}); list tickets {costs['list tickets'].pct()}"))
+    say(
+        verdict(
+            f"scanning plus rate limiting at most {TARGET_SECURITY:.0%} of the CPU per "
+            f"request on every POST route",
+            all(costs[e].median <= TARGET_SECURITY for e in POST_ROUTES),
+            "paired, median (range) over rounds, Redis included: "
+            + ", ".join(f"{e} {costs[e].pct()}" for e in POST_ROUTES)
+            + f" (worst: {worst}); list tickets {costs['list tickets'].pct()}",
+        )
+    )
     growth = _per_round(big, small, _p99)
     pooled = big.total.p(99) / small.total.p(99)
     seq_big, seq_small = totals[f"list tickets, {ON}"], totals[LIST_SMALL]
-    say(verdict(f"list p99 at {TICKETS // 1000}k tickets at most {TARGET_LIST_GROWTH:g}x its "
-                f"p99 at {SMALL_TICKETS // 1000}k", growth.median <= TARGET_LIST_GROWTH,
-                f"paired, median (range) of the rounds' p99 ratios {growth.times()}; all rounds "
-                f"pooled: {ms(big.total.p(99))} vs {ms(small.total.p(99))} ms, {pooled:.2f}x; "
-                f"p50 {ms(big.total.p(50))} vs "
-                f"{ms(small.total.p(50))} ms; in turn: p99 {ms(seq_big.p(99))} vs "
-                f"{ms(seq_small.p(99))} ms, {seq_big.p(99) / seq_small.p(99):.2f}x"))
+    say(
+        verdict(
+            f"list p99 at {TICKETS // 1000}k tickets at most {TARGET_LIST_GROWTH:g}x its "
+            f"p99 at {SMALL_TICKETS // 1000}k",
+            growth.median <= TARGET_LIST_GROWTH,
+            f"paired, median (range) of the rounds' p99 ratios {growth.times()}; all rounds "
+            f"pooled: {ms(big.total.p(99))} vs {ms(small.total.p(99))} ms, {pooled:.2f}x; "
+            f"p50 {ms(big.total.p(50))} vs "
+            f"{ms(small.total.p(50))} ms; in turn: p99 {ms(seq_big.p(99))} vs "
+            f"{ms(seq_small.p(99))} ms, {seq_big.p(99) / seq_small.p(99):.2f}x",
+        )
+    )
     ticketing_workers = [w for s in servers.values() if s.name != "bare" for w in s.workers]
     rss = max((w.get("rss", 0) for w in ticketing_workers), default=float("nan"))
-    say(verdict("a ticketing worker under 120 MB resident", rss < TARGET_WORKER_MB,
-                f"largest worker RSS {rss:.1f} MiB of {len(ticketing_workers)}"))
+    say(
+        verdict(
+            "a ticketing worker under 120 MB resident",
+            rss < TARGET_WORKER_MB,
+            f"largest worker RSS {rss:.1f} MiB of {len(ticketing_workers)}",
+        )
+    )
     return 0
 
 

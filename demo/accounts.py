@@ -11,6 +11,7 @@ command.  Configured like the service, from the environment
 
 The partner is "Acme Energy", like the demo platform's first partner.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,17 @@ def main() -> int:
     staff_id = run("create-staff", name, email, "--role", role)
     partner_key = run("create-key", "--partner", partner_id, "--name", "demo")
     staff_key = run("create-key", "--staff", staff_id, "--name", "demo")
-    print(json.dumps({"partner_id": int(partner_id), "staff_id": int(staff_id),
-                      "partner_key": partner_key, "staff_key": staff_key}), flush=True)
+    print(
+        json.dumps(
+            {
+                "partner_id": int(partner_id),
+                "staff_id": int(staff_id),
+                "partner_key": partner_key,
+                "staff_key": staff_key,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

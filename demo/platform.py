@@ -34,6 +34,7 @@ Run it on its own::
 or let ``python -m demo.stack`` start it, and use ``python -m demo scenario NAME``.
 The control endpoint has no authentication: listen on loopback only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,12 +47,26 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sqlalchemy import (Column, DateTime, Integer, MetaData, Numeric, String, Table, Text,
-                        create_engine, event, func, insert, select, update)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 log = logging.getLogger("demo.platform")
@@ -64,17 +79,34 @@ SETTLE_AFTER = timedelta(seconds=5)
 """Scenarios the simulator itself plays; ``recover`` switches them all off."""
 
 PARTNER_NAMES = [
-    "Acme Energy", "Borealis Grid", "Cobalt Mobility", "Delta Charging", "Elektra Fleet",
-    "Fjord Power", "Granite Logistics", "Helios Retail", "Ion Express", "Juniper Homes",
-    "Kestrel Rail", "Lumen Offices", "Meridian Ports", "Nimbus Data", "Orchid Farms",
-    "Pylon Transit", "Quartz Factories", "Rivet Works", "Solstice Hotels", "Tundra Cold Storage",
+    "Acme Energy",
+    "Borealis Grid",
+    "Cobalt Mobility",
+    "Delta Charging",
+    "Elektra Fleet",
+    "Fjord Power",
+    "Granite Logistics",
+    "Helios Retail",
+    "Ion Express",
+    "Juniper Homes",
+    "Kestrel Rail",
+    "Lumen Offices",
+    "Meridian Ports",
+    "Nimbus Data",
+    "Orchid Farms",
+    "Pylon Transit",
+    "Quartz Factories",
+    "Rivet Works",
+    "Solstice Hotels",
+    "Tundra Cold Storage",
 ]
 SUSPENDED = {"Kestrel Rail", "Tundra Cold Storage"}
 
 metadata = MetaData()
 
 partners = Table(
-    "partners", metadata,
+    "partners",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("name", Text, nullable=False),
     Column("status", String(16), nullable=False),  # 'active' | 'suspended'
@@ -82,7 +114,8 @@ partners = Table(
 )
 
 energy_pools = Table(
-    "energy_pools", metadata,
+    "energy_pools",
+    metadata,
     Column("name", Text, primary_key=True),
     Column("capacity_units", Numeric(asdecimal=False), nullable=False),
     Column("available_units", Numeric(asdecimal=False), nullable=False),
@@ -90,7 +123,8 @@ energy_pools = Table(
 )
 
 transactions = Table(
-    "transactions", metadata,
+    "transactions",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("partner_id", Integer, nullable=False, index=True),
     Column("status", String(16), nullable=False, index=True),  # 'completed' | 'failed' | 'pending'
@@ -101,7 +135,7 @@ transactions = Table(
 
 def utcnow() -> datetime:
     """Now in UTC, naive, as the platform stores timestamps."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def make_engine(url: str) -> Engine:
@@ -128,8 +162,11 @@ class ScenarioState:
     recovering_since: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"active": sorted(self.active), "since": dict(self.active),
-                "recovering": self.recovering_since is not None}
+        return {
+            "active": sorted(self.active),
+            "since": dict(self.active),
+            "recovering": self.recovering_since is not None,
+        }
 
 
 class UnknownScenario(ValueError):
@@ -149,9 +186,14 @@ class Simulator:
         sim.set_scenario("drain-energy")
     """
 
-    def __init__(self, engine: Engine, *, seed: int | None = None,
-                 partner_count: int = len(PARTNER_NAMES),
-                 capacity: float = POOL_CAPACITY) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        seed: int | None = None,
+        partner_count: int = len(PARTNER_NAMES),
+        capacity: float = POOL_CAPACITY,
+    ) -> None:
         self.engine = engine
         self.rng = random.Random(seed)
         self.partner_count = partner_count
@@ -170,19 +212,38 @@ class Simulator:
         now = utcnow()
         with self.engine.begin() as conn:
             if conn.execute(select(func.count()).select_from(partners)).scalar_one() == 0:
-                names = [PARTNER_NAMES[i] if i < len(PARTNER_NAMES) else f"Partner {i + 1}"
-                         for i in range(self.partner_count)]
-                conn.execute(insert(partners), [
-                    {"name": name, "status": "suspended" if name in SUSPENDED else "active",
-                     "created_at": now - timedelta(days=self.rng.randint(30, 900))}
-                    for name in names])
-            if conn.execute(select(energy_pools.c.name)
-                            .where(energy_pools.c.name == POOL_NAME)).first() is None:
-                conn.execute(insert(energy_pools).values(
-                    name=POOL_NAME, capacity_units=self.capacity,
-                    available_units=self.capacity * 0.8, updated_at=now))
-            rows = conn.execute(select(partners.c.id).where(partners.c.status == "active")
-                                .order_by(partners.c.id)).all()
+                names = [
+                    PARTNER_NAMES[i] if i < len(PARTNER_NAMES) else f"Partner {i + 1}"
+                    for i in range(self.partner_count)
+                ]
+                conn.execute(
+                    insert(partners),
+                    [
+                        {
+                            "name": name,
+                            "status": "suspended" if name in SUSPENDED else "active",
+                            "created_at": now - timedelta(days=self.rng.randint(30, 900)),
+                        }
+                        for name in names
+                    ],
+                )
+            if (
+                conn.execute(
+                    select(energy_pools.c.name).where(energy_pools.c.name == POOL_NAME)
+                ).first()
+                is None
+            ):
+                conn.execute(
+                    insert(energy_pools).values(
+                        name=POOL_NAME,
+                        capacity_units=self.capacity,
+                        available_units=self.capacity * 0.8,
+                        updated_at=now,
+                    )
+                )
+            rows = conn.execute(
+                select(partners.c.id).where(partners.c.status == "active").order_by(partners.c.id)
+            ).all()
         self._partner_ids = [row.id for row in rows]
         # A few busy partners and a long tail of quiet ones.
         self._partner_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(self._partner_ids))]
@@ -232,14 +293,19 @@ class Simulator:
         with self._lock:
             draining = "drain-energy" in self.state.active
             failing = "fail-transactions" in self.state.active
-            failing_partner = (self._partner_ids[0] if "fail-partner" in self.state.active
-                               and self._partner_ids else None)
+            failing_partner = (
+                self._partner_ids[0]
+                if "fail-partner" in self.state.active and self._partner_ids
+                else None
+            )
             recovering = self.state.recovering_since is not None
         counts = {"completed": 0, "failed": 0, "pending": 0}
         with self.engine.begin() as conn:
-            available = float(conn.execute(
-                select(energy_pools.c.available_units)
-                .where(energy_pools.c.name == POOL_NAME)).scalar_one())
+            available = float(
+                conn.execute(
+                    select(energy_pools.c.available_units).where(energy_pools.c.name == POOL_NAME)
+                ).scalar_one()
+            )
             rows = []
             for _ in range(self.rng.randint(2, 6)):
                 partner_id = self.rng.choices(self._partner_ids, self._partner_weights)[0]
@@ -257,14 +323,23 @@ class Simulator:
                     status = "completed"
                     available -= amount
                 counts[status] += 1
-                rows.append({"partner_id": partner_id, "status": status, "amount_units": amount,
-                             "created_at": now - timedelta(microseconds=self.rng.randint(0, 900_000))})
+                rows.append(
+                    {
+                        "partner_id": partner_id,
+                        "status": status,
+                        "amount_units": amount,
+                        "created_at": now - timedelta(microseconds=self.rng.randint(0, 900_000)),
+                    }
+                )
             conn.execute(insert(transactions), rows)
 
             # Settle the pending transactions of a few seconds ago.
-            pending = conn.execute(select(transactions.c.id, transactions.c.amount_units).where(
-                transactions.c.status == "pending",
-                transactions.c.created_at < now - SETTLE_AFTER)).all()
+            pending = conn.execute(
+                select(transactions.c.id, transactions.c.amount_units).where(
+                    transactions.c.status == "pending",
+                    transactions.c.created_at < now - SETTLE_AFTER,
+                )
+            ).all()
             for row in pending:
                 amount = float(row.amount_units)
                 if self.rng.random() < (0.5 if failing else 0.1) or amount > available:
@@ -273,14 +348,16 @@ class Simulator:
                     status = "completed"
                     available -= amount
                 counts[status] += 1
-                conn.execute(update(transactions).where(transactions.c.id == row.id)
-                             .values(status=status))
+                conn.execute(
+                    update(transactions).where(transactions.c.id == row.id).values(status=status)
+                )
 
             if draining:
                 # Another consumer pulls hard and nothing refills: down to 2-5 %.
                 floor = self.capacity * self.rng.uniform(0.02, 0.05)
-                available = max(floor, available - self.capacity * 0.15) if available > floor \
-                    else available
+                available = (
+                    max(floor, available - self.capacity * 0.15) if available > floor else available
+                )
             else:
                 target = self._pool_target()
                 gain = 0.35 if recovering else 0.15
@@ -290,25 +367,35 @@ class Simulator:
                     with self._lock:
                         self.state.recovering_since = None
             available = max(0.0, min(self.capacity, available))
-            conn.execute(update(energy_pools).where(energy_pools.c.name == POOL_NAME)
-                         .values(available_units=round(available, 2), updated_at=now))
+            conn.execute(
+                update(energy_pools)
+                .where(energy_pools.c.name == POOL_NAME)
+                .values(available_units=round(available, 2), updated_at=now)
+            )
         return counts
 
     def snapshot(self) -> dict[str, Any]:
         """The scenarios and what the database says now (for ``/control/state``)."""
         with self.engine.connect() as conn:
             pool = conn.execute(select(energy_pools).where(energy_pools.c.name == POOL_NAME)).one()
-            by_status = dict(conn.execute(
-                select(transactions.c.status, func.count()).group_by(transactions.c.status)).all())
+            by_status = dict(
+                conn.execute(
+                    select(transactions.c.status, func.count()).group_by(transactions.c.status)
+                ).all()
+            )
             partner_count = conn.execute(select(func.count()).select_from(partners)).scalar_one()
         with self._lock:
             state = self.state.as_dict()
         return {
             "scenarios": state,
-            "energy_pool": {"name": pool.name, "capacity_units": float(pool.capacity_units),
-                            "available_units": float(pool.available_units),
-                            "available_ratio": round(float(pool.available_units)
-                                                     / float(pool.capacity_units), 4)},
+            "energy_pool": {
+                "name": pool.name,
+                "capacity_units": float(pool.capacity_units),
+                "available_units": float(pool.available_units),
+                "available_ratio": round(
+                    float(pool.available_units) / float(pool.capacity_units), 4
+                ),
+            },
             "transactions": {s: by_status.get(s, 0) for s in ("completed", "failed", "pending")},
             "partners": partner_count,
         }
@@ -324,6 +411,7 @@ class Simulator:
 
 
 # ------------------------------------------------------------------------------- HTTP
+
 
 def make_server(sim: Simulator, host: str, port: int) -> ThreadingHTTPServer:
     """The platform's HTTP side: ``/healthz`` and the ``/control`` endpoints."""
@@ -343,7 +431,7 @@ def make_server(sim: Simulator, host: str, port: int) -> ThreadingHTTPServer:
         def _error(self, status: int, code: str, message: str, details: Any = None) -> None:
             self._send(status, {"error": {"code": code, "message": message, "details": details}})
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 latency = sim.health_latency()
@@ -355,14 +443,18 @@ def make_server(sim: Simulator, host: str, port: int) -> ThreadingHTTPServer:
                 except Exception as exc:
                     self._error(503, "unavailable", "platform database unavailable", str(exc))
             elif path == "/":
-                self._send(200, {"service": "demo platform",
-                                 "endpoints": ["/healthz", "/control/state",
-                                               "POST /control/scenario"],
-                                 "scenarios": [*SCENARIOS, "recover"]})
+                self._send(
+                    200,
+                    {
+                        "service": "demo platform",
+                        "endpoints": ["/healthz", "/control/state", "POST /control/scenario"],
+                        "scenarios": [*SCENARIOS, "recover"],
+                    },
+                )
             else:
                 self._error(404, "not_found", f"no such endpoint: {path}")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             length = self.headers.get("Content-Length") or "0"
             length = min(int(length), 1 << 20) if length.isdigit() else 0
@@ -378,8 +470,12 @@ def make_server(sim: Simulator, host: str, port: int) -> ThreadingHTTPServer:
             try:
                 state = sim.set_scenario(str(name))
             except UnknownScenario:
-                self._error(400, "unknown_scenario", f"unknown scenario: {name}",
-                            {"known": [*SCENARIOS, "recover"]})
+                self._error(
+                    400,
+                    "unknown_scenario",
+                    f"unknown scenario: {name}",
+                    {"known": [*SCENARIOS, "recover"]},
+                )
                 return
             self._send(200, {"scenario": name, "scenarios": state.as_dict()})
 
@@ -399,15 +495,29 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.platform", description=__doc__.split("\n")[0])
-    parser.add_argument("--db", required=True, help="SQLAlchemy URL, e.g. sqlite:///run/platform.db")
-    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8081),
-                        help="HOST:PORT for /healthz and /control (default 127.0.0.1:8081)")
-    parser.add_argument("--interval", type=float, default=1.0,
-                        help="seconds between simulation steps (default 1)")
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.platform", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--db", required=True, help="SQLAlchemy URL, e.g. sqlite:///run/platform.db"
+    )
+    parser.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=("127.0.0.1", 8081),
+        help="HOST:PORT for /healthz and /control (default 127.0.0.1:8081)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between simulation steps (default 1)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
-    parser.add_argument("--scenario", action="append", default=[], choices=SCENARIOS,
-                        help="start with this scenario on (repeatable)")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        choices=SCENARIOS,
+        help="start with this scenario on (repeatable)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -426,8 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     loop = threading.Thread(target=sim.run, args=(stop, args.interval), name="simulation")
     loop.start()
-    web = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http",
-                           daemon=True)
+    web = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http", daemon=True
+    )
     web.start()
     log.info("demo platform on http://%s:%d (database %s)", host, port, args.db)
     try:

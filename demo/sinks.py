@@ -18,6 +18,7 @@ A record looks like ``{"channel": "webhook", "path": "/webhook/oncall",
 "received_at": 1700000000.0, "summary": "...", "status": "firing",
 "alertnames": ["EnergyPoolCritical"], "body": {...}}``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,15 +81,21 @@ def describe_webhook(path: str, body: Any) -> tuple[dict, list[str]]:
     item: dict[str, Any] = {"channel": "webhook", "path": path, "body": body}
     if isinstance(body, dict) and isinstance(body.get("alerts"), list):
         alerts = [a for a in body["alerts"] if isinstance(a, dict)]
-        item.update(status=body.get("status"), receiver=body.get("receiver"),
-                    alertnames=sorted({str(a.get("labels", {}).get("alertname", "?"))
-                                       for a in alerts}))
-        lines = [f"WEBHOOK {path}  receiver={body.get('receiver')}  {str(body.get('status')).upper()}"
-                 f"  {len(alerts)} alert(s)"]
+        item.update(
+            status=body.get("status"),
+            receiver=body.get("receiver"),
+            alertnames=sorted({str(a.get("labels", {}).get("alertname", "?")) for a in alerts}),
+        )
+        lines = [
+            f"WEBHOOK {path}  receiver={body.get('receiver')}  {str(body.get('status')).upper()}"
+            f"  {len(alerts)} alert(s)"
+        ]
         for alert in alerts[:10]:
             summary = (alert.get("annotations") or {}).get("summary", "")
-            lines.append(f"{alert.get('status', '?'):9} {_labels(alert.get('labels') or {})}"
-                         + (f"  {summary}" if summary else ""))
+            lines.append(
+                f"{alert.get('status', '?'):9} {_labels(alert.get('labels') or {})}"
+                + (f"  {summary}" if summary else "")
+            )
         if item["alertnames"] == ["Watchdog"]:
             # The always-firing heartbeat: one line is enough.
             lines = [f"HEARTBEAT {path}  (Watchdog: the alerting pipeline works)"]
@@ -106,11 +113,16 @@ def describe_partner_event(path: str, body: Any, headers: Any) -> tuple[dict, li
     event = body if isinstance(body, dict) else {}
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     what = data.get("summary") or data.get("to") or (data.get("message") or {}).get("body") or ""
-    lines = [f"PARTNER WEBHOOK {path}  {event.get('type')}  event {event.get('id')}"
-             f"  partner {event.get('partner_id')}",
-             *( [f"  {data.get('alert')}: {what}"] if data.get("alert") else
-                ([f"  {str(what)[:200]}"] if what else [])),
-             f"  signed: {headers.get('Partnerwatch-Signature', '(no signature)')}"]
+    lines = [
+        f"PARTNER WEBHOOK {path}  {event.get('type')}  event {event.get('id')}"
+        f"  partner {event.get('partner_id')}",
+        *(
+            [f"  {data.get('alert')}: {what}"]
+            if data.get("alert")
+            else ([f"  {str(what)[:200]}"] if what else [])
+        ),
+        f"  signed: {headers.get('Partnerwatch-Signature', '(no signature)')}",
+    ]
     item["summary"] = lines[0]
     return item, lines
 
@@ -127,7 +139,9 @@ def describe_slack(path: str, body: Any) -> tuple[dict, list[str]]:
         parts.insert(0, str(body["text"]))
     text = "\n".join(parts)
     item["text"] = text
-    item["alertnames"] = sorted(set(re.findall(r"\b([A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+)\b", text)))
+    item["alertnames"] = sorted(
+        set(re.findall(r"\b([A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+)\b", text))
+    )
     lines = [f"SLACK {body.get('channel') or path}", *text.splitlines()[:12]]
     item["summary"] = " ".join(lines[:2])
     return item, lines
@@ -144,12 +158,20 @@ def describe_email(mail_from: str, rcpt_tos: list[str], content: bytes) -> tuple
             htmls.append(_strip_html(part.get_content()))
     text = "\n".join(texts) or "\n".join(htmls)
     subject = str(message["Subject"] or "")
-    item = {"channel": "email", "from": mail_from, "to": rcpt_tos, "subject": subject,
-            "text": text[:20000],
-            "alertnames": sorted(set(re.findall(r"\b([A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+)\b",
-                                                subject + "\n" + text)))}
-    lines = [f"EMAIL to {', '.join(rcpt_tos)}: {subject}",
-             *[line for line in text.splitlines() if line.strip()][:12]]
+    item = {
+        "channel": "email",
+        "from": mail_from,
+        "to": rcpt_tos,
+        "subject": subject,
+        "text": text[:20000],
+        "alertnames": sorted(
+            set(re.findall(r"\b([A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+)\b", subject + "\n" + text))
+        ),
+    }
+    lines = [
+        f"EMAIL to {', '.join(rcpt_tos)}: {subject}",
+        *[line for line in text.splitlines() if line.strip()][:12],
+    ]
     item["summary"] = lines[0]
     return item, lines
 
@@ -160,13 +182,18 @@ class SMTPHandler:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd hook)
+    async def handle_DATA(self, server, session, envelope):
         try:
-            item, lines = describe_email(envelope.mail_from, list(envelope.rcpt_tos),
-                                         envelope.original_content or envelope.content)
+            item, lines = describe_email(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content or envelope.content,
+            )
         except Exception as exc:  # a message we cannot parse is still worth showing
-            item, lines = {"channel": "email", "summary": f"unreadable email: {exc}"}, [
-                f"EMAIL (unreadable: {exc})"]
+            item, lines = (
+                {"channel": "email", "summary": f"unreadable email: {exc}"},
+                [f"EMAIL (unreadable: {exc})"],
+            )
         self.recorder.add(item, lines)
         return "250 Message accepted for delivery"
 
@@ -182,16 +209,18 @@ def make_http_server(recorder: Recorder, host: str, port: int) -> ThreadingHTTPS
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 self._send(200, b"ok")
             elif path == "/notifications":
-                self._send(200, json.dumps(recorder.all(), default=str).encode(), "application/json")
+                self._send(
+                    200, json.dumps(recorder.all(), default=str).encode(), "application/json"
+                )
             else:
                 self._send(404, b"not found")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             length = self.headers.get("Content-Length") or "0"
             length = min(int(length), 1 << 20) if length.isdigit() else 0
@@ -227,19 +256,25 @@ def _address(value: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.sinks",
-                                     description="Print the notifications Alertmanager sends.")
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.sinks", description="Print the notifications Alertmanager sends."
+    )
     parser.add_argument("--smtp", type=_address, default=("127.0.0.1", 1025), help="HOST:PORT")
     parser.add_argument("--http", type=_address, default=("127.0.0.1", 8025), help="HOST:PORT")
-    parser.add_argument("--record", type=Path, default=None,
-                        help="append each notification as a JSON line to this file")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="append each notification as a JSON line to this file",
+    )
     args = parser.parse_args(argv)
 
     from aiosmtpd.controller import Controller
 
     recorder = Recorder(args.record)
-    smtp = Controller(SMTPHandler(recorder), hostname=args.smtp[0], port=args.smtp[1],
-                      ready_timeout=10)
+    smtp = Controller(
+        SMTPHandler(recorder), hostname=args.smtp[0], port=args.smtp[1], ready_timeout=10
+    )
     smtp.start()
     web = make_http_server(recorder, *args.http)
     threading.Thread(target=web.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()

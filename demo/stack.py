@@ -45,6 +45,7 @@ both send to both Alertmanagers and remote-write to VictoriaMetrics (8428,
 as its second datasource. The local stack keeps its SQLite ticketing database
 (both instances share the file); a deployment shares PostgreSQL.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,15 +71,29 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 DEFAULT_PORTS = {
-    "ticketing": 8000, "exporter": 9701, "prometheus": 9090, "alertmanager": 9093,
-    "grafana": 3000, "platform": 8081, "redis": 6379, "smtp": 1025, "sinks": 8025,
+    "ticketing": 8000,
+    "exporter": 9701,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "grafana": 3000,
+    "platform": 8081,
+    "redis": 6379,
+    "smtp": 1025,
+    "sinks": 8025,
     # --ha only
-    "ticketing_b": 8001, "prometheus_b": 9091, "alertmanager_b": 9095,
-    "alertmanager_gossip": 9094, "alertmanager_b_gossip": 9096, "victoriametrics": 8428,
+    "ticketing_b": 8001,
+    "prometheus_b": 9091,
+    "alertmanager_b": 9095,
+    "alertmanager_gossip": 9094,
+    "alertmanager_b_gossip": 9096,
+    "victoriametrics": 8428,
 }
 #: The second of each replicated part under --ha (name -> the first's name).
-REPLICAS = {"ticketing_b": "ticketing", "prometheus_b": "prometheus",
-            "alertmanager_b": "alertmanager"}
+REPLICAS = {
+    "ticketing_b": "ticketing",
+    "prometheus_b": "prometheus",
+    "alertmanager_b": "alertmanager",
+}
 
 
 class Shutdown(Exception):
@@ -119,6 +134,7 @@ def capped(value: Any, limit: float) -> Any:
 # Prometheus and Alertmanager configs are rendered by prometheus/render.py and
 # alertmanager/render.py (shared with the tests); only the exporter's fast mode is ours.
 
+
 def render_exporter(config: dict, *, fast: bool) -> dict:
     """The shipped exporter config; under ``fast``, collectors run every 2 s (the probe every 3 s).
 
@@ -145,12 +161,18 @@ def render_exporter(config: dict, *, fast: bool) -> dict:
 
 # ----------------------------------------------------------------------- stack
 
+
 def find_grafana() -> list[str] | None:
     """The command that runs Grafana's server, when one is installed."""
     for name in ("grafana-server", "grafana"):
         path = shutil.which(name) or next(
-            (p for p in (f"/usr/sbin/{name}", f"/usr/share/grafana/bin/{name}")
-             if os.access(p, os.X_OK)), None)
+            (
+                p
+                for p in (f"/usr/sbin/{name}", f"/usr/share/grafana/bin/{name}")
+                if os.access(p, os.X_OK)
+            ),
+            None,
+        )
         if path:
             return [path] if name == "grafana-server" else [path, "server"]
     return None
@@ -205,10 +227,16 @@ class Stack:
 
     def write_state(self, ready: bool = False) -> None:
         children = self.sup.children if self.sup else []
-        state = {"stack_pid": os.getpid(), "ready": ready, "run_dir": str(self.run_dir),
-                 "urls": self.urls, "ports": self.ports, "keys": self.keys,
-                 "pids": {c.name: c.pid for c in children if c.pid},
-                 "notifications": str(self.run_dir / "notifications.jsonl")}
+        state = {
+            "stack_pid": os.getpid(),
+            "ready": ready,
+            "run_dir": str(self.run_dir),
+            "urls": self.urls,
+            "ports": self.ports,
+            "keys": self.keys,
+            "pids": {c.name: c.pid for c in children if c.pid},
+            "notifications": str(self.run_dir / "notifications.jsonl"),
+        }
         path = self.run_dir / "stack.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -224,8 +252,10 @@ class Stack:
             except ValueError:
                 pid = None
             if pid and pid != os.getpid() and _alive(pid):
-                raise StartError(f"a stack is already running from {self.run_dir} (pid {pid}); "
-                                 f"stop it first, or use --run-dir")
+                raise StartError(
+                    f"a stack is already running from {self.run_dir} (pid {pid}); "
+                    f"stop it first, or use --run-dir"
+                )
             shutil.rmtree(self.run_dir)
         elif self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise StartError(f"{self.run_dir} is not empty and is not a stack's run directory")
@@ -248,10 +278,22 @@ class Stack:
 
     def start_sinks(self) -> None:
         smtp, http = self.port("smtp"), self.port("sinks")
-        self.sup.start("sinks", [PY, "-m", "demo.sinks", "--smtp", f"127.0.0.1:{smtp}",
-                                 "--http", f"127.0.0.1:{http}",
-                                 "--record", self.run_dir / "notifications.jsonl"],
-                       ready=http_ready(f"http://127.0.0.1:{http}/healthz"), console=True)
+        self.sup.start(
+            "sinks",
+            [
+                PY,
+                "-m",
+                "demo.sinks",
+                "--smtp",
+                f"127.0.0.1:{smtp}",
+                "--http",
+                f"127.0.0.1:{http}",
+                "--record",
+                self.run_dir / "notifications.jsonl",
+            ],
+            ready=http_ready(f"http://127.0.0.1:{http}/healthz"),
+            console=True,
+        )
         self.urls["sinks"] = f"http://127.0.0.1:{http}"
         self.urls["smtp"] = f"smtp://127.0.0.1:{smtp}"
 
@@ -262,15 +304,38 @@ class Stack:
             raise StartError("redis-server is not installed; ./dev deps installs it")
         data = self.run_dir / "redis"
         data.mkdir()
-        self.sup.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", data, "--protected-mode", "no"],
-                       ready=tcp_ready("127.0.0.1", port))
+        self.sup.start(
+            "redis",
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                data,
+                "--protected-mode",
+                "no",
+            ],
+            ready=tcp_ready("127.0.0.1", port),
+        )
         self.urls["redis"] = f"redis://127.0.0.1:{port}/0"
 
     def start_platform(self) -> None:
         port = self.port("platform")
-        cmd = [PY, "-m", "demo.platform", "--db", f"sqlite:///{self.run_dir / 'platform.db'}",
-               "--listen", f"127.0.0.1:{port}"]
+        cmd = [
+            PY,
+            "-m",
+            "demo.platform",
+            "--db",
+            f"sqlite:///{self.run_dir / 'platform.db'}",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ]
         if self.seed is not None:
             cmd += ["--seed", str(self.seed)]
         self.sup.start("platform", cmd, ready=http_ready(f"http://127.0.0.1:{port}/healthz"))
@@ -299,19 +364,30 @@ class Stack:
         if not token.exists():
             token.write_text(secrets.token_urlsafe(24) + "\n")
             token.chmod(0o600)
-        return self.dump_yaml("ticketing/ticketing.yml", {"webhooks": {
-            "require_https": False, "allowed_networks": ["127.0.0.1/32"],
-            "receiver_token_file": str(token)}})
+        return self.dump_yaml(
+            "ticketing/ticketing.yml",
+            {
+                "webhooks": {
+                    "require_https": False,
+                    "allowed_networks": ["127.0.0.1/32"],
+                    "receiver_token_file": str(token),
+                }
+            },
+        )
 
     def register_partner_endpoint(self) -> None:
         """The demo partner's webhook endpoint: the sinks print what it receives."""
         import requests
 
         response = requests.post(
-            f"{self.urls['ticketing']}/api/v1/webhooks", timeout=10,
+            f"{self.urls['ticketing']}/api/v1/webhooks",
+            timeout=10,
             headers={"X-API-Key": self.keys["partner"]},
-            json={"url": f"{self.urls['sinks']}/partner/acme-energy",
-                  "description": "demo partner endpoint (printed by the sinks)"})
+            json={
+                "url": f"{self.urls['sinks']}/partner/acme-energy",
+                "description": "demo partner endpoint (printed by the sinks)",
+            },
+        )
         if response.status_code != 201:
             raise StartError(f"registering the demo partner's webhook failed: {response.text}")
 
@@ -323,27 +399,46 @@ class Stack:
                 self.port(replica)
         env = self.ticketing_env()
         env["TICKETING_CONFIG"] = str(self.partner_webhooks_config())
-        accounts = json.loads(self.sup.run("ticketing-setup", [PY, "-m", "demo.accounts"],
-                                           env=env).strip().splitlines()[-1])
+        accounts = json.loads(
+            self.sup.run("ticketing-setup", [PY, "-m", "demo.accounts"], env=env)
+            .strip()
+            .splitlines()[-1]
+        )
         self.keys["partner"] = accounts["partner_key"]
         self.keys["staff"] = accounts["staff_key"]
         self.start_gunicorn("ticketing", port, env)
         if self.ha:
             port_b = self.port("ticketing_b")
-            env_b = {**env, "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "ticketing" / "metrics-b")}
+            env_b = {
+                **env,
+                "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "ticketing" / "metrics-b"),
+            }
             Path(env_b["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
             self.start_gunicorn("ticketing_b", port_b, env_b)
 
     def start_gunicorn(self, name: str, port: int, env: dict[str, str]) -> None:
         env = {**env, "TICKETING_BIND": f"127.0.0.1:{port}"}
         # Its workers boot while the next parts start; wait_for_ticketing() waits for them.
-        self.sup.start(name, [
-            PY, "-m", "gunicorn", "--config", self.root / "ticketing" / "runtime" / "gunicorn.conf.py",
-            "--bind", env["TICKETING_BIND"], "--no-control-socket", "ticketing:create_app()"],
-            env=env, ready=http_ready(f"http://127.0.0.1:{port}/readyz"), wait=False,
+        self.sup.start(
+            name,
+            [
+                PY,
+                "-m",
+                "gunicorn",
+                "--config",
+                self.root / "ticketing" / "runtime" / "gunicorn.conf.py",
+                "--bind",
+                env["TICKETING_BIND"],
+                "--no-control-socket",
+                "ticketing:create_app()",
+            ],
+            env=env,
+            ready=http_ready(f"http://127.0.0.1:{port}/readyz"),
+            wait=False,
             # Like Ctrl-C on gunicorn in a terminal: its quick shutdown. The graceful
             # one (SIGTERM) waits out keep-alive and WebSocket connections.
-            stop_signal=signal.SIGINT)
+            stop_signal=signal.SIGINT,
+        )
         self.urls[name] = f"http://127.0.0.1:{port}"
         if name == "ticketing":
             self.urls["console"] = f"http://127.0.0.1:{port}/console/"
@@ -358,9 +453,10 @@ class Stack:
         shipped = self.root / "exporter" / "partnerwatch.yml"
         config = shipped
         if self.fast:
-            config = self.dump_yaml("exporter/partnerwatch.yml",
-                                    render_exporter(self.load_yaml("exporter/partnerwatch.yml"),
-                                                    fast=True))
+            config = self.dump_yaml(
+                "exporter/partnerwatch.yml",
+                render_exporter(self.load_yaml("exporter/partnerwatch.yml"), fast=True),
+            )
         elif not shipped.is_file():
             raise StartError("exporter/partnerwatch.yml is missing")
         env = {
@@ -370,9 +466,12 @@ class Stack:
             "REDIS_URL": self.urls["redis"],
             "EXPORTER_LISTEN": f"127.0.0.1:{port}",
         }
-        self.sup.start("exporter", [PY, "-m", "exporter", "--config", config,
-                                    "--listen", f"127.0.0.1:{port}"], env=env,
-                       ready=http_ready(f"http://127.0.0.1:{port}/metrics"))
+        self.sup.start(
+            "exporter",
+            [PY, "-m", "exporter", "--config", config, "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            ready=http_ready(f"http://127.0.0.1:{port}/metrics"),
+        )
         self.urls["exporter"] = f"http://127.0.0.1:{port}/metrics"
 
     def start_alertmanager(self) -> None:
@@ -383,16 +482,24 @@ class Stack:
             raise StartError("Alertmanager is not installed; ./dev deps installs it")
         shipped = self.load_yaml("alertmanager/alertmanager.yml")
         sink = self.urls["sinks"]
-        webhooks = {r["name"]: f"{sink}/webhook/{r['name']}"
-                    for r in shipped.get("receivers") or [] if r.get("webhook_configs")}
+        webhooks = {
+            r["name"]: f"{sink}/webhook/{r['name']}"
+            for r in shipped.get("receivers") or []
+            if r.get("webhook_configs")
+        }
         # Partner-scoped alerts go to the ticket service, which signs them for the partner.
-        webhooks["partner-webhooks"] = (f"{self.urls['ticketing']}"
-                                        "/internal/alertmanager/partner-alerts")
+        webhooks["partner-webhooks"] = (
+            f"{self.urls['ticketing']}/internal/alertmanager/partner-alerts"
+        )
         secrets_dir = self.run_dir / "alertmanager" / "secrets"
         text = am_render.render(
-            self.root / "alertmanager" / "alertmanager.yml", secrets_dir=secrets_dir,
-            smtp_smarthost=self.addr("smtp"), smtp_require_tls=False, webhook_urls=webhooks,
-            timings={"group_wait": "2s", "group_interval": "10s"} if self.fast else None)
+            self.root / "alertmanager" / "alertmanager.yml",
+            secrets_dir=secrets_dir,
+            smtp_smarthost=self.addr("smtp"),
+            smtp_require_tls=False,
+            webhook_urls=webhooks,
+            timings={"group_wait": "2s", "group_interval": "10s"} if self.fast else None,
+        )
         self.write_secrets(yaml.safe_load(text), secrets_dir)
         config = self.run_dir / "alertmanager" / "alertmanager.yml"
         config.write_text(text)
@@ -404,24 +511,34 @@ class Stack:
             if self.ha:
                 # Loopback gossip: the address must be given, Alertmanager does not advertise
                 # a loopback one by itself.
-                cluster = [f"--cluster.listen-address=127.0.0.1:{gossip[name]}",
-                           f"--cluster.advertise-address=127.0.0.1:{gossip[name]}",
-                           *[f"--cluster.peer=127.0.0.1:{p}" for n, p in gossip.items()
-                             if n != name]]
-            self.sup.start(name, [
-                binary, f"--config.file={config}",
-                f"--storage.path={self.run_dir / name / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}", *cluster,
-                f"--web.external-url=http://127.0.0.1:{port}"],
-                ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
+                cluster = [
+                    f"--cluster.listen-address=127.0.0.1:{gossip[name]}",
+                    f"--cluster.advertise-address=127.0.0.1:{gossip[name]}",
+                    *[f"--cluster.peer=127.0.0.1:{p}" for n, p in gossip.items() if n != name],
+                ]
+            self.sup.start(
+                name,
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.path={self.run_dir / name / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    *cluster,
+                    f"--web.external-url=http://127.0.0.1:{port}",
+                ],
+                ready=http_ready(f"http://127.0.0.1:{port}/-/ready"),
+            )
             self.urls[name] = f"http://127.0.0.1:{port}"
 
     def write_secrets(self, node: Any, secrets_dir: Path) -> None:
         """Fill each secret file the config reads: Slack's URL is the sink's, the rest demo values."""
         if isinstance(node, dict):
             for key, value in node.items():
-                if (key.endswith("_file") and isinstance(value, str)
-                        and Path(value).parent == secrets_dir):
+                if (
+                    key.endswith("_file")
+                    and isinstance(value, str)
+                    and Path(value).parent == secrets_dir
+                ):
                     path = Path(value)
                     if path.name == "partner_webhooks_token" and path.exists():
                         continue  # written with the ticket service, which reads it too
@@ -446,11 +563,16 @@ class Stack:
         binary = shutil.which("victoria-metrics")
         if not binary:
             raise StartError("victoria-metrics is not installed; ./dev deps installs it")
-        self.sup.start("victoriametrics", [
-            binary, f"-httpListenAddr=127.0.0.1:{port}",
-            f"-storageDataPath={self.run_dir / 'victoriametrics'}",
-            f"-dedup.minScrapeInterval={self.scrape_interval}"],
-            ready=http_ready(f"http://127.0.0.1:{port}/health"))
+        self.sup.start(
+            "victoriametrics",
+            [
+                binary,
+                f"-httpListenAddr=127.0.0.1:{port}",
+                f"-storageDataPath={self.run_dir / 'victoriametrics'}",
+                f"-dedup.minScrapeInterval={self.scrape_interval}",
+            ],
+            ready=http_ready(f"http://127.0.0.1:{port}/health"),
+        )
         self.urls["victoriametrics"] = f"http://127.0.0.1:{port}"
 
     @property
@@ -474,69 +596,96 @@ class Stack:
         for n, name in enumerate(names):
             port = self.ports[name]
             text = prom_render.render(
-                self.root / "prometheus" / "prometheus.yml", targets=ours,
-                alertmanagers=self.addrs("alertmanager"), rules_dir=self.root / "rules",
-                scrape_interval=self.scrape_interval, evaluation_interval=self.scrape_interval,
+                self.root / "prometheus" / "prometheus.yml",
+                targets=ours,
+                alertmanagers=self.addrs("alertmanager"),
+                rules_dir=self.root / "rules",
+                scrape_interval=self.scrape_interval,
+                evaluation_interval=self.scrape_interval,
                 replica="ab"[n] if self.ha else None,
-                remote_write=[self.urls["victoriametrics"] + "/api/v1/write"] if self.ha else None)
+                remote_write=[self.urls["victoriametrics"] + "/api/v1/write"] if self.ha else None,
+            )
             config = self.run_dir / name / "prometheus.yml"
             config.parent.mkdir(parents=True, exist_ok=True)
             config.write_text(text)
-            self.sup.start(name, [
-                binary, f"--config.file={config}",
-                f"--storage.tsdb.path={self.run_dir / name / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-                f"--web.external-url=http://127.0.0.1:{port}"],
-                ready=http_ready(f"http://127.0.0.1:{port}/-/ready"))
+            self.sup.start(
+                name,
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.run_dir / name / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--web.enable-lifecycle",
+                    f"--web.external-url=http://127.0.0.1:{port}",
+                ],
+                ready=http_ready(f"http://127.0.0.1:{port}/-/ready"),
+            )
             self.urls[name] = f"http://127.0.0.1:{port}"
 
     def start_grafana(self) -> None:
         command = find_grafana() if self.grafana else None
         if command is None:
             if self.grafana:
-                self.notes.append("Grafana is not installed: dashboards are in grafana/dashboards "
-                                  "(install the grafana package to see them here)")
+                self.notes.append(
+                    "Grafana is not installed: dashboards are in grafana/dashboards "
+                    "(install the grafana package to see them here)"
+                )
             return
         port = self.port("grafana")
         home = next((p for p in ("/usr/share/grafana", "/opt/grafana") if Path(p).is_dir()), None)
         data = self.run_dir / "grafana"
         self.keys["grafana_admin"] = secrets.token_urlsafe(12)
         env = {
-            "GF_PATHS_DATA": str(data / "data"), "GF_PATHS_LOGS": str(data / "logs"),
+            "GF_PATHS_DATA": str(data / "data"),
+            "GF_PATHS_LOGS": str(data / "logs"),
             "GF_PATHS_PLUGINS": str(data / "plugins"),
             "GF_PATHS_PROVISIONING": str(self.root / "grafana" / "provisioning"),
-            "GF_SERVER_HTTP_ADDR": "127.0.0.1", "GF_SERVER_HTTP_PORT": str(port),
+            "GF_SERVER_HTTP_ADDR": "127.0.0.1",
+            "GF_SERVER_HTTP_PORT": str(port),
             "GF_SECURITY_ADMIN_USER": "admin",
             "GF_SECURITY_ADMIN_PASSWORD": self.keys["grafana_admin"],
-            "GF_AUTH_ANONYMOUS_ENABLED": "true", "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
-            "GF_USERS_ALLOW_SIGN_UP": "false", "GF_ANALYTICS_REPORTING_ENABLED": "false",
-            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false", "GF_NEWS_NEWS_FEED_ENABLED": "false",
-            "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH":
-                str(self.root / "grafana" / "dashboards" / "platform-overview.json"),
+            "GF_AUTH_ANONYMOUS_ENABLED": "true",
+            "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+            "GF_NEWS_NEWS_FEED_ENABLED": "false",
+            "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": str(
+                self.root / "grafana" / "dashboards" / "platform-overview.json"
+            ),
             "PROMETHEUS_URL": self.urls["prometheus"],
             # The second datasource; without --ha nothing answers there.
-            "VICTORIAMETRICS_URL": self.urls.get("victoriametrics",
-                                                 f"http://127.0.0.1:{DEFAULT_PORTS['victoriametrics']}"),
+            "VICTORIAMETRICS_URL": self.urls.get(
+                "victoriametrics", f"http://127.0.0.1:{DEFAULT_PORTS['victoriametrics']}"
+            ),
             "PARTNERWATCH_DASHBOARDS_DIR": str(self.root / "grafana" / "dashboards"),
         }
         cmd = [*command] + ([f"--homepath={home}"] if home else [])
-        self.sup.start("grafana", cmd, env=env, timeout=120,
-                       ready=http_ready(f"http://127.0.0.1:{port}/api/health"))
+        self.sup.start(
+            "grafana",
+            cmd,
+            env=env,
+            timeout=120,
+            ready=http_ready(f"http://127.0.0.1:{port}/api/health"),
+        )
         self.urls["grafana"] = f"http://127.0.0.1:{port}"
 
     # ----------------------------------------------------------------- run
 
     def start(self) -> None:
         self.prepare_run_dir()
-        steps = [("notification sinks", self.start_sinks), ("Redis", self.start_redis),
-                 ("demo platform", self.start_platform),
-                 ("ticket service (migrations, demo accounts)", self.start_ticketing),
-                 ("exporter", self.start_exporter),
-                 ("Alertmanager" + (" cluster (2)" if self.ha else ""), self.start_alertmanager),
-                 *([("VictoriaMetrics", self.start_victoria_metrics)] if self.ha else []),
-                 ("Prometheus" + (" HA pair" if self.ha else ""), self.start_prometheus),
-                 ("ticket service (gunicorn workers)", self.wait_for_ticketing),
-                 ("Grafana", self.start_grafana)]
+        steps = [
+            ("notification sinks", self.start_sinks),
+            ("Redis", self.start_redis),
+            ("demo platform", self.start_platform),
+            ("ticket service (migrations, demo accounts)", self.start_ticketing),
+            ("exporter", self.start_exporter),
+            ("Alertmanager" + (" cluster (2)" if self.ha else ""), self.start_alertmanager),
+            *([("VictoriaMetrics", self.start_victoria_metrics)] if self.ha else []),
+            ("Prometheus" + (" HA pair" if self.ha else ""), self.start_prometheus),
+            ("ticket service (gunicorn workers)", self.wait_for_ticketing),
+            ("Grafana", self.start_grafana),
+        ]
         for label, step in steps:
             if label == "Grafana" and not (self.grafana and find_grafana()):
                 step()  # only notes why it is not there
@@ -563,19 +712,25 @@ class Stack:
             except (requests.RequestException, ValueError, KeyError):
                 targets = []
             if targets and all(t.get("health") == "up" for t in targets):
-                self.say(f"all {len(targets)} Prometheus targets are up "
-                         f"({time.monotonic() - deadline + timeout:.1f}s)")
+                self.say(
+                    f"all {len(targets)} Prometheus targets are up "
+                    f"({time.monotonic() - deadline + timeout:.1f}s)"
+                )
                 return
             time.sleep(0.5)
-        down = [f"{t['labels'].get('job')} ({t.get('lastError') or t.get('health')})"
-                for t in targets if t.get("health") != "up"]
+        down = [
+            f"{t['labels'].get('job')} ({t.get('lastError') or t.get('health')})"
+            for t in targets
+            if t.get("health") != "up"
+        ]
         self.notes.append("targets not up yet: " + (", ".join(down) or "none found"))
 
     def banner(self) -> None:
         u = self.urls
         lines = [
             "",
-            "partnerwatch is running" + (" (fast intervals)" if self.fast else "")
+            "partnerwatch is running"
+            + (" (fast intervals)" if self.fast else "")
             + (" as an HA pair of everything" if self.ha else ""),
             f"  ticket API        {u['ticketing']}/api/v1   (OpenAPI docs: {u['ticketing']}/api/docs)",
             f"    partner key     {self.keys.get('partner')}",
@@ -593,7 +748,9 @@ class Stack:
                 f"  VictoriaMetrics   {u['victoriametrics']}   (both replicas, de-duplicated)",
             ]
         if "grafana" in u:
-            lines.append(f"  Grafana           {u['grafana']}   (admin / {self.keys['grafana_admin']})")
+            lines.append(
+                f"  Grafana           {u['grafana']}   (admin / {self.keys['grafana_admin']})"
+            )
         lines += [
             f"  demo platform     {u['platform']}/healthz   (state: {u['platform']}/control/state)",
             f"  Redis             {u['redis']}",
@@ -607,8 +764,11 @@ class Stack:
             "# energy pool under 20 %: EnergyPoolCritical after 1 minute",
             "  .venv/bin/python -m demo scenario slow-api | fail-transactions | fail-partner | attack-tickets",
             "  .venv/bin/python -m demo scenario recover",
-            *([f"  (this run directory is not ./run: add --run-dir {self.run_dir})"]
-              if self.run_dir.resolve() != (self.root / "run").resolve() else []),
+            *(
+                [f"  (this run directory is not ./run: add --run-dir {self.run_dir})"]
+                if self.run_dir.resolve() != (self.root / "run").resolve()
+                else []
+            ),
             "Ctrl-C stops everything.",
             "",
         ]
@@ -621,16 +781,20 @@ class Stack:
                 if child.name in self._reported:
                     continue
                 self._reported.add(child.name)
-                self.say(f"!! {child.name} stopped on its own (exit code {child.popen.returncode});"
-                         f" the rest keeps running. Last lines of {child.log_path}:\n"
-                         f"{_indent(child.tail(1500))}")
+                self.say(
+                    f"!! {child.name} stopped on its own (exit code {child.popen.returncode});"
+                    f" the rest keeps running. Last lines of {child.log_path}:\n"
+                    f"{_indent(child.tail(1500))}"
+                )
             time.sleep(1)
 
     def stop(self) -> None:
         if self.sup is None:
             return
         self.say("stopping ...")
-        self.sup.stop_all(report=lambda child, took: self.say(f"  {child.name} stopped ({took:.1f}s)"))
+        self.sup.stop_all(
+            report=lambda child, took: self.say(f"  {child.name} stopped ({took:.1f}s)")
+        )
         try:
             self.write_state()
         except OSError:
@@ -654,24 +818,44 @@ def _indent(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev run", description="Run the whole stack locally.")
-    parser.add_argument("--run-dir", type=Path, default=ROOT / "run",
-                        help="where configs, data, logs and stack.json go (default ./run; "
-                             "emptied at start)")
-    parser.add_argument("--free-ports", action="store_true",
-                        help="use free ports instead of the usual ones")
-    parser.add_argument("--fast", action="store_true",
-                        help="1 s scrapes, evaluations and collector runs; short Alertmanager "
-                             "group waits (the rules' thresholds and for: are unchanged)")
-    parser.add_argument("--no-grafana", dest="grafana", action="store_false",
-                        help="do not start Grafana even when it is installed")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=ROOT / "run",
+        help="where configs, data, logs and stack.json go (default ./run; emptied at start)",
+    )
+    parser.add_argument(
+        "--free-ports", action="store_true", help="use free ports instead of the usual ones"
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="1 s scrapes, evaluations and collector runs; short Alertmanager "
+        "group waits (the rules' thresholds and for: are unchanged)",
+    )
+    parser.add_argument(
+        "--no-grafana",
+        dest="grafana",
+        action="store_false",
+        help="do not start Grafana even when it is installed",
+    )
     parser.add_argument("--seed", type=int, help="random seed for the demo platform")
-    parser.add_argument("--ha", action="store_true",
-                        help="two of everything: ticket-service instances, an Alertmanager "
-                             "cluster, a Prometheus HA pair, and VictoriaMetrics")
+    parser.add_argument(
+        "--ha",
+        action="store_true",
+        help="two of everything: ticket-service instances, an Alertmanager "
+        "cluster, a Prometheus HA pair, and VictoriaMetrics",
+    )
     args = parser.parse_args(argv)
 
-    stack = Stack(args.run_dir.resolve(), free_ports=args.free_ports, fast=args.fast,
-                  grafana=args.grafana, seed=args.seed, ha=args.ha)
+    stack = Stack(
+        args.run_dir.resolve(),
+        free_ports=args.free_ports,
+        fast=args.fast,
+        grafana=args.grafana,
+        seed=args.seed,
+        ha=args.ha,
+    )
 
     def on_signal(signum, _frame):
         raise Shutdown(signal.Signals(signum).name)

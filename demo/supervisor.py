@@ -15,6 +15,7 @@ behind.
     ...
     sup.stop_all()
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,9 +26,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 Ready = Callable[[], bool]
 
@@ -152,24 +153,46 @@ class Supervisor:
         self.cwd = Path(cwd or os.getcwd())
         self.children: list[Child] = []
 
-    def run(self, name: str, cmd: Sequence[str], env: dict[str, str] | None = None,
-            timeout: float = 120.0) -> str:
+    def run(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+    ) -> str:
         """Run a one-off command to completion (a migration, a setup step); return its output."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run([str(c) for c in cmd], cwd=self.cwd, env={**os.environ, **(env or {})},
-                                capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [str(c) for c in cmd],
+            cwd=self.cwd,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         with open(self.log_dir / f"{name}.log", "a") as log:
             log.write(f"$ {' '.join(map(str, cmd))}\n{result.stdout}{result.stderr}\n")
         if result.returncode != 0:
-            raise StartError(f"{name} failed with exit code {result.returncode}:\n"
-                             f"{(result.stdout + result.stderr)[-3000:]}")
+            raise StartError(
+                f"{name} failed with exit code {result.returncode}:\n"
+                f"{(result.stdout + result.stderr)[-3000:]}"
+            )
         return result.stdout
 
-    def start(self, name: str, cmd: Sequence[str], *, ready: Ready | None = None,
-              env: dict[str, str] | None = None, timeout: float = 60.0,
-              cwd: Path | None = None, console: bool = False, wait: bool = True,
-              stop_signal: int = signal.SIGTERM) -> Child:
+    def start(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        *,
+        ready: Ready | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60.0,
+        cwd: Path | None = None,
+        console: bool = False,
+        wait: bool = True,
+        stop_signal: int = signal.SIGTERM,
+    ) -> Child:
         """Start ``cmd``; return once ``ready()`` holds. Raises StartError with the log's tail.
 
         The child's output goes to ``<log_dir>/<name>.log``, or with ``console``
@@ -179,14 +202,25 @@ class Supervisor:
         """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        child = Child(name, [str(c) for c in cmd], log_path, Path(cwd or self.cwd),
-                      {**os.environ, **(env or {})})
+        child = Child(
+            name,
+            [str(c) for c in cmd],
+            log_path,
+            Path(cwd or self.cwd),
+            {**os.environ, **(env or {})},
+        )
         with open(log_path, "ab") as log:
             out = None if console else log
             child.popen = subprocess.Popen(
-                child.cmd, cwd=child.cwd, env=child.env, stdout=out,
+                child.cmd,
+                cwd=child.cwd,
+                env=child.env,
+                stdout=out,
                 stderr=None if console else subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         child.started_at = time.time()
         child.ready = ready
         child.stop_signal = stop_signal
@@ -202,19 +236,24 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while not child.ready():
             if child.popen.poll() is not None:
-                raise StartError(f"{child.name} exited with code {child.popen.returncode}; "
-                                 f"log {child.log_path}:\n{child.tail()}")
+                raise StartError(
+                    f"{child.name} exited with code {child.popen.returncode}; "
+                    f"log {child.log_path}:\n{child.tail()}"
+                )
             if time.monotonic() > deadline:
-                raise StartError(f"{child.name} not ready after {timeout:.0f}s; "
-                                 f"log {child.log_path}:\n{child.tail()}")
+                raise StartError(
+                    f"{child.name} not ready after {timeout:.0f}s; "
+                    f"log {child.log_path}:\n{child.tail()}"
+                )
             time.sleep(0.1)
 
     def exited(self) -> list[Child]:
         """Children that have stopped on their own."""
         return [c for c in self.children if c.popen is not None and c.popen.poll() is not None]
 
-    def stop_all(self, grace: float = 10.0,
-                 report: Callable[[Child, float], None] | None = None) -> None:
+    def stop_all(
+        self, grace: float = 10.0, report: Callable[[Child, float], None] | None = None
+    ) -> None:
         """Stop every child, last started first; ``report(child, seconds)`` after each."""
         for child in reversed(self.children):
             started = time.monotonic()

@@ -7,6 +7,7 @@ Exit status: 0 on a clean stop (SIGTERM, SIGINT) or a valid ``--check-config``,
 2 for an invalid configuration (one ``location: problem`` line per problem on
 stderr), 1 when the HTTP port cannot be bound.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,8 @@ import sys
 import threading
 
 from exporter.config import ConfigError, load_config
-from sharedconfig import format_duration
-
 from exporter.schema import Config
+from sharedconfig import format_duration
 
 log = logging.getLogger("exporter")
 
@@ -31,18 +31,25 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def summary(config: Config, collectors) -> list[str]:
-    lines = [f"listen {config.exporter.listen}, staleness "
-             f"{format_duration(config.exporter.staleness)}"]
+    lines = [
+        f"listen {config.exporter.listen}, staleness {format_duration(config.exporter.staleness)}"
+    ]
     if config.databases:
         from exporter.dburl import parse_database_url
 
-        lines.append("databases: " + ", ".join(
-            f"{name} ({parse_database_url(db.url).dialect})"
-            for name, db in sorted(config.databases.items())))
+        lines.append(
+            "databases: "
+            + ", ".join(
+                f"{name} ({parse_database_url(db.url).dialect})"
+                for name, db in sorted(config.databases.items())
+            )
+        )
     lines.append(f"{len(collectors)} collectors:")
     for collector in collectors:
-        lines.append(f"  {collector.name}: every {format_duration(collector.interval)}, "
-                     f"timeout {format_duration(collector.timeout)}")
+        lines.append(
+            f"  {collector.name}: every {format_duration(collector.interval)}, "
+            f"timeout {format_duration(collector.timeout)}"
+        )
     return lines
 
 
@@ -50,17 +57,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="partnerwatch-exporter",
         description="Serve the platform's state (API, databases, Redis, SQL metrics) "
-                    "as Prometheus metrics.")
+        "as Prometheus metrics.",
+    )
     parser.add_argument("--config", required=True, metavar="FILE", help="YAML configuration")
-    parser.add_argument("--listen", type=parse_listen, metavar="HOST:PORT",
-                        help="address to serve /metrics on (default: exporter.listen)")
-    parser.add_argument("--check-config", action="store_true",
-                        help="validate the configuration, print a summary and exit")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--listen",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="address to serve /metrics on (default: exporter.listen)",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration, print a summary and exit",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     try:
         config = load_config(args.config)
@@ -87,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         exporter.stop()
         return 1
     exporter.start()
-    log.info("serving /metrics on %s:%s with %d collectors", host, port,
-             len(exporter.collectors))
+    log.info("serving /metrics on %s:%s with %d collectors", host, port, len(exporter.collectors))
 
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

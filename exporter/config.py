@@ -20,23 +20,29 @@ location, one line each, so a broken file is fixed in one pass:
         for line in exc.lines():
             print(line, file=sys.stderr)
 """
+
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from typing import Any, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
 import sharedconfig
+from exporter.schema import Config
 from sharedconfig import format_duration, format_location, located_problems
 
-from exporter.schema import Config
-
 #: Metric names (and prefixes) that the built-in collectors and the process own.
-RESERVED_PREFIXES = ("exporter_collector_", "platform_api_probe_", "platform_db_",
-                     "platform_redis_", "process_", "python_")
+RESERVED_PREFIXES = (
+    "exporter_collector_",
+    "platform_api_probe_",
+    "platform_db_",
+    "platform_redis_",
+    "process_",
+    "python_",
+)
 #: Bind parameter always available to SQL queries.
 BUILTIN_PARAMS = ("now",)
 
@@ -49,14 +55,17 @@ class ConfigError(sharedconfig.ConfigError):
 
 # ----------------------------------------------------------------------- YAML
 
+
 def read_yaml(path: str | os.PathLike) -> Any:
     return sharedconfig.read_yaml(path, ConfigError)
 
 
 # ---------------------------------------------------------------- environment
 
-def expand_env(data: Any, environ: Mapping[str, str], location: tuple = ()
-               ) -> tuple[Any, list[tuple[tuple, str]]]:
+
+def expand_env(
+    data: Any, environ: Mapping[str, str], location: tuple = ()
+) -> tuple[Any, list[tuple[tuple, str]]]:
     """Expand ``${NAME}`` in every string value; return the new tree and the problems."""
     problems: list[tuple[tuple, str]] = []
     if isinstance(data, dict):
@@ -80,8 +89,12 @@ def expand_env(data: Any, environ: Mapping[str, str], location: tuple = ()
         if dollar:
             return "$"
         if bad is not None:
-            problems.append((location, f"invalid environment reference ${bad}: "
-                                       "use ${NAME} or ${NAME:-default}"))
+            problems.append(
+                (
+                    location,
+                    f"invalid environment reference ${bad}: use ${{NAME}} or ${{NAME:-default}}",
+                )
+            )
             return match.group(0)
         if name in environ:
             return environ[name]
@@ -94,6 +107,7 @@ def expand_env(data: Any, environ: Mapping[str, str], location: tuple = ()
 
 
 # ----------------------------------------------------------------- validation
+
 
 def _problems(exc: ValidationError) -> list[tuple[tuple, str]]:
     """The schema's problems, located and worded as the ticket service's (sharedconfig)."""
@@ -113,15 +127,25 @@ def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
 
     def check_schedule(loc: tuple, schedule) -> None:
         if schedule.run_timeout > schedule.interval:
-            problems.append((loc + ("timeout",), f"must not exceed interval "
-                             f"({format_duration(schedule.run_timeout)} > "
-                             f"{format_duration(schedule.interval)})"))
+            problems.append(
+                (
+                    loc + ("timeout",),
+                    f"must not exceed interval "
+                    f"({format_duration(schedule.run_timeout)} > "
+                    f"{format_duration(schedule.interval)})",
+                )
+            )
         limit = schedule.staleness or staleness
         where = "staleness" if schedule.staleness else "exporter.staleness"
         if schedule.interval >= limit:
-            problems.append((loc + ("interval",), f"must be shorter than {where} "
-                             f"({format_duration(limit)}), or its series would go stale "
-                             "between runs"))
+            problems.append(
+                (
+                    loc + ("interval",),
+                    f"must be shorter than {where} "
+                    f"({format_duration(limit)}), or its series would go stale "
+                    "between runs",
+                )
+            )
 
     collectors = config.collectors
     for key in ("http_probe", "database", "redis"):
@@ -131,13 +155,21 @@ def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
     if collectors.http_probe is not None:
         for name, target in collectors.http_probe.targets.items():
             if target.timeout is not None and target.timeout > collectors.http_probe.interval:
-                problems.append((("collectors", "http_probe", "targets", name, "timeout"),
-                                 "must not exceed the collector's interval"))
+                problems.append(
+                    (
+                        ("collectors", "http_probe", "targets", name, "timeout"),
+                        "must not exceed the collector's interval",
+                    )
+                )
     if collectors.database is not None and collectors.database.databases is not None:
         for index, name in enumerate(collectors.database.databases):
             if name not in config.databases:
-                problems.append((("collectors", "database", "databases", index),
-                                 f"unknown database {name!r} (defined: {', '.join(defined) or 'none'})"))
+                problems.append(
+                    (
+                        ("collectors", "database", "databases", index),
+                        f"unknown database {name!r} (defined: {', '.join(defined) or 'none'})",
+                    )
+                )
     if collectors.database is not None and collectors.database.enabled and not config.databases:
         problems.append((("collectors", "database"), "enabled but no databases are defined"))
 
@@ -155,14 +187,20 @@ def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
     for qname, query in config.queries.items():
         loc = ("queries", qname)
         if query.database not in config.databases:
-            problems.append((loc + ("database",), f"unknown database {query.database!r} "
-                             f"(defined: {', '.join(defined) or 'none'})"))
+            problems.append(
+                (
+                    loc + ("database",),
+                    f"unknown database {query.database!r} "
+                    f"(defined: {', '.join(defined) or 'none'})",
+                )
+            )
         if query.enabled:
             check_schedule(loc, query)
         for param in _bind_params(query.sql):
             if param not in BUILTIN_PARAMS and param not in query.params:
-                problems.append((loc + ("sql",), f"parameter :{param} is neither :now nor "
-                                 "defined under params"))
+                problems.append(
+                    (loc + ("sql",), f"parameter :{param} is neither :now nor defined under params")
+                )
         for param in query.params:
             if param in BUILTIN_PARAMS:
                 problems.append((loc + ("params", param), f":{param} is built in"))
@@ -174,8 +212,9 @@ def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
                     problems.append((mloc + ("name",), "counter names must end in _total"))
                 family = metric.name.removesuffix("_total")
             if metric.name.startswith(RESERVED_PREFIXES):
-                problems.append((mloc + ("name",), f"{metric.name} is reserved for the "
-                                 "built-in collectors"))
+                problems.append(
+                    (mloc + ("name",), f"{metric.name} is reserved for the built-in collectors")
+                )
             owner = families.get(family)
             if owner is not None:
                 problems.append((mloc + ("name",), f"{metric.name} is already defined by {owner}"))
@@ -235,8 +274,9 @@ def validate(data: Any, environ: Mapping[str, str] | None = None) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([("(top level)", f"must be a mapping of sections, not "
-                                           f"{type(data).__name__}")])
+        raise ConfigError(
+            [("(top level)", f"must be a mapping of sections, not {type(data).__name__}")]
+        )
     data, env_problems = expand_env(data, os.environ if environ is None else environ)
     problems = list(env_problems)
     env_locations = {loc for loc, _ in env_problems}
@@ -255,6 +295,12 @@ def load_config(path: str | os.PathLike, environ: Mapping[str, str] | None = Non
     """Read, expand, validate and cross-check one configuration file."""
     data = read_yaml(path)
     if data is not None and not isinstance(data, dict):
-        raise ConfigError([(str(path), "must be a mapping of sections (exporter, databases, "
-                                       "collectors, queries)")])
+        raise ConfigError(
+            [
+                (
+                    str(path),
+                    "must be a mapping of sections (exporter, databases, collectors, queries)",
+                )
+            ]
+        )
     return validate(data, environ)

@@ -25,17 +25,19 @@ way each database compares them (naive UTC ``datetime`` for PostgreSQL, the
     with db.connect(timeout=2.0) as conn:
         conn.execute(ping).fetchall()
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from exporter.errors import describe_error
 from exporter.dburl import parse_database_url, postgres_conninfo, sqlite_arguments
+from exporter.errors import describe_error
 from exporter.schema import DatabaseConfig
 from exporter.sqltext import Statement, compile_sql
 
@@ -77,9 +79,12 @@ class Database:
             # libpq takes whole seconds (and treats 1 as 2).
             info["connect_timeout"] = str(max(2, math.ceil(config.connect_timeout)))
             info.setdefault("application_name", APPLICATION_NAME)
-            self._pool = ConnectionPool(_psycopg_connector(info), size=config.pool_size,
-                                        overflow=config.max_overflow,
-                                        timeout=config.connect_timeout)
+            self._pool = ConnectionPool(
+                _psycopg_connector(info),
+                size=config.pool_size,
+                overflow=config.max_overflow,
+                timeout=config.connect_timeout,
+            )
 
     def prepare(self, sql: str) -> Statement:
         """``sql`` with its ``:name`` parameters in this database's driver's placeholders."""
@@ -145,8 +150,7 @@ class Database:
                 yield Session(conn, _sqlite_value)
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc) and time.monotonic() > deadline:
-                    raise TimeoutError(f"query interrupted by the {timeout:g}s timeout"
-                                       ) from None
+                    raise TimeoutError(f"query interrupted by the {timeout:g}s timeout") from None
                 raise
         finally:
             conn.close()
@@ -186,8 +190,15 @@ class ConnectionPool:
     once. Connections are checked in only when idle and unbroken.
     """
 
-    def __init__(self, connect: Callable[[], Any], *, size: int, overflow: int,
-                 timeout: float, recycle: float = RECYCLE_SECONDS):
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        *,
+        size: int,
+        overflow: int,
+        timeout: float,
+        recycle: float = RECYCLE_SECONDS,
+    ):
         self._connect = connect
         self._size = size
         self._limit = size + overflow
@@ -200,8 +211,7 @@ class ConnectionPool:
     @contextmanager
     def connection(self, setup: Callable[[Any], None]) -> Iterator[Any]:
         if not self._slots.acquire(timeout=self._timeout):
-            raise PoolTimeout(f"no free connection after {self._timeout:g}s "
-                              f"({self._limit} in use)")
+            raise PoolTimeout(f"no free connection after {self._timeout:g}s ({self._limit} in use)")
         try:
             conn, born = self._checkout(setup)
             try:

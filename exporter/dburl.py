@@ -19,6 +19,7 @@ never created.
     >>> url.dialect, url.password, postgres_conninfo(url)["dbname"]
     ('postgresql', 's@cret', 'platform')
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote
 
 #: SQLAlchemy's URL pattern (sqlalchemy.engine.url._parse_url).
-_URL = re.compile(r"""
+_URL = re.compile(
+    r"""
     (?P<name>[\w+]+)://
     (?:
         (?P<username>[^:/]*)
@@ -42,7 +44,9 @@ _URL = re.compile(r"""
     )?
     (?:/(?P<database>[^?]*))?
     (?:\?(?P<query>.*))?
-    """, re.X)
+    """,
+    re.X,
+)
 
 #: URL schemes accepted, by dialect (the part after ``+`` names a driver).
 SCHEMES = {
@@ -50,8 +54,14 @@ SCHEMES = {
     "sqlite": ("sqlite", "sqlite+pysqlite"),
 }
 #: sqlite3.connect arguments a SQLite URL's query string may set.
-_SQLITE_ARGS = {"uri": "bool", "timeout": float, "isolation_level": str, "detect_types": int,
-                "check_same_thread": "bool", "cached_statements": int}
+_SQLITE_ARGS = {
+    "uri": "bool",
+    "timeout": float,
+    "isolation_level": str,
+    "detect_types": int,
+    "check_same_thread": "bool",
+    "cached_statements": int,
+}
 
 
 class InvalidDatabaseURL(ValueError):
@@ -74,15 +84,19 @@ class DatabaseURL:
 def parse_database_url(url: str) -> DatabaseURL:
     match = _URL.match(url)
     if match is None:
-        raise InvalidDatabaseURL("invalid database URL: expected dialect://user:password@host"
-                                 ":port/database or sqlite:///path")
+        raise InvalidDatabaseURL(
+            "invalid database URL: expected dialect://user:password@host"
+            ":port/database or sqlite:///path"
+        )
     parts = match.groupdict()
     scheme = parts["name"]
     dialect = next((d for d, schemes in SCHEMES.items() if scheme in schemes), None)
     if dialect is None:
-        raise InvalidDatabaseURL(f"unsupported database {scheme!r}: the exporter reads "
-                                 "PostgreSQL (postgresql://, through psycopg 3) and SQLite "
-                                 "(sqlite:///path)")
+        raise InvalidDatabaseURL(
+            f"unsupported database {scheme!r}: the exporter reads "
+            "PostgreSQL (postgresql://, through psycopg 3) and SQLite "
+            "(sqlite:///path)"
+        )
     query: dict[str, str | list[str]] = {}
     for key, value in parse_qsl(parts["query"] or ""):
         if key in query:
@@ -95,11 +109,20 @@ def parse_database_url(url: str) -> DatabaseURL:
         if not parts["port"].isdigit():
             raise InvalidDatabaseURL("invalid database URL: the port must be a number")
         port = int(parts["port"])
-    username, password, database = (None if parts[k] is None else unquote(parts[k])
-                                    for k in ("username", "password", "database"))
-    parsed = DatabaseURL(scheme=scheme, dialect=dialect, username=username, password=password,
-                         host=parts["ipv4host"] or parts["ipv6host"], port=port,
-                         database=database, query=query)
+    username, password, database = (
+        None if parts[k] is None else unquote(parts[k])
+        for k in ("username", "password", "database")
+    )
+    parsed = DatabaseURL(
+        scheme=scheme,
+        dialect=dialect,
+        username=username,
+        password=password,
+        host=parts["ipv4host"] or parts["ipv6host"],
+        port=port,
+        database=database,
+        query=query,
+    )
     # Check what each driver needs now, so a bad URL is a configuration error.
     if dialect == "sqlite":
         sqlite_arguments(parsed)
@@ -109,6 +132,7 @@ def parse_database_url(url: str) -> DatabaseURL:
 
 
 # ------------------------------------------------------------------- SQLite
+
 
 def _as_bool(key: str, value: str) -> bool:
     lowered = value.strip().lower()
@@ -128,8 +152,10 @@ def sqlite_arguments(url: DatabaseURL) -> tuple[str, dict]:
     parameters, as with SQLAlchemy.
     """
     if url.username or url.password or url.host or url.port:
-        raise InvalidDatabaseURL("invalid SQLite URL: use sqlite:///relative/path.db, "
-                                 "sqlite:////absolute/path.db or sqlite://")
+        raise InvalidDatabaseURL(
+            "invalid SQLite URL: use sqlite:///relative/path.db, "
+            "sqlite:////absolute/path.db or sqlite://"
+        )
     kwargs: dict = {}
     rest: dict[str, str] = {}
     for key, value in url.query.items():
@@ -144,8 +170,9 @@ def sqlite_arguments(url: DatabaseURL) -> tuple[str, dict]:
             try:
                 kwargs[key] = kind(value)
             except ValueError:
-                raise InvalidDatabaseURL(f"invalid database URL: {key} must be "
-                                         f"{kind.__name__}") from None
+                raise InvalidDatabaseURL(
+                    f"invalid database URL: {key} must be {kind.__name__}"
+                ) from None
     path = url.database or ""
     if kwargs.get("uri"):
         if rest:
@@ -159,19 +186,27 @@ def sqlite_arguments(url: DatabaseURL) -> tuple[str, dict]:
 
 # --------------------------------------------------------------- PostgreSQL
 
+
 def postgres_conninfo(url: DatabaseURL) -> dict[str, str]:
     """libpq connection keywords: the URL's parts, then its query string (which wins)."""
     info: dict[str, str] = {}
-    for key, value in (("user", url.username), ("password", url.password),
-                       ("host", url.host), ("port", url.port), ("dbname", url.database)):
+    for key, value in (
+        ("user", url.username),
+        ("password", url.password),
+        ("host", url.host),
+        ("port", url.port),
+        ("dbname", url.database),
+    ):
         if value not in (None, ""):
             info[key] = str(value)
     query = dict(url.query)
     hosts, ports = query.pop("host", None), query.pop("port", None)
     if isinstance(hosts, list):  # host=h1:p1&host=h2:p2
         if ports is not None:
-            raise InvalidDatabaseURL("invalid database URL: give several hosts either as "
-                                     "host=h1:p1&host=h2:p2 or as host=h1,h2&port=p1,p2")
+            raise InvalidDatabaseURL(
+                "invalid database URL: give several hosts either as "
+                "host=h1:p1&host=h2:p2 or as host=h1,h2&port=p1,p2"
+            )
         pairs = [host.split(":", 1) if ":" in host else (host, "") for host in hosts]
         info["host"] = ",".join(host for host, _ in pairs)
         if any(port for _, port in pairs):

@@ -1,8 +1,9 @@
 """One-line descriptions of failures, for /status, logs and ``last_error``.
 
-    >>> describe_error(TimeoutError("query interrupted by the 2s timeout"))
-    'TimeoutError: query interrupted by the 2s timeout'
+>>> describe_error(TimeoutError("query interrupted by the 2s timeout"))
+'TimeoutError: query interrupted by the 2s timeout'
 """
+
 from __future__ import annotations
 
 

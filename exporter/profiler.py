@@ -35,6 +35,7 @@ Per-call cost is kept close to a bare ``Histogram.time()``: the labelled
 children are looked up once per operation name (at decoration time for the
 decorator) and timing uses ``time.perf_counter``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,8 +43,9 @@ import inspect
 import logging
 import os
 import threading
+from collections.abc import Callable
 from time import perf_counter
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
@@ -62,8 +64,9 @@ def _threshold_from_env() -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"PARTNERWATCH_SLOW_SECONDS must be a number of seconds, "
-                         f"got {raw!r}") from None
+        raise ValueError(
+            f"PARTNERWATCH_SLOW_SECONDS must be a number of seconds, got {raw!r}"
+        ) from None
     if value <= 0:
         raise ValueError(f"PARTNERWATCH_SLOW_SECONDS must be > 0, got {raw!r}")
     return value
@@ -88,14 +91,25 @@ class _Metrics:
     """The three metrics in one registry, and their children cached by operation."""
 
     def __init__(self, registry: CollectorRegistry | None):
-        self.duration = Histogram("operation_duration_seconds",
-                                  "Duration of each profiled call.", ["operation"],
-                                  buckets=BUCKETS, registry=registry)
-        self.errors = Counter("operation_errors_total", "Profiled calls that raised.",
-                              ["operation"], registry=registry)
-        self.slow = Counter("operation_slow_total",
-                            "Profiled calls slower than the slow threshold.",
-                            ["operation"], registry=registry)
+        self.duration = Histogram(
+            "operation_duration_seconds",
+            "Duration of each profiled call.",
+            ["operation"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "operation_errors_total",
+            "Profiled calls that raised.",
+            ["operation"],
+            registry=registry,
+        )
+        self.slow = Counter(
+            "operation_slow_total",
+            "Profiled calls slower than the slow threshold.",
+            ["operation"],
+            registry=registry,
+        )
         self._children: dict[str, tuple] = {}
         self._lock = threading.Lock()
 
@@ -105,9 +119,11 @@ class _Metrics:
             with self._lock:
                 found = self._children.get(operation)
                 if found is None:
-                    found = (self.duration.labels(operation).observe,
-                             self.errors.labels(operation).inc,
-                             self.slow.labels(operation).inc)
+                    found = (
+                        self.duration.labels(operation).observe,
+                        self.errors.labels(operation).inc,
+                        self.slow.labels(operation).inc,
+                    )
                     self._children[operation] = found
         return found
 
@@ -130,12 +146,14 @@ def _metrics_for(registry: CollectorRegistry | None) -> _Metrics:
 
 def _report(operation: str, duration: float, threshold: float, slow_inc, exc=None) -> None:
     if exc is not None:
-        log.error("operation %s failed after %.3fs: %s: %s", operation, duration,
-                  type(exc).__name__, exc)
+        log.error(
+            "operation %s failed after %.3fs: %s: %s", operation, duration, type(exc).__name__, exc
+        )
     if duration >= threshold:
         slow_inc()
-        log.warning("slow operation %s took %.3fs (threshold %.3gs)", operation, duration,
-                    threshold)
+        log.warning(
+            "slow operation %s took %.3fs (threshold %.3gs)", operation, duration, threshold
+        )
 
 
 class profile:
@@ -147,8 +165,13 @@ class profile:
 
     __slots__ = ("operation", "slow_threshold", "_children", "_start")
 
-    def __init__(self, operation: str, slow_threshold: float | None = None, *,
-                 registry: CollectorRegistry | None = None):
+    def __init__(
+        self,
+        operation: str,
+        slow_threshold: float | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+    ):
         if slow_threshold is not None and slow_threshold <= 0:
             raise ValueError("slow_threshold must be > 0")
         self.operation = operation
@@ -159,8 +182,10 @@ class profile:
     # -- decorator ---------------------------------------------------------
     def __call__(self, func: F) -> F:
         if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-            raise TypeError(f"profile({self.operation!r}) cannot time a generator; "
-                            "profile the code that consumes it")
+            raise TypeError(
+                f"profile({self.operation!r}) cannot time a generator; "
+                "profile the code that consumes it"
+            )
         observe, error_inc, slow_inc = self._children
         operation = self.operation
         fixed = self.slow_threshold
@@ -177,6 +202,7 @@ class profile:
                 _report(operation, duration, fixed or _slow_threshold, slow_inc)
 
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def async_wrapper(*args, **kwargs):
                 start = perf_counter()
@@ -204,7 +230,7 @@ class profile:
         return wrapper  # type: ignore[return-value]
 
     # -- context manager ---------------------------------------------------
-    def __enter__(self) -> "profile":
+    def __enter__(self) -> profile:
         self._start = perf_counter()
         return self
 
@@ -219,7 +245,7 @@ class profile:
         if failed or duration >= threshold:
             _report(self.operation, duration, threshold, slow_inc, exc if failed else None)
 
-    async def __aenter__(self) -> "profile":
+    async def __aenter__(self) -> profile:
         return self.__enter__()
 
     async def __aexit__(self, exc_type, exc, tb) -> None:

@@ -20,14 +20,15 @@ so any number of Prometheus servers scraping cause no extra database load.
         print(collector.name, state.success, state.last_error)
     scheduler.stop()
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from prometheus_client.metrics_core import Metric
 
@@ -89,8 +90,9 @@ class Scheduler:
     def start(self) -> None:
         self._stop.clear()
         for job in self._jobs:
-            job.thread = threading.Thread(target=self._loop, args=(job,), daemon=True,
-                                          name=f"schedule {job.collector.name}")
+            job.thread = threading.Thread(
+                target=self._loop, args=(job,), daemon=True, name=f"schedule {job.collector.name}"
+            )
             job.thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -124,8 +126,13 @@ class Scheduler:
     def _run(self, job: _Job) -> None:
         collector = job.collector
         if job.worker is not None and job.worker.is_alive():
-            self._record(job, ok=False, duration=None, families=None,
-                         error="previous run still in progress (hung past its timeout)")
+            self._record(
+                job,
+                ok=False,
+                duration=None,
+                families=None,
+                error="previous run still in progress (hung past its timeout)",
+            )
             return
         outcome: dict = {}
 
@@ -147,20 +154,40 @@ class Scheduler:
         worker.join(collector.timeout + DEADLINE_GRACE)
         if worker.is_alive():
             job.worker = worker
-            self._record(job, ok=False, duration=time.perf_counter() - begin,
-                         families=collector.timeout_families() or None,
-                         error=f"timed out after {collector.timeout:g}s")
+            self._record(
+                job,
+                ok=False,
+                duration=time.perf_counter() - begin,
+                families=collector.timeout_families() or None,
+                error=f"timed out after {collector.timeout:g}s",
+            )
             return
         job.worker = None
         error = outcome.get("error")
-        self._record(job, ok=error is None, duration=outcome.get("duration"),
-                     families=outcome.get("families"), error=error)
+        self._record(
+            job,
+            ok=error is None,
+            duration=outcome.get("duration"),
+            families=outcome.get("families"),
+            error=error,
+        )
 
-    def _record(self, job: _Job, *, ok: bool, duration: float | None,
-                families: list[Metric] | None, error: str | None) -> None:
+    def _record(
+        self,
+        job: _Job,
+        *,
+        ok: bool,
+        duration: float | None,
+        families: list[Metric] | None,
+        error: str | None,
+    ) -> None:
         old = job.state
-        changes: dict = {"success": ok, "duration": duration, "runs": old.runs + 1,
-                         "last_error": error}
+        changes: dict = {
+            "success": ok,
+            "duration": duration,
+            "runs": old.runs + 1,
+            "last_error": error,
+        }
         if families is not None:
             changes.update(families=tuple(families), families_at=time.monotonic())
         if ok:

@@ -16,6 +16,7 @@ shared with the ticket service) and are stored as float seconds::
     ... }).interval
     30.0
 """
+
 from __future__ import annotations
 
 import re

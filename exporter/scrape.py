@@ -20,12 +20,13 @@ collector run has ended since, or when the body is a second old (the
 ``process_*`` figures, and results passing their staleness), so scrapes in
 between cost a dictionary lookup instead of an encoding.
 """
+
 from __future__ import annotations
 
 import gzip
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from prometheus_client import make_wsgi_app
@@ -54,24 +55,35 @@ class CachedCollector(RegistryCollector):
             for family in state.families:
                 into = merged.get(family.name)
                 if into is None:
-                    into = merged[family.name] = Metric(family.name, family.documentation,
-                                                        family.type, family.unit)
+                    into = merged[family.name] = Metric(
+                        family.name, family.documentation, family.type, family.unit
+                    )
                 into.samples.extend(family.samples)
         yield from merged.values()
         yield from self_metrics(snapshot)
 
 
 def self_metrics(snapshot) -> list[Metric]:
-    success = GaugeMetricFamily("exporter_collector_success",
-                                "1 when the collector's last run succeeded.", labels=["collector"])
-    duration = GaugeMetricFamily("exporter_collector_duration_seconds",
-                                 "Duration of the collector's last run.", labels=["collector"])
-    last = GaugeMetricFamily("exporter_collector_last_success_timestamp_seconds",
-                             "Unix time of the collector's last successful run.",
-                             labels=["collector"])
-    errors = CounterMetricFamily("exporter_collector_errors",
-                                 "Failed runs of the collector (errors and timeouts).",
-                                 labels=["collector"])
+    success = GaugeMetricFamily(
+        "exporter_collector_success",
+        "1 when the collector's last run succeeded.",
+        labels=["collector"],
+    )
+    duration = GaugeMetricFamily(
+        "exporter_collector_duration_seconds",
+        "Duration of the collector's last run.",
+        labels=["collector"],
+    )
+    last = GaugeMetricFamily(
+        "exporter_collector_last_success_timestamp_seconds",
+        "Unix time of the collector's last successful run.",
+        labels=["collector"],
+    )
+    errors = CounterMetricFamily(
+        "exporter_collector_errors",
+        "Failed runs of the collector (errors and timeouts).",
+        labels=["collector"],
+    )
     for collector, state in snapshot:
         labels = [collector.name]
         if state.success is not None:
@@ -93,8 +105,13 @@ class EncodedMetrics:
     ``name[]`` filter) go to prometheus_client's own app.
     """
 
-    def __init__(self, registry, version: Callable[[], int], max_age: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        registry,
+        version: Callable[[], int],
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.registry = registry
         self.version = version
         self.max_age = max_age
@@ -121,8 +138,9 @@ class EncodedMetrics:
         return content_type, cached[3]
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "GET" or \
-                "name[]" in parse_qs(environ.get("QUERY_STRING", "")):
+        if environ.get("REQUEST_METHOD") != "GET" or "name[]" in parse_qs(
+            environ.get("QUERY_STRING", "")
+        ):
             return self._uncached(environ, start_response)
         gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING"))
         content_type, body = self.body(environ.get("HTTP_ACCEPT"), gzipped)

@@ -12,6 +12,7 @@ is a second old, see :class:`~exporter.scrape.EncodedMetrics`), ``/status``
 (JSON: each collector's last outcome and error message, for people; error
 text never goes into labels) and ``/`` (a pointer to both).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ from exporter.scrape import CachedCollector, EncodedMetrics
 class Exporter:
     def __init__(self, config: Config):
         self.config = config
-        self.databases = {name: Database(name, config.databases[name])
-                          for name in used_databases(config)}
+        self.databases = {
+            name: Database(name, config.databases[name]) for name in used_databases(config)
+        }
         self.collectors = build_collectors(config, self.databases)
         self.scheduler = Scheduler(self.collectors)
         self.registry = CollectorRegistry()
@@ -58,7 +60,8 @@ class Exporter:
                 "last_error": state.last_error,
                 "last_duration_seconds": state.duration,
                 "last_success_timestamp_seconds": state.last_success,
-                "result_age_seconds": None if state.families_at is None
+                "result_age_seconds": None
+                if state.families_at is None
                 else round(now - state.families_at, 3),
                 "interval_seconds": collector.interval,
                 "timeout_seconds": collector.timeout,
@@ -75,13 +78,16 @@ class Exporter:
                 return metrics(environ, start_response)
             if path == "/status":
                 body = json.dumps(self.status(), indent=2).encode()
-                start_response("200 OK", [("Content-Type", "application/json"),
-                                          ("Content-Length", str(len(body)))])
+                start_response(
+                    "200 OK",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                )
                 return [body]
             if path == "/":
                 body = b"partnerwatch exporter: /metrics for Prometheus, /status for people\n"
-                start_response("200 OK", [("Content-Type", "text/plain"),
-                                          ("Content-Length", str(len(body)))])
+                start_response(
+                    "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+                )
                 return [body]
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]
@@ -91,11 +97,11 @@ class Exporter:
     def serve(self, host: str, port: int):
         """Serve HTTP in a background thread; returns the server."""
         server_class = _IPv6Server if ":" in host else ThreadingWSGIServer
-        self._server = make_server(host, port, self.wsgi_app(), server_class,
-                                   handler_class=_QuietHandler)
+        self._server = make_server(
+            host, port, self.wsgi_app(), server_class, handler_class=_QuietHandler
+        )
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True,
-                         name="http").start()
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="http").start()
         return self._server
 
     def stop(self) -> None:

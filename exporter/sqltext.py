@@ -12,6 +12,7 @@ rewrites the parameters into the driver's own placeholders:
     >>> compile_sql("SELECT '100%' WHERE a >= :since", "pyformat").sql
     "SELECT '100%%' WHERE a >= %(since)s"
 """
+
 from __future__ import annotations
 
 import re
@@ -50,6 +51,7 @@ class Statement:
 def compile_sql(sql: str, paramstyle: Literal["qmark", "pyformat"]) -> Statement:
     names: list[str] = []
     if paramstyle == "qmark":
+
         def placeholder(match: re.Match) -> str:
             names.append(match.group(1))
             return "?"
@@ -64,5 +66,4 @@ def compile_sql(sql: str, paramstyle: Literal["qmark", "pyformat"]) -> Statement
         raise ValueError(f"unsupported paramstyle {paramstyle!r}")
     text = ESCAPED_COLON.sub(lambda m: m.group(1), BIND_PARAMS.sub(placeholder, sql))
     positional = paramstyle == "qmark"
-    return Statement(text, tuple(names) if positional else tuple(dict.fromkeys(names)),
-                     positional)
+    return Statement(text, tuple(names) if positional else tuple(dict.fromkeys(names)), positional)

@@ -9,6 +9,7 @@ this writes, so edit the boards and run this rather than editing the JSON.
 Thresholds come from the alert rules in rules/*.rules.yml (``--rules DIR``
 reads another folder).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,23 +26,34 @@ OUTPUT = Path(__file__).resolve().parent / "dashboards"
 def render(rules_dir: Path = RULES) -> dict[str, str]:
     """The text of each dashboard file, by file name."""
     rules = alerting_rules(rules_dir)
-    return {name: json.dumps(module.build(rules).to_json(), indent=2) + "\n"
-            for name, module in BOARDS.items()}
+    return {
+        name: json.dumps(module.build(rules).to_json(), indent=2) + "\n"
+        for name, module in BOARDS.items()
+    }
 
 
 def stale(output: Path, rendered: dict[str, str]) -> list[str]:
     """Files in ``output`` that differ from ``rendered``, are missing, or are left over."""
     present = {path.name for path in output.glob("*.json")}
-    changed = [name for name, text in rendered.items()
-               if name not in present or (output / name).read_text() != text]
+    changed = [
+        name
+        for name, text in rendered.items()
+        if name not in present or (output / name).read_text() != text
+    ]
     return sorted(changed + sorted(present - set(rendered)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grafana.dashboards", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a file is not what would be written")
+    parser = argparse.ArgumentParser(
+        prog="python -m grafana.dashboards",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a file is not what would be written",
+    )
     parser.add_argument("--rules", type=Path, default=RULES, help="folder of *.rules.yml")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="folder of the JSON files")
     args = parser.parse_args(argv)
@@ -49,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     outdated = stale(args.output, rendered)
     if args.check:
         for name in outdated:
-            print(f"{args.output / name}: out of date; run python -m grafana.dashboards",
-                  file=sys.stderr)
+            print(
+                f"{args.output / name}: out of date; run python -m grafana.dashboards",
+                file=sys.stderr,
+            )
         return 1 if outdated else 0
     args.output.mkdir(parents=True, exist_ok=True)
     for name in outdated:

@@ -11,6 +11,7 @@ shape stops the generator with its file and text, instead of drawing a wrong lin
     threshold_steps(["EnergyPoolLow", "EnergyPoolCritical"], rules)
     # [("red", None), ("orange", 0.2), ("green", 0.3)]
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,11 @@ SEVERITY_COLORS = {"warning": "orange", "critical": "red"}
 OK_COLOR = "green"
 
 # `<expression> <op> <number>`: nothing after the number, no other comparison before it.
-COMPARISON_RE = re.compile(r"^(?P<lhs>.+?)\s*(?P<op><=|>=|<|>)\s*"
-                           r"(?P<value>-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$", re.S)
+COMPARISON_RE = re.compile(
+    r"^(?P<lhs>.+?)\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<value>-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$",
+    re.S,
+)
 
 
 class RuleShapeError(ValueError):
@@ -36,9 +40,9 @@ class RuleShapeError(ValueError):
 
 @dataclass(frozen=True)
 class AlertThreshold:
-    op: str          # "<", "<=", ">" or ">="
+    op: str  # "<", "<=", ">" or ">="
     value: float
-    severity: str    # the rule's severity label
+    severity: str  # the rule's severity label
 
     @property
     def above(self) -> bool:
@@ -66,28 +70,34 @@ def alert_thresholds(name: str, rules: dict[str, list[dict]]) -> list[AlertThres
         expr = " ".join(str(rule["expr"]).split())
         match = COMPARISON_RE.match(expr)
         if match is None or re.search(r"[<>]", match.group("lhs")):
-            raise RuleShapeError(f"{rule['file']}: alert {name}: expected "
-                                 f"'<expression> <op> <number>', got {expr!r}")
+            raise RuleShapeError(
+                f"{rule['file']}: alert {name}: expected '<expression> <op> <number>', got {expr!r}"
+            )
         severity = rule.get("labels", {}).get("severity")
         if severity not in SEVERITY_COLORS:
-            raise RuleShapeError(f"{rule['file']}: alert {name}: severity {severity!r} "
-                                 f"has no panel colour (one of {sorted(SEVERITY_COLORS)})")
+            raise RuleShapeError(
+                f"{rule['file']}: alert {name}: severity {severity!r} "
+                f"has no panel colour (one of {sorted(SEVERITY_COLORS)})"
+            )
         value = float(match.group("value"))
-        found.append(AlertThreshold(match.group("op"), int(value) if value.is_integer() else value,
-                                    severity))
+        found.append(
+            AlertThreshold(match.group("op"), int(value) if value.is_integer() else value, severity)
+        )
     return found
 
 
-def threshold_steps(alert_names: list[str],
-                    rules: dict[str, list[dict]]) -> list[tuple[str, float | None]]:
+def threshold_steps(
+    alert_names: list[str], rules: dict[str, list[dict]]
+) -> list[tuple[str, float | None]]:
     """Grafana threshold steps ``(colour, from value)`` for the alerts behind a panel.
 
     For alerts on values above a threshold the base is green and each threshold
     takes its alert's colour from there up; for alerts on values below one, the
     colours run the other way (red at the bottom, green above the highest).
     """
-    found = sorted((t for name in alert_names for t in alert_thresholds(name, rules)),
-                   key=lambda t: t.value)
+    found = sorted(
+        (t for name in alert_names for t in alert_thresholds(name, rules)), key=lambda t: t.value
+    )
     if not found:
         return [(OK_COLOR, None)]
     if len({t.above for t in found}) != 1:

@@ -30,12 +30,13 @@ end-to-end test does not wait minutes for an alert to fire::
                   alertmanagers=[am.address], rules_dir=rules,
                   scrape_interval="1s", evaluation_interval="1s")
 """
+
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import yaml
 
@@ -49,27 +50,35 @@ REPLICA_LABEL = "replica"
 #: (``${PROMETHEUS_REPLICA}`` is expanded by ``--enable-feature=expand-external-labels``).
 COMPOSE_HA = {
     "replica": "${PROMETHEUS_REPLICA}",
-    "targets": {"prometheus": ["prometheus:9090", "prometheus-b:9090"],
-                "alertmanager": ["alertmanager:9093", "alertmanager-b:9093"],
-                "ticketing": ["ticketing:8000", "ticketing-b:8000"]},
+    "targets": {
+        "prometheus": ["prometheus:9090", "prometheus-b:9090"],
+        "alertmanager": ["alertmanager:9093", "alertmanager-b:9093"],
+        "ticketing": ["ticketing:8000", "ticketing-b:8000"],
+    },
     "alertmanagers": ["alertmanager:9093", "alertmanager-b:9093"],
     "remote_write": ["http://victoriametrics:8428/api/v1/write"],
 }
 
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
-                 "y": 31536000}
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 class RenderError(ValueError):
     """A requested change names something the config does not have."""
 
 
-def render(source: Path = CONFIG, *, targets: Mapping[str, Sequence[str]] | None = None,
-           alertmanagers: Sequence[str] | None = None, rules_dir: str | Path | None = None,
-           scrape_interval: str | None = None, evaluation_interval: str | None = None,
-           replica: str | None = None, remote_write: Sequence[str] | None = None,
-           keep_rule_files: bool = False) -> str:
+def render(
+    source: Path = CONFIG,
+    *,
+    targets: Mapping[str, Sequence[str]] | None = None,
+    alertmanagers: Sequence[str] | None = None,
+    rules_dir: str | Path | None = None,
+    scrape_interval: str | None = None,
+    evaluation_interval: str | None = None,
+    replica: str | None = None,
+    remote_write: Sequence[str] | None = None,
+    keep_rule_files: bool = False,
+) -> str:
     """Return the YAML text of ``source`` with the given changes applied.
 
     ``keep_rule_files`` leaves ``rule_files`` as written (relative to the
@@ -94,17 +103,25 @@ def render(source: Path = CONFIG, *, targets: Mapping[str, Sequence[str]] | None
             raise RenderError(f"job {name!r} does not exist; jobs: {', '.join(jobs)}")
         jobs[name]["static_configs"] = [{"targets": list(addresses)}]
     if alertmanagers is not None:
-        config["alerting"] = {"alertmanagers": [{"static_configs": [
-            {"targets": list(alertmanagers)}]}]}
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+        }
     drop_replica = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
     if replica is not None:
         glob.setdefault("external_labels", {})[REPLICA_LABEL] = replica
         config.setdefault("alerting", {})["alert_relabel_configs"] = copy.deepcopy(drop_replica)
     if remote_write:
         config["remote_write"] = [
-            {"url": url, **({"write_relabel_configs": copy.deepcopy(drop_replica)}
-                            if replica is not None else {})}
-            for url in remote_write]
+            {
+                "url": url,
+                **(
+                    {"write_relabel_configs": copy.deepcopy(drop_replica)}
+                    if replica is not None
+                    else {}
+                ),
+            }
+            for url in remote_write
+        ]
 
     header = f"# Rendered from {Path(source).name} by prometheus/render.py.\n"
     return header + yaml.safe_dump(config, sort_keys=False, width=1000)
@@ -130,8 +147,9 @@ HA_HEADER = """\
 """
 
 
-def render_rules(dest: str | Path, *, max_for: str | None = None,
-                 source_dir: Path = RULES_DIR) -> Path:
+def render_rules(
+    dest: str | Path, *, max_for: str | None = None, source_dir: Path = RULES_DIR
+) -> Path:
     """Copy ``source_dir/*.rules.yml`` into ``dest``, capping each ``for:`` at ``max_for``.
 
     Returns ``dest``, ready to pass as ``render(rules_dir=...)``.

@@ -46,27 +46,59 @@ a default from the environment is a field of type ``FromEnvironment(type,
 that is null takes its default, and unknown keys are ``unknown setting``.
 Settings are plain attribute access at run time: validation happens once, at start.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field,
-                      PlainValidator, ValidationError, ValidationInfo, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 __all__ = [
-    "AtLeast", "ConfigError", "Duration", "Flag", "HttpUrl", "HttpUrls", "Invalid", "Keywords",
-    "FromEnvironment", "NonEmptyStr", "from_environment", "NonNegativeDuration", "OneOf", "PositiveDuration", "PositiveInt",
-    "PositiveNumber", "Section", "Strings", "format_duration", "format_location", "read_yaml",
-    "listed", "located_problems", "mapping", "parse_duration",
+    "AtLeast",
+    "ConfigError",
+    "Duration",
+    "Flag",
+    "HttpUrl",
+    "HttpUrls",
+    "Invalid",
+    "Keywords",
+    "FromEnvironment",
+    "NonEmptyStr",
+    "from_environment",
+    "NonNegativeDuration",
+    "OneOf",
+    "PositiveDuration",
+    "PositiveInt",
+    "PositiveNumber",
+    "Section",
+    "Strings",
+    "format_duration",
+    "format_location",
+    "read_yaml",
+    "listed",
+    "located_problems",
+    "mapping",
+    "parse_duration",
 ]
 
 
 # ------------------------------------------------------------------ errors
+
 
 def format_location(loc: Iterable[Any]) -> str:
     """``("queries", "energy", "metrics", 0)`` -> ``queries.energy.metrics[0]``."""
@@ -90,9 +122,12 @@ class ConfigError(ValueError):
     title: ClassVar[str | None] = None
 
     def __init__(self, problems: Iterable[str | tuple[Any, str]]):
-        self.problems = [p if isinstance(p, str) else
-                         f"{p[0] if isinstance(p[0], str) else format_location(p[0])}: {p[1]}"
-                         for p in problems]
+        self.problems = [
+            p
+            if isinstance(p, str)
+            else f"{p[0] if isinstance(p[0], str) else format_location(p[0])}: {p[1]}"
+            for p in problems
+        ]
         text = "\n  ".join(self.problems) if self.title else "\n".join(self.problems)
         super().__init__(f"{self.title}:\n  {text}" if self.title else text)
 
@@ -103,23 +138,29 @@ class ConfigError(ValueError):
 class Invalid(ValueError):
     """Problems found by a check between settings, located within the model that raised it.
 
-        raise Invalid({"max_backoff": "must be >= outbox.initial_backoff"})
-        raise Invalid([(("routes", "refund"), "no limit is configured for action 'refund'")])
+    raise Invalid({"max_backoff": "must be >= outbox.initial_backoff"})
+    raise Invalid([(("routes", "refund"), "no limit is configured for action 'refund'")])
     """
 
     def __init__(self, problems: Mapping[Any, str] | Iterable[tuple[Any, str]]):
         items = problems.items() if isinstance(problems, Mapping) else problems
-        self.problems = [((loc,) if not isinstance(loc, tuple) else loc, message)
-                         for loc, message in items]
+        self.problems = [
+            ((loc,) if not isinstance(loc, tuple) else loc, message) for loc, message in items
+        ]
         super().__init__("; ".join(f"{format_location(loc)}: {m}" for loc, m in self.problems))
 
 
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-           "less_than_equal": "<="}
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
 
 
-def located_problems(exc: ValidationError, prefix: tuple = (), *,
-                     unknown: str = "unknown setting") -> list[tuple[tuple, str]]:
+def located_problems(
+    exc: ValidationError, prefix: tuple = (), *, unknown: str = "unknown setting"
+) -> list[tuple[tuple, str]]:
     """``(location, message)`` for every error pydantic found, located from ``prefix``.
 
     Messages raised by validators (``ValueError("must be ...")``) are kept as
@@ -141,8 +182,13 @@ def located_problems(exc: ValidationError, prefix: tuple = (), *,
         if loc and loc[-1] == "[key]":
             loc = loc[:-1]
             if error["type"] == "string_pattern_mismatch":
-                problems.append((loc, "invalid name: use letters, digits and underscores, "
-                                      "not starting with a digit"))
+                problems.append(
+                    (
+                        loc,
+                        "invalid name: use letters, digits and underscores, "
+                        "not starting with a digit",
+                    )
+                )
                 continue
         problems.append((loc, _message(error, unknown)))
     return problems
@@ -174,6 +220,7 @@ def _message(error: Mapping[str, Any], unknown: str) -> str:
 
 # ------------------------------------------------------------------ files
 
+
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """The safe loader (libyaml's parser when PyYAML has it), refusing duplicate keys.
 
@@ -186,7 +233,8 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -276,11 +324,13 @@ NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge
 # YAML is loosely typed (`yes` is true, `5` and "5" differ): these accept only
 # what the file should say, and word the problem for the person editing it.
 
+
 def _checked(valid, message: str, convert=lambda value: value):
     def check(value: Any) -> Any:
         if not valid(value):
             raise ValueError(f"{message} (got {value!r})")
         return convert(value)
+
     return PlainValidator(check)
 
 
@@ -294,39 +344,55 @@ def _is_number(value: Any) -> bool:
 
 Flag = Annotated[bool, _checked(lambda v: isinstance(v, bool), "must be true or false")]
 PositiveInt = Annotated[int, _checked(lambda v: _is_int(v) and v > 0, "must be an integer > 0")]
-PositiveNumber = Annotated[float, _checked(lambda v: _is_number(v) and v > 0,
-                                           "must be a number > 0", float)]
-NonEmptyStr = Annotated[str, _checked(lambda v: isinstance(v, str) and v.strip() != "",
-                                      "must be a non-empty string", str.strip)]
+PositiveNumber = Annotated[
+    float, _checked(lambda v: _is_number(v) and v > 0, "must be a number > 0", float)
+]
+NonEmptyStr = Annotated[
+    str,
+    _checked(
+        lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string", str.strip
+    ),
+]
 
 
-def AtLeast(minimum: int) -> Any:  # noqa: N802 (a type, used like one)
+def AtLeast(minimum: int) -> Any:
     """An integer >= ``minimum``: ``batch_size: AtLeast(1) = 50``."""
-    return Annotated[int, _checked(lambda v: _is_int(v) and v >= minimum,
-                                   f"must be an integer >= {minimum}")]
+    return Annotated[
+        int, _checked(lambda v: _is_int(v) and v >= minimum, f"must be an integer >= {minimum}")
+    ]
 
 
-def OneOf(choices: Sequence[str], convert=lambda value: value) -> Any:  # noqa: N802
+def OneOf(choices: Sequence[str], convert=lambda value: value) -> Any:
     """One of ``choices`` (``must be one of a, b (got 'c')``), converted by ``convert``."""
-    return Annotated[Any, _checked(lambda v: isinstance(v, str) and v in choices,
-                                   f"must be one of {', '.join(choices)}", convert)]
+    return Annotated[
+        Any,
+        _checked(
+            lambda v: isinstance(v, str) and v in choices,
+            f"must be one of {', '.join(choices)}",
+            convert,
+        ),
+    ]
 
 
 def mapping(expected: str = "a mapping") -> BeforeValidator:
     """Field metadata: the value must be a mapping, the problem worded ``must be {expected}``."""
+
     def check(value: Any) -> Any:
         if not isinstance(value, Mapping):
             raise ValueError(f"must be {expected}")
         return value
+
     return BeforeValidator(check)
 
 
 def listed(expected: str = "a list", allow_empty: bool = True) -> BeforeValidator:
     """Field metadata: the value must be a list (non-empty unless ``allow_empty``)."""
+
     def check(value: Any) -> Any:
         if not isinstance(value, list) or (not allow_empty and not value):
             raise ValueError(f"must be {expected}")
         return value
+
     return BeforeValidator(check)
 
 
@@ -341,8 +407,10 @@ def _keyword(value: Any) -> str:
 #: Non-empty strings, stripped; the bad items reported one by one (``headers[1]: ...``).
 Strings = Annotated[tuple[NonEmptyStr, ...], listed("a list")]
 #: A non-empty list of keywords (numbers read as words), lower-cased.
-Keywords = Annotated[tuple[Annotated[str, PlainValidator(_keyword)], ...],
-                     listed("a non-empty list of keywords", allow_empty=False)]
+Keywords = Annotated[
+    tuple[Annotated[str, PlainValidator(_keyword)], ...],
+    listed("a non-empty list of keywords", allow_empty=False),
+]
 
 _URL = re.compile(r"^https?://[^/\s]+")
 
@@ -370,6 +438,7 @@ HttpUrls = Annotated[tuple[HttpUrl, ...], BeforeValidator(_url_list)]
 
 # ------------------------------------------------------------------ sections
 
+
 def from_environment(value: Any, info: ValidationInfo, variable: str, default: Any) -> Any:
     """``value``, or when it is not set (null, empty) ``$variable``, else ``default``.
 
@@ -382,10 +451,10 @@ def from_environment(value: Any, info: ValidationInfo, variable: str, default: A
     return environ.get(variable) or default
 
 
-def FromEnvironment(kind: Any, variable: str, default: Any) -> Any:  # noqa: N802
+def FromEnvironment(kind: Any, variable: str, default: Any) -> Any:
     """A setting of type ``kind`` that, when not set, is ``$variable``, else ``default``.
 
-        prometheus_url: FromEnvironment(HttpUrl, "PROMETHEUS_URL", "http://127.0.0.1:9090") = None
+    prometheus_url: FromEnvironment(HttpUrl, "PROMETHEUS_URL", "http://127.0.0.1:9090") = None
     """
     fill = BeforeValidator(lambda value, info: from_environment(value, info, variable, default))
     return Annotated[kind, fill, Field(validate_default=True)]
@@ -421,4 +490,3 @@ class Section(BaseModel):
             return cls.model_validate(raw, context=dict(context or {}))
         except ValidationError as exc:
             raise cls.error(located_problems(exc, (name,))) from None
-

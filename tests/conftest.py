@@ -7,6 +7,7 @@ with ``@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=Tru
 ``redis_factory`` (a private Redis a test may kill), ``smtp_sink``, ``http_sink``,
 and ``processes`` (start any command, stopped at teardown).
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import (HTTPSink, ManagedProcess, ProcessGroup, SMTPSink, start_alertmanager,
-                           start_postgres, start_prometheus, start_redis)
+from tests.harness import (
+    HTTPSink,
+    ManagedProcess,
+    ProcessGroup,
+    SMTPSink,
+    start_alertmanager,
+    start_postgres,
+    start_prometheus,
+    start_redis,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,5 @@
 """The harness itself: every service starts, answers, stops and restarts."""
+
 import smtplib
 from email.message import EmailMessage
 
@@ -27,18 +28,20 @@ def test_prometheus_scrapes_itself(prometheus_factory):
     from tests.harness import free_port
 
     port = free_port()
-    prom = prometheus_factory([{"job_name": "prometheus",
-                                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
-                              port=port)
+    prom = prometheus_factory(
+        [{"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
+        port=port,
+    )
     prom.wait_for_value('up{job="prometheus"}', 1)
 
 
 def test_alertmanager_webhook_reaches_http_sink(alertmanager_factory, http_sink):
-    am = alertmanager_factory({
-        "route": {"receiver": "hook", "group_wait": "0s", "group_by": ["alertname"]},
-        "receivers": [{"name": "hook",
-                       "webhook_configs": [{"url": http_sink.url + "/hook"}]}],
-    })
+    am = alertmanager_factory(
+        {
+            "route": {"receiver": "hook", "group_wait": "0s", "group_by": ["alertname"]},
+            "receivers": [{"name": "hook", "webhook_configs": [{"url": http_sink.url + "/hook"}]}],
+        }
+    )
     am.post_alerts([{"labels": {"alertname": "HarnessCheck"}}])
     [request] = http_sink.wait_for(1, path="/hook", timeout=30)
     assert request.json["alerts"][0]["labels"]["alertname"] == "HarnessCheck"

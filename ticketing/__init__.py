@@ -14,23 +14,25 @@ instance folder), ``TICKETING_SECRET_KEY`` (signs the console's sessions), ``RED
 
 Under gunicorn: ``gunicorn -c ticketing/runtime/gunicorn.conf.py "ticketing:create_app()"``.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from ticketing.config import load_sections
-from ticketing.desk.settings import check_core
-from ticketing.db import db, migrate, ping_idle_connections
-from ticketing.errors import ApiError, register_error_handlers
 from ticketing.api.body import SafeJSONProvider
 from ticketing.auth.key_cache import EXTENSION_KEY as KEY_CACHE
 from ticketing.auth.key_cache import KeyCache
+from ticketing.config import load_sections
+from ticketing.db import db, migrate, ping_idle_connections
+from ticketing.desk.settings import check_core
+from ticketing.errors import ApiError, register_error_handlers
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Room for the multipart envelope around an uploaded file.
@@ -40,9 +42,9 @@ UPLOAD_OVERHEAD = 64 * 1024
 def database_url(url: str) -> str:
     """Normalise a database URL: plain ``postgresql://`` means the psycopg 3 driver."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -69,11 +71,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         os.makedirs(app.instance_path, exist_ok=True)
 
     # The YAML sections: app.config["TICKETING"][section]; the core checks its own.
-    app.config["TICKETING"] = load_sections(app.config.get("TICKETING_CONFIG"),
-                                            app.config.get("TICKETING"))
+    app.config["TICKETING"] = load_sections(
+        app.config.get("TICKETING_CONFIG"), app.config.get("TICKETING")
+    )
     settings = check_core(app.config["TICKETING"])
     app.extensions["ticketing"] = settings
     from ticketing.desk.classifier import init_app as init_classifier
+
     init_classifier(app)  # the category model (classifier section), loaded once per process
     if settings.api.key_cache_ttl > 0:
         app.extensions[KEY_CACHE] = KeyCache(settings.api.key_cache_ttl)
@@ -83,11 +87,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _init_database(app)
     register_error_handlers(app)
 
-    from ticketing.runtime import cli
-    from ticketing.api import health
-    from ticketing.runtime import metrics
-    from ticketing.api import openapi
-    from ticketing.api import partner, staff
+    from ticketing.api import health, openapi, partner, staff
+    from ticketing.runtime import cli, metrics
 
     api = openapi.init_api(app)
     api.register_blueprint(health.bp)
@@ -95,22 +96,43 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(staff.bp)
     metrics.init_metrics(app)
     openapi.document_route(
-        app, "/metrics", "get", summary="Prometheus metrics", tag="health", public=True,
-        responses={"200": {"description": "Prometheus text exposition format",
-                           "content": {"text/plain": {"schema": {"type": "string"}}}}})
+        app,
+        "/metrics",
+        "get",
+        summary="Prometheus metrics",
+        tag="health",
+        public=True,
+        responses={
+            "200": {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     cli.init_app(app)
     _init_request_hooks(app)
 
     # Extensions: each adds its own single line below (see docs/ticketing.md).
     from ticketing.security import SecurityMonitor  # EXTENSION security monitor + rate limits
+
     SecurityMonitor(app)
-    from ticketing.outbox import init_app as init_outbox  # EXTENSION notification outbox: ticketing/outbox/
+    from ticketing.outbox import (
+        init_app as init_outbox,
+    )  # EXTENSION notification outbox: ticketing/outbox/
+
     init_outbox(app)
-    from ticketing.webhooks import init_app as init_webhooks  # EXTENSION partner webhooks: ticketing/webhooks/
+    from ticketing.webhooks import (
+        init_app as init_webhooks,
+    )  # EXTENSION partner webhooks: ticketing/webhooks/
+
     init_webhooks(app)
     from ticketing.live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
+
     init_live(app)
-    from ticketing.console import init_app as init_console  # EXTENSION support console: ticketing/console/
+    from ticketing.console import (
+        init_app as init_console,
+    )  # EXTENSION support console: ticketing/console/
+
     init_console(app)
     _document_extension_routes(app)
 
@@ -125,12 +147,19 @@ def _document_extension_routes(app: Flask) -> None:
         from ticketing.live import PATH
 
         openapi.document_route(
-            app, PATH, "get", tag="live", summary="Live status feed (WebSocket)",
+            app,
+            PATH,
+            "get",
+            tag="live",
+            summary="Live status feed (WebSocket)",
             description="Upgrade to a WebSocket; snapshots of the platform's status are "
-                        "pushed every few seconds. Authenticate with the X-API-Key header "
-                        "or an `auth` message first (docs/live.md).",
-            responses={"101": {"description": "Switching Protocols: the feed starts"},
-                       "400": {"description": "Not a WebSocket upgrade request"}})
+            "pushed every few seconds. Authenticate with the X-API-Key header "
+            "or an `auth` message first (docs/live.md).",
+            responses={
+                "101": {"description": "Switching Protocols: the feed starts"},
+                "400": {"description": "Not a WebSocket upgrade request"},
+            },
+        )
 
 
 def _init_database(app: Flask) -> None:
@@ -175,8 +204,12 @@ def _init_request_hooks(app: Flask) -> None:
             limit = settings.api.max_json_bytes
         request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
-            raise ApiError(413, "payload_too_large", "the request body is too large",
-                           details={"max_bytes": limit})
+            raise ApiError(
+                413,
+                "payload_too_large",
+                "the request body is too large",
+                details={"max_bytes": limit},
+            )
 
     @app.after_request
     def security_headers(response):

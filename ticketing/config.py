@@ -20,13 +20,15 @@ naming where it is:
     ConfigError: invalid ticketing configuration:
       sla.first_response.high: must be a duration such as 15s, 500ms or 2m (got 'soon')
 """
+
 from __future__ import annotations
 
 import copy
 import importlib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import sharedconfig
 
@@ -58,6 +60,7 @@ class ConfigError(sharedconfig.ConfigError):
 
 # ------------------------------------------------------------------ loading
 
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``override`` merged over ``base``: mappings recursively, other values replaced."""
     merged = copy.deepcopy(dict(base))
@@ -79,8 +82,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_sections(override_path: str | Path | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def load_sections(
+    override_path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The shipped defaults, merged with ``override_path`` and then ``overrides``."""
     sections = read_yaml(SHIPPED_CONFIG)
     if override_path:
@@ -92,14 +96,16 @@ def load_sections(override_path: str | Path | None = None,
 
 # ------------------------------------------------------------------ checking
 
+
 def section_model(name: str) -> type[sharedconfig.Section]:
     """The model registered for section ``name`` in :data:`SECTIONS`."""
     module, _, attr = SECTIONS[name].partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
-def check_sections(sections: Mapping[str, Any], names: Iterable[str],
-                   context: Mapping[str, Any] | None = None) -> dict[str, sharedconfig.Section]:
+def check_sections(
+    sections: Mapping[str, Any], names: Iterable[str], context: Mapping[str, Any] | None = None
+) -> dict[str, sharedconfig.Section]:
     """The sections ``names`` of ``sections``, checked; ConfigError lists every problem of all.
 
     ``context`` reaches the models' validators: ``environ``, the environment
@@ -116,18 +122,23 @@ def check_sections(sections: Mapping[str, Any], names: Iterable[str],
     return checked
 
 
-def check_config(sections: Mapping[str, Any], environ: Mapping[str, str] | None = None
-                 ) -> dict[str, sharedconfig.Section]:
+def check_config(
+    sections: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[str, sharedconfig.Section]:
     """Every section of :data:`SECTIONS`, checked as the app and its extensions check them.
 
     A top-level key that is no section is a problem too (a misspelt ``outbx:``
     would otherwise be ignored, its settings silently the defaults).
     """
-    unknown = [f"{name}: unknown section (known: {', '.join(SECTIONS)})"
-               for name in sections if name not in SECTIONS]
+    unknown = [
+        f"{name}: unknown section (known: {', '.join(SECTIONS)})"
+        for name in sections
+        if name not in SECTIONS
+    ]
     try:
-        checked = check_sections(sections, SECTIONS,
-                                 {"environ": os.environ if environ is None else environ})
+        checked = check_sections(
+            sections, SECTIONS, {"environ": os.environ if environ is None else environ}
+        )
     except ConfigError as exc:
         raise ConfigError(exc.problems + unknown) from None
     if unknown:

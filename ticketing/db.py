@@ -11,10 +11,11 @@ defaults, no triggers), so what is in memory after a commit is what the
 database holds. Each request has its own session, so nothing stays in it
 longer than the request.
 """
+
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 from flask_migrate import Migrate
@@ -74,13 +75,15 @@ def insert_now(obj: M) -> M:
     """
     state = sa_inspect(obj)
     mapper = state.mapper
-    if (mapper.inherits is not None or state.key is not None
-            or any(rel.key in state.dict for rel in mapper.relationships)):
+    if (
+        mapper.inherits is not None
+        or state.key is not None
+        or any(rel.key in state.dict for rel in mapper.relationships)
+    ):
         db.session.add(obj)
         db.session.flush()
         return obj
-    values = {column.key: state.dict[key] for key, column in _columns(mapper)
-              if key in state.dict}
+    values = {column.key: state.dict[key] for key, column in _columns(mapper) if key in state.dict}
     row = execute_core(_insert_returning(mapper.local_table), values).one()
     _become_persistent(obj, mapper, row)
     return obj
@@ -96,13 +99,13 @@ def _become_persistent(obj: Any, mapper: Any, row: Any) -> None:
     db.session.add(obj)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _columns(mapper: Any) -> tuple[tuple[str, Any], ...]:
     """(attribute, column) of each column attribute of ``mapper``."""
     return tuple((prop.key, prop.columns[0]) for prop in mapper.column_attrs)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _insert_returning(table: Table) -> Any:
     return insert(table).returning(*table.columns)
 
@@ -133,7 +136,7 @@ def get_now(model: type[M], ident: Any) -> M | None:
     return obj
 
 
-@lru_cache(maxsize=None)
+@cache
 def _select_by_primary_key(table: Table) -> Any:
     (column,) = table.primary_key.columns
     return select(*table.columns).where(column == bindparam("pk"))
@@ -166,7 +169,7 @@ def update_now(obj: M, **values: Any) -> M:
     return obj
 
 
-@lru_cache(maxsize=None)
+@cache
 def _update_by_primary_key(table: Table) -> Any:
     """``UPDATE table SET <the columns given> WHERE <primary key> = :pk_<column>``."""
     where = [column == bindparam("pk_" + column.key) for column in table.primary_key.columns]

@@ -15,11 +15,13 @@ Every handler first rolls the database session back, so a request that fails
 leaves nothing half-written. Anything that must survive a failing request (a
 security event, say) has to be committed before the error is raised.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -52,9 +54,14 @@ CODES = {
 class ApiError(Exception):
     """An error answered as JSON with ``status``, a stable ``code`` and a human ``message``."""
 
-    def __init__(self, status: int, code: str | None = None, message: str | None = None,
-                 details: Mapping[str, Any] | None = None,
-                 headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str | None = None,
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         self.status = status
         self.code = code or CODES.get(status, "error")
         self.message = message or self.code.replace("_", " ")
@@ -68,11 +75,16 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
 
-def error_response(status: int, code: str, message: str,
-                   details: Mapping[str, Any] | None = None,
-                   headers: Mapping[str, str] | None = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message,
-                                  "details": dict(details or {})}})
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    response = jsonify(
+        {"error": {"code": code, "message": message, "details": dict(details or {})}}
+    )
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -108,8 +120,9 @@ def handle_http_exception(error: HTTPException) -> Response:
     if status == 422 and messages is not None:
         message = "the request is not valid"
         details = {"fields": messages}
-    elif status == 400 and isinstance(getattr(error, "exc", None),
-                                      (json.JSONDecodeError, UnicodeDecodeError)):
+    elif status == 400 and isinstance(
+        getattr(error, "exc", None), (json.JSONDecodeError, UnicodeDecodeError)
+    ):
         code, message = "invalid_json", "the request body is not valid JSON"
     elif status == 400 and messages:
         details = {"fields": messages}
@@ -124,8 +137,11 @@ def handle_http_exception(error: HTTPException) -> Response:
             log.error("unhandled error", exc_info=original)
         if status == 500:
             message = "internal error"
-    headers = {name: value for name, value in error.get_headers()
-               if name.lower() not in ("content-type", "content-length")}
+    headers = {
+        name: value
+        for name, value in error.get_headers()
+        if name.lower() not in ("content-type", "content-length")
+    }
     headers.update(data.get("headers") or {})
     return error_response(status, code, message, details, headers)
 
@@ -144,8 +160,12 @@ def handle_database_unavailable(error: Exception) -> Response:
     _rollback()
     orig = getattr(error, "orig", None) or error
     log.warning("database unavailable: %s: %s", type(orig).__name__, str(orig).strip()[:200])
-    return error_response(503, "unavailable", "the database is unavailable; retry shortly",
-                          headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unavailable; retry shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -158,5 +178,6 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def oversize(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", "the request body is too large",
-                    details={"max_bytes": limit})
+    return ApiError(
+        413, "payload_too_large", "the request body is too large", details={"max_bytes": limit}
+    )

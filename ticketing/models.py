@@ -10,17 +10,43 @@ PostgreSQL. The schema itself is created by the Alembic migrations in
         db.select(Ticket).where(Ticket.partner_id == partner.id)
     ).scalars().first()
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index,
-                        String, Text, UniqueConstraint, and_, case, false, func, literal, or_,
-                        text)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ticketing.desk.choices import ACTIVE_STATUSES, ACTOR_KINDS, CATEGORIES, PARTNER_STATUSES, PRIORITIES, SENDER_TYPES, STAFF_ROLES, STATUSES
 from ticketing.db import db
+from ticketing.desk.choices import (
+    ACTIVE_STATUSES,
+    ACTOR_KINDS,
+    CATEGORIES,
+    PARTNER_STATUSES,
+    PRIORITIES,
+    SENDER_TYPES,
+    STAFF_ROLES,
+    STATUSES,
+)
 
 
 def utcnow() -> datetime:
@@ -94,8 +120,12 @@ class Ticket(db.Model):
         CheckConstraint(_in("category", CATEGORIES), name="category"),
         Index("ix_tickets_partner_id_id", "partner_id", "id"),
         Index("ix_tickets_status_priority", "status", "priority"),
-        Index("ix_tickets_needs_triage", "id", postgresql_where=text("needs_triage"),
-              sqlite_where=text("needs_triage")),
+        Index(
+            "ix_tickets_needs_triage",
+            "id",
+            postgresql_where=text("needs_triage"),
+            sqlite_where=text("needs_triage"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -124,17 +154,27 @@ class Ticket(db.Model):
 
     # SLA state "now". The SQL forms below say the same for queries.
     def first_response_overdue(self, now: datetime) -> bool:
-        return (self.status in ACTIVE_STATUSES and self.first_response_at is None
-                and self.first_response_due_at is not None and self.first_response_due_at < now)
+        return (
+            self.status in ACTIVE_STATUSES
+            and self.first_response_at is None
+            and self.first_response_due_at is not None
+            and self.first_response_due_at < now
+        )
 
     def resolution_overdue(self, now: datetime) -> bool:
-        return (self.status in ACTIVE_STATUSES and self.resolution_due_at is not None
-                and self.resolution_due_at < now)
+        return (
+            self.status in ACTIVE_STATUSES
+            and self.resolution_due_at is not None
+            and self.resolution_due_at < now
+        )
 
     @classmethod
     def first_response_overdue_clause(cls, now: datetime):
-        return and_(cls.status.in_(ACTIVE_STATUSES), cls.first_response_at.is_(None),
-                    cls.first_response_due_at < now)
+        return and_(
+            cls.status.in_(ACTIVE_STATUSES),
+            cls.first_response_at.is_(None),
+            cls.first_response_due_at < now,
+        )
 
     @classmethod
     def resolution_overdue_clause(cls, now: datetime):
@@ -147,16 +187,20 @@ class Ticket(db.Model):
     # The next SLA due time: the first response's until it is given, then the
     # resolution's (NO_DUE_TIME when there is none). The queue sorts by it.
     def next_due_at(self) -> datetime:
-        due = (self.first_response_due_at if self.first_response_at is None
-               else self.resolution_due_at)
+        due = (
+            self.first_response_due_at if self.first_response_at is None else self.resolution_due_at
+        )
         return due if due is not None else NO_DUE_TIME
 
     @classmethod
     def next_due_clause(cls):
         return func.coalesce(
-            case((cls.first_response_at.is_(None), cls.first_response_due_at),
-                 else_=cls.resolution_due_at),
-            literal(NO_DUE_TIME, DateTime()))
+            case(
+                (cls.first_response_at.is_(None), cls.first_response_due_at),
+                else_=cls.resolution_due_at,
+            ),
+            literal(NO_DUE_TIME, DateTime()),
+        )
 
 
 #: What a ticket without a due time sorts by: after every real one.

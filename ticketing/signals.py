@@ -29,6 +29,7 @@ else. ``auth_failed`` reasons: ``malformed``, ``unknown``, ``revoked``,
 ``inactive`` (suspended partner, deactivated staff) and ``missing`` (no key on
 an endpoint that needs one; requests to public endpoints send nothing).
 """
+
 from blinker import Namespace
 
 _signals = Namespace()

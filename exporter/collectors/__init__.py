@@ -6,12 +6,13 @@ Collector names (the ``collector`` label of the self metrics):
 Each collector's module (and the client it uses) is imported only when the
 configuration enables that collector: the process holds what it runs.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from exporter.schema import Config, Schedule
 from exporter.collectors.base import CollectFailed, Collector
+from exporter.schema import Config, Schedule
 
 if TYPE_CHECKING:
     from exporter.databases import Database
@@ -20,9 +21,11 @@ __all__ = ["CollectFailed", "Collector", "build_collectors", "used_databases"]
 
 
 def _schedule(section: Schedule, config: Config, timeout: float | None = None) -> dict:
-    return {"interval": section.interval,
-            "timeout": timeout if timeout is not None else section.run_timeout,
-            "staleness": section.staleness or config.exporter.staleness}
+    return {
+        "interval": section.interval,
+        "timeout": timeout if timeout is not None else section.run_timeout,
+        "staleness": section.staleness or config.exporter.staleness,
+    }
 
 
 def used_databases(config: Config) -> list[str]:
@@ -53,8 +56,9 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
 
         names = health.databases if health.databases is not None else sorted(config.databases)
         for name in names:
-            collectors.append(DatabaseHealth(databases[name], health.ping_query,
-                                             **_schedule(health, config)))
+            collectors.append(
+                DatabaseHealth(databases[name], health.ping_query, **_schedule(health, config))
+            )
     cache = config.collectors.redis
     if cache is not None and cache.enabled:
         from exporter.collectors.redis_health import RedisHealth
@@ -64,6 +68,7 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
         if query.enabled:
             from exporter.collectors.sql_metrics import SqlQuery
 
-            collectors.append(SqlQuery(name, query, databases[query.database],
-                                       **_schedule(query, config)))
+            collectors.append(
+                SqlQuery(name, query, databases[query.database], **_schedule(query, config))
+            )
     return collectors

@@ -15,9 +15,10 @@ something true to say about the failure (``platform_db_up 0``) raises
 
     Answer("answer", interval=15, timeout=5, staleness=60)
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from prometheus_client.metrics_core import Metric
 

@@ -6,26 +6,30 @@ Every database: ``platform_db_up`` and ``platform_db_ping_duration_seconds``
 state, the usual states always present) and ``platform_db_max_connections``,
 whose ratio the connection-saturation alert uses.
 """
+
 from __future__ import annotations
 
 import time
 
 from prometheus_client.core import GaugeMetricFamily
 
-from exporter.databases import Database
 from exporter.collectors.base import CollectFailed, Collector
+from exporter.databases import Database
 
 PG_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)")
 PG_CONNECTIONS = (
     "SELECT COALESCE(state, 'unknown') AS state, COUNT(*) AS n FROM pg_stat_activity "
-    "WHERE backend_type = 'client backend' GROUP BY 1")
-PG_MAX_CONNECTIONS = ("SELECT CAST(setting AS INTEGER) FROM pg_settings "
-                      "WHERE name = 'max_connections'")
+    "WHERE backend_type = 'client backend' GROUP BY 1"
+)
+PG_MAX_CONNECTIONS = (
+    "SELECT CAST(setting AS INTEGER) FROM pg_settings WHERE name = 'max_connections'"
+)
 
 
 def _up(database: str, value: float) -> GaugeMetricFamily:
-    up = GaugeMetricFamily("platform_db_up", "1 when the database answered the ping query.",
-                           labels=["database"])
+    up = GaugeMetricFamily(
+        "platform_db_up", "1 when the database answered the ping query.", labels=["database"]
+    )
     up.add_metric([database], value)
     return up
 
@@ -53,18 +57,22 @@ class DatabaseHealth(Collector):
                     max_connections = conn.execute(self.max_connections).fetchone()[0]
         except Exception as exc:
             raise CollectFailed(self.database.describe(exc), [_up(name, 0.0)]) from None
-        took = GaugeMetricFamily("platform_db_ping_duration_seconds",
-                                 "Duration of the ping query.", labels=["database"])
+        took = GaugeMetricFamily(
+            "platform_db_ping_duration_seconds", "Duration of the ping query.", labels=["database"]
+        )
         took.add_metric([name], duration)
         families = [_up(name, 1.0), took]
         if states is not None:
             connections = GaugeMetricFamily(
-                "platform_db_connections", "PostgreSQL client backends by state.",
-                labels=["database", "state"])
+                "platform_db_connections",
+                "PostgreSQL client backends by state.",
+                labels=["database", "state"],
+            )
             for state, count in sorted(states.items()):
                 connections.add_metric([name, state], float(count))
-            limit = GaugeMetricFamily("platform_db_max_connections",
-                                      "PostgreSQL max_connections.", labels=["database"])
+            limit = GaugeMetricFamily(
+                "platform_db_max_connections", "PostgreSQL max_connections.", labels=["database"]
+            )
             limit.add_metric([name], float(max_connections))
             families += [connections, limit]
         return families

@@ -10,6 +10,7 @@ Series (label ``target``): ``platform_api_probe_success``,
 success 0), and also marks its collector failed in the ``exporter_collector_*``
 self metrics.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,26 +23,31 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client.core import GaugeMetricFamily
 
+from exporter.collectors.base import CollectFailed, Collector
 from exporter.errors import describe_error
 from exporter.schema import ProbeTarget
-from exporter.collectors.base import CollectFailed, Collector
 
 USER_AGENT = "partnerwatch-exporter"
 
 
 def _families(target: str, success: bool, duration: float | None, status: int):
-    ok = GaugeMetricFamily("platform_api_probe_success",
-                           "1 when the last probe got the expected status (and body match), else 0.",
-                           labels=["target"])
+    ok = GaugeMetricFamily(
+        "platform_api_probe_success",
+        "1 when the last probe got the expected status (and body match), else 0.",
+        labels=["target"],
+    )
     ok.add_metric([target], 1.0 if success else 0.0)
-    code = GaugeMetricFamily("platform_api_probe_http_status_code",
-                             "HTTP status of the last probe (0 when no response).",
-                             labels=["target"])
+    code = GaugeMetricFamily(
+        "platform_api_probe_http_status_code",
+        "HTTP status of the last probe (0 when no response).",
+        labels=["target"],
+    )
     code.add_metric([target], float(status))
     families = [ok, code]
     if duration is not None:
-        took = GaugeMetricFamily("platform_api_probe_duration_seconds",
-                                 "Duration of the last probe.", labels=["target"])
+        took = GaugeMetricFamily(
+            "platform_api_probe_duration_seconds", "Duration of the last probe.", labels=["target"]
+        )
         took.add_metric([target], duration)
         families.append(took)
     return families
@@ -68,15 +74,20 @@ class HttpProbe(Collector):
             status, body = _fetch(self.opener, request, self.request_timeout)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             duration = time.perf_counter() - start
-            raise CollectFailed(_describe(exc),
-                                _families(self.target, False, duration, 0)) from None
+            raise CollectFailed(
+                _describe(exc), _families(self.target, False, duration, 0)
+            ) from None
         duration = time.perf_counter() - start
         if status != self.config.expected_status:
-            raise CollectFailed(f"status {status}, expected {self.config.expected_status}",
-                                _families(self.target, False, duration, status))
+            raise CollectFailed(
+                f"status {status}, expected {self.config.expected_status}",
+                _families(self.target, False, duration, status),
+            )
         if self.body_regex is not None and not self.body_regex.search(body):
-            raise CollectFailed(f"body does not match {self.body_regex.pattern!r}",
-                                _families(self.target, False, duration, status))
+            raise CollectFailed(
+                f"body does not match {self.body_regex.pattern!r}",
+                _families(self.target, False, duration, status),
+            )
         return _families(self.target, True, duration, status)
 
     def timeout_families(self):
@@ -87,11 +98,15 @@ def _opener() -> urllib.request.OpenerDirector:
     """HTTP and HTTPS only (certificates verified against the system's store or
     ``SSL_CERT_FILE``), proxies from the environment, redirects followed."""
     opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
-                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
-                    urllib.request.HTTPDefaultErrorHandler(),
-                    urllib.request.HTTPRedirectHandler(),
-                    urllib.request.HTTPErrorProcessor()):
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
         opener.add_handler(handler)
     return opener
 
@@ -126,6 +141,7 @@ def _split_credentials(url: str) -> tuple[str, str | None]:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         reason = exc.reason
-        return describe_error(reason) if isinstance(reason, BaseException) \
-            else f"URLError: {reason}"
+        return (
+            describe_error(reason) if isinstance(reason, BaseException) else f"URLError: {reason}"
+        )
     return describe_error(exc)

@@ -20,6 +20,7 @@ URLs are read as redis-py reads them::
 timeouts) have no meaning for one PING and are ignored; the timeout is the
 collector's.
 """
+
 from __future__ import annotations
 
 import socket
@@ -29,9 +30,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client.core import GaugeMetricFamily
 
+from exporter.collectors.base import CollectFailed, Collector
 from exporter.errors import describe_error
 from exporter.schema import RedisConfig
-from exporter.collectors.base import CollectFailed, Collector
 
 DEFAULT_PORT = 6379
 _CERT_REQS = ("none", "cert_none", "optional", "cert_optional", "required", "cert_required")
@@ -125,8 +126,9 @@ def _reply(stream) -> bytes:
     """Read one simple-string or error reply (all that AUTH, SELECT and PING answer)."""
     line = stream.readline(65536)
     if not line.endswith(b"\r\n"):
-        raise ConnectionError("connection closed by Redis" if not line
-                              else "reply from Redis cut short")
+        raise ConnectionError(
+            "connection closed by Redis" if not line else "reply from Redis cut short"
+        )
     kind, text = line[:1], line[1:-2]
     if kind == b"+":
         return text
@@ -145,12 +147,12 @@ class RedisHealth(Collector):
     def __init__(self, config: RedisConfig, **schedule):
         super().__init__("redis", **schedule)
         self.target = parse_redis_url(config.url)
-        self.ssl_context = _ssl_context(self.target.ssl) if self.target.scheme == "rediss" \
-            else None
+        self.ssl_context = _ssl_context(self.target.ssl) if self.target.scheme == "rediss" else None
         handshake = []
         if self.target.password:
-            handshake.append(_command("AUTH", *filter(None, (self.target.username,
-                                                              self.target.password))))
+            handshake.append(
+                _command("AUTH", *filter(None, (self.target.username, self.target.password)))
+            )
         if self.target.db:
             handshake.append(_command("SELECT", str(self.target.db)))
         self.handshake = handshake

@@ -18,6 +18,7 @@ duration", which keeps time windows portable between SQLite and PostgreSQL::
 A row whose value is NULL is skipped; a value that is not a number, a missing
 column, or two rows with the same labels fail the run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,10 +26,10 @@ from decimal import Decimal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from exporter.collectors.base import CollectFailed, Collector
 from exporter.databases import Database
 from exporter.schema import QueryConfig
 from exporter.sqltext import bind_names
-from exporter.collectors.base import CollectFailed, Collector
 
 MAX_ROWS = 10_000
 
@@ -43,7 +44,7 @@ class SqlQuery(Collector):
         self.statement = database.prepare(config.sql)
 
     def _params(self) -> dict:
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         values = {"now": now}
         for name, seconds in self.config.params.items():
             values[name] = now - dt.timedelta(seconds=seconds)
@@ -64,8 +65,10 @@ class SqlQuery(Collector):
         for spec in self.config.metrics:
             missing = [c for c in (spec.value, *spec.labels) if c.lower() not in index]
             if missing:
-                raise CollectFailed(f"{spec.name}: no column {', '.join(map(repr, missing))} "
-                                    f"in the result (columns: {', '.join(columns)})")
+                raise CollectFailed(
+                    f"{spec.name}: no column {', '.join(map(repr, missing))} "
+                    f"in the result (columns: {', '.join(columns)})"
+                )
             cls = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
             family = cls(spec.name, spec.help, labels=list(spec.labels))
             value_at = index[spec.value.lower()]
@@ -77,8 +80,9 @@ class SqlQuery(Collector):
                     continue
                 labels = tuple("" if row[i] is None else str(row[i]) for i in label_at)
                 if labels in seen:
-                    raise CollectFailed(f"{spec.name}: two rows with labels "
-                                        f"{dict(zip(spec.labels, labels))}")
+                    raise CollectFailed(
+                        f"{spec.name}: two rows with labels {dict(zip(spec.labels, labels))}"
+                    )
                 seen.add(labels)
                 family.add_metric(list(labels), _number(spec.name, raw))
             families.append(family)

@@ -2,6 +2,7 @@
 
 ``BOARDS`` maps the JSON file each is written to (in grafana/dashboards/) to its module.
 """
+
 from __future__ import annotations
 
 from grafana.boards import operations, platform_overview, security, stack_health, support

@@ -14,6 +14,7 @@ Module-scoped, for the browser tests (starting them is the slow part):
 Per test, for the Flask test client tests: ``console_app`` (on SQLite and on
 PostgreSQL), ``signed_in(client, party)`` and ``csrf_token(client, path)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,6 +42,7 @@ POLL = 0.5  # console.poll_interval of the browser tests' server, seconds
 
 
 # ------------------------------------------------------------------ Flask test client
+
 
 @pytest.fixture
 def app_config(db_url, tmp_path) -> dict[str, Any]:
@@ -72,13 +74,15 @@ def csrf_token(client, path: str = "/console/login") -> str:
 
 def signed_in(client, party: Party):
     """Sign ``client`` in with ``party``'s key through the sign-in form; returns a CSRF token."""
-    response = client.post("/console/login", data={"api_key": party.key,
-                                                   "csrf_token": csrf_token(client)})
+    response = client.post(
+        "/console/login", data={"api_key": party.key, "csrf_token": csrf_token(client)}
+    )
     assert response.status_code == 303, response.text[:500]
     return csrf_token(client, "/console/")
 
 
 # ------------------------------------------------------------------ a real server
+
 
 @dataclass
 class ConsoleServer:
@@ -90,8 +94,13 @@ class ConsoleServer:
     _engine: Any = field(default=None, repr=False)
 
     def partner_api(self, method: str, path: str, **kwargs) -> requests.Response:
-        return requests.request(method, self.url + "/api/v1" + path,
-                                headers={"X-API-Key": self.keys["partner"]}, timeout=10, **kwargs)
+        return requests.request(
+            method,
+            self.url + "/api/v1" + path,
+            headers={"X-API-Key": self.keys["partner"]},
+            timeout=10,
+            **kwargs,
+        )
 
     def age_ticket(self, ticket_id: int, by: timedelta) -> None:
         """Make a ticket look filed ``by`` earlier: its times and SLA due times move back."""
@@ -100,10 +109,14 @@ class ConsoleServer:
         table = Ticket.__table__
         columns = ("created_at", "updated_at", "first_response_due_at", "resolution_due_at")
         with self._engine.begin() as connection:
-            row = connection.execute(select(*(table.c[c] for c in columns))
-                                     .where(table.c.id == ticket_id)).one()
-            connection.execute(update(table).where(table.c.id == ticket_id).values(
-                {c: value - by for c, value in zip(columns, row)}))
+            row = connection.execute(
+                select(*(table.c[c] for c in columns)).where(table.c.id == ticket_id)
+            ).one()
+            connection.execute(
+                update(table)
+                .where(table.c.id == ticket_id)
+                .values({c: value - by for c, value in zip(columns, row)})
+            )
 
 
 def _prepare_database(db_url: str, tmp: Path) -> tuple[dict[str, str], dict[str, int]]:
@@ -131,25 +144,48 @@ def console_server(request, tmp_path_factory, redis_server, root):
         db_url = request.getfixturevalue("postgres_server").create_database()
     keys, ids = _prepare_database(db_url, tmp)
     config = tmp / "ticketing.yml"
-    config.write_text(yaml.safe_dump({
-        "console": {"poll_interval": POLL, "stale_after": 2},
-        "outbox": {"worker": False},
-        "live": {"enabled": False},
-        # The tests sign in often from one address; failures are what counts (5/minute).
-        "ratelimits": {"limits": {"api_call": "1000/minute"}},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "console": {"poll_interval": POLL, "stale_after": 2},
+                "outbox": {"worker": False},
+                "live": {"enabled": False},
+                # The tests sign in often from one address; failures are what counts (5/minute).
+                "ratelimits": {"limits": {"api_call": "1000/minute"}},
+            }
+        )
+    )
     redis_server.client().flushall()
     port = free_port()
     (tmp / "metrics").mkdir()
-    env = {"TICKETING_DATABASE_URL": db_url, "TICKETING_CONFIG": str(config),
-           "TICKETING_SECRET_KEY": "console-tests-" + "x" * 32, "REDIS_URL": redis_server.url,
-           "TICKETING_ATTACHMENTS_DIR": str(tmp / "attachments"), "TICKETING_WORKERS": "2",
-           "TICKETING_THREADS": "8", "TICKETING_BIND": f"127.0.0.1:{port}",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"), "PYTHONPATH": str(root)}
+    env = {
+        "TICKETING_DATABASE_URL": db_url,
+        "TICKETING_CONFIG": str(config),
+        "TICKETING_SECRET_KEY": "console-tests-" + "x" * 32,
+        "REDIS_URL": redis_server.url,
+        "TICKETING_ATTACHMENTS_DIR": str(tmp / "attachments"),
+        "TICKETING_WORKERS": "2",
+        "TICKETING_THREADS": "8",
+        "TICKETING_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+        "PYTHONPATH": str(root),
+    }
     process = ManagedProcess(
-        [sys.executable, "-m", "gunicorn", "--config", str(root / "ticketing" / "runtime" / "gunicorn.conf.py"),
-         "--no-control-socket", "--chdir", str(root), "ticketing:create_app()"],
-        tmp, name="gunicorn-console", env=env)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(root / "ticketing" / "runtime" / "gunicorn.conf.py"),
+            "--no-control-socket",
+            "--chdir",
+            str(root),
+            "ticketing:create_app()",
+        ],
+        tmp,
+        name="gunicorn-console",
+        env=env,
+    )
     process.start(ready=http_ready(f"http://127.0.0.1:{port}/readyz"), timeout=60)
     server = ConsoleServer(f"http://127.0.0.1:{port}", db_url, keys, ids, process)
     yield server
@@ -175,9 +211,16 @@ def browser():
     def open_session(width: int = 1280, height: int = 800):
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", f"--window-size={width},{height}",
-                         "--disable-extensions", "--no-first-run", "--lang=en-US"):
+        for argument in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            f"--window-size={width},{height}",
+            "--disable-extensions",
+            "--no-first-run",
+            "--lang=en-US",
+        ):
             options.add_argument(argument)
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(30)
@@ -196,4 +239,3 @@ def keep_in_docs(shot: Path, name: str, root: Path) -> None:
     """Copy a screenshot into docs/ when asked to (``CONSOLE_SCREENSHOTS=docs``)."""
     if os.environ.get("CONSOLE_SCREENSHOTS") == "docs":
         shutil.copyfile(shot, root / "docs" / name)
-

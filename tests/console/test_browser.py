@@ -7,6 +7,7 @@ then shows the reply and not the note, and the other session saw every step
 without reloading. Screenshots go to the run's tmp directory
 (``CONSOLE_SCREENSHOTS=docs`` also copies them into docs/).
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -30,12 +31,14 @@ def wait(driver, timeout: float = WAIT) -> WebDriverWait:
     # Live updates replace page regions, and a form's answer replaces the page: an
     # element found a moment ago may be gone (stale, or a node no longer in the
     # document while the next page loads). The condition is tried again.
-    return WebDriverWait(driver, timeout, poll_frequency=0.1,
-                         ignored_exceptions=(WebDriverException,))
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(WebDriverException,)
+    )
 
 
 def click(driver, css: str) -> None:
     """Click what ``css`` finds, again if a live update replaced it meanwhile."""
+
     def clicked(d):
         d.find_element(By.CSS_SELECTOR, css).click()
         return True
@@ -49,8 +52,9 @@ def notice(driver, text: str) -> None:
         wait(driver).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), text))
     except TimeoutException:
         shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".notice")]
-        raise AssertionError(f"no notice {text!r} on {driver.current_url} "
-                             f"({driver.title!r}); it shows {shown}") from None
+        raise AssertionError(
+            f"no notice {text!r} on {driver.current_url} ({driver.title!r}); it shows {shown}"
+        ) from None
 
 
 def sign_in(driver, server, key: str) -> None:
@@ -87,13 +91,15 @@ def queue_with_history(console_server):
     server = console_server
     made = {}
     for title, description, age_minutes in (
-            ("Invoice for October is missing", "Our finance team cannot find it.", 600),
-            ("Webhook deliveries return 500", "Since this morning every webhook fails.", 100),
-            ("Urgent: energy pool allocation wrong", "Units are off by 20 %.", 20),
-            ("Production down: all transactions failing", "Nothing settles.", 22),
-            ("Question about API rate limits", "How many calls per minute?", 5)):
-        response = server.partner_api("POST", "/tickets",
-                                      json={"title": title, "description": description})
+        ("Invoice for October is missing", "Our finance team cannot find it.", 600),
+        ("Webhook deliveries return 500", "Since this morning every webhook fails.", 100),
+        ("Urgent: energy pool allocation wrong", "Units are off by 20 %.", 20),
+        ("Production down: all transactions failing", "Nothing settles.", 22),
+        ("Question about API rate limits", "How many calls per minute?", 5),
+    ):
+        response = server.partner_api(
+            "POST", "/tickets", json={"title": title, "description": description}
+        )
         assert response.status_code == 201, response.text
         made[title] = response.json()["id"]
         # Filed earlier than now: every timestamp and SLA due time moves back.
@@ -116,17 +122,34 @@ def test_a_partner_key_cannot_sign_in(browser, console_server):
 
 
 def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
-        agent, colleague, console_server, queue_with_history, screenshots, root):
+    agent, colleague, console_server, queue_with_history, screenshots, root
+):
     server = console_server
-    filed = server.partner_api("POST", "/tickets", json={
-        "title": "Transactions stuck in pending",
-        "description": "Since 09:00 our transactions stay pending. Order ids: 8812, 8813."})
+    filed = server.partner_api(
+        "POST",
+        "/tickets",
+        json={
+            "title": "Transactions stuck in pending",
+            "description": "Since 09:00 our transactions stay pending. Order ids: 8812, 8813.",
+        },
+    )
     assert filed.status_code == 201
     ticket_id = filed.json()["id"]
-    assert server.partner_api("POST", f"/tickets/{ticket_id}/messages", json={
-        "body": "Any news? Our customers are waiting."}).status_code == 201
-    upload = server.partner_api("POST", f"/tickets/{ticket_id}/attachments", files={
-        "file": ("pending.csv", b"order_id,state\n8812,pending\n8813,pending\n", "text/csv")})
+    assert (
+        server.partner_api(
+            "POST",
+            f"/tickets/{ticket_id}/messages",
+            json={"body": "Any news? Our customers are waiting."},
+        ).status_code
+        == 201
+    )
+    upload = server.partner_api(
+        "POST",
+        f"/tickets/{ticket_id}/attachments",
+        files={
+            "file": ("pending.csv", b"order_id,state\n8812,pending\n8813,pending\n", "text/csv")
+        },
+    )
     assert upload.status_code == 201, upload.text
 
     # The colleague's queue is open before anything happens; it must follow without reload.
@@ -164,8 +187,12 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     agent.find_element(By.CSS_SELECTOR, 'button[name="kind"][value="reply"]').click()
     notice(agent, "Reply sent")
     agent.find_element(By.ID, "body").send_keys("Internal: restarted settlement worker 2.")
-    wait(agent).until(lambda d: d.find_element(By.ID, "body").get_attribute("value")
-                      == "Internal: restarted settlement worker 2.")
+    wait(agent).until(
+        lambda d: (
+            d.find_element(By.ID, "body").get_attribute("value")
+            == "Internal: restarted settlement worker 2."
+        )
+    )
     agent.find_element(By.CSS_SELECTOR, 'button[name="kind"][value="note"]').click()
     notice(agent, "note added")
     note = agent.find_element(By.CSS_SELECTOR, ".message.internal")
@@ -185,8 +212,9 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     keep_in_docs(shot, "console-ticket.png", root)
 
     # Only valid transitions are offered.
-    offered = [o.get_attribute("value")
-               for o in Select(agent.find_element(By.ID, "status")).options]
+    offered = [
+        o.get_attribute("value") for o in Select(agent.find_element(By.ID, "status")).options
+    ]
     assert offered == ["in_progress", "resolved", "closed"]
 
     # 5. Resolve it (the choice and the click together, again if a live update
@@ -204,8 +232,10 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
 
     # The partner sees the reply, never the note.
     messages = server.partner_api("GET", f"/tickets/{ticket_id}/messages").json()
-    assert [m["body"] for m in messages] == ["Any news? Our customers are waiting.",
-                                             "We are on it: the settlement queue is stuck."]
+    assert [m["body"] for m in messages] == [
+        "Any news? Our customers are waiting.",
+        "We are on it: the settlement queue is stuck.",
+    ]
     assert server.partner_api("GET", f"/tickets/{ticket_id}").json()["status"] == "resolved"
 
     # The colleague's page followed every step without a reload.
@@ -220,33 +250,45 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
 def test_the_page_says_when_it_is_stale(colleague, console_server):
     colleague.get(console_server.url + "/console/")
     wait(colleague).until(lambda d: "checked" in text_of(d, "#live-status"))
-    colleague.set_network_conditions(offline=True, latency=0, download_throughput=0,
-                                     upload_throughput=0)
+    colleague.set_network_conditions(
+        offline=True, latency=0, download_throughput=0, upload_throughput=0
+    )
     try:
         wait(colleague, 10 * POLL + 10).until(
-            lambda d: d.find_element(By.ID, "live").get_attribute("data-stale") == "true")
+            lambda d: d.find_element(By.ID, "live").get_attribute("data-stale") == "true"
+        )
         assert text_of(colleague, "#live-status").startswith("Stale")
     finally:
-        colleague.set_network_conditions(offline=False, latency=0, download_throughput=-1,
-                                         upload_throughput=-1)
+        colleague.set_network_conditions(
+            offline=False, latency=0, download_throughput=-1, upload_throughput=-1
+        )
     wait(colleague, 10 * POLL + 10).until(
-        lambda d: d.find_element(By.ID, "live").get_attribute("data-stale") is None)
+        lambda d: d.find_element(By.ID, "live").get_attribute("data-stale") is None
+    )
 
 
 def test_a_forged_form_post_is_refused(agent, console_server):
     server = console_server
-    ticket_id = server.partner_api("POST", "/tickets", json={
-        "title": "Forgery target", "description": "Nobody should answer this."}).json()["id"]
+    ticket_id = server.partner_api(
+        "POST",
+        "/tickets",
+        json={"title": "Forgery target", "description": "Nobody should answer this."},
+    ).json()["id"]
     session = requests.Session()
     for cookie in agent.get_cookies():  # the victim's session cookie, as a browser would send it
         session.cookies.set(cookie["name"], cookie["value"], path=cookie["path"])
     url = f"{server.url}/console/tickets/{ticket_id}/messages"
-    forged = session.post(url, data={"body": "Send your invoices to evil.example", "kind": "reply"},
-                          headers={"Origin": "https://evil.example"}, allow_redirects=False)
+    forged = session.post(
+        url,
+        data={"body": "Send your invoices to evil.example", "kind": "reply"},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
     assert forged.status_code == 400
     assert "security token" in forged.text
-    wrong_token = session.post(url, data={"body": "again", "kind": "reply",
-                                          "csrf_token": "forged"}, allow_redirects=False)
+    wrong_token = session.post(
+        url, data={"body": "again", "kind": "reply", "csrf_token": "forged"}, allow_redirects=False
+    )
     assert wrong_token.status_code == 400
     assert server.partner_api("GET", f"/tickets/{ticket_id}/messages").json() == []
     # The session itself works: the refusal was the missing token, not the cookie.
@@ -255,8 +297,11 @@ def test_a_forged_form_post_is_refused(agent, console_server):
 
 def test_pages_are_accessible_and_self_contained(agent, browser, console_server, screenshots):
     server = console_server
-    ticket_id = server.partner_api("POST", "/tickets", json={
-        "title": "Layout check", "description": "A ticket for the narrow window."}).json()["id"]
+    ticket_id = server.partner_api(
+        "POST",
+        "/tickets",
+        json={"title": "Layout check", "description": "A ticket for the narrow window."},
+    ).json()["id"]
     pages = ["/console/", f"/console/tickets/{ticket_id}", "/console/login"]
     for path in pages[:2]:
         agent.get(server.url + path)
@@ -280,7 +325,8 @@ def test_pages_are_accessible_and_self_contained(agent, browser, console_server,
     for path in pages[:2]:
         narrow.get(server.url + path)
         overflow = narrow.execute_script(
-            "return document.documentElement.scrollWidth - window.innerWidth;")
+            "return document.documentElement.scrollWidth - window.innerWidth;"
+        )
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 420px"
     narrow.save_screenshot(str(screenshots / "console-ticket-narrow.png"))
 
@@ -288,15 +334,21 @@ def test_pages_are_accessible_and_self_contained(agent, browser, console_server,
 def test_an_admin_sees_security_events(colleague, agent, console_server):
     server = console_server
     # Something to see: a request with an attack pattern in its query.
-    requests.get(server.url + "/api/v1/tickets", params={"q": "' OR 1=1 --"},
-                 headers={"X-API-Key": server.keys["partner"]}, timeout=10)
+    requests.get(
+        server.url + "/api/v1/tickets",
+        params={"q": "' OR 1=1 --"},
+        headers={"X-API-Key": server.keys["partner"]},
+        timeout=10,
+    )
     colleague.get(server.url + "/console/security")
     assert "SUSPICIOUS_PATTERN" in text_of(colleague, "table.type-counts")
     Select(colleague.find_element(By.ID, "type")).select_by_value("FAILED_AUTH")
     colleague.find_element(By.CSS_SELECTOR, "form.filters button").click()
     wait(colleague).until(EC.url_contains("type=FAILED_AUTH"))
-    types = {cell.text for cell in colleague.find_elements(By.CSS_SELECTOR,
-                                                          "table.events tbody td:nth-child(2)")}
+    types = {
+        cell.text
+        for cell in colleague.find_elements(By.CSS_SELECTOR, "table.events tbody td:nth-child(2)")
+    }
     assert types == {"FAILED_AUTH"}  # the bad key of the sign-in test
 
     agent.get(server.url + "/console/security")

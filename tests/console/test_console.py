@@ -1,5 +1,6 @@
 """The console through Flask's test client, on SQLite and on PostgreSQL: sessions,
 CSRF, who may sign in, the queue's order and pages, refusals explained."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,9 @@ from .conftest import csrf_token, signed_in
 
 
 def _cookie(response) -> str:
-    return next(h for h in response.headers.get_all("Set-Cookie")
-                if h.startswith("partnerwatch_console="))
+    return next(
+        h for h in response.headers.get_all("Set-Cookie") if h.startswith("partnerwatch_console=")
+    )
 
 
 def test_sign_in_makes_an_httponly_samesite_session_cookie(client, make):
@@ -40,9 +42,12 @@ def test_over_https_the_cookie_is_secure(console_app, make):
     client = console_app.test_client()
     page = client.get("/console/login", base_url="https://support.example")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    response = client.post("/console/login", data={"api_key": agent.key, "csrf_token": token},
-                           base_url="https://support.example",
-                           headers={"Referer": "https://support.example/console/login"})
+    response = client.post(
+        "/console/login",
+        data={"api_key": agent.key, "csrf_token": token},
+        base_url="https://support.example",
+        headers={"Referer": "https://support.example/console/login"},
+    )
     assert response.status_code == 303
     assert "Secure" in _cookie(response)
 
@@ -52,13 +57,19 @@ def test_partner_and_bad_keys_cannot_sign_in(console_app, client, make):
     token = csrf_token(client)
     refused = client.post("/console/login", data={"api_key": acme.key, "csrf_token": token})
     assert refused.status_code == 403 and "partner API key" in refused.text
-    bad = client.post("/console/login", data={"api_key": "pw_0123456789ab_" + "x" * 43,
-                                              "csrf_token": token})
+    bad = client.post(
+        "/console/login", data={"api_key": "pw_0123456789ab_" + "x" * 43, "csrf_token": token}
+    )
     assert bad.status_code == 401
     assert client.get("/console/").status_code == 302
     with console_app.app_context():
-        failed = db.session.execute(db.select(SecurityEvent.count).where(
-            SecurityEvent.type == "FAILED_AUTH")).scalars().all()
+        failed = (
+            db.session.execute(
+                db.select(SecurityEvent.count).where(SecurityEvent.type == "FAILED_AUTH")
+            )
+            .scalars()
+            .all()
+        )
     assert sum(failed) == 1  # the bad key, recorded as on the API
 
 
@@ -67,11 +78,13 @@ def test_forms_without_the_csrf_token_are_refused_and_change_nothing(console_app
     ticket = make.ticket(acme)
     signed_in(client, agent)
     before = row_counts(console_app)
-    for path, data in ((f"/console/tickets/{ticket['id']}/messages", {"body": "hi"}),
-                       (f"/console/tickets/{ticket['id']}/assign", {"assignee": "me"}),
-                       (f"/console/tickets/{ticket['id']}/status", {"status": "closed"}),
-                       (f"/console/tickets/{ticket['id']}/triage", {"priority": "low"}),
-                       ("/console/logout", {})):
+    for path, data in (
+        (f"/console/tickets/{ticket['id']}/messages", {"body": "hi"}),
+        (f"/console/tickets/{ticket['id']}/assign", {"assignee": "me"}),
+        (f"/console/tickets/{ticket['id']}/status", {"status": "closed"}),
+        (f"/console/tickets/{ticket['id']}/triage", {"priority": "low"}),
+        ("/console/logout", {}),
+    ):
         response = client.post(path, data=data)
         assert response.status_code == 400, path
         assert "security token" in response.text
@@ -109,9 +122,13 @@ def _age(app, ticket_id: int, minutes: int) -> None:
 def test_the_queue_sorts_by_sla_due_across_pages(console_app, client, make):
     acme, admin = make.partner("Acme"), make.staff("admin")
     ids = {}
-    for title, priority, age in (("low one", "low", 0), ("medium old", "medium", 300),
-                                 ("critical new", "critical", 0), ("high", "high", 0),
-                                 ("medium overdue", "medium", 600)):
+    for title, priority, age in (
+        ("low one", "low", 0),
+        ("medium old", "medium", 300),
+        ("critical new", "critical", 0),
+        ("high", "high", 0),
+        ("medium overdue", "medium", 600),
+    ):
         ids[title] = make.ticket(acme, title=title, priority=priority)["id"]
         _age(console_app, ids[title], age)
     signed_in(client, admin)
@@ -131,8 +148,10 @@ def test_the_queue_sorts_by_sla_due_across_pages(console_app, client, make):
 
     # The staff API orders the same way (one implementation: ticketing.desk.queue).
     api = client.get("/api/v1/staff/tickets?order=due&limit=2", headers=admin.headers).json
-    rest = client.get(f"/api/v1/staff/tickets?order=due&limit=10&cursor={api['next_cursor']}",
-                      headers=admin.headers).json
+    rest = client.get(
+        f"/api/v1/staff/tickets?order=due&limit=10&cursor={api['next_cursor']}",
+        headers=admin.headers,
+    ).json
     assert [t["id"] for t in api["items"] + rest["items"]] == [ids[t] for t in expected]
     # A cursor of another order or filter is refused, not misread.
     wrong = client.get(f"/api/v1/staff/tickets?cursor={api['next_cursor']}", headers=admin.headers)
@@ -161,20 +180,31 @@ def test_refusals_are_explained_and_keep_the_typed_text(console_app, client, mak
     ticket = make.ticket(acme)
     token = signed_in(client, agent)
     base = f"/console/tickets/{ticket['id']}"
-    assert client.post(f"{base}/status", data={"status": "closed", "csrf_token": token}
-                       ).status_code == 303
+    assert (
+        client.post(f"{base}/status", data={"status": "closed", "csrf_token": token}).status_code
+        == 303
+    )
     page = client.post(f"{base}/status", data={"status": "resolved", "csrf_token": token})
     assert page.status_code == 409
     assert "cannot go from closed to resolved" in page.text and "go to: open" in page.text
-    reply = client.post(f"{base}/messages", data={"body": "Draft kept", "kind": "reply",
-                                                  "csrf_token": token})
-    assert reply.status_code == 409 and "reopen it" in reply.text and ">Draft kept</textarea>" in reply.text
+    reply = client.post(
+        f"{base}/messages", data={"body": "Draft kept", "kind": "reply", "csrf_token": token}
+    )
+    assert (
+        reply.status_code == 409
+        and "reopen it" in reply.text
+        and ">Draft kept</textarea>" in reply.text
+    )
     # Only the transitions the workflow allows are offered.
-    assert re.findall(r'<option value="(\w+)">', client.get(base).text.split('id="status"')[1]
-                      .split("</select>")[0]) == ["open"]
+    assert re.findall(
+        r'<option value="(\w+)">',
+        client.get(base).text.split('id="status"')[1].split("</select>")[0],
+    ) == ["open"]
     someone = client.post(f"{base}/assign", data={"assignee": str(other.id), "csrf_token": token})
     assert someone.status_code == 403 and "only assign tickets to themselves" in someone.text
-    blank = client.post(f"{base}/messages", data={"body": "  ", "kind": "note", "csrf_token": token})
+    blank = client.post(
+        f"{base}/messages", data={"body": "  ", "kind": "note", "csrf_token": token}
+    )
     assert blank.status_code == 422 and "blank" in blank.text
 
 
@@ -183,10 +213,12 @@ def test_internal_notes_stay_internal(console_app, client, make):
     ticket = make.ticket(acme)
     token = signed_in(client, agent)
     base = f"/console/tickets/{ticket['id']}"
-    client.post(f"{base}/messages", data={"body": "Public answer", "kind": "reply",
-                                          "csrf_token": token})
-    client.post(f"{base}/messages", data={"body": "Staff only", "kind": "note",
-                                          "csrf_token": token})
+    client.post(
+        f"{base}/messages", data={"body": "Public answer", "kind": "reply", "csrf_token": token}
+    )
+    client.post(
+        f"{base}/messages", data={"body": "Staff only", "kind": "note", "csrf_token": token}
+    )
     partner_view = client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=acme.headers)
     assert [m["body"] for m in partner_view.json] == ["Public answer"]
     staff_page = client.get(base).text
@@ -214,20 +246,30 @@ def test_live_fragments_answer_204_until_something_changes(console_app, client, 
     first = client.get("/console/live/queue").json
     assert set(first["regions"]) == {"status-counts", "queue-table"}
     assert client.get(f"/console/live/queue?v={first['version']}").status_code == 204
-    client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=acme.headers,
-                json={"body": "any news?"})
+    client.post(
+        f"/api/v1/tickets/{ticket['id']}/messages", headers=acme.headers, json={"body": "any news?"}
+    )
     live = client.get(f"/console/live/tickets/{ticket['id']}").json
     assert "any news?" in live["regions"]["conversation"]["html"]
-    assert client.get(f"/console/live/tickets/{ticket['id']}?v={live['version']}"
-                      ).status_code == 204
+    assert (
+        client.get(f"/console/live/tickets/{ticket['id']}?v={live['version']}").status_code == 204
+    )
     assert client.get("/console/live/tickets/999999").status_code == 404
 
 
-@pytest.mark.parametrize("next_page,expected", [
-    ("/console/tickets/1", "/console/tickets/1"), ("https://evil.example/console/", "/console/"),
-    ("//evil.example/console/", "/console/"), ("/api/v1/tickets", "/console/")])
+@pytest.mark.parametrize(
+    "next_page,expected",
+    [
+        ("/console/tickets/1", "/console/tickets/1"),
+        ("https://evil.example/console/", "/console/"),
+        ("//evil.example/console/", "/console/"),
+        ("/api/v1/tickets", "/console/"),
+    ],
+)
 def test_sign_in_only_redirects_inside_the_console(client, make, next_page, expected):
     agent = make.staff("agent")
-    response = client.post("/console/login", data={"api_key": agent.key, "next": next_page,
-                                                   "csrf_token": csrf_token(client)})
+    response = client.post(
+        "/console/login",
+        data={"api_key": agent.key, "next": next_page, "csrf_token": csrf_token(client)},
+    )
     assert response.status_code == 303 and response.location == expected

@@ -7,6 +7,7 @@ values and arbitrary text, sent with a valid CSRF token by a signed-in admin
 (so requests reach validation and the domain functions behind it); GET routes
 get generated query strings. Derandomized: the same cases on every run.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,22 +21,32 @@ from .conftest import signed_in
 
 EXAMPLES = 25
 FIELDS = {
-    "api_key": st.one_of(st.just(""), st.text(max_size=80),
-                         st.from_regex(r"pw_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", fullmatch=True)),
+    "api_key": st.one_of(
+        st.just(""),
+        st.text(max_size=80),
+        st.from_regex(r"pw_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", fullmatch=True),
+    ),
     "next": st.sampled_from(["/console/", "//evil", "https://x/console", "/console/../api", ""]),
-    "body": st.one_of(st.text(max_size=300), st.just("x" * 20001), st.just("\x00"),
-                      st.just("<script>alert(1)</script>")),
+    "body": st.one_of(
+        st.text(max_size=300),
+        st.just("x" * 20001),
+        st.just("\x00"),
+        st.just("<script>alert(1)</script>"),
+    ),
     "kind": st.sampled_from(["reply", "note", "", "other"]),
-    "assignee": st.one_of(st.sampled_from(["me", "none", "1", "2", "0", "99999999999", "-1", ""]),
-                          st.text(max_size=12)),
+    "assignee": st.one_of(
+        st.sampled_from(["me", "none", "1", "2", "0", "99999999999", "-1", ""]),
+        st.text(max_size=12),
+    ),
     "status": st.one_of(st.sampled_from(STATUSES + ("", "any", "active")), st.text(max_size=12)),
     "priority": st.one_of(st.sampled_from(PRIORITIES + ("",)), st.text(max_size=10)),
     "category": st.one_of(st.sampled_from(CATEGORIES + ("",)), st.text(max_size=10)),
     "partner": st.one_of(st.sampled_from(["1", "0", "abc", "9" * 12]), st.text(max_size=6)),
     "overdue": st.sampled_from(["yes", "no", "maybe", ""]),
     "cursor": st.one_of(st.text(max_size=40), st.just("eyJhZnRlciI6MSwiZGVzYyI6ZmFsc2V9")),
-    "type": st.one_of(st.sampled_from(["SUSPICIOUS_PATTERN", "FAILED_AUTH", ""]),
-                      st.text(max_size=20)),
+    "type": st.one_of(
+        st.sampled_from(["SUSPICIOUS_PATTERN", "FAILED_AUTH", ""]), st.text(max_size=20)
+    ),
     "v": st.text(max_size=20),
 }
 forms = st.fixed_dictionaries({}, optional={**FIELDS, "stray": st.text(max_size=20)})
@@ -44,11 +55,14 @@ ticket_ids = st.sampled_from(["1", "2", "999999", "2147483648"])
 
 def _routes() -> list[tuple[str, str]]:
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
-    return sorted((rule.rule, method) for rule in app.url_map.iter_rules()
-                  if rule.endpoint.startswith("console.") and rule.endpoint != "console.static"
-                  for method in rule.methods - {"HEAD", "OPTIONS"}
-                  # logging out would end the session the cases use (see test_console)
-                  if rule.rule != "/console/logout")
+    return sorted(
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("console.") and rule.endpoint != "console.static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+        # logging out would end the session the cases use (see test_console)
+        if rule.rule != "/console/logout"
+    )
 
 
 ROUTES = _routes()
@@ -70,8 +84,13 @@ def _url(rule: str, ticket_id: str) -> str:
 
 @pytest.mark.parametrize("rule,method", ROUTES, ids=[f"{m} {r}" for r, m in ROUTES])
 @given(data=st.data())
-@settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_generated_form_or_query_gets_a_server_error(session, rule, method, data):
     client, token = session
     url = _url(rule, data.draw(ticket_ids))
@@ -89,6 +108,10 @@ def test_no_generated_form_or_query_gets_a_server_error(session, rule, method, d
 
 
 def test_every_console_form_route_is_fuzzed():
-    assert {"/console/tickets/<id:ticket_id>/messages", "/console/tickets/<id:ticket_id>/assign",
-            "/console/tickets/<id:ticket_id>/status", "/console/tickets/<id:ticket_id>/triage",
-            "/console/login"} <= {rule for rule, method in ROUTES if method == "POST"}
+    assert {
+        "/console/tickets/<id:ticket_id>/messages",
+        "/console/tickets/<id:ticket_id>/assign",
+        "/console/tickets/<id:ticket_id>/status",
+        "/console/tickets/<id:ticket_id>/triage",
+        "/console/login",
+    } <= {rule for rule, method in ROUTES if method == "POST"}

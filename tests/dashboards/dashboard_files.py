@@ -11,13 +11,14 @@ its template variables replaced by what "All" selects:
 Grafana's built-in interval variables become fixed durations that suit a
 Prometheus scraping every second.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -39,11 +40,11 @@ VARIABLE_RE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 
 @dataclass(frozen=True)
 class PanelQuery:
-    dashboard: str      # dashboard uid
-    panel: str          # panel title
+    dashboard: str  # dashboard uid
+    panel: str  # panel title
     ref_id: str
-    expr: str           # as written in the dashboard
-    promql: str         # what Grafana sends when every variable is "All"
+    expr: str  # as written in the dashboard
+    promql: str  # what Grafana sends when every variable is "All"
     instant: bool
 
     def __str__(self) -> str:
@@ -88,9 +89,14 @@ def panel_queries() -> Iterator[PanelQuery]:
         for panel in panels(dash):
             for target in panel.get("targets", []):
                 expr = target.get("expr", "")
-                yield PanelQuery(dash["uid"], panel.get("title", ""), target.get("refId", ""),
-                                 expr, substitute(expr, dash),
-                                 bool(target.get("instant")) and not target.get("range"))
+                yield PanelQuery(
+                    dash["uid"],
+                    panel.get("title", ""),
+                    target.get("refId", ""),
+                    expr,
+                    substitute(expr, dash),
+                    bool(target.get("instant")) and not target.get("range"),
+                )
 
 
 def variable_queries() -> Iterator[tuple[str, str, str, str]]:

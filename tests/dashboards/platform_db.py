@@ -11,12 +11,13 @@ to show:
     with PlatformActivity(path, interval=0.2):
         ...
 """
+
 from __future__ import annotations
 
 import random
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SCHEMA = """
@@ -41,13 +42,18 @@ CREATE TABLE transactions (
 );
 """
 
-PARTNERS = [("Acme Energy", "active"), ("Borealis Grid", "active"), ("Cobalt Mobility", "active"),
-            ("Delta Charging", "active"), ("Kestrel Rail", "suspended")]
+PARTNERS = [
+    ("Acme Energy", "active"),
+    ("Borealis Grid", "active"),
+    ("Cobalt Mobility", "active"),
+    ("Delta Charging", "active"),
+    ("Kestrel Rail", "suspended"),
+]
 POOLS = [("main", 10_000.0, 6_500.0), ("reserve", 2_000.0, 1_900.0)]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _stamp(moment: datetime) -> str:
@@ -60,18 +66,31 @@ def create_platform_db(path: Path) -> None:
     rng = random.Random(7)
     with sqlite3.connect(path) as conn:
         conn.executescript(SCHEMA)
-        conn.executemany("INSERT INTO partners (name, status, created_at) VALUES (?, ?, ?)",
-                         [(n, s, _stamp(now - timedelta(days=30))) for n, s in PARTNERS])
-        conn.executemany("INSERT INTO energy_pools VALUES (?, ?, ?, ?)",
-                         [(n, c, a, _stamp(now)) for n, c, a in POOLS])
+        conn.executemany(
+            "INSERT INTO partners (name, status, created_at) VALUES (?, ?, ?)",
+            [(n, s, _stamp(now - timedelta(days=30))) for n, s in PARTNERS],
+        )
+        conn.executemany(
+            "INSERT INTO energy_pools VALUES (?, ?, ?, ?)",
+            [(n, c, a, _stamp(now)) for n, c, a in POOLS],
+        )
         rows = []
         for minute in range(60, 0, -1):
             for _ in range(3):
                 status = rng.choices(["completed", "failed", "pending"], [90, 5, 5])[0]
-                rows.append((rng.randint(1, 4), status, rng.randint(1, 20),
-                             _stamp(now - timedelta(minutes=minute))))
-        conn.executemany("INSERT INTO transactions (partner_id, status, amount_units, created_at)"
-                         " VALUES (?, ?, ?, ?)", rows)
+                rows.append(
+                    (
+                        rng.randint(1, 4),
+                        status,
+                        rng.randint(1, 20),
+                        _stamp(now - timedelta(minutes=minute)),
+                    )
+                )
+        conn.executemany(
+            "INSERT INTO transactions (partner_id, status, amount_units, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            rows,
+        )
 
 
 class PlatformActivity:
@@ -93,18 +112,22 @@ class PlatformActivity:
                 status = "failed" if rng.random() < self.failure_share else "completed"
                 amount = rng.randint(1, 20)
                 with conn:
-                    conn.execute("INSERT INTO transactions (partner_id, status, amount_units,"
-                                 " created_at) VALUES (?, ?, ?, ?)",
-                                 (rng.randint(1, 4), status, amount, _stamp(utcnow())))
+                    conn.execute(
+                        "INSERT INTO transactions (partner_id, status, amount_units,"
+                        " created_at) VALUES (?, ?, ?, ?)",
+                        (rng.randint(1, 4), status, amount, _stamp(utcnow())),
+                    )
                     if status == "completed":
-                        conn.execute("UPDATE energy_pools SET available_units ="
-                                     " available_units - ?, updated_at = ? WHERE name = 'main'",
-                                     (amount, _stamp(utcnow())))
+                        conn.execute(
+                            "UPDATE energy_pools SET available_units ="
+                            " available_units - ?, updated_at = ? WHERE name = 'main'",
+                            (amount, _stamp(utcnow())),
+                        )
                 self.added += 1
         finally:
             conn.close()
 
-    def __enter__(self) -> "PlatformActivity":
+    def __enter__(self) -> PlatformActivity:
         self._thread.start()
         return self
 

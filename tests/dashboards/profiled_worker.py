@@ -6,6 +6,7 @@ It serves ``/metrics`` and keeps calling three profiled operations: one that
 is fast, one that fails every third call, and one over its slow threshold, so
 every Operations panel (rates, quantiles, errors, slow calls) has data.
 """
+
 from __future__ import annotations
 
 import argparse

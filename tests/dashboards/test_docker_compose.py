@@ -9,6 +9,7 @@ from the env file, and addresses that agree with prometheus/prometheus.yml and
 Grafana's provisioning. The Alertmanager configuration step is run for real
 and its output checked by ``amtool``.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,11 +29,20 @@ ENV_EXAMPLE = ROOT / ".env.example"
 # Variables of .env.example that would take precedence if set in the test's environment.
 ENV_NAMES = re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M)
 #: What the HA block of .env.example says to set for ``--profile ha``.
-HA_ENV = {"PROMETHEUS_CONFIG": "prometheus-ha.yml", "ALERTMANAGER_CLUSTER_LISTEN": "0.0.0.0:9094",
-          "ALERTMANAGER_URLS": "http://alertmanager:9093,http://alertmanager-b:9093"}
+HA_ENV = {
+    "PROMETHEUS_CONFIG": "prometheus-ha.yml",
+    "ALERTMANAGER_CLUSTER_LISTEN": "0.0.0.0:9094",
+    "ALERTMANAGER_URLS": "http://alertmanager:9093,http://alertmanager-b:9093",
+}
 HA_SERVICES = {"ticketing-b", "prometheus-b", "alertmanager-b", "victoriametrics"}
-SECRETS = {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "SMTP_PASSWORD", "SLACK_API_URL",
-           "ONCALL_WEBHOOK_TOKEN", "PARTNER_WEBHOOKS_TOKEN"}
+SECRETS = {
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "SMTP_PASSWORD",
+    "SLACK_API_URL",
+    "ONCALL_WEBHOOK_TOKEN",
+    "PARTNER_WEBHOOKS_TOKEN",
+}
 ONE_SHOT = {"alertmanager-config"}
 
 
@@ -42,9 +52,21 @@ def compose(*args: str, env_file: Path) -> subprocess.CompletedProcess:
         pytest.fail("docker-compose is not installed; ./dev deps installs it")
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     return subprocess.run(
-        [docker_compose, "--project-directory", str(ROOT), "--env-file", str(env_file),
-         "-f", str(COMPOSE_FILE), *args],
-        capture_output=True, text=True, env=env, timeout=60)
+        [
+            docker_compose,
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(COMPOSE_FILE),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +102,19 @@ def test_secrets_must_come_from_the_env_file(tmp_path):
 
 
 def test_the_stack_has_every_component(services):
-    assert set(services) == {"postgres", "redis", "ticketing", "exporter", "prometheus",
-                             "alertmanager-config", "alertmanager", "grafana", "mailpit",
-                             "demo-platform", *HA_SERVICES}
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "ticketing",
+        "exporter",
+        "prometheus",
+        "alertmanager-config",
+        "alertmanager",
+        "grafana",
+        "mailpit",
+        "demo-platform",
+        *HA_SERVICES,
+    }
     assert services["demo-platform"]["profiles"] == ["demo"]
     for name in HA_SERVICES:
         assert services[name]["profiles"] == ["ha"], name
@@ -91,8 +123,11 @@ def test_the_stack_has_every_component(services):
 
 
 def test_only_grafana_and_the_ticket_api_are_published(services):
-    published = {name: [str(p["target"]) for p in svc.get("ports", [])]
-                 for name, svc in services.items() if svc.get("ports")}
+    published = {
+        name: [str(p["target"]) for p in svc.get("ports", [])]
+        for name, svc in services.items()
+        if svc.get("ports")
+    }
     assert published == {"grafana": ["3000"], "ticketing": ["8000"], "ticketing-b": ["8000"]}
 
 
@@ -127,12 +162,16 @@ def bind_mounts(svc: dict) -> list[tuple[Path, str, bool]]:
 
 def test_configuration_folders_are_mounted_read_only(services):
     expected = {
-        "prometheus": {ROOT / "prometheus": "/etc/prometheus",
-                       ROOT / "rules": "/etc/prometheus/rules"},
+        "prometheus": {
+            ROOT / "prometheus": "/etc/prometheus",
+            ROOT / "rules": "/etc/prometheus/rules",
+        },
         "alertmanager": {ROOT / "alertmanager": "/etc/alertmanager"},
         "alertmanager-config": {ROOT / "alertmanager": "/etc/alertmanager"},
-        "grafana": {ROOT / "grafana" / "provisioning": "/etc/grafana/provisioning",
-                    ROOT / "grafana" / "dashboards": "/etc/grafana/dashboards"},
+        "grafana": {
+            ROOT / "grafana" / "provisioning": "/etc/grafana/provisioning",
+            ROOT / "grafana" / "dashboards": "/etc/grafana/dashboards",
+        },
     }
     for name, mounts in expected.items():
         found = {host: (target, ro) for host, target, ro in bind_mounts(services[name])}
@@ -166,12 +205,14 @@ def test_env_example_defines_every_variable_the_compose_file_uses():
 def test_prometheus_scrapes_the_compose_services(services):
     config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     listening = {
-        "prometheus": "9090", "alertmanager": "9093",
+        "prometheus": "9090",
+        "alertmanager": "9093",
         "exporter": services["exporter"]["environment"]["EXPORTER_LISTEN"].rpartition(":")[2],
         "ticketing": services["ticketing"]["environment"]["TICKETING_BIND"].rpartition(":")[2],
     }
-    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"]
-               for t in sc["targets"]}
+    targets = {
+        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    }
     assert targets == {f"{host}:{port}" for host, port in listening.items()}
     assert all(host in services for host in listening)
     # rule_files are relative to /etc/prometheus, where rules/ is mounted.
@@ -200,8 +241,11 @@ def test_app_services_use_files_that_exist(services):
                 assert (ROOT / source).exists(), source
                 image_files.add(source)
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("exporter/partnerwatch.yml", "ticketing/runtime/gunicorn.conf.py",
-                   "ticketing/migrations"):
+    for needed in (
+        "exporter/partnerwatch.yml",
+        "ticketing/runtime/gunicorn.conf.py",
+        "ticketing/migrations",
+    ):
         assert (ROOT / needed).exists(), needed
         assert needed.split("/")[0] in image_files and needed.split("/")[0] not in ignored
     assert "exporter/partnerwatch.yml" in " ".join(services["exporter"]["command"])
@@ -215,17 +259,23 @@ def test_alertmanager_config_step_renders_a_valid_config(services, tmp_path, ale
     svc = services["alertmanager-config"]
     script = svc["command"][0].replace("$$", "$")
     out = tmp_path / "rendered"
-    env = {**{k: str(v) for k, v in svc["environment"].items()},
-           "PATH": os.environ["PATH"], "ALERTMANAGER_DIR": str(ROOT / "alertmanager"),
-           "RENDERED_DIR": str(out), "SLACK_API_URL": "https://hooks.slack.example/T0/B0/x",
-           "ONCALL_WEBHOOK_URL": "", "ALERTMANAGER_WEBHOOK_ONCALL_CRITICAL":
-           "https://pager.example.org/hook", "SMTP_PASSWORD": "s3cret"}
+    env = {
+        **{k: str(v) for k, v in svc["environment"].items()},
+        "PATH": os.environ["PATH"],
+        "ALERTMANAGER_DIR": str(ROOT / "alertmanager"),
+        "RENDERED_DIR": str(out),
+        "SLACK_API_URL": "https://hooks.slack.example/T0/B0/x",
+        "ONCALL_WEBHOOK_URL": "",
+        "ALERTMANAGER_WEBHOOK_ONCALL_CRITICAL": "https://pager.example.org/hook",
+        "SMTP_PASSWORD": "s3cret",
+    }
     bindir = tmp_path / "bin"  # `python` as in the image
     bindir.mkdir()
     (bindir / "python").symlink_to(Path(sys.executable))
     env["PATH"] = f"{bindir}:{env['PATH']}"
-    result = subprocess.run(["sh", "-euc", script], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["sh", "-euc", script], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "secrets" / "smtp_password").read_text() == "s3cret"
     assert (out / "secrets" / "slack_api_url").read_text() == "https://hooks.slack.example/T0/B0/x"
@@ -238,14 +288,19 @@ def test_alertmanager_config_step_renders_a_valid_config(services, tmp_path, ale
     amtool = shutil.which("amtool")
     if amtool is None:
         pytest.fail("amtool is not installed; ./dev deps installs it")
-    check = subprocess.run([amtool, "check-config", str(out / "alertmanager.yml")],
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [amtool, "check-config", str(out / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     alertmanager = alertmanager_factory(out / "alertmanager.yml")
     assert alertmanager.alerts() == []
 
 
 # ------------------------------------------------------------------ profile ha
+
 
 @pytest.fixture(scope="module")
 def ha_services(tmp_path_factory) -> dict:
@@ -270,16 +325,22 @@ def test_prometheus_ha_config_is_rendered_from_prometheus_yml():
 
     assert HA_CONFIG.read_text() == render_compose_ha(), (
         "prometheus/prometheus-ha.yml is stale: python -m prometheus.render > "
-        "prometheus/prometheus-ha.yml")
+        "prometheus/prometheus-ha.yml"
+    )
 
 
 def test_prometheus_ha_config_passes_promtool_with_the_rules(tmp_path):
     """As mounted in the containers: the file next to rules/."""
-    (tmp_path / "prometheus-ha.yml").write_text((ROOT / "prometheus" / "prometheus-ha.yml")
-                                                .read_text())
+    (tmp_path / "prometheus-ha.yml").write_text(
+        (ROOT / "prometheus" / "prometheus-ha.yml").read_text()
+    )
     (tmp_path / "rules").symlink_to(ROOT / "rules")
-    check = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus-ha.yml")],
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus-ha.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS" in check.stdout and "rules" in check.stdout
 
@@ -300,8 +361,9 @@ def test_both_prometheus_replicas_run_the_ha_config_with_their_own_replica_label
 
 def test_ha_addresses_agree_with_the_compose_services(ha_services):
     config = yaml.safe_load((ROOT / "prometheus" / "prometheus-ha.yml").read_text())
-    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"]
-               for t in sc["targets"]}
+    targets = {
+        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    }
     [am] = config["alerting"]["alertmanagers"]
     alertmanagers = set(am["static_configs"][0]["targets"])
     assert alertmanagers == {"alertmanager:9093", "alertmanager-b:9093"}
@@ -318,7 +380,8 @@ def test_ha_addresses_agree_with_the_compose_services(ha_services):
     assert flag(vm, "-dedup.minScrapeInterval") == [config["global"]["scrape_interval"]]
     assert flag(vm, "-httpListenAddr") == [":8428"]
     assert ha_services["grafana"]["environment"]["VICTORIAMETRICS_URL"] == (
-        "http://victoriametrics:8428")
+        "http://victoriametrics:8428"
+    )
 
 
 def test_the_alertmanagers_form_one_cluster_and_ticketing_posts_to_both(ha_services):

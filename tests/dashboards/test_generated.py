@@ -8,6 +8,7 @@ committed JSON out of date, and a rule whose expression no longer has the
 ``<expression> <op> <number>`` shape stops the generator instead of drawing a
 wrong line.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,8 @@ def steps(panel: dict) -> list[tuple[str, float | None]]:
 
 def test_committed_dashboards_are_the_generator_output():
     assert stale(DASHBOARDS, render()) == [], (
-        "grafana/dashboards/ is out of date: run `python -m grafana.dashboards`")
+        "grafana/dashboards/ is out of date: run `python -m grafana.dashboards`"
+    )
 
 
 def test_generator_check_command(tmp_path):
@@ -57,9 +59,13 @@ def test_generator_check_command(tmp_path):
     edited.write_text(edited.read_text().replace('"Open tickets"', '"Open tickets (edited)"'))
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "grafana.dashboards", "--output",
-                               str(output), *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "grafana.dashboards", "--output", str(output), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     checked = run("--check")
     assert checked.returncode == 1
@@ -72,48 +78,86 @@ def test_generator_check_command(tmp_path):
     assert edited.read_text() == (DASHBOARDS / "support.json").read_text()
 
 
-@pytest.mark.parametrize(("file", "old", "new", "dashboard", "title", "expected"), [
-    ("energy.rules.yml", "ratio < 0.20", "ratio < 0.15", "platform-overview.json",
-     "Energy pool available", [("red", None), ("orange", 0.15), ("green", 0.3)]),
-    ("transactions.rules.yml", "ratio_rate5m > 0.20", "ratio_rate5m > 0.25",
-     "platform-overview.json", "Transaction failure ratio",
-     [("green", None), ("orange", 0.05), ("red", 0.25)]),
-    ("security.rules.yml", "[5m])) > 100", "[5m])) > 250", "security.json",
-     "Rate-limit rejections in 5 m by action", [("green", None), ("orange", 250)]),
-])
-def test_a_changed_rule_threshold_moves_the_panel(tmp_path, file, old, new, dashboard, title,
-                                                  expected):
+@pytest.mark.parametrize(
+    ("file", "old", "new", "dashboard", "title", "expected"),
+    [
+        (
+            "energy.rules.yml",
+            "ratio < 0.20",
+            "ratio < 0.15",
+            "platform-overview.json",
+            "Energy pool available",
+            [("red", None), ("orange", 0.15), ("green", 0.3)],
+        ),
+        (
+            "transactions.rules.yml",
+            "ratio_rate5m > 0.20",
+            "ratio_rate5m > 0.25",
+            "platform-overview.json",
+            "Transaction failure ratio",
+            [("green", None), ("orange", 0.05), ("red", 0.25)],
+        ),
+        (
+            "security.rules.yml",
+            "[5m])) > 100",
+            "[5m])) > 250",
+            "security.json",
+            "Rate-limit rejections in 5 m by action",
+            [("green", None), ("orange", 250)],
+        ),
+    ],
+)
+def test_a_changed_rule_threshold_moves_the_panel(
+    tmp_path, file, old, new, dashboard, title, expected
+):
     rules_dir = rules_copy(tmp_path, file, old, new)
     rendered = render(rules_dir)
     assert steps(panel(rendered, dashboard, title)) == expected
     # The committed dashboards now disagree with the rules: both checks say so.
     assert dashboard in stale(DASHBOARDS, rendered)
-    [committed] = [d for d in dashboards().values()
-                   if d["uid"] == json.loads(rendered[dashboard])["uid"]]
+    [committed] = [
+        d for d in dashboards().values() if d["uid"] == json.loads(rendered[dashboard])["uid"]
+    ]
     [old_panel] = [p for p in panels(committed) if p["title"] == title]
     mismatch = threshold_mismatch(committed, old_panel, alerting_rules(rules_dir))
     assert mismatch and "!= alert thresholds" in mismatch
 
 
-@pytest.mark.parametrize(("file", "old", "new", "message"), [
-    # Another shape of expression: the constant is no longer the last comparison.
-    ("energy.rules.yml", "expr: platform:energy_pool_available:ratio < 0.20",
-     "expr: platform:energy_pool_available:ratio < 0.20 and on() vector(1)",
-     "energy.rules.yml: alert EnergyPoolCritical: expected '<expression> <op> <number>'"),
-    # A second comparison (a guard) in front of the threshold.
-    ("platform-api.rules.yml", "expr: platform_api_probe_duration_seconds > 1",
-     "expr: platform_api_probe_duration_seconds > 0 and platform_api_probe_duration_seconds > 1",
-     "platform-api.rules.yml: alert PlatformApiSlow: expected"),
-    # An alert a panel draws is gone (renamed).
-    ("security.rules.yml", "alert: RateLimitStorm", "alert: RateLimitFlood",
-     "alert RateLimitStorm is not in the rule files"),
-    # A severity without a panel colour.
-    ("ticketing.rules.yml", "expr: ticketing:http_5xx:ratio_rate5m > 0.05\n"
-     "        for: 5m\n        labels:\n          severity: warning",
-     "expr: ticketing:http_5xx:ratio_rate5m > 0.05\n"
-     "        for: 5m\n        labels:\n          severity: info",
-     "alert TicketingHighErrorRate: severity 'info' has no panel colour"),
-])
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        # Another shape of expression: the constant is no longer the last comparison.
+        (
+            "energy.rules.yml",
+            "expr: platform:energy_pool_available:ratio < 0.20",
+            "expr: platform:energy_pool_available:ratio < 0.20 and on() vector(1)",
+            "energy.rules.yml: alert EnergyPoolCritical: expected '<expression> <op> <number>'",
+        ),
+        # A second comparison (a guard) in front of the threshold.
+        (
+            "platform-api.rules.yml",
+            "expr: platform_api_probe_duration_seconds > 1",
+            "expr: platform_api_probe_duration_seconds > 0 and platform_api_probe_duration_seconds > 1",
+            "platform-api.rules.yml: alert PlatformApiSlow: expected",
+        ),
+        # An alert a panel draws is gone (renamed).
+        (
+            "security.rules.yml",
+            "alert: RateLimitStorm",
+            "alert: RateLimitFlood",
+            "alert RateLimitStorm is not in the rule files",
+        ),
+        # A severity without a panel colour.
+        (
+            "ticketing.rules.yml",
+            "expr: ticketing:http_5xx:ratio_rate5m > 0.05\n"
+            "        for: 5m\n        labels:\n          severity: warning",
+            "expr: ticketing:http_5xx:ratio_rate5m > 0.05\n"
+            "        for: 5m\n        labels:\n          severity: info",
+            "alert TicketingHighErrorRate: severity 'info' has no panel colour",
+        ),
+    ],
+)
 def test_a_rule_of_another_shape_stops_the_generator(tmp_path, file, old, new, message):
     with pytest.raises(RuleShapeError) as raised:
         render(rules_copy(tmp_path, file, old, new))

@@ -19,6 +19,7 @@ variable) and must return at least one series with a real number. Queries are
 polled until a shared deadline, since rates need two samples and recording
 rules an evaluation.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -37,11 +38,23 @@ import pytest
 import requests
 import yaml
 
-from tests.dashboards.dashboard_files import (BUILTIN_VARIABLES, PanelQuery, panel_queries,
-                                              variable_queries)
+from tests.dashboards.dashboard_files import (
+    BUILTIN_VARIABLES,
+    PanelQuery,
+    panel_queries,
+    variable_queries,
+)
 from tests.dashboards.platform_db import PlatformActivity, create_platform_db
-from tests.harness import (HTTPSink, ManagedProcess, ProcessGroup, free_port, http_ready,
-                           start_alertmanager, start_prometheus, wait_until)
+from tests.harness import (
+    HTTPSink,
+    ManagedProcess,
+    ProcessGroup,
+    free_port,
+    http_ready,
+    start_alertmanager,
+    start_prometheus,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,22 +66,29 @@ DATA_DEADLINE = 90.0
 
 # Series the first wave of traffic creates; the second wave waits for them.
 SERIES_AFTER_FIRST_WAVE = [
-    "support_ticket_first_response_seconds_count", "support_ticket_resolution_seconds_count",
-    'support_ticket_messages_total{sender_type="staff"}', "support_tickets_created_total",
+    "support_ticket_first_response_seconds_count",
+    "support_ticket_resolution_seconds_count",
+    'support_ticket_messages_total{sender_type="staff"}',
+    "support_tickets_created_total",
     'security_events_total{type="UNAUTHORIZED_ACCESS"}',
-    'security_events_total{type="SUSPICIOUS_PATTERN"}', "ratelimit_rejections_total",
+    'security_events_total{type="SUSPICIOUS_PATTERN"}',
+    "ratelimit_rejections_total",
 ]
 
 # Panels that must show the traffic itself (a value above zero), not only series.
 MUST_MOVE = {
-    ("partnerwatch-platform", "Platform API"), ("partnerwatch-platform", "Active partners"),
+    ("partnerwatch-platform", "Platform API"),
+    ("partnerwatch-platform", "Active partners"),
     ("partnerwatch-platform", "Transactions by status"),
     ("partnerwatch-platform", "Energy pool available"),
-    ("partnerwatch-support", "Open tickets"), ("partnerwatch-support", "First response overdue"),
+    ("partnerwatch-support", "Open tickets"),
+    ("partnerwatch-support", "First response overdue"),
     ("partnerwatch-support", "Critical tickets open"),
     ("partnerwatch-support", "Critical tickets unassigned"),
-    ("partnerwatch-support", "Tickets created by category"), ("partnerwatch-support", "Messages"),
-    ("partnerwatch-support", "First-response time"), ("partnerwatch-support", "Resolution time"),
+    ("partnerwatch-support", "Tickets created by category"),
+    ("partnerwatch-support", "Messages"),
+    ("partnerwatch-support", "First-response time"),
+    ("partnerwatch-support", "Resolution time"),
     ("partnerwatch-support", "Ticket API requests"),
     ("partnerwatch-security", "Security events by type"),
     ("partnerwatch-security", "Security events (1 h)"),
@@ -76,7 +96,8 @@ MUST_MOVE = {
     ("partnerwatch-operations", "Calls by operation"),
     ("partnerwatch-operations", "Errors by operation"),
     ("partnerwatch-operations", "Slow calls by operation"),
-    ("partnerwatch-stack", "Scrape targets"), ("partnerwatch-stack", "Exporter collectors"),
+    ("partnerwatch-stack", "Scrape targets"),
+    ("partnerwatch-stack", "Exporter collectors"),
     ("partnerwatch-stack", "Alertmanager notifications sent"),
 }
 
@@ -86,11 +107,19 @@ MAY_BE_EMPTY: dict[tuple[str, str, str], str] = {}
 
 # Ticketing settings for the test: fast outbox retries, limits low enough to hit.
 TICKETING_SETTINGS = {
-    "outbox": {"poll_interval": "200ms", "initial_backoff": "200ms", "max_backoff": "1s",
-               "request_timeout": "2s"},
+    "outbox": {
+        "poll_interval": "200ms",
+        "initial_backoff": "200ms",
+        "max_backoff": "1s",
+        "request_timeout": "2s",
+    },
     # The partner's webhook endpoint is the loopback sink (refused by default).
-    "webhooks": {"require_https": False, "allowed_networks": ["127.0.0.1/32"],
-                 "initial_backoff": "200ms", "max_backoff": "1s"},
+    "webhooks": {
+        "require_https": False,
+        "allowed_networks": ["127.0.0.1/32"],
+        "initial_backoff": "200ms",
+        "max_backoff": "1s",
+    },
     "ratelimits": {"limits": {"ticket_create": "12/minute"}},
     "live": {"enabled": False},
     # As behind a reverse proxy: the intruder's address comes from X-Forwarded-For,
@@ -124,8 +153,13 @@ def exporter_config(path: Path, listen: str) -> Path:
 
 def alertmanager_config(webhook_url: str) -> dict:
     return {
-        "route": {"receiver": "oncall", "group_by": ["alertname"], "group_wait": "0s",
-                  "group_interval": "1s", "repeat_interval": "1h"},
+        "route": {
+            "receiver": "oncall",
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
         "receivers": [{"name": "oncall", "webhook_configs": [{"url": webhook_url}]}],
     }
 
@@ -161,12 +195,14 @@ class TicketApi:
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         response = self.session.request(method, self.base + path, timeout=10, **kwargs)
         assert response.status_code < 500, (
-            f"{method} {path}: {response.status_code} {response.text}")
+            f"{method} {path}: {response.status_code} {response.text}"
+        )
         return response
 
     def create_ticket(self, title: str, description: str, **extra) -> requests.Response:
-        return self.request("POST", "/api/v1/tickets",
-                            json={"title": title, "description": description, **extra})
+        return self.request(
+            "POST", "/api/v1/tickets", json={"title": title, "description": description, **extra}
+        )
 
 
 def prepare_ticketing(db_url: str, settings: Path) -> dict[str, str]:
@@ -177,8 +213,13 @@ def prepare_ticketing(db_url: str, settings: Path) -> dict[str, str]:
     """
     from ticketing import create_app
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TICKETING_CONFIG": str(settings),
-                      "TICKETING": {"outbox": {"worker": False}}})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "TICKETING_CONFIG": str(settings),
+            "TICKETING": {"outbox": {"worker": False}},
+        }
+    )
     runner = app.test_cli_runner()
 
     def run(*args: str) -> str:
@@ -188,9 +229,11 @@ def prepare_ticketing(db_url: str, settings: Path) -> dict[str, str]:
         return lines[-1] if lines else ""
 
     run("db", "upgrade")
-    people = {"partner": ("partner", run("create-partner", "Acme Energy")),
-              "other": ("partner", run("create-partner", "Borealis Grid")),
-              "staff": ("staff", run("create-staff", "Sam Agent", "sam@example.org"))}
+    people = {
+        "partner": ("partner", run("create-partner", "Acme Energy")),
+        "other": ("partner", run("create-partner", "Borealis Grid")),
+        "staff": ("staff", run("create-staff", "Sam Agent", "sam@example.org")),
+    }
     keys = {who: run("create-key", f"--{kind}", ident) for who, (kind, ident) in people.items()}
     with app.app_context():
         from ticketing.db import db
@@ -201,26 +244,35 @@ def prepare_ticketing(db_url: str, settings: Path) -> dict[str, str]:
 
 def answer_and_resolve(partner: TicketApi, staff: TicketApi, tag: str) -> None:
     """A medium ticket answered by staff, and an urgent one answered and resolved."""
-    answered = partner.create_ticket(f"Invoice {tag} charged twice",
-                                     "We were billed twice for the March invoice.")
-    urgent = partner.create_ticket(f"URGENT: webhook endpoint returns 500 ({tag})",
-                                   "Our webhook endpoint gets HTTP 500 errors.")
+    answered = partner.create_ticket(
+        f"Invoice {tag} charged twice", "We were billed twice for the March invoice."
+    )
+    urgent = partner.create_ticket(
+        f"URGENT: webhook endpoint returns 500 ({tag})",
+        "Our webhook endpoint gets HTTP 500 errors.",
+    )
     assert answered.status_code == urgent.status_code == 201, (answered.text, urgent.text)
     answered, urgent = answered.json()["id"], urgent.json()["id"]
-    partner.request("POST", f"/api/v1/tickets/{answered}/messages",
-                    json={"body": "Any news on this one?"})
+    partner.request(
+        "POST", f"/api/v1/tickets/{answered}/messages", json={"body": "Any news on this one?"}
+    )
     for ticket in (answered, urgent):
-        response = staff.request("POST", f"/api/v1/staff/tickets/{ticket}/messages",
-                                 json={"body": "We are on it and will report back."})
+        response = staff.request(
+            "POST",
+            f"/api/v1/staff/tickets/{ticket}/messages",
+            json={"body": "We are on it and will report back."},
+        )
         assert response.status_code == 201, response.text
     for status in ("in_progress", "resolved"):
-        response = staff.request("POST", f"/api/v1/staff/tickets/{urgent}/status",
-                                 json={"status": status})
+        response = staff.request(
+            "POST", f"/api/v1/staff/tickets/{urgent}/status", json={"status": status}
+        )
         assert response.status_code == 200, response.text
 
 
-def drive_support_traffic(api: str, partner: TicketApi, other: TicketApi, staff: TicketApi,
-                          db_url: str) -> None:
+def drive_support_traffic(
+    api: str, partner: TicketApi, other: TicketApi, staff: TicketApi, db_url: str
+) -> None:
     """What partners, staff and attackers do in a few minutes of a normal day."""
     texts = [
         ("Energy pool allocation", "Please raise our pool allocation by 200 units."),
@@ -235,10 +287,9 @@ def drive_support_traffic(api: str, partner: TicketApi, other: TicketApi, staff:
     overdue = created[0]
 
     # A ticket past its first-response target (as if created yesterday).
-    past = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=1)
+    past = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        conn.execute("UPDATE tickets SET first_response_due_at = %s WHERE id = %s",
-                     (past, overdue))
+        conn.execute("UPDATE tickets SET first_response_due_at = %s WHERE id = %s", (past, overdue))
 
     # Another partner asks for a ticket that is not theirs: 404, UNAUTHORIZED_ACCESS.
     assert other.request("GET", f"/api/v1/tickets/{overdue}").status_code == 404
@@ -251,8 +302,10 @@ def drive_support_traffic(api: str, partner: TicketApi, other: TicketApi, staff:
     for _ in range(8):
         intruder.request("GET", "/api/v1/tickets")
     # Ticket creation beyond its limit: 429 and RATE_LIMIT_EXCEEDED.
-    statuses = [other.create_ticket(f"Meter reading {n}", "Monthly meter reading attached.")
-                .status_code for n in range(14)]
+    statuses = [
+        other.create_ticket(f"Meter reading {n}", "Monthly meter reading attached.").status_code
+        for n in range(14)
+    ]
     assert 429 in statuses, statuses
 
 
@@ -312,55 +365,89 @@ def stack(tmp_path_factory, postgres_server, redis_server):
         settings = workdir / "ticketing.yml"
         settings.write_text(yaml.safe_dump(TICKETING_SETTINGS))
         ticketing_port = free_port()
-        env = {**os.environ,
-               "TICKETING_DATABASE_URL": db_url,
-               "TICKETING_CONFIG": str(settings),
-               "REDIS_URL": redis_server.url,
-               "ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}",
-               "TICKETING_BIND": f"127.0.0.1:{ticketing_port}",
-               "TICKETING_WORKERS": "2",
-               "PROMETHEUS_MULTIPROC_DIR": str(workdir / "ticketing-metrics")}
+        env = {
+            **os.environ,
+            "TICKETING_DATABASE_URL": db_url,
+            "TICKETING_CONFIG": str(settings),
+            "REDIS_URL": redis_server.url,
+            "ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}",
+            "TICKETING_BIND": f"127.0.0.1:{ticketing_port}",
+            "TICKETING_WORKERS": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "ticketing-metrics"),
+        }
         (workdir / "ticketing-metrics").mkdir()
         redis_server.client().flushall()
         keys = prepare_ticketing(db_url, settings)
         ticketing_url = f"http://127.0.0.1:{ticketing_port}"
-        ticketing = group.add(ManagedProcess(
-            [BIN / "gunicorn", "--config", ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"],
-            workdir, name="ticketing", env=env))
+        ticketing = group.add(
+            ManagedProcess(
+                [BIN / "gunicorn", "--config", ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"],
+                workdir,
+                name="ticketing",
+                env=env,
+            )
+        )
         ticketing.start(ready=http_ready(ticketing_url + "/healthz"), timeout=60)
         # At the end, gunicorn's quick shutdown: graceful stops are not what is tested here.
         cleanup.callback(ticketing.signal, signal.SIGINT)
 
         # The exporter with the shipped configuration.
         exporter_addr = f"127.0.0.1:{free_port()}"
-        exporter_env = {**os.environ, "PYTHONPATH": str(ROOT),
-                        "PLATFORM_DB_URL": f"sqlite:///{platform_db}",
-                        "PLATFORM_API_URL": platform_api.url,
-                        "TICKETING_DB_URL": db_url,
-                        "REDIS_URL": redis_server.url}
-        exporter = group.add(ManagedProcess(
-            [sys.executable, "-m", "exporter", "--config",
-             exporter_config(workdir / "exporter.yml", exporter_addr)],
-            workdir, name="exporter", env=exporter_env))
+        exporter_env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PLATFORM_DB_URL": f"sqlite:///{platform_db}",
+            "PLATFORM_API_URL": platform_api.url,
+            "TICKETING_DB_URL": db_url,
+            "REDIS_URL": redis_server.url,
+        }
+        exporter = group.add(
+            ManagedProcess(
+                [
+                    sys.executable,
+                    "-m",
+                    "exporter",
+                    "--config",
+                    exporter_config(workdir / "exporter.yml", exporter_addr),
+                ],
+                workdir,
+                name="exporter",
+                env=exporter_env,
+            )
+        )
         exporter.start(ready=http_ready(f"http://{exporter_addr}/metrics"), timeout=60)
 
         # A process using the profiler.
         worker_port = free_port()
-        worker = group.add(ManagedProcess(
-            [sys.executable, "-m", "tests.dashboards.profiled_worker", "--port", worker_port],
-            workdir, name="profiled-worker", env={"PYTHONPATH": str(ROOT)}))
+        worker = group.add(
+            ManagedProcess(
+                [sys.executable, "-m", "tests.dashboards.profiled_worker", "--port", worker_port],
+                workdir,
+                name="profiled-worker",
+                env={"PYTHONPATH": str(ROOT)},
+            )
+        )
         worker.start(ready=http_ready(f"http://127.0.0.1:{worker_port}/metrics"))
 
         # Prometheus with the project's rules, every second.
         prom_port = free_port()
-        jobs = {"prometheus": f"127.0.0.1:{prom_port}", "alertmanager": f"127.0.0.1:{am_port}",
-                "exporter": exporter_addr, "ticketing": f"127.0.0.1:{ticketing_port}",
-                "profiled-worker": f"127.0.0.1:{worker_port}"}
+        jobs = {
+            "prometheus": f"127.0.0.1:{prom_port}",
+            "alertmanager": f"127.0.0.1:{am_port}",
+            "exporter": exporter_addr,
+            "ticketing": f"127.0.0.1:{ticketing_port}",
+            "profiled-worker": f"127.0.0.1:{worker_port}",
+        }
         prometheus = start_prometheus(
-            workdir, [{"job_name": job, "static_configs": [{"targets": [addr]}]}
-                      for job, addr in jobs.items()],
+            workdir,
+            [
+                {"job_name": job, "static_configs": [{"targets": [addr]}]}
+                for job, addr in jobs.items()
+            ],
             rule_files=sorted((ROOT / "rules").glob("*.rules.yml")),
-            alertmanagers=[f"127.0.0.1:{am_port}"], port=prom_port)
+            alertmanagers=[f"127.0.0.1:{am_port}"],
+            port=prom_port,
+        )
         cleanup.callback(prometheus.stop)
 
         partner = TicketApi(ticketing_url, keys["partner"])
@@ -369,18 +456,24 @@ def stack(tmp_path_factory, postgres_server, redis_server):
 
         # The partner's own endpoint: ticket events (status changes, public replies)
         # are delivered to it, so the partner-webhook panels have data.
-        registered = partner.request("POST", "/api/v1/webhooks",
-                                     json={"url": webhook.url + "/partner"})
+        registered = partner.request(
+            "POST", "/api/v1/webhooks", json={"url": webhook.url + "/partner"}
+        )
         assert registered.status_code == 201, registered.text
 
         # Alertmanager is down: the new ticket's notification fails, then is retried.
         created = partner.create_ticket("Cannot log in", "The portal rejects our login.")
         assert created.status_code == 201, created.text
-        wait_until(lambda: has_sample(metrics_text(ticketing_url + "/metrics"),
-                                      "notifications_failed_total"),
-                   timeout=30, message="a failed notification attempt")
-        alertmanager = start_alertmanager(workdir, alertmanager_config(webhook.url + "/hook"),
-                                          port=am_port)
+        wait_until(
+            lambda: has_sample(
+                metrics_text(ticketing_url + "/metrics"), "notifications_failed_total"
+            ),
+            timeout=30,
+            message="a failed notification attempt",
+        )
+        alertmanager = start_alertmanager(
+            workdir, alertmanager_config(webhook.url + "/hook"), port=am_port
+        )
         cleanup.callback(alertmanager.stop)
 
         # Two waves a scrape apart: a labelled series appears with its first event,
@@ -392,9 +485,13 @@ def stack(tmp_path_factory, postgres_server, redis_server):
         answer_and_resolve(partner, staff, "wave 2")
         attack_again(ticketing_url, other)
         cleanup.enter_context(BackgroundTraffic(partner))
-        wait_until(lambda: has_sample(metrics_text(ticketing_url + "/metrics"),
-                                      "notifications_delivered_total"),
-                   timeout=30, message="the outbox delivering to Alertmanager")
+        wait_until(
+            lambda: has_sample(
+                metrics_text(ticketing_url + "/metrics"), "notifications_delivered_total"
+            ),
+            timeout=30,
+            message="the outbox delivering to Alertmanager",
+        )
         yield Stack(prometheus, ticketing_url, time.monotonic())
 
 
@@ -412,8 +509,12 @@ QUERIES = list(panel_queries())
 def test_there_are_queries_to_check():
     assert len(QUERIES) > 50
     assert {q.dashboard for q in QUERIES} == {
-        "partnerwatch-platform", "partnerwatch-support", "partnerwatch-security",
-        "partnerwatch-operations", "partnerwatch-stack"}
+        "partnerwatch-platform",
+        "partnerwatch-support",
+        "partnerwatch-security",
+        "partnerwatch-operations",
+        "partnerwatch-stack",
+    }
 
 
 def test_lists_name_real_panels():
@@ -454,15 +555,18 @@ def test_panel_query_returns_data(stack, query: PanelQuery):
 def test_template_variable_has_values(stack, variable):
     dashboard, name, metric, label = variable
     promql = f"count by ({label}) ({metric})"
-    result = stack.prometheus.wait_for(promql, lambda r: any(s["metric"].get(label) for s in r),
-                                       timeout=max(5.0, stack.ready_at + DATA_DEADLINE
-                                                   - time.monotonic()))
+    result = stack.prometheus.wait_for(
+        promql,
+        lambda r: any(s["metric"].get(label) for s in r),
+        timeout=max(5.0, stack.ready_at + DATA_DEADLINE - time.monotonic()),
+    )
     assert all(s["metric"].get(label) for s in result)
 
 
 def test_builtin_variables_cover_what_dashboards_use():
     used = set()
     for q in QUERIES:
-        used |= {name for name in ("__rate_interval", "__interval", "__range")
-                 if f"${name}" in q.expr}
+        used |= {
+            name for name in ("__rate_interval", "__interval", "__range") if f"${name}" in q.expr
+        }
     assert used <= set(BUILTIN_VARIABLES)

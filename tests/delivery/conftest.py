@@ -7,6 +7,7 @@ would. ``seed(app)`` creates a partner and an agent with their API keys.
 ``webhook_alertmanager(http_sink)`` is a real Alertmanager whose only receiver
 posts to ``http_sink`` at ``/hook``, one group per ticket.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,14 @@ from ticketing import create_app
 from ticketing.db import db
 
 #: Short retry timings, so that tests wait seconds, not minutes.
-FAST_OUTBOX = {"initial_backoff": "1s", "max_backoff": "2s", "request_timeout": "2s",
-               "claim_timeout": "10s", "alert_ttl": "2m", "poll_interval": "200ms"}
+FAST_OUTBOX = {
+    "initial_backoff": "1s",
+    "max_backoff": "2s",
+    "request_timeout": "2s",
+    "claim_timeout": "10s",
+    "alert_ttl": "2m",
+    "poll_interval": "200ms",
+}
 
 
 def nowhere() -> str:
@@ -39,9 +46,14 @@ def make_app(db_url, tmp_path):
 
     def make(alertmanager_url: str | None = None, testing: bool = True, **outbox) -> Flask:
         section = {**FAST_OUTBOX, "alertmanager_url": alertmanager_url or nowhere(), **outbox}
-        app = create_app({"TESTING": testing, "SQLALCHEMY_DATABASE_URI": db_url,
-                          "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
-                          "TICKETING": {"outbox": section}})
+        app = create_app(
+            {
+                "TESTING": testing,
+                "SQLALCHEMY_DATABASE_URI": db_url,
+                "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
+                "TICKETING": {"outbox": section},
+            }
+        )
         if not built:
             with app.app_context():
                 upgrade()
@@ -70,8 +82,9 @@ def seed(app: Flask) -> Keys:
 
     with app.app_context():
         partner = Partner(name="Acme Energy")
-        staff = Staff(name="Sam Agent", email=f"sam-{os.urandom(3).hex()}@example.org",
-                      role="agent")
+        staff = Staff(
+            name="Sam Agent", email=f"sam-{os.urandom(3).hex()}@example.org", role="agent"
+        )
         db.session.add_all([partner, staff])
         db.session.flush()
         _, partner_key = issue_key(partner=partner)
@@ -80,12 +93,18 @@ def seed(app: Flask) -> Keys:
         return Keys(partner.id, partner_key, staff.id, staff_key)
 
 
-def create_ticket(app: Flask, keys: Keys, title: str = "Invoice question",
-                  description: str = "Our invoice shows the wrong amount.",
-                  **fields) -> dict:
+def create_ticket(
+    app: Flask,
+    keys: Keys,
+    title: str = "Invoice question",
+    description: str = "Our invoice shows the wrong amount.",
+    **fields,
+) -> dict:
     response = app.test_client().post(
-        "/api/v1/tickets", json={"title": title, "description": description, **fields},
-        headers={"X-API-Key": keys.partner})
+        "/api/v1/tickets",
+        json={"title": title, "description": description, **fields},
+        headers={"X-API-Key": keys.partner},
+    )
     assert response.status_code == 201, response.json
     return response.json
 
@@ -110,10 +129,14 @@ def _detached(row):
 
 def webhook_config(url: str) -> dict:
     return {
-        "route": {"receiver": "hook", "group_by": ["alertname", "ticket"],
-                  "group_wait": "0s", "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "hook",
-                       "webhook_configs": [{"url": url, "send_resolved": False}]}],
+        "route": {
+            "receiver": "hook",
+            "group_by": ["alertname", "ticket"],
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+        "receivers": [{"name": "hook", "webhook_configs": [{"url": url, "send_resolved": False}]}],
     }
 
 
@@ -124,9 +147,12 @@ def webhook_alertmanager(alertmanager_factory, http_sink):
 
 def about_ticket(ticket_id):
     """A predicate: the webhook post notifies the ticket's alert as firing."""
+
     def about(request) -> bool:
-        return any(alert["status"] == "firing" and alert["labels"].get("ticket") == str(ticket_id)
-                   for alert in request.json["alerts"])
+        return any(
+            alert["status"] == "firing" and alert["labels"].get("ticket") == str(ticket_id)
+            for alert in request.json["alerts"]
+        )
 
     return about
 
@@ -149,7 +175,11 @@ def ticketing_env(db_url: str, alertmanager_url: str, tmp_path: Path, **outbox) 
 
     config = tmp_path / "ticketing-test.yml"
     config.write_text(yaml.safe_dump({"outbox": {**FAST_OUTBOX, **outbox}}))
-    return {"TICKETING_DATABASE_URL": db_url, "TICKETING_CONFIG": str(config),
-            "ALERTMANAGER_URL": alertmanager_url, "FLASK_APP": "ticketing",
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    return {
+        "TICKETING_DATABASE_URL": db_url,
+        "TICKETING_CONFIG": str(config),
+        "ALERTMANAGER_URL": alertmanager_url,
+        "FLASK_APP": "ticketing",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }

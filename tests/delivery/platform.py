@@ -10,13 +10,14 @@ fixed interface in the project's design: ``partners``, ``energy_pools``,
     db.set_available(100)        # 10 %: under the critical threshold
     api.delay = 1.5              # slower than the 1 s threshold
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -34,26 +35,30 @@ CREATE TABLE transactions (id INTEGER PRIMARY KEY, partner_id INTEGER NOT NULL,
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 class PlatformDatabase:
-    def __init__(self, path: Path, pool: str = "main", capacity: float = 1000,
-                 available: float = 800):
+    def __init__(
+        self, path: Path, pool: str = "main", capacity: float = 1000, available: float = 800
+    ):
         self.path = Path(path)
         self.pool = pool
         with self._connect() as conn:
             conn.executescript(SCHEMA)
-            conn.executemany("INSERT INTO partners VALUES (?, ?, ?, ?)",
-                             [(1, "Acme Energy", "active", _now()),
-                              (2, "Globex", "active", _now())])
-            conn.execute("INSERT INTO energy_pools VALUES (?, ?, ?, ?)",
-                         (pool, capacity, available, _now()))
-            recent = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=1)
+            conn.executemany(
+                "INSERT INTO partners VALUES (?, ?, ?, ?)",
+                [(1, "Acme Energy", "active", _now()), (2, "Globex", "active", _now())],
+            )
+            conn.execute(
+                "INSERT INTO energy_pools VALUES (?, ?, ?, ?)", (pool, capacity, available, _now())
+            )
+            recent = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
             conn.executemany(
                 "INSERT INTO transactions (partner_id, status, amount_units, created_at) "
                 "VALUES (?, ?, ?, ?)",
-                [(1 + i % 2, "completed", 5, recent.isoformat(sep=" ")) for i in range(20)])
+                [(1 + i % 2, "completed", 5, recent.isoformat(sep=" ")) for i in range(20)],
+            )
 
     @property
     def url(self) -> str:
@@ -62,20 +67,25 @@ class PlatformDatabase:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
-    def add_transactions(self, partner_id: int, status: str, count: int,
-                         amount: float = 5) -> float:
+    def add_transactions(
+        self, partner_id: int, status: str, count: int, amount: float = 5
+    ) -> float:
         """Insert ``count`` settled transactions of a partner; returns the time (``time.time()``)."""
         with self._connect() as conn:
             conn.executemany(
                 "INSERT INTO transactions (partner_id, status, amount_units, created_at) "
-                "VALUES (?, ?, ?, ?)", [(partner_id, status, amount, _now())] * count)
+                "VALUES (?, ?, ?, ?)",
+                [(partner_id, status, amount, _now())] * count,
+            )
         return time.time()
 
     def set_available(self, units: float) -> float:
         """Set the pool's available units; returns the time of the change (``time.time()``)."""
         with self._connect() as conn:
-            conn.execute("UPDATE energy_pools SET available_units = ?, updated_at = ? "
-                         "WHERE name = ?", (units, _now(), self.pool))
+            conn.execute(
+                "UPDATE energy_pools SET available_units = ?, updated_at = ? WHERE name = ?",
+                (units, _now(), self.pool),
+            )
         return time.time()
 
 
@@ -92,7 +102,7 @@ class PlatformAPI:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "PlatformAPI":
+    def start(self) -> PlatformAPI:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -122,7 +132,7 @@ class PlatformAPI:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "PlatformAPI":
+    def __enter__(self) -> PlatformAPI:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@ ticket (group_wait 0s, group_interval 1s), so every notification it sends
 shows up there within a second or two. "Exactly once" is checked by waiting
 several group intervals after the first notification and counting again.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -25,8 +26,16 @@ from ticketing.outbox.delivery import post_alerts, to_alert
 from ticketing.outbox.models import utcnow
 from ticketing.outbox.store import claim_due, isoformat
 
-from .conftest import (about_ticket, create_ticket, deliver, notifications_about, outbox_rows,
-                       quick_stop, seed, ticketing_env)
+from .conftest import (
+    about_ticket,
+    create_ticket,
+    deliver,
+    notifications_about,
+    outbox_rows,
+    quick_stop,
+    seed,
+    ticketing_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What Alertmanager does with a post does not depend on ticketing's database:
@@ -52,7 +61,8 @@ def assert_notified_once(sink, am, ticket_id) -> dict:
 
 
 def test_ticket_created_while_alertmanager_is_down_is_notified_once_it_returns(
-        make_app, webhook_alertmanager, http_sink):
+    make_app, webhook_alertmanager, http_sink
+):
     am = webhook_alertmanager
     am.stop()
     app = make_app(am.url)
@@ -73,8 +83,12 @@ def test_ticket_created_while_alertmanager_is_down_is_notified_once_it_returns(
     assert counter("notifications_failed_total") == failed_before + 1
 
     am.start()
-    wait_until(lambda: deliver(app).delivered, timeout=20, interval=0.2,
-               message="delivery after Alertmanager came back")
+    wait_until(
+        lambda: deliver(app).delivered,
+        timeout=20,
+        interval=0.2,
+        message="delivery after Alertmanager came back",
+    )
     [row] = outbox_rows(app)
     assert row.delivered_at is not None and row.attempts == 2 and row.last_error is None
     assert counter("notifications_delivered_total") == delivered_before + 1
@@ -83,7 +97,9 @@ def test_ticket_created_while_alertmanager_is_down_is_notified_once_it_returns(
     alert = assert_notified_once(http_sink, am, ticket["id"])
     assert alert["labels"]["alertname"] == "SupportTicketCreated"
     assert alert["labels"]["severity"] == "critical"
-    assert alert["annotations"]["summary"].startswith(f"New critical priority ticket #{ticket['id']}")
+    assert alert["annotations"]["summary"].startswith(
+        f"New critical priority ticket #{ticket['id']}"
+    )
     # The alert starts when the ticket was created, not when Alertmanager came back.
     assert alert["startsAt"].startswith(ticket["created_at"][:19])
     assert deliver(app).attempted == 0
@@ -91,7 +107,8 @@ def test_ticket_created_while_alertmanager_is_down_is_notified_once_it_returns(
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_ticketing_restart_in_between_loses_and_duplicates_nothing(
-        make_app, webhook_alertmanager, http_sink, processes, tmp_path):
+    make_app, webhook_alertmanager, http_sink, processes, tmp_path
+):
     """Ticketing under gunicorn (two workers, each with its delivery thread) is
     killed while Alertmanager is down; the next ticketing process delivers."""
     am = webhook_alertmanager
@@ -100,27 +117,44 @@ def test_a_ticketing_restart_in_between_loses_and_duplicates_nothing(
     keys = seed(app)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**ticketing_env(make_app.db_url, am.url, tmp_path),
-           "TICKETING_BIND": f"127.0.0.1:{port}", "TICKETING_WORKERS": "2",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")]
+    env = {
+        **ticketing_env(make_app.db_url, am.url, tmp_path),
+        "TICKETING_BIND": f"127.0.0.1:{port}",
+        "TICKETING_WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"),
+    ]
 
-    first = processes.start(cmd, tmp_path, ready=http_ready(f"{url}/healthz"),
-                            name="ticketing-1", env=env)
-    response = requests.post(f"{url}/api/v1/tickets", headers={"X-API-Key": keys.partner},
-                             json={"title": "Invoice question", "description": "Wrong amount."},
-                             timeout=10)
+    first = processes.start(
+        cmd, tmp_path, ready=http_ready(f"{url}/healthz"), name="ticketing-1", env=env
+    )
+    response = requests.post(
+        f"{url}/api/v1/tickets",
+        headers={"X-API-Key": keys.partner},
+        json={"title": "Invoice question", "description": "Wrong amount."},
+        timeout=10,
+    )
     assert response.status_code == 201, response.text
     ticket = response.json()
     # The new ticket wakes a delivery thread at once; its post fails.
-    wait_until(lambda: outbox_rows(app)[0].attempts >= 1, timeout=20,
-               message="a delivery attempt by the first ticketing process")
+    wait_until(
+        lambda: outbox_rows(app)[0].attempts >= 1,
+        timeout=20,
+        message="a delivery attempt by the first ticketing process",
+    )
     first.kill()  # as a crash would: no chance to finish anything
     assert outbox_rows(app)[0].delivered_at is None
 
     am.start()
-    second = processes.start(cmd, tmp_path, ready=http_ready(f"{url}/healthz"),
-                             name="ticketing-2", env=env)
+    second = processes.start(
+        cmd, tmp_path, ready=http_ready(f"{url}/healthz"), name="ticketing-2", env=env
+    )
     alert = assert_notified_once(http_sink, am, ticket["id"])
     assert alert["labels"]["severity"] == "info"
     [row] = outbox_rows(app)
@@ -133,8 +167,9 @@ def test_a_ticketing_restart_in_between_loses_and_duplicates_nothing(
 
 
 @SQLITE_ONLY
-def test_cli_delivers_the_backlog_from_a_new_process(make_app, webhook_alertmanager, http_sink,
-                                                      tmp_path):
+def test_cli_delivers_the_backlog_from_a_new_process(
+    make_app, webhook_alertmanager, http_sink, tmp_path
+):
     am = webhook_alertmanager
     am.stop()
     app = make_app(am.url)
@@ -143,8 +178,14 @@ def test_cli_delivers_the_backlog_from_a_new_process(make_app, webhook_alertmana
     env = {**ticketing_env(make_app.db_url, am.url, tmp_path)}
 
     def flask(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "flask", "outbox", *args], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "outbox", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     down = flask("deliver", "--once")
     assert down.returncode == 1, down.stderr
@@ -155,8 +196,11 @@ def test_cli_delivers_the_backlog_from_a_new_process(make_app, webhook_alertmana
     assert f"ticket_created:{ticket['id']}" in status.stdout and "attempts 1" in status.stdout
 
     am.start()
-    wait_until(lambda: outbox_rows(app)[0].next_attempt_at <= utcnow(), timeout=10,
-               message="the retry to fall due (initial_backoff)")
+    wait_until(
+        lambda: outbox_rows(app)[0].next_attempt_at <= utcnow(),
+        timeout=10,
+        message="the retry to fall due (initial_backoff)",
+    )
     up = flask("deliver", "--once")
     assert up.returncode == 0, up.stderr
     assert up.stdout.startswith("delivered 1, failed 0; pending 0")
@@ -165,8 +209,9 @@ def test_cli_delivers_the_backlog_from_a_new_process(make_app, webhook_alertmana
 
 
 @SQLITE_ONLY
-def test_a_repost_after_a_lost_answer_is_not_notified_twice(make_app, webhook_alertmanager,
-                                                            http_sink):
+def test_a_repost_after_a_lost_answer_is_not_notified_twice(
+    make_app, webhook_alertmanager, http_sink
+):
     """Alertmanager took the alert but the deliverer died before recording it: the
     claim times out, the message is posted again, and Alertmanager merges it."""
     am = webhook_alertmanager
@@ -181,8 +226,9 @@ def test_a_repost_after_a_lost_answer_is_not_notified_twice(make_app, webhook_al
 
     # The claim times out (moved into the past here instead of waiting for it).
     with app.app_context():
-        db.session.execute(update(OutboxMessage)
-                           .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
         db.session.commit()
     assert deliver(app).delivered == 1
     [row] = outbox_rows(app)
@@ -192,14 +238,20 @@ def test_a_repost_after_a_lost_answer_is_not_notified_twice(make_app, webhook_al
 
 @SQLITE_ONLY
 def test_an_alert_alertmanager_refuses_does_not_hold_back_the_others(
-        make_app, webhook_alertmanager, http_sink):
+    make_app, webhook_alertmanager, http_sink
+):
     am = webhook_alertmanager
     app = make_app(am.url)
     keys = seed(app)
     ticket = create_ticket(app, keys)
     with app.app_context():  # a row no Alertmanager accepts: an alert without labels
-        db.session.add(OutboxMessage(kind="broken", dedup_key="broken", payload={
-            "labels": {}, "annotations": {}, "startsAt": isoformat(utcnow())}))
+        db.session.add(
+            OutboxMessage(
+                kind="broken",
+                dedup_key="broken",
+                payload={"labels": {}, "annotations": {}, "startsAt": isoformat(utcnow())},
+            )
+        )
         db.session.commit()
 
     report = deliver(app)

@@ -37,6 +37,7 @@ through the ticketing outbox to the same Alertmanager and reaches on-call and
 support. It prints the time from each threshold crossing to each delivery
 next to the sum of the configured intervals.
 """
+
 from __future__ import annotations
 
 import re
@@ -70,8 +71,11 @@ FOR = 2
 GROUP_WAIT = 1
 GROUP_INTERVAL = 2
 #: ``for:`` of the alerts under test in the rules copy (the shipped values are minutes).
-ALERTS_UNDER_TEST = {"EnergyPoolLow": f"{FOR + 1}s", "EnergyPoolCritical": f"{FOR}s",
-                     "PlatformApiSlow": f"{FOR}s"}
+ALERTS_UNDER_TEST = {
+    "EnergyPoolLow": f"{FOR + 1}s",
+    "EnergyPoolCritical": f"{FOR}s",
+    "PlatformApiSlow": f"{FOR}s",
+}
 SLOW_API = 1.3  # seconds: over the 1 s threshold, under the probe's 2 s timeout
 WEBHOOK_TOKEN = "e2e-oncall-token"
 
@@ -79,6 +83,7 @@ pytestmark = pytest.mark.slow
 
 
 # ------------------------------------------------------------------ configuration copies
+
 
 def copy_rules(dest: Path) -> Path:
     """The repository's rules with a short ``for:`` on the alerts under test."""
@@ -92,7 +97,9 @@ def copy_rules(dest: Path) -> Path:
                     rule["for"] = ALERTS_UNDER_TEST[rule["alert"]]
                     seen.add(rule["alert"])
         (dest / path.name).write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert seen == set(ALERTS_UNDER_TEST), f"alerts missing from rules/: {set(ALERTS_UNDER_TEST) - seen}"
+    assert seen == set(ALERTS_UNDER_TEST), (
+        f"alerts missing from rules/: {set(ALERTS_UNDER_TEST) - seen}"
+    )
     return dest
 
 
@@ -108,8 +115,9 @@ def exporter_config(dest: Path) -> Path:
     return dest
 
 
-def alertmanager_config(dest: Path, smtp_sink, http_sink,
-                        group_interval: float = GROUP_INTERVAL) -> Path:
+def alertmanager_config(
+    dest: Path, smtp_sink, http_sink, group_interval: float = GROUP_INTERVAL
+) -> Path:
     secrets = dest / "secrets"
     secrets.mkdir(parents=True)
     (secrets / "smtp_password").write_text("unused-by-the-sink\n")
@@ -118,13 +126,22 @@ def alertmanager_config(dest: Path, smtp_sink, http_sink,
     # Every webhook receiver posts to the sink: the heartbeat at /heartbeat, the
     # on-call ones (alerts and ticketing events alike) at /oncall.
     shipped = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
-    hooks = {r["name"]: f"{http_sink.url}/{'heartbeat' if r['name'] == 'heartbeat' else 'oncall'}"
-             for r in shipped["receivers"] if r.get("webhook_configs")}
+    hooks = {
+        r["name"]: f"{http_sink.url}/{'heartbeat' if r['name'] == 'heartbeat' else 'oncall'}"
+        for r in shipped["receivers"]
+        if r.get("webhook_configs")
+    }
     assert "heartbeat" in hooks and len(hooks) > 1, hooks
     text = render_alertmanager(
-        secrets_dir=secrets, smtp_smarthost=smtp_sink.address, webhook_urls=hooks,
-        timings={"group_wait": f"{GROUP_WAIT}s", "group_interval": f"{group_interval}s",
-                 "repeat_interval": "1h"})
+        secrets_dir=secrets,
+        smtp_smarthost=smtp_sink.address,
+        webhook_urls=hooks,
+        timings={
+            "group_wait": f"{GROUP_WAIT}s",
+            "group_interval": f"{group_interval}s",
+            "repeat_interval": "1h",
+        },
+    )
     path = dest / "alertmanager.yml"
     path.write_text(text)
     return path
@@ -137,8 +154,8 @@ _TITLE = re.compile(r"^\[(FIRING|RESOLVED)[^\]]*\] (\w+)")
 
 @dataclass(frozen=True)
 class Delivery:
-    channel: str      # "email oncall@...", "slack #channel", "webhook"
-    status: str       # "firing" / "resolved"
+    channel: str  # "email oncall@...", "slack #channel", "webhook"
+    status: str  # "firing" / "resolved"
     alertname: str
     at: float
     text: str
@@ -150,26 +167,48 @@ def deliveries(smtp_sink, http_sink) -> list[Delivery]:
         match = _TITLE.match(mail.subject)
         if match:
             for to in mail.rcpt_tos:
-                found.append(Delivery(f"email {to}", match[1].lower(), match[2],
-                                      mail.received_at, mail.subject + "\n" + mail.text()))
+                found.append(
+                    Delivery(
+                        f"email {to}",
+                        match[1].lower(),
+                        match[2],
+                        mail.received_at,
+                        mail.subject + "\n" + mail.text(),
+                    )
+                )
     for post in http_sink.received("/slack"):
         for attachment in post.json.get("attachments", []):
             match = _TITLE.match(attachment.get("title", ""))
             if match:
-                found.append(Delivery(f"slack {post.json.get('channel')}", match[1].lower(),
-                                      match[2], post.received_at,
-                                      attachment["title"] + "\n" + attachment.get("text", "")))
+                found.append(
+                    Delivery(
+                        f"slack {post.json.get('channel')}",
+                        match[1].lower(),
+                        match[2],
+                        post.received_at,
+                        attachment["title"] + "\n" + attachment.get("text", ""),
+                    )
+                )
     for post in http_sink.received("/oncall"):
         body = post.json
         assert post.headers.get("Authorization") == f"Bearer {WEBHOOK_TOKEN}"
-        found.append(Delivery("webhook", body["status"], body["groupLabels"].get("alertname", ""),
-                              post.received_at, str(body["alerts"])))
+        found.append(
+            Delivery(
+                "webhook",
+                body["status"],
+                body["groupLabels"].get("alertname", ""),
+                post.received_at,
+                str(body["alerts"]),
+            )
+        )
     return found
 
 
-def wait_for_deliveries(smtp_sink, http_sink, expected: set[tuple[str, str, str]],
-                        timeout: float = 45) -> dict[tuple[str, str, str], Delivery]:
+def wait_for_deliveries(
+    smtp_sink, http_sink, expected: set[tuple[str, str, str]], timeout: float = 45
+) -> dict[tuple[str, str, str], Delivery]:
     """Wait until each (channel, status, alertname) has arrived; return the first of each."""
+
     def arrived():
         got = {}
         for d in sorted(deliveries(smtp_sink, http_sink), key=lambda d: d.at):
@@ -179,14 +218,18 @@ def wait_for_deliveries(smtp_sink, http_sink, expected: set[tuple[str, str, str]
     try:
         return wait_until(arrived, timeout=timeout, interval=0.2, message="notifications")
     except TimeoutError:
-        seen = sorted({(d.channel, d.status, d.alertname)
-                       for d in deliveries(smtp_sink, http_sink)})
+        seen = sorted(
+            {(d.channel, d.status, d.alertname) for d in deliveries(smtp_sink, http_sink)}
+        )
         raise AssertionError(f"missing {sorted(expected - set(seen))}; received {seen}") from None
 
 
 def count(smtp_sink, http_sink, channel: str, status: str, alertname: str) -> int:
-    return sum(1 for d in deliveries(smtp_sink, http_sink)
-               if (d.channel, d.status, d.alertname) == (channel, status, alertname))
+    return sum(
+        1
+        for d in deliveries(smtp_sink, http_sink)
+        if (d.channel, d.status, d.alertname) == (channel, status, alertname)
+    )
 
 
 # ------------------------------------------------------------------ the test
@@ -199,20 +242,49 @@ SUPPORT_SLACK = "slack #partnerwatch-support"
 
 
 def test_energy_pool_and_slow_api_reach_on_call_once_and_resolve(
-        tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sink, http_sink,
-        redis_url, capsys):
+    tmp_path,
+    processes,
+    prometheus_factory,
+    alertmanager_factory,
+    smtp_sink,
+    http_sink,
+    redis_url,
+    capsys,
+):
     started = time.monotonic()
     platform = PlatformDatabase(tmp_path / "platform.db", capacity=1000, available=800)
     api = PlatformAPI().start()
     try:
-        _run(tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sink,
-             http_sink, redis_url, capsys, platform, api, started)
+        _run(
+            tmp_path,
+            processes,
+            prometheus_factory,
+            alertmanager_factory,
+            smtp_sink,
+            http_sink,
+            redis_url,
+            capsys,
+            platform,
+            api,
+            started,
+        )
     finally:
         api.stop()
 
 
-def _run(tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sink, http_sink,
-         redis_url, capsys, platform, api, started):
+def _run(
+    tmp_path,
+    processes,
+    prometheus_factory,
+    alertmanager_factory,
+    smtp_sink,
+    http_sink,
+    redis_url,
+    capsys,
+    platform,
+    api,
+    started,
+):
     # --- Alertmanager, with the project's routes, receivers and inhibitions.
     am = alertmanager_factory(alertmanager_config(tmp_path / "am", smtp_sink, http_sink))
 
@@ -228,34 +300,70 @@ def _run(tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sin
     ticketing_yml = tmp_path / "ticketing.yml"
     # Outbox alerts stay active longer than the test, so no "resolved" notice
     # of the ticket's alert mixes in.
-    ticketing_yml.write_text(yaml.safe_dump({"outbox": {"poll_interval": "500ms",
-                                                        "alert_ttl": "10m"}}))
+    ticketing_yml.write_text(
+        yaml.safe_dump({"outbox": {"poll_interval": "500ms", "alert_ttl": "10m"}})
+    )
     ticketing = processes.start(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")],
-        tmp_path, name="ticketing", ready=http_ready(f"http://127.0.0.1:{ticketing_port}/healthz"),
-        env={"TICKETING_BIND": f"127.0.0.1:{ticketing_port}", "TICKETING_WORKERS": "1",
-             "TICKETING_DATABASE_URL": ticketing_db, "TICKETING_CONFIG": str(ticketing_yml),
-             "ALERTMANAGER_URL": am.url, "REDIS_URL": redis_url,
-             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "ticketing-metrics")})
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"),
+        ],
+        tmp_path,
+        name="ticketing",
+        ready=http_ready(f"http://127.0.0.1:{ticketing_port}/healthz"),
+        env={
+            "TICKETING_BIND": f"127.0.0.1:{ticketing_port}",
+            "TICKETING_WORKERS": "1",
+            "TICKETING_DATABASE_URL": ticketing_db,
+            "TICKETING_CONFIG": str(ticketing_yml),
+            "ALERTMANAGER_URL": am.url,
+            "REDIS_URL": redis_url,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "ticketing-metrics"),
+        },
+    )
 
     # --- the exporter over the platform the test controls.
     exporter_port = free_port()
     processes.start(
-        [sys.executable, "-m", "exporter", "--config", str(exporter_config(tmp_path / "exporter.yml"))],
-        tmp_path, name="exporter", ready=http_ready(f"http://127.0.0.1:{exporter_port}/metrics"),
-        env={"EXPORTER_LISTEN": f"127.0.0.1:{exporter_port}", "PLATFORM_DB_URL": platform.url,
-             "TICKETING_DB_URL": ticketing_db, "REDIS_URL": redis_url,
-             "PLATFORM_API_URL": api.url})
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config",
+            str(exporter_config(tmp_path / "exporter.yml")),
+        ],
+        tmp_path,
+        name="exporter",
+        ready=http_ready(f"http://127.0.0.1:{exporter_port}/metrics"),
+        env={
+            "EXPORTER_LISTEN": f"127.0.0.1:{exporter_port}",
+            "PLATFORM_DB_URL": platform.url,
+            "TICKETING_DB_URL": ticketing_db,
+            "REDIS_URL": redis_url,
+            "PLATFORM_API_URL": api.url,
+        },
+    )
 
     # --- Prometheus: the project's scrape jobs and rules, on loopback.
     prom_port = free_port()
-    prom = prometheus_factory(config=render_prometheus(
-        targets={"prometheus": [f"127.0.0.1:{prom_port}"], "alertmanager": [am.address],
-                 "exporter": [f"127.0.0.1:{exporter_port}"],
-                 "ticketing": [f"127.0.0.1:{ticketing_port}"]},
-        alertmanagers=[am.address], rules_dir=copy_rules(tmp_path / "rules"),
-        scrape_interval=f"{SCRAPE_INTERVAL}s", evaluation_interval=f"{EVALUATION_INTERVAL}s"),
-        port=prom_port)
+    prom = prometheus_factory(
+        config=render_prometheus(
+            targets={
+                "prometheus": [f"127.0.0.1:{prom_port}"],
+                "alertmanager": [am.address],
+                "exporter": [f"127.0.0.1:{exporter_port}"],
+                "ticketing": [f"127.0.0.1:{ticketing_port}"],
+            },
+            alertmanagers=[am.address],
+            rules_dir=copy_rules(tmp_path / "rules"),
+            scrape_interval=f"{SCRAPE_INTERVAL}s",
+            evaluation_interval=f"{EVALUATION_INTERVAL}s",
+        ),
+        port=prom_port,
+    )
 
     # Healthy to begin with, as Prometheus sees it.
     prom.wait_for_value('platform:energy_pool_available:ratio{pool="main"}', 0.8)
@@ -264,34 +372,44 @@ def _run(tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sin
     ready_at = time.monotonic()
 
     # --- The platform degrades (and a partner files a critical ticket meanwhile).
-    crossed_pool = platform.set_available(100)           # 10 %: under 20 %
+    crossed_pool = platform.set_available(100)  # 10 %: under 20 %
     api.delay = SLOW_API
     crossed_api = time.time()
     ticket = requests.post(
-        f"http://127.0.0.1:{ticketing_port}/api/v1/tickets", headers={"X-API-Key": keys.partner},
+        f"http://127.0.0.1:{ticketing_port}/api/v1/tickets",
+        headers={"X-API-Key": keys.partner},
         json={"title": "Production down: energy draws fail", "description": "Since 09:00."},
-        timeout=10)
+        timeout=10,
+    )
     assert ticket.status_code == 201, ticket.text
     ticket = ticket.json()
     assert ticket["priority"] == "critical"
     filed_at = time.time()
 
-    firing = wait_for_deliveries(smtp_sink, http_sink, {
-        (ONCALL_EMAIL, "firing", "EnergyPoolCritical"),
-        (ONCALL_SLACK, "firing", "EnergyPoolCritical"),
-        ("webhook", "firing", "EnergyPoolCritical"),
-        (ALERTS_SLACK, "firing", "PlatformApiSlow"),
-        (SUPPORT_EMAIL, "firing", "SupportTicketCreated"),
-        (SUPPORT_SLACK, "firing", "SupportTicketCreated"),
-        (ONCALL_EMAIL, "firing", "SupportTicketCreated"),
-        ("webhook", "firing", "SupportTicketCreated"),
-    })
+    firing = wait_for_deliveries(
+        smtp_sink,
+        http_sink,
+        {
+            (ONCALL_EMAIL, "firing", "EnergyPoolCritical"),
+            (ONCALL_SLACK, "firing", "EnergyPoolCritical"),
+            ("webhook", "firing", "EnergyPoolCritical"),
+            (ALERTS_SLACK, "firing", "PlatformApiSlow"),
+            (SUPPORT_EMAIL, "firing", "SupportTicketCreated"),
+            (SUPPORT_SLACK, "firing", "SupportTicketCreated"),
+            (ONCALL_EMAIL, "firing", "SupportTicketCreated"),
+            ("webhook", "firing", "SupportTicketCreated"),
+        },
+    )
 
     # The warning of the same pool fires in Prometheus but Alertmanager mutes it.
     [low] = am.alerts(alertname="EnergyPoolLow")
     assert low["status"]["state"] == "suppressed" and low["status"]["inhibitedBy"], low
-    assert "Energy pool main is at 10%" in firing[(ONCALL_EMAIL, "firing", "EnergyPoolCritical")].text
-    assert f"ticket #{ticket['id']}" in firing[(SUPPORT_EMAIL, "firing", "SupportTicketCreated")].text
+    assert (
+        "Energy pool main is at 10%" in firing[(ONCALL_EMAIL, "firing", "EnergyPoolCritical")].text
+    )
+    assert (
+        f"ticket #{ticket['id']}" in firing[(SUPPORT_EMAIL, "firing", "SupportTicketCreated")].text
+    )
     # The outbox delivered: nothing pending in the ticketing database, as the
     # exporter reports it, and ticketing counted the delivery.
     prom.wait_for_value("support_outbox_pending", 0)
@@ -301,22 +419,31 @@ def _run(tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sin
     recovered_pool = platform.set_available(800)
     api.delay = 0
     recovered_api = time.time()
-    resolved = wait_for_deliveries(smtp_sink, http_sink, {
-        (ONCALL_EMAIL, "resolved", "EnergyPoolCritical"),
-        (ONCALL_SLACK, "resolved", "EnergyPoolCritical"),
-        ("webhook", "resolved", "EnergyPoolCritical"),
-        (ALERTS_SLACK, "resolved", "PlatformApiSlow"),
-    })
+    resolved = wait_for_deliveries(
+        smtp_sink,
+        http_sink,
+        {
+            (ONCALL_EMAIL, "resolved", "EnergyPoolCritical"),
+            (ONCALL_SLACK, "resolved", "EnergyPoolCritical"),
+            ("webhook", "resolved", "EnergyPoolCritical"),
+            (ALERTS_SLACK, "resolved", "PlatformApiSlow"),
+        },
+    )
 
     # Nothing more arrives for these groups: once per group and status.
     time.sleep(2 * GROUP_INTERVAL + 1)
-    for channel, alertname in [(ONCALL_EMAIL, "EnergyPoolCritical"),
-                               (ONCALL_SLACK, "EnergyPoolCritical"),
-                               ("webhook", "EnergyPoolCritical"),
-                               (ALERTS_SLACK, "PlatformApiSlow")]:
+    for channel, alertname in [
+        (ONCALL_EMAIL, "EnergyPoolCritical"),
+        (ONCALL_SLACK, "EnergyPoolCritical"),
+        ("webhook", "EnergyPoolCritical"),
+        (ALERTS_SLACK, "PlatformApiSlow"),
+    ]:
         for status in ("firing", "resolved"):
             assert count(smtp_sink, http_sink, channel, status, alertname) == 1, (
-                channel, status, alertname)
+                channel,
+                status,
+                alertname,
+            )
     for channel in (SUPPORT_EMAIL, SUPPORT_SLACK, ONCALL_EMAIL, "webhook"):
         assert count(smtp_sink, http_sink, channel, "firing", "SupportTicketCreated") == 1
     # The inhibited warning reached no channel at all.
@@ -329,26 +456,66 @@ def _run(tmp_path, processes, prometheus_factory, alertmanager_factory, smtp_sin
     api_budget = PROBE_INTERVAL + SCRAPE_INTERVAL + EVALUATION_INTERVAL + FOR + GROUP_WAIT
     resolve_budget = EXPORTER_INTERVAL + SCRAPE_INTERVAL + EVALUATION_INTERVAL + GROUP_INTERVAL
     rows = [
-        ("EnergyPoolCritical firing", crossed_pool, firing, "firing", "EnergyPoolCritical",
-         (ONCALL_EMAIL, ONCALL_SLACK, "webhook"), pool_budget,
-         "exporter + scrape + eval + for + group_wait"),
-        ("PlatformApiSlow firing", crossed_api, firing, "firing", "PlatformApiSlow",
-         (ALERTS_SLACK,), api_budget + SLOW_API, "probe + answer + scrape + eval + for + group_wait"),
-        ("SupportTicketCreated", filed_at, firing, "firing", "SupportTicketCreated",
-         (SUPPORT_EMAIL, SUPPORT_SLACK, ONCALL_EMAIL, "webhook"), GROUP_WAIT,
-         "outbox (immediate) + group_wait"),
-        ("EnergyPoolCritical resolved", recovered_pool, resolved, "resolved",
-         "EnergyPoolCritical", (ONCALL_EMAIL, ONCALL_SLACK, "webhook"), resolve_budget,
-         "exporter + scrape + eval + group_interval"),
-        ("PlatformApiSlow resolved", recovered_api, resolved, "resolved", "PlatformApiSlow",
-         (ALERTS_SLACK,), PROBE_INTERVAL + SCRAPE_INTERVAL + EVALUATION_INTERVAL + GROUP_INTERVAL,
-         "probe + scrape + eval + group_interval"),
+        (
+            "EnergyPoolCritical firing",
+            crossed_pool,
+            firing,
+            "firing",
+            "EnergyPoolCritical",
+            (ONCALL_EMAIL, ONCALL_SLACK, "webhook"),
+            pool_budget,
+            "exporter + scrape + eval + for + group_wait",
+        ),
+        (
+            "PlatformApiSlow firing",
+            crossed_api,
+            firing,
+            "firing",
+            "PlatformApiSlow",
+            (ALERTS_SLACK,),
+            api_budget + SLOW_API,
+            "probe + answer + scrape + eval + for + group_wait",
+        ),
+        (
+            "SupportTicketCreated",
+            filed_at,
+            firing,
+            "firing",
+            "SupportTicketCreated",
+            (SUPPORT_EMAIL, SUPPORT_SLACK, ONCALL_EMAIL, "webhook"),
+            GROUP_WAIT,
+            "outbox (immediate) + group_wait",
+        ),
+        (
+            "EnergyPoolCritical resolved",
+            recovered_pool,
+            resolved,
+            "resolved",
+            "EnergyPoolCritical",
+            (ONCALL_EMAIL, ONCALL_SLACK, "webhook"),
+            resolve_budget,
+            "exporter + scrape + eval + group_interval",
+        ),
+        (
+            "PlatformApiSlow resolved",
+            recovered_api,
+            resolved,
+            "resolved",
+            "PlatformApiSlow",
+            (ALERTS_SLACK,),
+            PROBE_INTERVAL + SCRAPE_INTERVAL + EVALUATION_INTERVAL + GROUP_INTERVAL,
+            "probe + scrape + eval + group_interval",
+        ),
     ]
     with capsys.disabled():
-        print(f"\n  end-to-end delivery times (stack ready after "
-              f"{ready_at - started:.1f}s, whole test {time.monotonic() - started:.1f}s):")
+        print(
+            f"\n  end-to-end delivery times (stack ready after "
+            f"{ready_at - started:.1f}s, whole test {time.monotonic() - started:.1f}s):"
+        )
         for label, since, got, status, alertname, channels, budget, parts in rows:
             for channel in channels:
                 delay = got[(channel, status, alertname)].at - since
-                print(f"    {label:28} -> {channel:36} {delay:5.1f}s   "
-                      f"(intervals add up to {budget:.1f}s: {parts})")
+                print(
+                    f"    {label:28} -> {channel:36} {delay:5.1f}s   "
+                    f"(intervals add up to {budget:.1f}s: {parts})"
+                )

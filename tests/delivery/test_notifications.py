@@ -1,4 +1,5 @@
 """Which ticket events are queued for Alertmanager, and what their alerts say."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,26 +10,36 @@ from .conftest import create_ticket, outbox_rows, seed
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
-@pytest.mark.parametrize("title, description, severity", [
-    ("Production down: all transactions failing", "Since 09:00.", "critical"),
-    ("URGENT: invoice", "Please check.", "warning"),           # priority raised to high
-    ("Invoice question", "Our invoice shows the wrong amount.", "info"),
-])
-def test_a_new_ticket_is_queued_with_severity_from_its_priority(make_app, title, description,
-                                                                 severity):
+@pytest.mark.parametrize(
+    "title, description, severity",
+    [
+        ("Production down: all transactions failing", "Since 09:00.", "critical"),
+        ("URGENT: invoice", "Please check.", "warning"),  # priority raised to high
+        ("Invoice question", "Our invoice shows the wrong amount.", "info"),
+    ],
+)
+def test_a_new_ticket_is_queued_with_severity_from_its_priority(
+    make_app, title, description, severity
+):
     app = make_app(ticket_url="https://support.example.com/tickets/{id}")
     keys = seed(app)
     ticket = create_ticket(app, keys, title=title, description=description)
     [row] = outbox_rows(app)
     assert (row.kind, row.dedup_key) == ("ticket_created", f"ticket_created:{ticket['id']}")
     labels = row.payload["labels"]
-    assert labels == {"alertname": "SupportTicketCreated", "severity": severity,
-                      "team": "support", "ticket": str(ticket["id"]),
-                      "priority": ticket["priority"], "category": ticket["category"],
-                      "partner": str(keys.partner_id)}
+    assert labels == {
+        "alertname": "SupportTicketCreated",
+        "severity": severity,
+        "team": "support",
+        "ticket": str(ticket["id"]),
+        "priority": ticket["priority"],
+        "category": ticket["category"],
+        "partner": str(keys.partner_id),
+    }
     annotations = row.payload["annotations"]
-    assert annotations["summary"] == (f"New {ticket['priority']} priority ticket "
-                                      f"#{ticket['id']}: {title}")
+    assert annotations["summary"] == (
+        f"New {ticket['priority']} priority ticket #{ticket['id']}: {title}"
+    )
     assert annotations["description"] == description
     assert annotations["runbook_url"].endswith("docs/outbox.md#supportticketcreated")
     url = f"https://support.example.com/tickets/{ticket['id']}"
@@ -39,8 +50,9 @@ def test_a_new_ticket_is_queued_with_severity_from_its_priority(make_app, title,
 def test_a_refused_ticket_queues_nothing(make_app):
     app = make_app()
     keys = seed(app)
-    response = app.test_client().post("/api/v1/tickets", json={"title": ""},
-                                      headers={"X-API-Key": keys.partner})
+    response = app.test_client().post(
+        "/api/v1/tickets", json={"title": ""}, headers={"X-API-Key": keys.partner}
+    )
     assert response.status_code == 422
     assert outbox_rows(app) == []
 
@@ -56,17 +68,27 @@ def test_the_assignee_hears_of_partner_replies_only(make_app):
 
     # Not assigned yet: the new-ticket notification is all support gets.
     assert client.post(messages, json={"body": "Any news?"}, headers=partner).status_code == 201
-    assigned = client.post(f"/api/v1/staff/tickets/{ticket['id']}/assign",
-                           json={"assignee_id": keys.staff_id}, headers=staff)
+    assigned = client.post(
+        f"/api/v1/staff/tickets/{ticket['id']}/assign",
+        json={"assignee_id": keys.staff_id},
+        headers=staff,
+    )
     assert assigned.status_code == 200, assigned.json
     # Staff replies and internal notes notify nobody.
     staff_messages = f"/api/v1/staff/tickets/{ticket['id']}/messages"
-    assert client.post(staff_messages, json={"body": "Looking into it."},
-                       headers=staff).status_code == 201
-    assert client.post(staff_messages, json={"body": "Billing bug?", "internal": True},
-                       headers=staff).status_code == 201
-    reply = client.post(messages, json={"body": "Thanks, here is the invoice number: 1234."},
-                        headers=partner)
+    assert (
+        client.post(staff_messages, json={"body": "Looking into it."}, headers=staff).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            staff_messages, json={"body": "Billing bug?", "internal": True}, headers=staff
+        ).status_code
+        == 201
+    )
+    reply = client.post(
+        messages, json={"body": "Thanks, here is the invoice number: 1234."}, headers=partner
+    )
     assert reply.status_code == 201
 
     rows = outbox_rows(app)
@@ -74,12 +96,18 @@ def test_the_assignee_hears_of_partner_replies_only(make_app):
     row = rows[1]
     assert row.dedup_key == f"partner_reply:{reply.json['id']}"
     assert row.payload["labels"] == {
-        "alertname": "SupportPartnerReply", "severity": "info", "team": "support",
-        "ticket": str(ticket["id"]), "message": str(reply.json["id"]),
-        "assignee": str(keys.staff_id), "priority": ticket["priority"]}
+        "alertname": "SupportPartnerReply",
+        "severity": "info",
+        "team": "support",
+        "ticket": str(ticket["id"]),
+        "message": str(reply.json["id"]),
+        "assignee": str(keys.staff_id),
+        "priority": ticket["priority"],
+    }
     assert row.payload["annotations"]["description"] == "Thanks, here is the invoice number: 1234."
     assert row.payload["annotations"]["summary"] == (
-        f"Partner replied on ticket #{ticket['id']}: Invoice question")
+        f"Partner replied on ticket #{ticket['id']}: Invoice question"
+    )
 
 
 def test_a_severe_security_event_is_queued_even_though_the_request_is_refused(make_app):
@@ -89,8 +117,9 @@ def test_a_severe_security_event_is_queued_even_though_the_request_is_refused(ma
     keys = seed(app)
     other = seed(app)
     ticket = create_ticket(app, keys)
-    response = app.test_client().get(f"/api/v1/tickets/{ticket['id']}",
-                                     headers={"X-API-Key": other.partner})
+    response = app.test_client().get(
+        f"/api/v1/tickets/{ticket['id']}", headers={"X-API-Key": other.partner}
+    )
     assert response.status_code == 404
     rows = [row for row in outbox_rows(app) if row.kind == "security_event"]
     assert len(rows) == 1

@@ -1,4 +1,5 @@
 """The outbox table as a queue, on SQLite and PostgreSQL: enqueue, dedup, claims, backoff."""
+
 from __future__ import annotations
 
 import threading
@@ -45,9 +46,14 @@ def test_payload_is_an_alert_without_its_end(make_app):
     app = make_app()
     with app.app_context():
         starts = utcnow().replace(microsecond=0) - timedelta(minutes=3)
-        enqueue("test", "k", {**LABELS, "ticket": 42, "category": None, "assignee": ""},
-                {"summary": "Hello", "description": None}, starts_at=starts,
-                generator_url="https://support.example/tickets/42")
+        enqueue(
+            "test",
+            "k",
+            {**LABELS, "ticket": 42, "category": None, "assignee": ""},
+            {"summary": "Hello", "description": None},
+            starts_at=starts,
+            generator_url="https://support.example/tickets/42",
+        )
         db.session.commit()
     [row] = outbox_rows(app)
     assert row.payload == {
@@ -143,11 +149,15 @@ def test_claims_skip_rows_locked_by_another_transaction(make_app):
         for i in range(3):
             enqueue("test", f"m{i}", {**LABELS, "ticket": i})
         db.session.commit()
-        first_id = db.session.execute(db.select(OutboxMessage.id).order_by(OutboxMessage.id)
-                                      ).scalars().first()
+        first_id = (
+            db.session.execute(db.select(OutboxMessage.id).order_by(OutboxMessage.id))
+            .scalars()
+            .first()
+        )
         with db.engine.connect() as other:
-            other.execute(db.select(OutboxMessage.id).where(OutboxMessage.id == first_id)
-                          .with_for_update())  # held until `other` ends its transaction
+            other.execute(
+                db.select(OutboxMessage.id).where(OutboxMessage.id == first_id).with_for_update()
+            )  # held until `other` ends its transaction
             claimed = claim_due(10, 30)
             assert sorted(c.id for c in claimed) == [first_id + 1, first_id + 2]
             other.rollback()

@@ -1,4 +1,5 @@
 """The ``outbox`` section: defaults, durations, the environment and located errors."""
+
 import pytest
 
 from ticketing.config import ConfigError
@@ -10,8 +11,9 @@ def test_defaults_take_alertmanager_url_from_environment():
     assert settings.alertmanager_urls == ("http://am.internal:9093",)
     assert load_settings(None, environ={}).alertmanager_urls == (DEFAULT_ALERTMANAGER_URL,)
     # The file wins over the environment.
-    settings = load_settings({"alertmanager_url": "http://a:9093"},
-                             environ={"ALERTMANAGER_URL": "http://b:9093"})
+    settings = load_settings(
+        {"alertmanager_url": "http://a:9093"}, environ={"ALERTMANAGER_URL": "http://b:9093"}
+    )
     assert settings.alertmanager_urls == ("http://a:9093",)
 
 
@@ -24,9 +26,16 @@ def test_shipped_section_is_valid():
 
 
 def test_durations_and_lists():
-    settings = load_settings({"alertmanager_url": ["http://a:9093", "http://b:9093"],
-                              "poll_interval": "500ms", "max_backoff": "5m",
-                              "alert_ttl": "1h", "request_timeout": 2}, environ={})
+    settings = load_settings(
+        {
+            "alertmanager_url": ["http://a:9093", "http://b:9093"],
+            "poll_interval": "500ms",
+            "max_backoff": "5m",
+            "alert_ttl": "1h",
+            "request_timeout": 2,
+        },
+        environ={},
+    )
     assert settings.alertmanager_urls == ("http://a:9093", "http://b:9093")
     assert (settings.poll_interval, settings.max_backoff, settings.alert_ttl) == (0.5, 300, 3600)
 
@@ -39,13 +48,28 @@ def test_backoff_doubles_up_to_the_cap():
 
 def test_every_problem_is_reported_with_its_location():
     with pytest.raises(ConfigError) as info:
-        load_settings({"alertmanager_url": "am:9093", "poll_interval": "soon",
-                       "batch_size": 0, "max_backoff": -1, "worker": "yes",
-                       "ticket_url": "https://support/tickets", "colour": "blue"}, environ={})
+        load_settings(
+            {
+                "alertmanager_url": "am:9093",
+                "poll_interval": "soon",
+                "batch_size": 0,
+                "max_backoff": -1,
+                "worker": "yes",
+                "ticket_url": "https://support/tickets",
+                "colour": "blue",
+            },
+            environ={},
+        )
     assert isinstance(info.value, OutboxConfigError)
     assert sorted(p.split(":")[0] for p in info.value.problems) == [
-        "outbox.alertmanager_url", "outbox.batch_size", "outbox.colour", "outbox.max_backoff",
-        "outbox.poll_interval", "outbox.ticket_url", "outbox.worker"]
+        "outbox.alertmanager_url",
+        "outbox.batch_size",
+        "outbox.colour",
+        "outbox.max_backoff",
+        "outbox.poll_interval",
+        "outbox.ticket_url",
+        "outbox.worker",
+    ]
 
 
 def test_settings_that_would_break_the_guarantees_are_refused():
@@ -53,7 +77,8 @@ def test_settings_that_would_break_the_guarantees_are_refused():
         load_settings({"claim_timeout": "1m", "alert_ttl": "30s"}, environ={})
     assert info.value.problems == [
         "outbox.alert_ttl: must be > outbox.claim_timeout, or a message re-posted after a "
-        "crash could be notified twice"]
+        "crash could be notified twice"
+    ]
     with pytest.raises(OutboxConfigError, match="outbox.claim_timeout"):
         load_settings({"request_timeout": "10s", "claim_timeout": "15s"}, environ={})
     with pytest.raises(OutboxConfigError, match="outbox.max_backoff"):

@@ -1,4 +1,5 @@
 """The demo platform: its schema, its moving data and its scenarios."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,16 @@ import requests
 from sqlalchemy import func, inspect, select
 
 from demo import scenarios
-from demo.platform import (POOL_CAPACITY, SETTLE_AFTER, Simulator, energy_pools, make_engine,
-                           partners, transactions, utcnow)
+from demo.platform import (
+    POOL_CAPACITY,
+    SETTLE_AFTER,
+    Simulator,
+    energy_pools,
+    make_engine,
+    partners,
+    transactions,
+    utcnow,
+)
 from tests.harness import free_port, http_ready
 
 
@@ -34,8 +43,11 @@ def pool_ratio(sim: Simulator) -> float:
 
 def counts_by_status(sim: Simulator) -> dict[str, int]:
     with sim.engine.connect() as conn:
-        return dict(conn.execute(select(transactions.c.status, func.count())
-                                 .group_by(transactions.c.status)).all())
+        return dict(
+            conn.execute(
+                select(transactions.c.status, func.count()).group_by(transactions.c.status)
+            ).all()
+        )
 
 
 def test_schema_is_the_platforms(db_url):
@@ -44,16 +56,19 @@ def test_schema_is_the_platforms(db_url):
     sim.setup()
     sim.setup()  # idempotent: a restart keeps the data
     sim.tick()
-    columns = {t: {c["name"] for c in inspect(sim.engine).get_columns(t)}
-               for t in ("partners", "energy_pools", "transactions")}
+    columns = {
+        t: {c["name"] for c in inspect(sim.engine).get_columns(t)}
+        for t in ("partners", "energy_pools", "transactions")
+    }
     assert columns == {
         "partners": {"id", "name", "status", "created_at"},
         "energy_pools": {"name", "capacity_units", "available_units", "updated_at"},
         "transactions": {"id", "partner_id", "status", "amount_units", "created_at"},
     }
     with sim.engine.connect() as conn:
-        statuses = dict(conn.execute(select(partners.c.status, func.count())
-                                     .group_by(partners.c.status)).all())
+        statuses = dict(
+            conn.execute(select(partners.c.status, func.count()).group_by(partners.c.status)).all()
+        )
         pool = conn.execute(select(energy_pools)).one()
     assert statuses == {"active": 18, "suspended": 2}
     assert (pool.name, pool.capacity_units) == ("main", POOL_CAPACITY)
@@ -75,12 +90,17 @@ def test_transactions_keep_moving_and_settle(sim):
     assert seen["completed"] > 5 * seen["failed"]
     # Pending ones settle after a few seconds: the older pending rows are gone.
     with sim.engine.connect() as conn:
-        oldest_pending = conn.execute(select(func.min(transactions.c.created_at))
-                                      .where(transactions.c.status == "pending")).scalar_one()
-    assert oldest_pending is None or oldest_pending >= start + timedelta(seconds=39) - SETTLE_AFTER - timedelta(seconds=1)
+        oldest_pending = conn.execute(
+            select(func.min(transactions.c.created_at)).where(transactions.c.status == "pending")
+        ).scalar_one()
+    assert oldest_pending is None or oldest_pending >= start + timedelta(
+        seconds=39
+    ) - SETTLE_AFTER - timedelta(seconds=1)
     with sim.engine.connect() as conn:
-        suspended = {r.id for r in conn.execute(select(partners.c.id)
-                                                 .where(partners.c.status == "suspended"))}
+        suspended = {
+            r.id
+            for r in conn.execute(select(partners.c.id).where(partners.c.status == "suspended"))
+        }
         used = {r.partner_id for r in conn.execute(select(transactions.c.partner_id).distinct())}
     assert used and not used & suspended
     assert len(used) >= 8, "busy and quiet partners alike get some traffic"
@@ -140,16 +160,31 @@ def platform_process(tmp_path, processes, root):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = processes.start(
-        [sys.executable, "-m", "demo.platform", "--db", f"sqlite:///{tmp_path / 'p.db'}",
-         "--listen", f"127.0.0.1:{port}", "--interval", "0.2", "--seed", "3"],
-        tmp_path, ready=http_ready(url + "/healthz"), name="demo-platform",
-        env={"PYTHONPATH": str(root)})
+        [
+            sys.executable,
+            "-m",
+            "demo.platform",
+            "--db",
+            f"sqlite:///{tmp_path / 'p.db'}",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--interval",
+            "0.2",
+            "--seed",
+            "3",
+        ],
+        tmp_path,
+        ready=http_ready(url + "/healthz"),
+        name="demo-platform",
+        env={"PYTHONPATH": str(root)},
+    )
     return proc, url
 
 
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "demo", *args], capture_output=True, text=True,
-                          timeout=30, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "demo", *args], capture_output=True, text=True, timeout=30, **kwargs
+    )
 
 
 def test_platform_process_scenarios_from_the_command_line(platform_process, root, tmp_path):
@@ -174,8 +209,10 @@ def test_platform_process_scenarios_from_the_command_line(platform_process, root
     assert state["partners"] == 20
 
     assert run_cli("scenario", "recover", "--platform-url", url, cwd=root).returncode == 0
-    assert json.loads(run_cli("status", "--platform-url", url, cwd=root).stdout)[
-        "scenarios"]["active"] == []
+    assert (
+        json.loads(run_cli("status", "--platform-url", url, cwd=root).stdout)["scenarios"]["active"]
+        == []
+    )
 
     bad = requests.post(url + "/control/scenario", data=b"not json", timeout=5)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
@@ -185,16 +222,18 @@ def test_platform_process_scenarios_from_the_command_line(platform_process, root
 
 
 def test_cli_reports_an_unreachable_stack(root):
-    done = run_cli("scenario", "drain-energy", "--platform-url", f"http://127.0.0.1:{free_port()}",
-                   cwd=root)
+    done = run_cli(
+        "scenario", "drain-energy", "--platform-url", f"http://127.0.0.1:{free_port()}", cwd=root
+    )
     assert done.returncode == 1
     assert "is ./dev run running?" in done.stderr
 
 
 def test_attack_tickets_sends_each_kind_of_attack(http_sink):
     http_sink.status = 401
-    results = scenarios.attack_tickets(http_sink.url, "pw_demo_key", echo=lambda line: None,
-                                       brute_force=6)
+    results = scenarios.attack_tickets(
+        http_sink.url, "pw_demo_key", echo=lambda line: None, brute_force=6
+    )
     assert set(results) == {"brute-force", "sql-injection", "xss", "path-traversal"}
     received = http_sink.received()
     assert len(received) == sum(sum(c.values()) for c in results.values())

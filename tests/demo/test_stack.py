@@ -12,6 +12,7 @@ security team at once, and EnergyPoolCritical (``for: 1m``) reaches on-call by
 email, Slack and webhook at the notification sinks, which print it and record
 it in ``<run>/notifications.jsonl``.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,6 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,11 @@ def _clone(root: Path, dest: Path) -> Path:
     subprocess.run(["git", "clone", "--quiet", str(root), str(dest)], check=True)
     # A virtualenv whose packages are this one's: ./dev finds it installed and up to date.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(dest / ".venv")], check=True)
-    purelib = Path(sysconfig.get_paths(vars={"base": str(dest / ".venv"),
-                                             "platbase": str(dest / ".venv")})["purelib"])
+    purelib = Path(
+        sysconfig.get_paths(vars={"base": str(dest / ".venv"), "platbase": str(dest / ".venv")})[
+            "purelib"
+        ]
+    )
     purelib.mkdir(parents=True, exist_ok=True)
     (purelib / "partnerwatch-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     (dest / ".venv" / ".installed").touch()
@@ -71,10 +74,22 @@ class RunningStack:
     def start(self) -> None:
         with open(self.output_path, "wb") as out:
             self.proc = subprocess.Popen(
-                ["./dev", "run", "--free-ports", "--fast", "--no-grafana",
-                 "--run-dir", str(self.run_dir)],
-                cwd=self.source, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                [
+                    "./dev",
+                    "run",
+                    "--free-ports",
+                    "--fast",
+                    "--no-grafana",
+                    "--run-dir",
+                    str(self.run_dir),
+                ],
+                cwd=self.source,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
 
     def output(self) -> str:
         return self.output_path.read_text(errors="replace")
@@ -88,8 +103,9 @@ class RunningStack:
     def wait_ready(self, timeout: float) -> dict:
         def ready():
             if self.proc.poll() is not None:
-                raise AssertionError(f"./dev run exited with {self.proc.returncode}:\n"
-                                     f"{self.output()[-5000:]}")
+                raise AssertionError(
+                    f"./dev run exited with {self.proc.returncode}:\n{self.output()[-5000:]}"
+                )
             state = self.state()
             return state if state.get("ready") else None
 
@@ -139,8 +155,11 @@ def test_run_command_brings_every_component_up(stack):
     assert {"exporter", "ticketing", "prometheus", "alertmanager"} <= set(up)
     assert set(up.values()) == {"1"}, up
     # The exporter sees the demo platform, its database, the ticket database and Redis.
-    wait_until(lambda: prom_query(urls["prometheus"], 'platform_energy_pool_capacity_units{pool="main"}'),
-               timeout=30, message="energy pool metrics")
+    wait_until(
+        lambda: prom_query(urls["prometheus"], 'platform_energy_pool_capacity_units{pool="main"}'),
+        timeout=30,
+        message="energy pool metrics",
+    )
     assert prom_query(urls["prometheus"], "platform_api_probe_success == 1")
     assert prom_query(urls["prometheus"], "platform_redis_up == 1")
     assert prom_query(urls["prometheus"], "platform_partners_active > 0")
@@ -149,23 +168,41 @@ def test_run_command_brings_every_component_up(stack):
     for name in ("ticketing", "exporter", "prometheus", "alertmanager", "platform", "sinks"):
         assert urls[name] in out, f"{name} URL not printed"
     assert state["keys"]["partner"] in out and state["keys"]["staff"] in out
-    tickets = requests.get(urls["ticketing"] + "/api/v1/tickets",
-                           headers={"X-API-Key": state["keys"]["partner"]}, timeout=10)
+    tickets = requests.get(
+        urls["ticketing"] + "/api/v1/tickets",
+        headers={"X-API-Key": state["keys"]["partner"]},
+        timeout=10,
+    )
     assert tickets.status_code == 200, tickets.text
     # The support console's URL is printed, and the demo staff key signs in there.
     assert urls["console"] in out
     browser = requests.Session()
     form = browser.get(urls["console"] + "login", timeout=10)
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-    signed_in = browser.post(urls["console"] + "login", timeout=10, data={
-        "api_key": state["keys"]["staff"], "csrf_token": token})
+    signed_in = browser.post(
+        urls["console"] + "login",
+        timeout=10,
+        data={"api_key": state["keys"]["staff"], "csrf_token": token},
+    )
     assert signed_in.status_code == 200 and "Ticket queue" in signed_in.text, signed_in.text[:300]
 
 
 def scenario(source: Path, run_dir: Path, name: str) -> str:
-    done = subprocess.run([str(source / ".venv" / "bin" / "python"), "-m", "demo", "scenario",
-                           name, "--run-dir", str(run_dir)],
-                          cwd=source, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            str(source / ".venv" / "bin" / "python"),
+            "-m",
+            "demo",
+            "scenario",
+            name,
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -186,38 +223,70 @@ def test_scenarios_fire_alerts_and_reach_the_sinks(stack, source):
         wait_until(lambda: alert(name), timeout=60, interval=0.5, message=f"{name} in ALERTS")
     # The attack is counted by type.
     for kind in ("SUSPICIOUS_PATTERN", "MULTIPLE_FAILED_LOGINS", "FAILED_AUTH"):
-        wait_until(lambda: prom_query(prometheus, f'security_events_total{{type="{kind}"}} > 0'),
-                   timeout=30, interval=0.5, message=f"{kind} events")
+        wait_until(
+            lambda: prom_query(prometheus, f'security_events_total{{type="{kind}"}} > 0'),
+            timeout=30,
+            interval=0.5,
+            message=f"{kind} events",
+        )
 
     def notified(match):
-        return [n for n in stack.notifications() if n.get("status", "firing") == "firing"
-                and any(match(a) for a in n.get("alertnames", []))]
+        return [
+            n
+            for n in stack.notifications()
+            if n.get("status", "firing") == "firing"
+            and any(match(a) for a in n.get("alertnames", []))
+        ]
 
     # The ticket service tells the security team about the attack straight away.
     try:
-        security = wait_until(lambda: notified(lambda a: a.startswith("Security")), timeout=60,
-                              interval=0.5, message="a security notification")
-        critical = wait_until(lambda: notified(lambda a: a == "EnergyPoolCritical"), timeout=120,
-                              interval=1, message="EnergyPoolCritical at a sink")
+        security = wait_until(
+            lambda: notified(lambda a: a.startswith("Security")),
+            timeout=60,
+            interval=0.5,
+            message="a security notification",
+        )
+        critical = wait_until(
+            lambda: notified(lambda a: a == "EnergyPoolCritical"),
+            timeout=120,
+            interval=1,
+            message="EnergyPoolCritical at a sink",
+        )
     except TimeoutError as exc:
         raise AssertionError(f"{exc}; stack output:\n{stack.output()[-5000:]}") from None
     assert {n["channel"] for n in security} & {"email", "slack"}
     assert critical
     # Critical alerts go to on-call by email, Slack and webhook.
-    wait_until(lambda: {n["channel"] for n in notified(lambda a: a == "EnergyPoolCritical")}
-               >= {"email", "slack", "webhook"}, timeout=30, message="all three channels")
+    wait_until(
+        lambda: (
+            {n["channel"] for n in notified(lambda a: a == "EnergyPoolCritical")}
+            >= {"email", "slack", "webhook"}
+        ),
+        timeout=30,
+        message="all three channels",
+    )
     emails = [n for n in notified(lambda a: a == "EnergyPoolCritical") if n["channel"] == "email"]
     assert any("oncall" in " ".join(n["to"]) for n in emails)
     # The stack printed them too.
-    wait_until(lambda: "EnergyPoolCritical" in stack.output() and "Security" in stack.output(),
-               timeout=10, message="the printed notifications")
+    wait_until(
+        lambda: "EnergyPoolCritical" in stack.output() and "Security" in stack.output(),
+        timeout=10,
+        message="the printed notifications",
+    )
 
 
 def test_ctrl_c_stops_everything(stack):
     state = stack.wait_ready(timeout=180)
     pids = state["pids"]
-    assert {"sinks", "redis", "platform", "ticketing", "exporter", "alertmanager",
-            "prometheus"} <= set(pids)
+    assert {
+        "sinks",
+        "redis",
+        "platform",
+        "ticketing",
+        "exporter",
+        "alertmanager",
+        "prometheus",
+    } <= set(pids)
     assert all(pid_alive(pid) for pid in pids.values())
     stack.proc.send_signal(signal.SIGINT)
     assert stack.proc.wait(60) == 0, stack.output()[-3000:]

@@ -1,4 +1,5 @@
 """What the stack runner derives from the shipped files, checked by the programs that read them."""
+
 from __future__ import annotations
 
 import json
@@ -26,12 +27,20 @@ def test_fast_exporter_config_is_valid_and_quick(root, tmp_path):
     assert duration_seconds(fast["collectors"]["http_probe"]["timeout"]) > 2
     path = tmp_path / "exporter.yml"
     path.write_text(yaml.safe_dump(fast, sort_keys=False))
-    env = {"PLATFORM_DB_URL": f"sqlite:///{tmp_path / 'p.db'}",
-           "TICKETING_DB_URL": f"sqlite:///{tmp_path / 't.db'}",
-           "REDIS_URL": "redis://127.0.0.1:6379/0", "PLATFORM_API_URL": "http://127.0.0.1:8081"}
-    done = subprocess.run([sys.executable, "-m", "exporter", "--config", str(path), "--check-config"],
-                          cwd=root, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        "PLATFORM_DB_URL": f"sqlite:///{tmp_path / 'p.db'}",
+        "TICKETING_DB_URL": f"sqlite:///{tmp_path / 't.db'}",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "PLATFORM_API_URL": "http://127.0.0.1:8081",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter", "--config", str(path), "--check-config"],
+        cwd=root,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "every 2s" in done.stdout and "every 3s" in done.stdout
 

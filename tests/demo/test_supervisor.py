@@ -1,4 +1,5 @@
 """The stack's small supervisor: readiness, start failures, and stopping whole process groups."""
+
 from __future__ import annotations
 
 import os
@@ -6,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -30,8 +30,11 @@ def gone(pid: int) -> bool:
 def test_start_waits_until_ready_and_stops(tmp_path):
     sup = Supervisor(tmp_path / "logs", cwd=tmp_path)
     port = free_port()
-    child = sup.start("web", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                      ready=http_ready(f"http://127.0.0.1:{port}/"))
+    child = sup.start(
+        "web",
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        ready=http_ready(f"http://127.0.0.1:{port}/"),
+    )
     assert child.running() and not port_free(port)
     sup.stop_all()
     assert not child.running() and port_free(port)
@@ -41,8 +44,11 @@ def test_start_waits_until_ready_and_stops(tmp_path):
 def test_a_child_that_exits_reports_its_log(tmp_path):
     sup = Supervisor(tmp_path / "logs", cwd=tmp_path)
     with pytest.raises(StartError, match=r"(?s)exited with code 3.*bad config: line 7"):
-        sup.start("broken", [sys.executable, "-c", "print('bad config: line 7'); raise SystemExit(3)"],
-                  ready=tcp_ready("127.0.0.1", free_port()))
+        sup.start(
+            "broken",
+            [sys.executable, "-c", "print('bad config: line 7'); raise SystemExit(3)"],
+            ready=tcp_ready("127.0.0.1", free_port()),
+        )
     with pytest.raises(StartError, match="setup failed with exit code 1"):
         sup.run("setup", [sys.executable, "-c", "raise SystemExit(1)"])
 
@@ -78,8 +84,11 @@ def test_children_die_with_the_runner(tmp_path):
         Path({str(pidfile)!r}).write_text(str(child.pid))
         time.sleep(300)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", runner], cwd=os.getcwd(),
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", runner],
+        cwd=os.getcwd(),
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         wait_until(lambda: pidfile.exists() and pidfile.read_text(), message="the child's pid")
         child = int(pidfile.read_text())

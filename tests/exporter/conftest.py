@@ -5,6 +5,7 @@ config is a dict dumped to YAML, or a path) and returns an :class:`ExporterProce
 with ``metrics()`` (the /metrics text) and ``status()`` (the /status JSON).
 ``run_cli(*args)`` runs the CLI to completion and returns the CompletedProcess.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ def shipped_config() -> dict:
     return yaml.safe_load(SHIPPED_CONFIG.read_text())
 
 
-def quicken(config: dict, interval: str = "500ms", timeout: str = "500ms",
-            staleness: str = "3s") -> dict:
+def quicken(
+    config: dict, interval: str = "500ms", timeout: str = "500ms", staleness: str = "3s"
+) -> dict:
     """Short intervals, timeouts and staleness everywhere (tests must be fast)."""
     config.setdefault("exporter", {})["staleness"] = staleness
     for section in (config.get("collectors") or {}).values():
@@ -61,13 +63,19 @@ class ExporterProcess:
         return requests.get(f"{self.url}/status", timeout=10).json()["collectors"]
 
 
-def run_cli(*args: str, env: dict | None = None, unset: tuple[str, ...] = ()
-            ) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     """Run ``python -m exporter ARGS`` with ``env`` added and ``unset`` removed."""
     environ = {k: v for k, v in os.environ.items() if k not in unset}
-    return subprocess.run([sys.executable, "-m", "exporter", *map(str, args)], cwd=ROOT,
-                          env={**environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *map(str, args)],
+        cwd=ROOT,
+        env={**environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -86,10 +94,22 @@ def start_exporter(processes, tmp_path, write_config):
         path = config if isinstance(config, Path) else write_config(config)
         port = free_port()
         proc = processes.start(
-            [sys.executable, "-m", "exporter", "--config", str(path),
-             "--listen", f"127.0.0.1:{port}", "--log-level", "DEBUG"],
-            tmp_path, name=f"exporter-{port}", env={"PYTHONPATH": str(ROOT), **(env or {})},
-            ready=http_ready(f"http://127.0.0.1:{port}/metrics"))
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--config",
+                str(path),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "DEBUG",
+            ],
+            tmp_path,
+            name=f"exporter-{port}",
+            env={"PYTHONPATH": str(ROOT), **(env or {})},
+            ready=http_ready(f"http://127.0.0.1:{port}/metrics"),
+        )
         return ExporterProcess(proc, port)
 
     return start
@@ -98,9 +118,17 @@ def start_exporter(processes, tmp_path, write_config):
 @pytest.fixture
 def scrape(prometheus_factory):
     """A Prometheus scraping the given exporters twice a second."""
+
     def make(*exporters: ExporterProcess):
-        return prometheus_factory([{
-            "job_name": "exporter", "scrape_interval": "500ms", "scrape_timeout": "500ms",
-            "static_configs": [{"targets": [e.address for e in exporters]}]}])
+        return prometheus_factory(
+            [
+                {
+                    "job_name": "exporter",
+                    "scrape_interval": "500ms",
+                    "scrape_timeout": "500ms",
+                    "static_configs": [{"targets": [e.address for e in exporters]}],
+                }
+            ]
+        )
 
     return make

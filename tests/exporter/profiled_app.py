@@ -4,6 +4,7 @@
 demand) and answers with the worker's pid; ``GET /metrics`` serves the
 metrics of all workers summed by ``MultiProcessCollector``.
 """
+
 import os
 import time
 from urllib.parse import parse_qs

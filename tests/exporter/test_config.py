@@ -3,6 +3,7 @@
 The CLI cases run the real ``python -m exporter`` and check its exit status
 and its stderr, one ``location: problem`` line per problem.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -14,10 +15,12 @@ from exporter.schema import Config
 
 from .conftest import SHIPPED_CONFIG, run_cli
 
-ENV = {"PLATFORM_DB_URL": "sqlite:////nonexistent/platform.db",
-       "TICKETING_DB_URL": "postgresql://exporter@db.invalid/ticketing",
-       "REDIS_URL": "redis://127.0.0.1:6379/0",
-       "PLATFORM_API_URL": "http://platform.invalid:8000"}
+ENV = {
+    "PLATFORM_DB_URL": "sqlite:////nonexistent/platform.db",
+    "TICKETING_DB_URL": "postgresql://exporter@db.invalid/ticketing",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "PLATFORM_API_URL": "http://platform.invalid:8000",
+}
 
 VALID_QUERY = """
 databases:
@@ -46,15 +49,24 @@ def problems(text: str, environ: dict | None = None) -> list[str]:
 
 # ------------------------------------------------------------------ via the CLI
 
+
 def test_shipped_config_checks_and_summarises():
     result = run_cli("--config", SHIPPED_CONFIG, "--check-config", env=ENV)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "configuration OK" in out
-    for collector in ("http_probe:platform_api", "database:platform", "database:ticketing",
-                      "redis", "query:energy_pool", "query:transactions",
-                      "query:active_partners", "query:support_tickets",
-                      "query:support_first_response_overdue", "query:support_outbox"):
+    for collector in (
+        "http_probe:platform_api",
+        "database:platform",
+        "database:ticketing",
+        "redis",
+        "query:energy_pool",
+        "query:transactions",
+        "query:active_partners",
+        "query:support_tickets",
+        "query:support_first_response_overdue",
+        "query:support_outbox",
+    ):
         assert f"  {collector}: every " in out
     assert "platform (sqlite), ticketing (postgresql)" in out
     assert "db.invalid" not in out  # URLs (which may hold passwords) are not printed
@@ -74,7 +86,8 @@ def test_shipped_config_without_environment_names_each_variable():
 
 
 CLI_CASES = {
-    "missing keys": ("""
+    "missing keys": (
+        """
         databases:
           platform: {}
         queries:
@@ -83,13 +96,16 @@ CLI_CASES = {
             metrics:
               - name: platform_energy_pool_available_units
                 value: available_units
-        """, [
-        "databases.platform.url: required key is missing",
-        "queries.energy_pool.database: required key is missing",
-        "queries.energy_pool.sql: required key is missing",
-        "queries.energy_pool.metrics[0].help: required key is missing",
-    ]),
-    "wrong types": ("""
+        """,
+        [
+            "databases.platform.url: required key is missing",
+            "queries.energy_pool.database: required key is missing",
+            "queries.energy_pool.sql: required key is missing",
+            "queries.energy_pool.metrics[0].help: required key is missing",
+        ],
+    ),
+    "wrong types": (
+        """
         exporter:
           staleness: [1, 2]
         databases:
@@ -106,28 +122,34 @@ CLI_CASES = {
             database: platform
             sql: SELECT 1 AS one
             metrics: 5
-        """, [
-        "exporter.staleness: must be a duration such as 15s, 500ms or 2m (got [1, 2])",
-        "databases.platform.pool_size: must be a valid integer, unable to parse string as "
-        "an integer (got 'many')",
-        "collectors.redis.enabled: must be a valid boolean, unable to interpret input "
-        "(got 'maybe')",
-        "collectors.redis.interval: must be a duration such as 15s, 500ms or 2m (got 'soon')",
-        "queries.energy_pool.metrics: must be a valid tuple (got 5)",
-    ]),
-    "unknown collector and keys": ("""
+        """,
+        [
+            "exporter.staleness: must be a duration such as 15s, 500ms or 2m (got [1, 2])",
+            "databases.platform.pool_size: must be a valid integer, unable to parse string as "
+            "an integer (got 'many')",
+            "collectors.redis.enabled: must be a valid boolean, unable to interpret input "
+            "(got 'maybe')",
+            "collectors.redis.interval: must be a duration such as 15s, 500ms or 2m (got 'soon')",
+            "queries.energy_pool.metrics: must be a valid tuple (got 5)",
+        ],
+    ),
+    "unknown collector and keys": (
+        """
         collectors:
           foo: {interval: 10s}
           redis:
             url: redis://127.0.0.1:6379/0
             intervall: 10s
         extra_section: 1
-        """, [
-        "collectors.foo: unknown collector (known: database, http_probe, redis)",
-        "collectors.redis.intervall: unknown key",
-        "extra_section: unknown key",
-    ]),
-    "bad intervals": ("""
+        """,
+        [
+            "collectors.foo: unknown collector (known: database, http_probe, redis)",
+            "collectors.redis.intervall: unknown key",
+            "extra_section: unknown key",
+        ],
+    ),
+    "bad intervals": (
+        """
         exporter:
           staleness: 30s
         databases:
@@ -147,10 +169,12 @@ CLI_CASES = {
             interval: 1m
             sql: SELECT 1 AS one
             metrics: [{name: two, help: Two., value: one}]
-        """, [
-        "collectors.redis.interval: must be > 0 (got 0)",
-        "queries.energy_pool.timeout: must be > 0 (got -1)",
-    ]),
+        """,
+        [
+            "collectors.redis.interval: must be > 0 (got 0)",
+            "queries.energy_pool.timeout: must be > 0 (got -1)",
+        ],
+    ),
 }
 
 
@@ -167,7 +191,8 @@ def test_cli_rejects_with_located_lines(case, write_config):
 def test_cli_rejects_intervals_that_cannot_work(write_config):
     # Schema-valid, but a timeout longer than its interval, or an interval that
     # reaches the staleness window, cannot run as configured.
-    path = write_config(textwrap.dedent("""
+    path = write_config(
+        textwrap.dedent("""
         exporter:
           staleness: 30s
         databases:
@@ -180,7 +205,8 @@ def test_cli_rejects_intervals_that_cannot_work(write_config):
             interval: 1m
             sql: SELECT 1 AS one
             metrics: [{name: one, help: One., value: one}]
-        """))
+        """)
+    )
     result = run_cli("--config", path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
@@ -195,7 +221,8 @@ def test_cli_rejects_unreadable_file(tmp_path):
     result = run_cli("--config", missing)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"{missing}: cannot read: [Errno 2] No such file or directory: '{missing}'"]
+        f"{missing}: cannot read: [Errno 2] No such file or directory: '{missing}'"
+    ]
 
     result = run_cli("--config", tmp_path)  # a directory
     assert result.returncode == 2
@@ -212,12 +239,15 @@ def test_cli_rejects_invalid_yaml(write_config):
 
 # ------------------------------------------------------------- in-process checks
 
+
 def test_shipped_config_loads_into_a_frozen_typed_config():
     config = load_config(SHIPPED_CONFIG, ENV)
     assert isinstance(config, Config)
     assert config.databases["platform"].url == ENV["PLATFORM_DB_URL"]
-    assert config.collectors.http_probe.targets["platform_api"].url == \
-        "http://platform.invalid:8000/healthz"
+    assert (
+        config.collectors.http_probe.targets["platform_api"].url
+        == "http://platform.invalid:8000/healthz"
+    )
     assert config.queries["active_partners"].params == {"since": 900.0}
     assert config.exporter.listen == "127.0.0.1:9701"  # ${EXPORTER_LISTEN:-...} default
     with pytest.raises(Exception):
@@ -225,12 +255,20 @@ def test_shipped_config_loads_into_a_frozen_typed_config():
 
 
 def test_environment_references():
-    config = validate({
-        "exporter": {"listen": "${HOST}:${PORT:-9800}"},
-        "databases": {"p": {"url": "sqlite:///${DIR}/p.db"}},
-        "queries": {"q": {"database": "p", "sql": "SELECT '$$5' AS x, 1 AS one",
-                          "metrics": [{"name": "one", "help": "One.", "value": "one"}]}},
-    }, {"HOST": "0.0.0.0", "DIR": "/srv"})
+    config = validate(
+        {
+            "exporter": {"listen": "${HOST}:${PORT:-9800}"},
+            "databases": {"p": {"url": "sqlite:///${DIR}/p.db"}},
+            "queries": {
+                "q": {
+                    "database": "p",
+                    "sql": "SELECT '$$5' AS x, 1 AS one",
+                    "metrics": [{"name": "one", "help": "One.", "value": "one"}],
+                }
+            },
+        },
+        {"HOST": "0.0.0.0", "DIR": "/srv"},
+    )
     assert config.exporter.listen == "0.0.0.0:9800"
     assert config.databases["p"].url == "sqlite:////srv/p.db"
     assert config.queries["q"].sql.startswith("SELECT '$5'")
@@ -276,14 +314,16 @@ def test_cross_references_and_metric_rules():
               - {name: bad-name, help: X., value: n}
               - {name: c, type: histogram, help: X., value: n}
         """)
-    assert sorted(lines) == sorted([
-        "collectors.http_probe.targets.api.url: must be an http:// or https:// URL (got 'ftp://x')",
-        "collectors.http_probe.targets.api.body_regex: invalid regular expression: "
-        "missing ), unterminated subpattern at position 0",
-        "queries.b.metrics[1].name: invalid name 'bad-name': must match "
-        "^[a-zA-Z_:][a-zA-Z0-9_:]*$",
-        "queries.b.metrics[2].type: must be one of 'gauge' or 'counter' (got 'histogram')",
-    ])
+    assert sorted(lines) == sorted(
+        [
+            "collectors.http_probe.targets.api.url: must be an http:// or https:// URL (got 'ftp://x')",
+            "collectors.http_probe.targets.api.body_regex: invalid regular expression: "
+            "missing ), unterminated subpattern at position 0",
+            "queries.b.metrics[1].name: invalid name 'bad-name': must match "
+            "^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+            "queries.b.metrics[2].type: must be one of 'gauge' or 'counter' (got 'histogram')",
+        ]
+    )
     # Cross checks run once the shape is valid.
     lines = problems("""
         databases:
@@ -306,23 +346,25 @@ def test_cross_references_and_metric_rules():
             metrics:
               - {name: platform_transactions, help: X., value: n, labels: [x, x]}
         """)
-    assert sorted(lines) == sorted([
-        "collectors.database.databases[1]: unknown database 'archive' "
-        "(defined: legacy, platform, typo)",
-        "databases.typo.url: invalid database URL: expected dialect://user:password@host:port"
-        "/database or sqlite:///path",
-        "databases.legacy.url: unsupported database 'oracle+nodriver': the exporter reads "
-        "PostgreSQL (postgresql://, through psycopg 3) and SQLite (sqlite:///path)",
-        "queries.a.database: unknown database 'ticketing' (defined: legacy, platform, typo)",
-        "queries.a.sql: parameter :since is neither :now nor defined under params",
-        "queries.a.params.now: :now is built in",
-        "queries.a.metrics[0].name: counter names must end in _total",
-        "queries.a.metrics[1].name: platform_db_up is reserved for the built-in collectors",
-        "queries.a.metrics[1].value: column 'n' is also a label",
-        "queries.b.metrics[0].name: platform_transactions is already defined by "
-        "queries.a.metrics[0]",
-        "queries.b.metrics[0].labels: labels repeat",
-    ])
+    assert sorted(lines) == sorted(
+        [
+            "collectors.database.databases[1]: unknown database 'archive' "
+            "(defined: legacy, platform, typo)",
+            "databases.typo.url: invalid database URL: expected dialect://user:password@host:port"
+            "/database or sqlite:///path",
+            "databases.legacy.url: unsupported database 'oracle+nodriver': the exporter reads "
+            "PostgreSQL (postgresql://, through psycopg 3) and SQLite (sqlite:///path)",
+            "queries.a.database: unknown database 'ticketing' (defined: legacy, platform, typo)",
+            "queries.a.sql: parameter :since is neither :now nor defined under params",
+            "queries.a.params.now: :now is built in",
+            "queries.a.metrics[0].name: counter names must end in _total",
+            "queries.a.metrics[1].name: platform_db_up is reserved for the built-in collectors",
+            "queries.a.metrics[1].value: column 'n' is also a label",
+            "queries.b.metrics[0].name: platform_transactions is already defined by "
+            "queries.a.metrics[0]",
+            "queries.b.metrics[0].labels: labels repeat",
+        ]
+    )
 
 
 def test_missing_environment_variable_hides_follow_up_errors():

@@ -4,6 +4,7 @@ Configurations written when the exporter ran SQL through SQLAlchemy keep
 working: the same URL forms and the same ``:name`` parameters. Everything
 that connects does so to a real SQLite file or PostgreSQL server.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,18 +36,25 @@ def run(db: Database, sql: str, timeout: float = 5.0, **values) -> list[tuple]:
 
 # ---------------------------------------------------------- SQL parameters
 
+
 def test_parameters_are_read_as_sqlalchemy_text_read_them():
-    sql = ("SELECT created_at::date AS day, '12\\:30' AS at, '100%' AS share "
-           "FROM t WHERE created_at >= :since AND created_at < :now AND x > :since")
+    sql = (
+        "SELECT created_at::date AS day, '12\\:30' AS at, '100%' AS share "
+        "FROM t WHERE created_at >= :since AND created_at < :now AND x > :since"
+    )
     assert bind_names(sql) == ["since", "now"]  # casts and \: are not parameters
     qmark = compile_sql(sql, "qmark")
-    assert qmark.sql == ("SELECT created_at::date AS day, '12:30' AS at, '100%' AS share "
-                         "FROM t WHERE created_at >= ? AND created_at < ? AND x > ?")
+    assert qmark.sql == (
+        "SELECT created_at::date AS day, '12:30' AS at, '100%' AS share "
+        "FROM t WHERE created_at >= ? AND created_at < ? AND x > ?"
+    )
     assert qmark.parameters({"now": 2, "since": 1}) == (1, 2, 1)
     pyformat = compile_sql(sql, "pyformat")
-    assert pyformat.sql == ("SELECT created_at::date AS day, '12:30' AS at, '100%%' AS share "
-                            "FROM t WHERE created_at >= %(since)s AND created_at < %(now)s "
-                            "AND x > %(since)s")
+    assert pyformat.sql == (
+        "SELECT created_at::date AS day, '12:30' AS at, '100%%' AS share "
+        "FROM t WHERE created_at >= %(since)s AND created_at < %(now)s "
+        "AND x > %(since)s"
+    )
     assert pyformat.parameters({"now": 2, "since": 1, "unused": 3}) == {"since": 1, "now": 2}
     with pytest.raises(ValueError, match=":since"):
         qmark.parameters({"now": 2})
@@ -55,10 +63,14 @@ def test_parameters_are_read_as_sqlalchemy_text_read_them():
 def test_literal_colons_percents_and_timestamps_on_each_database(db_url):
     seed_platform(db_url)
     db = database(db_url)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    rows = run(db, "SELECT '12\\:30' AS at, '100%' AS share, COUNT(*) AS recent "
-                   "FROM transactions WHERE created_at >= :since AND created_at < :now",
-               since=now - dt.timedelta(minutes=15), now=now)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = run(
+        db,
+        "SELECT '12\\:30' AS at, '100%' AS share, COUNT(*) AS recent "
+        "FROM transactions WHERE created_at >= :since AND created_at < :now",
+        since=now - dt.timedelta(minutes=15),
+        now=now,
+    )
     # seed_platform: four transactions two minutes ago, one an hour ago.
     assert rows == [("12:30", "100%", 4)]
     db.dispose()
@@ -66,14 +78,17 @@ def test_literal_colons_percents_and_timestamps_on_each_database(db_url):
 
 # ---------------------------------------------------------------- URL forms
 
-@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg",
-                                    "postgresql+psycopg2"])
+
+@pytest.mark.parametrize(
+    "scheme", ["postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"]
+)
 def test_postgresql_url_forms(postgres_server, scheme):
     url = postgres_server.url("postgres", driver=scheme)
     db = database(url)
     assert db.dialect == "postgresql"
-    assert run(db, "SELECT current_database(), current_setting('application_name')") == \
-        [("postgres", "partnerwatch-exporter")]
+    assert run(db, "SELECT current_database(), current_setting('application_name')") == [
+        ("postgres", "partnerwatch-exporter")
+    ]
     db.dispose()
 
 
@@ -84,11 +99,14 @@ def test_postgresql_hosts_in_the_query_string(postgres_server):
     db = database(url)
     assert run(db, "SELECT inet_server_port()") == [(port,)]
     db.dispose()
-    url = (f"postgresql://postgres@/postgres?host=127.0.0.1&port={port}"
-           "&application_name=mine&options=-c%20work_mem%3D8MB")
+    url = (
+        f"postgresql://postgres@/postgres?host=127.0.0.1&port={port}"
+        "&application_name=mine&options=-c%20work_mem%3D8MB"
+    )
     db = database(url)
-    assert run(db, "SELECT current_setting('application_name'), current_setting('work_mem')"
-               ) == [("mine", "8MB")]
+    assert run(db, "SELECT current_setting('application_name'), current_setting('work_mem')") == [
+        ("mine", "8MB")
+    ]
     db.dispose()
 
 
@@ -97,11 +115,13 @@ def test_sqlite_url_forms(tmp_path, monkeypatch):
     folder.mkdir()
     seed_platform(f"sqlite:///{folder / 'platform.db'}")
     monkeypatch.chdir(tmp_path)
-    for url in (f"sqlite:///{folder / 'platform.db'}",             # sqlite:////absolute
-                "sqlite:///with space/platform.db",              # relative to the cwd
-                f"sqlite+pysqlite:///{folder / 'platform.db'}?timeout=3",
-                # A SQLite URI (uri=true) is the user's to percent-encode.
-                f"sqlite:///file:{quote(str(folder / 'platform.db'))}?mode=ro&uri=true"):
+    for url in (
+        f"sqlite:///{folder / 'platform.db'}",  # sqlite:////absolute
+        "sqlite:///with space/platform.db",  # relative to the cwd
+        f"sqlite+pysqlite:///{folder / 'platform.db'}?timeout=3",
+        # A SQLite URI (uri=true) is the user's to percent-encode.
+        f"sqlite:///file:{quote(str(folder / 'platform.db'))}?mode=ro&uri=true",
+    ):
         db = database(url)
         assert db.dialect == "sqlite"
         assert run(db, "SELECT COUNT(*) FROM energy_pools") == [(1,)], url
@@ -134,19 +154,23 @@ def test_url_problems_are_told_without_the_url():
         assert SECRET not in str(info.value)
     # libpq's keywords are checked with the configuration.
     with pytest.raises(ConfigError) as info:
-        validate({"databases": {"p": {"url": f"postgresql://u:{SECRET}@db/p?sslmod=require"}}},
-                 {})
+        validate({"databases": {"p": {"url": f"postgresql://u:{SECRET}@db/p?sslmod=require"}}}, {})
     assert info.value.lines() == [
-        'databases.p.url: invalid database URL: invalid connection option "sslmod"']
+        'databases.p.url: invalid database URL: invalid connection option "sslmod"'
+    ]
     parsed = parse_database_url(f"postgresql://exporter:{SECRET}%40x@[::1]:5433/platform")
     assert SECRET not in repr(parsed)
-    assert postgres_conninfo(parsed) == {"user": "exporter", "password": f"{SECRET}@x",
-                                         "host": "::1", "port": "5433", "dbname": "platform"}
+    assert postgres_conninfo(parsed) == {
+        "user": "exporter",
+        "password": f"{SECRET}@x",
+        "host": "::1",
+        "port": "5433",
+        "dbname": "platform",
+    }
 
 
 def test_errors_never_show_the_password(postgres_server):
-    refused = database(f"postgresql://postgres:{SECRET}@127.0.0.1:1/postgres",
-                       connect_timeout=1)
+    refused = database(f"postgresql://postgres:{SECRET}@127.0.0.1:1/postgres", connect_timeout=1)
     with pytest.raises(Exception) as info:
         run(refused, "SELECT 1")
     message = refused.describe(info.value)
@@ -156,12 +180,15 @@ def test_errors_never_show_the_password(postgres_server):
     with pytest.raises(Exception) as info:
         run(db, f"SELECT CAST('{SECRET}' AS INTEGER)")
     assert SECRET in str(info.value)
-    assert db.describe(info.value) == \
-        'InvalidTextRepresentation: invalid input syntax for type integer: "***"'
+    assert (
+        db.describe(info.value)
+        == 'InvalidTextRepresentation: invalid input syntax for type integer: "***"'
+    )
     db.dispose()
 
 
 # ------------------------------------------------------- timeouts, the pool
+
 
 def test_each_run_is_a_rolled_back_transaction_with_its_timeout(postgres_url):
     db = database(postgres_url)

@@ -7,6 +7,7 @@ succeeding (their last-success timestamps keep advancing); a failed query's
 series disappear after the staleness window; and everything recovers when
 the outage ends.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -19,8 +20,9 @@ from tests.harness import HTTPSink, start_postgres
 from .conftest import quicken, shipped_config
 from .platform_data import seed_platform, seed_ticketing
 
-STUCK_SQLITE = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-                "SELECT COUNT(*) AS n FROM c")
+STUCK_SQLITE = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) AS n FROM c"
+)
 STUCK_POSTGRES = "SELECT 1 AS n FROM (SELECT pg_sleep(30)) AS s"
 
 
@@ -52,23 +54,29 @@ def fails(prom, collector: str, repeatedly: bool = False) -> None:
     before = prom.value(errors(collector))
     assert before > 0
     if repeatedly:
-        prom.wait_for(errors(collector), lambda r: r and float(r[0]["value"][1]) > before + 1,
-                      timeout=30)
+        prom.wait_for(
+            errors(collector), lambda r: r and float(r[0]["value"][1]) > before + 1, timeout=30
+        )
 
 
 def all_succeed(prom, exporter, count: int = 13) -> None:
     try:
         prom.wait_for_value("count(exporter_collector_success == 1)", count, timeout=30)
     except TimeoutError as exc:
-        failing = {name: s["last_error"] for name, s in exporter.status().items()
-                   if not s["success"]}
+        failing = {
+            name: s["last_error"] for name, s in exporter.status().items() if not s["success"]
+        }
         raise AssertionError(f"{exc}; failing now: {failing}") from None
 
 
 def with_stuck_query(config: dict, database: str, sql: str) -> dict:
     config["queries"]["stuck"] = {
-        "database": database, "interval": "500ms", "timeout": "300ms", "sql": sql,
-        "metrics": [{"name": "test_stuck_rows", "help": "Never answers.", "value": "n"}]}
+        "database": database,
+        "interval": "500ms",
+        "timeout": "300ms",
+        "sql": sql,
+        "metrics": [{"name": "test_stuck_rows", "help": "Never answers.", "value": "n"}],
+    }
     return config
 
 
@@ -88,17 +96,25 @@ def test_outages_on_sqlite(tmp_path, api, redis_factory, start_exporter, scrape)
     seed_ticketing(f"sqlite:///{ticketing_path}")
     redis = redis_factory()
     config = with_stuck_query(quicken(shipped_config()), "ticketing", STUCK_SQLITE)
-    exporter = start_exporter(config, env={
-        "PLATFORM_DB_URL": platform_url, "TICKETING_DB_URL": f"sqlite:///{ticketing_path}",
-        "REDIS_URL": redis.url, "PLATFORM_API_URL": api.url})
+    exporter = start_exporter(
+        config,
+        env={
+            "PLATFORM_DB_URL": platform_url,
+            "TICKETING_DB_URL": f"sqlite:///{ticketing_path}",
+            "REDIS_URL": redis.url,
+            "PLATFORM_API_URL": api.url,
+        },
+    )
     prom = scrape(exporter)
     all_succeed(prom, exporter)
 
     # A query that never ends is interrupted at its timeout, on every run.
     fails(prom, "query:stuck", repeatedly=True)
     assert prom.query("test_stuck_rows") == []
-    assert exporter.status()["query:stuck"]["last_error"] == \
-        "TimeoutError: query interrupted by the 0.3s timeout"
+    assert (
+        exporter.status()["query:stuck"]["last_error"]
+        == "TimeoutError: query interrupted by the 0.3s timeout"
+    )
 
     # Down API.
     api.stop()
@@ -167,16 +183,24 @@ def test_outages_on_postgresql(postgres_server, redis_url, api, start_exporter, 
         seed_ticketing(ticketing_url)
         config = with_stuck_query(quicken(shipped_config()), "platform", STUCK_POSTGRES)
         config["databases"]["platform"]["pool_size"] = 6
-        exporter = start_exporter(config, env={
-            "PLATFORM_DB_URL": platform_url, "TICKETING_DB_URL": ticketing_url,
-            "REDIS_URL": redis_url, "PLATFORM_API_URL": api.url})
+        exporter = start_exporter(
+            config,
+            env={
+                "PLATFORM_DB_URL": platform_url,
+                "TICKETING_DB_URL": ticketing_url,
+                "REDIS_URL": redis_url,
+                "PLATFORM_API_URL": api.url,
+            },
+        )
         prom = scrape(exporter)
         all_succeed(prom, exporter)
 
         # pg_sleep(30) is cancelled by the server's statement_timeout each run.
         fails(prom, "query:stuck", repeatedly=True)
-        assert exporter.status()["query:stuck"]["last_error"] == \
-            "QueryCanceled: canceling statement due to statement timeout"
+        assert (
+            exporter.status()["query:stuck"]["last_error"]
+            == "QueryCanceled: canceling statement due to statement timeout"
+        )
 
         # Hung query: a lock on energy_pools blocks its query until the timeout;
         # the ping and another query on the same database carry on.

@@ -4,6 +4,7 @@ Runs the real exporter process with the shipped queries (only their timing
 shortened) on SQLite and on PostgreSQL, reads every value back through
 Prometheus' HTTP API, and lints /metrics with ``promtool check metrics``.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -34,21 +35,30 @@ def ticketing_url(db_url: str, request, tmp_path) -> str:
 
 
 def promtool_check(text: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
 
 
-def test_shipped_config_end_to_end(db_url, request, tmp_path, redis_url, api, start_exporter,
-                                   scrape):
+def test_shipped_config_end_to_end(
+    db_url, request, tmp_path, redis_url, api, start_exporter, scrape
+):
     ticketing = ticketing_url(db_url, request, tmp_path)
     seed_platform(db_url)
     seed_ticketing(ticketing)
     config = quicken(shipped_config())
-    config["collectors"]["http_probe"]["targets"]["platform_api"]["body_regex"] = \
+    config["collectors"]["http_probe"]["targets"]["platform_api"]["body_regex"] = (
         r'"status":\s*"ok"'
-    exporter = start_exporter(config, env={
-        "PLATFORM_DB_URL": db_url, "TICKETING_DB_URL": ticketing, "REDIS_URL": redis_url,
-        "PLATFORM_API_URL": api.url})
+    )
+    exporter = start_exporter(
+        config,
+        env={
+            "PLATFORM_DB_URL": db_url,
+            "TICKETING_DB_URL": ticketing,
+            "REDIS_URL": redis_url,
+            "PLATFORM_API_URL": api.url,
+        },
+    )
     prom = scrape(exporter)
 
     prom.wait_for_value("count(exporter_collector_success == 1)", SHIPPED_COLLECTORS)
@@ -90,13 +100,20 @@ def test_shipped_config_end_to_end(db_url, request, tmp_path, redis_url, api, st
     }
     for expr, value in expected.items():
         assert prom.value(expr) == value, expr
-    for expr in ('platform_db_ping_duration_seconds{database="platform"}',
-                 "platform_redis_ping_duration_seconds",
-                 'platform_api_probe_duration_seconds{target="platform_api"}',
-                 'exporter_collector_duration_seconds{collector="query:energy_pool"}'):
+    for expr in (
+        'platform_db_ping_duration_seconds{database="platform"}',
+        "platform_redis_ping_duration_seconds",
+        'platform_api_probe_duration_seconds{target="platform_api"}',
+        'exporter_collector_duration_seconds{collector="query:energy_pool"}',
+    ):
         assert prom.value(expr) > 0, expr
-    assert prom.value('time() - exporter_collector_last_success_timestamp_seconds'
-                      '{collector="query:support_outbox"}') < 60
+    assert (
+        prom.value(
+            "time() - exporter_collector_last_success_timestamp_seconds"
+            '{collector="query:support_outbox"}'
+        )
+        < 60
+    )
     assert api.received("/healthz")  # the probe really went over HTTP
 
     if db_url.startswith("postgresql"):
@@ -109,8 +126,12 @@ def test_shipped_config_end_to_end(db_url, request, tmp_path, redis_url, api, st
 
     # Values follow the database.
     execute(db_url, "UPDATE energy_pools SET available_units = 100")
-    execute(db_url, "INSERT INTO transactions (partner_id, status, amount_units, created_at) "
-                    "VALUES (3, 'completed', 1, :now)", now=utcnow())
+    execute(
+        db_url,
+        "INSERT INTO transactions (partner_id, status, amount_units, created_at) "
+        "VALUES (3, 'completed', 1, :now)",
+        now=utcnow(),
+    )
     prom.wait_for_value('platform_energy_pool_available_units{pool="main"}', 100)
     prom.wait_for_value('platform_transactions_total{status="completed"}', 4)
     prom.wait_for_value("platform_partners_active", 3)
@@ -127,18 +148,19 @@ def test_two_prometheus_replicas_cause_no_extra_queries(tmp_path, start_exporter
     db_url = f"sqlite:///{tmp_path / 'platform.db'}"
     seed_platform(db_url)
     config = shipped_config()
-    config = {"exporter": {"staleness": "2h"},
-              "databases": {"platform": {"url": db_url}},
-              "queries": {"energy_pool": {**config["queries"]["energy_pool"],
-                                          "interval": "1h"}}}
+    config = {
+        "exporter": {"staleness": "2h"},
+        "databases": {"platform": {"url": db_url}},
+        "queries": {"energy_pool": {**config["queries"]["energy_pool"], "interval": "1h"}},
+    }
     exporter = start_exporter(config)
     replicas = [scrape(exporter), scrape(exporter)]
     for prom in replicas:
         prom.wait_for_value('platform_energy_pool_available_units{pool="main"}', 250)
     execute(db_url, "UPDATE energy_pools SET available_units = 100")
     for prom in replicas:
-        prom.wait_for('count_over_time(up{job="exporter"}[1h])',
-                      lambda r: r and float(r[0]["value"][1]) >= 6)
+        prom.wait_for(
+            'count_over_time(up{job="exporter"}[1h])', lambda r: r and float(r[0]["value"][1]) >= 6
+        )
         assert prom.value('platform_energy_pool_available_units{pool="main"}') == 250
     assert exporter.status()["query:energy_pool"]["runs"] == 1
-

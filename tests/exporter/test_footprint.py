@@ -6,6 +6,7 @@ spoken through the standard library, and SQL goes through the DB-API
 drivers. A fresh interpreter builds the exporter, runs every collector once
 against real services, and reports the top-level modules it ended up with.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,14 @@ NEVER = {"sqlalchemy", "requests", "urllib3", "redis", "charset_normalizer"}
 
 
 def run_once(config, env: dict | None = None) -> dict:
-    result = subprocess.run([sys.executable, "-c", RUN_ONCE, str(config)], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_ONCE, str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -47,11 +54,13 @@ def run_once(config, env: dict | None = None) -> dict:
 def test_sql_only_on_sqlite_loads_neither_psycopg_nor_the_probe_clients(tmp_path):
     url = f"sqlite:///{tmp_path / 'platform.db'}"
     seed_platform(url)
-    queries = {name: query for name, query in shipped_config()["queries"].items()
-               if query["database"] == "platform"}
+    queries = {
+        name: query
+        for name, query in shipped_config()["queries"].items()
+        if query["database"] == "platform"
+    }
     path = tmp_path / "exporter.yml"
-    path.write_text(yaml.safe_dump({"databases": {"platform": {"url": url}},
-                                    "queries": queries}))
+    path.write_text(yaml.safe_dump({"databases": {"platform": {"url": url}}, "queries": queries}))
     report = run_once(path)
     assert report["failing"] == {} and report["collectors"] == len(queries)
     modules = set(report["modules"])
@@ -65,9 +74,16 @@ def test_shipped_config_on_postgresql_loads_no_client_libraries(postgres_server,
     seed_ticketing(ticketing)
     with HTTPSink() as api:
         api.responses["/healthz"] = (200, b'{"status": "ok"}')
-        report = run_once(SHIPPED_CONFIG, env={
-            **os.environ, "PLATFORM_DB_URL": platform, "TICKETING_DB_URL": ticketing,
-            "REDIS_URL": redis_url, "PLATFORM_API_URL": api.url})
+        report = run_once(
+            SHIPPED_CONFIG,
+            env={
+                **os.environ,
+                "PLATFORM_DB_URL": platform,
+                "TICKETING_DB_URL": ticketing,
+                "REDIS_URL": redis_url,
+                "PLATFORM_API_URL": api.url,
+            },
+        )
     assert report["failing"] == {} and report["collectors"] == 13
     modules = set(report["modules"])
     assert "psycopg" in modules  # which brings asyncio with it

@@ -1,4 +1,5 @@
 """Per-partner SQL metrics stay bounded: the shipped queries give at most 50 partners."""
+
 from __future__ import annotations
 
 import yaml
@@ -15,8 +16,16 @@ def test_partner_series_are_the_50_busiest_partners(db_url):
     platform.create_all(engine)
     now = utcnow()
     # 60 partners; partner n has n transactions (one failed each), so 11..60 are the busiest.
-    rows = [{"partner_id": n, "status": "failed" if i == 0 else "completed",
-             "amount_units": 2, "created_at": now} for n in range(1, 61) for i in range(n)]
+    rows = [
+        {
+            "partner_id": n,
+            "status": "failed" if i == 0 else "completed",
+            "amount_units": 2,
+            "created_at": now,
+        }
+        for n in range(1, 61)
+        for i in range(n)
+    ]
     with engine.begin() as conn:
         conn.execute(insert(transactions), rows)
         by_status = conn.execute(text(QUERIES["partner_transactions"]["sql"])).all()

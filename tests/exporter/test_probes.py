@@ -5,6 +5,7 @@ speaks RESP over a socket; these tests hold them to what redis-py and
 requests did for the exporter: URL credentials, redirects, any status,
 timeouts; Redis passwords, ACL users, database numbers, Unix sockets and TLS.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -39,6 +40,7 @@ def outcome(collector) -> tuple[str | None, dict[str, float]]:
 
 
 # --------------------------------------------------------------------- HTTP
+
 
 def probe(url: str, **target) -> HttpProbe:
     return HttpProbe("api", ProbeTarget(url=url, **target), **SCHEDULE)
@@ -87,7 +89,7 @@ def test_probe_checks_status_and_body(api):
 
     api.responses["/healthz"] = (200, b'{"status": "degraded"}')
     error, got = outcome(probe(f"{api.url}/healthz", body_regex=r'"status":\s*"ok"'))
-    assert error == "body does not match '\"status\":\\\\s*\"ok\"'"
+    assert error == 'body does not match \'"status":\\\\s*"ok"\''
     assert got["platform_api_probe_success"] == 0
     assert got["platform_api_probe_http_status_code"] == 200
 
@@ -95,8 +97,7 @@ def test_probe_checks_status_and_body(api):
     error, got = outcome(probe(f"{api.url}/healthz"))
     assert error == "status 503, expected 200"
     assert got["platform_api_probe_http_status_code"] == 503
-    error, got = outcome(probe(f"{api.url}/healthz", expected_status=503,
-                               body_regex="maint"))
+    error, got = outcome(probe(f"{api.url}/healthz", expected_status=503, body_regex="maint"))
     assert error is None and got["platform_api_probe_success"] == 1
 
 
@@ -117,13 +118,15 @@ def test_probe_without_an_answer(api):
     assert got["platform_api_probe_success"] == 0
     assert got["platform_api_probe_http_status_code"] == 0  # no response
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
-        error, got = outcome(probe(f"http://127.0.0.1:{silent.getsockname()[1]}/healthz",
-                                   timeout=0.3))
+        error, got = outcome(
+            probe(f"http://127.0.0.1:{silent.getsockname()[1]}/healthz", timeout=0.3)
+        )
     assert error == "TimeoutError: timed out"
     assert got["platform_api_probe_success"] == 0
 
 
 # -------------------------------------------------------------------- Redis
+
 
 @pytest.fixture(scope="module")
 def secured_redis(tmp_path_factory):
@@ -132,26 +135,69 @@ def secured_redis(tmp_path_factory):
         pytest.skip("openssl is needed to make the test certificate")
     workdir = tmp_path_factory.mktemp("redis-secured")
     cert, key = workdir / "cert.pem", workdir / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port, tls_port = free_port(), free_port()
     sock = workdir / "redis.sock"
-    proc = ManagedProcess([shutil.which("redis-server"), "--port", str(port),
-                           "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                           "--dir", str(workdir), "--requirepass", SECRET,
-                           "--unixsocket", str(sock), "--unixsocketperm", "700",
-                           "--tls-port", str(tls_port), "--tls-cert-file", str(cert),
-                           "--tls-key-file", str(key), "--tls-auth-clients", "no"],
-                          workdir, name="redis-secured")
+    proc = ManagedProcess(
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--requirepass",
+            SECRET,
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-auth-clients",
+            "no",
+        ],
+        workdir,
+        name="redis-secured",
+    )
     proc.start(ready=tcp_ready("127.0.0.1", port))
     try:
         import redis  # the test's own client, to set up an ACL user
 
         client = redis.Redis(port=port, password=SECRET)
-        client.execute_command("ACL", "SETUSER", "watcher", "on", ">watcher-pass", "+ping",
-                               "+select", "allkeys")
+        client.execute_command(
+            "ACL", "SETUSER", "watcher", "on", ">watcher-pass", "+ping", "+select", "allkeys"
+        )
         client.close()
         yield {"port": port, "tls_port": tls_port, "socket": sock, "cert": cert}
     finally:
@@ -162,16 +208,27 @@ def ping(url: str) -> tuple[str | None, dict[str, float]]:
     return outcome(RedisHealth(RedisConfig(url=url), **SCHEDULE))
 
 
-@pytest.mark.parametrize("url", [
-    "redis://:{secret}@127.0.0.1:{port}/2",
-    "redis://:{secret}@127.0.0.1:{port}?db=3",
-    "redis://watcher:watcher-pass@127.0.0.1:{port}/1",   # ACL user: AUTH user password
-    "unix://:{secret}@{socket}?db=1",
-    "rediss://:{secret}@127.0.0.1:{tls_port}/0?ssl_ca_certs={cert}",
-    "rediss://:{secret}@localhost:{tls_port}?ssl_ca_certs={cert}&ssl_check_hostname=true",
-    "rediss://:{secret}@127.0.0.1:{tls_port}?ssl_cert_reqs=none",
-], ids=["password+db", "db in query", "acl user", "unix socket", "tls", "tls hostname",
-        "tls unverified"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:{secret}@127.0.0.1:{port}/2",
+        "redis://:{secret}@127.0.0.1:{port}?db=3",
+        "redis://watcher:watcher-pass@127.0.0.1:{port}/1",  # ACL user: AUTH user password
+        "unix://:{secret}@{socket}?db=1",
+        "rediss://:{secret}@127.0.0.1:{tls_port}/0?ssl_ca_certs={cert}",
+        "rediss://:{secret}@localhost:{tls_port}?ssl_ca_certs={cert}&ssl_check_hostname=true",
+        "rediss://:{secret}@127.0.0.1:{tls_port}?ssl_cert_reqs=none",
+    ],
+    ids=[
+        "password+db",
+        "db in query",
+        "acl user",
+        "unix socket",
+        "tls",
+        "tls hostname",
+        "tls unverified",
+    ],
+)
 def test_redis_ping_url_forms(secured_redis, url):
     error, got = ping(url.format(secret=SECRET, **secured_redis))
     assert error is None
@@ -179,14 +236,23 @@ def test_redis_ping_url_forms(secured_redis, url):
     assert got["platform_redis_ping_duration_seconds"] > 0
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("redis://127.0.0.1:{port}/0", "RedisError: NOAUTH Authentication required."),
-    ("redis://:not-it@127.0.0.1:{port}/0", "RedisError: WRONGPASS invalid username-password "
-                                           "pair or user is disabled."),
-    ("redis://:{secret}@127.0.0.1:{port}/99", "RedisError: ERR DB index is out of range"),
-    ("rediss://:{secret}@127.0.0.1:{tls_port}/0", "SSLCertVerificationError: [SSL: "
-     "CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate"),
-], ids=["no password", "wrong password", "no such db", "unknown certificate"])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("redis://127.0.0.1:{port}/0", "RedisError: NOAUTH Authentication required."),
+        (
+            "redis://:not-it@127.0.0.1:{port}/0",
+            "RedisError: WRONGPASS invalid username-password pair or user is disabled.",
+        ),
+        ("redis://:{secret}@127.0.0.1:{port}/99", "RedisError: ERR DB index is out of range"),
+        (
+            "rediss://:{secret}@127.0.0.1:{tls_port}/0",
+            "SSLCertVerificationError: [SSL: "
+            "CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate",
+        ),
+    ],
+    ids=["no password", "wrong password", "no such db", "unknown certificate"],
+)
 def test_redis_failures_are_described_without_the_password(secured_redis, url, expected):
     error, got = ping(url.format(secret=SECRET, **secured_redis))
     assert error.startswith(expected)
@@ -201,4 +267,5 @@ def test_redis_url_problems_are_configuration_errors():
     with pytest.raises(ConfigError) as info:
         validate({"collectors": {"redis": {"url": "rediss://cache?ssl_cert_reqs=maybe"}}}, {})
     assert info.value.lines() == [
-        "collectors.redis.url: Redis URL: ssl_cert_reqs must be none, optional or required"]
+        "collectors.redis.url: Redis URL: ssl_cert_reqs must be none, optional or required"
+    ]

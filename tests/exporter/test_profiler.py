@@ -1,4 +1,5 @@
 """The profiler: sync, async, raising, context manager, slow calls, and gunicorn workers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,12 @@ def test_sync_function(registry):
     assert add.__name__ == "add" and add.__doc__ == "Adds."
     assert sample(registry, "operation_duration_seconds_count", "add") == 2
     assert sample(registry, "operation_duration_seconds_sum", "add") >= 0
-    assert registry.get_sample_value("operation_duration_seconds_bucket",
-                                     {"operation": "add", "le": "+Inf"}) == 2
+    assert (
+        registry.get_sample_value(
+            "operation_duration_seconds_bucket", {"operation": "add", "le": "+Inf"}
+        )
+        == 2
+    )
     assert sample(registry, "operation_errors_total", "add") == 0
     assert sample(registry, "operation_slow_total", "add") == 0
 
@@ -80,10 +85,12 @@ def test_raising_functions_count_errors_and_log(registry, caplog):
         assert sample(registry, "operation_errors_total", op) == 1
         assert sample(registry, "operation_duration_seconds_count", op) == 1
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("operation explode failed after ") and "KeyError" in m
-               for m in messages)
-    assert any(m.startswith("operation aexplode failed after ") and "async boom" in m
-               for m in messages)
+    assert any(
+        m.startswith("operation explode failed after ") and "KeyError" in m for m in messages
+    )
+    assert any(
+        m.startswith("operation aexplode failed after ") and "async boom" in m for m in messages
+    )
 
 
 def test_context_manager(registry):
@@ -136,12 +143,22 @@ def test_default_threshold_is_configurable(registry):
 def test_threshold_from_environment():
     import subprocess
 
-    code = ("from exporter.profiler import get_slow_threshold; print(get_slow_threshold())")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PARTNERWATCH_SLOW_SECONDS": "0.25"})
+    code = "from exporter.profiler import get_slow_threshold; print(get_slow_threshold())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PARTNERWATCH_SLOW_SECONDS": "0.25"},
+    )
     assert out.stdout.strip() == "0.25", out.stderr
-    bad = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PARTNERWATCH_SLOW_SECONDS": "soon"})
+    bad = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PARTNERWATCH_SLOW_SECONDS": "soon"},
+    )
     assert bad.returncode != 0 and "PARTNERWATCH_SLOW_SECONDS" in bad.stderr
 
 
@@ -152,12 +169,21 @@ def test_default_registry_and_generators():
     def op():
         return 1
 
-    before = REGISTRY.get_sample_value("operation_duration_seconds_count",
-                                       {"operation": "default_registry_op"}) or 0
+    before = (
+        REGISTRY.get_sample_value(
+            "operation_duration_seconds_count", {"operation": "default_registry_op"}
+        )
+        or 0
+    )
     op()
-    assert REGISTRY.get_sample_value("operation_duration_seconds_count",
-                                     {"operation": "default_registry_op"}) == before + 1
+    assert (
+        REGISTRY.get_sample_value(
+            "operation_duration_seconds_count", {"operation": "default_registry_op"}
+        )
+        == before + 1
+    )
     with pytest.raises(TypeError):
+
         @profile("gen")
         def gen():
             yield 1
@@ -168,18 +194,33 @@ def test_gunicorn_workers_are_summed_on_scrape(processes, tmp_path):
     multiproc.mkdir()
     port = free_port()
     processes.start(
-        [sys.executable, "-m", "gunicorn", "--workers", "3", "--no-control-socket",
-         "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "tests.exporter.profiled_app:app"],
-        tmp_path, name="gunicorn",
-        env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc), "PARTNERWATCH_SLOW_SECONDS": "0.1",
-             "PYTHONPATH": str(ROOT)},
-        ready=http_ready(f"http://127.0.0.1:{port}/metrics"))
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "3",
+            "--no-control-socket",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(ROOT),
+            "tests.exporter.profiled_app:app",
+        ],
+        tmp_path,
+        name="gunicorn",
+        env={
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+            "PARTNERWATCH_SLOW_SECONDS": "0.1",
+            "PYTHONPATH": str(ROOT),
+        },
+        ready=http_ready(f"http://127.0.0.1:{port}/metrics"),
+    )
     url = f"http://127.0.0.1:{port}"
 
     def call(i):
         fail = "1" if i % 4 == 0 else "0"
-        response = requests.get(f"{url}/work", params={"delay": "0.15", "fail": fail},
-                                timeout=30)
+        response = requests.get(f"{url}/work", params={"delay": "0.15", "fail": fail}, timeout=30)
         return response.status_code, response.text
 
     # Concurrent slow requests: each sync worker holds one, so all three take part.
@@ -189,12 +230,17 @@ def test_gunicorn_workers_are_summed_on_scrape(processes, tmp_path):
     assert len(pids) >= 2, f"requests reached only workers {pids}"
     assert sum(status == 500 for status, _ in results) == 6
 
-    families = {f.name: f for f in text_string_to_metric_families(
-        requests.get(f"{url}/metrics", timeout=10).text)}
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(requests.get(f"{url}/metrics", timeout=10).text)
+    }
 
     def value(family, sample_name):
-        return sum(s.value for s in families[family].samples
-                   if s.name == sample_name and s.labels.get("operation") == "demo_work")
+        return sum(
+            s.value
+            for s in families[family].samples
+            if s.name == sample_name and s.labels.get("operation") == "demo_work"
+        )
 
     # Every worker's files summed: all 24 calls, whichever worker served them.
     assert value("operation_duration_seconds", "operation_duration_seconds_count") == 24

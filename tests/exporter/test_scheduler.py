@@ -4,6 +4,7 @@ These collectors are small real ones (no services needed): one that blocks
 until released, one whose outcome the test switches, one that counts runs.
 Values are read back from a fresh registry with ``get_sample_value``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -85,14 +86,18 @@ def test_a_hung_run_times_out_and_the_schedule_goes_on():
     assert threading.active_count() <= threads_before + 1  # the one hung run, nothing piled up
 
     blocking.release.set()
-    wait_until(lambda: not any(t.name == "collect blocking" for t in threading.enumerate()),
-               timeout=10, message="the hung worker to finish")
+    wait_until(
+        lambda: not any(t.name == "collect blocking" for t in threading.enumerate()),
+        timeout=10,
+        message="the hung worker to finish",
+    )
     state = scheduler.run_once(blocking)
     assert state.success is True and state.errors == 2
     assert registry.get_sample_value("exporter_collector_success", labels) == 1
     assert registry.get_sample_value("exporter_collector_errors_total", labels) == 2
-    assert registry.get_sample_value(
-        "exporter_collector_last_success_timestamp_seconds", labels) > 0
+    assert (
+        registry.get_sample_value("exporter_collector_last_success_timestamp_seconds", labels) > 0
+    )
 
 
 def test_failing_collector_goes_stale_and_others_keep_reporting():
@@ -171,5 +176,7 @@ def test_self_metrics_before_the_first_run():
     labels = {"collector": "new"}
     assert registry.get_sample_value("exporter_collector_errors_total", labels) == 0
     assert registry.get_sample_value("exporter_collector_success", labels) is None
-    assert registry.get_sample_value(
-        "exporter_collector_last_success_timestamp_seconds", labels) is None
+    assert (
+        registry.get_sample_value("exporter_collector_last_success_timestamp_seconds", labels)
+        is None
+    )

@@ -4,6 +4,7 @@ The WSGI app is called directly (``wsgiref.util.setup_testing_defaults``
 fills in a GET request); a registry collector counts how often the registry
 is encoded, and the body's age is read from a clock the test moves on.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -55,8 +56,13 @@ def setup():
     return switch, scheduler, encodings, clock, app
 
 
-def get(app, accept: str | None = None, query: str = "", method: str = "GET",
-        encoding: str | None = None) -> tuple[str, dict, bytes]:
+def get(
+    app,
+    accept: str | None = None,
+    query: str = "",
+    method: str = "GET",
+    encoding: str | None = None,
+) -> tuple[str, dict, bytes]:
     environ = {"REQUEST_METHOD": method, "PATH_INFO": "/metrics", "QUERY_STRING": query}
     if accept:
         environ["HTTP_ACCEPT"] = accept

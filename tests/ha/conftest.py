@@ -22,6 +22,7 @@ project's own configuration throughout:
 Tests that kill a part start it again before they end, so the next test finds
 the whole stack; the sinks are cleared by ``ha_monitoring.reset()``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -34,10 +35,21 @@ from flask_migrate import upgrade
 from prometheus.render import render as render_prometheus
 from tests.delivery.platform import PlatformAPI, PlatformDatabase
 from tests.delivery.test_end_to_end import alertmanager_config, copy_rules, exporter_config
-from tests.harness import (Alertmanager, HTTPSink, ProcessGroup, ManagedProcess, Prometheus,
-                           SMTPSink, VictoriaMetrics, free_port, http_ready,
-                           start_alertmanager_cluster, start_prometheus, start_victoria_metrics,
-                           wait_until)
+from tests.harness import (
+    Alertmanager,
+    HTTPSink,
+    ManagedProcess,
+    ProcessGroup,
+    Prometheus,
+    SMTPSink,
+    VictoriaMetrics,
+    free_port,
+    http_ready,
+    start_alertmanager_cluster,
+    start_prometheus,
+    start_victoria_metrics,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLICAS = ("a", "b")
@@ -80,6 +92,7 @@ class HAMonitoring:
                     am.stop()
             for am in self.alertmanagers:
                 am.start()
+
         # Every member settled and seeing the same members: a restarted member
         # has a new peer name, and until both agree on the member list both can
         # take the first position and notify.
@@ -95,12 +108,22 @@ class HAMonitoring:
 
         wait_until(cluster_formed, timeout=60, message="the Alertmanager cluster to re-form")
         for prom in self.prometheus.values():
-            prom.wait_for('ALERTS{alertname=~"EnergyPool.*|PlatformApiSlow"}',
-                          lambda r: not r, timeout=60)
+            prom.wait_for(
+                'ALERTS{alertname=~"EnergyPool.*|PlatformApiSlow"}', lambda r: not r, timeout=60
+            )
         for am in self.alertmanagers:
-            wait_until(lambda: not [a for a in am.alerts() if a["labels"]["alertname"] in (
-                "EnergyPoolCritical", "EnergyPoolLow", "PlatformApiSlow")], timeout=60,
-                message="Alertmanager to resolve the alerts under test")
+            wait_until(
+                lambda: (
+                    not [
+                        a
+                        for a in am.alerts()
+                        if a["labels"]["alertname"]
+                        in ("EnergyPoolCritical", "EnergyPoolLow", "PlatformApiSlow")
+                    ]
+                ),
+                timeout=60,
+                message="Alertmanager to resolve the alerts under test",
+            )
         self.smtp.clear()
         self.http.clear()
 
@@ -128,36 +151,65 @@ def ha_monitoring(tmp_path_factory, redis_server):
     try:
         platform = PlatformDatabase(tmp / "platform.db", capacity=1000, available=800)
         exporter_port = free_port()
-        exporter = group.add(ManagedProcess(
-            [sys.executable, "-m", "exporter", "--config",
-             str(exporter_config(tmp / "exporter.yml"))], tmp, name="exporter",
-            env={"EXPORTER_LISTEN": f"127.0.0.1:{exporter_port}", "PLATFORM_DB_URL": platform.url,
-                 "TICKETING_DB_URL": _ticketing_db(tmp), "REDIS_URL": redis_server.url,
-                 "PLATFORM_API_URL": api.url}))
+        exporter = group.add(
+            ManagedProcess(
+                [
+                    sys.executable,
+                    "-m",
+                    "exporter",
+                    "--config",
+                    str(exporter_config(tmp / "exporter.yml")),
+                ],
+                tmp,
+                name="exporter",
+                env={
+                    "EXPORTER_LISTEN": f"127.0.0.1:{exporter_port}",
+                    "PLATFORM_DB_URL": platform.url,
+                    "TICKETING_DB_URL": _ticketing_db(tmp),
+                    "REDIS_URL": redis_server.url,
+                    "PLATFORM_API_URL": api.url,
+                },
+            )
+        )
         exporter.start(ready=http_ready(f"http://127.0.0.1:{exporter_port}/metrics"))
 
         vm = start_victoria_metrics(tmp, dedup_interval="1s")
         started.append(vm)
         alertmanagers = start_alertmanager_cluster(
-            tmp, alertmanager_config(tmp / "am", smtp, http, group_interval=GROUP_INTERVAL),
-            size=2, peer_timeout=PEER_TIMEOUT)
+            tmp,
+            alertmanager_config(tmp / "am", smtp, http, group_interval=GROUP_INTERVAL),
+            size=2,
+            peer_timeout=PEER_TIMEOUT,
+        )
         started.extend(alertmanagers)
 
         rules = copy_rules(tmp / "rules")
         ports = {replica: free_port() for replica in REPLICAS}
-        targets = {"prometheus": [f"127.0.0.1:{p}" for p in ports.values()],
-                   "alertmanager": [am.address for am in alertmanagers],
-                   "exporter": [f"127.0.0.1:{exporter_port}"],
-                   "ticketing": [f"127.0.0.1:{free_port()}"]}  # no ticket service here
+        targets = {
+            "prometheus": [f"127.0.0.1:{p}" for p in ports.values()],
+            "alertmanager": [am.address for am in alertmanagers],
+            "exporter": [f"127.0.0.1:{exporter_port}"],
+            "ticketing": [f"127.0.0.1:{free_port()}"],
+        }  # no ticket service here
         prometheus = {}
         for replica, port in ports.items():
-            prometheus[replica] = start_prometheus(tmp, config=render_prometheus(
-                targets=targets, alertmanagers=[am.address for am in alertmanagers],
-                rules_dir=rules, scrape_interval="1s", evaluation_interval="1s",
-                replica=replica, remote_write=[vm.write_url]), port=port)
+            prometheus[replica] = start_prometheus(
+                tmp,
+                config=render_prometheus(
+                    targets=targets,
+                    alertmanagers=[am.address for am in alertmanagers],
+                    rules_dir=rules,
+                    scrape_interval="1s",
+                    evaluation_interval="1s",
+                    replica=replica,
+                    remote_write=[vm.write_url],
+                ),
+                port=port,
+            )
             started.append(prometheus[replica])
-        stack = HAMonitoring(platform, api, smtp, http, alertmanagers, prometheus, vm, exporter,
-                             targets)
+        stack = HAMonitoring(
+            platform, api, smtp, http, alertmanagers, prometheus, vm, exporter, targets
+        )
         for prom in prometheus.values():
             prom.wait_for_value('platform:energy_pool_available:ratio{pool="main"}', 0.8)
         yield stack

@@ -7,6 +7,7 @@ notification log lets only one of them notify a group. Killing either
 Alertmanager or either Prometheus loses nothing and doubles nothing.
 (The stack: tests/ha/conftest.py.)
 """
+
 from __future__ import annotations
 
 import time
@@ -29,16 +30,21 @@ QUIET = 15.0
 def assert_once(stack, *expected: tuple[tuple[str, ...], str, str]) -> None:
     """After a quiet spell, each (channels, status, alertname) arrived exactly once per channel."""
     time.sleep(QUIET)
-    got = {(channel, status, alertname): count(stack.smtp, stack.http, channel, status, alertname)
-           for channels, status, alertname in expected for channel in channels}
+    got = {
+        (channel, status, alertname): count(stack.smtp, stack.http, channel, status, alertname)
+        for channels, status, alertname in expected
+        for channel in channels
+    }
     assert got == {key: 1 for key in got}, (
-        got, sorted({(d.channel, d.status, d.alertname)
-                     for d in deliveries(stack.smtp, stack.http)}))
+        got,
+        sorted({(d.channel, d.status, d.alertname) for d in deliveries(stack.smtp, stack.http)}),
+    )
 
 
 def firing_in(prom, alertname: str) -> bool:
-    return any(a["labels"]["alertname"] == alertname and a["state"] == "firing"
-               for a in prom.alerts())
+    return any(
+        a["labels"]["alertname"] == alertname and a["state"] == "firing" for a in prom.alerts()
+    )
 
 
 def test_killing_one_prometheus_replica_loses_no_alert(ha_monitoring):
@@ -49,8 +55,9 @@ def test_killing_one_prometheus_replica_loses_no_alert(ha_monitoring):
     # Replica a dies before anything happens: replica b alone fires the alert.
     a.kill()
     stack.platform.set_available(100)
-    wait_for_deliveries(stack.smtp, stack.http,
-                        {(c, "firing", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
+    wait_for_deliveries(
+        stack.smtp, stack.http, {(c, "firing", "EnergyPoolCritical") for c in ENERGY_CHANNELS}
+    )
     assert firing_in(b, "EnergyPoolCritical")
 
     # Replica a comes back while the alert fires, and b dies: a keeps it firing
@@ -61,15 +68,20 @@ def test_killing_one_prometheus_replica_loses_no_alert(ha_monitoring):
     time.sleep(QUIET)
     assert count(stack.smtp, stack.http, ONCALL_EMAIL, "resolved", "EnergyPoolCritical") == 0
     stack.platform.set_available(800)
-    wait_for_deliveries(stack.smtp, stack.http,
-                        {(c, "resolved", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
-    assert_once(stack, (ENERGY_CHANNELS, "firing", "EnergyPoolCritical"),
-                (ENERGY_CHANNELS, "resolved", "EnergyPoolCritical"))
+    wait_for_deliveries(
+        stack.smtp, stack.http, {(c, "resolved", "EnergyPoolCritical") for c in ENERGY_CHANNELS}
+    )
+    assert_once(
+        stack,
+        (ENERGY_CHANNELS, "firing", "EnergyPoolCritical"),
+        (ENERGY_CHANNELS, "resolved", "EnergyPoolCritical"),
+    )
     stack.reset()
 
 
 def test_both_replicas_fire_and_the_cluster_notifies_once_even_when_one_alertmanager_dies(
-        ha_monitoring):
+    ha_monitoring,
+):
     stack = ha_monitoring
     stack.reset()
     am1, am2 = stack.alertmanagers
@@ -78,8 +90,9 @@ def test_both_replicas_fire_and_the_cluster_notifies_once_even_when_one_alertman
 
     # The energy pool drops under 20 %: both replicas fire, on-call hears it once per channel.
     stack.platform.set_available(100)
-    wait_for_deliveries(stack.smtp, stack.http,
-                        {(c, "firing", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
+    wait_for_deliveries(
+        stack.smtp, stack.http, {(c, "firing", "EnergyPoolCritical") for c in ENERGY_CHANNELS}
+    )
     # The replicas evaluate at their own moments: the second may reach "firing" a
     # rule interval after the first one's notification went out.
     for prom in stack.prometheus.values():
@@ -98,10 +111,14 @@ def test_both_replicas_fire_and_the_cluster_notifies_once_even_when_one_alertman
     stack.api.delay = 1.3  # over PlatformApiSlow's 1 s threshold
     wait_for_deliveries(stack.smtp, stack.http, {(ALERTS_SLACK, "firing", "PlatformApiSlow")})
     stack.platform.set_available(800)
-    wait_for_deliveries(stack.smtp, stack.http,
-                        {(c, "resolved", "EnergyPoolCritical") for c in ENERGY_CHANNELS})
-    assert_once(stack, (ENERGY_CHANNELS, "firing", "EnergyPoolCritical"),
-                ((ALERTS_SLACK,), "firing", "PlatformApiSlow"),
-                (ENERGY_CHANNELS, "resolved", "EnergyPoolCritical"))
+    wait_for_deliveries(
+        stack.smtp, stack.http, {(c, "resolved", "EnergyPoolCritical") for c in ENERGY_CHANNELS}
+    )
+    assert_once(
+        stack,
+        (ENERGY_CHANNELS, "firing", "EnergyPoolCritical"),
+        ((ALERTS_SLACK,), "firing", "PlatformApiSlow"),
+        (ENERGY_CHANNELS, "resolved", "EnergyPoolCritical"),
+    )
     assert not [d for d in deliveries(stack.smtp, stack.http) if d.alertname == "EnergyPoolLow"]
     stack.reset()

@@ -6,6 +6,7 @@ instances answer on one database, both Alertmanagers are one cluster, both
 Prometheus replicas scrape every target of both pairs and send to both
 Alertmanagers, and VictoriaMetrics holds one series per target.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -23,11 +24,16 @@ def test_the_ha_stack_runs_two_of_everything(tmp_path):
         stack.start()
         u = stack.urls
         headers = {"X-API-Key": stack.keys["partner"]}
-        created = requests.post(f"{u['ticketing']}/api/v1/tickets", headers=headers, timeout=10,
-                                json={"title": "Invoice question", "description": "Wrong total."})
+        created = requests.post(
+            f"{u['ticketing']}/api/v1/tickets",
+            headers=headers,
+            timeout=10,
+            json={"title": "Invoice question", "description": "Wrong total."},
+        )
         assert created.status_code == 201, created.text
-        seen = requests.get(f"{u['ticketing_b']}/api/v1/tickets/{created.json()['id']}",
-                            headers=headers, timeout=10)
+        seen = requests.get(
+            f"{u['ticketing_b']}/api/v1/tickets/{created.json()['id']}", headers=headers, timeout=10
+        )
         assert seen.status_code == 200  # the second instance reads the same database
 
         for name in ("alertmanager", "alertmanager_b"):
@@ -42,16 +48,27 @@ def test_the_ha_stack_runs_two_of_everything(tmp_path):
             for target in targets["activeTargets"]:
                 jobs.setdefault(target["labels"]["job"], set()).add(target["scrapeUrl"])
             assert {job: len(urls) for job, urls in jobs.items()} == {
-                "prometheus": 2, "alertmanager": 2, "ticketing": 2, "exporter": 1}, jobs
+                "prometheus": 2,
+                "alertmanager": 2,
+                "ticketing": 2,
+                "exporter": 1,
+            }, jobs
             ams = requests.get(f"{u[name]}/api/v1/alertmanagers", timeout=10).json()["data"]
             assert len(ams["activeAlertmanagers"]) == 2
 
         def one_per_target():
-            result = requests.get(f"{u['victoriametrics']}/api/v1/query",
-                                  params={"query": "count(up) by (job)"}, timeout=10).json()
+            result = requests.get(
+                f"{u['victoriametrics']}/api/v1/query",
+                params={"query": "count(up) by (job)"},
+                timeout=10,
+            ).json()
             counts = {r["metric"]["job"]: r["value"][1] for r in result["data"]["result"]}
-            return counts == {"prometheus": "2", "alertmanager": "2", "ticketing": "2",
-                              "exporter": "1"}
+            return counts == {
+                "prometheus": "2",
+                "alertmanager": "2",
+                "ticketing": "2",
+                "exporter": "1",
+            }
 
         # the stack runs VictoriaMetrics with its defaults, so a sample becomes
         # visible to queries 30 s after it was written (-search.latencyOffset)

@@ -7,6 +7,7 @@ clustered pair (their own ``alertmanager_alerts_received_total`` says so) and
 reaches the webhook once; and each instance's live feed pushes snapshots
 that reflect what the other instance wrote.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -39,18 +40,32 @@ def service(tmp_path_factory, postgres_server, redis_server, ha_monitoring):
         db_url = postgres_server.create_database()
         keys = prepare_database(db_url, partners=2)
         config = tmp / "ticketing.yml"
-        config.write_text(yaml.safe_dump({
-            "outbox": {"alertmanager_url": [am.url for am in alertmanagers],
-                       "poll_interval": "200ms", "alert_ttl": "10m"},
-            "ratelimits": {"limits": {"ticket_create": f"{TICKET_LIMIT}/minute"}},
-            "live": {"interval": "1s", "query_timeout": "900ms",
-                     "prometheus_url": ha_monitoring.prometheus["a"].url,
-                     "alertmanager_url": [am.url for am in ha_monitoring.alertmanagers]},
-        }))
-        env = {"TICKETING_DATABASE_URL": db_url, "TICKETING_CONFIG": str(config),
-               "REDIS_URL": redis_server.url}
-        instances = [start_ticketing(tmp, env=env, workers=WORKERS, wait=False)
-                     for _ in range(INSTANCES)]
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "outbox": {
+                        "alertmanager_url": [am.url for am in alertmanagers],
+                        "poll_interval": "200ms",
+                        "alert_ttl": "10m",
+                    },
+                    "ratelimits": {"limits": {"ticket_create": f"{TICKET_LIMIT}/minute"}},
+                    "live": {
+                        "interval": "1s",
+                        "query_timeout": "900ms",
+                        "prometheus_url": ha_monitoring.prometheus["a"].url,
+                        "alertmanager_url": [am.url for am in ha_monitoring.alertmanagers],
+                    },
+                }
+            )
+        )
+        env = {
+            "TICKETING_DATABASE_URL": db_url,
+            "TICKETING_CONFIG": str(config),
+            "REDIS_URL": redis_server.url,
+        }
+        instances = [
+            start_ticketing(tmp, env=env, workers=WORKERS, wait=False) for _ in range(INSTANCES)
+        ]
         for instance in instances:
             wait_until(lambda: _ready(instance), timeout=90, message=f"{instance.url}/readyz")
         yield instances, keys, alertmanagers, sink
@@ -71,10 +86,15 @@ def _ready(instance) -> bool:
 
 
 def create(instance, key: str, n: int) -> requests.Response:
-    return requests.post(f"{instance.url}/api/v1/tickets", headers={"X-API-Key": key},
-                         json={"title": f"Invoice question {n}",
-                               "description": "The October invoice shows the wrong amount."},
-                         timeout=10)
+    return requests.post(
+        f"{instance.url}/api/v1/tickets",
+        headers={"X-API-Key": key},
+        json={
+            "title": f"Invoice question {n}",
+            "description": "The October invoice shows the wrong amount.",
+        },
+        timeout=10,
+    )
 
 
 def test_a_rate_limit_holds_across_instances_and_workers(service):
@@ -98,13 +118,17 @@ def test_a_rate_limit_holds_across_instances_and_workers(service):
 def test_each_outbox_message_is_posted_and_notified_once(service):
     instances, keys, alertmanagers, sink = service
     key = keys.partners[1]
-    created = [create(instance, key, 100 + n) for n, instance in
-               zip(range(6), itertools.cycle(instances))]
+    created = [
+        create(instance, key, 100 + n) for n, instance in zip(range(6), itertools.cycle(instances))
+    ]
     assert [r.status_code for r in created] == [201] * 6
     tickets = set()
     for partner_key in keys.partners:
-        listing = requests.get(f"{instances[0].url}/api/v1/tickets?limit=100",
-                               headers={"X-API-Key": partner_key}, timeout=10).json()
+        listing = requests.get(
+            f"{instances[0].url}/api/v1/tickets?limit=100",
+            headers={"X-API-Key": partner_key},
+            timeout=10,
+        ).json()
         tickets |= {str(t["id"]) for t in listing["items"]}
     assert len(tickets) == TICKET_LIMIT + 1 + 6
 
@@ -120,14 +144,17 @@ def test_each_outbox_message_is_posted_and_notified_once(service):
     time.sleep(18)  # a group_interval and a peer_timeout beyond: any duplicate would be here
     assert notified() == dict.fromkeys(tickets, 1)
     # Every deliverer together posted each row once, to each Alertmanager once.
-    delivered = sum(i.metric("notifications_delivered_total", kind="ticket_created")
-                    for i in instances)
+    delivered = sum(
+        i.metric("notifications_delivered_total", kind="ticket_created") for i in instances
+    )
     assert delivered == len(tickets)
     for am in alertmanagers:
         text = requests.get(f"{am.url}/metrics", timeout=10).text
-        received = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                       if line.startswith("alertmanager_alerts_received_total")
-                       and 'status="firing"' in line)
+        received = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("alertmanager_alerts_received_total") and 'status="firing"' in line
+        )
         assert received == len(tickets), (am.url, received)
 
 

@@ -7,6 +7,7 @@ of it per second. Every panel query of grafana/dashboards is then sent to
 VictoriaMetrics's Prometheus-compatible API, as Grafana's second datasource
 would send it, and must give the same series as a replica does, each once.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,11 @@ def test_one_series_per_target_not_one_per_replica(ha_monitoring):
     vm, prom = stack.vm, stack.prometheus["a"]
     stack.reset()  # every replica running (an earlier test may have killed one)
     want = {(job, target) for job, targets in stack.targets.items() for target in targets}
-    vm.wait_for("up", lambda r: {(s["metric"]["job"], s["metric"]["instance"]) for s in r} == want,
-                timeout=60)
+    vm.wait_for(
+        "up",
+        lambda r: {(s["metric"]["job"], s["metric"]["instance"]) for s in r} == want,
+        timeout=60,
+    )
     vm.flush()
     up = vm.query("up")
     assert len(up) == len(want), label_sets(up)
@@ -74,8 +78,10 @@ def test_dashboard_queries_answer_the_same_series_from_victoria_metrics(ha_monit
         if expected:
             with_data += 1
         if series != label_sets(expected):
-            mismatched.append(f"{query}: {query.promql}\n  Prometheus {label_sets(expected)}"
-                              f"\n  VictoriaMetrics {series}")
+            mismatched.append(
+                f"{query}: {query.promql}\n  Prometheus {label_sets(expected)}"
+                f"\n  VictoriaMetrics {series}"
+            )
     assert compared > 20 and with_data > 10, (compared, with_data)
     assert not mismatched, "\n".join(mismatched)
 

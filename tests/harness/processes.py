@@ -10,6 +10,7 @@ fails to start, so a broken configuration shows its own error message.
     ...
     proc.stop()
 """
+
 from __future__ import annotations
 
 import os
@@ -18,11 +19,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 # The stack runner's own helpers: one implementation for the product and its tests.
-from demo.supervisor import free_port, tcp_ready
 
 Ready = Callable[[], bool]
 
@@ -49,8 +49,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 30.0,
-               interval: float = 0.1, message: str = "condition") -> object:
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> object:
     """Poll ``predicate`` until it returns a truthy value; return that value."""
     deadline = time.monotonic() + timeout
     while True:
@@ -69,8 +73,14 @@ class ProcessFailed(RuntimeError):
 class ManagedProcess:
     """One child process with its log file; restartable with the same command."""
 
-    def __init__(self, cmd: Sequence[str], workdir: Path, name: str | None = None,
-                 env: dict[str, str] | None = None, user: str | None = None):
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        workdir: Path,
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+    ):
         self.cmd = [str(c) for c in cmd]
         self.workdir = Path(workdir)
         self.name = name or Path(self.cmd[0]).name
@@ -93,7 +103,7 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
-    def start(self, ready: Ready | None = None, timeout: float = 30.0) -> "ManagedProcess":
+    def start(self, ready: Ready | None = None, timeout: float = 30.0) -> ManagedProcess:
         if self.running():
             raise ProcessFailed(f"{self.name} is already running")
         self._ready = ready or self._ready
@@ -104,9 +114,14 @@ class ManagedProcess:
         log = open(self.log_path, "ab")
         try:
             self.popen = subprocess.Popen(
-                cmd, cwd=self.workdir, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                cmd,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         finally:
             log.close()
         if self._ready is not None:
@@ -114,11 +129,13 @@ class ManagedProcess:
             while not self._ready():
                 if self.popen.poll() is not None:
                     raise ProcessFailed(
-                        f"{self.name} exited with {self.popen.returncode}:\n{self.log()[-4000:]}")
+                        f"{self.name} exited with {self.popen.returncode}:\n{self.log()[-4000:]}"
+                    )
                 if time.monotonic() > deadline:
                     self.stop()
                     raise ProcessFailed(
-                        f"{self.name} not ready after {timeout:.0f}s:\n{self.log()[-4000:]}")
+                        f"{self.name} not ready after {timeout:.0f}s:\n{self.log()[-4000:]}"
+                    )
                 time.sleep(0.05)
         return self
 
@@ -148,7 +165,7 @@ class ManagedProcess:
             self.popen.wait(5)
         self.popen = None
 
-    def restart(self, timeout: float = 30.0) -> "ManagedProcess":
+    def restart(self, timeout: float = 30.0) -> ManagedProcess:
         self.stop()
         return self.start(timeout=timeout)
 

@@ -16,18 +16,19 @@ loopback ports), and ``start_victoria_metrics(workdir, dedup_interval="1s")``
 a single-node VictoriaMetrics that Prometheus replicas ``remote_write`` to
 (``vm.write_url``) and that answers the same query API (``vm.query(...)``).
 """
+
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import yaml
@@ -43,6 +44,7 @@ def _which(name: str) -> str:
 
 
 # ------------------------------------------------------------------ handles
+
 
 class Outage:
     """``stop()``, ``kill()`` and ``start()`` again (same port, same data) of ``self.process``."""
@@ -75,6 +77,7 @@ class OnLoopback:
 
 # --------------------------------------------------------------------------- Redis
 
+
 @dataclass
 class Redis(Outage):
     process: ManagedProcess
@@ -95,15 +98,28 @@ def start_redis(workdir: Path, port: int | None = None) -> Redis:
     port = port or free_port()
     workdir = Path(workdir) / f"redis-{port}"
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [_which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-           "--save", "", "--appendonly", "no", "--dir", str(workdir),
-           "--protected-mode", "no"]
+    cmd = [
+        _which("redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--protected-mode",
+        "no",
+    ]
     proc = ManagedProcess(cmd, workdir, name="redis")
     proc.start(ready=tcp_ready("127.0.0.1", port))
     return Redis(proc, port)
 
 
 # --------------------------------------------------------------------- PostgreSQL
+
 
 def _postgres_bindir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -138,7 +154,7 @@ class Postgres(Outage):
         self.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         """Start again on the same port and data, as after a crash or a stop.
 
         After ``kill()`` the old postmaster may linger as a zombie (or its backends
@@ -194,23 +210,49 @@ def start_postgres(port: int | None = None) -> Postgres:
         user = "postgres"
         shutil.chown(base, user, user)
         os.chmod(base, 0o700)
-    initdb = [str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres",
-              "-E", "UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C"]
+    initdb = [
+        str(bindir / "initdb"),
+        "-D",
+        str(datadir),
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
+    ]
     if user:
         initdb = ["runuser", "-u", user, "--", *initdb]
     subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    cmd = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
-           "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={base}",
-           "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-           "-c", "max_connections=200"]
+    cmd = [
+        str(bindir / "postgres"),
+        "-D",
+        str(datadir),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={base}",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+    ]
     proc = ManagedProcess(cmd, base, name="postgres", user=user)
 
     def ready() -> bool:
         try:
             import psycopg
 
-            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres",
-                                 connect_timeout=1):
+            with psycopg.connect(
+                f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=1
+            ):
                 return True
         except Exception:
             return False
@@ -228,6 +270,7 @@ def _has_c_utf8() -> bool:
 
 
 # --------------------------------------------------------------------- Prometheus
+
 
 class PrometheusAPI:
     """Query helpers over the Prometheus HTTP API (``url`` is the server's base URL).
@@ -263,8 +306,9 @@ class PrometheusAPI:
     def values(self, expr: str, by: str) -> dict[str, float]:
         return {r["metric"].get(by, ""): float(r["value"][1]) for r in self.query(expr)}
 
-    def wait_for(self, expr: str, predicate: Callable[[list[dict]], bool] = bool,
-                 timeout: float = 60.0) -> list[dict]:
+    def wait_for(
+        self, expr: str, predicate: Callable[[list[dict]], bool] = bool, timeout: float = 60.0
+    ) -> list[dict]:
         """Poll ``expr`` until ``predicate(result)`` holds; return the result."""
         last: list[dict] = []
 
@@ -280,8 +324,9 @@ class PrometheusAPI:
         return last
 
     def wait_for_value(self, expr: str, expected: float, timeout: float = 60.0) -> None:
-        self.wait_for(expr, lambda r: len(r) == 1 and float(r[0]["value"][1]) == expected,
-                      timeout=timeout)
+        self.wait_for(
+            expr, lambda r: len(r) == 1 and float(r[0]["value"][1]) == expected, timeout=timeout
+        )
 
 
 @dataclass
@@ -303,12 +348,18 @@ class Prometheus(OnLoopback, Outage, PrometheusAPI):
         requests.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
 
 
-def start_prometheus(workdir: Path, scrape_configs: list[dict] | None = None, *,
-                     config: dict | str | Path | None = None,
-                     rule_files: list[str | Path] | None = None,
-                     alertmanagers: list[str] | None = None,
-                     scrape_interval: str = "1s", evaluation_interval: str = "1s",
-                     port: int | None = None, extra_args: list[str] | None = None) -> Prometheus:
+def start_prometheus(
+    workdir: Path,
+    scrape_configs: list[dict] | None = None,
+    *,
+    config: dict | str | Path | None = None,
+    rule_files: list[str | Path] | None = None,
+    alertmanagers: list[str] | None = None,
+    scrape_interval: str = "1s",
+    evaluation_interval: str = "1s",
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+) -> Prometheus:
     """Run Prometheus with a generated config, or ``config`` (a dict, YAML text or a file).
 
     ``alertmanagers`` are ``host:port`` strings; ``rule_files`` are paths.
@@ -323,9 +374,11 @@ def start_prometheus(workdir: Path, scrape_configs: list[dict] | None = None, *,
         config_path.write_text(config)
     else:
         cfg = config or {
-            "global": {"scrape_interval": scrape_interval,
-                       "evaluation_interval": evaluation_interval,
-                       "scrape_timeout": scrape_interval},
+            "global": {
+                "scrape_interval": scrape_interval,
+                "evaluation_interval": evaluation_interval,
+                "scrape_timeout": scrape_interval,
+            },
             "scrape_configs": scrape_configs or [],
         }
         if rule_files:
@@ -333,16 +386,22 @@ def start_prometheus(workdir: Path, scrape_configs: list[dict] | None = None, *,
         if alertmanagers:
             cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]}
         config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cmd = [_which("prometheus"), f"--config.file={config_path}",
-           f"--storage.tsdb.path={workdir / 'data'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-           "--log.level=warn", *(extra_args or [])]
+    cmd = [
+        _which("prometheus"),
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+        *(extra_args or []),
+    ]
     proc = ManagedProcess(cmd, workdir, name="prometheus")
     proc.start(ready=http_ready(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
     return Prometheus(proc, port, config_path)
 
 
 # ------------------------------------------------------------------- Alertmanager
+
 
 @dataclass
 class Alertmanager(OnLoopback, Outage):
@@ -372,10 +431,16 @@ class Alertmanager(OnLoopback, Outage):
         return response.json()["cluster"]
 
 
-def start_alertmanager(workdir: Path, config: dict | str | Path, *,
-                       port: int | None = None, extra_args: list[str] | None = None,
-                       cluster_port: int | None = None, peers: list[str] | None = None,
-                       peer_timeout: str = "15s") -> Alertmanager:
+def start_alertmanager(
+    workdir: Path,
+    config: dict | str | Path,
+    *,
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+    cluster_port: int | None = None,
+    peers: list[str] | None = None,
+    peer_timeout: str = "15s",
+) -> Alertmanager:
     """Run Alertmanager with ``config`` (a dict, YAML text or a file).
 
     Clustering is off unless ``cluster_port`` is given: then it gossips on that
@@ -399,23 +464,37 @@ def start_alertmanager(workdir: Path, config: dict | str | Path, *,
     if cluster_port is None:
         cluster = ["--cluster.listen-address="]
     else:
-        cluster = [f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-                   f"--cluster.advertise-address=127.0.0.1:{cluster_port}",
-                   *[f"--cluster.peer={peer}" for peer in peers or []],
-                   f"--cluster.peer-timeout={peer_timeout}", "--cluster.settle-timeout=5s",
-                   "--cluster.reconnect-interval=1s", "--cluster.pushpull-interval=5s"]
-    cmd = [_which("prometheus-alertmanager"), f"--config.file={config_path}",
-           f"--storage.path={workdir / 'data'}",
-           f"--web.listen-address=127.0.0.1:{port}", *cluster,
-           "--log.level=warn", *(extra_args or [])]
+        cluster = [
+            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+            f"--cluster.advertise-address=127.0.0.1:{cluster_port}",
+            *[f"--cluster.peer={peer}" for peer in peers or []],
+            f"--cluster.peer-timeout={peer_timeout}",
+            "--cluster.settle-timeout=5s",
+            "--cluster.reconnect-interval=1s",
+            "--cluster.pushpull-interval=5s",
+        ]
+    cmd = [
+        _which("prometheus-alertmanager"),
+        f"--config.file={config_path}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *cluster,
+        "--log.level=warn",
+        *(extra_args or []),
+    ]
     proc = ManagedProcess(cmd, workdir, name="alertmanager")
     proc.start(ready=http_ready(f"http://127.0.0.1:{port}/-/ready"), timeout=60)
     return Alertmanager(proc, port, config_path, cluster_port=cluster_port)
 
 
-def start_alertmanager_cluster(workdir: Path, config: dict | str | Path, *, size: int = 2,
-                               peer_timeout: str = "15s", wait: bool = True
-                               ) -> list[Alertmanager]:
+def start_alertmanager_cluster(
+    workdir: Path,
+    config: dict | str | Path,
+    *,
+    size: int = 2,
+    peer_timeout: str = "15s",
+    wait: bool = True,
+) -> list[Alertmanager]:
     """``size`` Alertmanagers with one configuration, each peering with all the others.
 
     With ``wait``, returns once each one sees the whole cluster (``peers``).
@@ -425,12 +504,22 @@ def start_alertmanager_cluster(workdir: Path, config: dict | str | Path, *, size
     try:
         for n, cluster_port in enumerate(gossip):
             peers = [f"127.0.0.1:{p}" for p in gossip if p != cluster_port]
-            started.append(start_alertmanager(workdir, config, cluster_port=cluster_port,
-                                              peers=peers, peer_timeout=peer_timeout))
+            started.append(
+                start_alertmanager(
+                    workdir,
+                    config,
+                    cluster_port=cluster_port,
+                    peers=peers,
+                    peer_timeout=peer_timeout,
+                )
+            )
         if wait:
             for am in started:
-                wait_until(lambda: len(am.cluster_status().get("peers") or []) == size,
-                           timeout=30, message=f"Alertmanager {am.address} to see {size} peers")
+                wait_until(
+                    lambda: len(am.cluster_status().get("peers") or []) == size,
+                    timeout=30,
+                    message=f"Alertmanager {am.address} to see {size} peers",
+                )
     except Exception:
         for am in started:
             am.stop()
@@ -439,6 +528,7 @@ def start_alertmanager_cluster(workdir: Path, config: dict | str | Path, *, size
 
 
 # ----------------------------------------------------------------- VictoriaMetrics
+
 
 @dataclass
 class VictoriaMetrics(OnLoopback, Outage, PrometheusAPI):
@@ -460,9 +550,13 @@ class VictoriaMetrics(OnLoopback, Outage, PrometheusAPI):
         requests.get(f"{self.url}/internal/force_flush", timeout=10).raise_for_status()
 
 
-def start_victoria_metrics(workdir: Path, *, dedup_interval: str = "1s",
-                           port: int | None = None, extra_args: list[str] | None = None
-                           ) -> VictoriaMetrics:
+def start_victoria_metrics(
+    workdir: Path,
+    *,
+    dedup_interval: str = "1s",
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+) -> VictoriaMetrics:
     """Run Debian's ``victoria-metrics`` keeping one sample per series per ``dedup_interval``.
 
     ``-dedup.minScrapeInterval`` is what merges an HA pair's samples of one
@@ -473,10 +567,17 @@ def start_victoria_metrics(workdir: Path, *, dedup_interval: str = "1s",
     port = port or free_port()
     workdir = Path(workdir) / f"victoria-metrics-{port}"
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [_which("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{port}",
-           f"-storageDataPath={workdir / 'data'}", f"-dedup.minScrapeInterval={dedup_interval}",
-           "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=WARN",
-           "-retentionPeriod=1d", *(extra_args or [])]
+    cmd = [
+        _which("victoria-metrics"),
+        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-storageDataPath={workdir / 'data'}",
+        f"-dedup.minScrapeInterval={dedup_interval}",
+        "-search.latencyOffset=0s",
+        "-search.disableCache",
+        "-loggerLevel=WARN",
+        "-retentionPeriod=1d",
+        *(extra_args or []),
+    ]
     proc = ManagedProcess(cmd, workdir, name="victoria-metrics")
     proc.start(ready=http_ready(f"http://127.0.0.1:{port}/health"), timeout=60)
     return VictoriaMetrics(proc, port)

@@ -10,6 +10,7 @@ with a configurable status, so delivery failures can be simulated too.
         [req] = sink.wait_for(1)
         assert req.json["text"]
 """
+
 from __future__ import annotations
 
 import email
@@ -17,16 +18,22 @@ import email.policy
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 from .processes import free_port
 
 
-def _wait(items: list, lock: threading.Lock, count: int, timeout: float,
-          predicate: Callable | None, what: str) -> list:
+def _wait(
+    items: list,
+    lock: threading.Lock,
+    count: int,
+    timeout: float,
+    predicate: Callable | None,
+    what: str,
+) -> list:
     deadline = time.monotonic() + timeout
     while True:
         with lock:
@@ -39,6 +46,7 @@ def _wait(items: list, lock: threading.Lock, count: int, timeout: float,
 
 
 # ------------------------------------------------------------------------ SMTP
+
 
 @dataclass
 class ReceivedMail:
@@ -73,15 +81,16 @@ class SMTPSink:
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
-            self.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos),
-                                              message, time.time()))
+            self.messages.append(
+                ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message, time.time())
+            )
         return "250 Message accepted for delivery"
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> "SMTPSink":
+    def start(self) -> SMTPSink:
         from aiosmtpd.controller import Controller
 
         self._controller = Controller(self, hostname=self.host, port=self.port)
@@ -93,15 +102,19 @@ class SMTPSink:
             self._controller.stop()
             self._controller = None
 
-    def wait_for(self, count: int = 1, timeout: float = 60.0,
-                 predicate: Callable[[ReceivedMail], bool] | None = None) -> list[ReceivedMail]:
+    def wait_for(
+        self,
+        count: int = 1,
+        timeout: float = 60.0,
+        predicate: Callable[[ReceivedMail], bool] | None = None,
+    ) -> list[ReceivedMail]:
         return _wait(self.messages, self._lock, count, timeout, predicate, "emails")
 
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
 
-    def __enter__(self) -> "SMTPSink":
+    def __enter__(self) -> SMTPSink:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -109,6 +122,7 @@ class SMTPSink:
 
 
 # ------------------------------------------------------------------------ HTTP
+
 
 @dataclass
 class ReceivedRequest:
@@ -157,8 +171,11 @@ class HTTPSink:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with sink._lock:
-                    sink.requests.append(ReceivedRequest(
-                        self.command, self.path, dict(self.headers.items()), body, time.time()))
+                    sink.requests.append(
+                        ReceivedRequest(
+                            self.command, self.path, dict(self.headers.items()), body, time.time()
+                        )
+                    )
                     path = self.path.split("?")[0]
                     scripted = sink.scripts.get(path)
                     scripted_status = scripted.pop(0) if scripted else None
@@ -181,7 +198,7 @@ class HTTPSink:
 
         return Handler
 
-    def start(self) -> "HTTPSink":
+    def start(self) -> HTTPSink:
         self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -202,12 +219,17 @@ class HTTPSink:
         with self._lock:
             return [r for r in self.requests if path is None or r.path.split("?")[0] == path]
 
-    def wait_for(self, count: int = 1, timeout: float = 60.0, path: str | None = None,
-                 predicate: Callable[[ReceivedRequest], bool] | None = None
-                 ) -> list[ReceivedRequest]:
+    def wait_for(
+        self,
+        count: int = 1,
+        timeout: float = 60.0,
+        path: str | None = None,
+        predicate: Callable[[ReceivedRequest], bool] | None = None,
+    ) -> list[ReceivedRequest]:
         def match(r: ReceivedRequest) -> bool:
             return (path is None or r.path.split("?")[0] == path) and (
-                predicate is None or predicate(r))
+                predicate is None or predicate(r)
+            )
 
         return _wait(self.requests, self._lock, count, timeout, match, f"requests to {path or '*'}")
 
@@ -215,7 +237,7 @@ class HTTPSink:
         with self._lock:
             self.requests.clear()
 
-    def __enter__(self) -> "HTTPSink":
+    def __enter__(self) -> HTTPSink:
         return self.start()
 
     def __exit__(self, *exc) -> None:

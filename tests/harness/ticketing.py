@@ -11,6 +11,7 @@ deployment has), ready when ``/readyz`` answers:
                  for _ in range(2)]
     instances[0].metric("notifications_delivered_total", kind="ticket_created")
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,7 @@ GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 @dataclass(frozen=True)
 class Keys:
     partner_ids: list[int]
-    partners: list[str]        # raw API keys, in the order of partner_ids
+    partners: list[str]  # raw API keys, in the order of partner_ids
     staff_id: int
     staff: str
 
@@ -46,13 +47,19 @@ def prepare_database(url: str, partners: int = 1) -> Keys:
     from ticketing.db import db
     from ticketing.models import Partner, Staff
 
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
-                      "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}}})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}},
+        }
+    )
     with app.app_context():
         upgrade()
         rows = [Partner(name=f"Partner {n:03d}") for n in range(1, partners + 1)]
-        staff = Staff(name="Sam Agent", email=f"sam-{os.urandom(3).hex()}@example.org",
-                      role="agent")
+        staff = Staff(
+            name="Sam Agent", email=f"sam-{os.urandom(3).hex()}@example.org", role="agent"
+        )
         db.session.add_all([*rows, staff])
         db.session.flush()
         raw = [issue_key(partner=p)[1] for p in rows]
@@ -91,8 +98,9 @@ class TicketingInstance(OnLoopback):
         total = 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v
-                                               for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     total += sample.value
         return total
 
@@ -110,10 +118,17 @@ class TicketingInstance(OnLoopback):
         self.process.kill()
 
 
-def start_ticketing(workdir: Path, *, env: dict[str, str], workers: int = 2,
-                    threads: int | None = None, port: int | None = None,
-                    name: str | None = None, wait: bool = True,
-                    timeout: float = 90.0) -> TicketingInstance:
+def start_ticketing(
+    workdir: Path,
+    *,
+    env: dict[str, str],
+    workers: int = 2,
+    threads: int | None = None,
+    port: int | None = None,
+    name: str | None = None,
+    wait: bool = True,
+    timeout: float = 90.0,
+) -> TicketingInstance:
     """One gunicorn instance of the ticket service (``env`` names the database, Redis, ...).
 
     With ``wait=False`` it returns at once, without waiting for ``/readyz``.
@@ -123,13 +138,30 @@ def start_ticketing(workdir: Path, *, env: dict[str, str], workers: int = 2,
     workdir = Path(workdir) / name
     metrics = workdir / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
-    full_env = {"TICKETING_BIND": f"127.0.0.1:{port}", "TICKETING_WORKERS": str(workers),
-                "PROMETHEUS_MULTIPROC_DIR": str(metrics), "PYTHONPATH": str(ROOT),
-                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-                **({"TICKETING_THREADS": str(threads)} if threads else {}), **env}
-    proc = ManagedProcess([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
-                           "--no-control-socket", "ticketing:create_app()"],
-                          workdir, name=name, env=full_env)
-    proc.start(ready=http_ready(f"http://127.0.0.1:{port}/readyz") if wait else None,
-               timeout=timeout)
+    full_env = {
+        "TICKETING_BIND": f"127.0.0.1:{port}",
+        "TICKETING_WORKERS": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        **({"TICKETING_THREADS": str(threads)} if threads else {}),
+        **env,
+    }
+    proc = ManagedProcess(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(GUNICORN_CONF),
+            "--no-control-socket",
+            "ticketing:create_app()",
+        ],
+        workdir,
+        name=name,
+        env=full_env,
+    )
+    proc.start(
+        ready=http_ready(f"http://127.0.0.1:{port}/readyz") if wait else None, timeout=timeout
+    )
     return TicketingInstance(proc, port)

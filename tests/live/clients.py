@@ -1,4 +1,5 @@
 """WebSocket clients for the live feed tests (websocket-client, as a bot would use)."""
+
 from __future__ import annotations
 
 import json

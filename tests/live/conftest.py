@@ -11,56 +11,92 @@
   (gthread, as deployed) with its ``live`` section pointing at all of the above;
   ``live_server`` is one shared instance.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from tests.harness import (ManagedProcess, free_port, http_ready, start_alertmanager,
-                           start_prometheus)
+from tests.harness import (
+    ManagedProcess,
+    free_port,
+    http_ready,
+    start_alertmanager,
+    start_prometheus,
+)
 
 from .platform_metrics import PlatformMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
-RULE_FILES = [ROOT / "rules" / f"{name}.rules.yml"
-              for name in ("platform-api", "energy", "ticketing", "transactions")]
+RULE_FILES = [
+    ROOT / "rules" / f"{name}.rules.yml"
+    for name in ("platform-api", "energy", "ticketing", "transactions")
+]
 GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 
 #: What Alertmanager holds: (labels, annotations). Partners may see only
 #: PlatformApiDown and EnergyPoolLow (allow-listed, team oncall) and Globex's
 #: own PlatformApiSlow; everything else is staff-only or hidden.
 ALERTS = [
-    ({"alertname": "PlatformApiDown", "severity": "critical", "team": "oncall",
-      "target": "platform"},
-     {"summary": "Platform API platform is down", "description": "internal: probe failing",
-      "runbook_url": "https://runbooks.example/PlatformApiDown"}),
-    ({"alertname": "EnergyPoolLow", "severity": "warning", "team": "oncall", "pool": "main"},
-     {"summary": "Energy pool main is at 25%", "description": "internal detail"}),
-    ({"alertname": "PlatformApiSlow", "severity": "warning", "team": "oncall",
-      "partner": "2"},
-     {"summary": "Platform API answers slowly for Globex"}),
-    ({"alertname": "SecurityBruteForce", "severity": "warning", "team": "security"},
-     {"summary": "Brute-force attempt on the ticket API", "description": "from 10.0.0.7"}),
-    ({"alertname": "SupportFirstResponseOverdue", "severity": "warning", "team": "support",
-      "priority": "high"},
-     {"summary": "3 high tickets are past their first-response target"}),
-    ({"alertname": "TargetDown", "severity": "critical", "team": "oncall", "job": "exporter"},
-     {"summary": "Scrape target exporter is down"}),
-    ({"alertname": "Watchdog", "severity": "info", "team": "oncall"},
-     {"summary": "Alerting pipeline heartbeat"}),
+    (
+        {
+            "alertname": "PlatformApiDown",
+            "severity": "critical",
+            "team": "oncall",
+            "target": "platform",
+        },
+        {
+            "summary": "Platform API platform is down",
+            "description": "internal: probe failing",
+            "runbook_url": "https://runbooks.example/PlatformApiDown",
+        },
+    ),
+    (
+        {"alertname": "EnergyPoolLow", "severity": "warning", "team": "oncall", "pool": "main"},
+        {"summary": "Energy pool main is at 25%", "description": "internal detail"},
+    ),
+    (
+        {"alertname": "PlatformApiSlow", "severity": "warning", "team": "oncall", "partner": "2"},
+        {"summary": "Platform API answers slowly for Globex"},
+    ),
+    (
+        {"alertname": "SecurityBruteForce", "severity": "warning", "team": "security"},
+        {"summary": "Brute-force attempt on the ticket API", "description": "from 10.0.0.7"},
+    ),
+    (
+        {
+            "alertname": "SupportFirstResponseOverdue",
+            "severity": "warning",
+            "team": "support",
+            "priority": "high",
+        },
+        {"summary": "3 high tickets are past their first-response target"},
+    ),
+    (
+        {"alertname": "TargetDown", "severity": "critical", "team": "oncall", "job": "exporter"},
+        {"summary": "Scrape target exporter is down"},
+    ),
+    (
+        {"alertname": "Watchdog", "severity": "info", "team": "oncall"},
+        {"summary": "Alerting pipeline heartbeat"},
+    ),
 ]
 #: Padding alerts that make a staff snapshot some 20 KB (a client that stops
 #: reading then fills its socket buffers within a few snapshots).
-BULK_ALERTS = [({"alertname": f"BulkInfo{i:02d}", "severity": "info", "team": "oncall"},
-                {"summary": f"padding alert {i}", "description": "x" * 600})
-               for i in range(30)]
+BULK_ALERTS = [
+    (
+        {"alertname": f"BulkInfo{i:02d}", "severity": "info", "team": "oncall"},
+        {"summary": f"padding alert {i}", "description": "x" * 600},
+    )
+    for i in range(30)
+]
 
 
 @pytest.fixture(scope="session")
@@ -73,24 +109,29 @@ def platform_metrics():
     source.gauge("platform_energy_pool_available_units", {"pool": "reserve"}, 90)
     source.gauge("platform_energy_pool_capacity_units", {"pool": "reserve"}, 100)
     source.gauge("platform_partners_active", {}, 7)
-    for status, priority, count in [("open", "high", 4), ("in_progress", "high", 1),
-                                    ("open", "low", 2), ("resolved", "critical", 9),
-                                    ("closed", "medium", 5)]:
+    for status, priority, count in [
+        ("open", "high", 4),
+        ("in_progress", "high", 1),
+        ("open", "low", 2),
+        ("resolved", "critical", 9),
+        ("closed", "medium", 5),
+    ]:
         source.gauge("support_tickets", {"status": status, "priority": priority}, count)
     source.counter("platform_transactions_total", {"status": "completed"}, per_second=20)
     source.counter("platform_transactions_total", {"status": "failed"}, per_second=2)
     source.counter("platform_transactions_total", {"status": "pending"}, per_second=1)
-    source.counter("flask_http_request_total", {"method": "GET", "status": "200"},
-                   per_second=9)
-    source.counter("flask_http_request_total", {"method": "GET", "status": "500"},
-                   per_second=1)
+    source.counter("flask_http_request_total", {"method": "GET", "status": "200"}, per_second=9)
+    source.counter("flask_http_request_total", {"method": "GET", "status": "500"}, per_second=1)
     yield source
     source.stop()
 
 
 def _start_prometheus(workdir: Path, platform_metrics: PlatformMetrics):
-    prom = start_prometheus(workdir, [{"job_name": "exporter", "static_configs": [
-        {"targets": [platform_metrics.address]}]}], rule_files=RULE_FILES)
+    prom = start_prometheus(
+        workdir,
+        [{"job_name": "exporter", "static_configs": [{"targets": [platform_metrics.address]}]}],
+        rule_files=RULE_FILES,
+    )
     # Rates need two samples; the rules need a rate.
     prom.wait_for("platform:transactions_failed:ratio_rate5m", timeout=60)
     prom.wait_for("ticketing:http_5xx:ratio_rate5m", timeout=60)
@@ -115,13 +156,20 @@ def private_prometheus(tmp_path, platform_metrics):
 
 @pytest.fixture(scope="session")
 def alertmanager(tmp_path_factory):
-    am = start_alertmanager(tmp_path_factory.mktemp("alertmanager"), {
-        "route": {"receiver": "null", "group_wait": "1h"},
-        "receivers": [{"name": "null"}],
-    })
-    ends = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
-    am.post_alerts([{"labels": labels, "annotations": annotations, "endsAt": ends}
-                    for labels, annotations in ALERTS + BULK_ALERTS])
+    am = start_alertmanager(
+        tmp_path_factory.mktemp("alertmanager"),
+        {
+            "route": {"receiver": "null", "group_wait": "1h"},
+            "receivers": [{"name": "null"}],
+        },
+    )
+    ends = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    am.post_alerts(
+        [
+            {"labels": labels, "annotations": annotations, "endsAt": ends}
+            for labels, annotations in ALERTS + BULK_ALERTS
+        ]
+    )
     yield am
     am.stop()
 
@@ -130,8 +178,8 @@ def alertmanager(tmp_path_factory):
 class TicketingData:
     url: str
     staff_key: str
-    acme_key: str       # partner 1
-    globex_key: str     # partner 2
+    acme_key: str  # partner 1
+    globex_key: str  # partner 2
     acme_id: int
     globex_id: int
     #: open (open + in_progress) tickets per partner and priority
@@ -167,13 +215,27 @@ def ticketing_data(ticketing_app) -> TicketingData:
         _, staff_key = issue_key(staff=staff)
         _, acme_key = issue_key(partner=acme)
         _, globex_key = issue_key(partner=globex)
-        tickets = [(acme, "open", "high"), (acme, "open", "high"), (acme, "in_progress", "low"),
-                   (acme, "resolved", "critical"), (acme, "closed", "medium"),
-                   (globex, "open", "medium"), (globex, "open", "critical"),
-                   (globex, "in_progress", "medium")]
+        tickets = [
+            (acme, "open", "high"),
+            (acme, "open", "high"),
+            (acme, "in_progress", "low"),
+            (acme, "resolved", "critical"),
+            (acme, "closed", "medium"),
+            (globex, "open", "medium"),
+            (globex, "open", "critical"),
+            (globex, "in_progress", "medium"),
+        ]
         for partner, status, priority in tickets:
-            db.session.add(Ticket(partner_id=partner.id, title="t", description="d",
-                                  category="other", status=status, priority=priority))
+            db.session.add(
+                Ticket(
+                    partner_id=partner.id,
+                    title="t",
+                    description="d",
+                    category="other",
+                    status=status,
+                    priority=priority,
+                )
+            )
         db.session.commit()
         data = TicketingData(url, staff_key, acme_key, globex_key, acme.id, globex.id)
     data.open_tickets = {
@@ -234,24 +296,44 @@ def start_live_server(tmp_path_factory, ticketing_data, prometheus, alertmanager
     """
     started: list[ManagedProcess] = []
 
-    def start(threads: int = 64, prometheus_url: str | None = None,
-              ratelimits: dict | None = None, **live) -> LiveServer:
+    def start(
+        threads: int = 64, prometheus_url: str | None = None, ratelimits: dict | None = None, **live
+    ) -> LiveServer:
         port = free_port()
         workdir = tmp_path_factory.mktemp(f"ticketing-{port}")
-        settings = {"interval": "1s", "query_timeout": "0.8s", "ping_interval": "2s",
-                    "reauth_interval": "2s",
-                    "auth_timeout": "2s", "send_timeout": "1s", "queue_size": 2,
-                    "max_alerts": 100, "prometheus_url": prometheus_url or prometheus.url,
-                    "alertmanager_url": alertmanager.url, **live}
+        settings = {
+            "interval": "1s",
+            "query_timeout": "0.8s",
+            "ping_interval": "2s",
+            "reauth_interval": "2s",
+            "auth_timeout": "2s",
+            "send_timeout": "1s",
+            "queue_size": 2,
+            "max_alerts": 100,
+            "prometheus_url": prometheus_url or prometheus.url,
+            "alertmanager_url": alertmanager.url,
+            **live,
+        }
         config = workdir / "ticketing.yml"
         limits = ratelimits or {"limits": {"login": "1000/minute"}}
         config.write_text(yaml.safe_dump({"live": settings, "ratelimits": limits}))
         cmd = [sys.executable, "-m", "gunicorn"]
         if GUNICORN_CONF.exists():
             cmd += ["-c", str(GUNICORN_CONF)]
-        cmd += ["--worker-class", "gthread", "--workers", "1", "--threads", str(threads),
-                "--bind", f"127.0.0.1:{port}", "--no-control-socket",
-                "--graceful-timeout", "5", "ticketing:create_app()"]
+        cmd += [
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "1",
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            "--graceful-timeout",
+            "5",
+            "ticketing:create_app()",
+        ]
         env = {"TICKETING_DATABASE_URL": ticketing_data.url, "TICKETING_CONFIG": str(config)}
         proc = ManagedProcess(cmd, workdir, name="gunicorn", env=env)
         started.append(proc)

@@ -9,6 +9,7 @@ grow at a chosen rate, ticket gauges, ticket service request counters):
     source.counter("platform_transactions_total", {"status": "failed"}, per_second=2)
     # Prometheus: {"job_name": "exporter", "static_configs": [{"targets": [source.address]}]}
 """
+
 from __future__ import annotations
 
 import threading
@@ -39,8 +40,9 @@ class PlatformMetrics:
         with self._lock:
             self._gauges.setdefault(name, {})[tuple(sorted(labels.items()))] = value
 
-    def counter(self, name: str, labels: dict[str, str], per_second: float,
-                start: float = 0.0) -> None:
+    def counter(
+        self, name: str, labels: dict[str, str], per_second: float, start: float = 0.0
+    ) -> None:
         """A counter that grows by ``per_second`` from now on (from its current value)."""
         key = tuple(sorted(labels.items()))
         now = time.time()
@@ -68,15 +70,13 @@ class PlatformMetrics:
             family = CounterMetricFamily(name.removesuffix("_total"), name, labels=names)
             for labels, (value, rate, since) in series.items():
                 values = dict(labels)
-                family.add_metric([values.get(n, "") for n in names],
-                                  value + rate * (now - since))
+                family.add_metric([values.get(n, "") for n in names], value + rate * (now - since))
             yield family
 
-    def start(self) -> "PlatformMetrics":
+    def start(self) -> PlatformMetrics:
         registry = CollectorRegistry()
         registry.register(self)
-        self._server, _thread = start_http_server(self.port, addr="127.0.0.1",
-                                                  registry=registry)
+        self._server, _thread = start_http_server(self.port, addr="127.0.0.1", registry=registry)
         return self
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 The shared server takes a snapshot every second; see conftest.py for what
 Prometheus, Alertmanager and the ticketing database hold.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ import pytest
 import requests
 import websocket
 
-from ticketing.live.snapshot import QUERIES
 from tests.harness import wait_until
+from ticketing.live.snapshot import QUERIES
 
 from .clients import connect, receive, receive_type, wait_closed
 from .conftest import ALERTS, BULK_ALERTS
@@ -38,6 +39,7 @@ def _first_snapshot(server, key: str) -> tuple[dict, dict]:
 
 
 # ------------------------------------------------------------------ snapshots
+
 
 def test_snapshots_are_pushed_every_interval_and_get_metrics_is_answered(live_server):
     ws = connect(live_server.ws_url, live_server.data.staff_key)
@@ -64,7 +66,8 @@ def test_snapshots_are_pushed_every_interval_and_get_metrics_is_answered(live_se
         assert message["seq"] >= third["seq"]
         if message["seq"] not in seen:
             seen[message["seq"]] = receive_type(
-                ws, "snapshot", predicate=lambda m: m["seq"] == message["seq"])
+                ws, "snapshot", predicate=lambda m: m["seq"] == message["seq"]
+            )
         assert message["data"] == seen[message["seq"]]["data"]
         assert message["timestamp"] == seen[message["seq"]]["timestamp"]
 
@@ -97,36 +100,50 @@ def test_values_are_what_prometheus_answers_for_the_same_queries(live_server, pr
     up = _values(_query_at(prometheus, "api_up", at), "target")
     latency = _values(_query_at(prometheus, "api_latency", at), "target")
     p95 = _values(_query_at(prometheus, "api_latency_p95", at), "target")
-    assert snap["api"] == {"up": True, "targets": {"platform": {
-        "up": up["platform"] == 1, "latency_seconds": latency["platform"],
-        "latency_p95_seconds": p95["platform"]}}}
+    assert snap["api"] == {
+        "up": True,
+        "targets": {
+            "platform": {
+                "up": up["platform"] == 1,
+                "latency_seconds": latency["platform"],
+                "latency_p95_seconds": p95["platform"],
+            }
+        },
+    }
     assert snap["service"]["error_ratio"] == _value(
-        _query_at(prometheus, "service_error_ratio", at))
+        _query_at(prometheus, "service_error_ratio", at)
+    )
     ratios = _values(_query_at(prometheus, "energy_pool_available_ratio", at), "pool")
-    assert snap["energy_pools"] == {pool: {"available_ratio": ratio}
-                                    for pool, ratio in ratios.items()}
+    assert snap["energy_pools"] == {
+        pool: {"available_ratio": ratio} for pool, ratio in ratios.items()
+    }
     assert snap["transactions"] == {
         "rate_per_second": _values(_query_at(prometheus, "transaction_rate", at), "status"),
         "failure_ratio": _value(_query_at(prometheus, "transaction_failure_ratio", at)),
     }
-    assert snap["partners"] == {"active": int(_value(_query_at(prometheus, "partners_active",
-                                                               at)))}
+    assert snap["partners"] == {"active": int(_value(_query_at(prometheus, "partners_active", at)))}
     open_tickets = _values(_query_at(prometheus, "open_tickets", at), "priority")
-    assert snap["tickets"] == {"scope": "all", "open_by_priority": {
-        p: int(open_tickets.get(p, 0)) for p in ("low", "medium", "high", "critical")}}
+    assert snap["tickets"] == {
+        "scope": "all",
+        "open_by_priority": {
+            p: int(open_tickets.get(p, 0)) for p in ("low", "medium", "high", "critical")
+        },
+    }
 
     # ... and those are the values the platform has (tests/live/conftest.py).
     assert snap["api"]["targets"]["platform"]["latency_seconds"] == 0.123
-    assert snap["energy_pools"] == {"main": {"available_ratio": 0.25},
-                                    "reserve": {"available_ratio": 0.9}}
+    assert snap["energy_pools"] == {
+        "main": {"available_ratio": 0.25},
+        "reserve": {"available_ratio": 0.9},
+    }
     assert snap["partners"]["active"] == 7
-    assert snap["tickets"]["open_by_priority"] == {"low": 2, "medium": 0, "high": 5,
-                                                   "critical": 0}
+    assert snap["tickets"]["open_by_priority"] == {"low": 2, "medium": 0, "high": 5, "critical": 0}
     assert snap["transactions"]["failure_ratio"] == pytest.approx(2 / 23, rel=0.1)
     assert snap["service"]["error_ratio"] == pytest.approx(0.1, rel=0.1)
 
 
 # ------------------------------------------------------------------ who sees what
+
 
 def test_staff_see_every_alert_in_full(live_server):
     _, snap = _first_snapshot(live_server, live_server.data.staff_key)
@@ -146,8 +163,10 @@ def test_staff_see_every_alert_in_full(live_server):
 @pytest.mark.parametrize("partner", ["acme", "globex"])
 def test_a_partner_sees_platform_status_its_own_tickets_and_public_alerts(live_server, partner):
     data = live_server.data
-    key, partner_id = {"acme": (data.acme_key, data.acme_id),
-                       "globex": (data.globex_key, data.globex_id)}[partner]
+    key, partner_id = {
+        "acme": (data.acme_key, data.acme_id),
+        "globex": (data.globex_key, data.globex_id),
+    }[partner]
     welcome, snap = _first_snapshot(live_server, key)
     assert welcome["actor"]["kind"] == "partner"
     # Platform-level status, as staff see it.
@@ -159,7 +178,8 @@ def test_a_partner_sees_platform_status_its_own_tickets_and_public_alerts(live_s
     assert "partners" not in snap  # how many customers the platform has is not theirs
     # Allow-listed platform alerts only, reduced; Globex also sees the one about itself.
     expected = {"PlatformApiDown", "EnergyPoolLow"} | (
-        {"PlatformApiSlow"} if partner == "globex" else set())
+        {"PlatformApiSlow"} if partner == "globex" else set()
+    )
     assert {a["name"] for a in snap["alerts"]["items"]} == expected
     assert snap["alerts"]["firing"] == len(expected)
     for alert in snap["alerts"]["items"]:
@@ -167,8 +187,11 @@ def test_a_partner_sees_platform_status_its_own_tickets_and_public_alerts(live_s
     text = json.dumps(snap)
     for internal in ("security", "internal", "runbook", "10.0.0.7", "BulkInfo", "TargetDown"):
         assert internal not in text
-    assert snap["sources"] == {"prometheus": {"ok": True}, "alertmanager": {"ok": True},
-                               "database": {"ok": True}}
+    assert snap["sources"] == {
+        "prometheus": {"ok": True},
+        "alertmanager": {"ok": True},
+        "database": {"ok": True},
+    }
 
 
 def test_a_browser_authenticates_with_its_first_message(live_server):
@@ -187,20 +210,23 @@ def test_a_browser_authenticates_with_its_first_message(live_server):
 
 # ------------------------------------------------------------------ refusals
 
-@pytest.mark.parametrize("first_message", [
-    None,                                                   # says nothing
-    {"type": "auth", "api_key": "pw_000000000000_" + "x" * 43},   # unknown key
-    {"type": "auth"},                                       # no key
-    {"type": "get_metrics"},                                # not an auth message
-    "not json",
-])
+
+@pytest.mark.parametrize(
+    "first_message",
+    [
+        None,  # says nothing
+        {"type": "auth", "api_key": "pw_000000000000_" + "x" * 43},  # unknown key
+        {"type": "auth"},  # no key
+        {"type": "get_metrics"},  # not an auth message
+        "not json",
+    ],
+)
 def test_a_client_without_a_valid_key_is_closed_with_4401(live_server, first_message):
     # A key in the URL is not a credential: secrets do not go in URLs (logs, proxies).
     ws = connect(f"{live_server.ws_url}?api_key={live_server.data.staff_key}")
     try:
         if first_message is not None:
-            ws.send(first_message if isinstance(first_message, str)
-                    else json.dumps(first_message))
+            ws.send(first_message if isinstance(first_message, str) else json.dumps(first_message))
         code, reason = wait_closed(ws)
     finally:
         ws.close()
@@ -251,9 +277,12 @@ def test_a_client_whose_key_is_revoked_is_closed_with_4401(live_server, ticketin
 
 
 def _failed_auth_events(server) -> int:
-    response = requests.get(f"{server.http_url}/api/v1/staff/security-events",
-                            params={"type": "FAILED_AUTH", "limit": 200},
-                            headers={"X-API-Key": server.data.staff_key}, timeout=10)
+    response = requests.get(
+        f"{server.http_url}/api/v1/staff/security-events",
+        params={"type": "FAILED_AUTH", "limit": 200},
+        headers={"X-API-Key": server.data.staff_key},
+        timeout=10,
+    )
     response.raise_for_status()
     return sum(event["count"] for event in response.json()["items"])
 
@@ -262,8 +291,8 @@ def test_each_refused_client_is_one_failed_auth_for_the_security_monitor(live_se
     before = _failed_auth_events(live_server)
     wrong = "pw_000000000000_" + "y" * 43
     with pytest.raises(websocket.WebSocketBadStatusException):
-        connect(live_server.ws_url, wrong)                         # in the header
-    for first_message in ({"type": "auth", "api_key": wrong}, None):   # in the message; none
+        connect(live_server.ws_url, wrong)  # in the header
+    for first_message in ({"type": "auth", "api_key": wrong}, None):  # in the message; none
         ws = connect(live_server.ws_url)
         try:
             if first_message:
@@ -271,8 +300,11 @@ def test_each_refused_client_is_one_failed_auth_for_the_security_monitor(live_se
             assert wait_closed(ws)[0] == 4401
         finally:
             ws.close()
-    wait_until(lambda: _failed_auth_events(live_server) >= before + 3, timeout=10,
-               message="three FAILED_AUTH events")
+    wait_until(
+        lambda: _failed_auth_events(live_server) >= before + 3,
+        timeout=10,
+        message="three FAILED_AUTH events",
+    )
     assert _failed_auth_events(live_server) == before + 3
 
 
@@ -280,9 +312,9 @@ def test_an_address_out_of_key_guesses_is_refused_before_the_upgrade(start_live_
     server = start_live_server(threads=8, ratelimits={"limits": {"login": "2/minute"}})
     wrong = "pw_000000000000_" + "z" * 43
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-        connect(server.ws_url, wrong)                                  # guess 1: header
+        connect(server.ws_url, wrong)  # guess 1: header
     assert refused.value.status_code == 401
-    ws = connect(server.ws_url)                                        # guess 2: message
+    ws = connect(server.ws_url)  # guess 2: message
     try:
         ws.send(json.dumps({"type": "auth", "api_key": wrong}))
         assert wait_closed(ws)[0] == 4401
@@ -298,34 +330,50 @@ def test_an_address_out_of_key_guesses_is_refused_before_the_upgrade(start_live_
         body = json.loads(refused.value.resp_body)
         assert body["error"]["details"]["action"] == "login"
         assert int(refused.value.resp_headers["retry-after"]) > 0
-    response = requests.get(f"{server.http_url}/api/v1/tickets",
-                            headers={"X-API-Key": server.data.acme_key}, timeout=10)
+    response = requests.get(
+        f"{server.http_url}/api/v1/tickets", headers={"X-API-Key": server.data.acme_key}, timeout=10
+    )
     assert response.status_code == 429
 
 
-@pytest.mark.parametrize("headers, status", [
-    ({}, 400),                                                      # not an upgrade at all
-    ({"Upgrade": "websocket", "Connection": "Upgrade",
-      "Sec-WebSocket-Version": "13"}, 400),                         # no key
-    ({"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "8",
-      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, 426),       # old protocol
-])
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 400),  # not an upgrade at all
+        (
+            {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"},
+            400,
+        ),  # no key
+        (
+            {
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Version": "8",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+            426,
+        ),  # old protocol
+    ],
+)
 def test_malformed_upgrades_get_a_json_error_not_a_5xx(live_server, headers, status):
-    response = requests.get(f"{live_server.http_url}/ws/monitoring", headers=headers,
-                            timeout=10)
+    response = requests.get(f"{live_server.http_url}/ws/monitoring", headers=headers, timeout=10)
     assert response.status_code == status
     assert set(response.json()["error"]) == {"code", "message", "details"}
 
 
 # ------------------------------------------------------------------ bad clients
 
+
 def test_garbage_messages_get_errors_and_the_connection_survives(live_server):
     ws = connect(live_server.ws_url, live_server.data.staff_key)
     try:
         _welcome(ws)
-        for payload, code in [("not json", "bad_message"), ("[1, 2]", "bad_message"),
-                              ('{"no": "type"}', "bad_message"),
-                              ('{"type": "subscribe"}', "unknown_type")]:
+        for payload, code in [
+            ("not json", "bad_message"),
+            ("[1, 2]", "bad_message"),
+            ('{"no": "type"}', "bad_message"),
+            ('{"type": "subscribe"}', "unknown_type"),
+        ]:
             ws.send(payload)
             assert receive_type(ws, "error")["data"]["code"] == code
         ws.send_binary(b"\x00\xff\x10")
@@ -361,10 +409,14 @@ def test_an_oversize_message_is_closed_with_1009(live_server):
 
 def _raw_upgrade(live_server) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", live_server.port), timeout=10)
-    sock.sendall(("GET /ws/monitoring HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  f"Sec-WebSocket-Version: 13\r\nX-API-Key: {live_server.data.staff_key}\r\n"
-                  "\r\n").encode())
+    sock.sendall(
+        (
+            "GET /ws/monitoring HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nX-API-Key: {live_server.data.staff_key}\r\n"
+            "\r\n"
+        ).encode()
+    )
     response = b""
     while b"\r\n\r\n" not in response:
         response += sock.recv(4096)
@@ -392,7 +444,7 @@ def test_broken_frames_and_mid_message_disconnects_are_survived(live_server):
         received += chunk
     sock.close()
     assert b"\x88" in received, received[:300]
-    close = received[received.index(b"\x88"):]  # the close frame: 1002, protocol error
+    close = received[received.index(b"\x88") :]  # the close frame: 1002, protocol error
     assert close[2:4] == b"\x03\xea", received
 
     # The server carries on for everyone else.
@@ -418,8 +470,9 @@ class Reader:
 
     def wait_for_more(self, count: int) -> None:
         start = len(self.seqs)
-        wait_until(lambda: len(self.seqs) >= start + count, timeout=30,
-                   message=f"{count} more snapshots")
+        wait_until(
+            lambda: len(self.seqs) >= start + count, timeout=30, message=f"{count} more snapshots"
+        )
 
     def stop(self) -> list[int]:
         self._stop.set()
@@ -443,8 +496,9 @@ def _stream_ends(ws) -> bool:
 
 def _stuck_client(server):
     """Authenticated, small receive window, and never reads after the handshake."""
-    return connect(server.ws_url, server.data.staff_key,
-                   sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    return connect(
+        server.ws_url, server.data.staff_key, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)]
+    )
 
 
 def test_a_client_that_stops_reading_is_dropped_by_the_heartbeat(live_server):
@@ -452,9 +506,11 @@ def test_a_client_that_stops_reading_is_dropped_by_the_heartbeat(live_server):
     reader = Reader(live_server.ws_url, live_server.data.staff_key)
     stuck = _stuck_client(live_server)
     try:
-        wait_until(lambda: live_server.metric("live_feed_disconnects_total",
-                                              reason="heartbeat") > before,
-                   timeout=30, message="the stuck client to miss its pongs")
+        wait_until(
+            lambda: live_server.metric("live_feed_disconnects_total", reason="heartbeat") > before,
+            timeout=30,
+            message="the stuck client to miss its pongs",
+        )
         reader.wait_for_more(2)
         assert _stream_ends(stuck)
     finally:
@@ -464,15 +520,20 @@ def test_a_client_that_stops_reading_is_dropped_by_the_heartbeat(live_server):
 
 
 def test_a_client_too_slow_for_the_feed_is_cut_off_while_others_keep_their_cadence(
-        start_live_server):
+    start_live_server,
+):
     # Heartbeats far apart: only the write deadline and the queue can catch it.
-    server = start_live_server(ping_interval="60s", send_timeout="1s", queue_size=2,
-                               send_buffer=16384)
+    server = start_live_server(
+        ping_interval="60s", send_timeout="1s", queue_size=2, send_buffer=16384
+    )
     readers = [Reader(server.ws_url, server.data.staff_key) for _ in range(2)]
     stuck = _stuck_client(server)
     try:
-        wait_until(lambda: server.metric("live_feed_disconnects_total", reason="slow") == 1,
-                   timeout=60, message="the stuck client to be cut off")
+        wait_until(
+            lambda: server.metric("live_feed_disconnects_total", reason="slow") == 1,
+            timeout=60,
+            message="the stuck client to be cut off",
+        )
         for reader in readers:
             reader.wait_for_more(2)
         assert _stream_ends(stuck)

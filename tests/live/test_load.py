@@ -4,6 +4,7 @@ per snapshot (not once per client), and nothing is left behind when they leave.
 The server is the ticket service under gunicorn's gthread worker, as deployed;
 its threads and memory are read from /proc before and after.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import requests
 
-from ticketing.live.snapshot import QUERIES
 from tests.harness import wait_until
+from ticketing.live.snapshot import QUERIES
 
 from .clients import connect, receive
 
@@ -105,14 +106,23 @@ def _leave(server, clients: list[Client], stop: threading.Event) -> None:
     stop.set()
     for client in clients:
         client.join(30)
-    wait_until(lambda: server.metric("live_feed_clients") == 0, timeout=30,
-               message="every client to be gone")
+    wait_until(
+        lambda: server.metric("live_feed_clients") == 0,
+        timeout=30,
+        message="every client to be gone",
+    )
 
 
 def test_200_clients_for_60_seconds(start_live_server, prometheus):
-    server = start_live_server(threads=CLIENTS + 40, max_clients=CLIENTS + 20, interval="2s",
-                               ping_interval="10s", send_timeout="5s", queue_size=4,
-                               reauth_interval="5m")
+    server = start_live_server(
+        threads=CLIENTS + 40,
+        max_clients=CLIENTS + 20,
+        interval="2s",
+        ping_interval="10s",
+        send_timeout="5s",
+        queue_size=4,
+        reauth_interval="5m",
+    )
     pid = server.worker_pid
 
     # Warm-up: the gthread pool grows to its working size and stays there.
@@ -151,13 +161,18 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
 
     # Each connection held threads while it lasted; none are left after.
     assert during["Threads"] >= before["Threads"] + CLIENTS
-    wait_until(lambda: _proc_status(pid)["Threads"] <= before["Threads"], timeout=30,
-               message=f"threads back to {before['Threads']}")
+    wait_until(
+        lambda: _proc_status(pid)["Threads"] <= before["Threads"],
+        timeout=30,
+        message=f"threads back to {before['Threads']}",
+    )
     after = _proc_status(pid)
     assert sockets_during >= sockets_before + CLIENTS
     assert _open_sockets(pid) <= sockets_before
     growth_kb = after["VmRSS"] - before["VmRSS"]
-    print(f"threads {before['Threads']} -> {during['Threads']} -> {after['Threads']}; "
-          f"RSS {before['VmRSS']} -> {during['VmRSS']} -> {after['VmRSS']} kB; "
-          f"{snapshots:.0f} snapshots, {queries:.0f} queries")
+    print(
+        f"threads {before['Threads']} -> {during['Threads']} -> {after['Threads']}; "
+        f"RSS {before['VmRSS']} -> {during['VmRSS']} -> {after['VmRSS']} kB; "
+        f"{snapshots:.0f} snapshots, {queries:.0f} queries"
+    )
     assert growth_kb < 8 * 1024, f"RSS grew by {growth_kb} kB"

@@ -1,4 +1,5 @@
 """Prometheus stopped mid-run: the feed keeps going, says what is missing, and recovers."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ def _prometheus_ok(message: dict) -> bool:
     return message["type"] == "snapshot" and message["data"]["sources"]["prometheus"]["ok"]
 
 
-def test_prometheus_stopped_mid_run_is_reported_and_recovery_is_seen(start_live_server,
-                                                                     private_prometheus):
+def test_prometheus_stopped_mid_run_is_reported_and_recovery_is_seen(
+    start_live_server, private_prometheus
+):
     server = start_live_server(prometheus_url=private_prometheus.url)
     staff = connect(server.ws_url, server.data.staff_key)
     partner = connect(server.ws_url, server.data.acme_key)
@@ -41,8 +43,7 @@ def test_prometheus_stopped_mid_run_is_reported_and_recovery_is_seen(start_live_
         partner.send(json.dumps({"type": "get_metrics"}))
         view = receive_type(partner, "metrics")["data"]
         assert view["sources"]["prometheus"] == {"ok": False, "error": "unavailable"}
-        assert view["tickets"]["open_by_priority"] == server.data.open_tickets[
-            server.data.acme_id]
+        assert view["tickets"]["open_by_priority"] == server.data.open_tickets[server.data.acme_id]
 
         # The feed did not go silent while Prometheus was away.
         for _ in range(2):
@@ -51,9 +52,11 @@ def test_prometheus_stopped_mid_run_is_reported_and_recovery_is_seen(start_live_
 
         # Back: answering first, then (once it has scraped again) with numbers.
         private_prometheus.start()
-        while not (_prometheus_ok(snapshots[-1])
-                   and snapshots[-1]["data"]["api"]["up"] is not None
-                   and snapshots[-1]["data"]["energy_pools"]):
+        while not (
+            _prometheus_ok(snapshots[-1])
+            and snapshots[-1]["data"]["api"]["up"] is not None
+            and snapshots[-1]["data"]["energy_pools"]
+        ):
             snapshots.append(receive_type(staff, "snapshot", timeout=30))
         back = snapshots[-1]["data"]
         assert back["energy_pools"]["main"] == {"available_ratio": 0.25}

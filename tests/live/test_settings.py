@@ -1,4 +1,5 @@
 """The ``live`` section: defaults, environment fallbacks, one line per problem."""
+
 from __future__ import annotations
 
 import re
@@ -21,23 +22,40 @@ def test_the_shipped_section_is_valid_and_complete():
 
 
 def test_urls_come_from_the_environment_when_not_set():
-    settings = load_settings({}, set(QUERIES), environ={
-        "PROMETHEUS_URL": "http://prometheus:9090/",
-        "ALERTMANAGER_URL": "http://am-0:9093, http://am-1:9093"})
+    settings = load_settings(
+        {},
+        set(QUERIES),
+        environ={
+            "PROMETHEUS_URL": "http://prometheus:9090/",
+            "ALERTMANAGER_URL": "http://am-0:9093, http://am-1:9093",
+        },
+    )
     assert settings.prometheus_url == "http://prometheus:9090"
     assert settings.alertmanager_urls == ("http://am-0:9093", "http://am-1:9093")
-    explicit = load_settings({"prometheus_url": "http://other:9090"}, set(QUERIES),
-                             environ={"PROMETHEUS_URL": "http://prometheus:9090"})
+    explicit = load_settings(
+        {"prometheus_url": "http://other:9090"},
+        set(QUERIES),
+        environ={"PROMETHEUS_URL": "http://prometheus:9090"},
+    )
     assert explicit.prometheus_url == "http://other:9090"
 
 
 def test_every_problem_is_reported_with_its_location():
     with pytest.raises(LiveConfigError) as error:
-        load_settings({"interval": "soon", "ping_interval": 0, "max_clients": "many",
-                       "query_offset": -1, "alertmanager_url": ["ftp://am"], "colour": "red",
-                       "partner_alerts": "PlatformApiDown",
-                       "queries": {"api_up": "", "bogus": "up"}},
-                      set(QUERIES), environ={})
+        load_settings(
+            {
+                "interval": "soon",
+                "ping_interval": 0,
+                "max_clients": "many",
+                "query_offset": -1,
+                "alertmanager_url": ["ftp://am"],
+                "colour": "red",
+                "partner_alerts": "PlatformApiDown",
+                "queries": {"api_up": "", "bogus": "up"},
+            },
+            set(QUERIES),
+            environ={},
+        )
     # In the order of the settings, unknown keys last; every value that is wrong is quoted.
     assert error.value.problems == [
         "live.alertmanager_url: must be an http(s) URL, got 'ftp://am'",
@@ -56,20 +74,30 @@ def test_a_query_timeout_as_long_as_the_interval_is_refused():
     with pytest.raises(LiveConfigError) as error:
         load_settings({"interval": "2s", "query_timeout": "2s"}, set(QUERIES), environ={})
     assert error.value.problems == [
-        "live.query_timeout: must be < live.interval, or snapshots fall behind while a "
-        "source hangs"]
+        "live.query_timeout: must be < live.interval, or snapshots fall behind while a source hangs"
+    ]
 
 
 def test_the_app_refuses_to_start_with_an_invalid_section(tmp_path):
     with pytest.raises(ConfigError) as error:
-        create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
-                    "TICKETING": {"live": {"send_timeout": "never"}}})
+        create_app(
+            {
+                "TESTING": True,
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
+                "TICKETING": {"live": {"send_timeout": "never"}},
+            }
+        )
     assert "live.send_timeout: must be a duration" in str(error.value)
 
 
 def test_a_disabled_feed_adds_no_route(tmp_path):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
-                      "TICKETING": {"live": {"enabled": False}}})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
+            "TICKETING": {"live": {"enabled": False}},
+        }
+    )
     assert app.extensions["live"] is None
     assert "/ws/monitoring" not in {rule.rule for rule in app.url_map.iter_rules()}
 

@@ -9,6 +9,7 @@ so gunicorn can run it:
     SECURITY_TEST_DB=sqlite:////tmp/x.db REDIS_URL=redis://... \
         gunicorn -w 3 'tests.security.app_under_test:create()'
 """
+
 from __future__ import annotations
 
 import json
@@ -78,12 +79,22 @@ def _error(status: int, code: str, message: str):
     return response
 
 
-def build_app(db_url: str, *, security: dict | None = None, ratelimits: dict | None = None,
-              redis_url: str | None = None, monitor: bool = True) -> Flask:
+def build_app(
+    db_url: str,
+    *,
+    security: dict | None = None,
+    ratelimits: dict | None = None,
+    redis_url: str | None = None,
+    monitor: bool = True,
+) -> Flask:
     """The test app; ``monitor=False`` builds the same app without the security monitor."""
     app = Flask("security_app_under_test")
-    app.config.update(SQLALCHEMY_DATABASE_URI=db_url, TESTING=True,
-                      SECURITY=security or {}, RATELIMITS=dict(ratelimits or {}))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=db_url,
+        TESTING=True,
+        SECURITY=security or {},
+        RATELIMITS=dict(ratelimits or {}),
+    )
     if redis_url:
         app.config["RATELIMITS"].setdefault("storage_url", redis_url)
     if db_url.startswith("sqlite"):
@@ -134,8 +145,9 @@ def build_app(db_url: str, *, security: dict | None = None, ratelimits: dict | N
         actor = current_actor()
         owner = thing_id % 2 + 1
         if actor.kind == "partner" and actor.id != owner:
-            signals.access_denied.send(app_object(), actor=actor, resource="thing",
-                                       resource_id=thing_id)
+            signals.access_denied.send(
+                app_object(), actor=actor, resource="thing", resource_id=thing_id
+            )
             return _error(404, "not_found", "thing not found")
         return {"id": thing_id, "owner": owner}
 
@@ -147,5 +159,9 @@ def build_app(db_url: str, *, security: dict | None = None, ratelimits: dict | N
 def create() -> Flask:
     """For gunicorn: settings from SECURITY_TEST_DB, REDIS_URL and SECURITY_TEST_CONFIG (JSON)."""
     extra = json.loads(os.environ.get("SECURITY_TEST_CONFIG") or "{}")
-    return build_app(os.environ["SECURITY_TEST_DB"], security=extra.get("security"),
-                     ratelimits=extra.get("ratelimits"), redis_url=os.environ.get("REDIS_URL"))
+    return build_app(
+        os.environ["SECURITY_TEST_DB"],
+        security=extra.get("security"),
+        ratelimits=extra.get("ratelimits"),
+        redis_url=os.environ.get("REDIS_URL"),
+    )

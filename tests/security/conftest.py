@@ -11,6 +11,7 @@ one on a fresh SQLite file, with settings per test:
 ``events(app)`` returns the stored security events; ``counter(name, **labels)``
 reads a counter of the process registry (tests compare before and after).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ class for that part; at least 98 % per part, and the misses are listed. The
 ordinary tickets go through :func:`detect` in every part as well (the app-level
 test in test_corpus.py sends them as JSON, form and query).
 """
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,7 @@ _DOT_SEGMENT = re.compile(r"(?:^|[/\\])\.\.(?:[/\\]|$)")
 
 def test_the_attack_corpus_covers_every_class_and_the_miss_classes():
     classes = {c for c, _ in ATTACKS}
-    assert classes == {"sql_injection", "xss", "path_traversal", "command_injection",
-                       "null_byte"}
+    assert classes == {"sql_injection", "xss", "path_traversal", "command_injection", "null_byte"}
     assert len(ATTACKS) >= 150
     payloads = [p for _, p in ATTACKS]
     # the kinds the keyword-era patterns missed: other quoting, brackets, traversal
@@ -58,8 +58,9 @@ def scanned_app(tmp_path_factory):
 
     from .app_under_test import build_app
 
-    app = build_app(f"sqlite:///{tmp_path_factory.mktemp('attacks') / 'app.db'}",
-                    ratelimits={"enabled": False})
+    app = build_app(
+        f"sqlite:///{tmp_path_factory.mktemp('attacks') / 'app.db'}", ratelimits={"enabled": False}
+    )
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -88,6 +89,9 @@ def test_no_ordinary_text_matches_in_any_part(part):
     if part in ("path", "query"):
         values = [v for v in values if not _DOT_SEGMENT.search(v)]
     assert len(values) >= 300
-    matches = [(v[:60], [f.pattern_class.value for f in detect(v, part)])
-               for v in values if detect(v, part)]
+    matches = [
+        (v[:60], [f.pattern_class.value for f in detect(v, part)])
+        for v in values
+        if detect(v, part)
+    ]
     assert matches == [], f"{part}: {len(matches)} false positives: {matches[:5]}"

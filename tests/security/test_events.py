@@ -1,4 +1,5 @@
 """Recording security events: folding repeats into one row, atomically, on both databases."""
+
 from __future__ import annotations
 
 import threading
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from ticketing.security import EventType, record_event
-from ticketing.security.events import event_hash, should_notify, severe_event
+from ticketing.security.events import event_hash, severe_event, should_notify
 
 from .conftest import counter, events
 
@@ -18,11 +19,22 @@ class Who:
     id: int
 
 
-def record(app, event_type=EventType.UNAUTHORIZED_ACCESS, ip="198.51.100.7",
-           actor=Who("partner", 3), **details):
+def record(
+    app,
+    event_type=EventType.UNAUTHORIZED_ACCESS,
+    ip="198.51.100.7",
+    actor=Who("partner", 3),
+    **details,
+):
     with app.app_context():
-        return record_event(event_type, actor=actor, client_ip=ip, method="GET",
-                            path="/api/v1/tickets/9", details=details or {"n": 1})
+        return record_event(
+            event_type,
+            actor=actor,
+            client_ip=ip,
+            method="GET",
+            path="/api/v1/tickets/9",
+            details=details or {"n": 1},
+        )
 
 
 def test_repeats_fold_into_one_row_with_a_count(make_app, db_url):
@@ -30,24 +42,31 @@ def test_repeats_fold_into_one_row_with_a_count(make_app, db_url):
     first = record(app, n=1)
     second = record(app, n=2)
     assert first.id == second.id and (first.count, second.count) == (1, 2)
-    record(app, ip="198.51.100.8")                                  # another IP
-    record(app, actor=Who("partner", 4))                            # another actor
-    record(app, event_type=EventType.RATE_LIMIT_EXCEEDED)           # another type
+    record(app, ip="198.51.100.8")  # another IP
+    record(app, actor=Who("partner", 4))  # another actor
+    record(app, event_type=EventType.RATE_LIMIT_EXCEEDED)  # another type
     rows = events(app)
     assert [r.count for r in rows] == [2, 1, 1, 1]
     folded = rows[0]
     assert folded.first_seen < folded.last_seen
     assert folded.details == {"n": 2}  # the latest occurrence's details
-    assert folded.hash == event_hash("UNAUTHORIZED_ACCESS", "partner", "3", "198.51.100.7",
-                                     folded.first_seen.date().isoformat())
-    assert (folded.type, folded.severity, folded.actor_kind, folded.actor_id, folded.method,
-            folded.path) == ("UNAUTHORIZED_ACCESS", "warning", "partner", "3", "GET",
-                             "/api/v1/tickets/9")
+    assert folded.hash == event_hash(
+        "UNAUTHORIZED_ACCESS", "partner", "3", "198.51.100.7", folded.first_seen.date().isoformat()
+    )
+    assert (
+        folded.type,
+        folded.severity,
+        folded.actor_kind,
+        folded.actor_id,
+        folded.method,
+        folded.path,
+    ) == ("UNAUTHORIZED_ACCESS", "warning", "partner", "3", "GET", "/api/v1/tickets/9")
 
 
 def test_the_day_is_part_of_the_key():
-    assert event_hash("FAILED_AUTH", None, None, "192.0.2.1", "2024-11-05") != \
-        event_hash("FAILED_AUTH", None, None, "192.0.2.1", "2024-11-06")
+    assert event_hash("FAILED_AUTH", None, None, "192.0.2.1", "2024-11-05") != event_hash(
+        "FAILED_AUTH", None, None, "192.0.2.1", "2024-11-06"
+    )
 
 
 def test_concurrent_writers_fold_without_losing_a_count(make_app, db_url):
@@ -102,14 +121,27 @@ def test_every_occurrence_is_counted_and_severe_ones_signalled(make_app):
         for _ in range(11):
             record(app, event_type=EventType.MULTIPLE_FAILED_LOGINS, actor=None)
         record(app, event_type=EventType.FAILED_AUTH, actor=None)  # not severe
-    assert counter("security_events_total", type="MULTIPLE_FAILED_LOGINS",
-                   severity="critical") == before + 11
+    assert (
+        counter("security_events_total", type="MULTIPLE_FAILED_LOGINS", severity="critical")
+        == before + 11
+    )
     assert [n for _, _, n in received] == [True] + [False] * 8 + [True, False]
     assert {t for t, _, _ in received} == {EventType.MULTIPLE_FAILED_LOGINS}
 
 
-@pytest.mark.parametrize("count,notify", [(1, True), (2, False), (9, False), (10, True),
-                                          (11, False), (100, True), (1000, True), (1010, False)])
+@pytest.mark.parametrize(
+    "count,notify",
+    [
+        (1, True),
+        (2, False),
+        (9, False),
+        (10, True),
+        (11, False),
+        (100, True),
+        (1000, True),
+        (1010, False),
+    ],
+)
 def test_notifications_on_first_and_powers_of_ten(count, notify):
     assert should_notify(count) is notify
 
@@ -122,11 +154,14 @@ def test_a_database_outage_never_breaks_the_request(make_app, tmp_path):
         db.session.execute(db.text("DROP TABLE security_events"))
         db.session.commit()
     before = counter("security_events_total", type="SUSPICIOUS_PATTERN", severity="warning")
-    r = app.test_client().get("/api/v1/echo?q=%3Cscript%3E",
-                              headers={"X-API-Key": "pw_aaaaaaaaaaaa_partner-one"})
+    r = app.test_client().get(
+        "/api/v1/echo?q=%3Cscript%3E", headers={"X-API-Key": "pw_aaaaaaaaaaaa_partner-one"}
+    )
     assert r.status_code == 200
-    assert counter("security_events_total", type="SUSPICIOUS_PATTERN",
-                   severity="warning") == before + 1
+    assert (
+        counter("security_events_total", type="SUSPICIOUS_PATTERN", severity="warning")
+        == before + 1
+    )
 
 
 def test_nul_bytes_and_long_values_are_stored_safely(make_app, db_url):
@@ -134,8 +169,9 @@ def test_nul_bytes_and_long_values_are_stored_safely(make_app, db_url):
     client = app.test_client()
     headers = {"X-API-Key": "pw_aaaaaaaaaaaa_partner-one"}
     assert client.get("/api/v1/echo/a%00b", headers=headers).status_code == 400
-    r = client.post("/api/v1/echo", json={"na\u0000me": "x\u0000y", "long": "<script>" * 900},
-                    headers=headers)
+    r = client.post(
+        "/api/v1/echo", json={"na\u0000me": "x\u0000y", "long": "<script>" * 900}, headers=headers
+    )
     assert r.status_code == 200
     [event] = events(app)
     assert event.count == 2 and event.path == "/api/v1/echo"

@@ -1,4 +1,5 @@
 """Failed API key checks: FAILED_AUTH each, MULTIPLE_FAILED_LOGINS at the threshold."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,7 @@ from ticketing import signals
 
 from .conftest import counter, events, key
 
-SECURITY = {"trusted_proxies": ["127.0.0.1"],
-            "failed_auth": {"threshold": 3, "window_seconds": 60}}
+SECURITY = {"trusted_proxies": ["127.0.0.1"], "failed_auth": {"threshold": 3, "window_seconds": 60}}
 NO_LOGIN_LIMIT = {"limits": {"login": "1000/minute"}}
 
 
@@ -30,8 +30,10 @@ def test_failures_from_one_ip_escalate_once_per_window(make_app, redis_url, redi
     assert escalation.severity == "critical" and escalation.client_ip == "203.0.113.5"
     assert escalation.details["dimensions"] == ["ip"]
     assert escalation.details["failures"] == 3 and escalation.details["threshold"] == 3
-    assert counter("security_events_total", type="MULTIPLE_FAILED_LOGINS",
-                   severity="critical") == before + 1
+    assert (
+        counter("security_events_total", type="MULTIPLE_FAILED_LOGINS", severity="critical")
+        == before + 1
+    )
     # More failures in the same window do not raise it again.
     fail(client, "203.0.113.5", "pw_000000000004_guess")
     fail(client, "203.0.113.5", "pw_000000000005_guess")
@@ -40,8 +42,10 @@ def test_failures_from_one_ip_escalate_once_per_window(make_app, redis_url, redi
     assert failed.count == 5 and failed.severity == "info" and failed.actor_kind is None
     assert failed.details == {"key_prefix": "000000000005", "reason": "unknown"}
     # The counts are in Redis, shared by all workers.
-    stored = {k.decode(): int(redis_server.client().get(k))
-              for k in redis_server.client().keys("*failed_auth*")}
+    stored = {
+        k.decode(): int(redis_server.client().get(k))
+        for k in redis_server.client().keys("*failed_auth*")
+    }
     assert stored["LIMITS:partnerwatch/failed_auth/ip/203.0.113.5"] == 5
 
 
@@ -66,8 +70,11 @@ def test_workers_add_up_their_failures(make_app, redis_url):
 
 
 def test_the_window_starts_again(make_app, redis_url):
-    app = make_app(redis_url=redis_url, ratelimits=NO_LOGIN_LIMIT, security={
-        **SECURITY, "failed_auth": {"threshold": 3, "window_seconds": 1}})
+    app = make_app(
+        redis_url=redis_url,
+        ratelimits=NO_LOGIN_LIMIT,
+        security={**SECURITY, "failed_auth": {"threshold": 3, "window_seconds": 1}},
+    )
     client = app.test_client()
     fail(client, "192.0.2.9", "pw_111111111111_x")
     fail(client, "192.0.2.9", "pw_222222222222_x")

@@ -4,6 +4,7 @@ The workers run in prometheus_client's multiprocess mode (as the ticket
 service does under gunicorn), so the test also reads their counters: every
 series at 0 before the first request, then the rejections and storage errors.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.harness import free_port, http_ready, wait_until
-
 from ticketing.db import db
 
 from .app_under_test import PARTNER_1, PARTNER_2, build_app
@@ -30,9 +29,10 @@ LIMIT = 10
 def serve(processes, root, tmp_path):
     def start(redis_url: str) -> str:
         port = free_port()
-        config = {"security": {"trusted_proxies": ["127.0.0.1"]},
-                  "ratelimits": {"limits": {"api_call": f"{LIMIT}/minute",
-                                            "login": "1000/minute"}}}
+        config = {
+            "security": {"trusted_proxies": ["127.0.0.1"]},
+            "ratelimits": {"limits": {"api_call": f"{LIMIT}/minute", "login": "1000/minute"}},
+        }
         metrics_dir = tmp_path / "metrics"
         metrics_dir.mkdir()
         db_url = f"sqlite:///{tmp_path / 'gunicorn.db'}"
@@ -41,28 +41,51 @@ def serve(processes, root, tmp_path):
         prepared = build_app(db_url, monitor=False)
         with prepared.app_context():
             db.engine.dispose()
-        env = {"SECURITY_TEST_DB": db_url,
-               "REDIS_URL": redis_url, "SECURITY_TEST_CONFIG": json.dumps(config),
-               "PYTHONPATH": str(root), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        env = {
+            "SECURITY_TEST_DB": db_url,
+            "REDIS_URL": redis_url,
+            "SECURITY_TEST_CONFIG": json.dumps(config),
+            "PYTHONPATH": str(root),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
         processes.start(
-            [processes.python, "-m", "gunicorn", "--workers", "3", "--no-control-socket", "--bind",
-             f"127.0.0.1:{port}", "--chdir", str(root), "--log-level", "warning",
-             "--graceful-timeout", "2",
-             "tests.security.app_under_test:create()"],
-            tmp_path, ready=http_ready(f"http://127.0.0.1:{port}/healthz"), name="gunicorn",
-            env=env, timeout=60)
+            [
+                processes.python,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "3",
+                "--no-control-socket",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--chdir",
+                str(root),
+                "--log-level",
+                "warning",
+                "--graceful-timeout",
+                "2",
+                "tests.security.app_under_test:create()",
+            ],
+            tmp_path,
+            ready=http_ready(f"http://127.0.0.1:{port}/healthz"),
+            name="gunicorn",
+            env=env,
+            timeout=60,
+        )
         url = f"http://127.0.0.1:{port}"
         pids: set[str] = set()
 
         def all_workers_up():
             with ThreadPoolExecutor(6) as pool:
-                got = pool.map(lambda _: requests.get(f"{url}/healthz?sleep=0.2", timeout=10),
-                               range(6))
+                got = pool.map(
+                    lambda _: requests.get(f"{url}/healthz?sleep=0.2", timeout=10), range(6)
+                )
                 pids.update(r.headers["X-Worker-Pid"] for r in got)
             return len(pids) == 3
 
         wait_until(all_workers_up, timeout=60, message="3 gunicorn workers answering")
         return url
+
     return start
 
 
@@ -70,12 +93,16 @@ def counters(tmp_path) -> dict[tuple[str, tuple], float]:
     """The workers' counters, summed as the ticket service's /metrics would sum them."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(tmp_path / "metrics"))
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in registry.collect() for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+    }
 
 
 def burst(url: str, headers: dict, n: int) -> list[requests.Response]:
     """``n`` requests, 6 at a time, each on its own connection (so workers share them)."""
+
     def one(_):
         return requests.get(f"{url}/api/v1/echo?sleep=0.05", headers=headers, timeout=10)
 
@@ -125,15 +152,23 @@ def test_three_workers_share_limits_and_survive_a_redis_outage(serve, redis_fact
         ip = f"198.51.100.{batch}"
         got = burst(url, {"X-Forwarded-For": ip}, LIMIT + 3)
         assert all(r.status_code in (401, 429) for r in got)
-        stored = redis.client().get(f"LIMITS:LIMITER/partnerwatch/ip:{ip}/api_call/"
-                                    f"{LIMIT}/1/minute")
-        return (Counter(r.status_code for r in got) == {401: LIMIT, 429: 3}
-                and stored is not None and int(stored) == LIMIT + 3)
+        stored = redis.client().get(
+            f"LIMITS:LIMITER/partnerwatch/ip:{ip}/api_call/{LIMIT}/1/minute"
+        )
+        return (
+            Counter(r.status_code for r in got) == {401: LIMIT, 429: 3}
+            and stored is not None
+            and int(stored) == LIMIT + 3
+        )
 
     wait_until(shared_again, timeout=90, interval=0.5, message="workers back on Redis")
 
     at_end = counters(tmp_path)
     assert at_end[("ratelimit_rejections_total", (("action", "api_call"),))] >= 6 + LIMIT + 3
     assert at_end[("ratelimit_backend_errors_total", ())] > 0
-    assert at_end[("security_events_total", (("severity", "warning"),
-                                             ("type", "RATE_LIMIT_EXCEEDED")))] >= 6 + LIMIT
+    assert (
+        at_end[
+            ("security_events_total", (("severity", "warning"), ("type", "RATE_LIMIT_EXCEEDED")))
+        ]
+        >= 6 + LIMIT
+    )

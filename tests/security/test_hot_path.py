@@ -3,6 +3,7 @@
 Security events are written only when something happens; an ordinary request
 is scanned in memory and counted against all its limits with one Lua script.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,9 +37,11 @@ def redis_commands():
 
 
 def test_a_ticket_creation_costs_one_redis_round_trip(make_app, redis_url):
-    app = make_app(redis_url=redis_url, security={"trusted_proxies": ["127.0.0.1"]},
-                   ratelimits={"limits": {"api_call": HIGH, "ticket_create": HIGH,
-                                          "login": HIGH}})
+    app = make_app(
+        redis_url=redis_url,
+        security={"trusted_proxies": ["127.0.0.1"]},
+        ratelimits={"limits": {"api_call": HIGH, "ticket_create": HIGH, "login": HIGH}},
+    )
     client = app.test_client()
     headers = from_ip("198.51.100.20", key("partner1"))
     client.post("/api/v1/tickets", headers=headers)  # loads the script into Redis
@@ -65,8 +68,9 @@ def test_a_ticket_creation_costs_one_redis_round_trip(make_app, redis_url):
 
 
 def test_a_clean_request_queries_no_database(make_app, redis_url):
-    app = make_app(redis_url=redis_url, ratelimits={"limits": {"api_call": HIGH,
-                                                               "ticket_create": HIGH}})
+    app = make_app(
+        redis_url=redis_url, ratelimits={"limits": {"api_call": HIGH, "ticket_create": HIGH}}
+    )
     client = app.test_client()
     title, description = load_corpus("tickets.txt")[5]
     statements: list[str] = []
@@ -79,13 +83,17 @@ def test_a_clean_request_queries_no_database(make_app, redis_url):
     event.listen(engine, "before_cursor_execute", count)
     try:
         for _ in range(3):
-            r = client.post("/api/v1/echo", json={"title": title, "description": description},
-                            headers=key("partner1"))
+            r = client.post(
+                "/api/v1/echo",
+                json={"title": title, "description": description},
+                headers=key("partner1"),
+            )
             assert r.status_code == 200 and r.headers["X-RateLimit-Limit"] == "1000"
         assert statements == []
         # An attack pattern is a security event: that one is written.
-        client.post("/api/v1/echo", json={"q": "<script>alert(1)</script>"},
-                    headers=key("partner1"))
+        client.post(
+            "/api/v1/echo", json={"q": "<script>alert(1)</script>"}, headers=key("partner1")
+        )
         assert any("security_events" in s for s in statements)
     finally:
         event.remove(engine, "before_cursor_execute", count)

@@ -5,6 +5,7 @@ file covers the counting underneath: the other strategies (checked limit by
 limit), an action with several rates, the counter keys, and the storage a
 process counts in while Redis is away. test_hot_path.py counts round trips.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -21,16 +22,23 @@ HIGH = "1000/minute"
 
 @pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter"])
 def test_other_strategies_refuse_exactly_past_the_limit(make_app, redis_url, strategy):
-    app = make_app(redis_url=redis_url, security={"trusted_proxies": ["127.0.0.1"]},
-                   ratelimits={"strategy": strategy,
-                               "limits": {"api_call": "6/minute", "ticket_create": "2/minute"}})
+    app = make_app(
+        redis_url=redis_url,
+        security={"trusted_proxies": ["127.0.0.1"]},
+        ratelimits={
+            "strategy": strategy,
+            "limits": {"api_call": "6/minute", "ticket_create": "2/minute"},
+        },
+    )
     client = app.test_client()
     headers = from_ip("198.51.100.30", key("partner1"))
     for remaining in (1, 0):
         r = client.post("/api/v1/tickets", headers=headers)
         assert r.status_code == 201
-        assert (r.headers["X-RateLimit-Limit"], r.headers["X-RateLimit-Remaining"]) == \
-            ("2", str(remaining))
+        assert (r.headers["X-RateLimit-Limit"], r.headers["X-RateLimit-Remaining"]) == (
+            "2",
+            str(remaining),
+        )
     assert_limited(client.post("/api/v1/tickets", headers=headers), "ticket_create", 2)
     # The refused creation stopped at its own limit: api_call has 6 - 2 - 1 left after this.
     r = client.get("/api/v1/echo", headers=headers)
@@ -42,9 +50,11 @@ def test_other_strategies_refuse_exactly_past_the_limit(make_app, redis_url, str
 
 @pytest.mark.parametrize("storage", ["redis", "memory"])
 def test_an_action_with_several_rates_is_held_to_each(make_app, redis_url, storage):
-    app = make_app(redis_url=redis_url if storage == "redis" else None,
-                   security={"trusted_proxies": ["127.0.0.1"]},
-                   ratelimits={"limits": {"api_call": HIGH, "ticket_create": "3/minute;5/hour"}})
+    app = make_app(
+        redis_url=redis_url if storage == "redis" else None,
+        security={"trusted_proxies": ["127.0.0.1"]},
+        ratelimits={"limits": {"api_call": HIGH, "ticket_create": "3/minute;5/hour"}},
+    )
     client = app.test_client()
     headers = from_ip(f"198.51.100.{31 if storage == 'redis' else 32}", key("staff"))
     statuses = [client.post("/api/v1/tickets", headers=headers).status_code for _ in range(4)]
@@ -58,8 +68,12 @@ def test_counters_are_the_keys_limits_itself_uses(make_app):
     """The keys are built once per rate; they must stay those of ``limits``' key_for."""
     app = make_app(ratelimits={"limits": {"ticket_create": "2/second;5/hour"}})
     state = app.extensions["security_monitor"]
-    with app.test_request_context("/api/v1/tickets", method="POST", headers=key("partner1"),
-                                  environ_base={"REMOTE_ADDR": "192.0.2.8"}):
+    with app.test_request_context(
+        "/api/v1/tickets",
+        method="POST",
+        headers=key("partner1"),
+        environ_base={"REMOTE_ADDR": "192.0.2.8"},
+    ):
         checks = state.rate_plan.checks(state)
     assert [c.action for c in checks] == ["ticket_create", "ticket_create", "api_call", "login"]
     for check in checks:
@@ -69,12 +83,14 @@ def test_counters_are_the_keys_limits_itself_uses(make_app):
 
 def test_requests_to_unknown_api_paths_count_as_api_calls(make_app, redis_url):
     """A client probing for endpoints is throttled like any other (404s included)."""
-    app = make_app(redis_url=redis_url, security={"trusted_proxies": ["127.0.0.1"]},
-                   ratelimits={"limits": {"api_call": "3/minute"}})
+    app = make_app(
+        redis_url=redis_url,
+        security={"trusted_proxies": ["127.0.0.1"]},
+        ratelimits={"limits": {"api_call": "3/minute"}},
+    )
     client = app.test_client()
     headers = from_ip("198.51.100.33", key("partner2"))
-    statuses = [client.get(f"/api/v1/nothing-{i}", headers=headers).status_code
-                for i in range(4)]
+    statuses = [client.get(f"/api/v1/nothing-{i}", headers=headers).status_code for i in range(4)]
     assert statuses == [404, 404, 404, 429]
 
 
@@ -84,12 +100,20 @@ def test_the_limiter_counts_in_memory_while_redis_is_away_and_returns(tmp_path):
         limiter = Limiter(redis.url, "fixed-window", timeout=0.2)
         [item] = parse_many("3/minute")
         check = Check("api_call", item, ("test", "key:abc", "api_call"))
-        assert [limiter.evaluate([check])[-1].allowed for _ in range(4)] == \
-            [True, True, True, False]
+        assert [limiter.evaluate([check])[-1].allowed for _ in range(4)] == [
+            True,
+            True,
+            True,
+            False,
+        ]
         redis.kill()
         # Away: a fresh count in this process, the same limit.
-        assert [limiter.evaluate([check])[-1].allowed for _ in range(4)] == \
-            [True, True, True, False]
+        assert [limiter.evaluate([check])[-1].allowed for _ in range(4)] == [
+            True,
+            True,
+            True,
+            False,
+        ]
         assert limiter.counting_in_memory
         redis.start()
         results = []
@@ -112,9 +136,16 @@ def test_a_callers_check_command_is_packed_once_and_counts_each_caller_apart(red
     [login] = parse_many("5/minute")
 
     def checks(who: str) -> list[Check]:
-        return [Check("api_call", item, ("test", who, "api_call")),
-                Check("login", login, ("test", "ip:10.0.0.1", "login"), hit=False,
-                      unless=f"test/known_key/{who}")]
+        return [
+            Check("api_call", item, ("test", who, "api_call")),
+            Check(
+                "login",
+                login,
+                ("test", "ip:10.0.0.1", "login"),
+                hit=False,
+                unless=f"test/known_key/{who}",
+            ),
+        ]
 
     first = [limiter.evaluate(checks("key:a"))[0] for _ in range(4)]
     assert [r.allowed for r in first] == [True, True, True, False]

@@ -1,4 +1,5 @@
 """Rate limits in a real Redis: per key (or IP) and action, 429s with the right headers."""
+
 from __future__ import annotations
 
 import time
@@ -7,14 +8,20 @@ import pytest
 
 from .conftest import counter, events, key
 
-LIMITS = {"api_call": "5/minute", "ticket_create": "3/minute", "withdrawal": "2/minute",
-          "login": "3/minute"}
+LIMITS = {
+    "api_call": "5/minute",
+    "ticket_create": "3/minute",
+    "withdrawal": "2/minute",
+    "login": "3/minute",
+}
 
 
 def limited_app(make_app, redis_url, **ratelimits):
-    return make_app(redis_url=redis_url, security={"trusted_proxies": ["127.0.0.1"]},
-                    ratelimits={"limits": {**LIMITS, **ratelimits.pop("limits", {})},
-                                **ratelimits})
+    return make_app(
+        redis_url=redis_url,
+        security={"trusted_proxies": ["127.0.0.1"]},
+        ratelimits={"limits": {**LIMITS, **ratelimits.pop("limits", {})}, **ratelimits},
+    )
 
 
 def from_ip(ip: str, headers: dict | None = None) -> dict:
@@ -83,8 +90,10 @@ def test_ticket_creation_has_its_own_limit(make_app, redis_url):
         r = client.post("/api/v1/tickets", headers=key("partner1"))
         assert r.status_code == 201
         # The most specific limit is the one shown.
-        assert (r.headers["X-RateLimit-Limit"], r.headers["X-RateLimit-Remaining"]) == \
-            ("3", str(remaining))
+        assert (r.headers["X-RateLimit-Limit"], r.headers["X-RateLimit-Remaining"]) == (
+            "3",
+            str(remaining),
+        )
     assert_limited(client.post("/api/v1/tickets", headers=key("partner1")), "ticket_create", 3)
     # Other routes are still open and show the api_call budget: 3 creations and this
     # call used it; the refused creation stopped at its own limit and used nothing else.
@@ -110,48 +119,54 @@ def test_failed_key_checks_use_up_the_login_limit(make_app, redis_url):
     attacker = "203.0.113.50"
     # Valid keys never count against login.
     for _ in range(6):
-        assert client.get("/api/v1/echo", headers=from_ip(attacker, key("partner1"))).status_code \
+        assert (
+            client.get("/api/v1/echo", headers=from_ip(attacker, key("partner1"))).status_code
             == 200
+        )
     for i in range(3):
         r = client.get("/api/v1/echo", headers=from_ip(attacker, {"X-API-Key": f"pw_guess{i}_x"}))
         assert r.status_code == 401
     r = client.get("/api/v1/echo", headers=from_ip(attacker, {"X-API-Key": "pw_guess9_x"}))
     assert_limited(r, "login", 3)
     # Refused before the key is looked at, even a valid key not seen lately...
-    assert client.get("/api/v1/echo", headers=from_ip(attacker, key("partner2"))).status_code \
-        == 429
+    assert client.get("/api/v1/echo", headers=from_ip(attacker, key("partner2"))).status_code == 429
     # ...but a key accepted within the last minute is no guess: its partner keeps working.
-    assert client.get("/api/v1/echo", headers=from_ip(attacker, key("partner1"))).status_code \
-        == 200
+    assert client.get("/api/v1/echo", headers=from_ip(attacker, key("partner1"))).status_code == 200
     # Other IPs are unaffected.
-    assert client.get("/api/v1/echo", headers=from_ip("203.0.113.51", key("partner2"))) \
-        .status_code == 200
+    assert (
+        client.get("/api/v1/echo", headers=from_ip("203.0.113.51", key("partner2"))).status_code
+        == 200
+    )
     assert len(events(app, type="FAILED_AUTH")) == 1
     assert events(app, type="FAILED_AUTH")[0].count == 3
 
 
 @pytest.mark.parametrize("strategy", ["fixed-window", "moving-window"])
-def test_a_key_accepted_by_any_process_is_no_guess_for_the_others(make_app, redis_url,
-                                                                   strategy):
+def test_a_key_accepted_by_any_process_is_no_guess_for_the_others(make_app, redis_url, strategy):
     """Behind one NAT with a guesser, a partner's requests reach a worker that never
     saw its key: the marker the first worker left in Redis lets them through."""
-    first, second = (limited_app(make_app, redis_url, strategy=strategy,
-                                 limits={"api_call": "100/minute"}).test_client()
-                     for _ in range(2))
+    first, second = (
+        limited_app(
+            make_app, redis_url, strategy=strategy, limits={"api_call": "100/minute"}
+        ).test_client()
+        for _ in range(2)
+    )
     shared_ip = "203.0.113.70"
-    assert first.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner1"))).status_code \
-        == 200
+    assert first.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner1"))).status_code == 200
     for i in range(3):
         r = second.get("/api/v1/echo", headers=from_ip(shared_ip, {"X-API-Key": f"pw_guess{i}_x"}))
         assert r.status_code == 401
-    assert_limited(second.get("/api/v1/echo", headers=from_ip(shared_ip, {"X-API-Key": "pw_x_y"})),
-                   "login", 3)
+    assert_limited(
+        second.get("/api/v1/echo", headers=from_ip(shared_ip, {"X-API-Key": "pw_x_y"})), "login", 3
+    )
     # The second process never accepted partner 1's key, yet lets it through ...
-    assert second.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner1"))).status_code \
-        == 200
+    assert (
+        second.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner1"))).status_code == 200
+    )
     # ... while a key no process accepted lately is refused before it is looked at.
-    assert second.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner2"))).status_code \
-        == 429
+    assert (
+        second.get("/api/v1/echo", headers=from_ip(shared_ip, key("partner2"))).status_code == 429
+    )
 
 
 def test_limits_are_shared_by_every_process(make_app, redis_url):

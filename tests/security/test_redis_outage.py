@@ -3,6 +3,7 @@
 In one process (this test's app), so the per-process fallback is exact and the
 error counter can be read; test_gunicorn.py does the same under gunicorn.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,12 +13,14 @@ from tests.harness import wait_until
 from .conftest import counter, key
 
 
-def test_redis_outage_falls_back_to_process_limits_and_recovers(make_app, redis_factory,
-                                                                caplog):
+def test_redis_outage_falls_back_to_process_limits_and_recovers(make_app, redis_factory, caplog):
     caplog.set_level(logging.WARNING, logger="ticketing.security.rate_limits")
     redis = redis_factory()
-    app = make_app(redis_url=redis.url, security={"trusted_proxies": ["127.0.0.1"]},
-                   ratelimits={"limits": {"api_call": "5/minute", "login": "1000/minute"}})
+    app = make_app(
+        redis_url=redis.url,
+        security={"trusted_proxies": ["127.0.0.1"]},
+        ratelimits={"limits": {"api_call": "5/minute", "login": "1000/minute"}},
+    )
     client = app.test_client()
 
     def statuses(headers, n):

@@ -1,4 +1,5 @@
 """GET /api/v1/staff/security-events: filters and pages for staff, refused to partners."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,18 +18,36 @@ class Who:
 def seed(app):
     with app.app_context():
         for i in range(7):
-            record_event(EventType.FAILED_AUTH, actor=None, client_ip=f"192.0.2.{i}",
-                         method="GET", path="/api/v1/echo", details={"reason": "unknown"})
-        record_event(EventType.MULTIPLE_FAILED_LOGINS, actor=None, client_ip="192.0.2.1",
-                     method="GET", path="/api/v1/echo", details={"dimensions": ["ip"]})
-        record_event(EventType.UNAUTHORIZED_ACCESS, actor=Who("partner", 2),
-                     client_ip="198.51.100.2", method="GET", path="/api/v1/things/3",
-                     details={"resource": "thing", "resource_id": "3"})
+            record_event(
+                EventType.FAILED_AUTH,
+                actor=None,
+                client_ip=f"192.0.2.{i}",
+                method="GET",
+                path="/api/v1/echo",
+                details={"reason": "unknown"},
+            )
+        record_event(
+            EventType.MULTIPLE_FAILED_LOGINS,
+            actor=None,
+            client_ip="192.0.2.1",
+            method="GET",
+            path="/api/v1/echo",
+            details={"dimensions": ["ip"]},
+        )
+        record_event(
+            EventType.UNAUTHORIZED_ACCESS,
+            actor=Who("partner", 2),
+            client_ip="198.51.100.2",
+            method="GET",
+            path="/api/v1/things/3",
+            details={"resource": "thing", "resource_id": "3"},
+        )
 
 
 def get(client, who="staff", **params):
-    return client.get("/api/v1/staff/security-events", query_string=params,
-                      headers=key(who) if who else {})
+    return client.get(
+        "/api/v1/staff/security-events", query_string=params, headers=key(who) if who else {}
+    )
 
 
 def test_staff_list_and_filter_events(client, app):
@@ -41,11 +60,14 @@ def test_staff_list_and_filter_events(client, app):
     assert newest["details"] == {"resource": "thing", "resource_id": "3"}
     assert newest["count"] == 1 and newest["first_seen"].endswith("Z")
 
-    assert [e["type"] for e in get(client, type="MULTIPLE_FAILED_LOGINS").json["items"]] == \
-        ["MULTIPLE_FAILED_LOGINS"]
+    assert [e["type"] for e in get(client, type="MULTIPLE_FAILED_LOGINS").json["items"]] == [
+        "MULTIPLE_FAILED_LOGINS"
+    ]
     assert {e["severity"] for e in get(client, severity="info").json["items"]} == {"info"}
-    assert {e["type"] for e in get(client, ip="192.0.2.1").json["items"]} == \
-        {"FAILED_AUTH", "MULTIPLE_FAILED_LOGINS"}
+    assert {e["type"] for e in get(client, ip="192.0.2.1").json["items"]} == {
+        "FAILED_AUTH",
+        "MULTIPLE_FAILED_LOGINS",
+    }
     assert get(client, since="2999-01-01T00:00:00Z").json["items"] == []
     assert len(get(client, since="2000-01-01T00:00:00+02:00").json["items"]) == 9
 
@@ -79,9 +101,17 @@ def test_partners_and_anonymous_callers_are_refused(client, app):
 
 
 def test_invalid_parameters_are_400s_not_500s(client):
-    for params in ({"type": "NOPE"}, {"severity": "loud"}, {"since": "yesterday"},
-                   {"limit": "0"}, {"limit": "201"}, {"limit": "x"},
-                   {"limit": "9" * 40}, {"cursor": "!!!"}, {"cursor": "e30"}):
+    for params in (
+        {"type": "NOPE"},
+        {"severity": "loud"},
+        {"since": "yesterday"},
+        {"limit": "0"},
+        {"limit": "201"},
+        {"limit": "x"},
+        {"limit": "9" * 40},
+        {"cursor": "!!!"},
+        {"cursor": "e30"},
+    ):
         r = get(client, **params)
         assert r.status_code == 400, (params, r.status_code)
         assert r.json["error"]["code"] == "invalid_query"

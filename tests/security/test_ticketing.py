@@ -1,4 +1,5 @@
 """The monitor inside the ticket service: real auth, real 404s, the outbox, the migrations."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,11 +18,15 @@ UNKNOWN_KEY = "pw_0123456789ab_" + "A" * 43
 
 @pytest.fixture
 def service(db_url, redis_url, tmp_path):
-    app = create_app({
-        "TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
-        "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
-        "TICKETING": {"ratelimits": {"limits": {"ticket_create": "3/minute"}}},
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "REDIS_URL": redis_url,
+            "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
+            "TICKETING": {"ratelimits": {"limits": {"ticket_create": "3/minute"}}},
+        }
+    )
     with app.app_context():
         upgrade()  # 0001_initial -> 0002_security_events -> 0003_outbox
     yield app
@@ -45,8 +50,11 @@ def party(app, kind: str, name: str) -> tuple[int, dict[str, str]]:
 
 def outbox(app) -> list[dict]:
     with app.app_context():
-        rows = db.session.execute(db.select(OutboxMessage).where(
-            OutboxMessage.kind == "security_event").order_by(OutboxMessage.id)).scalars()
+        rows = db.session.execute(
+            db.select(OutboxMessage)
+            .where(OutboxMessage.kind == "security_event")
+            .order_by(OutboxMessage.id)
+        ).scalars()
         return [row.payload for row in rows]
 
 
@@ -58,12 +66,16 @@ def test_security_events_in_the_ticket_service(service):
 
     # A partner's text is stored as written, and the attack pattern in it reported.
     description = "Our shop shows <script>alert(1)</script> in the product name."
-    r = client.post("/api/v1/tickets", headers=acme,
-                    json={"title": "Weird text in shop", "description": description})
+    r = client.post(
+        "/api/v1/tickets",
+        headers=acme,
+        json={"title": "Weird text in shop", "description": description},
+    )
     assert r.status_code == 201
     ticket_id = r.json["id"]
-    assert client.get(f"/api/v1/tickets/{ticket_id}", headers=acme).json["description"] == \
-        description
+    assert (
+        client.get(f"/api/v1/tickets/{ticket_id}", headers=acme).json["description"] == description
+    )
     [pattern] = events(service, type="SUSPICIOUS_PATTERN")
     assert (pattern.actor_kind, pattern.actor_id) == ("partner", str(acme_id))
     assert pattern.details["findings"][0]["field"] == "description"
@@ -77,16 +89,23 @@ def test_security_events_in_the_ticket_service(service):
 
     # Ticket creation has its own limit (3/minute here; one ticket exists).
     for _ in range(2):
-        assert client.post("/api/v1/tickets", headers=acme,
-                           json={"title": "Another", "description": "text"}).status_code == 201
+        assert (
+            client.post(
+                "/api/v1/tickets", headers=acme, json={"title": "Another", "description": "text"}
+            ).status_code
+            == 201
+        )
     r = client.post("/api/v1/tickets", headers=acme, json={"title": "One more", "description": "x"})
     assert r.status_code == 429 and r.json["error"]["details"]["action"] == "ticket_create"
     assert r.headers["X-RateLimit-Limit"] == "3" and int(r.headers["Retry-After"]) > 0
 
     # Staff see the events; partners do not.
     listed = client.get("/api/v1/staff/security-events", headers=agent).json["items"]
-    assert {e["type"] for e in listed} == {"SUSPICIOUS_PATTERN", "UNAUTHORIZED_ACCESS",
-                                           "RATE_LIMIT_EXCEEDED"}
+    assert {e["type"] for e in listed} == {
+        "SUSPICIOUS_PATTERN",
+        "UNAUTHORIZED_ACCESS",
+        "RATE_LIMIT_EXCEEDED",
+    }
     r = client.get("/api/v1/staff/security-events", headers=acme)
     assert r.status_code == 403 and set(r.json["error"]) == {"code", "message", "details"}
 
@@ -102,8 +121,11 @@ def test_security_events_in_the_ticket_service(service):
 
     # Severe events went to the outbox for the security team, in their own transaction.
     alerts = {p["labels"]["alertname"]: p for p in outbox(service)}
-    assert set(alerts) == {"SecuritySuspiciousPattern", "SecurityUnauthorizedAccess",
-                           "SecurityMultipleFailedLogins"}
+    assert set(alerts) == {
+        "SecuritySuspiciousPattern",
+        "SecurityUnauthorizedAccess",
+        "SecurityMultipleFailedLogins",
+    }
     for payload in alerts.values():
         assert payload["labels"]["team"] == "security"
         assert payload["annotations"]["summary"] and payload["annotations"]["runbook_url"]

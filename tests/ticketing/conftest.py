@@ -11,6 +11,7 @@ partners, staff, keys and tickets:
         ticket = make.ticket(acme, title="Invoice missing")
         client.get(f"/api/v1/tickets/{ticket['id']}", headers=acme.headers)
 """
+
 from __future__ import annotations
 
 import io
@@ -106,29 +107,49 @@ class Maker:
     def staff(self, role: str = "agent", name: str | None = None) -> Party:
         self._staff += 1
         with self.app.app_context():
-            member = Staff(name=name or f"{role} {self._staff}",
-                           email=f"{role}{self._staff}@support.example", role=role)
+            member = Staff(
+                name=name or f"{role} {self._staff}",
+                email=f"{role}{self._staff}@support.example",
+                role=role,
+            )
             db.session.add(member)
             db.session.flush()
             _, raw = issue_key(staff=member, name="test")
             db.session.commit()
             return Party("staff", member.id, raw)
 
-    def ticket(self, partner: Party, title: str = "Question about our account",
-               description: str = "Please have a look.", **fields: Any) -> dict:
-        response = self.client.post("/api/v1/tickets", headers=partner.headers,
-                                    json={"title": title, "description": description, **fields})
+    def ticket(
+        self,
+        partner: Party,
+        title: str = "Question about our account",
+        description: str = "Please have a look.",
+        **fields: Any,
+    ) -> dict:
+        response = self.client.post(
+            "/api/v1/tickets",
+            headers=partner.headers,
+            json={"title": title, "description": description, **fields},
+        )
         assert response.status_code == 201, response.json
         return response.json
 
-    def upload(self, party: Party, ticket_id: int, content: bytes = b"log line\n",
-               filename: str = "log.txt", content_type: str = "text/plain",
-               staff: bool = False, **form: str):
+    def upload(
+        self,
+        party: Party,
+        ticket_id: int,
+        content: bytes = b"log line\n",
+        filename: str = "log.txt",
+        content_type: str = "text/plain",
+        staff: bool = False,
+        **form: str,
+    ):
         prefix = "/api/v1/staff" if staff else "/api/v1"
         return self.client.post(
-            f"{prefix}/tickets/{ticket_id}/attachments", headers=party.headers,
+            f"{prefix}/tickets/{ticket_id}/attachments",
+            headers=party.headers,
             data={"file": (io.BytesIO(content), filename, content_type), **form},
-            content_type="multipart/form-data")
+            content_type="multipart/form-data",
+        )
 
 
 @pytest.fixture
@@ -138,8 +159,16 @@ def make(app, client) -> Maker:
 
 #: The ticket service's own tables (security events and outbox rows are the
 #: extensions' business: a refused request may well record one).
-CORE_TABLES = ("partners", "staff", "api_keys", "tickets", "messages", "attachments",
-               "ticket_audit", "idempotency_keys")
+CORE_TABLES = (
+    "partners",
+    "staff",
+    "api_keys",
+    "tickets",
+    "messages",
+    "attachments",
+    "ticket_audit",
+    "idempotency_keys",
+)
 
 
 def row_counts(app) -> dict[str, int]:
@@ -149,7 +178,8 @@ def row_counts(app) -> dict[str, int]:
         for name in CORE_TABLES:
             table = db.metadata.tables[name]
             counts[name] = db.session.execute(
-                db.select(db.func.count()).select_from(table)).scalar_one()
+                db.select(db.func.count()).select_from(table)
+            ).scalar_one()
         db.session.rollback()
         return counts
 

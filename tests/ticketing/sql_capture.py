@@ -1,14 +1,15 @@
 """Recording the SQL an app sends to its database, for tests about round trips.
 
-    with capture(app) as seen:
-        client.get("/api/v1/tickets", headers=acme.headers)
-    assert not seen.touching("api_keys")
+with capture(app) as seen:
+    client.get("/api/v1/tickets", headers=acme.headers)
+assert not seen.touching("api_keys")
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from sqlalchemy import event
 
@@ -59,8 +60,9 @@ def capture(app) -> Iterator[Seen]:
     def record(conn, _cursor, statement, _parameters, _context, _executemany):
         dbapi = conn.connection.dbapi_connection
         autocommit = getattr(dbapi, "autocommit", None)
-        seen.statements.append(Statement(statement, autocommit if isinstance(autocommit, bool)
-                                         else None))
+        seen.statements.append(
+            Statement(statement, autocommit if isinstance(autocommit, bool) else None)
+        )
 
     with app.app_context():
         engine = db.engine

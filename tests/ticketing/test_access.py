@@ -1,4 +1,5 @@
 """Partners only ever reach their own tickets; internal notes never reach partners."""
+
 from __future__ import annotations
 
 import io
@@ -12,9 +13,12 @@ MISSING = 2_000_000
 
 
 def _partner_ticket_routes(app) -> set[tuple[str, str]]:
-    return {(rule.rule, method) for rule in app.url_map.iter_rules()
-            if rule.endpoint.startswith("partner.") and "ticket_id" in rule.arguments
-            for method in rule.methods - {"HEAD", "OPTIONS"}}
+    return {
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("partner.") and "ticket_id" in rule.arguments
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
 
 
 def _call(client, party, rule: str, method: str, ticket_id: int, attachment_id: int):
@@ -25,8 +29,12 @@ def _call(client, party, rule: str, method: str, ticket_id: int, attachment_id: 
     if url.endswith("/messages"):
         return client.post(url, headers=party.headers, json={"body": "let me in"})
     if url.endswith("/attachments"):
-        return client.post(url, headers=party.headers, content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(b"x"), "x.txt", "text/plain")})
+        return client.post(
+            url,
+            headers=party.headers,
+            content_type="multipart/form-data",
+            data={"file": (io.BytesIO(b"x"), "x.txt", "text/plain")},
+        )
     return client.open(url, method=method, headers=party.headers)
 
 
@@ -55,14 +63,22 @@ def test_other_partners_ticket_is_404_on_every_route(app, client, make):
             if "attachment_id" in rule:
                 # Their attachment through their ticket, and through my own ticket.
                 pairs = [
-                    (_call(client, rival, rule, method, theirs["id"], upload.json["id"]),
-                     _call(client, rival, rule, method, MISSING, upload.json["id"])),
-                    (_call(client, rival, rule, method, mine["id"], upload.json["id"]),
-                     _call(client, rival, rule, method, mine["id"], MISSING)),
+                    (
+                        _call(client, rival, rule, method, theirs["id"], upload.json["id"]),
+                        _call(client, rival, rule, method, MISSING, upload.json["id"]),
+                    ),
+                    (
+                        _call(client, rival, rule, method, mine["id"], upload.json["id"]),
+                        _call(client, rival, rule, method, mine["id"], MISSING),
+                    ),
                 ]
             else:
-                pairs = [(_call(client, rival, rule, method, theirs["id"], 0),
-                          _call(client, rival, rule, method, MISSING, 0))]
+                pairs = [
+                    (
+                        _call(client, rival, rule, method, theirs["id"], 0),
+                        _call(client, rival, rule, method, MISSING, 0),
+                    )
+                ]
             for answer, absent in pairs:
                 error = assert_error(answer, 404, "not_found")
                 assert answer.get_data() == absent.get_data(), (rule, method)
@@ -86,12 +102,19 @@ def test_internal_notes_and_files_never_reach_partners(app, client, make):
     agent = make.staff()
     ticket = make.ticket(acme)
     tid = ticket["id"]
-    client.post(f"/api/v1/staff/tickets/{tid}/messages", headers=agent.headers,
-                json={"body": "INTERNAL: partner is on probation", "internal": True})
-    client.post(f"/api/v1/staff/tickets/{tid}/messages", headers=agent.headers,
-                json={"body": "Hello, we are looking into it."})
-    internal_file = make.upload(agent, tid, b"internal analysis", "analysis.txt", staff=True,
-                                internal="true")
+    client.post(
+        f"/api/v1/staff/tickets/{tid}/messages",
+        headers=agent.headers,
+        json={"body": "INTERNAL: partner is on probation", "internal": True},
+    )
+    client.post(
+        f"/api/v1/staff/tickets/{tid}/messages",
+        headers=agent.headers,
+        json={"body": "Hello, we are looking into it."},
+    )
+    internal_file = make.upload(
+        agent, tid, b"internal analysis", "analysis.txt", staff=True, internal="true"
+    )
     public_file = make.upload(agent, tid, b"public answer", "answer.txt", staff=True)
     assert internal_file.status_code == 201 and internal_file.json["internal"] is True
     assert public_file.status_code == 201 and public_file.json["internal"] is False
@@ -100,15 +123,20 @@ def test_internal_notes_and_files_never_reach_partners(app, client, make):
     assert [m["body"] for m in messages.json] == ["Hello, we are looking into it."]
     files = client.get(f"/api/v1/tickets/{tid}/attachments", headers=acme.headers).json
     assert [f["filename"] for f in files] == ["answer.txt"]
-    denied = client.get(f"/api/v1/tickets/{tid}/attachments/{internal_file.json['id']}",
-                        headers=acme.headers)
+    denied = client.get(
+        f"/api/v1/tickets/{tid}/attachments/{internal_file.json['id']}", headers=acme.headers
+    )
     absent = client.get(f"/api/v1/tickets/{tid}/attachments/{MISSING}", headers=acme.headers)
     assert_error(denied, 404, "not_found")
     assert denied.get_data() == absent.get_data()
 
     # No partner-facing answer carries the note, not even the ticket or the list.
-    for url in (f"/api/v1/tickets/{tid}", "/api/v1/tickets", f"/api/v1/tickets/{tid}/messages",
-                f"/api/v1/tickets/{tid}/attachments"):
+    for url in (
+        f"/api/v1/tickets/{tid}",
+        "/api/v1/tickets",
+        f"/api/v1/tickets/{tid}/messages",
+        f"/api/v1/tickets/{tid}/attachments",
+    ):
         body = client.get(url, headers=acme.headers).get_data(as_text=True)
         assert "probation" not in body and "analysis" not in body and '"internal"' not in body
 
@@ -119,8 +147,15 @@ def test_internal_notes_and_files_never_reach_partners(app, client, make):
     assert len(staff_files.json) == 2
 
     # Partners cannot write internal notes.
-    assert_error(client.post(f"/api/v1/tickets/{tid}/messages", headers=acme.headers,
-                             json={"body": "x", "internal": True}), 422, "validation_error")
+    assert_error(
+        client.post(
+            f"/api/v1/tickets/{tid}/messages",
+            headers=acme.headers,
+            json={"body": "x", "internal": True},
+        ),
+        422,
+        "validation_error",
+    )
 
 
 def test_keys_only_reach_their_own_api(client, make):
@@ -128,11 +163,17 @@ def test_keys_only_reach_their_own_api(client, make):
     agent = make.staff()
     ticket = make.ticket(acme)
     assert_error(client.get("/api/v1/staff/tickets", headers=acme.headers), 403, "forbidden")
-    assert_error(client.get(f"/api/v1/staff/tickets/{ticket['id']}", headers=acme.headers),
-                 403, "forbidden")
+    assert_error(
+        client.get(f"/api/v1/staff/tickets/{ticket['id']}", headers=acme.headers), 403, "forbidden"
+    )
     assert_error(client.get("/api/v1/tickets", headers=agent.headers), 403, "forbidden")
-    assert_error(client.post("/api/v1/tickets", headers=agent.headers,
-                             json={"title": "x", "description": "y"}), 403, "forbidden")
+    assert_error(
+        client.post(
+            "/api/v1/tickets", headers=agent.headers, json={"title": "x", "description": "y"}
+        ),
+        403,
+        "forbidden",
+    )
 
 
 def test_agents_assign_only_themselves_admins_anyone(client, make):
@@ -140,13 +181,21 @@ def test_agents_assign_only_themselves_admins_anyone(client, make):
     agent, other, admin = make.staff("agent"), make.staff("agent"), make.staff("admin")
     tid = make.ticket(acme)["id"]
     url = f"/api/v1/staff/tickets/{tid}/assign"
-    assert_error(client.post(url, headers=agent.headers, json={"assignee_id": other.id}),
-                 403, "forbidden")
-    assert client.post(url, headers=admin.headers,
-                       json={"assignee_id": other.id}).json["assignee_id"] == other.id
-    assert_error(client.post(url, headers=agent.headers, json={"assignee_id": None}),
-                 403, "forbidden")
-    assert client.post(url, headers=other.headers,
-                       json={"assignee_id": None}).json["assignee_id"] is None
-    assert client.post(url, headers=agent.headers,
-                       json={"assignee_id": agent.id}).json["assignee_id"] == agent.id
+    assert_error(
+        client.post(url, headers=agent.headers, json={"assignee_id": other.id}), 403, "forbidden"
+    )
+    assert (
+        client.post(url, headers=admin.headers, json={"assignee_id": other.id}).json["assignee_id"]
+        == other.id
+    )
+    assert_error(
+        client.post(url, headers=agent.headers, json={"assignee_id": None}), 403, "forbidden"
+    )
+    assert (
+        client.post(url, headers=other.headers, json={"assignee_id": None}).json["assignee_id"]
+        is None
+    )
+    assert (
+        client.post(url, headers=agent.headers, json={"assignee_id": agent.id}).json["assignee_id"]
+        == agent.id
+    )

@@ -7,6 +7,7 @@ an admin's, so the requests get past authentication to the validation behind it.
 Generation is derandomized: the same cases on every run, so a failure here is
 reproducible (run with ``--hypothesis-show-statistics`` to see what was sent).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -45,8 +46,13 @@ def parties(app, make):
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_generated_request_gets_a_server_error(case, parties):
     party = parties["staff" if case.path.startswith("/api/v1/staff") else "partner"]
     response = case.call(headers={"X-API-Key": party.key})

@@ -4,6 +4,7 @@ Exit 0 and a summary for a valid file (merged over the shipped defaults), 2 and
 one ``location: problem`` line per problem on stderr for an invalid one; it
 starts nothing, so it works where the app could not start.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,14 @@ def check_config(*args, env: dict | None = None, cwd: Path) -> subprocess.Comple
     environ = {k: v for k, v in os.environ.items() if k != "TICKETING_CONFIG"}
     # An unreachable database: checking the configuration must not need one.
     environ["TICKETING_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/nothing"
-    return subprocess.run([str(CLI), "check-config", *map(str, args)], cwd=cwd,
-                          env={**environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [str(CLI), "check-config", *map(str, args)],
+        cwd=cwd,
+        env={**environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def outcome(result: subprocess.CompletedProcess) -> tuple[int, list[str], list[str]]:
@@ -33,15 +39,19 @@ def outcome(result: subprocess.CompletedProcess) -> tuple[int, list[str], list[s
 
 def test_the_shipped_defaults_are_valid(tmp_path):
     result = check_config(cwd=tmp_path, env={"ALERTMANAGER_URL": "http://am.internal:9093/"})
-    assert outcome(result) == (0, [
-        "ticketing.yml (shipped defaults): configuration OK",
-        "classification: 3 priority rules, 6 categories",
-        "sla first response: critical 30m, high 2h, medium 8h, low 1d",
-        "ratelimits: on, login 5/minute, withdrawal 3/minute, api_call 100/minute, "
-        "ticket_create 20/minute",
-        "outbox: worker on, to http://am.internal:9093",
-        "live: every 5s, up to 200 clients per process",
-    ], [])
+    assert outcome(result) == (
+        0,
+        [
+            "ticketing.yml (shipped defaults): configuration OK",
+            "classification: 3 priority rules, 6 categories",
+            "sla first response: critical 30m, high 2h, medium 8h, low 1d",
+            "ratelimits: on, login 5/minute, withdrawal 3/minute, api_call 100/minute, "
+            "ticket_create 20/minute",
+            "outbox: worker on, to http://am.internal:9093",
+            "live: every 5s, up to 200 clients per process",
+        ],
+        [],
+    )
     assert not list(tmp_path.iterdir())  # no instance folder, no database file
 
 
@@ -49,8 +59,9 @@ def test_the_shipped_defaults_are_valid(tmp_path):
 def test_an_override_file_is_merged_over_the_defaults(tmp_path, how):
     override = tmp_path / "override.yml"
     override.write_text("sla:\n  first_response:\n    high: 45m\nlive:\n  enabled: false\n")
-    args, env = ([override], None) if how == "argument" else ((), {"TICKETING_CONFIG":
-                                                                     str(override)})
+    args, env = (
+        ([override], None) if how == "argument" else ((), {"TICKETING_CONFIG": str(override)})
+    )
     result = check_config(*args, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -77,17 +88,21 @@ live:
   query_timeout: 2s
 outbx: {worker: false}
 """)
-    assert outcome(check_config(bad, cwd=tmp_path)) == (2, [], [
-        "sla.first_response.high: must be a duration such as 15s, 500ms or 2m (got 'soon')",
-        "api.default_page_size: must be an integer > 0 (got 0)",
-        "security.failed_auth.threshold: must be an integer > 0 (got 'many')",
-        "ratelimits.limits.login: must be a rate such as \"5/minute\" or \"100 per hour\" "
-        "(got 'often')",
-        "outbox.worker: must be true or false (got 'yes please')",
-        "live.query_timeout: must be < live.interval, or snapshots fall behind while a "
-        "source hangs",
-        f"outbx: unknown section (known: {', '.join(SECTIONS)})",
-    ])
+    assert outcome(check_config(bad, cwd=tmp_path)) == (
+        2,
+        [],
+        [
+            "sla.first_response.high: must be a duration such as 15s, 500ms or 2m (got 'soon')",
+            "api.default_page_size: must be an integer > 0 (got 0)",
+            "security.failed_auth.threshold: must be an integer > 0 (got 'many')",
+            'ratelimits.limits.login: must be a rate such as "5/minute" or "100 per hour" '
+            "(got 'often')",
+            "outbox.worker: must be true or false (got 'yes please')",
+            "live.query_timeout: must be < live.interval, or snapshots fall behind while a "
+            "source hangs",
+            f"outbx: unknown section (known: {', '.join(SECTIONS)})",
+        ],
+    )
 
 
 def test_an_unreadable_file_is_one_line(tmp_path):
@@ -95,10 +110,12 @@ def test_an_unreadable_file_is_one_line(tmp_path):
     result = check_config(missing, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"{missing}: cannot read: [Errno 2] No such file or directory: '{missing}'"]
+        f"{missing}: cannot read: [Errno 2] No such file or directory: '{missing}'"
+    ]
     broken = tmp_path / "broken.yml"
     broken.write_text("sla:\n  first_response: {high: 1h}\n  first_response: {high: 2h}\n")
     result = check_config(broken, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"{broken}: invalid YAML at line 3: duplicate key 'first_response'"]
+        f"{broken}: invalid YAML at line 3: duplicate key 'first_response'"
+    ]

@@ -1,5 +1,6 @@
 """The category model: the shipped file, the scorer against scikit-learn,
 how keyword rules and model combine, confidence in the audit trail, triage in the queue."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,22 @@ from collections import Counter
 import pytest
 
 from ticketing import create_app
+from ticketing.config import ConfigError
 from ticketing.desk.choices import CATEGORIES
-from ticketing.desk.triage import combine
 from ticketing.desk.classifier import training
 from ticketing.desk.classifier.settings import check_section
-from ticketing.desk.classifier.text_model import (SHIPPED_MODEL, ModelError, TextModel,
-                                              _char_wb_matcher, char_wb_ngrams, load_model,
-                                              strip_accents, ticket_text, word_ngrams)
-from ticketing.config import ConfigError
+from ticketing.desk.classifier.text_model import (
+    SHIPPED_MODEL,
+    ModelError,
+    TextModel,
+    _char_wb_matcher,
+    char_wb_ngrams,
+    load_model,
+    strip_accents,
+    ticket_text,
+    word_ngrams,
+)
+from ticketing.desk.triage import combine
 
 from .conftest import migrated_app, ticketing_config
 
@@ -27,8 +36,18 @@ def test_the_corpus_is_large_varied_and_multilingual():
     per_category = {c: sum(e.category == c for e in CORPUS) for c in CATEGORIES}
     assert min(per_category.values()) >= 60, per_category
     text = "\n".join(f"{e.title} {e.description}" for e in CORPUS).lower()
-    for word in ("rechnung", "factuur", "facture", "factura",        # German, Dutch, French, Spanish
-                 "leaked", "suspicious", "pending", "stuck", "migration", "sync"):
+    for word in (
+        "rechnung",
+        "factuur",
+        "facture",
+        "factura",  # German, Dutch, French, Spanish
+        "leaked",
+        "suspicious",
+        "pending",
+        "stuck",
+        "migration",
+        "sync",
+    ):
         assert word in text, word
     # the miss classes are well represented
     security = [e for e in CORPUS if e.category == "security"]
@@ -83,13 +102,21 @@ def test_the_automaton_finds_the_known_n_grams_each_word_gives():
 def test_the_miss_classes_go_where_they_belong():
     model = load_model(SHIPPED_MODEL)
     cases = {
-        "security": [("Key found in a public repository",
-                      "Our production key was committed to GitHub yesterday, please revoke it."),
-                     ("Sign-ins we did not make",
-                      "The portal shows logins from an address in another country at 3am.")],
-        "technical": [("Deposit still not credited", "Our deposit from Monday is stuck in pending."),
-                      ("Balance lags behind", "The wallet balance is an hour behind, sync lag?"),
-                      ("Migration window", "Will transfers be queued during Sunday's migration?")],
+        "security": [
+            (
+                "Key found in a public repository",
+                "Our production key was committed to GitHub yesterday, please revoke it.",
+            ),
+            (
+                "Sign-ins we did not make",
+                "The portal shows logins from an address in another country at 3am.",
+            ),
+        ],
+        "technical": [
+            ("Deposit still not credited", "Our deposit from Monday is stuck in pending."),
+            ("Balance lags behind", "The wallet balance is an hour behind, sync lag?"),
+            ("Migration window", "Will transfers be queued during Sunday's migration?"),
+        ],
     }
     for category, tickets in cases.items():
         for title, description in tickets:
@@ -116,8 +143,17 @@ def test_rules_and_model_combine_as_documented():
 def test_configuration_is_checked_with_locations(tmp_path):
     assert check_section({}).triage_below == 0.4
     with pytest.raises(ConfigError) as info:
-        check_section({"classifier": {"triage_below": 2, "override_rules_at": "high",
-                                      "enabled": "yes", "model": "", "extra": 1}})
+        check_section(
+            {
+                "classifier": {
+                    "triage_below": 2,
+                    "override_rules_at": "high",
+                    "enabled": "yes",
+                    "model": "",
+                    "extra": 1,
+                }
+            }
+        )
     assert sorted(info.value.problems) == [
         "classifier.enabled: must be true or false (got 'yes')",
         "classifier.extra: unknown setting",
@@ -130,11 +166,17 @@ def test_configuration_is_checked_with_locations(tmp_path):
     with pytest.raises(ModelError, match="unknown model format 99"):
         TextModel.load(broken)
     with pytest.raises(ConfigError, match="classifier.model: .*cannot be read"):
-        create_app(ticketing_config(f"sqlite:///{tmp_path}/t.db", tmp_path,
-                                    TICKETING={"classifier": {"model": str(tmp_path / "no")}}))
+        create_app(
+            ticketing_config(
+                f"sqlite:///{tmp_path}/t.db",
+                tmp_path,
+                TICKETING={"classifier": {"model": str(tmp_path / "no")}},
+            )
+        )
 
 
 # ------------------------------------------------------------------ through the API
+
 
 def _audit(client, staff, ticket_id):
     return client.get(f"/api/v1/staff/tickets/{ticket_id}/audit", headers=staff.headers).json
@@ -142,19 +184,22 @@ def _audit(client, staff, ticket_id):
 
 def test_decisions_carry_their_confidence_and_the_model_decides_the_misses(client, make):
     acme, agent = make.partner(), make.staff()
-    leaked = make.ticket(acme, title="Our API key is on GitHub",
-                         description="A developer pushed the production API key to a public "
-                                     "repo. Please revoke it.")
+    leaked = make.ticket(
+        acme,
+        title="Our API key is on GitHub",
+        description="A developer pushed the production API key to a public repo. Please revoke it.",
+    )
     assert leaked["category"] == "security"
-    stuck = make.ticket(acme, title="Deposit stuck", description="Our deposit is still pending "
-                                                                 "since Monday morning.")
+    stuck = make.ticket(
+        acme,
+        title="Deposit stuck",
+        description="Our deposit is still pending since Monday morning.",
+    )
     assert stuck["category"] == "technical"
     for ticket in (leaked, stuck):
-        [decision] = [e for e in _audit(client, agent, ticket["id"])
-                      if e["field"] == "category"]
+        [decision] = [e for e in _audit(client, agent, ticket["id"]) if e["field"] == "category"]
         assert decision["actor_kind"] == "system" and 0.4 <= decision["confidence"] <= 1
-        staff_view = client.get(f"/api/v1/staff/tickets/{ticket['id']}",
-                                headers=agent.headers).json
+        staff_view = client.get(f"/api/v1/staff/tickets/{ticket['id']}", headers=agent.headers).json
         assert staff_view["category_confidence"] == decision["confidence"]
         assert staff_view["needs_triage"] is False
     # a partner's own category has no confidence and needs no triage
@@ -178,25 +223,37 @@ def test_low_confidence_tickets_wait_for_triage_in_the_staff_queue(triage_app):
     acme, agent = make.partner(), make.staff()
     vague = make.ticket(acme, title="Question", description="Can someone call me back?")
     sure = make.ticket(acme, title="Something", description="Anything", category="other")
-    queue = lambda **q: [t["id"] for t in client.get(  # noqa: E731
-        "/api/v1/staff/tickets", query_string=q, headers=agent.headers).json["items"]]
+    queue = lambda **q: [
+        t["id"]
+        for t in client.get("/api/v1/staff/tickets", query_string=q, headers=agent.headers).json[
+            "items"
+        ]
+    ]
     assert queue(needs_triage="true") == [vague["id"]]
     assert queue(needs_triage="false") == [sure["id"]]
     entries = {e["field"]: e for e in _audit(client, agent, vague["id"])}
     assert entries["needs_triage"]["after"] == "True"
     assert entries["needs_triage"]["confidence"] == entries["category"]["confidence"] < 0.999
-    bad = client.get("/api/v1/staff/tickets", query_string={"needs_triage": "maybe"},
-                     headers=agent.headers)
+    bad = client.get(
+        "/api/v1/staff/tickets", query_string={"needs_triage": "maybe"}, headers=agent.headers
+    )
     assert bad.status_code == 422
 
     # staff confirming the category (even unchanged) ends the triage, and it is audited
-    r = client.patch(f"/api/v1/staff/tickets/{vague['id']}", headers=agent.headers,
-                     json={"category": vague["category"]})
+    r = client.patch(
+        f"/api/v1/staff/tickets/{vague['id']}",
+        headers=agent.headers,
+        json={"category": vague["category"]},
+    )
     assert r.status_code == 200 and r.json["needs_triage"] is False
     assert queue(needs_triage="true") == []
     last = _audit(client, agent, vague["id"])[-1]
     assert (last["actor_kind"], last["field"], last["after"], last["reason"]) == (
-        "staff", "needs_triage", "False", "category confirmed by staff")
+        "staff",
+        "needs_triage",
+        "False",
+        "category confirmed by staff",
+    )
 
 
 def test_without_the_model_the_rules_decide_alone(db_url, tmp_path):
@@ -210,6 +267,5 @@ def test_without_the_model_the_rules_decide_alone(db_url, tmp_path):
         acme, agent = make.partner(), make.staff()
         ticket = make.ticket(acme, title="Deposit stuck", description="Still pending.")
         assert ticket["category"] == "other"  # no keyword matches
-        [decision] = [e for e in _audit(client, agent, ticket["id"])
-                      if e["field"] == "category"]
+        [decision] = [e for e in _audit(client, agent, ticket["id"]) if e["field"] == "category"]
         assert decision["reason"] == "no keyword matched" and decision["confidence"] is None

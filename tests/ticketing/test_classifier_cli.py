@@ -1,6 +1,7 @@
 """``partnerwatch-ticketing classifier evaluate|train``: the real console script, run
 against a real database (SQLite and PostgreSQL) whose audit trail holds staff
 category overrides."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ SCRIPT = str(Path(sys.executable).with_name("partnerwatch-ticketing"))
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SCRIPT, "classifier", *args], env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [SCRIPT, "classifier", *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def percent(label: str, output: str) -> float:
@@ -47,8 +49,11 @@ def test_evaluate_prints_held_out_accuracy_of_the_shipped_corpus(tmp_path):
 OVERRIDES = [  # (title, description, what staff set)
     ("Strange sign-in", "Someone signed in to our portal at 4am from a new device.", "security"),
     ("Payout went elsewhere", "The payout went to a wallet we do not know.", "security"),
-    ("Cutover delayed our batch", "The ledger cutover left our batch waiting for hours.",
-     "technical"),
+    (
+        "Cutover delayed our batch",
+        "The ledger cutover left our batch waiting for hours.",
+        "technical",
+    ),
     ("Numbers frozen since noon", "Dashboard totals have not moved since noon.", "technical"),
     ("Quote for next year", "Could you send a quote for 300 MWh next year?", "billing"),
     ("Webinar recording", "Is the recording of last week's webinar available?", "other"),
@@ -67,8 +72,11 @@ def database_with_overrides(db_url, tmp_path):
             ticket = make.ticket(acme, title=title, description=description)
             wrong = "energy" if category != "energy" else "api"
             for chosen in (wrong, category):  # the last override is the label
-                r = client.patch(f"/api/v1/staff/tickets/{ticket['id']}",
-                                 headers=agent.headers, json={"category": chosen})
+                r = client.patch(
+                    f"/api/v1/staff/tickets/{ticket['id']}",
+                    headers=agent.headers,
+                    json={"category": chosen},
+                )
                 assert r.status_code == 200
         make.ticket(acme, title="Untouched", description="No override on this one.")
         with app.app_context():
@@ -79,8 +87,15 @@ def database_with_overrides(db_url, tmp_path):
 
 def _config(tmp_path: Path, model: Path) -> Path:
     path = tmp_path / "ticketing.yml"
-    path.write_text(yaml.safe_dump({"classifier": {"model": str(model)},
-                                    "outbox": {"worker": False}, "live": {"enabled": False}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "classifier": {"model": str(model)},
+                "outbox": {"worker": False},
+                "live": {"enabled": False},
+            }
+        )
+    )
     return path
 
 
@@ -91,21 +106,22 @@ def _corpus(tmp_path: Path, name: str, shuffle_labels: bool = False) -> Path:
     if shuffle_labels:
         random.Random(1).shuffle(labels)
     path = tmp_path / name
-    path.write_text("".join(f"{c} | {e.title} | {e.description}\n"
-                            for c, e in zip(labels, corpus)))
+    path.write_text("".join(f"{c} | {e.title} | {e.description}\n" for c, e in zip(labels, corpus)))
     return path
 
 
-def test_train_learns_from_overrides_and_refuses_a_worse_model(database_with_overrides,
-                                                                tmp_path):
+def test_train_learns_from_overrides_and_refuses_a_worse_model(database_with_overrides, tmp_path):
     # The current model: the shipped one, its recorded score lowered so a model trained
     # on half the corpus beats it.
     current = tmp_path / "model.json"
     data = json.loads(__import__("gzip").decompress(SHIPPED_MODEL.read_bytes()))
     data["evaluation"]["score"] = 0.5
     current.write_text(json.dumps(data))
-    env = {**os.environ, "TICKETING_DATABASE_URL": database_with_overrides,
-           "TICKETING_CONFIG": str(_config(tmp_path, current))}
+    env = {
+        **os.environ,
+        "TICKETING_DATABASE_URL": database_with_overrides,
+        "TICKETING_CONFIG": str(_config(tmp_path, current)),
+    }
 
     result = run(env, "train", "--corpus", str(_corpus(tmp_path, "half.txt")))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -130,8 +146,9 @@ def test_train_learns_from_overrides_and_refuses_a_worse_model(database_with_ove
 
     # --output elsewhere: compared with the configured model when that file is new
     other = tmp_path / "other.json.gz"
-    result = run(env, "train", "--corpus", str(_corpus(tmp_path, "bad2.txt", True)),
-                 "--output", str(other))
+    result = run(
+        env, "train", "--corpus", str(_corpus(tmp_path, "bad2.txt", True)), "--output", str(other)
+    )
     assert result.returncode == 1 and not other.exists()
 
     # evaluate --overrides reports them; a broken corpus is a clear error

@@ -1,4 +1,5 @@
 """Idempotent ticket creation, and cursor pagination of ticket lists."""
+
 from __future__ import annotations
 
 import threading
@@ -16,24 +17,29 @@ def test_same_key_same_body_returns_the_same_ticket(app, client, make):
     counts = row_counts(app)
 
     # Same body (other key order and spacing): the same ticket, nothing new.
-    replay = client.post("/api/v1/tickets", headers=headers, content_type="application/json",
-                         data='{ "description": "Every POST answers 503.",\n'
-                              '  "title": "Transactions failing" }')
+    replay = client.post(
+        "/api/v1/tickets",
+        headers=headers,
+        content_type="application/json",
+        data='{ "description": "Every POST answers 503.",\n  "title": "Transactions failing" }',
+    )
     assert replay.status_code == 200
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json == first.json
     assert row_counts(app) == counts
 
     # Same key, another body: refused, nothing written.
-    other = client.post("/api/v1/tickets", headers=headers,
-                        json={**BODY, "description": "Something else entirely."})
+    other = client.post(
+        "/api/v1/tickets", headers=headers, json={**BODY, "description": "Something else entirely."}
+    )
     assert_error(other, 422, "idempotency_key_reused")
     assert row_counts(app) == counts
 
     # Keys belong to a partner: another partner's identical key is a new ticket.
     rival = make.partner("Rival")
-    theirs = client.post("/api/v1/tickets", headers={**rival.headers,
-                                                     "Idempotency-Key": "order-7781"}, json=BODY)
+    theirs = client.post(
+        "/api/v1/tickets", headers={**rival.headers, "Idempotency-Key": "order-7781"}, json=BODY
+    )
     assert theirs.status_code == 201 and theirs.json["id"] != first.json["id"]
 
     # Without a key, every request is a new ticket.
@@ -105,23 +111,46 @@ def test_cursor_pagination_walks_every_ticket_once(client, make):
     assert [len(p) for p in pages] == [4, 4, 1]
 
     # A ticket filed meanwhile neither shifts nor repeats the pages.
-    first = client.get("/api/v1/staff/tickets", headers=agent.headers,
-                       query_string={"limit": 4}).json
+    first = client.get(
+        "/api/v1/staff/tickets", headers=agent.headers, query_string={"limit": 4}
+    ).json
     make.ticket(acme, title="Late arrival")
-    second = client.get("/api/v1/staff/tickets", headers=agent.headers,
-                        query_string={"limit": 4, "cursor": first["next_cursor"]}).json
+    second = client.get(
+        "/api/v1/staff/tickets",
+        headers=agent.headers,
+        query_string={"limit": 4, "cursor": first["next_cursor"]},
+    ).json
     assert [t["id"] for t in second["items"]] == (ids + low)[4:8]
 
     # A cursor only works with the filters and order it was made for.
-    assert_error(client.get("/api/v1/staff/tickets", headers=agent.headers,
-                            query_string={"limit": 4, "priority": "low",
-                                          "cursor": first["next_cursor"]}), 400, "invalid_cursor")
-    assert_error(client.get("/api/v1/staff/tickets", headers=agent.headers,
-                            query_string={"limit": 4, "order": "newest",
-                                          "cursor": first["next_cursor"]}), 400, "invalid_cursor")
+    assert_error(
+        client.get(
+            "/api/v1/staff/tickets",
+            headers=agent.headers,
+            query_string={"limit": 4, "priority": "low", "cursor": first["next_cursor"]},
+        ),
+        400,
+        "invalid_cursor",
+    )
+    assert_error(
+        client.get(
+            "/api/v1/staff/tickets",
+            headers=agent.headers,
+            query_string={"limit": 4, "order": "newest", "cursor": first["next_cursor"]},
+        ),
+        400,
+        "invalid_cursor",
+    )
     tampered = first["next_cursor"][:-3] + ("AAA" if first["next_cursor"][-3:] != "AAA" else "BBB")
-    assert_error(client.get("/api/v1/staff/tickets", headers=agent.headers,
-                            query_string={"limit": 4, "cursor": tampered}), 400, "invalid_cursor")
+    assert_error(
+        client.get(
+            "/api/v1/staff/tickets",
+            headers=agent.headers,
+            query_string={"limit": 4, "cursor": tampered},
+        ),
+        400,
+        "invalid_cursor",
+    )
 
 
 def test_page_size_defaults_and_cap(db_url, tmp_path):

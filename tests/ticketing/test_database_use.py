@@ -1,6 +1,7 @@
 """What a request asks of the database: no reading back, reads without a transaction,
 and pooled connections checked only when they sat idle.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,18 +25,24 @@ def test_creating_a_ticket_writes_it_and_reads_nothing_back(app, client, make):
         created = client.post("/api/v1/tickets", headers=acme.headers, json=BODY)
     assert created.status_code == 201
     assert [s.verb for s in seen.statements] == ["INSERT"] * 3
-    assert seen.writes() == [("INSERT", "tickets"), ("INSERT", "ticket_audit"),
-                             ("INSERT", "outbox_messages")]
+    assert seen.writes() == [
+        ("INSERT", "tickets"),
+        ("INSERT", "ticket_audit"),
+        ("INSERT", "outbox_messages"),
+    ]
     # What was answered from memory is what the database holds.
     stored = client.get(f"/api/v1/tickets/{created.json['id']}", headers=acme.headers)
     assert stored.json == created.json
 
     agent = make.staff()
-    trail = client.get(f"/api/v1/staff/tickets/{created.json['id']}/audit",
-                       headers=agent.headers).json
+    trail = client.get(
+        f"/api/v1/staff/tickets/{created.json['id']}/audit", headers=agent.headers
+    ).json
     assert [(e["field"], e["after"], e["actor_kind"]) for e in trail] == [
-        ("status", "open", "partner"), ("priority", "medium", "system"),
-        ("category", "billing", "system")]
+        ("status", "open", "partner"),
+        ("priority", "medium", "system"),
+        ("category", "billing", "system"),
+    ]
     assert [e["id"] for e in trail] == sorted(e["id"] for e in trail)
 
 
@@ -43,8 +50,9 @@ def test_posting_a_message_reads_only_the_ticket(app, client, make):
     acme = make.partner()
     tid = make.ticket(acme)["id"]
     with capture(app) as seen:
-        posted = client.post(f"/api/v1/tickets/{tid}/messages", headers=acme.headers,
-                             json={"body": "Any news?"})
+        posted = client.post(
+            f"/api/v1/tickets/{tid}/messages", headers=acme.headers, json={"body": "Any news?"}
+        )
     assert posted.status_code == 201
     assert seen.verbs() == ["SELECT", "INSERT", "UPDATE"]
     listed = client.get(f"/api/v1/tickets/{tid}/messages", headers=acme.headers).json
@@ -64,10 +72,13 @@ def test_reads_run_without_a_transaction_on_postgresql(pg_app):
     client.get("/api/v1/tickets", headers=acme.headers)
     client.get("/api/v1/staff/tickets", headers=agent.headers)
     with capture(pg_app) as reads:
-        for path, party in (("/api/v1/tickets", acme), (f"/api/v1/tickets/{tid}", acme),
-                            (f"/api/v1/tickets/{tid}/messages", acme),
-                            ("/api/v1/staff/tickets", agent),
-                            (f"/api/v1/staff/tickets/{tid}/audit", agent)):
+        for path, party in (
+            ("/api/v1/tickets", acme),
+            (f"/api/v1/tickets/{tid}", acme),
+            (f"/api/v1/tickets/{tid}/messages", acme),
+            ("/api/v1/staff/tickets", agent),
+            (f"/api/v1/staff/tickets/{tid}/audit", agent),
+        ):
             assert client.get(path, headers=party.headers).status_code == 200
     assert reads.statements and all(s.autocommit for s in reads.statements)
     # Writes on the same pooled connections still run in a transaction.
@@ -82,9 +93,12 @@ def _terminate_connections(app) -> int:
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as admin:
-        return len(admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
+        return len(
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        )
 
 
 def test_a_connection_that_died_while_idle_is_replaced(pg_app):
@@ -108,8 +122,15 @@ def test_insert_now_leaves_the_object_as_a_flush_would(app, make):
     acme = make.partner()
     with app.app_context():
         now = utcnow()
-        ticket = Ticket(partner_id=acme.id, title="Invoice missing", description="None for May.",
-                        category="billing", priority="medium", created_at=now, updated_at=now)
+        ticket = Ticket(
+            partner_id=acme.id,
+            title="Invoice missing",
+            description="None for May.",
+            category="billing",
+            priority="medium",
+            created_at=now,
+            updated_at=now,
+        )
         with capture(app) as seen:
             assert insert_now(ticket) is ticket
         assert seen.writes() == [("INSERT", "tickets")]
@@ -123,12 +144,22 @@ def test_insert_now_leaves_the_object_as_a_flush_would(app, make):
         assert seen.writes() == [("UPDATE", "tickets")]
         db.session.expunge_all()
         stored = db.session.execute(select(Ticket).where(Ticket.id == ticket.id)).scalar_one()
-        assert (stored.title, stored.status, stored.created_at) == ("Invoice missing",
-                                                                    "in_progress", now)
+        assert (stored.title, stored.status, stored.created_at) == (
+            "Invoice missing",
+            "in_progress",
+            now,
+        )
         # An object with a related object set on it goes through the unit of work.
         partner = Partner(name="Beta Energy")
-        other = Ticket(partner=partner, title="t", description="d", category="api",
-                       priority="low", created_at=now, updated_at=now)
+        other = Ticket(
+            partner=partner,
+            title="t",
+            description="d",
+            category="api",
+            priority="low",
+            created_at=now,
+            updated_at=now,
+        )
         insert_now(other)
         assert other.id is not None and partner.id is not None and other.partner_id == partner.id
         db.session.rollback()
@@ -154,15 +185,20 @@ def test_get_now_and_update_now_leave_the_object_as_the_orm_would(app, make):
         state = inspect(ticket)
         assert state.persistent and not state.modified and not state.expired_attributes
         assert ticket.partner.id == acme.id  # relationships load on access
-        expected = db.session.execute(
-            select(*Ticket.__table__.columns).where(Ticket.id == tid)).one()._asdict()
+        expected = (
+            db.session.execute(select(*Ticket.__table__.columns).where(Ticket.id == tid))
+            .one()
+            ._asdict()
+        )
         assert {c: getattr(ticket, c) for c in expected} == expected
 
         later = utcnow()
         with capture(app) as seen:
             assert update_now(ticket, updated_at=later, first_response_at=later) is ticket
         assert seen.writes() == [("UPDATE", "tickets")]
-        assert "first_response_at" in seen.statements[0].sql and "title" not in seen.statements[0].sql
+        assert (
+            "first_response_at" in seen.statements[0].sql and "title" not in seen.statements[0].sql
+        )
         assert not inspect(ticket).modified  # nothing left to flush for those columns
         ticket.status = "in_progress"
         with capture(app) as seen:
@@ -171,4 +207,7 @@ def test_get_now_and_update_now_leave_the_object_as_the_orm_would(app, make):
         db.session.expunge_all()
         stored = db.session.execute(select(Ticket).where(Ticket.id == tid)).scalar_one()
         assert (stored.updated_at, stored.first_response_at, stored.status) == (
-            later, later, "in_progress")
+            later,
+            later,
+            "in_progress",
+        )

@@ -4,6 +4,7 @@ Every response schema derives from ``FastDumpSchema``; here each is compared
 with marshmallow's ``Schema.dump`` on the same objects, read back from the
 database in every state a ticket can be in.
 """
+
 from __future__ import annotations
 
 import inspect as pyinspect
@@ -19,10 +20,15 @@ from ticketing.db import db
 from ticketing.models import Attachment, Message, Ticket, TicketAudit, utcnow
 
 RESPONSE_SCHEMAS = sorted(
-    (cls for _, cls in pyinspect.getmembers(schemas, pyinspect.isclass)
-     if issubclass(cls, FastDumpSchema) and cls.__module__ == schemas.__name__
-     and not cls.__name__.startswith("_")),
-    key=lambda cls: cls.__name__)
+    (
+        cls
+        for _, cls in pyinspect.getmembers(schemas, pyinspect.isclass)
+        if issubclass(cls, FastDumpSchema)
+        and cls.__module__ == schemas.__name__
+        and not cls.__name__.startswith("_")
+    ),
+    key=lambda cls: cls.__name__,
+)
 
 
 def marshmallow_dump(schema: ma.Schema, obj, many: bool = False):
@@ -38,15 +44,24 @@ def marshmallow_dump(schema: ma.Schema, obj, many: bool = False):
         if value is not ma.missing:
             result[field.data_key or name] = value
     assert result == ma.Schema.dump(schema, obj) or any(
-        isinstance(f, ma.fields.List) for f in schema.dump_fields.values())
+        isinstance(f, ma.fields.List) for f in schema.dump_fields.values()
+    )
     return result
 
 
 def test_every_response_schema_is_fast():
     names = {cls.__name__ for cls in RESPONSE_SCHEMAS}
-    assert {"PartnerTicketSchema", "StaffTicketSchema", "PartnerTicketPageSchema",
-            "StaffTicketPageSchema", "PartnerMessageSchema", "StaffMessageSchema",
-            "PartnerAttachmentSchema", "StaffAttachmentSchema", "AuditEntrySchema"} <= names
+    assert {
+        "PartnerTicketSchema",
+        "StaffTicketSchema",
+        "PartnerTicketPageSchema",
+        "StaffTicketPageSchema",
+        "PartnerMessageSchema",
+        "StaffMessageSchema",
+        "PartnerAttachmentSchema",
+        "StaffAttachmentSchema",
+        "AuditEntrySchema",
+    } <= names
 
 
 def test_tickets_in_every_state_dump_as_marshmallow_does(app, client, make):
@@ -54,15 +69,21 @@ def test_tickets_in_every_state_dump_as_marshmallow_does(app, client, make):
     agent = make.staff()
     ids = [make.ticket(acme, title=f"Ticket {n}")["id"] for n in range(6)]
     staff = "/api/v1/staff/tickets/{}"
-    client.post(staff.format(ids[1]) + "/assign", headers=agent.headers,
-                json={"assignee_id": agent.id})
-    client.post(staff.format(ids[1]) + "/messages", headers=agent.headers,
-                json={"body": "Looking into it."})
-    client.post(staff.format(ids[2]) + "/status", headers=agent.headers,
-                json={"status": "resolved"})
+    client.post(
+        staff.format(ids[1]) + "/assign", headers=agent.headers, json={"assignee_id": agent.id}
+    )
+    client.post(
+        staff.format(ids[1]) + "/messages", headers=agent.headers, json={"body": "Looking into it."}
+    )
+    client.post(
+        staff.format(ids[2]) + "/status", headers=agent.headers, json={"status": "resolved"}
+    )
     client.post(f"/api/v1/tickets/{ids[3]}/close", headers=acme.headers)
-    client.post(f"/api/v1/tickets/{ids[4]}/messages", headers=acme.headers,
-                json={"body": "Any news? ünïcödé ✓"})
+    client.post(
+        f"/api/v1/tickets/{ids[4]}/messages",
+        headers=acme.headers,
+        json={"body": "Any news? ünïcödé ✓"},
+    )
     make.upload(agent, ids[4], staff=True, internal="true")
     make.upload(acme, ids[4])
     with app.app_context():
@@ -132,14 +153,32 @@ class WithHook(Odd):
         return {**data, "hooked": True}
 
 
-@pytest.mark.parametrize("value", [
-    _Thing(renamed="r", word="w", count=3, flag=1, text_number="12", inner=_Thing(word="x"),
-           when=datetime(2025, 1, 31, 12, 0, 0, tzinfo=timezone(timedelta(hours=2))),
-           decimal=2),
-    {"renamed": None, "word": "w", "count": None, "flag": False, "text_number": 5,
-     "inner": {"word": "y"}, "when": datetime(2025, 1, 31, 12, 0, 0, 5), "decimal": 1.5,
-     "shout": "loud"},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        _Thing(
+            renamed="r",
+            word="w",
+            count=3,
+            flag=1,
+            text_number="12",
+            inner=_Thing(word="x"),
+            when=datetime(2025, 1, 31, 12, 0, 0, tzinfo=timezone(timedelta(hours=2))),
+            decimal=2,
+        ),
+        {
+            "renamed": None,
+            "word": "w",
+            "count": None,
+            "flag": False,
+            "text_number": 5,
+            "inner": {"word": "y"},
+            "when": datetime(2025, 1, 31, 12, 0, 0, 5),
+            "decimal": 1.5,
+            "shout": "loud",
+        },
+    ],
+)
 def test_unusual_fields_dump_as_marshmallow_does(value):
     for schema in (Odd(), WithHook()):
         assert schema.dump(value) == ma.Schema.dump(schema, value)

@@ -4,6 +4,7 @@ A change committed through the ORM in this process is refused at once; one
 made elsewhere (another worker: here a plain SQL update outside the ORM
 session) is refused when the cached entry expires.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -14,8 +15,8 @@ from sqlalchemy import text
 
 from ticketing import create_app, signals
 from ticketing.auth import LAST_USED_RESOLUTION
-from ticketing.db import db
 from ticketing.auth.key_cache import KeyCache
+from ticketing.db import db
 from ticketing.models import ApiKey, Partner, Staff, utcnow
 
 from .conftest import assert_error, ticketing_config
@@ -64,8 +65,14 @@ def test_a_known_key_costs_no_query(app, client, make):
     with capture(app) as again:
         for _ in range(3):
             assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200
-            assert client.post("/api/v1/tickets", headers=acme.headers,
-                               json={"title": "Hello", "description": "There."}).status_code == 201
+            assert (
+                client.post(
+                    "/api/v1/tickets",
+                    headers=acme.headers,
+                    json={"title": "Hello", "description": "There."},
+                ).status_code
+                == 201
+            )
     assert _auth_queries(again) == []  # ... then trusted for the TTL
     # A wrong key never is: every attempt is checked.
     wrong = acme.key[:-1] + ("A" if acme.key[-1] != "A" else "B")
@@ -78,8 +85,11 @@ def test_a_known_key_costs_no_query(app, client, make):
 def test_changes_in_this_process_are_refused_at_once(app, client, make, runner, failures):
     acme, globex = make.partner("Acme"), make.partner("Globex")
     agent = make.staff()
-    for party, path in ((acme, "/api/v1/tickets"), (globex, "/api/v1/tickets"),
-                        (agent, "/api/v1/staff/tickets")):
+    for party, path in (
+        (acme, "/api/v1/tickets"),
+        (globex, "/api/v1/tickets"),
+        (agent, "/api/v1/staff/tickets"),
+    ):
         assert client.get(path, headers=party.headers).status_code == 200  # all cached
 
     # Revoked with the CLI: refused on the next request.
@@ -91,8 +101,7 @@ def test_changes_in_this_process_are_refused_at_once(app, client, make, runner, 
         db.session.get(Staff, agent.id).active = False
         db.session.commit()
     assert_error(client.get("/api/v1/tickets", headers=globex.headers), 401, "unauthorized")
-    assert_error(client.get("/api/v1/staff/tickets", headers=agent.headers), 401,
-                 "unauthorized")
+    assert_error(client.get("/api/v1/staff/tickets", headers=agent.headers), 401, "unauthorized")
     assert failures == ["revoked", "inactive", "inactive"]
 
 
@@ -104,29 +113,33 @@ def test_a_role_change_applies_to_the_next_request(app, client, make):
     with app.app_context():
         db.session.get(Staff, agent.id).role = "admin"
         db.session.commit()
-    assert client.post(assign, headers=agent.headers,
-                       json={"assignee_id": other.id}).status_code == 200
+    assert (
+        client.post(assign, headers=agent.headers, json={"assignee_id": other.id}).status_code
+        == 200
+    )
 
 
 def test_a_bulk_update_through_the_session_forgets_keys(app, client, make):
     acme = make.partner()
     assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200
     with app.app_context():
-        db.session.execute(db.update(Partner).where(Partner.id == acme.id)
-                           .values(status="suspended"))
+        db.session.execute(
+            db.update(Partner).where(Partner.id == acme.id).values(status="suspended")
+        )
         db.session.commit()
     assert_error(client.get("/api/v1/tickets", headers=acme.headers), 401, "unauthorized")
 
 
-def test_other_processes_changes_apply_when_the_entry_expires(app, client, make, clock,
-                                                              failures):
+def test_other_processes_changes_apply_when_the_entry_expires(app, client, make, clock, failures):
     acme = make.partner()
     assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200
     # Another worker revokes the key: this process's session never sees it.
     with app.app_context():
         with db.engine.begin() as connection:
-            connection.execute(text("UPDATE api_keys SET revoked_at = :now WHERE prefix = :p"),
-                               {"now": utcnow(), "p": acme.key.split("_")[1]})
+            connection.execute(
+                text("UPDATE api_keys SET revoked_at = :now WHERE prefix = :p"),
+                {"now": utcnow(), "p": acme.key.split("_")[1]},
+            )
     ttl = app.extensions["ticketing_key_cache"].ttl
     clock.now += ttl - 0.5
     assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200  # cached
@@ -141,8 +154,9 @@ def test_last_use_is_written_once_a_minute(app, client, make):
 
     def last_used():
         with app.app_context():
-            return db.session.execute(db.select(ApiKey.last_used_at)
-                                      .where(ApiKey.prefix == prefix)).scalar_one()
+            return db.session.execute(
+                db.select(ApiKey.last_used_at).where(ApiKey.prefix == prefix)
+            ).scalar_one()
 
     assert client.get("/api/v1/tickets", headers=acme.headers).status_code == 200
     first = last_used()
@@ -157,8 +171,11 @@ def test_last_use_is_written_once_a_minute(app, client, make):
     (entry,) = cache._entries.values()
     entry.last_used_at -= LAST_USED_RESOLUTION
     with app.app_context():
-        db.session.execute(db.update(ApiKey).where(ApiKey.prefix == prefix)
-                           .values(last_used_at=first - LAST_USED_RESOLUTION))
+        db.session.execute(
+            db.update(ApiKey)
+            .where(ApiKey.prefix == prefix)
+            .values(last_used_at=first - LAST_USED_RESOLUTION)
+        )
         db.session.commit()
     with capture(app) as seen:
         for _ in range(3):
@@ -207,8 +224,10 @@ def test_the_ttl_is_checked_like_any_duration():
     from ticketing.desk.settings import check_core
 
     assert check_core(load_sections()).api.key_cache_ttl == 5.0
-    assert check_core(load_sections(overrides={"api": {"key_cache_ttl": "500ms"}})
-                      ).api.key_cache_ttl == 0.5
+    assert (
+        check_core(load_sections(overrides={"api": {"key_cache_ttl": "500ms"}})).api.key_cache_ttl
+        == 0.5
+    )
     with pytest.raises(ConfigError) as refused:
         check_core(load_sections(overrides={"api": {"key_cache_ttl": "-1s"}}))
     assert any(p.startswith("api.key_cache_ttl:") for p in refused.value.problems)

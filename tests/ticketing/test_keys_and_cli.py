@@ -1,4 +1,5 @@
 """API keys (hashed, revocable, last use recorded), the CLI, and the migrations."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,7 @@ def test_cli_creates_partners_staff_and_keys(app, client, runner):
 
     # The keys work, for their own API.
     assert client.get("/api/v1/tickets", headers={"X-API-Key": raw}).status_code == 200
-    assert client.get("/api/v1/staff/tickets",
-                      headers={"X-API-Key": staff_key}).status_code == 200
+    assert client.get("/api/v1/staff/tickets", headers={"X-API-Key": staff_key}).status_code == 200
 
     listing = runner.invoke(args=["list-keys"]).stdout
     prefix = raw.split("_")[1]
@@ -81,9 +81,9 @@ def test_keys_are_stored_only_as_hashes(app, client, make):
     assert secret not in dump
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("sqlite:///"):
-        raw_file = Path(url[len("sqlite:///"):]).read_bytes()
+        raw_file = Path(url[len("sqlite:///") :]).read_bytes()
         for suffix in ("-wal", "-shm"):
-            extra = Path(url[len("sqlite:///"):] + suffix)
+            extra = Path(url[len("sqlite:///") :] + suffix)
             raw_file += extra.read_bytes() if extra.exists() else b""
         assert secret.encode() not in raw_file
 
@@ -92,8 +92,12 @@ def test_last_use_is_recorded_and_failures_signalled(app, client, make):
     acme = make.partner()
     prefix = acme.key.split("_")[1]
     with app.app_context():
-        assert db.session.execute(db.select(ApiKey.last_used_at).where(
-            ApiKey.prefix == prefix)).scalar_one() is None
+        assert (
+            db.session.execute(
+                db.select(ApiKey.last_used_at).where(ApiKey.prefix == prefix)
+            ).scalar_one()
+            is None
+        )
     failures = []
 
     def on_failed(sender, key_prefix, reason):
@@ -106,8 +110,12 @@ def test_last_use_is_recorded_and_failures_signalled(app, client, make):
         client.get("/api/v1/tickets", headers={"X-API-Key": acme.key[:-1] + "x"})
         client.get("/healthz")  # no key needed: nothing to report
     with app.app_context():
-        assert db.session.execute(db.select(ApiKey.last_used_at).where(
-            ApiKey.prefix == prefix)).scalar_one() is not None
+        assert (
+            db.session.execute(
+                db.select(ApiKey.last_used_at).where(ApiKey.prefix == prefix)
+            ).scalar_one()
+            is not None
+        )
     assert failures == [(None, "missing"), (None, "malformed"), (prefix, "unknown")]
 
     # A suspended partner's key stops working.
@@ -126,13 +134,35 @@ def test_migrations_upgrade_and_downgrade(db_url, tmp_path):
     with app.app_context():
         upgrade()
         tables = set(inspect(db.engine).get_table_names())
-        assert {"partners", "staff", "api_keys", "tickets", "messages", "attachments",
-                "ticket_audit", "idempotency_keys", "alembic_version"} <= tables
+        assert {
+            "partners",
+            "staff",
+            "api_keys",
+            "tickets",
+            "messages",
+            "attachments",
+            "ticket_audit",
+            "idempotency_keys",
+            "alembic_version",
+        } <= tables
         columns = {c["name"] for c in inspect(db.engine).get_columns("tickets")}
-        assert columns >= {"id", "partner_id", "title", "description", "category", "status",
-                           "priority", "assignee_id", "created_at", "updated_at",
-                           "first_response_at", "first_response_due_at", "resolution_due_at",
-                           "resolved_at", "closed_at"}
+        assert columns >= {
+            "id",
+            "partner_id",
+            "title",
+            "description",
+            "category",
+            "status",
+            "priority",
+            "assignee_id",
+            "created_at",
+            "updated_at",
+            "first_response_at",
+            "first_response_due_at",
+            "resolution_due_at",
+            "resolved_at",
+            "closed_at",
+        }
         downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         upgrade(revision="0001_initial")

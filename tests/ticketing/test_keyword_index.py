@@ -5,6 +5,7 @@ it occur?) and ``findall``-ed (how often?) for every keyword of every rule.
 Compared on the ordinary support texts of the security corpus and on random
 texts built to trip it up (overlaps, shared prefixes, case oddities).
 """
+
 from __future__ import annotations
 
 import random
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ticketing.desk.choices import max_priority, priority_rank
-from ticketing.desk.triage import Classifier, KeywordIndex, keyword_pattern
 from ticketing.config import load_sections
+from ticketing.desk.choices import max_priority, priority_rank
 from ticketing.desk.settings import check_core
+from ticketing.desk.triage import Classifier, KeywordIndex, keyword_pattern
 
 CORPUS = Path(__file__).parents[1] / "security" / "corpus" / "tickets.txt"
 
@@ -31,8 +32,9 @@ def reference_priority(settings, title, description, requested):
     texts = {"title": title, "description": description}
     for rule in settings.priority_rules:
         for field in rule.fields:
-            hit = next((kw for kw in rule.keywords if keyword_pattern(kw).search(texts[field])),
-                       None)
+            hit = next(
+                (kw for kw in rule.keywords if keyword_pattern(kw).search(texts[field])), None
+            )
             if hit is not None:
                 if priority_rank(rule.priority) > priority_rank(start):
                     reasons.append(f"rule {rule.name}: {hit!r} in {field}")
@@ -62,10 +64,12 @@ def test_the_corpus_is_classified_as_by_the_reference(settings):
     for line in lines:
         title, description = line[:80], line
         assert classifier.category(title, description) == reference_category(
-            settings, title, description), line
+            settings, title, description
+        ), line
         for requested in (None, "low", "high"):
             assert classifier.priority(title, description, requested) == reference_priority(
-                settings, title, description, requested), line
+                settings, title, description, requested
+            ), line
         matched += classifier.category(title, description)[1] != "no keyword matched"
     assert matched > 100  # the corpus does exercise the rules
 

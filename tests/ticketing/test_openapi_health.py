@@ -1,4 +1,5 @@
 """The OpenAPI document (valid, covering every route), health probes and configuration."""
+
 from __future__ import annotations
 
 import re
@@ -6,11 +7,11 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
+from tests.harness import free_port
 from ticketing import create_app
 from ticketing.config import ConfigError, load_sections
-from ticketing.desk.settings import check_core
 from ticketing.db import db
-from tests.harness import free_port
+from ticketing.desk.settings import check_core
 
 from .conftest import assert_error, ticketing_config
 
@@ -49,9 +50,13 @@ def test_openapi_document_is_valid_and_covers_every_route(app, client):
     upload = spec["paths"]["/api/v1/tickets/{ticket_id}/attachments"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
     assert upload["responses"]["415"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Error"}
-    ticket_id = next(p for p in spec["paths"]["/api/v1/tickets/{ticket_id}"]["parameters"]
-                     if p["name"] == "ticket_id")
+        "$ref": "#/components/schemas/Error"
+    }
+    ticket_id = next(
+        p
+        for p in spec["paths"]["/api/v1/tickets/{ticket_id}"]["parameters"]
+        if p["name"] == "ticket_id"
+    )
     assert ticket_id["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
     error = schemas["Error"]
     assert error["required"] == ["error"]
@@ -111,10 +116,16 @@ api:
     with pytest.raises(ConfigError) as info:
         check_core(load_sections(bad))
     problems = "\n".join(info.value.problems)
-    for location in ("classification.default_priority", "classification.priority_rules[0].keywords",
-                     "classification.category_rules.gossip", "sla.first_response.critical",
-                     "sla.first_response.medium", "attachments.max_bytes",
-                     "attachments.allowed_content_types[1]", "api.colour"):
+    for location in (
+        "classification.default_priority",
+        "classification.priority_rules[0].keywords",
+        "classification.category_rules.gossip",
+        "sla.first_response.critical",
+        "sla.first_response.medium",
+        "attachments.max_bytes",
+        "attachments.allowed_content_types[1]",
+        "api.colour",
+    ):
         assert f"{location}:" in problems, problems
     with pytest.raises(ConfigError):
         create_app({"TESTING": True, "TICKETING_CONFIG": str(bad)})

@@ -9,6 +9,7 @@ take no lock: these tests send the real signals to this process while the locks
 are held by the code they interrupt. The gunicorn side (live-feed clients closed
 with 1001 on SIGINT) is tested in tests/live/test_feed.py.
 """
+
 import os
 import signal
 import threading

@@ -6,6 +6,7 @@ the loopback sink through (``allowed_networks: [127.0.0.1/32]``, http allowed)
 and short retry timings; pass ``allowed_networks=[]`` for the shipped guard.
 ``partners(app)`` creates two partners (A and B) with keys, and an agent.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-
 from flask_migrate import upgrade
 
 from tests.delivery.conftest import FAST_OUTBOX, deliver
@@ -22,9 +22,14 @@ from ticketing import create_app
 from ticketing.db import db
 
 TOKEN = "receiver-token-0123456789abcdef"
-FAST_WEBHOOKS = {"require_https": False, "allowed_networks": ["127.0.0.1/32"],
-                 "initial_backoff": "100ms", "max_backoff": "200ms",
-                 "connect_timeout": "1s", "read_timeout": "2s"}
+FAST_WEBHOOKS = {
+    "require_https": False,
+    "allowed_networks": ["127.0.0.1/32"],
+    "initial_backoff": "100ms",
+    "max_backoff": "200ms",
+    "connect_timeout": "1s",
+    "read_timeout": "2s",
+}
 
 
 @pytest.fixture
@@ -40,9 +45,14 @@ def make_app(db_url, tmp_path, token_file):
 
     def make(**webhooks) -> Flask:
         section = {**FAST_WEBHOOKS, "receiver_token_file": str(token_file), **webhooks}
-        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url,
-                          "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
-                          "TICKETING": {"outbox": FAST_OUTBOX, "webhooks": section}})
+        app = create_app(
+            {
+                "TESTING": True,
+                "SQLALCHEMY_DATABASE_URI": db_url,
+                "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
+                "TICKETING": {"outbox": FAST_OUTBOX, "webhooks": section},
+            }
+        )
         if not built:
             with app.app_context():
                 upgrade()
@@ -82,8 +92,9 @@ def partners(app: Flask) -> Partners:
 
 
 def register(app: Flask, key: str, url: str, **fields) -> dict:
-    response = app.test_client().post("/api/v1/webhooks", json={"url": url, **fields},
-                                      headers={"X-API-Key": key})
+    response = app.test_client().post(
+        "/api/v1/webhooks", json={"url": url, **fields}, headers={"X-API-Key": key}
+    )
     assert response.status_code == 201, response.json
     return response.json
 

@@ -20,6 +20,7 @@ reaches it too; B gets nothing; a private-address URL is refused with a 422;
 an endpoint answering 500 twice then 200 gets its event on the third attempt.
 Prints the time from the crossing to A's delivery.
 """
+
 from __future__ import annotations
 
 import sys
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FOR = 2
 GROUP_WAIT = 1
 GROUP_INTERVAL = 2
-REPEAT = 10          # the partner route's repeat_interval here (5m shipped)
+REPEAT = 10  # the partner route's repeat_interval here (5m shipped)
 DUPLICATE_WINDOW = 4  # < REPEAT; covers the two Alertmanagers' skew
 TOKEN = "e2e-partner-receiver-token-0123456789"
 ALERT = "PartnerTransactionFailureRatioHigh"
@@ -78,13 +79,22 @@ def alertmanager_config(dest: Path, sink, receiver_url: str) -> Path:
     (secrets / "slack_api_url").write_text(f"{sink.url}/slack\n")
     (secrets / "partner_webhooks_token").write_text(TOKEN)
     shipped = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
-    hooks = {r["name"]: f"{sink.url}/oncall" for r in shipped["receivers"]
-             if r.get("webhook_configs")}
+    hooks = {
+        r["name"]: f"{sink.url}/oncall" for r in shipped["receivers"] if r.get("webhook_configs")
+    }
     hooks["partner-webhooks"] = receiver_url
-    config = yaml.safe_load(render_alertmanager(
-        secrets_dir=secrets, smtp_smarthost="127.0.0.1:1", webhook_urls=hooks,
-        timings={"group_wait": f"{GROUP_WAIT}s", "group_interval": f"{GROUP_INTERVAL}s",
-                 "repeat_interval": "1h"}))
+    config = yaml.safe_load(
+        render_alertmanager(
+            secrets_dir=secrets,
+            smtp_smarthost="127.0.0.1:1",
+            webhook_urls=hooks,
+            timings={
+                "group_wait": f"{GROUP_WAIT}s",
+                "group_interval": f"{GROUP_INTERVAL}s",
+                "repeat_interval": "1h",
+            },
+        )
+    )
     [route] = [r for r in config["route"]["routes"] if r.get("receiver") == "partner-webhooks"]
     route["repeat_interval"] = f"{REPEAT}s"
     path = dest / "alertmanager.yml"
@@ -97,8 +107,8 @@ def events_at(sink, path: str, event_type: str) -> list:
 
 
 def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_resolves(
-        tmp_path, processes, prometheus_factory, alertmanager_factory, http_sink, redis_url,
-        capsys):
+    tmp_path, processes, prometheus_factory, alertmanager_factory, http_sink, redis_url, capsys
+):
     started = time.monotonic()
     platform = PlatformDatabase(tmp_path / "platform.db")  # partners 1 and 2, 10 completed each
 
@@ -114,30 +124,57 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
     token_file = tmp_path / "receiver_token"
     token_file.write_text(TOKEN)
     ticketing_yml = tmp_path / "ticketing.yml"
-    ticketing_yml.write_text(yaml.safe_dump({
-        "outbox": {"poll_interval": "200ms"},
-        "webhooks": {"require_https": False, "allowed_networks": ["127.0.0.1/32"],
-                     "initial_backoff": "1s", "max_backoff": "2s",
-                     "duplicate_window": f"{DUPLICATE_WINDOW}s",
-                     "receiver_token_file": str(token_file)}}))
+    ticketing_yml.write_text(
+        yaml.safe_dump(
+            {
+                "outbox": {"poll_interval": "200ms"},
+                "webhooks": {
+                    "require_https": False,
+                    "allowed_networks": ["127.0.0.1/32"],
+                    "initial_backoff": "1s",
+                    "max_backoff": "2s",
+                    "duplicate_window": f"{DUPLICATE_WINDOW}s",
+                    "receiver_token_file": str(token_file),
+                },
+            }
+        )
+    )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     ticketing = processes.start(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py")],
-        tmp_path, name="ticketing", ready=http_ready(f"{base}/healthz"),
-        env={"TICKETING_BIND": f"127.0.0.1:{port}", "TICKETING_WORKERS": "2",
-             "TICKETING_DATABASE_URL": ticketing_db, "TICKETING_CONFIG": str(ticketing_yml),
-             "ALERTMANAGER_URL": f"http://127.0.0.1:{free_port()}", "REDIS_URL": redis_url,
-             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "ticketing-metrics")})
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"),
+        ],
+        tmp_path,
+        name="ticketing",
+        ready=http_ready(f"{base}/healthz"),
+        env={
+            "TICKETING_BIND": f"127.0.0.1:{port}",
+            "TICKETING_WORKERS": "2",
+            "TICKETING_DATABASE_URL": ticketing_db,
+            "TICKETING_CONFIG": str(ticketing_yml),
+            "ALERTMANAGER_URL": f"http://127.0.0.1:{free_port()}",
+            "REDIS_URL": redis_url,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "ticketing-metrics"),
+        },
+    )
 
     def api(method, path, key, **kwargs):
-        return requests.request(method, base + path, headers={"X-API-Key": key}, timeout=10,
-                                **kwargs)
+        return requests.request(
+            method, base + path, headers={"X-API-Key": key}, timeout=10, **kwargs
+        )
 
     # --- the partners register their endpoints (A's secret is what A verifies with).
-    a = api("post", "/api/v1/webhooks", keys.a, json={"url": f"{http_sink.url}/a",
-                                                      "events": ["alert.firing",
-                                                                 "alert.resolved"]})
+    a = api(
+        "post",
+        "/api/v1/webhooks",
+        keys.a,
+        json={"url": f"{http_sink.url}/a", "events": ["alert.firing", "alert.resolved"]},
+    )
     assert a.status_code == 201, a.text
     a_secret = a.json()["secret"]
     b = api("post", "/api/v1/webhooks", keys.b, json={"url": f"{http_sink.url}/b"})
@@ -145,13 +182,18 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
     # The shipped guard still holds for other addresses: a private URL is a JSON 422.
     private = api("post", "/api/v1/webhooks", keys.a, json={"url": "http://10.1.2.3/hook"})
     assert private.status_code == 422 and private.json()["error"]["code"] == "unsafe_url"
-    metadata = api("post", "/api/v1/webhooks", keys.a,
-                   json={"url": "http://169.254.169.254/latest/meta-data/"})
+    metadata = api(
+        "post", "/api/v1/webhooks", keys.a, json={"url": "http://169.254.169.254/latest/meta-data/"}
+    )
     assert metadata.status_code == 422 and metadata.json()["error"]["code"] == "unsafe_url"
 
     # --- a flaky endpoint: 500, 500, then 200 (the outbox retries with backoff).
-    flaky = api("post", "/api/v1/webhooks", keys.a, json={"url": f"{http_sink.url}/flaky",
-                                                          "events": ["ticket.status_changed"]})
+    flaky = api(
+        "post",
+        "/api/v1/webhooks",
+        keys.a,
+        json={"url": f"{http_sink.url}/flaky", "events": ["ticket.status_changed"]},
+    )
     http_sink.script("/flaky", [500, 500])
     ping = api("post", f"/api/v1/webhooks/{flaky.json()['id']}/ping", keys.a)
     assert ping.status_code == 202
@@ -159,27 +201,47 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
     assert {r.json["id"] for r in attempts} == {ping.json()["event_id"]}
     log = api("get", f"/api/v1/webhooks/{flaky.json()['id']}/deliveries", keys.a).json()["items"]
     assert [(e["attempt"], e["result"], e["status_code"]) for e in log] == [
-        (3, "success", 200), (2, "retry", 500), (1, "retry", 500)]
+        (3, "success", 200),
+        (2, "retry", 500),
+        (1, "retry", 500),
+    ]
 
     # --- exporter, two Alertmanagers, Prometheus.
     exporter_port = free_port()
     processes.start(
         [sys.executable, "-m", "exporter", "--config", str(exporter_config(tmp_path / "exp.yml"))],
-        tmp_path, name="exporter", ready=http_ready(f"http://127.0.0.1:{exporter_port}/metrics"),
-        env={"EXPORTER_LISTEN": f"127.0.0.1:{exporter_port}", "PLATFORM_DB_URL": platform.url,
-             "TICKETING_DB_URL": ticketing_db, "REDIS_URL": redis_url,
-             "PLATFORM_API_URL": f"http://127.0.0.1:{free_port()}"})
+        tmp_path,
+        name="exporter",
+        ready=http_ready(f"http://127.0.0.1:{exporter_port}/metrics"),
+        env={
+            "EXPORTER_LISTEN": f"127.0.0.1:{exporter_port}",
+            "PLATFORM_DB_URL": platform.url,
+            "TICKETING_DB_URL": ticketing_db,
+            "REDIS_URL": redis_url,
+            "PLATFORM_API_URL": f"http://127.0.0.1:{free_port()}",
+        },
+    )
     receiver_url = f"{base}/internal/alertmanager/partner-alerts"
-    ams = [alertmanager_factory(alertmanager_config(tmp_path / f"am{i}", http_sink, receiver_url))
-           for i in (1, 2)]
+    ams = [
+        alertmanager_factory(alertmanager_config(tmp_path / f"am{i}", http_sink, receiver_url))
+        for i in (1, 2)
+    ]
     prom_port = free_port()
-    prom = prometheus_factory(config=render_prometheus(
-        targets={"prometheus": [f"127.0.0.1:{prom_port}"],
-                 "alertmanager": [am.address for am in ams],
-                 "exporter": [f"127.0.0.1:{exporter_port}"], "ticketing": [f"127.0.0.1:{port}"]},
-        alertmanagers=[am.address for am in ams], rules_dir=copy_rules(tmp_path / "rules"),
-        scrape_interval=f"{SCRAPE_INTERVAL}s", evaluation_interval=f"{EVALUATION_INTERVAL}s"),
-        port=prom_port)
+    prom = prometheus_factory(
+        config=render_prometheus(
+            targets={
+                "prometheus": [f"127.0.0.1:{prom_port}"],
+                "alertmanager": [am.address for am in ams],
+                "exporter": [f"127.0.0.1:{exporter_port}"],
+                "ticketing": [f"127.0.0.1:{port}"],
+            },
+            alertmanagers=[am.address for am in ams],
+            rules_dir=copy_rules(tmp_path / "rules"),
+            scrape_interval=f"{SCRAPE_INTERVAL}s",
+            evaluation_interval=f"{EVALUATION_INTERVAL}s",
+        ),
+        port=prom_port,
+    )
     prom.wait_for_value('platform_partner_transactions_total{partner="1",status="completed"}', 10)
     prom.wait_for('up{job="ticketing"} == 1')
     time.sleep(3)  # a few samples of the healthy counters, so rate() sees the jump
@@ -187,8 +249,9 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
 
     # --- partner A's transactions fail.
     crossed = platform.add_transactions(1, "failed", 30)
-    [first] = http_sink.wait_for(1, timeout=60, path="/a",
-                                 predicate=lambda r: r.json.get("type") == "alert.firing")
+    [first] = http_sink.wait_for(
+        1, timeout=60, path="/a", predicate=lambda r: r.json.get("type") == "alert.firing"
+    )
     delay = first.received_at - crossed
     assert partner_verifies(a_secret, first.headers, first.body)
     event = first.json
@@ -201,9 +264,12 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
     time.sleep(REPEAT - GROUP_INTERVAL - 2)
     assert len(events_at(http_sink, "/a", "alert.firing")) == 1
     # ... and again after the repeat interval (the per-partner cooldown), once.
-    second = wait_until(lambda: events_at(http_sink, "/a", "alert.firing")[1:2],
-                        timeout=REPEAT + 4 * GROUP_INTERVAL, interval=0.2,
-                        message="the repeat")[0]
+    second = wait_until(
+        lambda: events_at(http_sink, "/a", "alert.firing")[1:2],
+        timeout=REPEAT + 4 * GROUP_INTERVAL,
+        interval=0.2,
+        message="the repeat",
+    )[0]
     gap = second.received_at - first.received_at
     assert gap >= REPEAT - 1, gap
     assert second.json["id"] != event["id"]
@@ -211,8 +277,9 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
 
     # --- recovery: many completed transactions bring A's ratio under 10 %.
     recovered = platform.add_transactions(1, "completed", 600)
-    [resolved] = http_sink.wait_for(1, timeout=60, path="/a",
-                                    predicate=lambda r: r.json.get("type") == "alert.resolved")
+    [resolved] = http_sink.wait_for(
+        1, timeout=60, path="/a", predicate=lambda r: r.json.get("type") == "alert.resolved"
+    )
     resolve_delay = resolved.received_at - recovered
     assert partner_verifies(a_secret, resolved.headers, resolved.body)
     assert resolved.json["data"]["ends_at"]
@@ -228,8 +295,10 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
     quick_stop(ticketing)
     budget = SCRAPE_INTERVAL + 1 + SCRAPE_INTERVAL + EVALUATION_INTERVAL + FOR + GROUP_WAIT
     with capsys.disabled():
-        print(f"\n  partner webhook end to end (stack ready after {ready_at - started:.1f}s):"
-              f"\n    {ALERT} firing   -> partner A's endpoint {delay:5.1f}s   (intervals add up"
-              f" to {budget:.1f}s: exporter + scrape + eval + for + group_wait, then outbox)"
-              f"\n    repeat after the cooldown        {gap:5.1f}s   (repeat_interval {REPEAT}s)"
-              f"\n    {ALERT} resolved -> partner A's endpoint {resolve_delay:5.1f}s")
+        print(
+            f"\n  partner webhook end to end (stack ready after {ready_at - started:.1f}s):"
+            f"\n    {ALERT} firing   -> partner A's endpoint {delay:5.1f}s   (intervals add up"
+            f" to {budget:.1f}s: exporter + scrape + eval + for + group_wait, then outbox)"
+            f"\n    repeat after the cooldown        {gap:5.1f}s   (repeat_interval {REPEAT}s)"
+            f"\n    {ALERT} resolved -> partner A's endpoint {resolve_delay:5.1f}s"
+        )

@@ -1,4 +1,5 @@
 """The partner webhook API: register, list, update, disable, delete; the URL guard; isolation."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,13 @@ def test_register_shows_the_secret_once_and_lists_without_it(make_app):
     assert "secret" not in one and one["url"] == PUBLIC
 
     default = register(app, keys.a, PUBLIC + "/all")
-    assert set(default["events"]) == {"alert.firing", "alert.resolved", "ticket.status_changed",
-                                      "ticket.staff_replied", "endpoint.disabled"}
+    assert set(default["events"]) == {
+        "alert.firing",
+        "alert.resolved",
+        "ticket.status_changed",
+        "ticket.staff_replied",
+        "endpoint.disabled",
+    }
 
 
 def test_update_disable_enable_delete(make_app):
@@ -35,8 +41,9 @@ def test_update_disable_enable_delete(make_app):
     endpoint = register(app, keys.a, PUBLIC)
     path = f"/api/v1/webhooks/{endpoint['id']}"
 
-    changed = client.patch(path, json={"events": ["ticket.status_changed"],
-                                       "description": "ops"}, headers=headers)
+    changed = client.patch(
+        path, json={"events": ["ticket.status_changed"], "description": "ops"}, headers=headers
+    )
     assert changed.status_code == 200 and changed.json["events"] == ["ticket.status_changed"]
     disabled = client.patch(path, json={"enabled": False}, headers=headers)
     assert disabled.json["enabled"] is False
@@ -49,33 +56,51 @@ def test_update_disable_enable_delete(make_app):
     assert client.get("/api/v1/webhooks", headers=headers).json == []
 
 
-@pytest.mark.parametrize("url", [
-    "https://127.0.0.1/hook", "https://localhost:8443/hook", "https://10.1.2.3/hook",
-    "https://192.168.0.10/hook", "https://172.16.5.5/", "https://169.254.169.254/latest/meta-data",
-    "https://[::1]/hook", "https://[fd00:ec2::254]/", "https://100.64.0.1/", "https://0.0.0.0/",
-    "https://[::ffff:127.0.0.1]/hook",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/hook",
+        "https://localhost:8443/hook",
+        "https://10.1.2.3/hook",
+        "https://192.168.0.10/hook",
+        "https://172.16.5.5/",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://[fd00:ec2::254]/",
+        "https://100.64.0.1/",
+        "https://0.0.0.0/",
+        "https://[::ffff:127.0.0.1]/hook",
+    ],
+)
 def test_non_public_addresses_are_refused_with_a_json_422(make_app, url):
     app = make_app(require_https=True, allowed_networks=[])
     keys = partners(app)
-    response = app.test_client().post("/api/v1/webhooks", json={"url": url},
-                                      headers={"X-API-Key": keys.a})
+    response = app.test_client().post(
+        "/api/v1/webhooks", json={"url": url}, headers={"X-API-Key": keys.a}
+    )
     assert response.status_code == 422, response.json
     error = response.json["error"]
     assert error["code"] == "unsafe_url" and "non-public" in error["message"]
     assert error["details"]["fields"]["json"]["url"]
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("http://93.184.216.34/hook", "https"), ("ftp://93.184.216.34/", "https"),
-    ("https://user:pw@93.184.216.34/", "password"), ("https:///nohost", "host"),
-    ("https://no-such-host.invalid/", "resolved"), ("https://93.184.216.34:99999/", "valid"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("http://93.184.216.34/hook", "https"),
+        ("ftp://93.184.216.34/", "https"),
+        ("https://user:pw@93.184.216.34/", "password"),
+        ("https:///nohost", "host"),
+        ("https://no-such-host.invalid/", "resolved"),
+        ("https://93.184.216.34:99999/", "valid"),
+    ],
+)
 def test_bad_urls_are_refused(make_app, url, problem):
     app = make_app(require_https=True, allowed_networks=[])
     keys = partners(app)
-    response = app.test_client().post("/api/v1/webhooks", json={"url": url},
-                                      headers={"X-API-Key": keys.a})
+    response = app.test_client().post(
+        "/api/v1/webhooks", json={"url": url}, headers={"X-API-Key": keys.a}
+    )
     assert response.status_code == 422 and problem in response.json["error"]["message"]
 
 
@@ -84,11 +109,16 @@ def test_update_to_a_private_url_is_refused_and_changes_nothing(make_app):
     keys = partners(app)
     endpoint = register(app, keys.a, PUBLIC)
     client = app.test_client()
-    response = client.patch(f"/api/v1/webhooks/{endpoint['id']}",
-                            json={"url": "https://10.0.0.1/"}, headers={"X-API-Key": keys.a})
+    response = client.patch(
+        f"/api/v1/webhooks/{endpoint['id']}",
+        json={"url": "https://10.0.0.1/"},
+        headers={"X-API-Key": keys.a},
+    )
     assert response.status_code == 422
-    assert client.get(f"/api/v1/webhooks/{endpoint['id']}",
-                      headers={"X-API-Key": keys.a}).json["url"] == PUBLIC
+    assert (
+        client.get(f"/api/v1/webhooks/{endpoint['id']}", headers={"X-API-Key": keys.a}).json["url"]
+        == PUBLIC
+    )
 
 
 def test_the_allowlist_lets_a_private_network_through(make_app):
@@ -103,8 +133,13 @@ def test_another_partners_endpoint_is_not_found(make_app):
     endpoint = register(app, keys.a, PUBLIC)
     client = app.test_client()
     path = f"/api/v1/webhooks/{endpoint['id']}"
-    for method, extra in (("get", ""), ("patch", ""), ("delete", ""), ("post", "/ping"),
-                          ("get", "/deliveries")):
+    for method, extra in (
+        ("get", ""),
+        ("patch", ""),
+        ("delete", ""),
+        ("post", "/ping"),
+        ("get", "/deliveries"),
+    ):
         kwargs = {"json": {"enabled": False}} if method == "patch" else {}
         response = getattr(client, method)(path + extra, headers={"X-API-Key": keys.b}, **kwargs)
         assert response.status_code == 404, (method, extra, response.json)
@@ -121,8 +156,13 @@ def test_invalid_input_is_a_422_and_the_endpoint_limit_a_409(make_app):
     keys = partners(app)
     client = app.test_client()
     headers = {"X-API-Key": keys.a}
-    for body in ({"url": PUBLIC, "events": ["nope"]}, {"url": PUBLIC, "events": []},
-                 {"url": PUBLIC, "extra": 1}, {}, {"url": 5}):
+    for body in (
+        {"url": PUBLIC, "events": ["nope"]},
+        {"url": PUBLIC, "events": []},
+        {"url": PUBLIC, "extra": 1},
+        {},
+        {"url": 5},
+    ):
         response = client.post("/api/v1/webhooks", json=body, headers=headers)
         assert response.status_code == 422, (body, response.json)
     register(app, keys.a, PUBLIC)

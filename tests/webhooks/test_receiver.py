@@ -1,4 +1,5 @@
 """The Alertmanager receiver: bearer token, partner events, one delivery per notification."""
+
 from __future__ import annotations
 
 from .conftest import TOKEN, deliver, deliver_until, partners, register
@@ -7,18 +8,37 @@ PATH = "/internal/alertmanager/partner-alerts"
 
 
 def notification(partner, status="firing", starts="2024-05-01T09:00:00Z", fingerprint="f1"):
-    return {"version": "4", "groupKey": '{}/{scope="partner"}:{partner="%s"}' % partner,
-            "status": status, "receiver": "partner-webhooks", "truncatedAlerts": 0,
-            "groupLabels": {"partner": str(partner)}, "externalURL": "http://am",
-            "alerts": [{"status": status, "fingerprint": fingerprint, "startsAt": starts,
-                        "endsAt": "2024-05-01T09:10:00Z" if status == "resolved"
-                        else "0001-01-01T00:00:00Z",
-                        "labels": {"alertname": "PartnerTransactionFailureRatioHigh",
-                                   "partner": str(partner), "severity": "warning",
-                                   "team": "support", "scope": "partner"},
-                        "annotations": {"summary": "30% of your transactions fail",
-                                        "description": "Over 10%...",
-                                        "runbook_url": "https://internal/runbook"}}]}
+    return {
+        "version": "4",
+        "groupKey": '{}/{scope="partner"}:{partner="%s"}' % partner,
+        "status": status,
+        "receiver": "partner-webhooks",
+        "truncatedAlerts": 0,
+        "groupLabels": {"partner": str(partner)},
+        "externalURL": "http://am",
+        "alerts": [
+            {
+                "status": status,
+                "fingerprint": fingerprint,
+                "startsAt": starts,
+                "endsAt": "2024-05-01T09:10:00Z"
+                if status == "resolved"
+                else "0001-01-01T00:00:00Z",
+                "labels": {
+                    "alertname": "PartnerTransactionFailureRatioHigh",
+                    "partner": str(partner),
+                    "severity": "warning",
+                    "team": "support",
+                    "scope": "partner",
+                },
+                "annotations": {
+                    "summary": "30% of your transactions fail",
+                    "description": "Over 10%...",
+                    "runbook_url": "https://internal/runbook",
+                },
+            }
+        ],
+    }
 
 
 def post(app, body, token=TOKEN, **kwargs):
@@ -33,8 +53,9 @@ def test_the_receiver_needs_its_bearer_token(make_app):
         response = post(app, notification(keys.a_id), token=token)
         assert response.status_code == 401 and response.json["error"]["code"] == "unauthorized"
     # A partner's API key is no use either.
-    response = app.test_client().post(PATH, json=notification(keys.a_id),
-                                      headers={"X-API-Key": keys.a})
+    response = app.test_client().post(
+        PATH, json=notification(keys.a_id), headers={"X-API-Key": keys.a}
+    )
     assert response.status_code == 401
 
 
@@ -45,13 +66,18 @@ def test_without_a_token_file_there_is_no_receiver(make_app):
 
 def test_invalid_notifications_are_a_422_or_415(make_app):
     app = make_app()
-    for body in ({}, {"groupKey": "x", "status": "firing"}, {"groupKey": "x", "status": "odd",
-                                                             "alerts": []},
-                 {"groupKey": "x", "status": "firing", "alerts": [{"status": "firing"}]}, [1]):
+    for body in (
+        {},
+        {"groupKey": "x", "status": "firing"},
+        {"groupKey": "x", "status": "odd", "alerts": []},
+        {"groupKey": "x", "status": "firing", "alerts": [{"status": "firing"}]},
+        [1],
+    ):
         response = post(app, body)
         assert response.status_code == 422, (body, response.json)
-    response = app.test_client().post(PATH, data="x", headers={"Authorization": f"Bearer {TOKEN}",
-                                                               "Content-Type": "text/plain"})
+    response = app.test_client().post(
+        PATH, data="x", headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain"}
+    )
     assert response.status_code == 415
 
 
@@ -70,10 +96,15 @@ def test_a_partner_alert_reaches_only_that_partner_once_per_notification(make_ap
     assert len(http_sink.received("/a")) == 1 and http_sink.received("/b") == []
     event = request.json
     assert event["type"] == "alert.firing" and event["partner_id"] == keys.a_id
-    assert event["data"] == {"alert": "PartnerTransactionFailureRatioHigh", "status": "firing",
-                             "severity": "warning", "summary": "30% of your transactions fail",
-                             "description": "Over 10%...", "starts_at": "2024-05-01T09:00:00Z",
-                             "ends_at": None}
+    assert event["data"] == {
+        "alert": "PartnerTransactionFailureRatioHigh",
+        "status": "firing",
+        "severity": "warning",
+        "summary": "30% of your transactions fail",
+        "description": "Over 10%...",
+        "starts_at": "2024-05-01T09:00:00Z",
+        "ends_at": None,
+    }
     assert "runbook" not in request.body.decode() and "team" not in event["data"]
 
     resolved = post(app, notification(keys.a_id, status="resolved"))

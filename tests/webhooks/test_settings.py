@@ -1,4 +1,5 @@
 """The ``webhooks`` section: defaults, and one located line per problem."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -20,13 +21,24 @@ def test_defaults_are_the_shipped_ones():
 
 def test_every_problem_is_reported_with_its_location(tmp_path):
     with pytest.raises(WebhooksConfigError) as caught:
-        load_settings({"connect_timeout": "soon", "batch_size": 0, "allowed_networks": ["x"],
-                       "receiver_token_file": str(tmp_path / "missing"), "bogus": 1},
-                      environ={})
+        load_settings(
+            {
+                "connect_timeout": "soon",
+                "batch_size": 0,
+                "allowed_networks": ["x"],
+                "receiver_token_file": str(tmp_path / "missing"),
+                "bogus": 1,
+            },
+            environ={},
+        )
     text = "\n".join(caught.value.problems)
-    for location in ("webhooks.connect_timeout", "webhooks.batch_size",
-                     "webhooks.allowed_networks[0]", "webhooks.receiver_token_file",
-                     "webhooks.bogus"):
+    for location in (
+        "webhooks.connect_timeout",
+        "webhooks.batch_size",
+        "webhooks.allowed_networks[0]",
+        "webhooks.receiver_token_file",
+        "webhooks.bogus",
+    ):
         assert location in text, text
 
 
@@ -44,11 +56,15 @@ def test_relations_between_settings(tmp_path):
 def test_token_from_the_environment_and_networks_parsed(tmp_path):
     token = tmp_path / "token"
     token.write_text("t" * 20 + "\n")
-    settings = load_settings({"allowed_networks": ["127.0.0.1", "10.0.0.0/8"]},
-                             environ={"WEBHOOKS_RECEIVER_TOKEN_FILE": str(token)})
+    settings = load_settings(
+        {"allowed_networks": ["127.0.0.1", "10.0.0.0/8"]},
+        environ={"WEBHOOKS_RECEIVER_TOKEN_FILE": str(token)},
+    )
     assert settings.receiver_token == "t" * 20
-    assert settings.allowed_networks == (ipaddress.ip_network("127.0.0.1/32"),
-                                         ipaddress.ip_network("10.0.0.0/8"))
+    assert settings.allowed_networks == (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("10.0.0.0/8"),
+    )
 
 
 def test_backoff_grows_with_jitter_and_batches_fit_the_claim():
@@ -56,5 +72,5 @@ def test_backoff_grows_with_jitter_and_batches_fit_the_claim():
     for attempts, full in ((1, 10), (2, 20), (3, 40), (4, 60), (30, 60)):
         delays = {settings.backoff(attempts) for _ in range(50)}
         assert all(full / 2 <= d <= full for d in delays) and len(delays) > 1
-    assert batch_size(WebhooksSettings(), 60) == 3   # 3 * 2 * 8 s < 60 s
+    assert batch_size(WebhooksSettings(), 60) == 3  # 3 * 2 * 8 s < 60 s
     assert batch_size(WebhooksSettings(), 10) == 1

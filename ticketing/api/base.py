@@ -6,6 +6,7 @@ an upload with its fields. Views that take uploads are marked ``@accepts_upload`
 (right under ``@bp.route``), which lets them receive bodies up to the
 attachment size limit instead of the small JSON limit.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from flask import current_app, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict
 
-from ticketing.errors import ApiError
 from ticketing.api.openapi import ErrorSchema
+from ticketing.errors import ApiError
 
 
 class ApiParser(FlaskParser):
@@ -76,6 +77,7 @@ def require_json_body() -> None:
     if getattr(view, "accepts_upload", False) or request.method not in ("POST", "PUT", "PATCH"):
         return
     has_body = bool(request.content_length) or (
-        "chunked" in request.headers.get("Transfer-Encoding", "").lower())
+        "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    )
     if has_body and not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the request body as application/json")

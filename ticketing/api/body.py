@@ -5,6 +5,7 @@ input such as ``[[[[...]]]]``, which Flask and webargs would let through as a
 500. Here it becomes an ordinary decoding error, answered 400 ``invalid_json``
 wherever the body is read (``request.get_json()``, webargs, the security scan).
 """
+
 from __future__ import annotations
 
 import json

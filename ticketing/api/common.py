@@ -1,21 +1,31 @@
 """Helpers shared by the partner and staff views."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import send_file
 from werkzeug.datastructures import FileStorage
 
-from ticketing.desk import attachments as storage
-from ticketing.desk import tickets
 from ticketing.auth import Actor
 from ticketing.db import db
-from ticketing.errors import ApiError, not_found
+from ticketing.desk import attachments as storage
+from ticketing.desk import tickets
 from ticketing.desk.metrics import run_after_commit
+from ticketing.errors import ApiError, not_found
 from ticketing.models import Attachment, Ticket, utcnow
 
-LIST_FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "order",
-                "needs_triage")
+LIST_FILTERS = (
+    "status",
+    "priority",
+    "category",
+    "partner_id",
+    "assignee",
+    "overdue",
+    "order",
+    "needs_triage",
+)
 
 
 def filters_of(query: Mapping[str, Any]) -> dict[str, Any]:
@@ -28,20 +38,32 @@ def page_limit(query: Mapping[str, Any]) -> int:
     return min(query.get("limit") or api.default_page_size, api.max_page_size)
 
 
-def store_attachment(ticket: Ticket, actor: Actor, upload: FileStorage, internal: bool
-                     ) -> Attachment:
+def store_attachment(
+    ticket: Ticket, actor: Actor, upload: FileStorage, internal: bool
+) -> Attachment:
     """Write the file, add its row and commit; the file is removed again if that fails."""
     if ticket.status == "closed":
-        raise ApiError(409, "ticket_closed", "the ticket is closed; reopen it to attach files",
-                       details={"status": ticket.status})
+        raise ApiError(
+            409,
+            "ticket_closed",
+            "the ticket is closed; reopen it to attach files",
+            details={"status": ticket.status},
+        )
     stored = storage.store(upload, tickets.settings().attachments)
     try:
         now = utcnow()
         attachment = Attachment(
-            ticket_id=ticket.id, uploader_type=actor.kind, uploader_id=actor.id,
-            internal=internal, filename=stored.filename, storage_name=stored.storage_name,
-            content_type=stored.content_type, size=stored.size, sha256=stored.sha256,
-            created_at=now)
+            ticket_id=ticket.id,
+            uploader_type=actor.kind,
+            uploader_id=actor.id,
+            internal=internal,
+            filename=stored.filename,
+            storage_name=stored.storage_name,
+            content_type=stored.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            created_at=now,
+        )
         db.session.add(attachment)
         if not internal:
             ticket.updated_at = now
@@ -58,9 +80,15 @@ def send_attachment(attachment: Attachment):
     path = storage.path_of(attachment.storage_name)
     if not path.is_file():
         raise not_found("attachment")
-    response = send_file(path, mimetype=attachment.content_type, as_attachment=True,
-                         download_name=attachment.filename, conditional=False, etag=False,
-                         max_age=0)
+    response = send_file(
+        path,
+        mimetype=attachment.content_type,
+        as_attachment=True,
+        download_name=attachment.filename,
+        conditional=False,
+        etag=False,
+        max_age=0,
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, no-store"

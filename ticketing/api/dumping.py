@@ -23,10 +23,12 @@ itself.
         id = ma.fields.Integer(required=True)
         ...
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import marshmallow as ma
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
@@ -62,7 +64,7 @@ def _read(obj: Any, key: str) -> Any:
         return getattr(obj, key, missing)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _column_attributes(cls: type) -> frozenset[str]:
     """The column attributes of a mapped class (empty for anything else).
 
@@ -76,8 +78,7 @@ def _column_attributes(cls: type) -> frozenset[str]:
     return frozenset(prop.key for prop in column_attrs)
 
 
-def _converter(schema: ma.Schema, name: str, field: ma.fields.Field
-               ) -> Callable[[Any, Any], Any]:
+def _converter(schema: ma.Schema, name: str, field: ma.fields.Field) -> Callable[[Any, Any], Any]:
     """``convert(value, obj)``: the field's output for a value read from ``obj``."""
     serialize = field._serialize
     natural = _natural_type(field)
@@ -111,8 +112,9 @@ def compile_plan(schema: ma.Schema) -> Callable[[Any], dict] | None:
         elif "." in attribute:
             plan.append((_PATH, key, name, field, None))
         else:
-            plan.append((_READ, key, attribute, _converter(schema, name, field),
-                         field.dump_default))
+            plan.append(
+                (_READ, key, attribute, _converter(schema, name, field), field.dump_default)
+            )
     accessor = schema.get_attribute
 
     def dump_one(obj: Any) -> dict:

@@ -5,6 +5,7 @@ JSON bodies are validated strictly: a boolean must be ``true``/``false`` (not
 may not carry NUL or other control characters (PostgreSQL refuses NUL, and
 control characters in a title only ever hide something).
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,9 @@ class Text(ma.fields.String):
     def __init__(self, *, max_length: int, single_line: bool = False, **kwargs):
         self.single_line = single_line
         metadata = {"minLength": 1, "maxLength": max_length, **kwargs.pop("metadata", {})}
-        super().__init__(validate=ma.validate.Length(min=1, max=max_length),
-                         metadata=metadata, **kwargs)
+        super().__init__(
+            validate=ma.validate.Length(min=1, max=max_length), metadata=metadata, **kwargs
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -39,8 +41,10 @@ class Text(ma.fields.String):
         text = unicodedata.normalize("NFC", text)
         pattern = _CONTROL_SINGLE_LINE if self.single_line else _CONTROL_MULTILINE
         if pattern.search(text):
-            raise ma.ValidationError("Must not contain control characters."
-                                     + (" (one line only)" if self.single_line else ""))
+            raise ma.ValidationError(
+                "Must not contain control characters."
+                + (" (one line only)" if self.single_line else "")
+            )
         if not text.strip():
             raise ma.ValidationError("Must not be blank.")
         return text

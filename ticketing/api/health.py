@@ -4,15 +4,16 @@
 error shape when that fails, so a load balancer stops sending traffic to a
 worker that cannot reach its database.
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
 from flask_smorest import Blueprint
 from sqlalchemy import text
 
+from ticketing.api.openapi import ErrorSchema
 from ticketing.db import db
 from ticketing.errors import ApiError
-from ticketing.api.openapi import ErrorSchema
 
 bp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
@@ -37,6 +38,10 @@ def readyz():
     try:
         db.session.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not ready"
-        raise ApiError(503, "unavailable", "the database does not answer",
-                       details={"checks": {"database": type(exc).__name__}}) from None
+        raise ApiError(
+            503,
+            "unavailable",
+            "the database does not answer",
+            details={"checks": {"database": type(exc).__name__}},
+        ) from None
     return {"status": "ok", "checks": {"database": "ok"}}

@@ -12,6 +12,7 @@ document covers every route of the app:
     document_route(app, "/ws/monitoring", "get", summary="Live feed (WebSocket)",
                    tag="live", responses={"101": {"description": "Switching Protocols"}})
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,12 +36,17 @@ class IdConverter(IntegerConverter):
 
 
 class ErrorBodySchema(ma.Schema):
-    code = ma.fields.String(required=True, metadata={"description": "stable error code",
-                                                     "example": "not_found"})
+    code = ma.fields.String(
+        required=True, metadata={"description": "stable error code", "example": "not_found"}
+    )
     message = ma.fields.String(required=True, metadata={"description": "human-readable message"})
-    details = ma.fields.Dict(required=True, metadata={
-        "description": "more about the error; validation errors list problems per field "
-                       "under `fields`"})
+    details = ma.fields.Dict(
+        required=True,
+        metadata={
+            "description": "more about the error; validation errors list problems per field "
+            "under `fields`"
+        },
+    )
 
 
 class ErrorSchema(ma.Schema):
@@ -67,9 +73,11 @@ API_CONFIG = {
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
     "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
     "API_SPEC_OPTIONS": {
-        "info": {"description": "Partners file and follow support tickets; support staff "
-                                "triage and answer them. Authenticate with an API key in "
-                                "the `X-API-Key` header."},
+        "info": {
+            "description": "Partners file and follow support tickets; support staff "
+            "triage and answer them. Authenticate with an API key in "
+            "the `X-API-Key` header."
+        },
         "security": [{"ApiKey": []}],
     },
 }
@@ -80,29 +88,61 @@ def init_api(app: Flask) -> TicketingApi:
         app.config.setdefault(key, value)
     app.url_map.converters["id"] = IdConverter
     api = TicketingApi(app)
-    api.register_converter(IdConverter, lambda converter: {
-        "type": "integer", "minimum": 1, "maximum": MAX_ID})
+    api.register_converter(
+        IdConverter, lambda converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    )
     api.spec.components.security_scheme(
-        "ApiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                   "description": "pw_<prefix>_<secret>, issued by `partnerwatch-ticketing "
-                                  "create-key`"})
+        "ApiKey",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "pw_<prefix>_<secret>, issued by `partnerwatch-ticketing create-key`",
+        },
+    )
     app.extensions["ticketing_api"] = api
-    document_route(app, "/api/openapi.json", "get", summary="This OpenAPI document",
-                   tag="docs", public=True,
-                   responses={"200": {"description": "OpenAPI 3 document",
-                                      "content": {"application/json": {"schema": {
-                                          "type": "object"}}}}})
-    document_route(app, "/api/docs", "get", summary="Swagger UI for this document",
-                   tag="docs", public=True,
-                   responses={"200": {"description": "HTML page",
-                                      "content": {"text/html": {"schema": {
-                                          "type": "string"}}}}})
+    document_route(
+        app,
+        "/api/openapi.json",
+        "get",
+        summary="This OpenAPI document",
+        tag="docs",
+        public=True,
+        responses={
+            "200": {
+                "description": "OpenAPI 3 document",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    document_route(
+        app,
+        "/api/docs",
+        "get",
+        summary="Swagger UI for this document",
+        tag="docs",
+        public=True,
+        responses={
+            "200": {
+                "description": "HTML page",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     return api
 
 
-def document_route(app: Flask, rule: str, method: str, *, summary: str, tag: str,
-                   responses: dict[str, Any], public: bool = False,
-                   description: str | None = None) -> None:
+def document_route(
+    app: Flask,
+    rule: str,
+    method: str,
+    *,
+    summary: str,
+    tag: str,
+    responses: dict[str, Any],
+    public: bool = False,
+    description: str | None = None,
+) -> None:
     """Describe a route that is not a flask-smorest view in the OpenAPI document.
 
     ``rule`` is the Flask rule as registered (``/files/<id:file_id>``); call

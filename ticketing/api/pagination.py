@@ -14,21 +14,23 @@ time): pass ``sort_key`` (a non-null datetime expression) and ``sort_value``
 (reading it from a row). The cursor then carries the last row's value too,
 and pages are cut at (value, id), ascending.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sqlalchemy import and_, or_
 
+from ticketing.api.openapi import MAX_ID
 from ticketing.db import db
 from ticketing.errors import ApiError
-from ticketing.api.openapi import MAX_ID
 
 
 @dataclass
@@ -42,8 +44,9 @@ def fingerprint(filters: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def encode_cursor(last_id: int, newest_first: bool, filters: Mapping[str, Any],
-                  key: datetime | None = None) -> str:
+def encode_cursor(
+    last_id: int, newest_first: bool, filters: Mapping[str, Any], key: datetime | None = None
+) -> str:
     payload: dict[str, Any] = {"after": last_id, "desc": newest_first, "f": fingerprint(filters)}
     if key is not None:
         payload["k"] = key.isoformat()
@@ -60,8 +63,9 @@ def decode_cursor(cursor: str, newest_first: bool, filters: Mapping[str, Any]) -
     return _decode(cursor, newest_first, filters)[0]
 
 
-def _decode(cursor: str, newest_first: bool, filters: Mapping[str, Any],
-            keyed: bool = False) -> tuple[int, datetime | None]:
+def _decode(
+    cursor: str, newest_first: bool, filters: Mapping[str, Any], keyed: bool = False
+) -> tuple[int, datetime | None]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
@@ -70,8 +74,12 @@ def _decode(cursor: str, newest_first: bool, filters: Mapping[str, Any],
     if not isinstance(payload, dict):
         raise _bad_cursor()
     last_id = payload.get("after")
-    if (isinstance(last_id, bool) or not isinstance(last_id, int)
-            or not 0 <= last_id <= MAX_ID + 1 or payload.get("desc") is not newest_first):
+    if (
+        isinstance(last_id, bool)
+        or not isinstance(last_id, int)
+        or not 0 <= last_id <= MAX_ID + 1
+        or payload.get("desc") is not newest_first
+    ):
         raise _bad_cursor()
     if payload.get("f") != fingerprint(filters):
         raise _bad_cursor("the cursor belongs to a list with other filters or order")
@@ -88,9 +96,17 @@ def _decode(cursor: str, newest_first: bool, filters: Mapping[str, Any],
     return last_id, key
 
 
-def paginate(query, id_column, *, filters: Mapping[str, Any], cursor: str | None, limit: int,
-             newest_first: bool, sort_key: Any = None,
-             sort_value: Callable[[Any], datetime] | None = None) -> Page:
+def paginate(
+    query,
+    id_column,
+    *,
+    filters: Mapping[str, Any],
+    cursor: str | None,
+    limit: int,
+    newest_first: bool,
+    sort_key: Any = None,
+    sort_value: Callable[[Any], datetime] | None = None,
+) -> Page:
     """One page of ``query`` (a select of model rows) ordered by ``id_column``,
     or by ``sort_key`` then ``id_column`` (ascending) when a sort key is given."""
     if sort_key is not None:
@@ -110,8 +126,9 @@ def paginate(query, id_column, *, filters: Mapping[str, Any], cursor: str | None
 def _paginate_by_key(query, id_column, sort_key, sort_value, filters, cursor, limit) -> Page:
     if cursor:
         last_id, last_key = _decode(cursor, False, filters, keyed=True)
-        query = query.where(or_(sort_key > last_key,
-                                and_(sort_key == last_key, id_column > last_id)))
+        query = query.where(
+            or_(sort_key > last_key, and_(sort_key == last_key, id_column > last_id))
+        )
     query = query.order_by(sort_key.asc(), id_column.asc()).limit(limit + 1)
     rows = list(db.session.execute(query).scalars())
     next_cursor = None

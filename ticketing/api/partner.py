@@ -6,26 +6,40 @@ exactly like one that does not exist (404), and reported through
 ``signals.access_denied``. Internal staff notes and internal attachments are
 never part of any answer here.
 """
+
 from __future__ import annotations
 
 from flask import request
 from sqlalchemy.exc import IntegrityError
 
-from ticketing.desk import idempotency
-from ticketing.desk import tickets
-from ticketing.auth import require_partner
-from ticketing.db import autocommit_reads, db
-from ticketing.errors import ApiError, not_found
-from ticketing.desk.metrics import discard_after_commit
-from ticketing.models import Attachment, Message, Ticket, utcnow
-from ticketing.api.pagination import paginate
-from ticketing.desk.workflow import PARTNER_TRANSITIONS
 from ticketing.api.base import Blueprint, accepts_upload, require_json_body
 from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
-from ticketing.api.schemas import IdempotencyHeaderSchema, PartnerAttachmentSchema, PartnerMessageCreateSchema, PartnerMessageSchema, PartnerTicketPageSchema, PartnerTicketQuerySchema, PartnerTicketSchema, PartnerUploadSchema, TicketCreateSchema
+from ticketing.api.pagination import paginate
+from ticketing.api.schemas import (
+    IdempotencyHeaderSchema,
+    PartnerAttachmentSchema,
+    PartnerMessageCreateSchema,
+    PartnerMessageSchema,
+    PartnerTicketPageSchema,
+    PartnerTicketQuerySchema,
+    PartnerTicketSchema,
+    PartnerUploadSchema,
+    TicketCreateSchema,
+)
+from ticketing.auth import require_partner
+from ticketing.db import autocommit_reads, db
+from ticketing.desk import idempotency, tickets
+from ticketing.desk.metrics import discard_after_commit
+from ticketing.desk.workflow import PARTNER_TRANSITIONS
+from ticketing.errors import ApiError, not_found
+from ticketing.models import Attachment, Message, Ticket, utcnow
 
-bp = Blueprint("partner", __name__, url_prefix="/api/v1",
-               description="Partners: file tickets, follow them, talk to support")
+bp = Blueprint(
+    "partner",
+    __name__,
+    url_prefix="/api/v1",
+    description="Partners: file tickets, follow them, talk to support",
+)
 
 
 @bp.before_request
@@ -41,12 +55,16 @@ _actor = require_partner
 
 # ------------------------------------------------------------------ tickets
 
+
 @bp.route("/tickets", methods=["POST"])
 @bp.arguments(IdempotencyHeaderSchema, location="headers")
 @bp.arguments(TicketCreateSchema)
 @bp.response(201, PartnerTicketSchema, description="Created")
-@bp.alt_response(200, schema=PartnerTicketSchema,
-                 description="Replayed: the ticket this Idempotency-Key created before")
+@bp.alt_response(
+    200,
+    schema=PartnerTicketSchema,
+    description="Replayed: the ticket this Idempotency-Key created before",
+)
 @bp.error(409, "A request with the same Idempotency-Key is in progress")
 def create_ticket(headers, data):
     """File a ticket
@@ -77,8 +95,9 @@ def create_ticket(headers, data):
         discard_after_commit()
         record = idempotency.find(actor.id, key, now, settings.api.idempotency_ttl)
         if record is None:
-            raise ApiError(409, "conflict", "a request with the same Idempotency-Key is in "
-                           "progress; retry it") from None
+            raise ApiError(
+                409, "conflict", "a request with the same Idempotency-Key is in progress; retry it"
+            ) from None
         return _replay(idempotency.check_replay(record, body_hash))
     return ticket, 201
 
@@ -105,8 +124,14 @@ def list_tickets(query):
     for name in ("status", "priority", "category"):
         if name in filters:
             stmt = stmt.where(getattr(Ticket, name).in_(filters[name]))
-    page = paginate(stmt, Ticket.id, filters=filters, cursor=query.get("cursor"),
-                    limit=page_limit(query), newest_first=True)
+    page = paginate(
+        stmt,
+        Ticket.id,
+        filters=filters,
+        cursor=query.get("cursor"),
+        limit=page_limit(query),
+        newest_first=True,
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -143,14 +168,21 @@ def reopen_ticket(ticket_id):
 
 # ------------------------------------------------------------------ messages
 
+
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["GET"])
 @bp.response(200, PartnerMessageSchema(many=True))
 def list_messages(ticket_id):
     """List the messages on your ticket, oldest first (never staff's internal notes)"""
     ticket = tickets.partner_ticket(_actor(), ticket_id)
-    return db.session.execute(
-        db.select(Message).where(Message.ticket_id == ticket.id, Message.internal.is_(False))
-        .order_by(Message.id)).scalars().all()
+    return (
+        db.session.execute(
+            db.select(Message)
+            .where(Message.ticket_id == ticket.id, Message.internal.is_(False))
+            .order_by(Message.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["POST"])
@@ -168,15 +200,21 @@ def post_message(data, ticket_id):
 
 # ------------------------------------------------------------------ attachments
 
+
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["GET"])
 @bp.response(200, PartnerAttachmentSchema(many=True))
 def list_attachments(ticket_id):
     """List the files attached to your ticket"""
     ticket = tickets.partner_ticket(_actor(), ticket_id)
-    return db.session.execute(
-        db.select(Attachment).where(Attachment.ticket_id == ticket.id,
-                                    Attachment.internal.is_(False))
-        .order_by(Attachment.id)).scalars().all()
+    return (
+        db.session.execute(
+            db.select(Attachment)
+            .where(Attachment.ticket_id == ticket.id, Attachment.internal.is_(False))
+            .order_by(Attachment.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["POST"])
@@ -194,8 +232,7 @@ def upload_attachment(form, ticket_id):
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments/<id:attachment_id>", methods=["GET"])
-@bp.response(200, description="The file, as a download",
-             content_type="application/octet-stream")
+@bp.response(200, description="The file, as a download", content_type="application/octet-stream")
 def download_attachment(ticket_id, attachment_id):
     """Download a file attached to your ticket"""
     actor = _actor()

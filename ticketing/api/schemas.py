@@ -7,6 +7,7 @@ problems per location and field under ``error.details.fields``.
 Response schemas derive from :class:`~ticketing.api.dumping.FastDumpSchema`:
 the same output as marshmallow's ``dump``, compiled once per schema.
 """
+
 from __future__ import annotations
 
 from contextvars import ContextVar
@@ -16,10 +17,10 @@ import marshmallow as ma
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ticketing.desk.choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
-from ticketing.models import utcnow
 from ticketing.api.dumping import FastDumpSchema
 from ticketing.api.fields import File, FormBoolean, Id, QueryId, StrictBoolean, Text, UtcDateTime
+from ticketing.desk.choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
+from ticketing.models import utcnow
 
 TITLE_MAX = 200
 TEXT_MAX = 20000
@@ -36,15 +37,27 @@ def _enum(choices, **kwargs):
 
 # ------------------------------------------------------------------ tickets
 
+
 class TicketCreateSchema(StrictSchema):
-    title = Text(required=True, max_length=TITLE_MAX, single_line=True,
-                 metadata={"example": "Transactions failing with 503"})
-    description = Text(required=True, max_length=TEXT_MAX,
-                       metadata={"example": "Since 09:00 UTC every POST /transactions fails."})
-    priority = _enum(PRIORITIES, metadata={
-        "description": "requested priority (default from config); rules may raise it"})
-    category = _enum(CATEGORIES, metadata={
-        "description": "chosen category; when absent it is classified from the text"})
+    title = Text(
+        required=True,
+        max_length=TITLE_MAX,
+        single_line=True,
+        metadata={"example": "Transactions failing with 503"},
+    )
+    description = Text(
+        required=True,
+        max_length=TEXT_MAX,
+        metadata={"example": "Since 09:00 UTC every POST /transactions fails."},
+    )
+    priority = _enum(
+        PRIORITIES,
+        metadata={"description": "requested priority (default from config); rules may raise it"},
+    )
+    category = _enum(
+        CATEGORIES,
+        metadata={"description": "chosen category; when absent it is classified from the text"},
+    )
 
 
 #: The moment a response's tickets are judged overdue at (one for the whole response).
@@ -85,7 +98,8 @@ class PartnerTicketSchema(_AtOneInstant):
     resolved_at = UtcDateTime(allow_none=True)
     closed_at = UtcDateTime(allow_none=True)
     first_response_overdue = ma.fields.Method(
-        "_first_response_overdue", metadata={"type": "boolean"})
+        "_first_response_overdue", metadata={"type": "boolean"}
+    )
     resolution_overdue = ma.fields.Method("_resolution_overdue", metadata={"type": "boolean"})
     overdue = ma.fields.Method("_overdue", metadata={"type": "boolean"})
 
@@ -105,18 +119,29 @@ class StaffTicketSchema(PartnerTicketSchema):
 
     partner_id = ma.fields.Integer(required=True)
     assignee_id = ma.fields.Integer(allow_none=True)
-    category_confidence = ma.fields.Float(allow_none=True, metadata={
-        "description": "the probability the category model gave the automatic category "
-                       "(null: chosen by the partner, or no model)"})
-    needs_triage = ma.fields.Boolean(required=True, metadata={
-        "description": "the automatic category was less confident than "
-                       "classifier.triage_below; setting the category (PATCH) ends it"})
+    category_confidence = ma.fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "the probability the category model gave the automatic category "
+            "(null: chosen by the partner, or no model)"
+        },
+    )
+    needs_triage = ma.fields.Boolean(
+        required=True,
+        metadata={
+            "description": "the automatic category was less confident than "
+            "classifier.triage_below; setting the category (PATCH) ends it"
+        },
+    )
 
 
 class PartnerTicketPageSchema(_AtOneInstant):
     items = ma.fields.List(ma.fields.Nested(PartnerTicketSchema), required=True)
-    next_cursor = ma.fields.String(allow_none=True, required=True, metadata={
-        "description": "pass as `cursor` for the next page; null on the last page"})
+    next_cursor = ma.fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "pass as `cursor` for the next page; null on the last page"},
+    )
 
 
 class StaffTicketPageSchema(_AtOneInstant):
@@ -128,10 +153,14 @@ class _ListQuery(StrictSchema):
     status = DelimitedList(_enum(STATUSES), metadata={"description": "comma-separated"})
     priority = DelimitedList(_enum(PRIORITIES), metadata={"description": "comma-separated"})
     category = DelimitedList(_enum(CATEGORIES), metadata={"description": "comma-separated"})
-    cursor = ma.fields.String(validate=validate.Length(min=1, max=512),
-                              metadata={"description": "`next_cursor` of the previous page"})
-    limit = ma.fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
-        "description": "page size (default and maximum from config: 25 and 100)"})
+    cursor = ma.fields.String(
+        validate=validate.Length(min=1, max=512),
+        metadata={"description": "`next_cursor` of the previous page"},
+    )
+    limit = ma.fields.Integer(
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "page size (default and maximum from config: 25 and 100)"},
+    )
 
 
 class PartnerTicketQuerySchema(_ListQuery):
@@ -141,20 +170,31 @@ class PartnerTicketQuerySchema(_ListQuery):
 class StaffQueueQuerySchema(_ListQuery):
     partner_id = QueryId()
     assignee = ma.fields.String(
-        validate=validate.Regexp(r"^(me|none|[1-9][0-9]{0,9})$",
-                                 error="Must be me, none or a staff id."),
-        metadata={"description": "`me`, `none` (unassigned) or a staff id"})
-    overdue = ma.fields.Boolean(metadata={
-        "description": "true: only tickets past a first-response or resolution due time; "
-                       "false: only those that are not"})
-    order = _enum(("oldest", "newest", "due"), metadata={
-        "description": "default: oldest first; `due`: the next SLA due time first"})
-    needs_triage = ma.fields.Boolean(metadata={
-        "description": "true: only tickets whose automatic category needs checking; "
-                       "false: only those that do not"})
+        validate=validate.Regexp(
+            r"^(me|none|[1-9][0-9]{0,9})$", error="Must be me, none or a staff id."
+        ),
+        metadata={"description": "`me`, `none` (unassigned) or a staff id"},
+    )
+    overdue = ma.fields.Boolean(
+        metadata={
+            "description": "true: only tickets past a first-response or resolution due time; "
+            "false: only those that are not"
+        }
+    )
+    order = _enum(
+        ("oldest", "newest", "due"),
+        metadata={"description": "default: oldest first; `due`: the next SLA due time first"},
+    )
+    needs_triage = ma.fields.Boolean(
+        metadata={
+            "description": "true: only tickets whose automatic category needs checking; "
+            "false: only those that do not"
+        }
+    )
 
 
 # ------------------------------------------------------------------ messages
+
 
 class PartnerMessageCreateSchema(StrictSchema):
     body = Text(required=True, max_length=TEXT_MAX)
@@ -162,8 +202,9 @@ class PartnerMessageCreateSchema(StrictSchema):
 
 class StaffMessageCreateSchema(StrictSchema):
     body = Text(required=True, max_length=TEXT_MAX)
-    internal = StrictBoolean(load_default=False, metadata={
-        "description": "an internal note, never shown to the partner"})
+    internal = StrictBoolean(
+        load_default=False, metadata={"description": "an internal note, never shown to the partner"}
+    )
 
 
 class PartnerMessageSchema(FastDumpSchema):
@@ -181,14 +222,18 @@ class StaffMessageSchema(PartnerMessageSchema):
 
 # ------------------------------------------------------------------ attachments
 
+
 class PartnerUploadSchema(StrictSchema):
-    file = File(required=True, metadata={"description": "the file (its part's Content-Type "
-                                                        "must be an allowed type)"})
+    file = File(
+        required=True,
+        metadata={"description": "the file (its part's Content-Type must be an allowed type)"},
+    )
 
 
 class StaffUploadSchema(PartnerUploadSchema):
-    internal = FormBoolean(load_default=False, metadata={
-        "description": "`true`: only staff can see the file"})
+    internal = FormBoolean(
+        load_default=False, metadata={"description": "`true`: only staff can see the file"}
+    )
 
 
 class PartnerAttachmentSchema(FastDumpSchema):
@@ -209,9 +254,11 @@ class StaffAttachmentSchema(PartnerAttachmentSchema):
 
 # ------------------------------------------------------------------ staff triage
 
+
 class AssignSchema(StrictSchema):
-    assignee_id = Id(required=True, allow_none=True, metadata={
-        "description": "staff id, or null to unassign"})
+    assignee_id = Id(
+        required=True, allow_none=True, metadata={"description": "staff id, or null to unassign"}
+    )
 
 
 class StatusChangeSchema(StrictSchema):
@@ -236,15 +283,21 @@ class AuditEntrySchema(FastDumpSchema):
     before = ma.fields.String(allow_none=True)
     after = ma.fields.String(allow_none=True)
     reason = ma.fields.String(allow_none=True)
-    confidence = ma.fields.Float(allow_none=True, metadata={
-        "description": "automatic category decisions: the model's probability for it"})
+    confidence = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "automatic category decisions: the model's probability for it"},
+    )
     at = UtcDateTime(required=True)
 
 
 class IdempotencyHeaderSchema(ma.Schema):
     idempotency_key = ma.fields.String(
         data_key="Idempotency-Key",
-        validate=validate.Regexp(r"^[\x21-\x7e]{1,255}$",
-                                 error="Must be 1 to 255 printable ASCII characters."),
-        metadata={"description": "retrying with the same key and body returns the same "
-                                 "ticket instead of creating another"})
+        validate=validate.Regexp(
+            r"^[\x21-\x7e]{1,255}$", error="Must be 1 to 255 printable ASCII characters."
+        ),
+        metadata={
+            "description": "retrying with the same key and body returns the same "
+            "ticket instead of creating another"
+        },
+    )

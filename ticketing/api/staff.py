@@ -4,20 +4,38 @@ Every route needs a staff member's API key (agent or admin). Staff see every
 ticket, internal notes and internal attachments included, and each ticket's
 audit trail. Agents may assign tickets only to themselves; admins to anyone.
 """
+
 from __future__ import annotations
 
 from flask import request
-from ticketing.desk import tickets
-from ticketing.auth import require_staff
-from ticketing.db import autocommit_reads, db
-from ticketing.models import Attachment, Message, TicketAudit
-from ticketing.desk.queue import queue_page
+
 from ticketing.api.base import Blueprint, accepts_upload, require_json_body
 from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
-from ticketing.api.schemas import AssignSchema, AuditEntrySchema, StaffAttachmentSchema, StaffMessageCreateSchema, StaffMessageSchema, StaffQueueQuerySchema, StaffTicketPageSchema, StaffTicketSchema, StaffUploadSchema, StatusChangeSchema, TriageSchema
+from ticketing.api.schemas import (
+    AssignSchema,
+    AuditEntrySchema,
+    StaffAttachmentSchema,
+    StaffMessageCreateSchema,
+    StaffMessageSchema,
+    StaffQueueQuerySchema,
+    StaffTicketPageSchema,
+    StaffTicketSchema,
+    StaffUploadSchema,
+    StatusChangeSchema,
+    TriageSchema,
+)
+from ticketing.auth import require_staff
+from ticketing.db import autocommit_reads, db
+from ticketing.desk import tickets
+from ticketing.desk.queue import queue_page
+from ticketing.models import Attachment, Message, TicketAudit
 
-bp = Blueprint("staff", __name__, url_prefix="/api/v1/staff",
-               description="Support staff: queue, triage, replies and internal notes")
+bp = Blueprint(
+    "staff",
+    __name__,
+    url_prefix="/api/v1/staff",
+    description="Support staff: queue, triage, replies and internal notes",
+)
 
 
 @bp.before_request
@@ -33,6 +51,7 @@ _actor = require_staff
 
 # ------------------------------------------------------------------ queue
 
+
 @bp.route("/tickets", methods=["GET"])
 @bp.arguments(StaffQueueQuerySchema, location="query")
 @bp.response(200, StaffTicketPageSchema)
@@ -45,8 +64,9 @@ def queue(query):
     puts the next SLA due time first (the first response's until it is given,
     then the resolution's).
     """
-    page = queue_page(_actor(), filters_of(query), cursor=query.get("cursor"),
-                      limit=page_limit(query))
+    page = queue_page(
+        _actor(), filters_of(query), cursor=query.get("cursor"), limit=page_limit(query)
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -62,12 +82,19 @@ def get_ticket(ticket_id):
 def audit_trail(ticket_id):
     """The ticket's audit trail: every change, who made it, before and after, when"""
     ticket = tickets.staff_ticket(ticket_id)
-    return db.session.execute(
-        db.select(TicketAudit).where(TicketAudit.ticket_id == ticket.id)
-        .order_by(TicketAudit.id)).scalars().all()
+    return (
+        db.session.execute(
+            db.select(TicketAudit)
+            .where(TicketAudit.ticket_id == ticket.id)
+            .order_by(TicketAudit.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 # ------------------------------------------------------------------ triage
+
 
 @bp.route("/tickets/<id:ticket_id>/assign", methods=["POST"])
 @bp.arguments(AssignSchema)
@@ -85,8 +112,7 @@ def assign(data, ticket_id):
 @bp.route("/tickets/<id:ticket_id>/status", methods=["POST"])
 @bp.arguments(StatusChangeSchema)
 @bp.response(200, StaffTicketSchema)
-@bp.error(409, "Not an allowed transition; `details.allowed` lists those "
-                                  "that are")
+@bp.error(409, "Not an allowed transition; `details.allowed` lists those that are")
 def change_status(data, ticket_id):
     """Move the ticket to another status
 
@@ -121,14 +147,19 @@ def triage(data, ticket_id):
 
 # ------------------------------------------------------------------ messages
 
+
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["GET"])
 @bp.response(200, StaffMessageSchema(many=True))
 def list_messages(ticket_id):
     """All messages on the ticket, internal notes included, oldest first"""
     ticket = tickets.staff_ticket(ticket_id)
-    return db.session.execute(
-        db.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
-    ).scalars().all()
+    return (
+        db.session.execute(
+            db.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["POST"])
@@ -149,14 +180,19 @@ def post_message(data, ticket_id):
 
 # ------------------------------------------------------------------ attachments
 
+
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["GET"])
 @bp.response(200, StaffAttachmentSchema(many=True))
 def list_attachments(ticket_id):
     """All files attached to the ticket, internal ones included"""
     ticket = tickets.staff_ticket(ticket_id)
-    return db.session.execute(
-        db.select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
-    ).scalars().all()
+    return (
+        db.session.execute(
+            db.select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["POST"])
@@ -174,8 +210,7 @@ def upload_attachment(form, ticket_id):
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments/<id:attachment_id>", methods=["GET"])
-@bp.response(200, description="The file, as a download",
-             content_type="application/octet-stream")
+@bp.response(200, description="The file, as a download", content_type="application/octet-stream")
 def download_attachment(ticket_id, attachment_id):
     """Download a file attached to the ticket"""
     actor = _actor()

@@ -28,6 +28,7 @@ change, and by every other process within that time. :func:`authenticate`
 itself always asks the database (the live feed re-checks its clients' keys
 with it). ``last_used_at`` is written at most once a minute per key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,9 +41,9 @@ from datetime import datetime, timedelta
 from flask import current_app, g, has_request_context, request
 
 from ticketing import signals
+from ticketing.auth.key_cache import EXTENSION_KEY, LAST_USE_OPTION, Entry, KeyCache
 from ticketing.db import db
 from ticketing.errors import ApiError
-from ticketing.auth.key_cache import EXTENSION_KEY, LAST_USE_OPTION, Entry, KeyCache
 from ticketing.models import ApiKey, Partner, Staff, utcnow
 
 HEADER = "X-API-Key"
@@ -84,12 +85,14 @@ class Actor:
 
 # ------------------------------------------------------------------ issuing keys
 
+
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
-def issue_key(*, partner: Partner | None = None, staff: Staff | None = None,
-              name: str | None = None) -> tuple[ApiKey, str]:
+def issue_key(
+    *, partner: Partner | None = None, staff: Staff | None = None, name: str | None = None
+) -> tuple[ApiKey, str]:
     """Create a key for ``partner`` or ``staff``; returns (row, raw key). Caller commits.
 
     The raw key exists only in the return value: show it once, never store it.
@@ -98,9 +101,13 @@ def issue_key(*, partner: Partner | None = None, staff: Staff | None = None,
         raise ValueError("a key belongs to exactly one partner or one staff member")
     prefix = secrets.token_hex(6)
     raw = f"pw_{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey(prefix=prefix, key_hash=hash_key(raw), name=name,
-                 partner_id=partner.id if partner else None,
-                 staff_id=staff.id if staff else None)
+    key = ApiKey(
+        prefix=prefix,
+        key_hash=hash_key(raw),
+        name=name,
+        partner_id=partner.id if partner else None,
+        staff_id=staff.id if staff else None,
+    )
     db.session.add(key)
     db.session.flush()
     return key, raw
@@ -114,9 +121,9 @@ def key_prefix(raw_key: str | None) -> str | None:
 
 # ------------------------------------------------------------------ authenticating
 
+
 def _failed(prefix: str | None, reason: str) -> None:
-    signals.auth_failed.send(current_app._get_current_object(), key_prefix=prefix,
-                             reason=reason)
+    signals.auth_failed.send(current_app._get_current_object(), key_prefix=prefix, reason=reason)
 
 
 def key_cache() -> KeyCache | None:
@@ -206,10 +213,12 @@ def _record_last_use(entry: Entry, now: datetime) -> None:
     db.session.execute(
         db.update(ApiKey)
         .where(ApiKey.id == entry.actor.key_id)
-        .where((ApiKey.last_used_at.is_(None))
-               | (ApiKey.last_used_at <= now - LAST_USED_RESOLUTION))
+        .where(
+            (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at <= now - LAST_USED_RESOLUTION)
+        )
         .values(last_used_at=now)
-        .execution_options(**{LAST_USE_OPTION: True, "synchronize_session": False}))
+        .execution_options(**{LAST_USE_OPTION: True, "synchronize_session": False})
+    )
 
 
 def current_actor() -> Actor | None:

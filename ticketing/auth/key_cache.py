@@ -24,14 +24,16 @@ that it is written at most once a minute per key and process
     cache.put(digest, actor, last_used_at)
     entry = cache.get(digest)          # None once expired or forgotten
 """
+
 from __future__ import annotations
 
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
@@ -55,8 +57,9 @@ class Entry:
 class KeyCache:
     """Key digest -> :class:`Entry`, for ``ttl`` seconds, at most ``size`` entries."""
 
-    def __init__(self, ttl: float, size: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl
         self.size = size
         self.clock = clock
@@ -72,8 +75,9 @@ class KeyCache:
             return None
         return entry
 
-    def put(self, digest: str, actor: Any, last_used_at: datetime | None,
-            generation: int | None = None) -> None:
+    def put(
+        self, digest: str, actor: Any, last_used_at: datetime | None, generation: int | None = None
+    ) -> None:
         """Remember an accepted key. ``generation``: the cache's :attr:`generation`
         when the key was read from the database; if the cache was emptied since,
         what was read may be out of date and is not kept."""
@@ -99,7 +103,7 @@ class KeyCache:
         return len(self._entries)
 
 
-_caches: "weakref.WeakSet[KeyCache]" = weakref.WeakSet()
+_caches: weakref.WeakSet[KeyCache] = weakref.WeakSet()
 
 
 def forget_all() -> None:
@@ -123,16 +127,18 @@ def _changes_access(obj: Any, deleted: bool = False) -> bool:
         return False
     if deleted:
         return True
-    return any(attr.history.has_changes() for attr in inspect(obj).attrs
-               if attr.key != "last_used_at")
+    return any(
+        attr.history.has_changes() for attr in inspect(obj).attrs if attr.key != "last_used_at"
+    )
 
 
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _flush_context: Any) -> None:
     # (In after_flush, ``dirty`` and ``deleted`` and the attribute history are still
     # those of the flush.)
-    changed = (any(_changes_access(obj, deleted=True) for obj in session.deleted)
-               or any(_changes_access(obj) for obj in session.dirty))
+    changed = any(_changes_access(obj, deleted=True) for obj in session.deleted) or any(
+        _changes_access(obj) for obj in session.dirty
+    )
     if changed:
         session.info[_CHANGED_FLAG] = True
         forget_all()

@@ -19,6 +19,7 @@ Open pages poll a small JSON endpoint (``/console/live/...``) every
 ``console.stale_after`` missed polls the page says it is stale.
 Configuration: the ``console`` section (:mod:`ticketing.console.settings`).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,6 @@ from flask_wtf.csrf import CSRFProtect
 
 from ticketing.auth import SESSION_LOADER
 from ticketing.config import ConfigError
-
 from ticketing.console.settings import ConsoleSettings, load_settings
 
 EXTENSION_KEY = "console"
@@ -65,8 +65,9 @@ def secret_key(app: Flask, settings: ConsoleSettings) -> str:
         try:
             key = Path(settings.secret_key_file).read_text().strip()
         except OSError as exc:
-            raise ConfigError([f"console.secret_key_file: cannot be read "
-                               f"({exc.strerror or exc})"]) from None
+            raise ConfigError(
+                [f"console.secret_key_file: cannot be read ({exc.strerror or exc})"]
+            ) from None
         if len(key) < 32:
             raise ConfigError(["console.secret_key_file: the key must be at least 32 characters"])
         return key

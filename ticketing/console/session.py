@@ -10,6 +10,7 @@ refused), so signing a key out everywhere is revoking it.
     session_actor()               # the signed-in staff member of this request, or None
     sign_out()
 """
+
 from __future__ import annotations
 
 import hmac
@@ -42,8 +43,9 @@ def sign_in(raw_key: str) -> Actor:
     if actor is None:
         raise SignInRefused(401, "That API key is not valid.")
     if not actor.is_staff:
-        raise SignInRefused(403, "That is a partner API key: only support staff can sign in "
-                                 "to the console.")
+        raise SignInRefused(
+            403, "That is a partner API key: only support staff can sign in to the console."
+        )
     key = db.session.get(ApiKey, actor.key_id)
     session.clear()  # a new session: nothing from before the sign-in carries over
     session.permanent = True
@@ -60,8 +62,11 @@ def session_actor() -> Actor | None:
     if not request.path.startswith("/console/"):
         return None  # a session signs in to the console, not to the API
     held = session.get(SESSION_KEY)
-    if not isinstance(held, dict) or not isinstance(held.get("id"), int) \
-            or not isinstance(held.get("h"), str):
+    if (
+        not isinstance(held, dict)
+        or not isinstance(held.get("id"), int)
+        or not isinstance(held.get("h"), str)
+    ):
         return None
     key = db.session.get(ApiKey, held["id"])
     if key is None or not hmac.compare_digest(key.key_hash[:_HASH_CHARS], held["h"]):

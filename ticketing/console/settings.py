@@ -13,9 +13,11 @@
 Problems are reported one per line with their location, as for every section:
 ``console.secure_cookie: must be one of auto, always, never (got 'yes')``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import field_validator
 

@@ -8,42 +8,63 @@ validated the input, and commits with ``tickets.commit()``. A refused change
 re-renders the page with the reason, the typed text kept, and the refusal's
 4xx status. Pages are HTML; ``/console/live/...`` answer JSON for the poller.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import marshmallow as ma
-from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirect,
-                   render_template, request, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ticketing.desk import tickets
 from ticketing.api.common import send_attachment
-from ticketing.api.schemas import AssignSchema, StaffMessageCreateSchema, StaffQueueQuerySchema, StatusChangeSchema, TriageSchema
+from ticketing.api.schemas import (
+    AssignSchema,
+    StaffMessageCreateSchema,
+    StaffQueueQuerySchema,
+    StatusChangeSchema,
+    TriageSchema,
+)
 from ticketing.auth import Actor, current_actor
-from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
-from ticketing.db import autocommit_reads, db
-from ticketing.errors import ApiError
-from ticketing.models import Attachment, Message, Partner, Staff, Ticket, TicketAudit, utcnow
-from ticketing.desk.queue import queue_page, sla_state, status_counts
-from ticketing.security.rate_limits import ACTIONS_ATTR
-from ticketing.desk.workflow import TRANSITIONS
 from ticketing.console import csrf
 from ticketing.console.session import SignInRefused, sign_in, sign_out
+from ticketing.db import autocommit_reads, db
+from ticketing.desk import tickets
+from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
+from ticketing.desk.queue import queue_page, sla_state, status_counts
+from ticketing.desk.workflow import TRANSITIONS
+from ticketing.errors import ApiError
+from ticketing.models import Attachment, Message, Partner, Staff, Ticket, TicketAudit, utcnow
+from ticketing.security.rate_limits import ACTIONS_ATTR
 
-bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
-               static_folder="static")
+bp = Blueprint(
+    "console", __name__, url_prefix="/console", template_folder="templates", static_folder="static"
+)
 
 #: Endpoints that answer without a signed-in session.
 PUBLIC = frozenset({"console.login", "console.static", "console.not_found"})
 ACTIVE = "open,in_progress"
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def settings():
@@ -60,6 +81,7 @@ def count_like_the_api(app: Flask) -> None:
 
 
 # ------------------------------------------------------------------ templates
+
 
 @bp.app_template_filter("when")
 def _when(moment) -> str:
@@ -94,6 +116,7 @@ def _console_settings():
 
 # ------------------------------------------------------------------ request hooks
 
+
 @bp.before_request
 def _guard():
     if request.endpoint == "console.static":
@@ -105,8 +128,9 @@ def _guard():
     actor = current_actor()
     if actor is None or not actor.is_staff:
         if _wants_json():
-            return jsonify(error={"code": "unauthorized", "message": "sign in again",
-                                  "details": {}}), 401
+            return jsonify(
+                error={"code": "unauthorized", "message": "sign in again", "details": {}}
+            ), 401
         return redirect(url_for("console.login", next=_local_path(request.full_path)))
     if request.method == "GET":
         autocommit_reads()
@@ -121,12 +145,18 @@ def _headers(response):
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     # The security monitor answers refusals (429, a blocked URL) as JSON: show a page.
-    if (response.status_code >= 400 and response.mimetype == "application/json"
-            and not _wants_json()):
+    if (
+        response.status_code >= 400
+        and response.mimetype == "application/json"
+        and not _wants_json()
+    ):
         error = (response.get_json(silent=True) or {}).get("error") or {}
         page = _error_page(response.status_code, error.get("message") or "refused")
-        page.headers.extend((k, v) for k, v in response.headers.items()
-                            if k.startswith("X-RateLimit") or k == "Retry-After")
+        page.headers.extend(
+            (k, v)
+            for k, v in response.headers.items()
+            if k.startswith("X-RateLimit") or k == "Retry-After"
+        )
         return page
     return response
 
@@ -137,8 +167,13 @@ def _wants_json() -> bool:
 
 def _error_page(status: int, message: str):
     response = current_app.make_response(
-        (render_template("console/error.html", status=status, message=message,
-                         actor=_signed_in()), status))
+        (
+            render_template(
+                "console/error.html", status=status, message=message, actor=_signed_in()
+            ),
+            status,
+        )
+    )
     response.headers["Content-Security-Policy"] = CSP
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -155,17 +190,21 @@ def _signed_in() -> Actor | None:
 @bp.errorhandler(CSRFError)
 def _csrf_refused(error):
     db.session.rollback()
-    return _error_page(400, "This form was not sent from an open console page (its security "
-                            "token is missing or no longer valid). Go back, reload the page "
-                            "and try again.")
+    return _error_page(
+        400,
+        "This form was not sent from an open console page (its security "
+        "token is missing or no longer valid). Go back, reload the page "
+        "and try again.",
+    )
 
 
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError):
     db.session.rollback()
     if _wants_json():
-        return jsonify(error={"code": error.code, "message": error.message,
-                              "details": error.details}), error.status
+        return jsonify(
+            error={"code": error.code, "message": error.message, "details": error.details}
+        ), error.status
     return _error_page(error.status, error.message[:1].upper() + error.message[1:] + ".")
 
 
@@ -173,8 +212,9 @@ def _api_error(error: ApiError):
 def _http_error(error: HTTPException):
     db.session.rollback()
     if _wants_json():
-        return jsonify(error={"code": "error", "message": error.description or error.name,
-                              "details": {}}), error.code or 500
+        return jsonify(
+            error={"code": "error", "message": error.description or error.name, "details": {}}
+        ), error.code or 500
     return _error_page(error.code or 500, error.description or error.name)
 
 
@@ -183,13 +223,19 @@ def _local_path(target: str | None) -> str | None:
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/console") \
-            or "\\" in target or target.startswith("//"):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not parts.path.startswith("/console")
+        or "\\" in target
+        or target.startswith("//")
+    ):
         return None
     return target.rstrip("?")
 
 
 # ------------------------------------------------------------------ signing in
+
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
@@ -204,8 +250,9 @@ def login():
             raise SignInRefused(401, "That API key is not valid.")
         sign_in(raw)
     except SignInRefused as refused:
-        return render_template("console/login.html", next=next_page,
-                               error=refused.message), refused.status
+        return render_template(
+            "console/login.html", next=next_page, error=refused.message
+        ), refused.status
     return redirect(next_page or url_for("console.queue"), 303)
 
 
@@ -218,10 +265,13 @@ def logout():
 
 # ------------------------------------------------------------------ the queue
 
+
 def _queue_filters(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The queue's filters (validated by the staff API's schema) and the form's values."""
-    form = {name: (args.get(name) or "").strip()
-            for name in ("status", "priority", "category", "partner", "assignee", "overdue")}
+    form = {
+        name: (args.get(name) or "").strip()
+        for name in ("status", "priority", "category", "partner", "assignee", "overdue")
+    }
     if "status" not in args:
         form["status"] = "active"
     raw: dict[str, str] = {"order": "due"}
@@ -243,8 +293,9 @@ def _queue_filters(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, s
     try:
         filters = StaffQueueQuerySchema().load(raw)
     except ma.ValidationError as exc:
-        raise ApiError(400, "invalid_query", "these filters are not valid: "
-                       + _messages(exc.messages)) from None
+        raise ApiError(
+            400, "invalid_query", "these filters are not valid: " + _messages(exc.messages)
+        ) from None
     return filters, form
 
 
@@ -271,21 +322,40 @@ def _queue_context(actor: Actor) -> dict[str, Any]:
     staff, partners = _names()
     query = {k: v for k, v in form.items() if v}
     return {
-        "actor": actor, "tickets": page.items, "next_cursor": page.next_cursor,
-        "cursor": cursor, "counts": counts, "form": form, "now": now,
-        "staff": staff, "partners": partners,
+        "actor": actor,
+        "tickets": page.items,
+        "next_cursor": page.next_cursor,
+        "cursor": cursor,
+        "counts": counts,
+        "form": form,
+        "now": now,
+        "staff": staff,
+        "partners": partners,
         "staff_names": {s.id: s.name for s in staff},
         "partner_names": {p.id: p.name for p in partners},
         "sla": lambda t: sla_state(t, now, timedelta(seconds=settings().due_soon)),
-        "query": query, "next_url": (url_for("console.queue") + "?" + urlencode(
-            {**query, "cursor": page.next_cursor})) if page.next_cursor else None,
-        "live_url": url_for("console.live_queue") + ("?" + urlencode(
-            {**query, **({"cursor": cursor} if cursor else {})}) if query or cursor else ""),
-        "statuses": STATUSES, "priorities": PRIORITIES, "categories": CATEGORIES,
+        "query": query,
+        "next_url": (
+            url_for("console.queue") + "?" + urlencode({**query, "cursor": page.next_cursor})
+        )
+        if page.next_cursor
+        else None,
+        "live_url": url_for("console.live_queue")
+        + (
+            "?" + urlencode({**query, **({"cursor": cursor} if cursor else {})})
+            if query or cursor
+            else ""
+        ),
+        "statuses": STATUSES,
+        "priorities": PRIORITIES,
+        "categories": CATEGORIES,
     }
 
 
-QUEUE_REGIONS = {"status-counts": "console/_counts.html", "queue-table": "console/_queue_table.html"}
+QUEUE_REGIONS = {
+    "status-counts": "console/_counts.html",
+    "queue-table": "console/_queue_table.html",
+}
 
 
 @bp.get("/")
@@ -302,35 +372,59 @@ def live_queue():
 
 # ------------------------------------------------------------------ a ticket
 
-TICKET_REGIONS = {"ticket-summary": "console/_ticket_summary.html",
-                  "conversation": "console/_conversation.html",
-                  "ticket-actions": "console/_ticket_actions.html",
-                  "audit": "console/_audit.html"}
+TICKET_REGIONS = {
+    "ticket-summary": "console/_ticket_summary.html",
+    "conversation": "console/_conversation.html",
+    "ticket-actions": "console/_ticket_actions.html",
+    "audit": "console/_audit.html",
+}
 
 
 def _ticket_context(actor: Actor, ticket: Ticket) -> dict[str, Any]:
     now = utcnow()
-    messages = db.session.execute(
-        db.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
-    ).scalars().all()
-    attachments = db.session.execute(
-        db.select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
-    ).scalars().all()
-    audit = db.session.execute(
-        db.select(TicketAudit).where(TicketAudit.ticket_id == ticket.id)
-        .order_by(TicketAudit.id)).scalars().all()
+    messages = (
+        db.session.execute(
+            db.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+        )
+        .scalars()
+        .all()
+    )
+    attachments = (
+        db.session.execute(
+            db.select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
+        )
+        .scalars()
+        .all()
+    )
+    audit = (
+        db.session.execute(
+            db.select(TicketAudit)
+            .where(TicketAudit.ticket_id == ticket.id)
+            .order_by(TicketAudit.id)
+        )
+        .scalars()
+        .all()
+    )
     staff, partners = _names()
     staff_names = {s.id: s.name for s in staff}
     partner_names = {p.id: p.name for p in partners}
     return {
-        "actor": actor, "ticket": ticket, "messages": messages, "attachments": attachments,
-        "audit": audit, "now": now, "staff": [s for s in staff if s.active],
-        "staff_names": staff_names, "partner_names": partner_names,
+        "actor": actor,
+        "ticket": ticket,
+        "messages": messages,
+        "attachments": attachments,
+        "audit": audit,
+        "now": now,
+        "staff": [s for s in staff if s.active],
+        "staff_names": staff_names,
+        "partner_names": partner_names,
         "sla": sla_state(ticket, now, timedelta(seconds=settings().due_soon)),
         "transitions": TRANSITIONS.get(ticket.status, ()),
-        "priorities": PRIORITIES, "categories": CATEGORIES,
+        "priorities": PRIORITIES,
+        "categories": CATEGORIES,
         "live_url": url_for("console.live_ticket", ticket_id=ticket.id),
-        "error": None, "draft": "",
+        "error": None,
+        "draft": "",
     }
 
 
@@ -338,8 +432,9 @@ def _ticket_page(ticket: Ticket, status: int = 200, **extra: Any):
     context = _ticket_context(current_actor(), ticket)
     context.update(extra)
     regions, version = _render_regions(TICKET_REGIONS, context)
-    return render_template("console/ticket.html", regions=regions, version=version,
-                           **context), status
+    return render_template(
+        "console/ticket.html", regions=regions, version=version, **context
+    ), status
 
 
 @bp.get("/tickets/<id:ticket_id>")
@@ -353,8 +448,9 @@ def live_ticket(ticket_id):
     return _live(TICKET_REGIONS, _ticket_context(current_actor(), ticket))
 
 
-def _change(ticket_id: int, schema: ma.Schema, data: dict[str, Any], apply, done: str,
-            draft: str = ""):
+def _change(
+    ticket_id: int, schema: ma.Schema, data: dict[str, Any], apply, done: str, draft: str = ""
+):
     """Validate ``data`` with the API's ``schema``, ``apply(ticket, loaded, actor)``, commit;
     a refusal re-renders the ticket with its reason (and the typed text)."""
     actor = current_actor()
@@ -365,12 +461,17 @@ def _change(ticket_id: int, schema: ma.Schema, data: dict[str, Any], apply, done
         tickets.commit()
     except ma.ValidationError as exc:
         db.session.rollback()
-        return _ticket_page(tickets.staff_ticket(ticket_id), 422,
-                            error="Not saved: " + _messages(exc.messages), draft=draft)
+        return _ticket_page(
+            tickets.staff_ticket(ticket_id),
+            422,
+            error="Not saved: " + _messages(exc.messages),
+            draft=draft,
+        )
     except ApiError as exc:
         db.session.rollback()
-        return _ticket_page(tickets.staff_ticket(ticket_id), exc.status,
-                            error=_explain(exc), draft=draft)
+        return _ticket_page(
+            tickets.staff_ticket(ticket_id), exc.status, error=_explain(exc), draft=draft
+        )
     flash(done, "success")
     return redirect(url_for("console.ticket", ticket_id=ticket_id), 303)
 
@@ -379,8 +480,11 @@ def _explain(error: ApiError) -> str:
     message = error.message[:1].upper() + error.message[1:] + "."
     if error.code == "invalid_transition":
         allowed = error.details.get("allowed") or []
-        message += (" From here it can go to: " + ", ".join(s.replace("_", " ") for s in allowed)
-                    + ".") if allowed else ""
+        message += (
+            (" From here it can go to: " + ", ".join(s.replace("_", " ") for s in allowed) + ".")
+            if allowed
+            else ""
+        )
     return message
 
 
@@ -392,23 +496,34 @@ def post_message(ticket_id):
     def apply(ticket, data, actor):
         tickets.post_message(ticket, actor, data["body"], internal=data["internal"])
 
-    return _change(ticket_id, StaffMessageCreateSchema(), {"body": body, "internal": internal},
-                   apply, "Internal note added." if internal else "Reply sent to the partner.",
-                   draft=body)
+    return _change(
+        ticket_id,
+        StaffMessageCreateSchema(),
+        {"body": body, "internal": internal},
+        apply,
+        "Internal note added." if internal else "Reply sent to the partner.",
+        draft=body,
+    )
 
 
 @bp.post("/tickets/<id:ticket_id>/assign")
 def assign(ticket_id):
     choice = request.form.get("assignee", "")
     actor = current_actor()
-    value: Any = (actor.id if choice == "me" else None if choice == "none"
-                  else int(choice) if choice.isdigit() and len(choice) <= 10 else choice)
+    value: Any = (
+        actor.id
+        if choice == "me"
+        else None
+        if choice == "none"
+        else int(choice)
+        if choice.isdigit() and len(choice) <= 10
+        else choice
+    )
 
     def apply(ticket, data, actor):
         tickets.assign(ticket, data["assignee_id"], actor)
 
-    return _change(ticket_id, AssignSchema(), {"assignee_id": value}, apply,
-                   "Assignee updated.")
+    return _change(ticket_id, AssignSchema(), {"assignee_id": value}, apply, "Assignee updated.")
 
 
 @bp.post("/tickets/<id:ticket_id>/status")
@@ -417,14 +532,18 @@ def change_status(ticket_id):
         tickets.change_status(ticket, data["status"], actor)
 
     target = request.form.get("status", "")
-    return _change(ticket_id, StatusChangeSchema(), {"status": target}, apply,
-                   f"Status changed to {target.replace('_', ' ')}.")
+    return _change(
+        ticket_id,
+        StatusChangeSchema(),
+        {"status": target},
+        apply,
+        f"Status changed to {target.replace('_', ' ')}.",
+    )
 
 
 @bp.post("/tickets/<id:ticket_id>/triage")
 def triage(ticket_id):
-    data = {name: request.form[name] for name in ("priority", "category")
-            if request.form.get(name)}
+    data = {name: request.form[name] for name in ("priority", "category") if request.form.get(name)}
 
     def apply(ticket, data, actor):
         if "priority" in data:
@@ -444,6 +563,7 @@ def download(ticket_id, attachment_id):
 
 # ------------------------------------------------------------------ security events
 
+
 @bp.get("/security")
 def security():
     actor = current_actor()
@@ -459,16 +579,27 @@ def security():
     try:
         events, next_cursor = find_events(args)
     except InvalidEventQuery as exc:
-        raise ApiError(400, "invalid_query", "these filters are not valid: "
-                       + _messages(exc.problems)) from None
+        raise ApiError(
+            400, "invalid_query", "these filters are not valid: " + _messages(exc.problems)
+        ) from None
     now = utcnow()
     return render_template(
-        "console/security.html", actor=actor, events=events, event_type=event_type,
-        types=[t.value for t in EventType], day=counts_by_type(now - timedelta(days=1)),
-        week=counts_by_type(now - timedelta(days=7)), now=now,
-        next_url=(url_for("console.security") + "?" + urlencode(
-            {**({"type": event_type} if event_type else {}), "cursor": next_cursor})
-            if next_cursor else None))
+        "console/security.html",
+        actor=actor,
+        events=events,
+        event_type=event_type,
+        types=[t.value for t in EventType],
+        day=counts_by_type(now - timedelta(days=1)),
+        week=counts_by_type(now - timedelta(days=7)),
+        now=now,
+        next_url=(
+            url_for("console.security")
+            + "?"
+            + urlencode({**({"type": event_type} if event_type else {}), "cursor": next_cursor})
+            if next_cursor
+            else None
+        ),
+    )
 
 
 @bp.route("/<path:anything>", methods=["GET", "POST"])
@@ -481,8 +612,9 @@ def not_found(anything):
 _TOKEN = re.compile(r'name="csrf_token" value="[^"]*"')
 
 
-def _render_regions(regions: Mapping[str, str], context: Mapping[str, Any]
-                    ) -> tuple[dict[str, tuple[str, str]], str]:
+def _render_regions(
+    regions: Mapping[str, str], context: Mapping[str, Any]
+) -> tuple[dict[str, tuple[str, str]], str]:
     """Each region's HTML and version (a digest of it), and the page's version."""
     rendered = {}
     for name, template in regions.items():
@@ -499,6 +631,7 @@ def _live(regions: Mapping[str, str], context: Mapping[str, Any]):
     rendered, version = _render_regions(regions, context)
     if request.args.get("v") == version:
         return "", 204
-    return jsonify(version=version,
-                   regions={name: {"html": html, "version": v}
-                            for name, (html, v) in rendered.items()})
+    return jsonify(
+        version=version,
+        regions={name: {"html": html, "version": v} for name, (html, v) in rendered.items()},
+    )

@@ -14,6 +14,7 @@ is removed again (``discard``), so no orphan is left behind.
     ...                                            # add the Attachment row, commit
     path_of(stored.storage_name)                   # for send_file
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,9 +82,12 @@ def store(upload: FileStorage, limits: AttachmentSettings) -> StoredFile:
     """Check ``upload`` and write it under a generated name; ApiError when refused."""
     content_type = content_type_of(upload)
     if content_type not in limits.allowed_content_types:
-        raise ApiError(415, "unsupported_media_type",
-                       f"files of type {content_type or '(none)'} cannot be attached",
-                       details={"allowed": sorted(limits.allowed_content_types)})
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"files of type {content_type or '(none)'} cannot be attached",
+            details={"allowed": sorted(limits.allowed_content_types)},
+        )
     storage_name = uuid.uuid4().hex
     final = path_of(storage_name)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -94,26 +98,40 @@ def store(upload: FileStorage, limits: AttachmentSettings) -> StoredFile:
             while chunk := upload.stream.read(_CHUNK):
                 size += len(chunk)
                 if size > limits.max_bytes:
-                    raise ApiError(413, "payload_too_large", "the file is too large",
-                                   details={"max_bytes": limits.max_bytes})
+                    raise ApiError(
+                        413,
+                        "payload_too_large",
+                        "the file is too large",
+                        details={"max_bytes": limits.max_bytes},
+                    )
                 if len(head) < 16:
                     head += chunk[: 16 - len(head)]
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:
-            raise ApiError(422, "validation_error", "the request is not valid",
-                           details={"fields": {"multipart": {"file": ["The file is empty."]}}})
+            raise ApiError(
+                422,
+                "validation_error",
+                "the request is not valid",
+                details={"fields": {"multipart": {"file": ["The file is empty."]}}},
+            )
         signatures = _SIGNATURES.get(content_type)
         if signatures and not head.startswith(signatures):
-            raise ApiError(422, "validation_error", "the request is not valid",
-                           details={"fields": {"multipart": {"file": [
-                               f"The content is not {content_type}."]}}})
+            raise ApiError(
+                422,
+                "validation_error",
+                "the request is not valid",
+                details={
+                    "fields": {"multipart": {"file": [f"The content is not {content_type}."]}}
+                },
+            )
         os.replace(tmp, final)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return StoredFile(storage_name, clean_filename(upload.filename), content_type, size,
-                      digest.hexdigest())
+    return StoredFile(
+        storage_name, clean_filename(upload.filename), content_type, size, digest.hexdigest()
+    )
 
 
 def discard(storage_name: str) -> None:

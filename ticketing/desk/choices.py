@@ -4,6 +4,7 @@ They are shared by the models (CHECK constraints), the API schemas (enums in
 the OpenAPI document), the configuration checks and the exporter's queries,
 so they live in one place. Priorities are listed from lowest to highest.
 """
+
 from __future__ import annotations
 
 STATUSES = ("open", "in_progress", "resolved", "closed")

@@ -11,6 +11,7 @@ request body and the ticket created, for ``api.idempotency_ttl`` (1 day):
   transaction fails on the unique (partner, key) constraint and is answered
   like a replay.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,22 +36,37 @@ def request_hash(body: Any) -> str:
 
 def find(partner_id: int, key: str, now: datetime, ttl: timedelta) -> IdempotencyKey | None:
     """The live record of ``key``. The partner's expired keys are forgotten first."""
-    db.session.execute(db.delete(IdempotencyKey).where(
-        IdempotencyKey.partner_id == partner_id, IdempotencyKey.created_at < now - ttl))
+    db.session.execute(
+        db.delete(IdempotencyKey).where(
+            IdempotencyKey.partner_id == partner_id, IdempotencyKey.created_at < now - ttl
+        )
+    )
     return db.session.execute(
-        db.select(IdempotencyKey).where(IdempotencyKey.partner_id == partner_id,
-                                        IdempotencyKey.key == key)).scalar_one_or_none()
+        db.select(IdempotencyKey).where(
+            IdempotencyKey.partner_id == partner_id, IdempotencyKey.key == key
+        )
+    ).scalar_one_or_none()
 
 
 def check_replay(record: IdempotencyKey, body_hash: str) -> int:
     """The ticket id to answer again, or 422 when the key came with another body."""
     if record.request_hash != body_hash:
-        raise ApiError(422, "idempotency_key_reused",
-                       "this Idempotency-Key was already used with a different request body",
-                       details={"header": HEADER})
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request body",
+            details={"header": HEADER},
+        )
     return record.ticket_id
 
 
 def remember(partner_id: int, key: str, body_hash: str, ticket_id: int, now: datetime) -> None:
-    db.session.add(IdempotencyKey(partner_id=partner_id, key=key, request_hash=body_hash,
-                                  ticket_id=ticket_id, created_at=now))
+    db.session.add(
+        IdempotencyKey(
+            partner_id=partner_id,
+            key=key,
+            request_hash=body_hash,
+            ticket_id=ticket_id,
+            created_at=now,
+        )
+    )

@@ -14,21 +14,31 @@ confident enough) and ``order``: ``oldest`` (default), ``newest``, or
 ``due`` (the next SLA due time first: the first response's until it is given,
 then the resolution's; ties by id).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import func, not_
 
-from ticketing.auth import Actor
-from ticketing.desk.choices import STATUSES
-from ticketing.db import db
-from ticketing.models import Ticket, utcnow
 from ticketing.api.pagination import Page, paginate
+from ticketing.auth import Actor
+from ticketing.db import db
+from ticketing.desk.choices import STATUSES
+from ticketing.models import Ticket, utcnow
 
-FILTERS = ("status", "priority", "category", "partner_id", "assignee", "overdue", "needs_triage",
-           "order")
+FILTERS = (
+    "status",
+    "priority",
+    "category",
+    "partner_id",
+    "assignee",
+    "overdue",
+    "needs_triage",
+    "order",
+)
 ORDERS = ("oldest", "newest", "due")
 
 
@@ -53,31 +63,47 @@ def filtered(stmt, actor: Actor, filters: Mapping[str, Any], now: datetime | Non
         overdue = Ticket.overdue_clause(now or utcnow())
         stmt = stmt.where(overdue if filters["overdue"] else not_(overdue))
     if "needs_triage" in filters:
-        stmt = stmt.where(Ticket.needs_triage if filters["needs_triage"]
-                          else not_(Ticket.needs_triage))
+        stmt = stmt.where(
+            Ticket.needs_triage if filters["needs_triage"] else not_(Ticket.needs_triage)
+        )
     return stmt
 
 
-def queue_page(actor: Actor, filters: Mapping[str, Any], cursor: str | None, limit: int,
-               now: datetime | None = None) -> Page:
+def queue_page(
+    actor: Actor,
+    filters: Mapping[str, Any],
+    cursor: str | None,
+    limit: int,
+    now: datetime | None = None,
+) -> Page:
     """One page of the queue; the cursor is bound to ``filters`` (400 when it is not theirs)."""
     bound = {name: filters[name] for name in FILTERS if name in filters}
     stmt = filtered(db.select(Ticket), actor, bound, now)
     order = bound.get("order")
     if order == "due":
-        return paginate(stmt, Ticket.id, filters=bound, cursor=cursor, limit=limit,
-                        newest_first=False, sort_key=Ticket.next_due_clause(),
-                        sort_value=Ticket.next_due_at)
-    return paginate(stmt, Ticket.id, filters=bound, cursor=cursor, limit=limit,
-                    newest_first=order == "newest")
+        return paginate(
+            stmt,
+            Ticket.id,
+            filters=bound,
+            cursor=cursor,
+            limit=limit,
+            newest_first=False,
+            sort_key=Ticket.next_due_clause(),
+            sort_value=Ticket.next_due_at,
+        )
+    return paginate(
+        stmt, Ticket.id, filters=bound, cursor=cursor, limit=limit, newest_first=order == "newest"
+    )
 
 
-def status_counts(actor: Actor, filters: Mapping[str, Any],
-                  now: datetime | None = None) -> dict[str, int]:
+def status_counts(
+    actor: Actor, filters: Mapping[str, Any], now: datetime | None = None
+) -> dict[str, int]:
     """Tickets per status under ``filters`` but their ``status`` (every status, 0 included)."""
     others = {name: value for name, value in filters.items() if name != "status"}
-    stmt = filtered(db.select(Ticket.status, func.count()).select_from(Ticket), actor, others,
-                    now).group_by(Ticket.status)
+    stmt = filtered(
+        db.select(Ticket.status, func.count()).select_from(Ticket), actor, others, now
+    ).group_by(Ticket.status)
     counts = dict.fromkeys(STATUSES, 0)
     counts.update({status: n for status, n in db.session.execute(stmt)})
     return counts

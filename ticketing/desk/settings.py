@@ -8,19 +8,30 @@ together, so every problem of every one is reported at once:
     settings.sla.first_response["high"]         # timedelta(seconds=7200)
     settings.classification.category_rules[0]   # ("security", ("security", "breach", ...))
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, model_validator
 
-from sharedconfig import (Invalid, Keywords, NonEmptyStr, NonNegativeDuration, OneOf,
-                          PositiveInt, Section, listed, mapping, parse_duration)
-
-from ticketing.desk.choices import CATEGORIES, PRIORITIES
+from sharedconfig import (
+    Invalid,
+    Keywords,
+    NonEmptyStr,
+    NonNegativeDuration,
+    OneOf,
+    PositiveInt,
+    Section,
+    listed,
+    mapping,
+    parse_duration,
+)
 from ticketing.config import check_sections
+from ticketing.desk.choices import CATEGORIES, PRIORITIES
 
 Priority = OneOf(PRIORITIES)
 Category = OneOf(CATEGORIES)
@@ -34,8 +45,9 @@ def _timespan(value: Any) -> timedelta:
     try:
         return timedelta(seconds=seconds)
     except OverflowError:
-        raise ValueError(f"must be a duration of at most {timedelta.max.days} days "
-                         f"(got {value!r})") from None
+        raise ValueError(
+            f"must be a duration of at most {timedelta.max.days} days (got {value!r})"
+        ) from None
 
 
 Timespan = Annotated[timedelta, BeforeValidator(_timespan)]
@@ -43,9 +55,13 @@ Timespan = Annotated[timedelta, BeforeValidator(_timespan)]
 
 # ------------------------------------------------------------------ classification
 
+
 def _fields(value: Any) -> Any:
-    if (not isinstance(value, list) or not value
-            or any(f not in ("title", "description") for f in value)):
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(f not in ("title", "description") for f in value)
+    ):
         raise ValueError("must be a non-empty list of: title, description")
     return value
 
@@ -53,33 +69,38 @@ def _fields(value: Any) -> Any:
 class PriorityRule(Section):
     #: ``rule-<index>`` when the file gives no name.
     name: NonEmptyStr = ""
-    fields: Annotated[tuple[Literal["title", "description"], ...],
-                      BeforeValidator(_fields)] = ("title", "description")
+    fields: Annotated[tuple[Literal["title", "description"], ...], BeforeValidator(_fields)] = (
+        "title",
+        "description",
+    )
     keywords: Keywords
     priority: Priority
 
 
 def _named(rules: tuple[PriorityRule, ...]) -> tuple[PriorityRule, ...]:
-    return tuple(rule if rule.name else rule.model_copy(update={"name": f"rule-{i}"})
-                 for i, rule in enumerate(rules))
+    return tuple(
+        rule if rule.name else rule.model_copy(update={"name": f"rule-{i}"})
+        for i, rule in enumerate(rules)
+    )
 
 
 class ClassificationSettings(Section):
     default_priority: Priority = "medium"
     default_category: Category = "other"
-    priority_rules: Annotated[tuple[PriorityRule, ...],
-                              listed("a list of rules"),
-                              AfterValidator(_named)] = ()
+    priority_rules: Annotated[
+        tuple[PriorityRule, ...], listed("a list of rules"), AfterValidator(_named)
+    ] = ()
     #: (category, keywords) in the configured order.
-    category_rules: Annotated[dict[Category, Keywords], mapping(),
-                              AfterValidator(lambda rules: tuple(rules.items()))] = ()
+    category_rules: Annotated[
+        dict[Category, Keywords], mapping(), AfterValidator(lambda rules: tuple(rules.items()))
+    ] = ()
 
 
 # ------------------------------------------------------------------ sla
 
+
 def _every_priority(targets: dict[str, timedelta]) -> Mapping[str, timedelta]:
-    missing = {p: "missing (every priority needs a target)" for p in PRIORITIES
-               if p not in targets}
+    missing = {p: "missing (every priority needs a target)" for p in PRIORITIES if p not in targets}
     if missing:
         raise Invalid(missing)
     return targets
@@ -106,8 +127,9 @@ def _content_type(value: Any) -> str:
 
 class AttachmentSettings(Section):
     max_bytes: PositiveInt
-    allowed_content_types: Annotated[frozenset[Annotated[str, BeforeValidator(_content_type)]],
-                                     listed("a list of content types")]
+    allowed_content_types: Annotated[
+        frozenset[Annotated[str, BeforeValidator(_content_type)]], listed("a list of content types")
+    ]
 
 
 class ApiSettings(Section):
@@ -119,7 +141,7 @@ class ApiSettings(Section):
     key_cache_ttl: NonNegativeDuration = 5.0
 
     @model_validator(mode="after")
-    def _page_sizes(self) -> "ApiSettings":
+    def _page_sizes(self) -> ApiSettings:
         if self.default_page_size > self.max_page_size:
             raise Invalid({"default_page_size": "must not be larger than max_page_size"})
         return self

@@ -13,6 +13,7 @@ either changes everything it meant to or nothing. Each function:
     change_status(ticket, "resolved", staff_actor)
     db.session.commit(); run_after_commit()        # (views use ``commit()``)
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -22,16 +23,23 @@ from flask import current_app
 from sqlalchemy import insert
 
 from ticketing import signals
-from ticketing.desk import sla
 from ticketing.auth import Actor
-from ticketing.desk.triage import Classifier
-from ticketing.desk.classifier import model_of
 from ticketing.db import db, execute_core, get_now, insert_now, update_now
+from ticketing.desk import sla
+from ticketing.desk.classifier import model_of
+from ticketing.desk.metrics import (
+    FIRST_RESPONSE,
+    MESSAGES,
+    RESOLUTION,
+    TICKETS_CREATED,
+    after_commit,
+    run_after_commit,
+)
 from ticketing.desk.settings import CoreSettings
-from ticketing.errors import ApiError, not_found
-from ticketing.desk.metrics import FIRST_RESPONSE, MESSAGES, RESOLUTION, TICKETS_CREATED, after_commit, run_after_commit
-from ticketing.models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
+from ticketing.desk.triage import Classifier
 from ticketing.desk.workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
+from ticketing.errors import ApiError, not_found
+from ticketing.models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
 
 _AUDIT = TicketAudit.__table__
 # With RETURNING, several rows go in one statement ("insertmanyvalues") whose
@@ -48,7 +56,8 @@ def classifier() -> Classifier:
     if found is None:
         model, model_settings = model_of(current_app)
         found = current_app.extensions["ticketing_classifier"] = Classifier(
-            settings().classification, model, model_settings)
+            settings().classification, model, model_settings
+        )
     return found
 
 
@@ -63,6 +72,7 @@ def _app():
 
 
 # ------------------------------------------------------------------ finding tickets
+
 
 def deny(actor: Actor, resource: str, resource_id: int, what: str) -> ApiError:
     """Report an attempt to reach someone else's ``resource`` and return the plain 404.
@@ -106,23 +116,42 @@ def ticket_attachment(actor: Actor, ticket: Ticket, attachment_id: int) -> Attac
 
 # ------------------------------------------------------------------ audit
 
-def audit(ticket: Ticket, actor: Actor | None, field: str, before: object, after: object,
-          reason: str | None = None, at: datetime | None = None) -> None:
+
+def audit(
+    ticket: Ticket,
+    actor: Actor | None,
+    field: str,
+    before: object,
+    after: object,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> None:
     """Record one change; ``actor`` None means an automatic (``system``) decision."""
     write_audit(ticket, [audit_entry(actor, field, before, after, reason, at)])
 
 
-def audit_entry(actor: Actor | None, field: str, before: object, after: object,
-                reason: str | None = None, at: datetime | None = None,
-                confidence: float | None = None) -> dict[str, Any]:
+def audit_entry(
+    actor: Actor | None,
+    field: str,
+    before: object,
+    after: object,
+    reason: str | None = None,
+    at: datetime | None = None,
+    confidence: float | None = None,
+) -> dict[str, Any]:
     """One entry of the audit trail (a ``ticket_audit`` row but its ticket), for
     :func:`write_audit`; ``actor`` None means an automatic (``system``) decision,
     whose ``confidence`` (the category model's probability) it may carry."""
-    return {"actor_kind": actor.kind if actor else "system",
-            "actor_id": actor.id if actor else None, "field": field,
-            "before": None if before is None else str(before),
-            "after": None if after is None else str(after), "reason": reason,
-            "confidence": confidence, "at": at or utcnow()}
+    return {
+        "actor_kind": actor.kind if actor else "system",
+        "actor_id": actor.id if actor else None,
+        "field": field,
+        "before": None if before is None else str(before),
+        "after": None if after is None else str(after),
+        "reason": reason,
+        "confidence": confidence,
+        "at": at or utcnow(),
+    }
 
 
 def write_audit(ticket: Ticket, entries: list[dict[str, Any]]) -> None:
@@ -135,49 +164,95 @@ def write_audit(ticket: Ticket, entries: list[dict[str, Any]]) -> None:
     execute_core(_INSERT_AUDIT, [{"ticket_id": ticket.id, **e} for e in entries])
 
 
-def _changed(ticket: Ticket, field: str, before: object, after: object, actor: Actor,
-             now: datetime, reason: str | None = None) -> None:
+def _changed(
+    ticket: Ticket,
+    field: str,
+    before: object,
+    after: object,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
     audit(ticket, actor, field, before, after, reason, at=now)
     ticket.updated_at = now
-    signals.ticket_changed.send(_app(), ticket=ticket, field=field, before=before, after=after,
-                                actor=actor)
+    signals.ticket_changed.send(
+        _app(), ticket=ticket, field=field, before=before, after=after, actor=actor
+    )
 
 
 # ------------------------------------------------------------------ creation
 
-def create_ticket(actor: Actor, *, title: str, description: str, priority: str | None = None,
-                  category: str | None = None) -> Ticket:
+
+def create_ticket(
+    actor: Actor,
+    *,
+    title: str,
+    description: str,
+    priority: str | None = None,
+    category: str | None = None,
+) -> Ticket:
     """A partner's new ticket, with priority raised and category chosen by the rules."""
     now = utcnow()
     decision = classifier().classify(title, description, priority)
-    ticket = Ticket(partner_id=actor.id, title=title, description=description,
-                    category=category or decision.category, priority=decision.priority,
-                    status="open", created_at=now, updated_at=now,
-                    category_confidence=None if category else decision.category_confidence,
-                    needs_triage=not category and decision.needs_triage)
+    ticket = Ticket(
+        partner_id=actor.id,
+        title=title,
+        description=description,
+        category=category or decision.category,
+        priority=decision.priority,
+        status="open",
+        created_at=now,
+        updated_at=now,
+        category_confidence=None if category else decision.category_confidence,
+        needs_triage=not category and decision.needs_triage,
+    )
     sla.apply(settings().sla, ticket)
     insert_now(ticket)  # its id, for the audit trail and the signal's receivers
 
     initial = priority or settings().classification.default_priority
     entries = [
         audit_entry(actor, "status", None, "open", "ticket created", at=now),
-        audit_entry(actor if priority else None, "priority", None, initial,
-                    "requested by partner" if priority else "default priority", at=now),
+        audit_entry(
+            actor if priority else None,
+            "priority",
+            None,
+            initial,
+            "requested by partner" if priority else "default priority",
+            at=now,
+        ),
     ]
     if decision.priority_reason:
-        entries.append(audit_entry(None, "priority", initial, decision.priority,
-                                   decision.priority_reason, at=now))
+        entries.append(
+            audit_entry(
+                None, "priority", initial, decision.priority, decision.priority_reason, at=now
+            )
+        )
     if category:
-        entries.append(audit_entry(actor, "category", None, category, "chosen by partner",
-                                   at=now))
+        entries.append(audit_entry(actor, "category", None, category, "chosen by partner", at=now))
     else:
-        entries.append(audit_entry(None, "category", None, decision.category,
-                                   decision.category_reason, at=now,
-                                   confidence=decision.category_confidence))
+        entries.append(
+            audit_entry(
+                None,
+                "category",
+                None,
+                decision.category,
+                decision.category_reason,
+                at=now,
+                confidence=decision.category_confidence,
+            )
+        )
         if decision.needs_triage:
-            entries.append(audit_entry(None, "needs_triage", None, True,
-                                       "category confidence below classifier.triage_below",
-                                       at=now, confidence=decision.category_confidence))
+            entries.append(
+                audit_entry(
+                    None,
+                    "needs_triage",
+                    None,
+                    True,
+                    "category confidence below classifier.triage_below",
+                    at=now,
+                    confidence=decision.category_confidence,
+                )
+            )
     write_audit(ticket, entries)
 
     signals.ticket_created.send(_app(), ticket=ticket)
@@ -188,8 +263,10 @@ def create_ticket(actor: Actor, *, title: str, description: str, priority: str |
 
 # ------------------------------------------------------------------ changes
 
-def change_status(ticket: Ticket, target: str, actor: Actor,
-                  table: dict[str, tuple[str, ...]] = TRANSITIONS) -> None:
+
+def change_status(
+    ticket: Ticket, target: str, actor: Actor, table: dict[str, tuple[str, ...]] = TRANSITIONS
+) -> None:
     """Move ``ticket`` to ``target`` if ``table`` allows it (else 409 listing what is allowed)."""
     current = ticket.status
     check_transition(current, target, table)
@@ -229,9 +306,17 @@ def set_category(ticket: Ticket, category: str, actor: Actor) -> bool:
     triaged = ticket.needs_triage
     if triaged:
         ticket.needs_triage = False
-        _changed(ticket, "needs_triage", True, False,
-                 actor, now, "category confirmed by staff" if category == ticket.category
-                 else "category set by staff")
+        _changed(
+            ticket,
+            "needs_triage",
+            True,
+            False,
+            actor,
+            now,
+            "category confirmed by staff"
+            if category == ticket.category
+            else "category set by staff",
+        )
     if category == ticket.category:
         return triaged
     before = ticket.category
@@ -244,16 +329,25 @@ def assign(ticket: Ticket, assignee_id: int | None, actor: Actor) -> bool:
     """Set the assignee (None: nobody). Agents may only take a ticket or let it go;
     admins may assign anyone. False when unchanged."""
     if not actor.is_admin and assignee_id not in (None, actor.id):
-        raise ApiError(403, "forbidden", "agents may only assign tickets to themselves",
-                       details={"assignee_id": assignee_id})
+        raise ApiError(
+            403,
+            "forbidden",
+            "agents may only assign tickets to themselves",
+            details={"assignee_id": assignee_id},
+        )
     if not actor.is_admin and assignee_id is None and ticket.assignee_id not in (None, actor.id):
         raise ApiError(403, "forbidden", "agents may only unassign their own tickets")
     if assignee_id is not None:
         staff = db.session.get(Staff, assignee_id)
         if staff is None or not staff.active:
-            raise ApiError(422, "validation_error", "the request is not valid",
-                           details={"fields": {"json": {"assignee_id": [
-                               "No active staff member with this id."]}}})
+            raise ApiError(
+                422,
+                "validation_error",
+                "the request is not valid",
+                details={
+                    "fields": {"json": {"assignee_id": ["No active staff member with this id."]}}
+                },
+            )
     if assignee_id == ticket.assignee_id:
         return False
     before = ticket.assignee_id
@@ -264,24 +358,42 @@ def assign(ticket: Ticket, assignee_id: int | None, actor: Actor) -> bool:
 
 # ------------------------------------------------------------------ messages
 
+
 def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False) -> Message:
     """Add a message. The first public staff reply is the ticket's first response."""
     if internal and not actor.is_staff:
         raise ApiError(403, "forbidden", "only staff can add internal notes")
     if ticket.status == "closed" and not internal:
-        raise ApiError(409, "ticket_closed", "the ticket is closed; reopen it to reply",
-                       details={"status": ticket.status})
+        raise ApiError(
+            409,
+            "ticket_closed",
+            "the ticket is closed; reopen it to reply",
+            details={"status": ticket.status},
+        )
     now = utcnow()
-    message = Message(ticket_id=ticket.id, sender_type=actor.kind, sender_id=actor.id,
-                      body=body, internal=internal, created_at=now)
+    message = Message(
+        ticket_id=ticket.id,
+        sender_type=actor.kind,
+        sender_id=actor.id,
+        body=body,
+        internal=internal,
+        created_at=now,
+    )
     insert_now(message)
     changes: dict[str, datetime] = {}
     if not internal:
         changes["updated_at"] = now
     if actor.is_staff and not internal and ticket.first_response_at is None:
         changes["first_response_at"] = now
-        audit(ticket, actor, "first_response_at", None, now.isoformat() + "Z",
-              "first public reply", at=now)
+        audit(
+            ticket,
+            actor,
+            "first_response_at",
+            None,
+            now.isoformat() + "Z",
+            "first public reply",
+            at=now,
+        )
         seconds = (now - ticket.created_at).total_seconds()
         priority = ticket.priority
         after_commit(lambda: FIRST_RESPONSE.labels(priority).observe(seconds))

@@ -24,11 +24,13 @@ is marked for triage.
     decision.category, decision.category_reason   # "billing", "keywords: invoice; model agrees"
     decision.category_confidence, decision.needs_triage   # 0.93, False
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from ticketing.desk.choices import max_priority, priority_rank
 from ticketing.desk.settings import ClassificationSettings
@@ -67,10 +69,12 @@ class KeywordIndex:
         # Longest first, although any order finds the same positions.
         ordered = sorted(self.keywords, key=len, reverse=True)
         self._starts = re.compile(
-            r"(?<!\w)(?=" + "|".join(re.escape(k) for k in ordered) + ")", re.IGNORECASE)
+            r"(?<!\w)(?=" + "|".join(re.escape(k) for k in ordered) + ")", re.IGNORECASE
+        )
         # One optional look-ahead group per keyword: a group matched iff its keyword does.
         self._which = re.compile(
-            "".join(f"(?:(?=({re.escape(k)}))|)" for k in self.keywords), re.IGNORECASE)
+            "".join(f"(?:(?=({re.escape(k)}))|)" for k in self.keywords), re.IGNORECASE
+        )
 
     def positions(self, text: str) -> dict[str, list[int]]:
         """Keyword -> the positions where it starts a word in ``text`` (ascending)."""
@@ -110,8 +114,13 @@ class Decision:
     needs_triage: bool = False
 
 
-def combine(rule: str | None, rule_words: list[str], probabilities: Mapping[str, float] | None,
-            default: str, override_at: float) -> tuple[str, str, float | None]:
+def combine(
+    rule: str | None,
+    rule_words: list[str],
+    probabilities: Mapping[str, float] | None,
+    default: str,
+    override_at: float,
+) -> tuple[str, str, float | None]:
     """The category, the reason and the confidence, from the keyword rules' and the
     model's answers (``rule`` None: no keyword matched; ``probabilities`` None: no model)."""
     keywords = "keywords: " + ", ".join(rule_words)
@@ -130,25 +139,34 @@ def combine(rule: str | None, rule_words: list[str], probabilities: Mapping[str,
 
 
 class Classifier:
-    def __init__(self, settings: ClassificationSettings, model: TextModel | None = None,
-                 model_settings: ClassifierSettings | None = None):
+    def __init__(
+        self,
+        settings: ClassificationSettings,
+        model: TextModel | None = None,
+        model_settings: ClassifierSettings | None = None,
+    ):
         self.settings = settings
         self.model = model
         self.model_settings = model_settings
         self._priority_rules = settings.priority_rules
         self._priority_index = KeywordIndex(
-            [kw for rule in settings.priority_rules for kw in rule.keywords])
+            [kw for rule in settings.priority_rules for kw in rule.keywords]
+        )
         self._category_rules = settings.category_rules
         self._category_index = KeywordIndex(
-            [kw for _, keywords in settings.category_rules for kw in keywords])
+            [kw for _, keywords in settings.category_rules for kw in keywords]
+        )
 
-    def priority(self, title: str, description: str, requested: str | None
-                 ) -> tuple[str, str | None]:
+    def priority(
+        self, title: str, description: str, requested: str | None
+    ) -> tuple[str, str | None]:
         """The priority: the one requested (or the default), raised by any matching rule."""
         start = requested or self.settings.default_priority
         priority, reasons = start, []
-        found = {"title": self._priority_index.positions(title),
-                 "description": self._priority_index.positions(description)}
+        found = {
+            "title": self._priority_index.positions(title),
+            "description": self._priority_index.positions(description),
+        }
         for rule in self._priority_rules:
             for field in rule.fields:
                 hit = next((kw for kw in rule.keywords if kw in found[field]), None)
@@ -173,12 +191,14 @@ class Classifier:
 
     def category(self, title: str, description: str) -> tuple[str, str]:
         """The category from the keyword rules alone, and why."""
-        category, reason, _ = combine(*self.rule_category(title, description), None,
-                                      self.settings.default_category, 1.0)
+        category, reason, _ = combine(
+            *self.rule_category(title, description), None, self.settings.default_category, 1.0
+        )
         return category, reason
 
-    def classify(self, title: str, description: str, requested_priority: str | None = None
-                 ) -> Decision:
+    def classify(
+        self, title: str, description: str, requested_priority: str | None = None
+    ) -> Decision:
         priority, priority_reason = self.priority(title, description, requested_priority)
         rule, words = self.rule_category(title, description)
         model, model_settings = self.model, self.model_settings
@@ -186,7 +206,17 @@ class Classifier:
             category, reason, _ = combine(rule, words, None, self.settings.default_category, 1.0)
             return Decision(priority, priority_reason, category, reason)
         category, reason, confidence = combine(
-            rule, words, model.probabilities(title, description),
-            self.settings.default_category, model_settings.override_rules_at)
-        return Decision(priority, priority_reason, category, reason, confidence,
-                        confidence is not None and confidence < model_settings.triage_below)
+            rule,
+            words,
+            model.probabilities(title, description),
+            self.settings.default_category,
+            model_settings.override_rules_at,
+        )
+        return Decision(
+            priority,
+            priority_reason,
+            category,
+            reason,
+            confidence,
+            confidence is not None and confidence < model_settings.triage_below,
+        )

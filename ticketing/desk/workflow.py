@@ -11,6 +11,7 @@ clears both. SLA due times stay as they were, counted from creation.
 Partners may close their own ticket (from any status but closed) and reopen
 it (from resolved or closed); staff may make any allowed change.
 """
+
 from __future__ import annotations
 
 from ticketing.errors import ApiError
@@ -31,15 +32,18 @@ PARTNER_TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_transition(current: str, target: str,
-                     table: dict[str, tuple[str, ...]] = TRANSITIONS) -> None:
+def check_transition(
+    current: str, target: str, table: dict[str, tuple[str, ...]] = TRANSITIONS
+) -> None:
     """Raise 409 ``invalid_transition`` (listing the allowed targets) unless allowed."""
     allowed = table.get(current, ())
     if target not in allowed:
-        raise ApiError(409, "invalid_transition",
-                       f"a ticket cannot go from {current} to {target}",
-                       details={"status": current, "requested": target,
-                                "allowed": list(allowed)})
+        raise ApiError(
+            409,
+            "invalid_transition",
+            f"a ticket cannot go from {current} to {target}",
+            details={"status": current, "requested": target, "allowed": list(allowed)},
+        )
 
 
 def is_reopen(current: str, target: str) -> bool:

@@ -23,12 +23,14 @@ alerts only.
 Under gunicorn each connection holds a thread of the gthread worker for its
 lifetime: ``threads`` must exceed ``live.max_clients`` (ticketing/runtime/gunicorn.conf.py).
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, request
 from flask_sock import Sock
@@ -39,28 +41,27 @@ from wsproto.events import AcceptConnection, Request
 from wsproto.extensions import PerMessageDeflate
 
 from ticketing.errors import ApiError
-
 from ticketing.live.broadcaster import Broadcaster
 from ticketing.live.connection import Connection, record_disconnect
 from ticketing.live.settings import LiveConfigError, LiveSettings, load_settings
 from ticketing.live.snapshot import QUERIES
 
-__all__ = ["LiveConfigError", "LiveFeed", "LiveSettings", "PATH", "init_app",
-           "stop_all"]
+__all__ = ["LiveConfigError", "LiveFeed", "LiveSettings", "PATH", "init_app", "stop_all"]
 
 log = logging.getLogger("ticketing.live")
 
 PATH = "/ws/monitoring"
 API_KEY_HEADER = "X-API-Key"
 
-_feeds: "weakref.WeakSet[LiveFeed]" = weakref.WeakSet()
+_feeds: weakref.WeakSet[LiveFeed] = weakref.WeakSet()
 
 
 class LiveFeed:
     """What ``init_app`` leaves in ``app.extensions["live"]``."""
 
-    def __init__(self, app: Flask, settings: LiveSettings,
-                 authenticate: Callable[[str], Any] | None = None):
+    def __init__(
+        self, app: Flask, settings: LiveSettings, authenticate: Callable[[str], Any] | None = None
+    ):
         self.app = app
         self.settings = settings
         self.broadcaster = Broadcaster(app, settings)
@@ -79,8 +80,12 @@ class LiveFeed:
         if problem is not None:
             status, text = problem
             headers = {"Sec-WebSocket-Version": "13"} if status == 426 else None
-            raise ApiError(status, "upgrade_required" if status == 426 else "bad_request",
-                           text, headers=headers)
+            raise ApiError(
+                status,
+                "upgrade_required" if status == 426 else "bad_request",
+                text,
+                headers=headers,
+            )
         raw_key = request.headers.get(API_KEY_HEADER)
         if raw_key:
             actor = self._header_actor(raw_key)
@@ -88,9 +93,12 @@ class LiveFeed:
                 raise ApiError(401, "unauthorized", "the API key is not valid")
             g.live_actor = actor
         if not self.broadcaster.reserve():
-            raise ApiError(503, "unavailable", "the live feed has no room for more clients "
-                           "in this process; retry later",
-                           headers={"Retry-After": str(int(self.settings.interval) + 1)})
+            raise ApiError(
+                503,
+                "unavailable",
+                "the live feed has no room for more clients in this process; retry later",
+                headers={"Retry-After": str(int(self.settings.interval) + 1)},
+            )
         g.live_slot = True
 
     def _header_actor(self, raw_key: str) -> Any:
@@ -145,8 +153,10 @@ def init_app(app: Flask, authenticate: Callable[[str], Any] | None = None) -> Li
     Nothing starts here: the snapshot thread starts with the first client.
     """
     section = (app.config.get("TICKETING") or {}).get("live")
-    environ = {name: app.config.get(name) or os.environ.get(name, "")
-               for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL")}
+    environ = {
+        name: app.config.get(name) or os.environ.get(name, "")
+        for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL")
+    }
     settings = load_settings(section, known_queries=set(QUERIES), environ=environ)
     if not settings.enabled:
         app.extensions["live"] = None
@@ -174,6 +184,7 @@ def init_app(app: Flask, authenticate: Callable[[str], Any] | None = None) -> Li
 
 # ------------------------------------------------------------------ helpers
 
+
 def _ticketing_authenticate(raw_key: str) -> Any:
     """The ticket service's key check, committed (last use, security events) at once."""
     from ticketing.auth import authenticate
@@ -198,8 +209,9 @@ def _missing_key_signal() -> None:
     from ticketing.db import db
 
     try:
-        signals.auth_failed.send(current_app._get_current_object(), key_prefix=None,
-                                 reason="missing")
+        signals.auth_failed.send(
+            current_app._get_current_object(), key_prefix=None, reason="missing"
+        )
         db.session.commit()
     except Exception:
         log.exception("live feed: recording a missing key failed")
@@ -243,6 +255,7 @@ def handshake_problem(environ: dict) -> tuple[int, str] | None:
 
 
 # ------------------------------------------------------------------ shutdown
+
 
 def stop_all() -> None:
     """Close every client of every feed in this process (1001) and stop the snapshot threads."""

@@ -23,6 +23,7 @@ is started again in a forked child (gunicorn with ``preload_app``).
         broadcaster.unsubscribe(subscriber)
         broadcaster.release()
 """
+
 from __future__ import annotations
 
 import json
@@ -32,28 +33,52 @@ import queue
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 from prometheus_client import Counter, Gauge, Histogram
 
 from ticketing.live.settings import LiveSettings
-from ticketing.live.snapshot import AlertmanagerSource, PrometheusSource, Snapshot, open_tickets_by_partner, partner_view, staff_view, take_snapshot
+from ticketing.live.snapshot import (
+    AlertmanagerSource,
+    PrometheusSource,
+    Snapshot,
+    open_tickets_by_partner,
+    partner_view,
+    staff_view,
+    take_snapshot,
+)
 
 log = logging.getLogger("ticketing.live")
 
-CLIENTS = Gauge("live_feed_clients", "Authenticated WebSocket clients of the live feed.",
-                multiprocess_mode="livesum")
-DISCONNECTS = Counter("live_feed_disconnects_total",
-                      "Live feed connections that ended, by reason.", ["reason"])
+CLIENTS = Gauge(
+    "live_feed_clients",
+    "Authenticated WebSocket clients of the live feed.",
+    multiprocess_mode="livesum",
+)
+DISCONNECTS = Counter(
+    "live_feed_disconnects_total", "Live feed connections that ended, by reason.", ["reason"]
+)
 SNAPSHOTS = Counter("live_feed_snapshots_total", "Snapshots taken by the live feed.")
-SNAPSHOT_DURATION = Histogram("live_feed_snapshot_duration_seconds",
-                              "Time to read every source for one snapshot.",
-                              buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-SOURCE_ERRORS = Counter("live_feed_source_errors_total",
-                        "Snapshots in which a source could not be read.", ["source"])
-DISCONNECT_REASONS = ("closed", "heartbeat", "too_big", "slow", "bad_messages", "auth_failed",
-                      "revoked", "shutdown")
+SNAPSHOT_DURATION = Histogram(
+    "live_feed_snapshot_duration_seconds",
+    "Time to read every source for one snapshot.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SOURCE_ERRORS = Counter(
+    "live_feed_source_errors_total", "Snapshots in which a source could not be read.", ["source"]
+)
+DISCONNECT_REASONS = (
+    "closed",
+    "heartbeat",
+    "too_big",
+    "slow",
+    "bad_messages",
+    "auth_failed",
+    "revoked",
+    "shutdown",
+)
 for _reason in DISCONNECT_REASONS:  # every series exists from the start, at 0
     DISCONNECTS.labels(_reason)
 for _source in ("prometheus", "alertmanager", "database"):
@@ -108,15 +133,19 @@ class Subscriber:
 class Broadcaster:
     """The per-process snapshot loop and the registry of this process's clients."""
 
-    def __init__(self, app: Flask, settings: LiveSettings,
-                 tickets: Callable[[], dict] = open_tickets_by_partner):
+    def __init__(
+        self,
+        app: Flask,
+        settings: LiveSettings,
+        tickets: Callable[[], dict] = open_tickets_by_partner,
+    ):
         self.app = app
         self.settings = settings
         self._tickets = tickets
-        self.prometheus = PrometheusSource(settings.prometheus_url, settings.query_timeout,
-                                           settings.queries)
-        self.alertmanager = AlertmanagerSource(settings.alertmanager_urls,
-                                               settings.query_timeout)
+        self.prometheus = PrometheusSource(
+            settings.prometheus_url, settings.query_timeout, settings.queries
+        )
+        self.alertmanager = AlertmanagerSource(settings.alertmanager_urls, settings.query_timeout)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._subscribers: set[Subscriber] = set()
@@ -148,8 +177,7 @@ class Broadcaster:
             self._subscribers.add(subscriber)
             self._changed.notify_all()
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="live-feed",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
                 self._thread.start()
         CLIENTS.inc()
 
@@ -195,15 +223,21 @@ class Broadcaster:
             if view_key == "staff":
                 view = staff_view(snap, max_alerts=s.max_alerts, hidden_alerts=s.hidden_alerts)
             else:
-                view = partner_view(snap, view_key[1], max_alerts=s.max_alerts,
-                                    partner_alerts=s.partner_alerts - s.hidden_alerts)
+                view = partner_view(
+                    snap,
+                    view_key[1],
+                    max_alerts=s.max_alerts,
+                    partner_alerts=s.partner_alerts - s.hidden_alerts,
+                )
             data = snap.views[view_key] = json.dumps(view, separators=(",", ":"))
         return data
 
     def frame(self, kind: str, snap: Snapshot, view_key: Any) -> str:
         """A complete message: ``{"type", "seq", "timestamp", "data"}``."""
-        return (f'{{"type":"{kind}","seq":{snap.seq},"timestamp":"{snap.timestamp}",'
-                f'"data":{self.view_json(snap, view_key)}}}')
+        return (
+            f'{{"type":"{kind}","seq":{snap.seq},"timestamp":"{snap.timestamp}",'
+            f'"data":{self.view_json(snap, view_key)}}}'
+        )
 
     def _run(self) -> None:
         interval = self.settings.interval
@@ -233,8 +267,9 @@ class Broadcaster:
             with self.app.app_context():
                 return self._tickets()
 
-        snap = take_snapshot(self._seq, self.prometheus, self.alertmanager, tickets,
-                             self.settings.query_offset)
+        snap = take_snapshot(
+            self._seq, self.prometheus, self.alertmanager, tickets, self.settings.query_offset
+        )
         SNAPSHOT_DURATION.observe(time.monotonic() - started)
         SNAPSHOTS.inc()
         for source, status in snap.sources.items():

@@ -21,6 +21,7 @@ Close codes: 4401 authentication missing or invalid (or no longer valid);
 (wsproto); 1001 the server is shutting down. A client too slow to take its
 frames is cut off without a close frame (it would not read one).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,8 @@ import select
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from simple_websocket import ConnectionClosed
 from wsproto import ConnectionState
@@ -114,8 +116,9 @@ class LockedSocket:
 
 
 def message(kind: str, data: Any = None) -> str:
-    return json.dumps({"type": kind, "timestamp": iso_timestamp(time.time()), "data": data},
-                      separators=(",", ":"))
+    return json.dumps(
+        {"type": kind, "timestamp": iso_timestamp(time.time()), "data": data}, separators=(",", ":")
+    )
 
 
 def error_message(code: str, text: str) -> str:
@@ -125,8 +128,13 @@ def error_message(code: str, text: str) -> str:
 class Connection:
     """Serves one accepted WebSocket until it ends."""
 
-    def __init__(self, ws: Any, broadcaster: Broadcaster, settings: LiveSettings,
-                 authenticate: Callable[[str], Any]):
+    def __init__(
+        self,
+        ws: Any,
+        broadcaster: Broadcaster,
+        settings: LiveSettings,
+        authenticate: Callable[[str], Any],
+    ):
         self.ws = ws
         self.broadcaster = broadcaster
         self.settings = settings
@@ -180,13 +188,17 @@ class Connection:
         """(actor, key) from the client's first message; (None, ...) after closing with 4401."""
         raw = self.ws.receive(timeout=self.settings.auth_timeout)
         if raw is None:
-            self.close(CLOSE_UNAUTHORIZED, "authentication timeout: send "
-                       '{"type": "auth", "api_key": ...} first')
+            self.close(
+                CLOSE_UNAUTHORIZED,
+                'authentication timeout: send {"type": "auth", "api_key": ...} first',
+            )
             return None, None
         request = _parse(raw)
         if not isinstance(request, dict) or request.get("type") != "auth":
-            self.close(CLOSE_UNAUTHORIZED, "authentication required: send "
-                       '{"type": "auth", "api_key": ...} first')
+            self.close(
+                CLOSE_UNAUTHORIZED,
+                'authentication required: send {"type": "auth", "api_key": ...} first',
+            )
             return None, None
         key = request.get("api_key")
         self.key_offered = isinstance(key, str) and bool(key)
@@ -210,11 +222,16 @@ class Connection:
         self.broadcaster.subscribe(subscriber)
         recheck_at = time.monotonic() + self._reauth_delay()
         try:
-            self.send(message("welcome", {
-                "actor": {"kind": actor.kind, "id": actor.id, "name": actor.name},
-                "interval": self.settings.interval,
-                "ping_interval": self.settings.ping_interval,
-            }))
+            self.send(
+                message(
+                    "welcome",
+                    {
+                        "actor": {"kind": actor.kind, "id": actor.id, "name": actor.name},
+                        "interval": self.settings.interval,
+                        "ping_interval": self.settings.ping_interval,
+                    },
+                )
+            )
             while True:
                 if subscriber.drop_reason is not None:
                     break

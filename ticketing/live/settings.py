@@ -27,15 +27,27 @@ Durations are seconds (a number) or strings such as ``500ms``, ``30s``, ``5m``.
 Problems are reported one per line with their location, like the other sections:
 ``live.ping_interval: must be > 0``.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, ValidationInfo, field_validator, model_validator
 
-from sharedconfig import (AtLeast, Flag, FromEnvironment, HttpUrl, HttpUrls, Invalid,
-                          NonNegativeDuration, PositiveDuration, Section, mapping)
+from sharedconfig import (
+    AtLeast,
+    Flag,
+    FromEnvironment,
+    HttpUrl,
+    HttpUrls,
+    Invalid,
+    NonNegativeDuration,
+    PositiveDuration,
+    Section,
+    mapping,
+)
 from ticketing.config import ConfigError
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
@@ -60,8 +72,9 @@ class LiveSettings(Section):
 
     enabled: Flag = True
     prometheus_url: FromEnvironment(HttpUrl, "PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL) = None
-    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL
-                                       ) = Field(None, alias="alertmanager_url")
+    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL) = (
+        Field(None, alias="alertmanager_url")
+    )
     interval: PositiveDuration = 5.0
     query_timeout: PositiveDuration = 3.0
     auth_timeout: PositiveDuration = 5.0
@@ -96,16 +109,23 @@ class LiveSettings(Section):
         return queries
 
     @model_validator(mode="after")
-    def _in_time(self) -> "LiveSettings":
+    def _in_time(self) -> LiveSettings:
         """A snapshot should be computable within its interval even when a source hangs."""
         if self.query_timeout >= self.interval:
-            raise Invalid({"query_timeout": "must be < live.interval, or snapshots fall "
-                                            "behind while a source hangs"})
+            raise Invalid(
+                {
+                    "query_timeout": "must be < live.interval, or snapshots fall "
+                    "behind while a source hangs"
+                }
+            )
         return self
 
 
-def load_settings(section: Mapping[str, Any] | None, known_queries: set[str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> LiveSettings:
+def load_settings(
+    section: Mapping[str, Any] | None,
+    known_queries: set[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LiveSettings:
     """Validate the ``live`` section (missing keys take their defaults).
 
     ``known_queries`` names the queries a ``queries`` override may replace

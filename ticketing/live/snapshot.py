@@ -23,13 +23,15 @@ A source that cannot be read leaves its part empty (``null``) and says so in
 :func:`staff_view` and :func:`partner_view` turn a snapshot into what one
 caller may see (docs/live.md lists both).
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import requests
 from sqlalchemy import func
@@ -73,11 +75,12 @@ def _number(value: Any) -> float | None:
 
 def iso_timestamp(unix: float) -> str:
     """``2024-05-01T12:00:00.123Z``: what a browser's ``new Date(...)`` parses."""
-    moment = datetime.fromtimestamp(unix, timezone.utc)
+    moment = datetime.fromtimestamp(unix, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 # ------------------------------------------------------------------ sources
+
 
 class PrometheusSource:
     """Runs the snapshot's instant queries against Prometheus' HTTP API."""
@@ -95,9 +98,11 @@ class PrometheusSource:
         ValueError when it answers that the query itself is wrong.
         """
         try:
-            response = self.session.get(f"{self.url}/api/v1/query",
-                                        params={"query": expr, "time": f"{at:.3f}"},
-                                        timeout=self.timeout)
+            response = self.session.get(
+                f"{self.url}/api/v1/query",
+                params={"query": expr, "time": f"{at:.3f}"},
+                timeout=self.timeout,
+            )
         except requests.RequestException as exc:
             raise SourceUnavailable(_short_error(exc)) from None
         if response.status_code >= 500 or response.status_code == 429:
@@ -127,8 +132,11 @@ class PrometheusSource:
             try:
                 results[name] = self.query(expr, at)
             except SourceUnavailable as exc:
-                return dict.fromkeys(self.queries), {"ok": False, "error": str(exc),
-                                                     "evaluated_at": at}
+                return dict.fromkeys(self.queries), {
+                    "ok": False,
+                    "error": str(exc),
+                    "evaluated_at": at,
+                }
             except (ValueError, KeyError, TypeError) as exc:
                 failed[name] = str(exc) or type(exc).__name__
         status: dict[str, Any] = {"ok": not failed, "evaluated_at": at}
@@ -153,8 +161,9 @@ class AlertmanagerSource:
         errors = []
         for url in self.urls:
             try:
-                response = self.session.get(url + self.PATH, params=self.PARAMS,
-                                            timeout=self.timeout)
+                response = self.session.get(
+                    url + self.PATH, params=self.PARAMS, timeout=self.timeout
+                )
                 response.raise_for_status()
                 alerts = response.json()
                 if not isinstance(alerts, list):
@@ -199,7 +208,8 @@ def open_tickets_by_partner() -> dict[int, dict[str, int]]:
     rows = db.session.execute(
         db.select(Ticket.partner_id, Ticket.priority, func.count())
         .where(Ticket.status.in_(ACTIVE_STATUSES))
-        .group_by(Ticket.partner_id, Ticket.priority)).all()
+        .group_by(Ticket.partner_id, Ticket.priority)
+    ).all()
     counts: dict[int, dict[str, int]] = {}
     for partner_id, priority, count in rows:
         counts.setdefault(int(partner_id), dict.fromkeys(PRIORITIES, 0))[priority] = int(count)
@@ -207,6 +217,7 @@ def open_tickets_by_partner() -> dict[int, dict[str, int]]:
 
 
 # ------------------------------------------------------------------ the snapshot
+
 
 @dataclass
 class Snapshot:
@@ -225,9 +236,13 @@ class Snapshot:
         return iso_timestamp(self.taken_at)
 
 
-def take_snapshot(seq: int, prometheus: PrometheusSource, alertmanager: AlertmanagerSource,
-                  tickets: Callable[[], dict[int, dict[str, int]]],
-                  query_offset: float = 0.0) -> Snapshot:
+def take_snapshot(
+    seq: int,
+    prometheus: PrometheusSource,
+    alertmanager: AlertmanagerSource,
+    tickets: Callable[[], dict[int, dict[str, int]]],
+    query_offset: float = 0.0,
+) -> Snapshot:
     """Read every source once; a failing source is recorded, never raised.
 
     Prometheus is read as of ``query_offset`` seconds ago: a sample is
@@ -242,12 +257,18 @@ def take_snapshot(seq: int, prometheus: PrometheusSource, alertmanager: Alertman
         by_partner, db_status = tickets(), {"ok": True}
     except Exception as exc:  # any database error: the other parts still go out
         by_partner, db_status = None, {"ok": False, "error": _short_error(exc)}
-    return Snapshot(seq, taken_at, metrics, alerts, by_partner,
-                    {"prometheus": prom_status, "alertmanager": am_status,
-                     "database": db_status})
+    return Snapshot(
+        seq,
+        taken_at,
+        metrics,
+        alerts,
+        by_partner,
+        {"prometheus": prom_status, "alertmanager": am_status, "database": db_status},
+    )
 
 
 # ------------------------------------------------------------------ views
+
 
 def _by_label(result: list[dict] | None, label: str) -> dict[str, float | None] | None:
     if result is None:
@@ -269,9 +290,14 @@ def _platform(snap: Snapshot) -> dict:
     p95 = _by_label(m["api_latency_p95"], "target") or {}
     targets = None
     if up is not None:
-        targets = {t: {"up": None if v is None else v == 1.0,
-                       "latency_seconds": latency.get(t),
-                       "latency_p95_seconds": p95.get(t)} for t, v in sorted(up.items())}
+        targets = {
+            t: {
+                "up": None if v is None else v == 1.0,
+                "latency_seconds": latency.get(t),
+                "latency_p95_seconds": p95.get(t),
+            }
+            for t, v in sorted(up.items())
+        }
     return {
         "api": {
             "up": None if not targets else all(t["up"] for t in targets.values()),
@@ -299,8 +325,12 @@ def _alerts_part(alerts: list[dict], max_items: int) -> dict:
     for alert in alerts:
         key = alert.get("severity") or "none"
         by_severity[key] = by_severity.get(key, 0) + 1
-    return {"firing": len(alerts), "by_severity": by_severity,
-            "items": alerts[:max_items], "truncated": len(alerts) > max_items}
+    return {
+        "firing": len(alerts),
+        "by_severity": by_severity,
+        "items": alerts[:max_items],
+        "truncated": len(alerts) > max_items,
+    }
 
 
 def staff_view(snap: Snapshot, *, max_alerts: int, hidden_alerts: frozenset[str]) -> dict:
@@ -311,14 +341,16 @@ def staff_view(snap: Snapshot, *, max_alerts: int, hidden_alerts: frozenset[str]
     tickets = _by_label(snap.metrics["open_tickets"], "priority")
     view["tickets"] = {
         "scope": "all",
-        "open_by_priority": None if tickets is None else {
-            p: int(tickets.get(p) or 0) for p in PRIORITIES},
+        "open_by_priority": None
+        if tickets is None
+        else {p: int(tickets.get(p) or 0) for p in PRIORITIES},
     }
     if snap.alerts is None:
         view["alerts"] = None
     else:
         view["alerts"] = _alerts_part(
-            [a for a in snap.alerts if a["name"] not in hidden_alerts], max_alerts)
+            [a for a in snap.alerts if a["name"] not in hidden_alerts], max_alerts
+        )
     view["sources"] = snap.sources
     return view
 
@@ -327,8 +359,9 @@ def staff_view(snap: Snapshot, *, max_alerts: int, hidden_alerts: frozenset[str]
 INTERNAL_TEAMS = frozenset({"security", "support"})
 
 
-def partner_view(snap: Snapshot, partner_id: int, *, max_alerts: int,
-                 partner_alerts: frozenset[str]) -> dict:
+def partner_view(
+    snap: Snapshot, partner_id: int, *, max_alerts: int, partner_alerts: frozenset[str]
+) -> dict:
     """Platform status, the partner's own open tickets (database) and public alerts only.
 
     Alerts: only those named in ``live.partner_alerts``, never a security or
@@ -347,13 +380,22 @@ def partner_view(snap: Snapshot, partner_id: int, *, max_alerts: int,
         public = []
         for alert in snap.alerts:
             owner = alert["labels"].get("partner_id", alert["labels"].get("partner"))
-            if (alert["name"] in partner_alerts and alert.get("team") not in INTERNAL_TEAMS
-                    and (owner is None or owner == str(partner_id))):
-                public.append({"name": alert["name"], "severity": alert.get("severity"),
-                               "summary": alert.get("summary"),
-                               "starts_at": alert.get("starts_at")})
+            if (
+                alert["name"] in partner_alerts
+                and alert.get("team") not in INTERNAL_TEAMS
+                and (owner is None or owner == str(partner_id))
+            ):
+                public.append(
+                    {
+                        "name": alert["name"],
+                        "severity": alert.get("severity"),
+                        "summary": alert.get("summary"),
+                        "starts_at": alert.get("starts_at"),
+                    }
+                )
         view["alerts"] = _alerts_part(public, max_alerts)
-    view["sources"] = {name: {"ok": status["ok"]} if status["ok"] else
-                       {"ok": False, "error": "unavailable"}
-                       for name, status in snap.sources.items()}
+    view["sources"] = {
+        name: {"ok": status["ok"]} if status["ok"] else {"ok": False, "error": "unavailable"}
+        for name, status in snap.sources.items()
+    }
     return view

@@ -24,11 +24,12 @@ Ticket events are connected through :mod:`ticketing.signals` by ``init_app``;
 see :mod:`ticketing.outbox.notifications`.  Operations: ``flask outbox
 deliver --once`` and ``flask outbox status``.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
@@ -38,12 +39,23 @@ from ticketing.outbox import notifications
 from ticketing.outbox.cli import outbox_cli
 from ticketing.outbox.delivery import DeliveryReport, deliver_due
 from ticketing.outbox.models import OutboxMessage
-from ticketing.outbox.store import ENQUEUED_FLAG, enqueue, enqueue_payload, pending_count
 from ticketing.outbox.settings import OutboxConfigError, OutboxSettings, load_settings
+from ticketing.outbox.store import ENQUEUED_FLAG, enqueue, enqueue_payload, pending_count
 from ticketing.outbox.worker import DeliveryWorker
 
-__all__ = ["Channel", "DeliveryReport", "Outbox", "OutboxConfigError", "OutboxMessage", "OutboxSettings",
-           "deliver_due", "enqueue", "enqueue_payload", "init_app", "pending_count"]
+__all__ = [
+    "Channel",
+    "DeliveryReport",
+    "Outbox",
+    "OutboxConfigError",
+    "OutboxMessage",
+    "OutboxSettings",
+    "deliver_due",
+    "enqueue",
+    "enqueue_payload",
+    "init_app",
+    "pending_count",
+]
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,28 @@ With several Alertmanager URLs (an HA pair) every replica gets the alerts and
 a message counts as delivered when at least one accepted it; the replicas
 share it by gossip and deduplicate their notifications.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Collection
+from typing import Any
 
 import requests
 
 from ticketing.outbox.metrics import notifications_delivered, notifications_failed
 from ticketing.outbox.models import utcnow
-from ticketing.outbox.store import Claimed, claim_due, isoformat, mark_delivered, mark_failed, parse_isoformat
 from ticketing.outbox.settings import OutboxSettings
+from ticketing.outbox.store import (
+    Claimed,
+    claim_due,
+    isoformat,
+    mark_delivered,
+    mark_failed,
+    parse_isoformat,
+)
 
 log = logging.getLogger("ticketing.outbox")
 
@@ -54,7 +63,7 @@ class DeliveryReport:
     def attempted(self) -> int:
         return self.delivered + self.failed
 
-    def merge(self, other: "DeliveryReport") -> None:
+    def merge(self, other: DeliveryReport) -> None:
         self.delivered += other.delivered
         self.failed += other.failed
         self.errors.extend(other.errors)
@@ -116,8 +125,12 @@ def _deliver_batch(settings: OutboxSettings, batch: list[Claimed], report: Deliv
             notifications_failed.labels(kind=c.kind).inc()
         report.failed += len(batch)
         report.errors.append(str(exc))
-        log.warning("outbox: %d notification(s) not delivered (attempt %s), retrying later: %s",
-                    len(batch), ",".join(str(c.attempts) for c in batch), exc)
+        log.warning(
+            "outbox: %d notification(s) not delivered (attempt %s), retrying later: %s",
+            len(batch),
+            ",".join(str(c.attempts) for c in batch),
+            exc,
+        )
         return exc.client_error
     mark_delivered([c.id for c in batch])
     for c in batch:
@@ -127,8 +140,9 @@ def _deliver_batch(settings: OutboxSettings, batch: list[Claimed], report: Deliv
     return True
 
 
-def deliver_due(settings: OutboxSettings, max_batches: int | None = None,
-                exclude_kinds: Collection[str] = ()) -> DeliveryReport:
+def deliver_due(
+    settings: OutboxSettings, max_batches: int | None = None, exclude_kinds: Collection[str] = ()
+) -> DeliveryReport:
     """Claim and post due messages batch by batch until none is due.
 
     Runs inside an application context.  The pass stops at the first batch
@@ -139,8 +153,7 @@ def deliver_due(settings: OutboxSettings, max_batches: int | None = None,
     report = DeliveryReport()
     batches = 0
     while max_batches is None or batches < max_batches:
-        batch = claim_due(settings.batch_size, settings.claim_timeout,
-                          exclude_kinds=exclude_kinds)
+        batch = claim_due(settings.batch_size, settings.claim_timeout, exclude_kinds=exclude_kinds)
         if not batch:
             break
         batches += 1

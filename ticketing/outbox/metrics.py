@@ -3,6 +3,7 @@
 The backlog itself, ``support_outbox_pending``, is a gauge read from the
 database by the exporter, so it is right whichever process delivers.
 """
+
 from prometheus_client import Counter
 
 notifications_delivered = Counter(

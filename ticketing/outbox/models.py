@@ -10,9 +10,10 @@ sets ``delivered_at``; until then ``attempts``, ``next_attempt_at`` and
 ``dedup_key`` names the event (``ticket_created:42``): it is unique, so the same
 event is queued at most once however often it is reported.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Index, String, Text, text
@@ -23,7 +24,7 @@ from ticketing.db import db
 
 def utcnow() -> datetime:
     """The current UTC time as a naive datetime (the project stores UTC naive)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class OutboxMessage(db.Model):
@@ -38,9 +39,12 @@ class OutboxMessage(db.Model):
     __table_args__ = (
         # The worker's query: undelivered rows due now.  Partial, so it stays as
         # small as the backlog however many rows were delivered.
-        Index("ix_outbox_messages_pending", "next_attempt_at",
-              postgresql_where=text("delivered_at IS NULL"),
-              sqlite_where=text("delivered_at IS NULL")),
+        Index(
+            "ix_outbox_messages_pending",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

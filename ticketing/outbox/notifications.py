@@ -15,6 +15,7 @@ not metric labels: they never reach Prometheus' time series, so the rule
 against ids as labels (docs/metrics.md) does not apply.  ``priority``,
 ``category``, ``partner`` and ``assignee`` are there for routing and grouping.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,7 +23,6 @@ from typing import Any
 from flask import Flask
 
 from ticketing import signals
-
 from ticketing.outbox.store import enqueue
 
 SEVERITY_BY_PRIORITY = {"critical": "critical", "high": "warning"}
@@ -76,18 +76,27 @@ def on_ticket_created(app: Flask, ticket: Any = None, **_: Any) -> None:
     category = _value(getattr(ticket, "category", None))
     url = _ticket_url(app, ticket_id)
     enqueue(
-        "ticket_created", f"ticket_created:{ticket_id}",
-        labels={"alertname": "SupportTicketCreated",
-                "severity": severity_for_priority(priority), "team": "support",
-                "ticket": ticket_id, "priority": priority, "category": category,
-                "partner": getattr(ticket, "partner_id", None)},
-        annotations={"summary": f"New {priority} priority ticket #{ticket_id}: "
-                                f"{_shorten(ticket.title, 200)}",
-                     "description": _shorten(getattr(ticket, "description", "")),
-                     "ticket_url": url,
-                     "runbook_url": RUNBOOK_URL.format("supportticketcreated")},
+        "ticket_created",
+        f"ticket_created:{ticket_id}",
+        labels={
+            "alertname": "SupportTicketCreated",
+            "severity": severity_for_priority(priority),
+            "team": "support",
+            "ticket": ticket_id,
+            "priority": priority,
+            "category": category,
+            "partner": getattr(ticket, "partner_id", None),
+        },
+        annotations={
+            "summary": f"New {priority} priority ticket #{ticket_id}: "
+            f"{_shorten(ticket.title, 200)}",
+            "description": _shorten(getattr(ticket, "description", "")),
+            "ticket_url": url,
+            "runbook_url": RUNBOOK_URL.format("supportticketcreated"),
+        },
         starts_at=getattr(ticket, "created_at", None),
-        generator_url=url)
+        generator_url=url,
+    )
 
 
 def _is_partner_message(message: Any) -> bool:
@@ -112,18 +121,28 @@ def on_message_posted(app: Flask, ticket: Any = None, message: Any = None, **_: 
     message_id = _flushed_id(message)
     url = _ticket_url(app, ticket_id)
     enqueue(
-        "partner_reply", f"partner_reply:{message_id}",
-        labels={"alertname": "SupportPartnerReply", "severity": "info", "team": "support",
-                "ticket": ticket_id, "message": message_id, "assignee": assignee,
-                "priority": _value(ticket.priority)},
-        annotations={"summary": f"Partner replied on ticket #{ticket_id}: "
-                                f"{_shorten(ticket.title, 200)}",
-                     "description": _shorten(getattr(message, "body", None)
-                                             or getattr(message, "text", None)),
-                     "ticket_url": url,
-                     "runbook_url": RUNBOOK_URL.format("supportpartnerreply")},
+        "partner_reply",
+        f"partner_reply:{message_id}",
+        labels={
+            "alertname": "SupportPartnerReply",
+            "severity": "info",
+            "team": "support",
+            "ticket": ticket_id,
+            "message": message_id,
+            "assignee": assignee,
+            "priority": _value(ticket.priority),
+        },
+        annotations={
+            "summary": f"Partner replied on ticket #{ticket_id}: {_shorten(ticket.title, 200)}",
+            "description": _shorten(
+                getattr(message, "body", None) or getattr(message, "text", None)
+            ),
+            "ticket_url": url,
+            "runbook_url": RUNBOOK_URL.format("supportpartnerreply"),
+        },
         starts_at=getattr(message, "created_at", None),
-        generator_url=url)
+        generator_url=url,
+    )
 
 
 def connect() -> None:

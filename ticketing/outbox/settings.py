@@ -18,15 +18,24 @@ Durations are seconds (a number) or Prometheus-style strings (``500ms``,
 ``30s``, ``5m``, ``1h``).  Problems are reported one per line with their
 location: ``outbox.max_backoff: must be >= outbox.initial_backoff``.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from sharedconfig import (AtLeast, Flag, FromEnvironment, HttpUrls, Invalid, PositiveDuration,
-                          Section)
+from sharedconfig import (
+    AtLeast,
+    Flag,
+    FromEnvironment,
+    HttpUrls,
+    Invalid,
+    PositiveDuration,
+    Section,
+)
 from ticketing.config import ConfigError
 
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
@@ -39,8 +48,9 @@ class OutboxConfigError(ConfigError):
 class OutboxSettings(Section):
     error = OutboxConfigError
 
-    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL
-                                       ) = Field(None, alias="alertmanager_url")
+    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL) = (
+        Field(None, alias="alertmanager_url")
+    )
     worker: Flag = True
     poll_interval: PositiveDuration = 2.0
     batch_size: AtLeast(1) = 50
@@ -59,18 +69,22 @@ class OutboxSettings(Section):
         return value
 
     @model_validator(mode="after")
-    def _guarantees(self) -> "OutboxSettings":
+    def _guarantees(self) -> OutboxSettings:
         """Relations between settings: these keep the delivery guarantees."""
         problems = {}
         if self.max_backoff < self.initial_backoff:
             problems["max_backoff"] = "must be >= outbox.initial_backoff"
         posting = self.request_timeout * len(self.alertmanager_urls)
         if self.claim_timeout <= 2 * posting:
-            problems["claim_timeout"] = ("must be more than twice request_timeout (per "
-                                         "Alertmanager URL), or a slow post is claimed twice")
+            problems["claim_timeout"] = (
+                "must be more than twice request_timeout (per "
+                "Alertmanager URL), or a slow post is claimed twice"
+            )
         if self.alert_ttl <= self.claim_timeout:
-            problems["alert_ttl"] = ("must be > outbox.claim_timeout, or a message re-posted "
-                                     "after a crash could be notified twice")
+            problems["alert_ttl"] = (
+                "must be > outbox.claim_timeout, or a message re-posted "
+                "after a crash could be notified twice"
+            )
         if problems:
             raise Invalid(problems)
         return self
@@ -80,11 +94,13 @@ class OutboxSettings(Section):
         exponent = max(attempts - 1, 0)
         if exponent > 60:  # 2**60 seconds is past any cap; avoid huge floats
             return self.max_backoff
-        return min(self.max_backoff, self.initial_backoff * 2 ** exponent)
+        return min(self.max_backoff, self.initial_backoff * 2**exponent)
 
 
-def load_settings(section: Mapping[str, Any] | None,
-                  environ: Mapping[str, str] | None = None) -> OutboxSettings:
+def load_settings(
+    section: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+) -> OutboxSettings:
     """Validate the ``outbox`` section (missing keys take their defaults)."""
-    return OutboxSettings.load(section, "outbox",
-                               {"environ": os.environ if environ is None else environ})
+    return OutboxSettings.load(
+        section, "outbox", {"environ": os.environ if environ is None else environ}
+    )

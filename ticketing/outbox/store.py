@@ -19,18 +19,19 @@ posted again.  That re-post is the same Alertmanager alert (same labels, same
 ``startsAt``), which Alertmanager merges into the one it already holds, so no
 second notification goes out (see docs/outbox.md).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from typing import Any, Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
 from ticketing.db import db, execute_core
-
 from ticketing.outbox.models import OutboxMessage, utcnow
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -42,7 +43,7 @@ ENQUEUED_FLAG = "outbox_enqueued"
 def isoformat(moment: datetime) -> str:
     """RFC 3339 in UTC, as Alertmanager expects (naive datetimes are UTC)."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(timespec="milliseconds") + "Z"
 
 
@@ -50,7 +51,7 @@ def parse_isoformat(value: str) -> datetime:
     """The inverse of :func:`isoformat`: a naive UTC datetime."""
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 
@@ -77,9 +78,14 @@ def _clean_annotations(annotations: Mapping[str, Any] | None) -> dict[str, str]:
     return cleaned
 
 
-def enqueue(kind: str, dedup_key: str, labels: Mapping[str, Any],
-            annotations: Mapping[str, Any] | None = None,
-            starts_at: datetime | None = None, generator_url: str | None = None) -> int | None:
+def enqueue(
+    kind: str,
+    dedup_key: str,
+    labels: Mapping[str, Any],
+    annotations: Mapping[str, Any] | None = None,
+    starts_at: datetime | None = None,
+    generator_url: str | None = None,
+) -> int | None:
     """Queue one notification in the current transaction of ``db.session``.
 
     ``labels`` identify the alert in Alertmanager: they must include
@@ -118,8 +124,14 @@ def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> in
     if len(dedup_key) > 255:
         raise ValueError("dedup_key is longer than 255 characters")
     now = utcnow()
-    values = {"kind": kind, "dedup_key": dedup_key, "payload": dict(payload), "created_at": now,
-              "attempts": 0, "next_attempt_at": now}
+    values = {
+        "kind": kind,
+        "dedup_key": dedup_key,
+        "payload": dict(payload),
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
 
     dialect = db.session.get_bind().dialect.name
     stmt = _insert_statement(dialect)
@@ -129,17 +141,19 @@ def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> in
         new_id = execute_core(stmt, values).scalar_one_or_none()
     else:
         exists = db.session.execute(
-            select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).first()
+            select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)
+        ).first()
         new_id = None
         if exists is None:
             new_id = db.session.execute(
-                insert(OutboxMessage).values(**values).returning(OutboxMessage.id)).scalar_one()
+                insert(OutboxMessage).values(**values).returning(OutboxMessage.id)
+            ).scalar_one()
     if new_id is not None:
         db.session.info[ENQUEUED_FLAG] = True
     return new_id
 
 
-@lru_cache(maxsize=None)
+@cache
 def _insert_statement(dialect: str) -> Any:
     """``INSERT ... ON CONFLICT (dedup_key) DO NOTHING RETURNING id`` for ``dialect``
     (None where there is no such statement), built once; the values are parameters."""
@@ -150,8 +164,11 @@ def _insert_statement(dialect: str) -> Any:
     else:
         return None
     table = OutboxMessage.__table__
-    return (dialect_insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(table.c.id))
+    return (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(table.c.id)
+    )
 
 
 @dataclass(frozen=True)
@@ -165,9 +182,13 @@ class Claimed:
     attempts: int
 
 
-def claim_due(limit: int, claim_timeout: float, now: datetime | None = None,
-              kinds: Collection[str] | None = None,
-              exclude_kinds: Collection[str] = ()) -> list[Claimed]:
+def claim_due(
+    limit: int,
+    claim_timeout: float,
+    now: datetime | None = None,
+    kinds: Collection[str] | None = None,
+    exclude_kinds: Collection[str] = (),
+) -> list[Claimed]:
     """Claim up to ``limit`` due messages for this deliverer and commit the claim.
 
     ``kinds`` claims only messages of those kinds, ``exclude_kinds`` all but
@@ -186,17 +207,29 @@ def claim_due(limit: int, claim_timeout: float, now: datetime | None = None,
     db.session.commit()
     if anything is None:
         return []
-    due = (select(OutboxMessage.id).where(*is_due)
-           .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-           .limit(limit))
+    due = (
+        select(OutboxMessage.id)
+        .where(*is_due)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+    )
     if db.session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    stmt = (update(OutboxMessage)
-            .where(OutboxMessage.id.in_(due))
-            .values(attempts=OutboxMessage.attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=claim_timeout))
-            .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.dedup_key,
-                       OutboxMessage.payload, OutboxMessage.attempts))
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due))
+        .values(
+            attempts=OutboxMessage.attempts + 1,
+            next_attempt_at=now + timedelta(seconds=claim_timeout),
+        )
+        .returning(
+            OutboxMessage.id,
+            OutboxMessage.kind,
+            OutboxMessage.dedup_key,
+            OutboxMessage.payload,
+            OutboxMessage.attempts,
+        )
+    )
     try:
         rows = db.session.execute(stmt, execution_options={"synchronize_session": False}).all()
         db.session.commit()
@@ -214,7 +247,8 @@ def mark_delivered(ids: list[int], now: datetime | None = None) -> None:
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids), OutboxMessage.delivered_at.is_(None))
             .values(delivered_at=now or utcnow(), last_error=None),
-            execution_options={"synchronize_session": False})
+            execution_options={"synchronize_session": False},
+        )
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -229,7 +263,8 @@ def mark_finished(claimed: Claimed, error: str, now: datetime | None = None) -> 
             update(OutboxMessage)
             .where(OutboxMessage.id == claimed.id, OutboxMessage.delivered_at.is_(None))
             .values(delivered_at=now or utcnow(), last_error=error[:2000]),
-            execution_options={"synchronize_session": False})
+            execution_options={"synchronize_session": False},
+        )
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -241,8 +276,14 @@ def mark_failed(claimed: list[Claimed], error: str, backoff, now: datetime | Non
     if not claimed:
         return
     now = now or utcnow()
-    rows = [{"id": c.id, "last_error": error[:2000],
-             "next_attempt_at": now + timedelta(seconds=backoff(c.attempts))} for c in claimed]
+    rows = [
+        {
+            "id": c.id,
+            "last_error": error[:2000],
+            "next_attempt_at": now + timedelta(seconds=backoff(c.attempts)),
+        }
+        for c in claimed
+    ]
     try:
         db.session.execute(update(OutboxMessage), rows)  # ORM bulk UPDATE by primary key
         db.session.commit()
@@ -254,5 +295,5 @@ def mark_failed(claimed: list[Claimed], error: str, backoff, now: datetime | Non
 def pending_count() -> int:
     """Messages not delivered yet (what the exporter reports as ``support_outbox_pending``)."""
     return db.session.execute(
-        select(func.count()).select_from(OutboxMessage)
-        .where(OutboxMessage.delivered_at.is_(None))).scalar_one()
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
+    ).scalar_one()

@@ -11,6 +11,7 @@ of a post; the claim timeout then hands that message to the next deliverer.
 After a ``fork()`` (gunicorn with ``preload_app``) the child has no thread, so
 :meth:`DeliveryWorker.ensure_running` (called before each request) starts one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,7 @@ class DeliveryWorker:
 
     @property
     def running(self) -> bool:
-        return (self._pid == os.getpid() and self._thread is not None
-                and self._thread.is_alive())
+        return self._pid == os.getpid() and self._thread is not None and self._thread.is_alive()
 
     def ensure_running(self) -> None:
         """Start the thread in this process unless it runs already (cheap when it does)."""
@@ -48,8 +48,7 @@ class DeliveryWorker:
             if self.running:
                 return
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="outbox-delivery",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._run, name="outbox-delivery", daemon=True)
             self._pid = os.getpid()
             self._thread.start()
             log.info("outbox: delivery worker started in process %s", self._pid)
@@ -72,8 +71,11 @@ class DeliveryWorker:
             try:
                 with self.app.app_context():
                     state = self.app.extensions.get("outbox")
-                    report = (state.deliver(max_batches=10) if state is not None
-                              else deliver_due(self.settings, max_batches=10))
+                    report = (
+                        state.deliver(max_batches=10)
+                        if state is not None
+                        else deliver_due(self.settings, max_batches=10)
+                    )
                 # A full pass with no failure may have left more due messages.
                 busy = report.failed == 0 and report.delivered >= 10 * self.settings.batch_size
                 if last_error is not None:
@@ -82,8 +84,10 @@ class DeliveryWorker:
             except Exception as exc:  # the database may be away for a while: keep going
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 if error != last_error:  # once per distinct problem, not every poll
-                    log.exception("outbox: delivery pass failed (retrying every %gs)",
-                                  self.settings.poll_interval)
+                    log.exception(
+                        "outbox: delivery pass failed (retrying every %gs)",
+                        self.settings.poll_interval,
+                    )
                     last_error = error
             if not busy:
                 self._wake.wait(self.settings.poll_interval)

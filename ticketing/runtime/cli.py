@@ -16,6 +16,7 @@ Available as ``partnerwatch-ticketing <command>`` (console script) or
 Commands that create something print only its id (or the key) on stdout, so
 scripts can capture it: ``KEY=$(partnerwatch-ticketing create-key --partner 1)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,16 +27,15 @@ from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from ticketing.auth import issue_key, key_prefix
-from ticketing.desk.choices import PARTNER_STATUSES, STAFF_ROLES
 from ticketing.db import db
+from ticketing.desk.choices import PARTNER_STATUSES, STAFF_ROLES
 from ticketing.models import ApiKey, Partner, Staff, utcnow
 
 
 @click.command("create-partner")
 @with_appcontext
 @click.argument("name")
-@click.option("--status", type=click.Choice(PARTNER_STATUSES), default="active",
-              show_default=True)
+@click.option("--status", type=click.Choice(PARTNER_STATUSES), default="active", show_default=True)
 def create_partner(name: str, status: str) -> None:
     """Create a partner; prints its id."""
     partner = Partner(name=name, status=status)
@@ -105,12 +105,22 @@ def list_keys() -> None:
     """List keys: prefix, owner, label, created, last used, revoked."""
     keys = db.session.execute(db.select(ApiKey).order_by(ApiKey.id)).scalars()
     for key in keys:
-        owner = (f"partner:{key.partner_id}" if key.partner_id is not None
-                 else f"staff:{key.staff_id}")
+        owner = (
+            f"partner:{key.partner_id}" if key.partner_id is not None else f"staff:{key.staff_id}"
+        )
         fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else "-"  # noqa: E731
-        click.echo("\t".join([key.prefix, owner, key.name or "-", fmt(key.created_at),
-                              fmt(key.last_used_at),
-                              "revoked " + fmt(key.revoked_at) if key.revoked_at else "active"]))
+        click.echo(
+            "\t".join(
+                [
+                    key.prefix,
+                    owner,
+                    key.name or "-",
+                    fmt(key.created_at),
+                    fmt(key.last_used_at),
+                    "revoked " + fmt(key.revoked_at) if key.revoked_at else "active",
+                ]
+            )
+        )
 
 
 COMMANDS = (create_partner, create_staff, create_key, revoke_key, list_keys)
@@ -155,14 +165,20 @@ def config_summary(settings) -> list[str]:
     return [
         f"classification: {len(settings['classification'].priority_rules)} priority rules, "
         f"{len(settings['classification'].category_rules)} categories",
-        "sla first response: " + ", ".join(
-            f"{p} {format_duration(t.total_seconds())}" for p, t in sla.first_response.items()),
+        "sla first response: "
+        + ", ".join(
+            f"{p} {format_duration(t.total_seconds())}" for p, t in sla.first_response.items()
+        ),
         f"ratelimits: {'on' if limits.enabled else 'off'}, "
         + ", ".join(f"{a} {r}" for a, r in limits.limits.items()),
         f"outbox: worker {'on' if outbox.worker else 'off'}, to "
         + ", ".join(outbox.alertmanager_urls),
-        f"live: " + (f"every {format_duration(live.interval)}, up to {live.max_clients} "
-                     "clients per process" if live.enabled else "off"),
+        "live: "
+        + (
+            f"every {format_duration(live.interval)}, up to {live.max_clients} clients per process"
+            if live.enabled
+            else "off"
+        ),
     ]
 
 
@@ -173,8 +189,10 @@ def _create_app():
 
 
 #: The ``partnerwatch-ticketing`` console script (Flask's CLI, with ``db`` and ``run``).
-main = FlaskGroup(create_app=_create_app, add_version_option=False,
-                  help="partnerwatch ticket service: partners, staff, keys, migrations, "
-                       "the category model.")
+main = FlaskGroup(
+    create_app=_create_app,
+    add_version_option=False,
+    help="partnerwatch ticket service: partners, staff, keys, migrations, the category model.",
+)
 # Not an app command: it must work, and say why, when the app cannot start.
 main.add_command(check_config)

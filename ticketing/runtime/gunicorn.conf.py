@@ -22,6 +22,7 @@ The directory must be known before prometheus_client is first imported (the
 client picks its storage at import), hence it is set at the top of this file
 and the hooks import lazily.
 """
+
 import os
 import tempfile
 

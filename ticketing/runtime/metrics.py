@@ -15,13 +15,16 @@ shipped ``gunicorn.conf.py`` sets it up) and every worker writes its samples
 to files there; ``/metrics`` then sums all workers, whichever one answers.
 
 """
+
 from __future__ import annotations
 
 import os
+
 from flask import Flask
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
 
 def path(request) -> str:
     """The ``path`` label: the matched route template (bounded), not the raw URL."""

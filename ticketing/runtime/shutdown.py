@@ -22,6 +22,7 @@ The handlers installed here take no lock:
 ticketing/runtime/gunicorn.conf.py calls :func:`install` from ``post_worker_init`` and
 :func:`close_live_clients` from ``worker_exit``.
 """
+
 from __future__ import annotations
 
 import signal

@@ -38,27 +38,56 @@ Who the caller is comes from ``actor_loader`` (default:
 ``ticketing.auth.current_actor``): an object with ``kind`` ('partner' or
 'staff') and ``id``, or None.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, g, has_request_context, jsonify, request
 
 from ticketing import signals
-
 from ticketing.security.client_ip import client_ip as resolve_client_ip
-from ticketing.security.events import DEFAULT_SEVERITY, SEVERE, SEVERITIES, EventType, RecordedEvent, SecurityEvent, record_event, severe_event
+from ticketing.security.events import (
+    DEFAULT_SEVERITY,
+    SEVERE,
+    SEVERITIES,
+    EventType,
+    RecordedEvent,
+    SecurityEvent,
+    record_event,
+    severe_event,
+)
 from ticketing.security.failed_auth import NOT_COUNTED, FailedAuthTracker
 from ticketing.security.inspection import scan_request
 from ticketing.security.metrics import start_at_zero
 from ticketing.security.patterns import URL_PARTS, Finding, PatternClass
-from ticketing.security.rate_limits import AUTH_FAILED_FLAG, FailureCounter, KnownKeys, Limiter, RatePlan, build_limiter, deduct_failed_login, forget_key, key_digest, ratelimit
+from ticketing.security.rate_limits import (
+    AUTH_FAILED_FLAG,
+    FailureCounter,
+    KnownKeys,
+    Limiter,
+    RatePlan,
+    build_limiter,
+    deduct_failed_login,
+    forget_key,
+    key_digest,
+    ratelimit,
+)
 from ticketing.security.settings import RateLimitSettings, SecuritySettings, check_sections
 
 __all__ = [
-    "DEFAULT_SEVERITY", "EventType", "PatternClass", "RecordedEvent", "SEVERE",
-    "SecurityEvent", "SecurityMonitor", "ratelimit", "record_event", "severe_event",
+    "DEFAULT_SEVERITY",
+    "EventType",
+    "PatternClass",
+    "RecordedEvent",
+    "SEVERE",
+    "SecurityEvent",
+    "SecurityMonitor",
+    "ratelimit",
+    "record_event",
+    "severe_event",
 ]
 
 log = logging.getLogger("ticketing.security")
@@ -80,8 +109,14 @@ def _default_actor_loader() -> Any:
 class MonitorState:
     """The monitor as set up for one app: ``app.extensions["security_monitor"]``."""
 
-    def __init__(self, app: Flask, security: SecuritySettings, ratelimits: RateLimitSettings,
-                 actor_loader: Callable[[], Any], api_key_header: str) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        security: SecuritySettings,
+        ratelimits: RateLimitSettings,
+        actor_loader: Callable[[], Any],
+        api_key_header: str,
+    ) -> None:
         self.app = app
         self.security = security
         self.ratelimits = ratelimits
@@ -99,9 +134,14 @@ class MonitorState:
         """The current request's client IP (computed once per request)."""
         cached = g.get(_CLIENT_IP)
         if cached is None:
-            cached = resolve_client_ip(request.remote_addr,
-                                       request.headers.get("X-Forwarded-For"),
-                                       self.security.trusted_proxies) or ""
+            cached = (
+                resolve_client_ip(
+                    request.remote_addr,
+                    request.headers.get("X-Forwarded-For"),
+                    self.security.trusted_proxies,
+                )
+                or ""
+            )
             setattr(g, _CLIENT_IP, cached)
         return cached or None
 
@@ -117,9 +157,13 @@ class MonitorState:
 class SecurityMonitor:
     """The extension object; ``init_app`` may be called for several apps."""
 
-    def __init__(self, app: Flask | None = None, *,
-                 actor_loader: Callable[[], Any] | None = None,
-                 api_key_header: str = "X-API-Key") -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        actor_loader: Callable[[], Any] | None = None,
+        api_key_header: str = "X-API-Key",
+    ) -> None:
         self.actor_loader = actor_loader or _default_actor_loader
         self.api_key_header = api_key_header
         if app is not None:
@@ -139,9 +183,14 @@ class SecurityMonitor:
         if security.scan.enabled:
             app.before_request(_scan)
         state.failed_auth = FailedAuthTracker(
-            FailureCounter(lambda: state.limiter.storage,
-                           security.failed_auth.window_seconds, ratelimits.key_prefix),
-            security.failed_auth.threshold, security.failed_auth.window_seconds)
+            FailureCounter(
+                lambda: state.limiter.storage,
+                security.failed_auth.window_seconds,
+                ratelimits.key_prefix,
+            ),
+            security.failed_auth.threshold,
+            security.failed_auth.window_seconds,
+        )
         if security.events_api:
             from ticketing.security.api import bp, document
 
@@ -157,17 +206,25 @@ def _scan() -> Any:
     findings = scan_request(request._get_current_object(), state.security.scan)
     if not findings:
         return None
-    blocked = sorted({str(f.pattern_class) for f in findings
-                      if f.part in URL_PARTS and f.pattern_class in state.security.block})
+    blocked = sorted(
+        {
+            str(f.pattern_class)
+            for f in findings
+            if f.part in URL_PARTS and f.pattern_class in state.security.block
+        }
+    )
     record_event(EventType.SUSPICIOUS_PATTERN, details=_details(findings, blocked))
     if not blocked:
         return None
-    response = jsonify(error={
-        "code": "suspicious_request",
-        "message": "The request URL contains a pattern that is refused: "
-                   + ", ".join(blocked) + ".",
-        "details": {"classes": blocked},
-    })
+    response = jsonify(
+        error={
+            "code": "suspicious_request",
+            "message": "The request URL contains a pattern that is refused: "
+            + ", ".join(blocked)
+            + ".",
+            "details": {"classes": blocked},
+        }
+    )
     response.status_code = 400
     return response
 
@@ -191,9 +248,11 @@ def request_state() -> MonitorState:
 # ------------------------------------------------------------------ signal receivers
 # Connected once for the process; each acts only for apps that use the monitor.
 
+
 @signals.auth_failed.connect
-def _on_auth_failed(app: Flask, key_prefix: str | None = None, reason: str | None = None,
-                    **_: Any) -> None:
+def _on_auth_failed(
+    app: Flask, key_prefix: str | None = None, reason: str | None = None, **_: Any
+) -> None:
     state = getattr(app, "extensions", {}).get(EXTENSION_KEY)
     if state is None:
         return
@@ -205,10 +264,16 @@ def _on_auth_failed(app: Flask, key_prefix: str | None = None, reason: str | Non
 
 
 @signals.access_denied.connect
-def _on_access_denied(app: Flask, actor: Any = None, resource: str | None = None,
-                      resource_id: Any = None, **_: Any) -> None:
+def _on_access_denied(
+    app: Flask, actor: Any = None, resource: str | None = None, resource_id: Any = None, **_: Any
+) -> None:
     if getattr(app, "extensions", {}).get(EXTENSION_KEY) is None:
         return
-    record_event(EventType.UNAUTHORIZED_ACCESS, actor=actor,
-                 details={"resource": resource,
-                          "resource_id": None if resource_id is None else str(resource_id)})
+    record_event(
+        EventType.UNAUTHORIZED_ACCESS,
+        actor=actor,
+        details={
+            "resource": resource,
+            "resource_id": None if resource_id is None else str(resource_id),
+        },
+    )

@@ -14,18 +14,19 @@ Answer: ``{"items": [event, ...], "next_cursor": "..." | null}``, each event as
 in :meth:`SecurityEvent.as_dict`. Without a valid key the answer is 401, for a
 partner's key 403, both with the JSON error body.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func
 
+from ticketing.api.pagination import decode_cursor, encode_cursor
 from ticketing.db import db
 from ticketing.errors import ApiError
-from ticketing.api.pagination import decode_cursor, encode_cursor
-
 from ticketing.security.events import SEVERITIES, EventType, SecurityEvent
 
 bp = Blueprint("security_events", __name__, url_prefix="/api/v1/staff")
@@ -103,8 +104,9 @@ def find_events(args: Mapping[str, str]) -> tuple[list[SecurityEvent], str | Non
     query = db.select(SecurityEvent).where(*conditions)
     if after is not None:
         query = query.where(SecurityEvent.id < after)
-    rows = db.session.execute(
-        query.order_by(SecurityEvent.id.desc()).limit(limit + 1)).scalars().all()
+    rows = (
+        db.session.execute(query.order_by(SecurityEvent.id.desc()).limit(limit + 1)).scalars().all()
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -117,7 +119,9 @@ def counts_by_type(since: datetime) -> dict[str, int]:
     counts = {t.value: 0 for t in EventType}
     rows = db.session.execute(
         db.select(SecurityEvent.type, func.sum(SecurityEvent.count))
-        .where(SecurityEvent.last_seen >= since).group_by(SecurityEvent.type))
+        .where(SecurityEvent.last_seen >= since)
+        .group_by(SecurityEvent.type)
+    )
     counts.update({event_type: int(total or 0) for event_type, total in rows})
     return counts
 
@@ -134,8 +138,7 @@ def list_security_events():
     try:
         rows, next_cursor = find_events(request.args)
     except InvalidEventQuery as exc:
-        return _error(400, "invalid_query", "Invalid query parameters.",
-                      {"fields": exc.problems})
+        return _error(400, "invalid_query", "Invalid query parameters.", {"fields": exc.problems})
     return jsonify(items=[row.as_dict() for row in rows], next_cursor=next_cursor)
 
 
@@ -147,18 +150,32 @@ def document(app) -> None:
 
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     document_route(
-        app, "/api/v1/staff/security-events", "get", tag="security",
+        app,
+        "/api/v1/staff/security-events",
+        "get",
+        tag="security",
         summary="List security events (staff only)",
         description="Newest first. Filters: `type`, `severity`, `ip`, `since` (ISO 8601); "
-                    "pagination: `limit` (at most 200) and `cursor` (the previous page's "
-                    "`next_cursor`). One event stands for all "
-                    "occurrences of its type by one actor from one IP on one UTC day (`count`).",
+        "pagination: `limit` (at most 200) and `cursor` (the previous page's "
+        "`next_cursor`). One event stands for all "
+        "occurrences of its type by one actor from one IP on one UTC day (`count`).",
         responses={
-            "200": {"description": "A page of events", "content": {"application/json": {
-                "schema": {"type": "object", "properties": {
-                    "items": {"type": "array", "items": {"type": "object"}},
-                    "next_cursor": {"type": "string", "nullable": True}}}}}},
+            "200": {
+                "description": "A page of events",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "items": {"type": "array", "items": {"type": "object"}},
+                                "next_cursor": {"type": "string", "nullable": True},
+                            },
+                        }
+                    }
+                },
+            },
             "400": {"description": "Invalid query parameters", **error},
             "401": {"description": "No valid API key", **error},
             "403": {"description": "Not a staff API key", **error},
-        })
+        },
+    )

@@ -18,16 +18,17 @@ With no trusted proxies configured (the default) the header is ignored.
     >>> client_ip("10.0.0.5", "203.0.113.9, 198.51.100.7", [ip_network("10.0.0.0/8")])
     '198.51.100.7'
 """
+
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def _parse(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     value = value.strip()
     if value.startswith("[") and "]" in value:  # "[2001:db8::1]:443"
-        value = value[1:value.index("]")]
+        value = value[1 : value.index("]")]
     elif value.count(":") == 1:  # "192.0.2.1:51234"
         value = value.split(":", 1)[0]
     try:
@@ -39,8 +40,11 @@ def _parse(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
-def client_ip(remote_addr: str | None, forwarded_for: str | None,
-              trusted: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str | None:
+def client_ip(
+    remote_addr: str | None,
+    forwarded_for: str | None,
+    trusted: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str | None:
     """The client address of a request (see the module documentation)."""
     trusted = tuple(trusted)
     current = _parse(remote_addr or "")

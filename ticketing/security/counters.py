@@ -30,6 +30,7 @@ adds what a request needs on top of them:
 Keys are those ``limits`` itself uses (``LIMITS:LIMITER/<prefix>/<who>/<action>/
 <amount>/<multiples>/<granularity>``), so both paths count the same keys.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,7 +38,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from limits import RateLimitItem
 from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
@@ -145,8 +147,12 @@ class _OutageLog:
         with self._lock:
             first, self.failing = not self.failing, True
         if first:
-            log.warning("rate-limit storage unreachable (%s: %s); limits are counted per "
-                        "process until it answers again", what, exc or "ping failed")
+            log.warning(
+                "rate-limit storage unreachable (%s: %s); limits are counted per "
+                "process until it answers again",
+                what,
+                exc or "ping failed",
+            )
 
     def ok(self) -> None:
         if self.failing:
@@ -340,11 +346,15 @@ def storage_options(url: str, timeout: float) -> dict[str, Any]:
     """Short timeouts and a single immediate retry, so a dead Redis costs milliseconds."""
     if not url.startswith("monitored+"):
         return {}
-    return {"socket_connect_timeout": timeout, "socket_timeout": timeout,
-            "retry": Retry(NoBackoff(), 1)}
+    return {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "retry": Retry(NoBackoff(), 1),
+    }
 
 
 # ------------------------------------------------------------------ the limiter
+
 
 class Limiter:
     """Applies checks in the configured storage, or in memory while that storage fails."""
@@ -354,8 +364,9 @@ class Limiter:
         self.storage: Storage = storage_from_string(uri, **storage_options(uri, timeout))
         self.strategy = strategy
         self._counter: RateLimiter = STRATEGIES[strategy](self.storage)
-        self._single_script = (isinstance(self.storage, MonitoredRedisStorage)
-                               and strategy == "fixed-window")
+        self._single_script = (
+            isinstance(self.storage, MonitoredRedisStorage) and strategy == "fixed-window"
+        )
         self._can_fail = not isinstance(self.storage, MemoryStorage)
         self._memory = MemoryStorage()
         self._fallback: RateLimiter = STRATEGIES[strategy](self._memory)
@@ -448,8 +459,9 @@ class Limiter:
                 self._probe_at = time.monotonic() + self._probe_interval
 
 
-def _one_by_one(counter: RateLimiter, checks: Sequence[Check],
-                marked: Callable[[str], bool] | None) -> list[Result]:
+def _one_by_one(
+    counter: RateLimiter, checks: Sequence[Check], marked: Callable[[str], bool] | None
+) -> list[Result]:
     """Apply ``checks`` through a ``limits`` strategy, a call (or two) per limit."""
     results = []
     for index, check in enumerate(checks):

@@ -23,6 +23,7 @@ without flooding it. Every occurrence also counts in
     record_event(EventType.UNAUTHORIZED_ACCESS,
                  details={"resource": "ticket", "resource_id": 42})
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +43,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import db
-
 from ticketing.security.metrics import security_events
 
 log = logging.getLogger("ticketing.security")
@@ -74,10 +74,13 @@ DEFAULT_SEVERITY: dict[EventType, str] = {
 }
 
 #: Event types the security team hears about at once (through the outbox).
-SEVERE: frozenset[EventType] = frozenset({
-    EventType.SUSPICIOUS_PATTERN, EventType.MULTIPLE_FAILED_LOGINS,
-    EventType.UNAUTHORIZED_ACCESS,
-})
+SEVERE: frozenset[EventType] = frozenset(
+    {
+        EventType.SUSPICIOUS_PATTERN,
+        EventType.MULTIPLE_FAILED_LOGINS,
+        EventType.UNAUTHORIZED_ACCESS,
+    }
+)
 
 ALERT_NAMES = {
     EventType.SUSPICIOUS_PATTERN: "SecuritySuspiciousPattern",
@@ -85,8 +88,10 @@ ALERT_NAMES = {
     EventType.UNAUTHORIZED_ACCESS: "SecurityUnauthorizedAccess",
 }
 
-RUNBOOK_URL = ("https://github.com/partnerwatch/partnerwatch/blob/main/docs/security.md"
-               "#responding-to-a-security-alert")
+RUNBOOK_URL = (
+    "https://github.com/partnerwatch/partnerwatch/blob/main/docs/security.md"
+    "#responding-to-a-security-alert"
+)
 
 
 def utcnow() -> datetime:
@@ -119,11 +124,15 @@ class SecurityEvent(db.Model):
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "type": self.type, "severity": self.severity,
-            "actor": ({"kind": self.actor_kind, "id": self.actor_id}
-                      if self.actor_kind else None),
-            "client_ip": self.client_ip, "method": self.method, "path": self.path,
-            "details": self.details or {}, "count": self.count,
+            "id": self.id,
+            "type": self.type,
+            "severity": self.severity,
+            "actor": ({"kind": self.actor_kind, "id": self.actor_id} if self.actor_kind else None),
+            "client_ip": self.client_ip,
+            "method": self.method,
+            "path": self.path,
+            "details": self.details or {},
+            "count": self.count,
             "first_seen": self.first_seen.isoformat() + "Z",
             "last_seen": self.last_seen.isoformat() + "Z",
         }
@@ -147,8 +156,9 @@ class RecordedEvent:
     at: datetime = field(default_factory=utcnow)
 
 
-def event_hash(event_type: str, actor_kind: str | None, actor_id: str | None,
-               client_ip: str | None, day: str) -> str:
+def event_hash(
+    event_type: str, actor_kind: str | None, actor_id: str | None, client_ip: str | None, day: str
+) -> str:
     """The folding key: ``sha256(type|actor|ip|day)``."""
     actor = f"{actor_kind or '-'}:{actor_id or '-'}"
     return hashlib.sha256(f"{event_type}|{actor}|{client_ip or '-'}|{day}".encode()).hexdigest()
@@ -165,10 +175,17 @@ _UNSET: Any = object()
 _LOG_LEVELS = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 
-def record_event(event_type: EventType | str, *, details: dict[str, Any] | None = None,
-                 severity: str | None = None, actor: Any = _UNSET,
-                 client_ip: str | None = _UNSET, method: str | None = _UNSET,
-                 path: str | None = _UNSET, coalesce: float = 0.0) -> RecordedEvent | None:
+def record_event(
+    event_type: EventType | str,
+    *,
+    details: dict[str, Any] | None = None,
+    severity: str | None = None,
+    actor: Any = _UNSET,
+    client_ip: str | None = _UNSET,
+    method: str | None = _UNSET,
+    path: str | None = _UNSET,
+    coalesce: float = 0.0,
+) -> RecordedEvent | None:
     """Record one occurrence (see the module documentation); never raises (except
     ValueError for a ``severity`` other than critical, warning or info).
 
@@ -191,8 +208,11 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
     if actor is _UNSET:
         actor = monitor.current_actor() if (monitor and in_request) else None
     if client_ip is _UNSET:
-        client_ip = monitor.client_ip() if (monitor and in_request) else (
-            request.remote_addr if in_request else None)
+        client_ip = (
+            monitor.client_ip()
+            if (monitor and in_request)
+            else (request.remote_addr if in_request else None)
+        )
     if method is _UNSET:
         method = request.method if in_request else None
     if path is _UNSET:
@@ -203,8 +223,7 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
     path = _clean(path, 2048)
     client_ip = _clean(client_ip, 45)
     actor_kind = _clean(getattr(actor, "kind", None) if actor is not None else None, 16)
-    actor_id = _clean(str(getattr(actor, "id")) if getattr(actor, "id", None) is not None
-                      else None, 64)
+    actor_id = _clean(str(actor.id) if getattr(actor, "id", None) is not None else None, 64)
 
     security_events.labels(type=event_type.value, severity=severity).inc()
     now = utcnow()
@@ -213,21 +232,49 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
     if not occurrences:
         return None
     values = {
-        "type": event_type.value, "severity": severity, "actor_kind": actor_kind,
-        "actor_id": actor_id, "client_ip": client_ip, "method": method, "path": path,
-        "details": details, "hash": digest, "count": occurrences, "first_seen": now,
+        "type": event_type.value,
+        "severity": severity,
+        "actor_kind": actor_kind,
+        "actor_id": actor_id,
+        "client_ip": client_ip,
+        "method": method,
+        "path": path,
+        "details": details,
+        "hash": digest,
+        "count": occurrences,
+        "first_seen": now,
         "last_seen": now,
     }
-    log.log(_LOG_LEVELS.get(severity, logging.WARNING),
-            "security event %s (%s) actor=%s:%s ip=%s %s %r %s", event_type.value, severity,
-            actor_kind or "-", actor_id or "-", client_ip or "-", method or "-", path or "-",
-            details)
+    log.log(
+        _LOG_LEVELS.get(severity, logging.WARNING),
+        "security event %s (%s) actor=%s:%s ip=%s %s %r %s",
+        event_type.value,
+        severity,
+        actor_kind or "-",
+        actor_id or "-",
+        client_ip or "-",
+        method or "-",
+        path or "-",
+        details,
+    )
     try:
         with app.app_context():  # a fresh db.session: this event's own transaction
             try:
                 row_id, count = _upsert(values)
-                recorded = RecordedEvent(row_id, event_type, severity, digest, count, actor_kind,
-                                         actor_id, client_ip, method, path, details, now)
+                recorded = RecordedEvent(
+                    row_id,
+                    event_type,
+                    severity,
+                    digest,
+                    count,
+                    actor_kind,
+                    actor_id,
+                    client_ip,
+                    method,
+                    path,
+                    details,
+                    now,
+                )
                 if event_type in SEVERE:
                     notify = should_notify(count)
                     if notify:
@@ -245,8 +292,9 @@ def record_event(event_type: EventType | str, *, details: dict[str, Any] | None 
 
 # Per app (each app has its own database, so its own rows): digest -> (next
 # write, occurrences counted since the last one).
-_coalescing: "weakref.WeakKeyDictionary[Any, dict[str, tuple[float, int]]]" = \
+_coalescing: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, int]]] = (
     weakref.WeakKeyDictionary()
+)
 _coalescing_lock = threading.Lock()
 
 
@@ -296,8 +344,10 @@ def _upsert(values: dict[str, Any]) -> tuple[int, int]:
         stmt = dialect_insert(table).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.hash],
-            set_={"count": table.c.count + stmt.excluded.count,
-                  **{name: getattr(stmt.excluded, name) for name in latest}},
+            set_={
+                "count": table.c.count + stmt.excluded.count,
+                **{name: getattr(stmt.excluded, name) for name in latest},
+            },
         ).returning(table.c.id, table.c.count)
         row = db.session.execute(stmt).one()
         return row.id, row.count
@@ -305,14 +355,18 @@ def _upsert(values: dict[str, Any]) -> tuple[int, int]:
     try:
         with db.session.begin_nested():
             row = db.session.execute(
-                table.insert().values(**values).returning(table.c.id, table.c.count)).one()
+                table.insert().values(**values).returning(table.c.id, table.c.count)
+            ).one()
             return row.id, row.count
     except IntegrityError:
         row = db.session.execute(
-            update(table).where(table.c.hash == values["hash"])
-            .values(count=table.c.count + values["count"],
-                    **{name: values[name] for name in latest})
-            .returning(table.c.id, table.c.count)).one()
+            update(table)
+            .where(table.c.hash == values["hash"])
+            .values(
+                count=table.c.count + values["count"], **{name: values[name] for name in latest}
+            )
+            .returning(table.c.id, table.c.count)
+        ).one()
         return row.id, row.count
 
 
@@ -322,24 +376,36 @@ def _hand_to_outbox(event: RecordedEvent) -> None:
         return
     from ticketing.outbox import enqueue
 
-    who = (f"{event.actor_kind} {event.actor_id}" if event.actor_kind
-           else "an unauthenticated client")
+    who = (
+        f"{event.actor_kind} {event.actor_id}" if event.actor_kind else "an unauthenticated client"
+    )
     summary = {
         EventType.SUSPICIOUS_PATTERN: "Attack pattern in a request",
         EventType.MULTIPLE_FAILED_LOGINS: "Repeated failed API key checks",
         EventType.UNAUTHORIZED_ACCESS: "Access to another partner's data refused",
     }[event.type]
-    description = (f"{summary} from {who} at {event.client_ip or 'unknown IP'}: "
-                   f"{event.method or ''} {event.path or ''} "
-                   f"({event.count} occurrence{'s' if event.count != 1 else ''} today). "
-                   f"Details: {_short(event.details)}")
+    description = (
+        f"{summary} from {who} at {event.client_ip or 'unknown IP'}: "
+        f"{event.method or ''} {event.path or ''} "
+        f"({event.count} occurrence{'s' if event.count != 1 else ''} today). "
+        f"Details: {_short(event.details)}"
+    )
     enqueue(
-        "security_event", f"security_event:{event.hash}:{event.count}",
-        {"alertname": ALERT_NAMES[event.type], "severity": event.severity, "team": "security",
-         "event_type": event.type.value, "security_event": event.id,
-         "client_ip": event.client_ip},
-        {"summary": f"{summary} ({event.client_ip or 'unknown IP'})",
-         "description": description, "runbook_url": RUNBOOK_URL},
+        "security_event",
+        f"security_event:{event.hash}:{event.count}",
+        {
+            "alertname": ALERT_NAMES[event.type],
+            "severity": event.severity,
+            "team": "security",
+            "event_type": event.type.value,
+            "security_event": event.id,
+            "client_ip": event.client_ip,
+        },
+        {
+            "summary": f"{summary} ({event.client_ip or 'unknown IP'})",
+            "description": description,
+            "runbook_url": RUNBOOK_URL,
+        },
         starts_at=event.at,
     )
 

@@ -16,6 +16,7 @@ not counted: it guesses nothing, and crawlers send plenty of them (the
 Counts live in Redis (through the rate limiter's storage) so that all workers
 add up; when Redis is unreachable each process counts for itself.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,16 +46,18 @@ class FailedAuthTracker:
         self.threshold = threshold
         self.window_seconds = window_seconds
 
-    def failed(self, key_prefix: str | None = None, reason: str | None = None,
-               client_ip: str | None = None) -> list[str]:
+    def failed(
+        self, key_prefix: str | None = None, reason: str | None = None, client_ip: str | None = None
+    ) -> list[str]:
         """Record one failed check; returns the dimensions that just crossed the threshold."""
         if client_ip is None and has_request_context():
             from ticketing.security import request_state
 
             client_ip = request_state().client_ip()
         details = {"key_prefix": key_prefix, "reason": reason}
-        extra = {} if has_request_context() else {"client_ip": client_ip, "method": None,
-                                                  "path": None}
+        extra = (
+            {} if has_request_context() else {"client_ip": client_ip, "method": None, "path": None}
+        )
         record_event(EventType.FAILED_AUTH, actor=None, details=details, **extra)
         if reason in NOT_COUNTED:
             return []
@@ -69,9 +72,17 @@ class FailedAuthTracker:
             if count == self.threshold:
                 crossed["key_prefix"] = count
         if crossed:
-            record_event(EventType.MULTIPLE_FAILED_LOGINS, actor=None, details={
-                "dimensions": sorted(crossed), "failures": max(crossed.values()),
-                "threshold": self.threshold, "window_seconds": self.window_seconds,
-                "key_prefix": key_prefix, "last_reason": reason,
-            }, **extra)
+            record_event(
+                EventType.MULTIPLE_FAILED_LOGINS,
+                actor=None,
+                details={
+                    "dimensions": sorted(crossed),
+                    "failures": max(crossed.values()),
+                    "threshold": self.threshold,
+                    "window_seconds": self.window_seconds,
+                    "key_prefix": key_prefix,
+                    "last_reason": reason,
+                },
+                **extra,
+            )
         return sorted(crossed)

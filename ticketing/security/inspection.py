@@ -17,10 +17,12 @@ gets them), a JSON document is walked at most ``MAX_DEPTH`` levels deep and
 cost of scanning has a ceiling whatever a client sends. Nothing here changes
 the request.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 from flask import Request
 
@@ -56,8 +58,9 @@ def _environ_key(header: str) -> str:
     return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
 
 
-def request_values(req: Request, settings: ScanSettings,
-                   max_body_bytes: int = MAX_BODY_BYTES) -> Iterator[tuple[str, str | None, str]]:
+def request_values(
+    req: Request, settings: ScanSettings, max_body_bytes: int = MAX_BODY_BYTES
+) -> Iterator[tuple[str, str | None, str]]:
     """``(part, field, value)`` for every scanned value of ``req``.
 
     Headers and the body length are read from the WSGI environ: the same
@@ -101,6 +104,13 @@ def scan_request(req: Request, settings: ScanSettings) -> list[Finding]:
     """All findings in ``req`` (one per class and value at most)."""
     findings: list[Finding] = []
     for part, field, value in request_values(req, settings):
-        findings.extend(detect(value, part, field, max_rounds=settings.max_decode_rounds,
-                               max_chars=settings.max_value_chars))
+        findings.extend(
+            detect(
+                value,
+                part,
+                field,
+                max_rounds=settings.max_decode_rounds,
+                max_chars=settings.max_value_chars,
+            )
+        )
     return findings

@@ -10,7 +10,8 @@ the monitor is set up in each process): Prometheus' ``increase()`` and
 a brute-force attempt is often the first MULTIPLE_FAILED_LOGINS of a worker's
 life.
 """
-from typing import Iterable
+
+from collections.abc import Iterable
 
 from prometheus_client import Counter
 
@@ -30,8 +31,9 @@ ratelimit_backend_errors = Counter(
 )
 
 
-def start_at_zero(event_types: Iterable[str], severities: Iterable[str],
-                  actions: Iterable[str]) -> None:
+def start_at_zero(
+    event_types: Iterable[str], severities: Iterable[str], actions: Iterable[str]
+) -> None:
     """Create the series of every event type and severity, and of every action, at 0."""
     severities = tuple(severities)
     for event_type in event_types:

@@ -34,14 +34,15 @@ scanner loop.
     >>> [f.pattern_class for f in detect("1' OR '1'='1", part="query")]
     ['sql_injection']
 """
+
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from enum import StrEnum
-from typing import Iterator
+from functools import lru_cache
 from urllib.parse import unquote
 
 
@@ -78,73 +79,115 @@ _SQL: list[tuple[Requires, str]] = [
     # UNION [ALL] SELECT
     ((("union",), ("select",)), rf"\bunion{_W}+(?:all{_W}+|distinct{_W}+)?select\b"),
     # quote, then OR/AND and a tautology with the same value on both sides: ' OR 1=1, " or 'a'='a
-    ((_QUOTES, ("=", "like")),
-     rf"{_Q}\s*\)*{_W}*(?:x?or|and|\|\||&&){_W}+\(*{_W}*(?P<tq>['\"]?)(?P<tv>\w+)(?P=tq){_W}*"
-     rf"(?:=|like){_W}*\(*{_W}*['\"]?(?P=tv)(?!\w)"),
+    (
+        (_QUOTES, ("=", "like")),
+        rf"{_Q}\s*\)*{_W}*(?:x?or|and|\|\||&&){_W}+\(*{_W}*(?P<tq>['\"]?)(?P<tv>\w+)(?P=tq){_W}*"
+        rf"(?:=|like){_W}*\(*{_W}*['\"]?(?P=tv)(?!\w)",
+    ),
     # quote, then OR/AND and a constant, then a comment: ' or true--
-    ((_QUOTES, _COMMENTS),
-     rf"{_Q}\s*\)*{_W}*(?:x?or|and){_W}+(?:true|false|\d+){_W}*(?:(?:--|#)[\s-]*$|/\*)"),
+    (
+        (_QUOTES, _COMMENTS),
+        rf"{_Q}\s*\)*{_W}*(?:x?or|and){_W}+(?:true|false|\d+){_W}*(?:(?:--|#)[\s-]*$|/\*)",
+    ),
     # quote, then ORDER BY / GROUP BY n and a comment (column-count probing)
-    ((_QUOTES, ("order", "group"), _COMMENTS),
-     rf"{_Q}\s*\)*{_W}*(?:order|group){_W}+by{_W}+\d+(?:\s*,\s*\d+)*{_W}*(?:--|#|/\*)"),
+    (
+        (_QUOTES, ("order", "group"), _COMMENTS),
+        rf"{_Q}\s*\)*{_W}*(?:order|group){_W}+by{_W}+\d+(?:\s*,\s*\d+)*{_W}*(?:--|#|/\*)",
+    ),
     # quote, then OR/AND/XOR/||/&& and a comparison of two constants, any quoting,
     # in brackets or not (CRS 942130/942180/942390): ' or 2>1, ") or ("a"="a, '||'1'='1,
     # ` or `a`=`a, ' or 1 in (1), ' or 1 between 0 and 2, ' and 'a'<>'b
-    ((_QUOTES, ("or", "and", "||", "&&"), ("=", "<", ">", "like", "regexp", "in", "between")),
-     rf"{_Q}\s*\)*{_W}*(?:x?or|and|\|\||&&){_W}*\(*{_W}*(?:\d+|{_Q}[^'\"`]{{0,40}}{_Q})"
-     rf"{_W}*\)*{_W}*(?:=|<>|!=|<=>|>=?|<=?|r?like{_W}*(?={_Q})|regexp{_W}|in{_W}*\(|"
-     rf"between{_W}+(?=\d|{_Q})){_W}*\(*{_W}*(?:\d|{_Q}|$)"),
+    (
+        (_QUOTES, ("or", "and", "||", "&&"), ("=", "<", ">", "like", "regexp", "in", "between")),
+        rf"{_Q}\s*\)*{_W}*(?:x?or|and|\|\||&&){_W}*\(*{_W}*(?:\d+|{_Q}[^'\"`]{{0,40}}{_Q})"
+        rf"{_W}*\)*{_W}*(?:=|<>|!=|<=>|>=?|<=?|r?like{_W}*(?={_Q})|regexp{_W}|in{_W}*\(|"
+        rf"between{_W}+(?=\d|{_Q})){_W}*\(*{_W}*(?:\d|{_Q}|$)",
+    ),
     # quote, OR/AND, a column IS [NOT] NULL, then the end or a comment
-    ((_QUOTES, ("null",)),
-     rf"{_Q}\s*\)*{_W}*(?:x?or|and){_W}+\w+{_W}+is{_W}+(?:not{_W}+)?null{_W}*(?:$|--|#|/\*|;)"),
+    (
+        (_QUOTES, ("null",)),
+        rf"{_Q}\s*\)*{_W}*(?:x?or|and){_W}+\w+{_W}+is{_W}+(?:not{_W}+)?null{_W}*(?:$|--|#|/\*|;)",
+    ),
     # a number, then OR/AND and a quoted tautology: 1 or 'a'='a'
-    ((_QUOTES, ("or", "and"), ("=",)),
-     rf"\b\d+\s*\)*{_W}+(?:x?or|and){_W}+\(*(?P<sq>['\"`])(?P<sv>\w*)(?P=sq){_W}*={_W}*"
-     rf"(?P=sq)(?P=sv)(?P=sq)"),
+    (
+        (_QUOTES, ("or", "and"), ("=",)),
+        rf"\b\d+\s*\)*{_W}+(?:x?or|and){_W}+\(*(?P<sq>['\"`])(?P<sv>\w*)(?P=sq){_W}*={_W}*"
+        rf"(?P=sq)(?P=sv)(?P=sq)",
+    ),
     # a number and closing brackets, then OR/AND and a bracketed tautology: 1) or (1=1
-    (((")",), ("or", "and"), ("=",)),
-     rf"\d\s*\)+{_W}*(?:x?or|and){_W}*\(+{_W}*(?P<pv>\d+){_W}*\)*{_W}*={_W}*\(*{_W}*"
-     rf"(?P=pv)(?!\d)"),
+    (
+        ((")",), ("or", "and"), ("=",)),
+        rf"\d\s*\)+{_W}*(?:x?or|and){_W}*\(+{_W}*(?P<pv>\d+){_W}*\)*{_W}*={_W}*\(*{_W}*"
+        rf"(?P=pv)(?!\d)",
+    ),
     # boolean blind probes: a condition on a sub-select or on server functions
-    ((("select",), ("ascii", "ord", "length", "hex", "case")),
-     rf"\b(?:ascii|ord|length|hex)\s*\(\s*(?:substr(?:ing)?|mid)\s*\(\s*\(*\s*select\b"
-     rf"|(?:{_Q}|\d)\s*\)*{_W}*(?:and|or){_W}*\(\s*select{_W}+case{_W}+when\b"),
+    (
+        (("select",), ("ascii", "ord", "length", "hex", "case")),
+        rf"\b(?:ascii|ord|length|hex)\s*\(\s*(?:substr(?:ing)?|mid)\s*\(\s*\(*\s*select\b"
+        rf"|(?:{_Q}|\d)\s*\)*{_W}*(?:and|or){_W}*\(\s*select{_W}+case{_W}+when\b",
+    ),
     ((("select",), ("=",)), rf"\b(?:and|or){_W}+\d+{_W}*={_W}*\(\s*select{_W}"),
     ((("substr", "mid"),), r"\b(?:substr(?:ing)?|mid)\s*\(\s*(?:version|user|database)\s*\(\s*\)"),
-    ((("char", "chr"),),
-     rf"\b(?:char|chr)\s*\(\s*(?P<cv>\d+)\s*\){_W}*={_W}*(?:char|chr)\s*\(\s*(?P=cv)\s*\)"),
+    (
+        (("char", "chr"),),
+        rf"\b(?:char|chr)\s*\(\s*(?P<cv>\d+)\s*\){_W}*={_W}*(?:char|chr)\s*\(\s*(?P=cv)\s*\)",
+    ),
     # quote, then a stacked SELECT ending in a comment: '; select 1; --
-    ((_QUOTES, (";",), ("select",)),
-     rf"{_Q}\s*\)*\s*;{_W}*select{_W}[^;]{{0,200}};?{_W}*(?:--|#)[\s-]*$"),
+    (
+        (_QUOTES, (";",), ("select",)),
+        rf"{_Q}\s*\)*\s*;{_W}*select{_W}[^;]{{0,200}};?{_W}*(?:--|#)[\s-]*$",
+    ),
     # a number, then a stacked statement that destroys or executes: 1; DROP TABLE users
-    (((";",), ("drop", "truncate", "exec", "shutdown", "declare")),
-     rf"\d\s*\)*\s*;{_W}*(?:drop{_W}+(?:table|database|schema)|truncate{_W}+table|"
-     rf"exec(?:ute)?{_W}+(?:xp_|sp_|master\.)|shutdown\b|declare{_W}+@)"),
+    (
+        ((";",), ("drop", "truncate", "exec", "shutdown", "declare")),
+        rf"\d\s*\)*\s*;{_W}*(?:drop{_W}+(?:table|database|schema)|truncate{_W}+table|"
+        rf"exec(?:ute)?{_W}+(?:xp_|sp_|master\.)|shutdown\b|declare{_W}+@)",
+    ),
     # error-based extraction (MySQL)
     ((("extractvalue", "updatexml"),), r"\b(?:extractvalue|updatexml)\s*\(.{0,40}?\bconcat\s*\("),
     # the unquoted numeric form: 1 OR 1=1 / id=5 and 2=2 (followed by the end or a comment)
-    ((("=",), ("or", "and")),
-     rf"\b(?:or|and){_W}+(?P<nv>\d+){_W}*={_W}*(?P=nv){_W}*(?:$|--|#|/\*|;)"),
+    (
+        (("=",), ("or", "and")),
+        rf"\b(?:or|and){_W}+(?P<nv>\d+){_W}*={_W}*(?P=nv){_W}*(?:$|--|#|/\*|;)",
+    ),
     # quote (and closing parens), then a stacked statement
-    ((_QUOTES, (";",)),
-     rf"{_Q}\s*\)*\s*;{_W}*(?:drop{_W}+(?:table|database|schema|user|view|index)|"
-     rf"truncate{_W}+(?:table{_W}+)?\w|delete{_W}+from|insert{_W}+into|"
-     rf"update{_W}+\w+{_W}+set|alter{_W}+(?:table|user|database)|create{_W}+(?:table|user)|"
-     rf"exec(?:ute)?{_W}|shutdown\b|declare{_W}+@)"),
+    (
+        (_QUOTES, (";",)),
+        rf"{_Q}\s*\)*\s*;{_W}*(?:drop{_W}+(?:table|database|schema|user|view|index)|"
+        rf"truncate{_W}+(?:table{_W}+)?\w|delete{_W}+from|insert{_W}+into|"
+        rf"update{_W}+\w+{_W}+set|alter{_W}+(?:table|user|database)|create{_W}+(?:table|user)|"
+        rf"exec(?:ute)?{_W}|shutdown\b|declare{_W}+@)",
+    ),
     # quote, closing parens, then a comment that swallows the rest of the query
     ((_QUOTES, _COMMENTS), rf"{_Q}\s*\)*\s*;?\s*(?:--|#|/\*)\s*$"),
     # time-based blind probes
-    ((("sleep", "benchmark"),),
-     rf"(?:\b(?:and|or|select|if)\b|\|\||[\"'`;(]){_W}*(?:sleep|benchmark)\s*\(\s*\d"
-     r"|\bpg_sleep\s*\(\s*\d|\bif\s*\([^)]{0,40},\s*(?:sleep|benchmark)\s*\("),
+    (
+        (("sleep", "benchmark"),),
+        rf"(?:\b(?:and|or|select|if)\b|\|\||[\"'`;(]){_W}*(?:sleep|benchmark)\s*\(\s*\d"
+        r"|\bpg_sleep\s*\(\s*\d|\bif\s*\([^)]{0,40},\s*(?:sleep|benchmark)\s*\(",
+    ),
     # delays, catalogue and server probes
-    ((("waitfor", "dbms_pipe", "information_schema", "pg_catalog", "sqlite_master", "@@",
-       "xp_cmdshell", "load_file", "outfile", "dumpfile"),),
-     r"\bwaitfor\s+delay\s+['\"]\d|\bdbms_pipe\.receive_message\s*\("
-     r"|\binformation_schema\s*\.\s*(?:tables|columns|schemata|routines)\b"
-     r"|\bpg_catalog\s*\.\s*pg_(?:tables|user|shadow|roles)\b|\bsqlite_master\b"
-     r"|@@(?:version|datadir|hostname)\b|\bxp_cmdshell\b"
-     r"|\b(?:load_file\s*\(|into\s+(?:out|dump)file\s+['\"])"),
+    (
+        (
+            (
+                "waitfor",
+                "dbms_pipe",
+                "information_schema",
+                "pg_catalog",
+                "sqlite_master",
+                "@@",
+                "xp_cmdshell",
+                "load_file",
+                "outfile",
+                "dumpfile",
+            ),
+        ),
+        r"\bwaitfor\s+delay\s+['\"]\d|\bdbms_pipe\.receive_message\s*\("
+        r"|\binformation_schema\s*\.\s*(?:tables|columns|schemata|routines)\b"
+        r"|\bpg_catalog\s*\.\s*pg_(?:tables|user|shadow|roles)\b|\bsqlite_master\b"
+        r"|@@(?:version|datadir|hostname)\b|\bxp_cmdshell\b"
+        r"|\b(?:load_file\s*\(|into\s+(?:out|dump)file\s+['\"])",
+    ),
 ]
 
 _DOM_EVENTS = (
@@ -160,16 +203,22 @@ _XSS: list[tuple[Requires, str]] = [
     ((("<",), ("script",)), r"<\s*/?\s*script\b"),
     # a tag with an event handler: <img src=x onerror=...>
     ((("<",), ("=",)), rf"<\s*[a-z][a-z0-9-]*\b[^>]*?[\s\"'/]on(?:{_DOM_EVENTS})\s*="),
-    ((("script",), (":",)),
-     r"\b(?:java|vb)script\s*:\s*(?:[\w$.\[\]'\"]+\s*\(|/\*|//|void\b|eval\b|location\b|"
-     r"document\b|window\b|top\b|this\b)"),
-    ((("=",), ("data", "script")),
-     r"\b(?:src|href|action|formaction|data|srcdoc)\s*=\s*['\"]?\s*(?:data\s*:\s*text/html|"
-     r"(?:java|vb)script\s*:)"),
+    (
+        (("script",), (":",)),
+        r"\b(?:java|vb)script\s*:\s*(?:[\w$.\[\]'\"]+\s*\(|/\*|//|void\b|eval\b|location\b|"
+        r"document\b|window\b|top\b|this\b)",
+    ),
+    (
+        (("=",), ("data", "script")),
+        r"\b(?:src|href|action|formaction|data|srcdoc)\s*=\s*['\"]?\s*(?:data\s*:\s*text/html|"
+        r"(?:java|vb)script\s*:)",
+    ),
     ((("srcdoc",),), r"<\s*iframe\b[^>]*\bsrcdoc\s*="),
     # breaking out of a JavaScript string: '-alert(1)-'
-    ((("alert", "prompt", "confirm", "eval"),),
-     r"['\"]\s*[-+;]\s*(?:alert|prompt|confirm|eval)\s*\("),
+    (
+        (("alert", "prompt", "confirm", "eval"),),
+        r"['\"]\s*[-+;]\s*(?:alert|prompt|confirm|eval)\s*\(",
+    ),
 ]
 
 _SYSTEM_FILES = (
@@ -184,8 +233,7 @@ _SYSTEM_FILES = (
 # them before sending, RFC 3986 section 5.2.4).  '%c0%af' and friends are
 # overlong encodings of '/' that some decoders accepted.
 _TRAVERSAL_URL: list[tuple[Requires, str]] = [
-    ((("..",),),
-     r"(?:^|[/\\])\.\.(?:[/\\]|$)|\.\.(?:%c0%af|%c1%9c|%c0%2f|%e0%80%af|\ufffd)"),
+    ((("..",),), r"(?:^|[/\\])\.\.(?:[/\\]|$)|\.\.(?:%c0%af|%c1%9c|%c0%2f|%e0%80%af|\ufffd)"),
 ]
 _SEP = r"(?:[/\\]|%c0%af|%c1%9c|\ufffd)"
 _UP = rf"\.{{2,3}};?{_SEP}+"  # one level up: ../ ..\ .../ ..;/ (Tomcat) ..%c0%af
@@ -194,31 +242,43 @@ _TRAVERSAL_TEXT: list[tuple[Requires, str]] = [
     # a path that starts with a normal directory and then climbs out of it (CRS 930110):
     # uploads/../../app/config.yml; and three or more levels up anywhere
     ((("..",),), rf"[\w-]{_SEP}+(?:{_UP}){{2,}}[\w.-]|(?:^|[^\w.]){_UP}(?:{_UP}){{2,}}[\w.-]"),
-    ((("/etc/", "/proc/"),),
-     rf"(?:^|[\s'\"=(:]|file://)/(?:etc/(?:passwd|shadow|sudoers)\b|proc/self/(?:environ|"
-     rf"cmdline|maps|mem)\b)"),
+    (
+        (("/etc/", "/proc/"),),
+        r"(?:^|[\s'\"=(:]|file://)/(?:etc/(?:passwd|shadow|sudoers)\b|proc/self/(?:environ|"
+        r"cmdline|maps|mem)\b)",
+    ),
     ((("windows",),), r"\bc:\\+windows\\+(?:win\.ini|system32\\+config)"),
 ]
 
 _CMD: list[tuple[Requires, str]] = [
-    ((("/etc/", "/proc/"),),
-     r"(?:[;&|]|\$\()\s*(?:cat|head|tail|more|less|nl|tac)\s+/(?:etc/(?:passwd|shadow|group|"
-     r"issue|hostname)|proc/)"),
+    (
+        (("/etc/", "/proc/"),),
+        r"(?:[;&|]|\$\()\s*(?:cat|head|tail|more|less|nl|tac)\s+/(?:etc/(?:passwd|shadow|group|"
+        r"issue|hostname)|proc/)",
+    ),
     ((("$(",), ("id", "whoami", "uname")), r"\$\(\s*(?:id|whoami|uname(?:\s+-a)?)\s*\)"),
-    (((";", "&", "|"), ("id", "whoami", "uname")),
-     r"[;&|]\s*(?:id|whoami|uname(?:\s+-a)?)\s*(?:$|[;&#])"),
+    (
+        ((";", "&", "|"), ("id", "whoami", "uname")),
+        r"[;&|]\s*(?:id|whoami|uname(?:\s+-a)?)\s*(?:$|[;&#])",
+    ),
     ((("wget", "curl"), ("|",)), r"\b(?:wget|curl)\s+(?:-\S+\s+)*\S+\s*\|\s*(?:ba|z|k|da)?sh\b"),
-    ((_SHELL_SEPARATORS, ("nc", "netcat")),
-     r"(?:[;&|]|\$\()\s*(?:nc|ncat|netcat)\s+(?:-\S+\s+)*-[a-z]*[ec]\b"),
+    (
+        (_SHELL_SEPARATORS, ("nc", "netcat")),
+        r"(?:[;&|]|\$\()\s*(?:nc|ncat|netcat)\s+(?:-\S+\s+)*-[a-z]*[ec]\b",
+    ),
     ((_SHELL_SEPARATORS, ("sh",)), r"(?:[;&|]|\$\()\s*(?:/bin/)?(?:ba|z|k|da)?sh\s+-[ic]\b"),
     ((_SHELL_SEPARATORS, ("rm",)), r"(?:[;&|]|\$\()\s*rm\s+-[rf]+\s+/"),
-    ((("powershell",),),
-     r"\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:enc|encodedcommand|c|command)\b"),
+    (
+        (("powershell",),),
+        r"\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:enc|encodedcommand|c|command)\b",
+    ),
     ((("ifs",),), r"\$\{ifs\}|\$ifs\$9"),
     # backtick substitution of a recon command: a file read anywhere; whoami/uname after
     # a shell or assignment character (in prose `whoami` is Markdown for a name, like `id`)
-    ((("`",), ("whoami", "uname", "/etc/")),
-     r"`\s*(?:cat|head|tail)\s+/etc/\w+\s*`|(?:^|[=;&|(:])\s*`\s*(?:whoami|uname(?:\s+-a)?)\s*`"),
+    (
+        (("`",), ("whoami", "uname", "/etc/")),
+        r"`\s*(?:cat|head|tail)\s+/etc/\w+\s*`|(?:^|[=;&|(:])\s*`\s*(?:whoami|uname(?:\s+-a)?)\s*`",
+    ),
 ]
 
 
@@ -233,9 +293,10 @@ class _Signature:
 
 
 def _signatures(entries: list[tuple[Requires, str]]) -> tuple[_Signature, ...]:
-    return tuple(_Signature(tuple(frozenset(group) for group in requires),
-                            re.compile(pattern, _FLAGS))
-                 for requires, pattern in entries)
+    return tuple(
+        _Signature(tuple(frozenset(group) for group in requires), re.compile(pattern, _FLAGS))
+        for requires, pattern in entries
+    )
 
 
 _NUL = (_Signature((frozenset({"\x00"}),), re.compile("\x00")),)
@@ -244,8 +305,10 @@ _SIGNATURES: dict[PatternClass, tuple[tuple[_Signature, ...], tuple[_Signature, 
     # (signatures for URL parts, signatures for bodies and headers)
     PatternClass.SQL_INJECTION: (_signatures(_SQL),) * 2,
     PatternClass.XSS: (_signatures(_XSS),) * 2,
-    PatternClass.PATH_TRAVERSAL: (_signatures(_TRAVERSAL_URL + _TRAVERSAL_TEXT),
-                                  _signatures(_TRAVERSAL_TEXT)),
+    PatternClass.PATH_TRAVERSAL: (
+        _signatures(_TRAVERSAL_URL + _TRAVERSAL_TEXT),
+        _signatures(_TRAVERSAL_TEXT),
+    ),
     PatternClass.COMMAND_INJECTION: (_signatures(_CMD),) * 2,
     PatternClass.NULL_BYTE: (_NUL, _NUL),
 }
@@ -253,9 +316,18 @@ _SIGNATURES: dict[PatternClass, tuple[tuple[_Signature, ...], tuple[_Signature, 
 # Every precondition substring. Which of them a text contains is worked out
 # once per text (plain ``in`` checks are the fastest way in Python); that set
 # then picks the few signatures worth running (see _candidates).
-_NEEDLES = tuple(sorted({needle for pair in _SIGNATURES.values() for signatures in pair
-                         for signature in signatures for group in signature.requires
-                         for needle in group}))
+_NEEDLES = tuple(
+    sorted(
+        {
+            needle
+            for pair in _SIGNATURES.values()
+            for signatures in pair
+            for signature in signatures
+            for group in signature.requires
+            for needle in group
+        }
+    )
+)
 
 #: Per class, the regular expressions to run on a text with these needles.
 Candidates = tuple[tuple[PatternClass, tuple[re.Pattern[str], ...]], ...]
@@ -279,10 +351,17 @@ def _candidates(present: frozenset[str], index: int) -> Candidates:
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}|%u[0-9a-fA-F]{4}")
 _PERCENT_U = re.compile(r"%u([0-9a-fA-F]{4})")
 # Overlong UTF-8 forms of '.', '/' and '\\' that some decoders accepted (CRS 930100).
-_OVERLONG = re.compile(r"%(?:c0%ae|e0%80%ae|c0%2e|c0%af|e0%80%af|c0%2f|c1%9c|c0%5c)",
-                       re.IGNORECASE)
-_OVERLONG_CHARS = {"c0%ae": ".", "e0%80%ae": ".", "c0%2e": ".", "c0%af": "/",
-                   "e0%80%af": "/", "c0%2f": "/", "c1%9c": "\\", "c0%5c": "\\"}
+_OVERLONG = re.compile(r"%(?:c0%ae|e0%80%ae|c0%2e|c0%af|e0%80%af|c0%2f|c1%9c|c0%5c)", re.IGNORECASE)
+_OVERLONG_CHARS = {
+    "c0%ae": ".",
+    "e0%80%ae": ".",
+    "c0%2e": ".",
+    "c0%af": "/",
+    "e0%80%af": "/",
+    "c0%2f": "/",
+    "c1%9c": "\\",
+    "c0%5c": "\\",
+}
 # HTML character references (&lt; &#60; &#x3c;), for text a browser will decode.
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#x[0-9a-f]{1,6}|[a-z][a-z0-9]{1,31});?", re.IGNORECASE)
 #: Values up to this long (field names, paths, header values, short titles) are
@@ -302,8 +381,13 @@ class Finding:
 
     def as_dict(self) -> dict:
         field = None if self.field is None else self.field.replace("\x00", "\\x00")[:200]
-        return {"class": str(self.pattern_class), "part": self.part, "field": field,
-                "excerpt": self.excerpt, "decode_rounds": self.decode_rounds}
+        return {
+            "class": str(self.pattern_class),
+            "part": self.part,
+            "field": field,
+            "excerpt": self.excerpt,
+            "decode_rounds": self.decode_rounds,
+        }
 
 
 def _decode_once(value: str) -> str:
@@ -339,9 +423,9 @@ def decodings(value: str, max_rounds: int = 3) -> Iterator[tuple[int, str]]:
 
 def _excerpt(text: str, match: re.Match[str], width: int = 60) -> str:
     start = max(0, match.start() - 20)
-    snippet = text[start:match.end() + 20]
+    snippet = text[start : match.end() + 20]
     if len(snippet) > width + 40:
-        snippet = snippet[:width + 40] + "..."
+        snippet = snippet[: width + 40] + "..."
     return snippet.replace("\x00", "\\x00")
 
 
@@ -374,8 +458,14 @@ def _examine(value: str, index: int, max_rounds: int) -> Matches:
 _examine_short = lru_cache(maxsize=4096)(_examine)
 
 
-def detect(value: str, part: str, field: str | None = None, *, max_rounds: int = 3,
-           max_chars: int = 100_000) -> list[Finding]:
+def detect(
+    value: str,
+    part: str,
+    field: str | None = None,
+    *,
+    max_rounds: int = 3,
+    max_chars: int = 100_000,
+) -> list[Finding]:
     """Every pattern class found in ``value`` (one finding per class at most).
 
     ``part`` is one of :data:`PARTS`; URL parts get the stricter traversal rule.
@@ -387,5 +477,7 @@ def detect(value: str, part: str, field: str | None = None, *, max_rounds: int =
         value = value[:max_chars]
     index = 0 if part in URL_PARTS else 1
     examine = _examine_short if len(value) <= CACHED_VALUE_CHARS else _examine
-    return [Finding(pattern_class, part, field, excerpt, rounds)
-            for pattern_class, excerpt, rounds in examine(value, index, max_rounds)]
+    return [
+        Finding(pattern_class, part, field, excerpt, rounds)
+        for pattern_class, excerpt, rounds in examine(value, index, max_rounds)
+    ]

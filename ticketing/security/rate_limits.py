@@ -42,6 +42,7 @@ goes on and abuse is still throttled; Redis is probed with exponential
 back-off (1, 2, 4, ... 32 s) and counting returns to it by itself (see
 :mod:`ticketing.security.counters`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,14 +50,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, Request, Response, current_app, g, jsonify, request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage
 
 from ticketing.config import ConfigError
-
 from ticketing.security.counters import Check, Limiter, MonitoredRedisStorage, Result, storage_uri
 from ticketing.security.metrics import ratelimit_rejections
 from ticketing.security.settings import RateLimitSettings
@@ -76,7 +77,7 @@ ACTIONS_ATTR = "_ratelimit_actions"
 AUTH_FAILED_FLAG = "_security_auth_failed"
 _DIGEST = "_security_key_digest"
 _HEADER_RESULT = "_security_ratelimit_result"  # g: the limit the X-RateLimit-* headers show
-_LOGIN_CHECK = "_security_login_check"          # g: deducted if a key check fails
+_LOGIN_CHECK = "_security_login_check"  # g: deducted if a key check fails
 _warned_memory = False
 
 
@@ -91,6 +92,7 @@ def ratelimit(action: str) -> Callable[[F], F]:
     configured limit stops the app at start-up (for views registered before
     the monitor's ``init_app``, as in the ticket service).
     """
+
     def mark(view: F) -> F:
         actions = set(getattr(view, ACTIONS_ATTR, ())) | {action}
         setattr(view, ACTIONS_ATTR, frozenset(actions))
@@ -101,7 +103,8 @@ def ratelimit(action: str) -> Callable[[F], F]:
 
 # ---------------------------------------------------------------- key functions
 
-def key_digest(state: "MonitorState") -> str | None:
+
+def key_digest(state: MonitorState) -> str | None:
     """A digest of the request's API key (never stored in clear), once per request."""
     flags = g._get_current_object()
     try:
@@ -153,7 +156,7 @@ class KnownKeys:
         return expires is not None and expires > time.monotonic()
 
 
-def _state() -> "MonitorState":
+def _state() -> MonitorState:
     return current_app.extensions["security_monitor"]
 
 
@@ -165,8 +168,13 @@ class FailureCounter:
     process counts in memory for ``retry_seconds`` before trying Redis again.
     """
 
-    def __init__(self, storage: Callable[[], Storage | None], window_seconds: int,
-                 prefix: str, retry_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        storage: Callable[[], Storage | None],
+        window_seconds: int,
+        prefix: str,
+        retry_seconds: float = 5.0,
+    ) -> None:
         self._storage = storage
         self.window_seconds = window_seconds
         self.prefix = prefix
@@ -177,8 +185,11 @@ class FailureCounter:
     def add(self, key: str) -> int:
         full_key = f"{self.prefix}/failed_auth/{key}"
         storage = self._storage()
-        if (storage is not None and not isinstance(storage, MemoryStorage)
-                and time.monotonic() >= self._redis_down_until):
+        if (
+            storage is not None
+            and not isinstance(storage, MemoryStorage)
+            and time.monotonic() >= self._redis_down_until
+        ):
             try:
                 return int(storage.incr(full_key, self.window_seconds))
             except Exception:  # counted and logged by the storage
@@ -188,12 +199,14 @@ class FailureCounter:
 
 # ---------------------------------------------------------------- the limits
 
+
 class RatePlan:
     """The configured limits, parsed once, and the checks they make for a request."""
 
     def __init__(self, settings: RateLimitSettings) -> None:
         self.items: Mapping[str, tuple[RateLimitItem, ...]] = {
-            action: tuple(parse_many(text)) for action, text in settings.limits.items()}
+            action: tuple(parse_many(text)) for action, text in settings.limits.items()
+        }
         #: Actions counted on chosen routes, in the order they are checked.
         self.specific = tuple(a for a in settings.limits if a not in ("api_call", "login"))
         self.routes = settings.routes
@@ -203,12 +216,20 @@ class RatePlan:
         self.key_prefix = settings.key_prefix
         # Per action, each rate with its counter key around the caller's identity:
         # head + who + tail is ``item.key_for(key_prefix, who, action)``.
-        self._keys = {action: tuple((item, f"{item.namespace}/{self.key_prefix}/",
-                                     f"/{action}/{item.amount}/{item.multiples}/"
-                                     f"{item.GRANULARITY.name}") for item in items)
-                      for action, items in self.items.items()}
-        self._route_actions: dict[tuple[str | None, str, str],
-                                  tuple[tuple[str, ...], frozenset[str]]] = {}
+        self._keys = {
+            action: tuple(
+                (
+                    item,
+                    f"{item.namespace}/{self.key_prefix}/",
+                    f"/{action}/{item.amount}/{item.multiples}/{item.GRANULARITY.name}",
+                )
+                for item in items
+            )
+            for action, items in self.items.items()
+        }
+        self._route_actions: dict[
+            tuple[str | None, str, str], tuple[tuple[str, ...], frozenset[str]]
+        ] = {}
 
     def route_actions(self, req: Request) -> tuple[str, ...]:
         """The specific actions the route of ``req`` counts under (cached per route)."""
@@ -229,29 +250,41 @@ class RatePlan:
             view = current_app.view_functions.get(req.endpoint or "")
             marked = getattr(view, ACTIONS_ATTR, ()) if view is not None else ()
             route = f"{req.method} {rule.rule}"
-            actions = tuple(action for action in self.specific
-                            if action in marked or route in self.routes.get(action, ()))
+            actions = tuple(
+                action
+                for action in self.specific
+                if action in marked or route in self.routes.get(action, ())
+            )
             found = (actions, frozenset(marked) & {"api_call", "login"})
             self._route_actions[cache_key] = found
         return found
 
-    def _checks(self, action: str, who: str, hit: bool = True,
-                unless: str | None = None) -> list[Check]:
+    def _checks(
+        self, action: str, who: str, hit: bool = True, unless: str | None = None
+    ) -> list[Check]:
         identifiers = (self.key_prefix, who, action)
-        return [Check(action, item, identifiers, hit, head + who + tail, unless)
-                for item, head, tail in self._keys[action]]
+        return [
+            Check(action, item, identifiers, hit, head + who + tail, unless)
+            for item, head, tail in self._keys[action]
+        ]
 
     def known_key_marker(self, digest: str) -> str:
         """The shared marker of an accepted key (see :meth:`Limiter.mark`)."""
         return f"{self.key_prefix}/known_key/{digest}"
 
-    def checks(self, state: "MonitorState") -> list[Check]:
+    def checks(self, state: MonitorState) -> list[Check]:
         """The limits of the current request, most specific first."""
         req = request._get_current_object()
         actions, marks = self._route(req)
         api = req.path.startswith(self.api_prefix) or "api_call" in marks
-        login = api or "login" in marks or (
-            req.url_rule is not None and f"{req.method} {req.url_rule.rule}" in self.login_routes)
+        login = (
+            api
+            or "login" in marks
+            or (
+                req.url_rule is not None
+                and f"{req.method} {req.url_rule.rule}" in self.login_routes
+            )
+        )
         if not actions and not login:
             return []
         digest = key_digest(state)
@@ -262,32 +295,41 @@ class RatePlan:
         if api and "api_call" in self._keys:
             checks += self._checks("api_call", who)
         if login and "login" in self._keys and digest not in state.known_keys:
-            checks += self._checks("login", "ip:" + (state.client_ip() or "unknown"),
-                                   hit=False,
-                                   unless=self.known_key_marker(digest) if digest else None)
+            checks += self._checks(
+                "login",
+                "ip:" + (state.client_ip() or "unknown"),
+                hit=False,
+                unless=self.known_key_marker(digest) if digest else None,
+            )
         return checks
 
 
-def build_limiter(app: Flask, state: "MonitorState") -> Limiter:
+def build_limiter(app: Flask, state: MonitorState) -> Limiter:
     """The limiter of ``app``, with its request hooks (none when limits are switched off)."""
     settings = state.ratelimits
-    unknown = sorted({f"ratelimits.limits.{action}: no limit configured for the action of "
-                      f"view {endpoint!r}"
-                      for endpoint, view in app.view_functions.items()
-                      for action in getattr(view, ACTIONS_ATTR, ())
-                      if action not in settings.limits})
+    unknown = sorted(
+        {
+            f"ratelimits.limits.{action}: no limit configured for the action of view {endpoint!r}"
+            for endpoint, view in app.view_functions.items()
+            for action in getattr(view, ACTIONS_ATTR, ())
+            if action not in settings.limits
+        }
+    )
     if unknown:
         raise ConfigError(unknown)
-    limiter = Limiter(settings.storage_url, settings.strategy,
-                      timeout=settings.redis_timeout_seconds)
+    limiter = Limiter(
+        settings.storage_url, settings.strategy, timeout=settings.redis_timeout_seconds
+    )
     state.rate_plan = RatePlan(settings)
     if not settings.enabled:
         return limiter
     global _warned_memory
     if storage_uri(settings.storage_url).startswith("memory://") and not _warned_memory:
         _warned_memory = True
-        log.warning("rate limits are kept in process memory (no ratelimits.storage_url or "
-                    "REDIS_URL): each worker counts on its own")
+        log.warning(
+            "rate limits are kept in process memory (no ratelimits.storage_url or "
+            "REDIS_URL): each worker counts on its own"
+        )
     app.before_request(_apply_limits)
     app.after_request(_after_request)
     return limiter
@@ -325,14 +367,20 @@ def _refused(result: Result) -> Response:
     # A login refusal is answered before any key is checked, and stays so: the
     # event names no actor (resolving it would check the key after all).
     extra = {"actor": None} if action == "login" else {}
-    record_event(EventType.RATE_LIMIT_EXCEEDED, coalesce=1.0,
-                 details={"action": action, "limit": limit_text}, **extra)
-    response = jsonify(error={
-        "code": "rate_limited",
-        "message": f"Too many requests: the {action} limit is {limit_text}. "
-                   f"Retry in {retry_after} s.",
-        "details": {"action": action, "limit": limit_text, "retry_after": retry_after},
-    })
+    record_event(
+        EventType.RATE_LIMIT_EXCEEDED,
+        coalesce=1.0,
+        details={"action": action, "limit": limit_text},
+        **extra,
+    )
+    response = jsonify(
+        error={
+            "code": "rate_limited",
+            "message": f"Too many requests: the {action} limit is {limit_text}. "
+            f"Retry in {retry_after} s.",
+            "details": {"action": action, "limit": limit_text, "retry_after": retry_after},
+        }
+    )
     response.status_code = 429
     return response
 
@@ -363,7 +411,7 @@ def _after_request(response: Response) -> Response:
     return response
 
 
-def deduct_failed_login(state: "MonitorState") -> None:
+def deduct_failed_login(state: MonitorState) -> None:
     """Count the request's failed key check against ``login``, at most once.
 
     Called as the check fails, so the next guess already meets the lower
@@ -380,7 +428,7 @@ def deduct_failed_login(state: "MonitorState") -> None:
         log.exception("a failed key check could not be deducted from the login limit")
 
 
-def _remember_accepted_key(state: "MonitorState", flags: Any, response: Response) -> None:
+def _remember_accepted_key(state: MonitorState, flags: Any, response: Response) -> None:
     """Remember the request's key once the app accepted it (its actor is known)."""
     digest = flags.get(_DIGEST)
     if not digest or response.status_code in (401, 429) or flags.get(AUTH_FAILED_FLAG):
@@ -392,11 +440,10 @@ def _remember_accepted_key(state: "MonitorState", flags: Any, response: Response
     # sent to a public route cannot get itself remembered.
     if state.current_actor() is not None and not flags.get(AUTH_FAILED_FLAG):
         state.known_keys.add(digest)
-        state.limiter.mark(state.rate_plan.known_key_marker(digest),
-                           int(state.known_keys.ttl))
+        state.limiter.mark(state.rate_plan.known_key_marker(digest), int(state.known_keys.ttl))
 
 
-def forget_key(state: "MonitorState", digest: str | None) -> None:
+def forget_key(state: MonitorState, digest: str | None) -> None:
     """A key that failed a check is no longer known, here or in the shared marker."""
     if not digest:
         return

@@ -10,20 +10,31 @@ stops start-up with one line per problem naming its location:
       ratelimits.limits.login: must be a rate such as "5/minute" (got 'often')
       security.failed_auth.threshold: must be an integer > 0 (got 0)
 """
+
 from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from limits import parse_many
 from pydantic import PlainValidator, ValidationInfo, field_validator
 
-from sharedconfig import (Flag, NonEmptyStr, OneOf, PositiveInt, PositiveNumber,
-                          Section, Strings, FromEnvironment, listed, mapping)
+from sharedconfig import (
+    Flag,
+    FromEnvironment,
+    NonEmptyStr,
+    OneOf,
+    PositiveInt,
+    PositiveNumber,
+    Section,
+    Strings,
+    listed,
+    mapping,
+)
 from ticketing import config
 from ticketing.config import ConfigError  # noqa: F401  (what the checks raise)
-
 from ticketing.security.patterns import PatternClass
 
 #: The actions rate limits know about; a deployment may add its own names.
@@ -43,14 +54,16 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # ------------------------------------------------------------------ security
 
+
 def _network(value: Any) -> IPNetwork:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"must be a non-empty string (got {value!r})")
     try:
         return ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
-        raise ValueError(f"must be an IP address or network such as 10.0.0.0/8 "
-                         f"(got {value.strip()!r})") from None
+        raise ValueError(
+            f"must be an IP address or network such as 10.0.0.0/8 (got {value.strip()!r})"
+        ) from None
 
 
 class ScanSettings(Section):
@@ -66,16 +79,17 @@ class FailedAuthSettings(Section):
 
 
 class SecuritySettings(Section):
-    trusted_proxies: Annotated[tuple[Annotated[Any, PlainValidator(_network)], ...],
-                               listed()] = ()
+    trusted_proxies: Annotated[tuple[Annotated[Any, PlainValidator(_network)], ...], listed()] = ()
     scan: ScanSettings = ScanSettings()
-    block: Annotated[frozenset[OneOf([p.value for p in PatternClass], PatternClass)],
-                     listed()] = frozenset(DEFAULT_BLOCK)
+    block: Annotated[frozenset[OneOf([p.value for p in PatternClass], PatternClass)], listed()] = (
+        frozenset(DEFAULT_BLOCK)
+    )
     failed_auth: FailedAuthSettings = FailedAuthSettings()
     events_api: Flag = True
 
 
 # ------------------------------------------------------------------ ratelimits
+
 
 def _action(value: Any) -> str:
     if not isinstance(value, str) or not value.replace("_", "").isalnum():
@@ -88,8 +102,9 @@ def _rate(value: Any) -> str:
         if not isinstance(value, str) or not parse_many(value):
             raise ValueError(value)
     except ValueError:
-        raise ValueError(f'must be a rate such as "5/minute" or "100 per hour" '
-                         f"(got {value!r})") from None
+        raise ValueError(
+            f'must be a rate such as "5/minute" or "100 per hour" (got {value!r})'
+        ) from None
     return value
 
 
@@ -122,11 +137,14 @@ class RateLimitSettings(Section):
     key_prefix: NonEmptyStr = "partnerwatch"
     api_prefix: str = "/api/"
     #: action -> rate; the file's are added to (and override) :data:`DEFAULT_LIMITS`.
-    limits: Annotated[dict[Action, Annotated[str, PlainValidator(_rate)]],
-                      mapping("a mapping of action: rate")] = DEFAULT_LIMITS
+    limits: Annotated[
+        dict[Action, Annotated[str, PlainValidator(_rate)]], mapping("a mapping of action: rate")
+    ] = DEFAULT_LIMITS
     #: action -> ("METHOD /rule", ...): routes counted under that action (added to the defaults).
-    routes: Annotated[dict[Annotated[str, PlainValidator(_limited_action)], Routes],
-                      mapping('a mapping of action: ["METHOD /rule", ...]')] = DEFAULT_ROUTES
+    routes: Annotated[
+        dict[Annotated[str, PlainValidator(_limited_action)], Routes],
+        mapping('a mapping of action: ["METHOD /rule", ...]'),
+    ] = DEFAULT_ROUTES
     redis_timeout_seconds: PositiveNumber = 0.5
 
     @field_validator("storage_url", mode="after")
@@ -150,13 +168,13 @@ class RateLimitSettings(Section):
 
     @field_validator("routes", mode="after")
     @classmethod
-    def _with_default_routes(cls, routes: dict[str, tuple[str, ...]]
-                             ) -> dict[str, tuple[str, ...]]:
+    def _with_default_routes(cls, routes: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         return {**DEFAULT_ROUTES, **routes}
 
 
-def check_sections(sections: Mapping[str, Any], redis_url: str | None = None
-                   ) -> tuple[SecuritySettings, RateLimitSettings]:
+def check_sections(
+    sections: Mapping[str, Any], redis_url: str | None = None
+) -> tuple[SecuritySettings, RateLimitSettings]:
     """Both sections at once, so that every problem of both is reported together.
 
     ``redis_url`` (the app's ``REDIS_URL``) is the rate limits' storage when

@@ -15,6 +15,7 @@
 
 docs/webhooks.md is the reference, with the snippet partners verify signatures with.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,15 +50,25 @@ def init_app(app: Flask) -> Webhooks | None:
     state = Webhooks(settings)
     app.extensions["webhooks"] = state
 
-    from ticketing.webhooks import api, delivery, receiver, models  # noqa: F401  (models: the tables)
+    from ticketing.webhooks import api, delivery, models, receiver  # noqa: F401  (models: the tables)
 
     smorest = app.extensions["ticketing_api"]
     smorest.spec.components.security_scheme(
-        "AlertmanagerBearer", {"type": "http", "scheme": "bearer",
-                               "description": "the token in webhooks.receiver_token_file"})
+        "AlertmanagerBearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "the token in webhooks.receiver_token_file",
+        },
+    )
     smorest.register_blueprint(api.bp)
     smorest.register_blueprint(receiver.bp)
     events.connect()
-    outbox.add_channel(Channel("partner_webhooks", frozenset({events.KIND}),
-                               lambda max_batches: delivery.deliver_due(settings, max_batches)))
+    outbox.add_channel(
+        Channel(
+            "partner_webhooks",
+            frozenset({events.KIND}),
+            lambda max_batches: delivery.deliver_due(settings, max_batches),
+        )
+    )
     return state

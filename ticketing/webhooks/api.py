@@ -13,26 +13,38 @@ endpoints; another partner's endpoint is answered 404 like one that does not
 exist.  A URL that is not https, or whose host resolves to a loopback,
 private, link-local or metadata address, is refused with 422 (docs/webhooks.md).
 """
+
 from __future__ import annotations
 
 from flask import current_app, request
 
-from ticketing.desk import tickets
 from ticketing.api.base import Blueprint, require_json_body
+from ticketing.api.pagination import paginate
 from ticketing.auth import require_partner
 from ticketing.db import autocommit_reads, db
+from ticketing.desk import tickets
 from ticketing.errors import ApiError, not_found
 from ticketing.models import utcnow
-from ticketing.api.pagination import paginate
-
 from ticketing.webhooks import events, signing
 from ticketing.webhooks.guard import UnsafeUrl, check_url
 from ticketing.webhooks.models import WebhookDelivery, WebhookEndpoint
-from ticketing.webhooks.schemas import DeliveryPageSchema, DeliveryQuerySchema, EndpointCreatedSchema, EndpointCreateSchema, EndpointSchema, EndpointUpdateSchema, PingSchema
+from ticketing.webhooks.schemas import (
+    DeliveryPageSchema,
+    DeliveryQuerySchema,
+    EndpointCreatedSchema,
+    EndpointCreateSchema,
+    EndpointSchema,
+    EndpointUpdateSchema,
+    PingSchema,
+)
 
-bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
-               description="Partners: webhook endpoints that receive your alerts and ticket "
-                           "events, signed (docs/webhooks.md)")
+bp = Blueprint(
+    "webhooks",
+    __name__,
+    url_prefix="/api/v1/webhooks",
+    description="Partners: webhook endpoints that receive your alerts and ticket "
+    "events, signed (docs/webhooks.md)",
+)
 
 
 @bp.before_request
@@ -52,8 +64,12 @@ def _safe_url(url: str) -> str:
     try:
         return check_url(url, settings.allowed_networks, settings.require_https)
     except UnsafeUrl as exc:
-        raise ApiError(422, "unsafe_url", f"the URL cannot be used: {exc}",
-                       details={"fields": {"json": {"url": [str(exc)]}}}) from None
+        raise ApiError(
+            422,
+            "unsafe_url",
+            f"the URL cannot be used: {exc}",
+            details={"fields": {"json": {"url": [str(exc)]}}},
+        ) from None
 
 
 def _own(endpoint_id: int) -> WebhookEndpoint:
@@ -76,17 +92,28 @@ def create_endpoint(data):
     actor = require_partner()
     settings = _settings()
     count = db.session.execute(
-        db.select(db.func.count()).select_from(WebhookEndpoint)
-        .where(WebhookEndpoint.partner_id == actor.id)).scalar_one()
+        db.select(db.func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.partner_id == actor.id)
+    ).scalar_one()
     if count >= settings.max_endpoints:
-        raise ApiError(409, "too_many_endpoints",
-                       f"a partner may have at most {settings.max_endpoints} webhook endpoints",
-                       details={"max_endpoints": settings.max_endpoints})
+        raise ApiError(
+            409,
+            "too_many_endpoints",
+            f"a partner may have at most {settings.max_endpoints} webhook endpoints",
+            details={"max_endpoints": settings.max_endpoints},
+        )
     now = utcnow()
     endpoint = WebhookEndpoint(
-        partner_id=actor.id, url=_safe_url(data["url"]), description=data.get("description"),
+        partner_id=actor.id,
+        url=_safe_url(data["url"]),
+        description=data.get("description"),
         events=list(dict.fromkeys(data.get("events") or events.EVENT_TYPES)),
-        secret=signing.new_secret(), enabled=True, created_at=now, updated_at=now)
+        secret=signing.new_secret(),
+        enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(endpoint)
     db.session.commit()
     return endpoint, 201
@@ -97,9 +124,15 @@ def create_endpoint(data):
 def list_endpoints():
     """List your webhook endpoints"""
     actor = require_partner()
-    return db.session.execute(
-        db.select(WebhookEndpoint).where(WebhookEndpoint.partner_id == actor.id)
-        .order_by(WebhookEndpoint.id)).scalars().all()
+    return (
+        db.session.execute(
+            db.select(WebhookEndpoint)
+            .where(WebhookEndpoint.partner_id == actor.id)
+            .order_by(WebhookEndpoint.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 @bp.route("/<id:endpoint_id>", methods=["GET"])
@@ -165,7 +198,12 @@ def list_deliveries(query, endpoint_id):
     endpoint = _own(endpoint_id)
     api = tickets.settings().api
     limit = min(query.get("limit") or api.default_page_size, api.max_page_size)
-    page = paginate(db.select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id),
-                    WebhookDelivery.id, filters={"endpoint": endpoint.id},
-                    cursor=query.get("cursor"), limit=limit, newest_first=True)
+    page = paginate(
+        db.select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id),
+        WebhookDelivery.id,
+        filters={"endpoint": endpoint.id},
+        cursor=query.get("cursor"),
+        limit=limit,
+        newest_first=True,
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}

@@ -20,6 +20,7 @@ Each post is signed (:mod:`ticketing.webhooks.signing`) at the moment it is
 sent; the body is the same bytes at every attempt, with the same event id, so a
 partner that got an event twice (its answer was lost) recognises it.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,6 @@ from ticketing.db import db
 from ticketing.models import utcnow
 from ticketing.outbox.delivery import DeliveryReport
 from ticketing.outbox.store import Claimed, claim_due, mark_delivered, mark_failed, mark_finished
-
 from ticketing.webhooks import events, metrics, signing
 from ticketing.webhooks.guard import BlockedAddress, guarded_session
 from ticketing.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -71,15 +71,24 @@ class Outcome:
 def post(settings: WebhooksSettings, url: str, secret: str, event: dict, attempt: int) -> Outcome:
     """One signed POST of ``event`` to ``url``; reads at most ``max_response_bytes``."""
     body = body_of(event)
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-               "Partnerwatch-Event-Id": event["id"], "Partnerwatch-Event-Type": event["type"],
-               "Partnerwatch-Delivery-Attempt": str(attempt),
-               signing.HEADER: signing.signature_header(secret, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Partnerwatch-Event-Id": event["id"],
+        "Partnerwatch-Event-Type": event["type"],
+        "Partnerwatch-Delivery-Attempt": str(attempt),
+        signing.HEADER: signing.signature_header(secret, body),
+    }
     started = time.monotonic()
     try:
         response = session_for(settings).post(
-            url, data=body, headers=headers, stream=True, allow_redirects=False,
-            timeout=(settings.connect_timeout, settings.read_timeout))
+            url,
+            data=body,
+            headers=headers,
+            stream=True,
+            allow_redirects=False,
+            timeout=(settings.connect_timeout, settings.read_timeout),
+        )
         try:
             read = 0
             deadline = started + settings.connect_timeout + settings.read_timeout
@@ -95,8 +104,9 @@ def post(settings: WebhooksSettings, url: str, secret: str, event: dict, attempt
         blocked = _blocked_cause(exc)
         if blocked is not None:
             return Outcome("blocked", error=str(blocked))
-        return Outcome("retry", latency=time.monotonic() - started,
-                       error=f"{type(exc).__name__}: {exc}"[:500])
+        return Outcome(
+            "retry", latency=time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"[:500]
+        )
     latency = time.monotonic() - started
     status = response.status_code
     if 200 <= status < 300:
@@ -114,8 +124,11 @@ def _blocked_cause(exc: BaseException) -> BlockedAddress | None:
         if isinstance(exc, BlockedAddress):
             return exc
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(
-            exc.args[0], BaseException) else None)
+        exc = (
+            exc.__cause__
+            or exc.__context__
+            or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        )
         reason = getattr(exc, "reason", None)
         if isinstance(reason, BlockedAddress):
             return reason
@@ -172,8 +185,12 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
     if outcome.result == "success":
         mark_delivered([claimed.id])
         report.delivered += 1
-        log.info("webhooks: delivered %s %s to endpoint %s", event.get("type"), event.get("id"),
-                 endpoint_id)
+        log.info(
+            "webhooks: delivered %s %s to endpoint %s",
+            event.get("type"),
+            event.get("id"),
+            endpoint_id,
+        )
         return
     report.failed += 1
     report.errors.append(f"endpoint {endpoint_id}: {outcome.error}")
@@ -184,33 +201,54 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
         if outcome.retry_after is not None:
             delay = max(delay, min(outcome.retry_after, settings.max_backoff))
         mark_failed([claimed], outcome.error or outcome.result, lambda _attempts: delay)
-    log.warning("webhooks: %s to endpoint %s, attempt %s: %s", outcome.result, endpoint_id,
-                claimed.attempts, outcome.error)
+    log.warning(
+        "webhooks: %s to endpoint %s, attempt %s: %s",
+        outcome.result,
+        endpoint_id,
+        claimed.attempts,
+        outcome.error,
+    )
 
 
 def _log(endpoint_id: int, event: dict, attempt: int, outcome: Outcome, now=None) -> None:
-    db.session.add(WebhookDelivery(
-        endpoint_id=endpoint_id, event_id=str(event.get("id", ""))[:40],
-        event_type=str(event.get("type", ""))[:40], attempt=attempt, result=outcome.result,
-        status_code=outcome.status_code,
-        latency_ms=None if outcome.latency is None else round(outcome.latency * 1000),
-        error=outcome.error, at=now or utcnow()))
+    db.session.add(
+        WebhookDelivery(
+            endpoint_id=endpoint_id,
+            event_id=str(event.get("id", ""))[:40],
+            event_type=str(event.get("type", ""))[:40],
+            attempt=attempt,
+            result=outcome.result,
+            status_code=outcome.status_code,
+            latency_ms=None if outcome.latency is None else round(outcome.latency * 1000),
+            error=outcome.error,
+            at=now or utcnow(),
+        )
+    )
 
 
 def _disable(endpoint: WebhookEndpoint, now, outcome: Outcome) -> None:
     since = endpoint.failing_since.isoformat(timespec="seconds") + "Z"
     endpoint.enabled = False
-    endpoint.disabled_reason = (f"disabled automatically at {now.isoformat(timespec='seconds')}Z:"
-                                f" every delivery failed since {since} (last: {outcome.error})")[:400]
+    endpoint.disabled_reason = (
+        f"disabled automatically at {now.isoformat(timespec='seconds')}Z:"
+        f" every delivery failed since {since} (last: {outcome.error})"
+    )[:400]
     endpoint.updated_at = now
     metrics.endpoints_disabled.inc()
-    log.warning("webhooks: endpoint %s of partner %s disabled: %s", endpoint.id,
-                endpoint.partner_id, endpoint.disabled_reason)
+    log.warning(
+        "webhooks: endpoint %s of partner %s disabled: %s",
+        endpoint.id,
+        endpoint.partner_id,
+        endpoint.disabled_reason,
+    )
     # The partner hears of it in the endpoint's own log (the disabling attempt,
     # and GET shows disabled_reason) and on its other endpoints.
-    events.queue_event(endpoint.partner_id, events.ENDPOINT_DISABLED,
-                       {"endpoint_id": endpoint.id, "url": endpoint.url,
-                        "reason": endpoint.disabled_reason}, exclude_endpoint=endpoint.id)
+    events.queue_event(
+        endpoint.partner_id,
+        events.ENDPOINT_DISABLED,
+        {"endpoint_id": endpoint.id, "url": endpoint.url, "reason": endpoint.disabled_reason},
+        exclude_endpoint=endpoint.id,
+    )
 
 
 def batch_size(settings: WebhooksSettings, claim_timeout: float) -> int:

@@ -18,6 +18,7 @@ enabled endpoint of the partner that chose the type, inside the caller's
 transaction.  Internal notes and other partners' data never reach it: every
 event is built for one partner from that partner's own ticket.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -29,7 +30,6 @@ from ticketing import signals
 from ticketing.db import db
 from ticketing.models import utcnow
 from ticketing.outbox.store import enqueue_payload, isoformat
-
 from ticketing.webhooks.models import WebhookEndpoint
 
 KIND = "partner_webhook"
@@ -44,17 +44,24 @@ EVENT_TYPES = (ALERT_FIRING, ALERT_RESOLVED, STATUS_CHANGED, STAFF_REPLIED, ENDP
 
 
 def new_event(partner_id: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"id": f"evt_{uuid.uuid4().hex}", "type": event_type,
-            "created_at": isoformat(utcnow()), "partner_id": partner_id, "data": data}
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event_type,
+        "created_at": isoformat(utcnow()),
+        "partner_id": partner_id,
+        "data": data,
+    }
 
 
 def enqueue_for(endpoint_id: int, event: dict[str, Any]) -> int | None:
-    return enqueue_payload(KIND, f"webhook:{endpoint_id}:{event['id']}",
-                           {"endpoint_id": endpoint_id, "event": event})
+    return enqueue_payload(
+        KIND, f"webhook:{endpoint_id}:{event['id']}", {"endpoint_id": endpoint_id, "event": event}
+    )
 
 
-def queue_event(partner_id: int, event_type: str, data: dict[str, Any],
-                exclude_endpoint: int | None = None) -> dict[str, Any] | None:
+def queue_event(
+    partner_id: int, event_type: str, data: dict[str, Any], exclude_endpoint: int | None = None
+) -> dict[str, Any] | None:
     """Queue ``event_type`` for every enabled endpoint of the partner that chose it.
 
     Returns the event (the same id for all endpoints), or None when no endpoint wants it.
@@ -62,9 +69,13 @@ def queue_event(partner_id: int, event_type: str, data: dict[str, Any],
     endpoints = db.session.execute(
         db.select(WebhookEndpoint.id, WebhookEndpoint.events)
         .where(WebhookEndpoint.partner_id == partner_id, WebhookEndpoint.enabled.is_(True))
-        .order_by(WebhookEndpoint.id)).all()
-    wanted = [row.id for row in endpoints
-              if event_type in (row.events or []) and row.id != exclude_endpoint]
+        .order_by(WebhookEndpoint.id)
+    ).all()
+    wanted = [
+        row.id
+        for row in endpoints
+        if event_type in (row.events or []) and row.id != exclude_endpoint
+    ]
     if not wanted:
         return None
     event = new_event(partner_id, event_type, data)
@@ -74,20 +85,32 @@ def queue_event(partner_id: int, event_type: str, data: dict[str, Any],
 
 
 def _ticket(ticket: Any) -> dict[str, Any]:
-    return {"id": ticket.id, "title": ticket.title, "status": ticket.status,
-            "priority": ticket.priority, "category": ticket.category}
+    return {
+        "id": ticket.id,
+        "title": ticket.title,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "category": ticket.category,
+    }
 
 
 def _enabled(app: Any) -> bool:
     return isinstance(app, Flask) and "webhooks" in app.extensions
 
 
-def on_ticket_changed(app: Flask, ticket: Any = None, field: str | None = None,
-                      before: Any = None, after: Any = None, **_: Any) -> None:
+def on_ticket_changed(
+    app: Flask,
+    ticket: Any = None,
+    field: str | None = None,
+    before: Any = None,
+    after: Any = None,
+    **_: Any,
+) -> None:
     if not _enabled(app) or ticket is None or field != "status":
         return
-    queue_event(ticket.partner_id, STATUS_CHANGED,
-                {"ticket": _ticket(ticket), "from": before, "to": after})
+    queue_event(
+        ticket.partner_id, STATUS_CHANGED, {"ticket": _ticket(ticket), "from": before, "to": after}
+    )
 
 
 def on_message_posted(app: Flask, ticket: Any = None, message: Any = None, **_: Any) -> None:
@@ -97,10 +120,18 @@ def on_message_posted(app: Flask, ticket: Any = None, message: Any = None, **_: 
         return  # partners hear only of public staff replies, never of internal notes
     if message.id is None:
         db.session.flush()
-    queue_event(ticket.partner_id, STAFF_REPLIED, {
-        "ticket": _ticket(ticket),
-        "message": {"id": message.id, "body": message.body,
-                    "created_at": isoformat(message.created_at or utcnow())}})
+    queue_event(
+        ticket.partner_id,
+        STAFF_REPLIED,
+        {
+            "ticket": _ticket(ticket),
+            "message": {
+                "id": message.id,
+                "body": message.body,
+                "created_at": isoformat(message.created_at or utcnow()),
+            },
+        },
+    )
 
 
 def connect() -> None:

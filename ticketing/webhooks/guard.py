@@ -18,11 +18,12 @@ The check runs twice:
   rebinding) is caught too.  Proxies from the environment are not used and
   redirects are not followed.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import requests
@@ -78,8 +79,10 @@ def check_url(url: str, networks: Iterable, require_https: bool = True) -> str:
         raise UnsafeUrl(f"the host {parts.hostname} cannot be resolved ({exc})") from None
     refused = sorted({str(a) for a in addresses if not allowed(a, networks)})
     if refused:
-        raise UnsafeUrl(f"the host {parts.hostname} resolves to a loopback, private, "
-                        f"link-local or otherwise non-public address ({', '.join(refused)})")
+        raise UnsafeUrl(
+            f"the host {parts.hostname} resolves to a loopback, private, "
+            f"link-local or otherwise non-public address ({', '.join(refused)})"
+        )
     return url
 
 
@@ -100,14 +103,18 @@ class _Guarded:
 def guarded_session(networks: Iterable) -> requests.Session:
     """A requests Session whose connections refuse non-public peers (but ``networks``)."""
     networks = tuple(networks)
-    http_conn = type("GuardedHTTPConnection", (_Guarded, HTTPConnection),
-                     {"allowed_networks": networks})
-    https_conn = type("GuardedHTTPSConnection", (_Guarded, HTTPSConnection),
-                      {"allowed_networks": networks})
-    http_pool = type("GuardedHTTPConnectionPool", (HTTPConnectionPool,),
-                     {"ConnectionCls": http_conn})
-    https_pool = type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,),
-                      {"ConnectionCls": https_conn})
+    http_conn = type(
+        "GuardedHTTPConnection", (_Guarded, HTTPConnection), {"allowed_networks": networks}
+    )
+    https_conn = type(
+        "GuardedHTTPSConnection", (_Guarded, HTTPSConnection), {"allowed_networks": networks}
+    )
+    http_pool = type(
+        "GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}
+    )
+    https_pool = type(
+        "GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}
+    )
 
     adapter = HTTPAdapter(max_retries=0)
     adapter.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}

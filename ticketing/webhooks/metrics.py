@@ -1,4 +1,5 @@
 """Partner webhook counters (ticketing's ``/metrics``; safe under gunicorn multiprocess mode)."""
+
 from prometheus_client import Counter, Histogram
 
 #: success, retry (5xx, 408, 429, timeout, connection error: tried again later),

@@ -16,6 +16,7 @@ duplicate and queues nothing.  Alertmanager's ``repeat_interval`` (the
 per-partner cooldown, 5m) must exceed the window, so that a real repeat is
 delivered.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +31,6 @@ from ticketing.api.base import Blueprint
 from ticketing.db import db
 from ticketing.errors import ApiError
 from ticketing.models import Partner, utcnow
-
 from ticketing.webhooks import events, metrics
 from ticketing.webhooks.models import WebhookAlertReceipt
 from ticketing.webhooks.schemas import NotificationResultSchema, NotificationSchema
@@ -39,22 +39,34 @@ PATH = "/internal/alertmanager/partner-alerts"
 #: Receipts older than this are deleted (long past any duplicate window).
 RECEIPT_RETENTION = timedelta(days=2)
 
-bp = Blueprint("alertmanager_receiver", __name__, url_prefix="/internal/alertmanager",
-               description="Internal: Alertmanager's webhook for partner-scoped alerts "
-                           "(bearer token, not a partner API key)")
+bp = Blueprint(
+    "alertmanager_receiver",
+    __name__,
+    url_prefix="/internal/alertmanager",
+    description="Internal: Alertmanager's webhook for partner-scoped alerts "
+    "(bearer token, not a partner API key)",
+)
 
 
 @bp.before_request
 def _authorize():
     token = current_app.extensions["webhooks"].settings.receiver_token
     if token is None:
-        raise ApiError(404, "not_found", "the Alertmanager receiver is not configured "
-                       "(webhooks.receiver_token_file)")
+        raise ApiError(
+            404,
+            "not_found",
+            "the Alertmanager receiver is not configured (webhooks.receiver_token_file)",
+        )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                            token.encode()):
-        raise ApiError(401, "unauthorized", "a valid bearer token is required",
-                       headers={"WWW-Authenticate": "Bearer"})
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the notification as application/json")
 
@@ -80,12 +92,16 @@ def partner_alerts(notification):
             metrics.alert_notifications.labels(result="duplicate").inc()
             continue
         status = alert["status"]
-        events.queue_event(partner_id, events.ALERT_RESOLVED if status == "resolved"
-                           else events.ALERT_FIRING, _event_data(alert))
+        events.queue_event(
+            partner_id,
+            events.ALERT_RESOLVED if status == "resolved" else events.ALERT_FIRING,
+            _event_data(alert),
+        )
         counts["queued"] += 1
         metrics.alert_notifications.labels(result="queued").inc()
-    db.session.execute(db.delete(WebhookAlertReceipt)
-                       .where(WebhookAlertReceipt.last_at < now - RECEIPT_RETENTION))
+    db.session.execute(
+        db.delete(WebhookAlertReceipt).where(WebhookAlertReceipt.last_at < now - RECEIPT_RETENTION)
+    )
     db.session.commit()
     return counts
 
@@ -116,7 +132,9 @@ def _first_notice(key: str, now, window: timedelta) -> bool:
     refreshed = db.session.execute(
         update(WebhookAlertReceipt)
         .where(WebhookAlertReceipt.key == key, WebhookAlertReceipt.last_at <= now - window)
-        .values(last_at=now), execution_options={"synchronize_session": False})
+        .values(last_at=now),
+        execution_options={"synchronize_session": False},
+    )
     if refreshed.rowcount:
         return True
     dialect = db.session.get_bind().dialect.name
@@ -125,16 +143,23 @@ def _first_notice(key: str, now, window: timedelta) -> bool:
     else:
         from sqlalchemy.dialects.sqlite import insert
     inserted = db.session.execute(
-        insert(WebhookAlertReceipt).values(key=key, last_at=now)
+        insert(WebhookAlertReceipt)
+        .values(key=key, last_at=now)
         .on_conflict_do_nothing(index_elements=["key"])
-        .returning(WebhookAlertReceipt.key)).scalar_one_or_none()
+        .returning(WebhookAlertReceipt.key)
+    ).scalar_one_or_none()
     return inserted is not None
 
 
 def _event_data(alert: dict) -> dict[str, Any]:
     labels, annotations = alert["labels"], alert.get("annotations") or {}
-    data = {"alert": labels.get("alertname"), "status": alert["status"],
-            "severity": labels.get("severity"), "summary": annotations.get("summary"),
-            "description": annotations.get("description"), "starts_at": alert["startsAt"],
-            "ends_at": alert.get("endsAt") if alert["status"] == "resolved" else None}
+    data = {
+        "alert": labels.get("alertname"),
+        "status": alert["status"],
+        "severity": labels.get("severity"),
+        "summary": annotations.get("summary"),
+        "description": annotations.get("description"),
+        "starts_at": alert["startsAt"],
+        "ends_at": alert.get("endsAt") if alert["status"] == "resolved" else None,
+    }
     return data

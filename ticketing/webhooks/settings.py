@@ -21,18 +21,27 @@
 Problems are reported one per line with their location, like every section:
 ``webhooks.max_backoff: must be >= webhooks.initial_backoff``.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 from pydantic import PlainValidator, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from sharedconfig import (AtLeast, Flag, FromEnvironment, Invalid, NonEmptyStr,
-                          PositiveDuration, Section)
+from sharedconfig import (
+    AtLeast,
+    Flag,
+    FromEnvironment,
+    Invalid,
+    NonEmptyStr,
+    PositiveDuration,
+    Section,
+)
 from ticketing.config import ConfigError
 
 
@@ -51,8 +60,11 @@ def _networks(value: Any) -> tuple[Network, ...]:
     parsed, problems = [], {}
     for i, item in enumerate(value):
         try:
-            parsed.append(item if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network))
-                          else ipaddress.ip_network(str(item), strict=False))
+            parsed.append(
+                item
+                if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network))
+                else ipaddress.ip_network(str(item), strict=False)
+            )
         except ValueError:
             problems[i] = f"must be an address or network such as 10.0.0.0/8 (got {item!r})"
     if problems:
@@ -89,8 +101,9 @@ class WebhooksSettings(Section):
     max_endpoints: AtLeast(1) = 10
     duplicate_window: PositiveDuration = 60.0
     #: The file holding the receiver's bearer token (null: $WEBHOOKS_RECEIVER_TOKEN_FILE).
-    receiver_token_file: FromEnvironment(NonEmptyStr | None, "WEBHOOKS_RECEIVER_TOKEN_FILE",
-                                         None) = None
+    receiver_token_file: FromEnvironment(
+        NonEmptyStr | None, "WEBHOOKS_RECEIVER_TOKEN_FILE", None
+    ) = None
     _receiver_token: str | None = PrivateAttr(None)
 
     @property
@@ -106,16 +119,18 @@ class WebhooksSettings(Section):
         return path
 
     @model_validator(mode="after")
-    def _checked(self, info: ValidationInfo) -> "WebhooksSettings":
+    def _checked(self, info: ValidationInfo) -> WebhooksSettings:
         problems = {}
         if self.max_backoff < self.initial_backoff:
             problems["max_backoff"] = "must be >= webhooks.initial_backoff"
         claim_timeout = (info.context or {}).get("claim_timeout")
         # One delivery must fit in a claim (the batch shrinks to fit several).
         if claim_timeout is not None and self.connect_timeout + self.read_timeout >= claim_timeout:
-            problems["read_timeout"] = ("connect_timeout + read_timeout must be under "
-                                        "outbox.claim_timeout, or a slow delivery is claimed "
-                                        "and sent twice")
+            problems["read_timeout"] = (
+                "connect_timeout + read_timeout must be under "
+                "outbox.claim_timeout, or a slow delivery is claimed "
+                "and sent twice"
+            )
         if problems:
             raise Invalid(problems)
         if self.receiver_token_file:
@@ -127,14 +142,18 @@ class WebhooksSettings(Section):
         capped, with "equal jitter" (between half and all of it), so endpoints that
         failed together are not all retried in the same second."""
         exponent = min(max(attempts - 1, 0), 60)
-        delay = min(self.max_backoff, self.initial_backoff * 2 ** exponent)
+        delay = min(self.max_backoff, self.initial_backoff * 2**exponent)
         return delay / 2 + random.uniform(0, delay / 2)
 
 
-def load_settings(section: Mapping[str, Any] | None,
-                  environ: Mapping[str, str] | None = None,
-                  claim_timeout: float | None = None) -> WebhooksSettings:
+def load_settings(
+    section: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None = None,
+    claim_timeout: float | None = None,
+) -> WebhooksSettings:
     """Validate the ``webhooks`` section; ``claim_timeout`` is the outbox's."""
-    context = {"environ": os.environ if environ is None else environ,
-               "claim_timeout": claim_timeout}
+    context = {
+        "environ": os.environ if environ is None else environ,
+        "claim_timeout": claim_timeout,
+    }
     return WebhooksSettings.load(section, "webhooks", context)

@@ -9,6 +9,7 @@ where ``v1`` is the hex HMAC-SHA256, keyed with the endpoint's secret, of
 compares in constant time and refuses timestamps older than a few minutes
 (replays); docs/webhooks.md has the snippet.  :func:`verify` is that check.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,9 @@ def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> 
     return f"t={timestamp},v1={signature(secret, timestamp, body)}"
 
 
-def verify(secret: str, header: str, body: bytes, tolerance: float = 300,
-           now: float | None = None) -> bool:
+def verify(
+    secret: str, header: str, body: bytes, tolerance: float = 300, now: float | None = None
+) -> bool:
     """True when ``header`` signs ``body`` with ``secret`` within ``tolerance`` seconds."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
@@ -46,6 +48,8 @@ def verify(secret: str, header: str, body: bytes, tolerance: float = 300,
     if abs(now - timestamp) > tolerance:
         return False
     expected = signature(secret, timestamp, body)
-    return any(hmac.compare_digest(expected, value)
-               for key, value in (item.split("=", 1) for item in header.split(","))
-               if key == "v1")
+    return any(
+        hmac.compare_digest(expected, value)
+        for key, value in (item.split("=", 1) for item in header.split(","))
+        if key == "v1"
+    )

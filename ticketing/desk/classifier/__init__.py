@@ -11,6 +11,7 @@ How the rules and the model combine is in :mod:`ticketing.desk.triage`.
 ``init_app`` checks the section and loads the model once per process, so a
 broken model file stops the service at start-up with one line saying why.
 """
+
 from __future__ import annotations
 
 from flask import Flask
@@ -39,5 +40,4 @@ def model_of(app: Flask) -> tuple[TextModel | None, ClassifierSettings | None]:
     return app.extensions.get(MODEL_KEY), app.extensions.get(SETTINGS_KEY)
 
 
-__all__ = ["ClassifierSettings", "ModelError", "TextModel", "init_app", "load_model",
-           "model_of"]
+__all__ = ["ClassifierSettings", "ModelError", "TextModel", "init_app", "load_model", "model_of"]

@@ -10,6 +10,7 @@
 as well as the current one (the model at ``--output`` if that file exists,
 else the configured one); otherwise it exits with status 1 and changes nothing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,18 +62,27 @@ def classifier() -> None:
 
 @classifier.command("evaluate")
 @with_appcontext
-@click.option("--corpus", "corpus_path", type=click.Path(dir_okay=False),
-              help="a corpus file (default: the one shipped in the package)")
-@click.option("--overrides/--no-overrides", default=False, show_default=True,
-              help="add the staff category overrides of the audit trail")
+@click.option(
+    "--corpus",
+    "corpus_path",
+    type=click.Path(dir_okay=False),
+    help="a corpus file (default: the one shipped in the package)",
+)
+@click.option(
+    "--overrides/--no-overrides",
+    default=False,
+    show_default=True,
+    help="add the staff category overrides of the audit trail",
+)
 def evaluate(corpus_path: str | None, overrides: bool) -> None:
     """Print held-out accuracy: a train/test split and k-fold cross-validation."""
     training = _training()
     settings, rules = _context()
     corpus = _corpus(training, corpus_path)
     extra = training.staff_overrides() if overrides else []
-    report = training.evaluate(corpus, extra, rules, settings.override_rules_at,
-                               settings.triage_below)
+    report = training.evaluate(
+        corpus, extra, rules, settings.override_rules_at, settings.triage_below
+    )
     for line in report.lines():
         click.echo(line)
     try:
@@ -86,10 +96,17 @@ def evaluate(corpus_path: str | None, overrides: bool) -> None:
 
 @classifier.command("train")
 @with_appcontext
-@click.option("--output", type=click.Path(dir_okay=False),
-              help="where to write the model (default: the configured classifier.model)")
-@click.option("--corpus", "corpus_path", type=click.Path(dir_okay=False),
-              help="a corpus file (default: the one shipped in the package)")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="where to write the model (default: the configured classifier.model)",
+)
+@click.option(
+    "--corpus",
+    "corpus_path",
+    type=click.Path(dir_okay=False),
+    help="a corpus file (default: the one shipped in the package)",
+)
 def train(output: str | None, corpus_path: str | None) -> None:
     """Retrain from the corpus plus staff overrides; keep the result only if it scores
     no worse than the current model."""
@@ -98,10 +115,10 @@ def train(output: str | None, corpus_path: str | None) -> None:
     target = Path(output) if output else settings.model_path
     corpus = _corpus(training, corpus_path)
     overrides = training.staff_overrides()
-    click.echo(f"training on {len(corpus)} corpus tickets and {len(overrides)} staff "
-               f"overrides")
-    report = training.evaluate(corpus, overrides, rules, settings.override_rules_at,
-                               settings.triage_below)
+    click.echo(f"training on {len(corpus)} corpus tickets and {len(overrides)} staff overrides")
+    report = training.evaluate(
+        corpus, overrides, rules, settings.override_rules_at, settings.triage_below
+    )
     for line in report.lines():
         click.echo(line)
 
@@ -113,20 +130,25 @@ def train(output: str | None, corpus_path: str | None) -> None:
         click.echo(f"no current model to compare with ({exc})")
     if current is not None:
         recorded = current.evaluation.get("score")
-        click.echo(f"current model ({current_path}): score "
-                   + (f"{100 * recorded:.1f} %" if recorded is not None else "unknown")
-                   + f"; on the staff overrides {_override_accuracy(current, overrides)}")
+        click.echo(
+            f"current model ({current_path}): score "
+            + (f"{100 * recorded:.1f} %" if recorded is not None else "unknown")
+            + f"; on the staff overrides {_override_accuracy(current, overrides)}"
+        )
         same_corpus = current.evaluation.get("corpus_sha256") == report.corpus_sha256
         if not same_corpus:
             click.echo("note: the current model was evaluated on another corpus")
         if recorded is not None and report.score < recorded:
             raise click.ClickException(
                 f"refused: the new model scores {100 * report.score:.1f} %, worse than the "
-                f"current model's {100 * recorded:.1f} %; {target} is unchanged")
+                f"current model's {100 * recorded:.1f} %; {target} is unchanged"
+            )
     data = training.fit(training.merge(corpus, overrides))
     data["evaluation"] = report.as_dict()
     target.parent.mkdir(parents=True, exist_ok=True)
     training.write_model(data, target)
     written = TextModel.load(target)  # what the service will read
-    click.echo(f"wrote {target}: {written.terms} terms, {len(written.classes)} categories, "
-               f"score {100 * report.score:.1f} %")
+    click.echo(
+        f"wrote {target}: {written.terms} terms, {len(written.classes)} categories, "
+        f"score {100 * report.score:.1f} %"
+    )

@@ -11,16 +11,17 @@
 Problems are reported one per line with their location, as for every section:
 ``classifier.triage_below: must be a number between 0 and 1 (got 2)``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator
 
 from sharedconfig import Flag, Section
 from ticketing.config import ConfigError
-
 from ticketing.desk.classifier.text_model import SHIPPED_MODEL
 
 

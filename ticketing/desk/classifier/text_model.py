@@ -33,6 +33,7 @@ File format (JSON, gzip-compressed when the name ends in ``.gz``)::
     model.probabilities("Our API key leaked", "It was pushed to GitHub")
     # {"security": 0.91, "api": 0.03, ...}
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,11 +46,12 @@ import sys
 import unicodedata
 from array import array
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter, mul
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import ahocorasick
 
@@ -86,7 +88,7 @@ def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
             append(word[:n])
             while offset + n < length:
                 offset += 1
-                append(word[offset:offset + n])
+                append(word[offset : offset + n])
             if offset == 0:  # a word shorter than n counts once
                 break
     return grams
@@ -100,7 +102,7 @@ def word_ngrams(text: str, low: int, high: int) -> list[str]:
     tokens = _TOKEN.findall(text)
     grams = list(tokens) if low == 1 else []
     for n in range(max(low, 2), min(high, len(tokens)) + 1):
-        grams.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return grams
 
 
@@ -155,8 +157,7 @@ def _char_wb_matcher(terms: list[str], stride: int) -> Callable[[str], list[int]
     return rows
 
 
-def _word_matcher(terms: list[str], stride: int, low: int, high: int
-                  ) -> Callable[[str], list[int]]:
+def _word_matcher(terms: list[str], stride: int, low: int, high: int) -> Callable[[str], list[int]]:
     """The rows of a word vocabulary's terms in a text (its :func:`word_ngrams`)."""
     lookup = {term: row * stride for row, term in enumerate(terms)}.get
 
@@ -210,8 +211,9 @@ class TextModel:
     def __init__(self, data: Mapping[str, Any]):
         try:
             if data.get("format") != FORMAT:
-                raise ModelError(f"unknown model format {data.get('format')!r} "
-                                 f"(this version reads {FORMAT})")
+                raise ModelError(
+                    f"unknown model format {data.get('format')!r} (this version reads {FORMAT})"
+                )
             self.classes: tuple[str, ...] = tuple(data["classes"])
             self.intercept: tuple[float, ...] = tuple(float(v) for v in data["intercept"])
             self.evaluation: dict[str, Any] = dict(data.get("evaluation") or {})
@@ -245,12 +247,15 @@ class TextModel:
                 weights[c] *= idf
         whole = memoryview(weights)
         views = tuple(whole[j:] for j in range(stride))
-        rows = (_char_wb_matcher(terms, stride) if analyzer == "char_wb"
-                else _word_matcher(terms, stride, low, high))
+        rows = (
+            _char_wb_matcher(terms, stride)
+            if analyzer == "char_wb"
+            else _word_matcher(terms, stride, low, high)
+        )
         return _Vectorizer(rows, len(terms), views)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TextModel":
+    def load(cls, path: str | Path) -> TextModel:
         """Read a model file (JSON, gzip-compressed when its name ends in ``.gz``)."""
         path = Path(path)
         try:

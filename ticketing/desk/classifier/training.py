@@ -18,19 +18,21 @@ with the same text).
     data = fit(examples)                             # what a model file holds
     write_model(data | {"evaluation": report.as_dict()}, path)
 """
+
 from __future__ import annotations
 
 import gzip
 import json
 import platform
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ticketing.desk.choices import CATEGORIES
-from ticketing.desk.triage import Classifier, combine
 from ticketing.desk.classifier.text_model import FORMAT, pack, ticket_text
+from ticketing.desk.triage import Classifier, combine
 
 SHIPPED_CORPUS = Path(__file__).with_name("corpus") / "tickets.txt"
 
@@ -89,16 +91,23 @@ def staff_overrides() -> list[Example]:
     from ticketing.db import db
     from ticketing.models import Ticket, TicketAudit
 
-    last = (db.select(TicketAudit.ticket_id, func.max(TicketAudit.id).label("id"))
-            .where(TicketAudit.field == "category", TicketAudit.actor_kind == "staff")
-            .group_by(TicketAudit.ticket_id).subquery())
+    last = (
+        db.select(TicketAudit.ticket_id, func.max(TicketAudit.id).label("id"))
+        .where(TicketAudit.field == "category", TicketAudit.actor_kind == "staff")
+        .group_by(TicketAudit.ticket_id)
+        .subquery()
+    )
     rows = db.session.execute(
         db.select(Ticket.id, Ticket.title, Ticket.description, TicketAudit.after)
         .join(last, last.c.ticket_id == Ticket.id)
         .join(TicketAudit, TicketAudit.id == last.c.id)
-        .order_by(Ticket.id)).all()
-    return [Example(title, description, after, f"override:ticket {ticket_id}")
-            for ticket_id, title, description, after in rows if after in CATEGORIES]
+        .order_by(Ticket.id)
+    ).all()
+    return [
+        Example(title, description, after, f"override:ticket {ticket_id}")
+        for ticket_id, title, description, after in rows
+        if after in CATEGORIES
+    ]
 
 
 def merge(corpus: Sequence[Example], overrides: Sequence[Example]) -> list[Example]:
@@ -109,16 +118,28 @@ def merge(corpus: Sequence[Example], overrides: Sequence[Example]) -> list[Examp
 
 # ------------------------------------------------------------------ scikit-learn
 
+
 def pipeline():
     """A fresh, unfitted scikit-learn pipeline of the model."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
 
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, min_df=CHAR_MIN_DF,
-                            sublinear_tf=True, strip_accents="unicode", lowercase=True)
-    words = TfidfVectorizer(analyzer="word", ngram_range=WORD_NGRAMS, sublinear_tf=True,
-                            strip_accents="unicode", lowercase=True)
+    chars = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=CHAR_NGRAMS,
+        min_df=CHAR_MIN_DF,
+        sublinear_tf=True,
+        strip_accents="unicode",
+        lowercase=True,
+    )
+    words = TfidfVectorizer(
+        analyzer="word",
+        ngram_range=WORD_NGRAMS,
+        sublinear_tf=True,
+        strip_accents="unicode",
+        lowercase=True,
+    )
     return make_pipeline(make_union(chars, words), LogisticRegression(C=C, max_iter=MAX_ITER))
 
 
@@ -141,13 +162,21 @@ def export(fitted) -> dict[str, Any]:
         for term, index in terms:
             weights.append(float(idf[index]))
             weights.extend(float(v) for v in coef[:, offset + index])
-        vectorizers.append({"analyzer": vectorizer.analyzer,
-                            "ngram_range": list(vectorizer.ngram_range),
-                            "terms": [term for term, _ in terms], "weights": pack(weights)})
+        vectorizers.append(
+            {
+                "analyzer": vectorizer.analyzer,
+                "ngram_range": list(vectorizer.ngram_range),
+                "terms": [term for term, _ in terms],
+                "weights": pack(weights),
+            }
+        )
         offset += len(terms)
-    return {"format": FORMAT, "classes": classes,
-            "intercept": [float(v) for v in regression.intercept_],
-            "vectorizers": vectorizers}
+    return {
+        "format": FORMAT,
+        "classes": classes,
+        "intercept": [float(v) for v in regression.intercept_],
+        "vectorizers": vectorizers,
+    }
 
 
 def fit(examples: Sequence[Example]) -> dict[str, Any]:
@@ -159,10 +188,14 @@ def fit(examples: Sequence[Example]) -> dict[str, Any]:
     for e in examples:
         source = e.source.split(":", 1)[0]
         counts[source] = counts.get(source, 0) + 1
-    data["trained"] = {"at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       "examples": len(examples), "corpus": counts.get("corpus", 0),
-                       "overrides": counts.get("override", 0),
-                       "scikit_learn": sklearn.__version__, "python": platform.python_version()}
+    data["trained"] = {
+        "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "examples": len(examples),
+        "corpus": counts.get("corpus", 0),
+        "overrides": counts.get("override", 0),
+        "scikit_learn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
     return data
 
 
@@ -179,6 +212,7 @@ def write_model(data: dict[str, Any], path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------ evaluation
+
 
 @dataclass
 class Scores:
@@ -206,7 +240,7 @@ class Scores:
         right_n[0] += combined == truth
         right_n[1] += 1
 
-    def merge(self, other: "Scores") -> None:
+    def merge(self, other: Scores) -> None:
         self.n += other.n
         self.model += other.model
         self.rules += other.rules
@@ -253,21 +287,29 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, Any]:
         kfold = self.kfold
-        accuracies = lambda s: {f"{w}_accuracy": round(s.accuracy(w), 4)  # noqa: E731
-                                for w in ("model", "rules", "combined")}
+        accuracies = lambda s: {
+            f"{w}_accuracy": round(s.accuracy(w), 4) for w in ("model", "rules", "combined")
+        }
         return {
-            "examples": self.examples, "overrides": self.overrides,
+            "examples": self.examples,
+            "overrides": self.overrides,
             "corpus_sha256": self.corpus_sha256,
-            "holdout": {"test_size": TEST_SIZE, "n": self.holdout.n,
-                        **accuracies(self.holdout)},
-            "kfold": {"folds": len(self.folds), "n": kfold.n, **accuracies(kfold),
-                      "fold_accuracy": [round(f.accuracy(), 4) for f in self.folds],
-                      "triaged_share": round(kfold.triaged / kfold.n, 4) if kfold.n else 0.0,
-                      "confident_accuracy": (round(kfold.confident_right
-                                                   / (kfold.n - kfold.triaged), 4)
-                                             if kfold.n > kfold.triaged else 0.0),
-                      "per_category": {c: round(r / n, 4) for c, (r, n)
-                                       in sorted(kfold.per_category.items())}},
+            "holdout": {"test_size": TEST_SIZE, "n": self.holdout.n, **accuracies(self.holdout)},
+            "kfold": {
+                "folds": len(self.folds),
+                "n": kfold.n,
+                **accuracies(kfold),
+                "fold_accuracy": [round(f.accuracy(), 4) for f in self.folds],
+                "triaged_share": round(kfold.triaged / kfold.n, 4) if kfold.n else 0.0,
+                "confident_accuracy": (
+                    round(kfold.confident_right / (kfold.n - kfold.triaged), 4)
+                    if kfold.n > kfold.triaged
+                    else 0.0
+                ),
+                "per_category": {
+                    c: round(r / n, 4) for c, (r, n) in sorted(kfold.per_category.items())
+                },
+            },
             "overrides_kfold": {"n": self.on_overrides.n, **accuracies(self.on_overrides)},
             "score": self.score,
         }
@@ -276,30 +318,34 @@ class Evaluation:
         d = self.as_dict()
         h, k, o = d["holdout"], d["kfold"], d["overrides_kfold"]
         pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
-        out = [f"examples: {self.examples} ({self.examples - self.overrides} from the corpus, "
-               f"{self.overrides} staff overrides)",
-               f"train/test split of the corpus ({round(100 - 100 * TEST_SIZE)}/"
-               f"{round(100 * TEST_SIZE)}, {h['n']} held out):",
-               f"  category accuracy {pct(h['combined_accuracy'])} (model alone "
-               f"{pct(h['model_accuracy'])}, keyword rules alone {pct(h['rules_accuracy'])})",
-               f"{k['folds']}-fold cross-validation ({k['n']} corpus tickets held out):",
-               f"  category accuracy {pct(k['combined_accuracy'])} (model alone "
-               f"{pct(k['model_accuracy'])}, keyword rules alone {pct(k['rules_accuracy'])})",
-               "  per fold: " + ", ".join(pct(a) for a in k["fold_accuracy"]),
-               "  per category: " + ", ".join(f"{c} {pct(a)}"
-                                              for c, a in k["per_category"].items()),
-               f"  marked for triage: {pct(k['triaged_share'])}; the others are right "
-               f"{pct(k['confident_accuracy'])} of the time"]
+        out = [
+            f"examples: {self.examples} ({self.examples - self.overrides} from the corpus, "
+            f"{self.overrides} staff overrides)",
+            f"train/test split of the corpus ({round(100 - 100 * TEST_SIZE)}/"
+            f"{round(100 * TEST_SIZE)}, {h['n']} held out):",
+            f"  category accuracy {pct(h['combined_accuracy'])} (model alone "
+            f"{pct(h['model_accuracy'])}, keyword rules alone {pct(h['rules_accuracy'])})",
+            f"{k['folds']}-fold cross-validation ({k['n']} corpus tickets held out):",
+            f"  category accuracy {pct(k['combined_accuracy'])} (model alone "
+            f"{pct(k['model_accuracy'])}, keyword rules alone {pct(k['rules_accuracy'])})",
+            "  per fold: " + ", ".join(pct(a) for a in k["fold_accuracy"]),
+            "  per category: " + ", ".join(f"{c} {pct(a)}" for c, a in k["per_category"].items()),
+            f"  marked for triage: {pct(k['triaged_share'])}; the others are right "
+            f"{pct(k['confident_accuracy'])} of the time",
+        ]
         if o["n"]:
-            out.append(f"staff overrides held out ({o['n']}): category accuracy "
-                       f"{pct(o['combined_accuracy'])} (keyword rules alone "
-                       f"{pct(o['rules_accuracy'])})")
+            out.append(
+                f"staff overrides held out ({o['n']}): category accuracy "
+                f"{pct(o['combined_accuracy'])} (keyword rules alone "
+                f"{pct(o['rules_accuracy'])})"
+            )
         out.append(f"score (k-fold category accuracy on the corpus): {pct(self.score)}")
         return out
 
 
-def _score(fitted, held_out: Iterable[Example], rules: Classifier, override_at: float,
-           triage_below: float) -> Scores:
+def _score(
+    fitted, held_out: Iterable[Example], rules: Classifier, override_at: float, triage_below: float
+) -> Scores:
     held_out = list(held_out)
     scores = Scores()
     if not held_out:
@@ -312,10 +358,16 @@ def _score(fitted, held_out: Iterable[Example], rules: Classifier, override_at: 
         model = max(p, key=p.__getitem__)
         rule, words = rules.rule_category(example.title, example.description)
         rule_only, _, _ = combine(rule, words, None, rules.settings.default_category, 1.0)
-        combined, _, confidence = combine(rule, words, p, rules.settings.default_category,
-                                          override_at)
-        scores.add(example.category, model, rule_only, combined,
-                   confidence is not None and confidence < triage_below)
+        combined, _, confidence = combine(
+            rule, words, p, rules.settings.default_category, override_at
+        )
+        scores.add(
+            example.category,
+            model,
+            rule_only,
+            combined,
+            confidence is not None and confidence < triage_below,
+        )
     return scores
 
 
@@ -328,25 +380,36 @@ def corpus_digest(examples: Sequence[Example]) -> str:
     return digest.hexdigest()
 
 
-def evaluate(corpus: Sequence[Example], overrides: Sequence[Example], rules: Classifier,
-             override_at: float, triage_below: float, folds: int = FOLDS) -> Evaluation:
+def evaluate(
+    corpus: Sequence[Example],
+    overrides: Sequence[Example],
+    rules: Classifier,
+    override_at: float,
+    triage_below: float,
+    folds: int = FOLDS,
+) -> Evaluation:
     """Held-out figures of the model trained on ``corpus`` plus ``overrides``."""
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     corpus = [e for e in corpus if e.text not in {o.text for o in overrides}]
     labels = [e.category for e in corpus]
-    train, test = train_test_split(corpus, test_size=TEST_SIZE, stratify=labels,
-                                   random_state=SEED)
-    holdout = _score(fit_pipeline(train + list(overrides)), test, rules, override_at,
-                     triage_below)
+    train, test = train_test_split(corpus, test_size=TEST_SIZE, stratify=labels, random_state=SEED)
+    holdout = _score(fit_pipeline(train + list(overrides)), test, rules, override_at, triage_below)
     fold_scores, on_overrides = [], Scores()
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
     for fold, (train_index, test_index) in enumerate(splitter.split(labels, labels)):
         held_overrides = [o for j, o in enumerate(overrides) if j % folds == fold]
         kept_overrides = [o for j, o in enumerate(overrides) if j % folds != fold]
         fitted = fit_pipeline([corpus[i] for i in train_index] + kept_overrides)
-        fold_scores.append(_score(fitted, (corpus[i] for i in test_index), rules,
-                                  override_at, triage_below))
+        fold_scores.append(
+            _score(fitted, (corpus[i] for i in test_index), rules, override_at, triage_below)
+        )
         on_overrides.merge(_score(fitted, held_overrides, rules, override_at, triage_below))
-    return Evaluation(len(corpus) + len(overrides), len(overrides), corpus_digest(corpus),
-                      holdout, fold_scores, on_overrides)
+    return Evaluation(
+        len(corpus) + len(overrides),
+        len(overrides),
+        corpus_digest(corpus),
+        holdout,
+        fold_scores,
+        on_overrides,
+    )

@@ -3,6 +3,7 @@
 Revision ID: 0002_security_events
 Revises: 0001_initial
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -33,8 +34,9 @@ def upgrade():
     )
     with op.batch_alter_table("security_events", schema=None) as batch_op:
         batch_op.create_index("ix_security_events_last_seen", ["last_seen"], unique=False)
-        batch_op.create_index("ix_security_events_type_last_seen", ["type", "last_seen"],
-                              unique=False)
+        batch_op.create_index(
+            "ix_security_events_type_last_seen", ["type", "last_seen"], unique=False
+        )
         batch_op.create_index("ix_security_events_client_ip", ["client_ip"], unique=False)
 
 

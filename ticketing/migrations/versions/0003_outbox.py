@@ -3,6 +3,7 @@
 Revision ID: 0003_outbox
 Revises: 0002_security_events
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -28,13 +29,20 @@ def upgrade():
         sa.UniqueConstraint("dedup_key", name=op.f("uq_outbox_messages_dedup_key")),
     )
     op.create_index(
-        "ix_outbox_messages_pending", "outbox_messages", ["next_attempt_at"], unique=False,
+        "ix_outbox_messages_pending",
+        "outbox_messages",
+        ["next_attempt_at"],
+        unique=False,
         postgresql_where=sa.text("delivered_at IS NULL"),
-        sqlite_where=sa.text("delivered_at IS NULL"))
+        sqlite_where=sa.text("delivered_at IS NULL"),
+    )
 
 
 def downgrade():
-    op.drop_index("ix_outbox_messages_pending", table_name="outbox_messages",
-                  postgresql_where=sa.text("delivered_at IS NULL"),
-                  sqlite_where=sa.text("delivered_at IS NULL"))
+    op.drop_index(
+        "ix_outbox_messages_pending",
+        table_name="outbox_messages",
+        postgresql_where=sa.text("delivered_at IS NULL"),
+        sqlite_where=sa.text("delivered_at IS NULL"),
+    )
     op.drop_table("outbox_messages")

@@ -3,6 +3,7 @@
 Revision ID: 0004_webhooks
 Revises: 0003_outbox
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,12 +27,17 @@ def upgrade():
         sa.Column("failing_since", sa.DateTime(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["partner_id"], ["partners.id"],
-                                name=op.f("fk_webhook_endpoints_partner_id_partners")),
+        sa.ForeignKeyConstraint(
+            ["partner_id"], ["partners.id"], name=op.f("fk_webhook_endpoints_partner_id_partners")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
     )
-    op.create_index("ix_webhook_endpoints_partner_id_id", "webhook_endpoints",
-                    ["partner_id", "id"], unique=False)
+    op.create_index(
+        "ix_webhook_endpoints_partner_id_id",
+        "webhook_endpoints",
+        ["partner_id", "id"],
+        unique=False,
+    )
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -44,12 +50,20 @@ def upgrade():
         sa.Column("latency_ms", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["endpoint_id"], ["webhook_endpoints.id"], ondelete="CASCADE",
-                                name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints")),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoints.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
     )
-    op.create_index("ix_webhook_deliveries_endpoint_id_id", "webhook_deliveries",
-                    ["endpoint_id", "id"], unique=False)
+    op.create_index(
+        "ix_webhook_deliveries_endpoint_id_id",
+        "webhook_deliveries",
+        ["endpoint_id", "id"],
+        unique=False,
+    )
     op.create_table(
         "webhook_alert_receipts",
         sa.Column("key", sa.String(length=64), nullable=False),
