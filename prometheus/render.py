@@ -34,11 +34,12 @@ end-to-end test does not wait minutes for an alert to fire::
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
+
+from sharedconfig import parse_duration
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "prometheus.yml"
@@ -58,9 +59,6 @@ COMPOSE_HA = {
     "alertmanagers": ["alertmanager:9093", "alertmanager-b:9093"],
     "remote_write": ["http://victoriametrics:8428/api/v1/write"],
 }
-
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 class RenderError(ValueError):
@@ -129,7 +127,7 @@ def render(
 
 def render_compose_ha(source: Path = CONFIG) -> str:
     """The text of ``prometheus/prometheus-ha.yml``: ``source`` as the compose ``ha`` replicas run it."""
-    text = render(source, keep_rule_files=True, **COMPOSE_HA)
+    """The text of ``prometheus/prometheus-ha.yml``: ``source`` as the compose ``ha`` replicas run."""
     return HA_HEADER + text.split("\n", 1)[1]
 
 
@@ -170,13 +168,10 @@ def render_rules(
 
 def seconds(duration: str) -> float:
     """A Prometheus duration (``1h30m``, ``15s``, ``0s``) in seconds."""
-    text = str(duration).strip()
-    if text == "0":
-        return 0.0
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise RenderError(f"not a duration: {duration!r}")
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    try:
+        return parse_duration(duration)
+    except ValueError:
+        raise RenderError(f"not a duration: {duration!r}") from None
 
 
 if __name__ == "__main__":

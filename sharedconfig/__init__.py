@@ -52,9 +52,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import yaml
 from pydantic import (
@@ -67,6 +67,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 __all__ = [
     "AtLeast",
@@ -159,8 +160,8 @@ _BOUNDS = {
 
 
 def located_problems(
-    exc: ValidationError, prefix: tuple = (), *, unknown: str = "unknown setting"
-) -> list[tuple[tuple, str]]:
+    exc: ValidationError, prefix: tuple[Any, ...] = (), *, unknown: str = "unknown setting"
+) -> list[tuple[tuple[Any, ...], str]]:
     """``(location, message)`` for every error pydantic found, located from ``prefix``.
 
     Messages raised by validators (``ValueError("must be ...")``) are kept as
@@ -170,7 +171,7 @@ def located_problems(
     """
     errors = exc.errors()
     inner = {tuple(e["loc"][:i]) for e in errors for i in range(len(e["loc"]))}
-    problems: list[tuple[tuple, str]] = []
+    problems: list[tuple[tuple[Any, ...], str]] = []
     for error in errors:
         loc = prefix + tuple(error["loc"])
         if error["type"] == "too_short" and tuple(error["loc"]) in inner:
@@ -194,7 +195,7 @@ def located_problems(
     return problems
 
 
-def _message(error: Mapping[str, Any], unknown: str) -> str:
+def _message(error: ErrorDetails, unknown: str) -> str:
     kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "missing":
         return "required key is missing"
@@ -221,14 +222,22 @@ def _message(error: Mapping[str, Any], unknown: str) -> str:
 # ------------------------------------------------------------------ files
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+if TYPE_CHECKING:  # the C loader has the pure-Python one's interface
+    _SafeLoader = yaml.SafeLoader
+else:
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):
     """The safe loader (libyaml's parser when PyYAML has it), refusing duplicate keys.
 
     A key given twice is most likely a mistake; PyYAML would keep the last one.
     """
 
-    def construct_mapping(self, node, deep=False):
-        seen = set()
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[Hashable, Any]:
+        seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
@@ -239,7 +248,7 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         return super().construct_mapping(node, deep)
 
 
-def read_yaml(path: str | os.PathLike, error: type[ConfigError] = ConfigError) -> Any:
+def read_yaml(path: str | os.PathLike[str], error: type[ConfigError] = ConfigError) -> Any:
     """The document in ``path``; ``error`` with one located line if it cannot be read or parsed.
 
     ``exporter.yml: invalid YAML at line 7: duplicate key 'staleness'``,
@@ -325,7 +334,11 @@ NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge
 # what the file should say, and word the problem for the person editing it.
 
 
-def _checked(valid, message: str, convert=lambda value: value):
+def _checked(
+    valid: Callable[[Any], bool],
+    message: str,
+    convert: Callable[[Any], Any] = lambda value: value,
+) -> PlainValidator:
     def check(value: Any) -> Any:
         if not valid(value):
             raise ValueError(f"{message} (got {value!r})")
@@ -362,7 +375,7 @@ def AtLeast(minimum: int) -> Any:
     ]
 
 
-def OneOf(choices: Sequence[str], convert=lambda value: value) -> Any:
+def OneOf(choices: Sequence[str], convert: Callable[[Any], Any] = lambda value: value) -> Any:
     """One of ``choices`` (``must be one of a, b (got 'c')``), converted by ``convert``."""
     return Annotated[
         Any,
@@ -477,7 +490,7 @@ class Section(BaseModel):
         return data
 
     @classmethod
-    def load(cls, raw: Any, name: str, context: Mapping[str, Any] | None = None):
+    def load(cls, raw: Any, name: str, context: Mapping[str, Any] | None = None) -> Self:
         """``raw`` (the section as read from YAML; None: absent) checked as section ``name``.
 
         Raises :attr:`error` listing every problem, each located from ``name``.
