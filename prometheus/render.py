@@ -126,8 +126,8 @@ def render(
 
 
 def render_compose_ha(source: Path = CONFIG) -> str:
-    """The text of ``prometheus/prometheus-ha.yml``: ``source`` as the compose ``ha`` replicas run it."""
-    """The text of ``prometheus/prometheus-ha.yml``: ``source`` as the compose ``ha`` replicas run."""
+    """The text of ``prometheus/prometheus-ha.yml``: ``source`` as the ``ha`` replicas run it."""
+    text = render(source, keep_rule_files=True, **COMPOSE_HA)
     return HA_HEADER + text.split("\n", 1)[1]
 
 
