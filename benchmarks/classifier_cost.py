@@ -193,7 +193,7 @@ def memory() -> list[str]:
             servers[enabled] = (port, proc.pid)
         import http.client
 
-        for enabled, (port, _) in servers.items():
+        for port, _ in servers.values():
             for n in range(TICKETS):
                 body = json.dumps(TICKET_BODIES[n % len(TICKET_BODIES)]).encode()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

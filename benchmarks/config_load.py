@@ -110,13 +110,12 @@ def main() -> int:
     start_old, start_new = old["import"] + old["create_app"], new["import"] + new["create_app"]
     ms = lambda seconds: f"{seconds * 1000:7.1f}"  # noqa: E731
     say(f"{PROCESSES} fresh processes each, median CPU ms      baseline ({BASELINE})   this tree")
-    say(
-        f"  import ticketing                              {ms(old['import'])}      {ms(new['import'])}"
-    )
-    say(
-        f"  create_app                                    {ms(old['create_app'])}      {ms(new['create_app'])}"
-    )
-    say(f"  worker start (both)                           {ms(start_old)}      {ms(start_new)}")
+    for label, before, after in (
+        ("import ticketing", old["import"], new["import"]),
+        ("create_app", old["create_app"], new["create_app"]),
+        ("worker start (both)", start_old, start_new),
+    ):
+        say(f"  {label:<46}{ms(before)}      {ms(after)}")
     say(f"  ratio this tree / baseline = {start_new / start_old:.2f}")
     say(
         f"this tree: import pydantic {ms(pydantic).strip()} ms (in the baseline app: "

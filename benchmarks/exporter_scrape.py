@@ -43,11 +43,14 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from sqlalchemy import create_engine, event, text
+
+from sharedconfig import parse_duration
 
 from ._support import (
     ROOT,
@@ -127,7 +130,8 @@ def load_platform(url: str, transactions: int) -> float:
             text(
                 numbers.format(count=PARTNERS)
                 + "INSERT INTO partners (id, name, status, created_at) "
-                + "SELECT x, 'partner ' || x, CASE WHEN x % 20 = 0 THEN 'suspended' ELSE 'active' END, "
+                + "SELECT x, 'partner ' || x, "
+                + "CASE WHEN x % 20 = 0 THEN 'suspended' ELSE 'active' END, "
                 + now
                 + " "
                 + source.format(count=PARTNERS)
@@ -184,12 +188,6 @@ def our_config(path: Path, port: int, url: str) -> Path:
     return path
 
 
-def _seconds(value) -> float:
-    from sharedconfig import parse_duration
-
-    return float(parse_duration(value))
-
-
 def _time_expression(dialect: str, seconds_ago: float) -> str:
     """What query-exporter users write instead of our ``:since`` parameters."""
     if dialect == "sqlite":
@@ -213,7 +211,8 @@ def query_exporter_config(path: Path, url: str, dialect: str, intervals: bool) -
     for name, query in shipped_queries().items():
         sql = query["sql"]
         for param, duration in {"now": 0, **query.get("params", {})}.items():
-            sql = re.sub(rf"(?<!:):{param}\b", _time_expression(dialect, _seconds(duration)), sql)
+            expression = _time_expression(dialect, parse_duration(duration))
+            sql = re.sub(rf"(?<!:):{param}\b", expression, sql)
         columns, labels = [], []
         for spec in query["metrics"]:
             metric = {"type": spec.get("type", "gauge"), "description": spec["help"]}
@@ -226,10 +225,10 @@ def query_exporter_config(path: Path, url: str, dialect: str, intervals: bool) -
             "databases": ["platform"],
             "metrics": [m["name"] for m in query["metrics"]],
             "sql": f"SELECT {', '.join(labels + columns)} FROM (\n{sql.strip()}\n) AS q",
-            "timeout": round(_seconds(query.get("timeout", "5s")), 1),
+            "timeout": round(parse_duration(query.get("timeout", "5s")), 1),
         }
         if intervals:
-            entry["interval"] = int(_seconds(query.get("interval", "15s")))
+            entry["interval"] = int(parse_duration(query.get("interval", "15s")))
         queries[name] = entry
     path.write_text(
         yaml.safe_dump(
@@ -313,7 +312,7 @@ def measure_latency(exporter: Exporter) -> None:
     """Back-to-back scrapes. Where queries run on a schedule, a loop during which
     one ran is done again (up to three times): this is the cost of a scrape."""
     scheduled = exporter.kind != QE_SCRAPE
-    for attempt in range(3):
+    for _attempt in range(3):
         scraper = exporter.scraper()
         for _ in range(3):  # connections, caches
             scraper.get()
@@ -498,7 +497,9 @@ class Bench:
         for exporter in self.exporters:
             listening = tcp_ready("127.0.0.1", exporter.port)
 
-            def check() -> bool:
+            def check(
+                exporter: Exporter = exporter, listening: Callable[[], bool] = listening
+            ) -> bool:
                 if not exporter.proc.running():
                     raise RuntimeError(f"{exporter.name} exited:\n{exporter.proc.log()[-3000:]}")
                 return listening() and ready(exporter)
@@ -509,8 +510,8 @@ class Bench:
 
 
 def main() -> int:
-    from tests.exporter.platform_data import seed_ticketing
     from tests.harness import HTTPSink, free_port, start_postgres, start_redis
+    from tests.harness.platform_data import seed_ticketing
 
     with workdir("exporter-bench") as tmp, ProcessGroup() as procs, HTTPSink() as api:
         bench = Bench(tmp, procs)
@@ -669,14 +670,14 @@ def report(exporters: list[Exporter]) -> int:
                 f"{own_cpu:.2f} vs {theirs_cpu:.2f} ms on {e.label} ({e.kind.split(', ')[1]})"
             )
         in_window = e.window_scrapes and mine.window_scrapes
+        theirs_window = e.window_cpu / e.window_scrapes if in_window else 0.0
+        own_window = mine.window_cpu / mine.window_scrapes if in_window else 0.0
         rows.append(
             [
                 e.name,
                 f"{percentile(e.latencies, 99) / percentile(mine.latencies, 99):.1f}x",
                 f"{theirs_cpu / own_cpu:.1f}x" if own_cpu else "inf",
-                f"{(e.window_cpu / e.window_scrapes) / (mine.window_cpu / mine.window_scrapes):.1f}x"
-                if in_window and mine.window_cpu
-                else "-",
+                f"{theirs_window / own_window:.1f}x" if in_window and mine.window_cpu else "-",
                 f"{e.window_self_count / mine.window_self_count:.1f}x"
                 if in_window and mine.window_self_count
                 else "-",

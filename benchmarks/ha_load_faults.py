@@ -1,4 +1,5 @@
-"""200 partners on two ticket-service instances while Redis, PostgreSQL, a worker and an Alertmanager fail.
+"""200 partners on two ticket-service instances while Redis, PostgreSQL, a worker and an
+Alertmanager fail.
 
     python -m benchmarks.ha_load_faults
 
@@ -46,7 +47,6 @@ from pathlib import Path
 
 import requests
 
-from tests.delivery.conftest import webhook_config
 from tests.harness import (
     HTTPSink,
     start_alertmanager_cluster,
@@ -54,6 +54,7 @@ from tests.harness import (
     start_redis,
     wait_until,
 )
+from tests.harness.outbox import webhook_config
 from tests.harness.ticketing import TicketingInstance, prepare_database, start_ticketing
 
 from ._support import ms, percentile, say, table, verdict, workdir
@@ -238,7 +239,9 @@ def inject_faults(t0: float, faults: list[Fault], redis, pg, instances, alertman
     try:
         for node in alertmanagers:
             wait_until(
-                lambda: len(node.cluster_status().get("peers") or []) == len(alertmanagers),
+                lambda node=node: (
+                    len(node.cluster_status().get("peers") or []) == len(alertmanagers)
+                ),
                 timeout=30,
                 interval=0.1,
                 message="",

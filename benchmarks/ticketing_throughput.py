@@ -278,7 +278,8 @@ def prepare_database(url: str, tickets: int) -> tuple[int, str, list[int]]:
                 "'Seeded ticket ' || x, 'A stored ticket for the benchmark, number ' || x || '.', "
                 f"{pick(CATEGORIES, 3)}, {pick(STATUSES, 1)}, {pick(PRIORITIES, 7)}, "
                 "t, t, t + interval '8 hours', t + interval '3 days' "
-                "FROM (SELECT x, (now() AT TIME ZONE 'UTC') - make_interval(secs => (:n - x) * :step) "
+                "FROM (SELECT x, "
+                "(now() AT TIME ZONE 'UTC') - make_interval(secs => (:n - x) * :step) "
                 "      AS t FROM generate_series(1, :n) AS x) AS s"
             ),
             {"n": tickets, "step": 315 * TICKETS // tickets},
@@ -472,7 +473,9 @@ def run_pair(pair: Pair, servers: dict[str, Server], redis_pid: int | None) -> N
         thread.start()
     for thread in threads:
         thread.join()
-    for (case, server), before, switched, result in zip(sides, cpu0, switches0, results):
+    for (case, server), before, switched, result in zip(
+        sides, cpu0, switches0, results, strict=True
+    ):
         case.round_cpu.append(sum(tree_cpu_seconds(pid) for pid in pids(server)) - before)
         case.switches += tree_switches(server.proc.pid) - switched
         case.rounds.append(result)

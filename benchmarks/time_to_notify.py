@@ -41,6 +41,8 @@ from pathlib import Path
 import yaml
 from sqlalchemy import create_engine, text
 
+from sharedconfig import parse_duration
+
 from ._support import (
     ROOT,
     ProcessGroup,
@@ -71,12 +73,6 @@ PARTNER_ALERT = "PartnerTransactionFailureRatioHigh"
 RECEIVER_TOKEN = "benchmark-partner-receiver-token"
 
 
-def seconds(duration: str) -> float:
-    from prometheus.render import seconds as parse
-
-    return parse(duration)
-
-
 def shipped_floor() -> tuple[float, str]:
     """The same sum with the intervals as shipped (exporter, Prometheus, rules, Alertmanager)."""
     exporter = yaml.safe_load((ROOT / "exporter" / "partnerwatch.yml").read_text())
@@ -105,17 +101,17 @@ def shipped_floor() -> tuple[float, str]:
         ("for", rule_for),
         ("group_wait", wait),
     ]
-    total = sum(seconds(str(v) if not str(v)[-1].isdigit() else f"{v}s") for _, v in parts)
+    total = sum(parse_duration(v) for _, v in parts)
     return total, " + ".join(f"{name} {value}" for name, value in parts)
 
 
 def floor() -> float:
     return (
         COLLECTOR_INTERVAL
-        + seconds(SCRAPE_INTERVAL)
-        + seconds(EVALUATION_INTERVAL)
-        + seconds(FOR)
-        + seconds(GROUP_WAIT)
+        + parse_duration(SCRAPE_INTERVAL)
+        + parse_duration(EVALUATION_INTERVAL)
+        + parse_duration(FOR)
+        + parse_duration(GROUP_WAIT)
     )
 
 
@@ -349,7 +345,7 @@ def trial(
             lambda r: len(r) == 1 and float(r[0]["value"][1]) == HEALTHY / CAPACITY,
             timeout=60,
         )
-        time.sleep(3 * seconds(EVALUATION_INTERVAL))
+        time.sleep(3 * parse_duration(EVALUATION_INTERVAL))
         assert not [a for a in prom.alerts() if a["labels"]["alertname"] == ALERT]
 
         set_pool(db_url, LOW)

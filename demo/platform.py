@@ -401,7 +401,10 @@ class Simulator:
         }
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Tick every ``interval`` seconds until ``stop`` is set; a failed tick is logged and retried."""
+        """Tick every ``interval`` seconds until ``stop`` is set.
+
+        A failed tick is logged and retried.
+        """
         while not stop.is_set():
             try:
                 self.tick()

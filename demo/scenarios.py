@@ -162,7 +162,10 @@ def attack_tickets(
     echo: Callable[[str], None] = print,
     brute_force: int = 12,
 ) -> dict[str, dict[int, int]]:
-    """Send the attack; return ``{kind: {status: count}}``. Every answer is fine: it is an attack."""
+    """Send the attack; return ``{kind: {status: count}}``.
+
+    Every answer is fine: it is an attack.
+    """
     results: dict[str, dict[int, int]] = {}
     with requests.Session() as session:
         for req in attack_requests(brute_force):

@@ -9,10 +9,10 @@ standard output and appended, as one JSON object per line, to a record file::
         --record run/notifications.jsonl
 
 HTTP paths: ``POST /partner/...`` is a demo partner's webhook endpoint (signed
-partner events from the ticket service), ``POST /slack/...`` is read as a Slack incoming-webhook message,
-any other ``POST`` as a webhook (Alertmanager's JSON is summarised alert by
-alert); ``GET /notifications`` lists what was received, ``GET /healthz`` answers
-``ok``.  The SMTP server accepts any message without authentication.
+partner events from the ticket service), ``POST /slack/...`` is read as a Slack
+incoming-webhook message, any other ``POST`` as a webhook (Alertmanager's JSON
+is summarised alert by alert); ``GET /notifications`` lists what was received,
+``GET /healthz`` answers ``ok``.  The SMTP server accepts any message without authentication.
 
 A record looks like ``{"channel": "webhook", "path": "/webhook/oncall",
 "received_at": 1700000000.0, "summary": "...", "status": "firing",
@@ -37,7 +37,10 @@ from typing import Any
 
 
 class Recorder:
-    """Prints each notification and appends it to the record file; keeps them for ``/notifications``."""
+    """Prints each notification and appends it to the record file.
+
+    Keeps them, too, for ``/notifications``.
+    """
 
     def __init__(self, record: Path | None, out=None) -> None:
         self.record = record

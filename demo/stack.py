@@ -52,7 +52,6 @@ import argparse
 import copy
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -66,6 +65,7 @@ import requests
 import yaml
 
 from demo.supervisor import StartError, Supervisor, free_port, http_ready, port_free, tcp_ready
+from sharedconfig import format_duration, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -102,30 +102,15 @@ class Shutdown(Exception):
 
 # ------------------------------------------------------------------ durations
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def duration_seconds(value: Any) -> float:
-    """Prometheus-style duration (``1m30s``, ``500ms``, ``15s``) or a number -> seconds."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {value!r}")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 1:
-        return f"{int(seconds * 1000)}ms"
-    return f"{int(seconds)}s" if seconds == int(seconds) else f"{int(seconds * 1000)}ms"
+#: An exporter duration (``1m30s``, ``500ms``, ``15s``, a number) in seconds, read as
+#: the exporter reads it: ``ValueError`` if it is not one.
+duration_seconds = parse_duration
 
 
 def capped(value: Any, limit: float) -> Any:
-    """``value`` (a duration) lowered to ``limit`` seconds when longer."""
+    """``value`` (an exporter duration) lowered to ``limit`` seconds when longer."""
     try:
-        return format_seconds(limit) if duration_seconds(value) > limit else value
+        return format_duration(limit) if parse_duration(value) > limit else value
     except ValueError:
         return value
 
@@ -219,7 +204,10 @@ class Stack:
         return f"127.0.0.1:{self.ports[name]}"
 
     def replicas(self, name: str) -> list[str]:
-        """``name`` and, under --ha, its second replica (``ticketing`` -> ticketing, ticketing_b)."""
+        """``name`` and, under --ha, its second replica.
+
+        ``ticketing`` -> ticketing, ticketing_b.
+        """
         return [name, *[b for b, a in REPLICAS.items() if a == name and self.ha]]
 
     def addrs(self, name: str) -> list[str]:
@@ -531,7 +519,10 @@ class Stack:
             self.urls[name] = f"http://127.0.0.1:{port}"
 
     def write_secrets(self, node: Any, secrets_dir: Path) -> None:
-        """Fill each secret file the config reads: Slack's URL is the sink's, the rest demo values."""
+        """Fill each secret file the config reads.
+
+        Slack's URL is the sink's, the others get demo values.
+        """
         if isinstance(node, dict):
             for key, value in node.items():
                 if (
@@ -732,7 +723,8 @@ class Stack:
             "partnerwatch is running"
             + (" (fast intervals)" if self.fast else "")
             + (" as an HA pair of everything" if self.ha else ""),
-            f"  ticket API        {u['ticketing']}/api/v1   (OpenAPI docs: {u['ticketing']}/api/docs)",
+            f"  ticket API        {u['ticketing']}/api/v1   "
+            f"(OpenAPI docs: {u['ticketing']}/api/docs)",
             f"    partner key     {self.keys.get('partner')}",
             f"    staff key       {self.keys.get('staff')}",
             f"  support console   {u['console']}   (sign in with the staff key)",
@@ -762,7 +754,8 @@ class Stack:
             "Make something happen (in another terminal):",
             "  .venv/bin/python -m demo scenario drain-energy     "
             "# energy pool under 20 %: EnergyPoolCritical after 1 minute",
-            "  .venv/bin/python -m demo scenario slow-api | fail-transactions | fail-partner | attack-tickets",
+            "  .venv/bin/python -m demo scenario "
+            "slow-api | fail-transactions | fail-partner | attack-tickets",
             "  .venv/bin/python -m demo scenario recover",
             *(
                 [f"  (this run directory is not ./run: add --run-dir {self.run_dir})"]

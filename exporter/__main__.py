@@ -15,10 +15,15 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from exporter.config import ConfigError, load_config
 from exporter.schema import Config
 from sharedconfig import format_duration
+
+if TYPE_CHECKING:
+    from exporter.collectors.base import Collector
 
 log = logging.getLogger("exporter")
 
@@ -30,7 +35,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def summary(config: Config, collectors) -> list[str]:
+def summary(config: Config, collectors: Sequence[Collector]) -> list[str]:
     lines = [
         f"listen {config.exporter.listen}, staleness {format_duration(config.exporter.staleness)}"
     ]

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import sharedconfig
-from exporter.schema import Config
+from exporter.schema import Config, Schedule
 from sharedconfig import format_duration, format_location, located_problems
 
 #: Metric names (and prefixes) that the built-in collectors and the process own.
@@ -49,6 +49,12 @@ BUILTIN_PARAMS = ("now",)
 _ENV_REF = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{[^}]*\}?))")
 
 
+#: Where a problem is: mapping keys (as YAML gives them) and list indexes from the top.
+Location = tuple[Any, ...]
+#: A problem found: its location and what is wrong there.
+Problem = tuple[Location, str]
+
+
 class ConfigError(sharedconfig.ConfigError):
     """An invalid configuration: ``lines()`` (and ``problems``) are ``location: message``."""
 
@@ -56,7 +62,7 @@ class ConfigError(sharedconfig.ConfigError):
 # ----------------------------------------------------------------------- YAML
 
 
-def read_yaml(path: str | os.PathLike) -> Any:
+def read_yaml(path: str | os.PathLike[str]) -> Any:
     return sharedconfig.read_yaml(path, ConfigError)
 
 
@@ -64,10 +70,10 @@ def read_yaml(path: str | os.PathLike) -> Any:
 
 
 def expand_env(
-    data: Any, environ: Mapping[str, str], location: tuple = ()
-) -> tuple[Any, list[tuple[tuple, str]]]:
+    data: Any, environ: Mapping[str, str], location: Location = ()
+) -> tuple[Any, list[Problem]]:
     """Expand ``${NAME}`` in every string value; return the new tree and the problems."""
-    problems: list[tuple[tuple, str]] = []
+    problems: list[Problem] = []
     if isinstance(data, dict):
         out = {}
         for key, value in data.items():
@@ -84,7 +90,7 @@ def expand_env(
     if not isinstance(data, str) or "$" not in data:
         return data, problems
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         dollar, name, default, bad = match.groups()
         if dollar:
             return "$"
@@ -109,9 +115,9 @@ def expand_env(
 # ----------------------------------------------------------------- validation
 
 
-def _problems(exc: ValidationError) -> list[tuple[tuple, str]]:
+def _problems(exc: ValidationError) -> list[Problem]:
     """The schema's problems, located and worded as the ticket service's (sharedconfig)."""
-    problems = []
+    problems: list[Problem] = []
     for loc, message in located_problems(exc, unknown="unknown key"):
         if message == "unknown key" and len(loc) == 2 and loc[0] == "collectors":
             message = "unknown collector (known: database, http_probe, redis)"
@@ -119,13 +125,13 @@ def _problems(exc: ValidationError) -> list[tuple[tuple, str]]:
     return problems
 
 
-def _cross_checks(config: Config) -> list[tuple[tuple, str]]:
+def _cross_checks(config: Config) -> list[Problem]:
     """What the schema cannot see: references, clashes, timing that cannot work."""
-    problems: list[tuple[tuple, str]] = []
+    problems: list[Problem] = []
     defined = sorted(config.databases)
     staleness = config.exporter.staleness
 
-    def check_schedule(loc: tuple, schedule) -> None:
+    def check_schedule(loc: Location, schedule: Schedule) -> None:
         if schedule.run_timeout > schedule.interval:
             problems.append(
                 (
@@ -291,7 +297,7 @@ def validate(data: Any, environ: Mapping[str, str] | None = None) -> Config:
     return config
 
 
-def load_config(path: str | os.PathLike, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read, expand, validate and cross-check one configuration file."""
     data = read_yaml(path)
     if data is not None and not isinstance(data, dict):

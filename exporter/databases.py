@@ -32,7 +32,7 @@ import datetime as dt
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,7 +53,7 @@ class Session:
         self.raw = raw
         self._adapt = adapt
 
-    def execute(self, statement: Statement, values: dict | None = None):
+    def execute(self, statement: Statement, values: Mapping[str, Any] | None = None) -> Any:
         """Run ``statement`` and return the driver's cursor (``description``, ``fetch*``)."""
         params = statement.parameters(values or {})
         if self._adapt is not None:
@@ -120,9 +120,10 @@ class Database:
     def _postgres_session(self, timeout: float) -> Iterator[Session]:
         limit = max(1, int(timeout * 1000))
 
-        def begin(conn) -> None:  # one round trip, which also tells a dead connection
+        def begin(conn: Any) -> None:  # one round trip, which also tells a dead connection
             conn.execute(f"BEGIN; SET LOCAL statement_timeout = {limit}")
 
+        assert self._pool is not None  # every PostgreSQL database has one
         with self._pool.connection(begin) as conn:
             try:
                 yield Session(conn)
@@ -166,10 +167,13 @@ def _sqlite_value(value: Any) -> Any:
 
 
 def _psycopg_connector(info: dict[str, str]) -> Callable[[], Any]:
-    def connect():
+    def connect() -> Any:
         import psycopg
+        from psycopg.conninfo import make_conninfo
 
-        return psycopg.connect(autocommit=True, **info)
+        # All libpq keywords, as exporter.config checked them: none is taken for an
+        # option of connect() itself (prepare_threshold, ...).
+        return psycopg.connect(make_conninfo("", **info), autocommit=True)
 
     return connect
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote
 
 #: SQLAlchemy's URL pattern (sqlalchemy.engine.url._parse_url).
@@ -54,7 +55,7 @@ SCHEMES = {
     "sqlite": ("sqlite", "sqlite+pysqlite"),
 }
 #: sqlite3.connect arguments a SQLite URL's query string may set.
-_SQLITE_ARGS = {
+_SQLITE_ARGS: dict[str, Literal["bool"] | type[int | float | str]] = {
     "uri": "bool",
     "timeout": float,
     "isolation_level": str,
@@ -143,7 +144,7 @@ def _as_bool(key: str, value: str) -> bool:
     raise InvalidDatabaseURL(f"invalid database URL: {key} must be true or false")
 
 
-def sqlite_arguments(url: DatabaseURL) -> tuple[str, dict]:
+def sqlite_arguments(url: DatabaseURL) -> tuple[str, dict[str, Any]]:
     """``(database, kwargs)`` for ``sqlite3.connect``.
 
     A plain path becomes ``file:/abs/path?mode=rw`` (opened with ``uri=True``),
@@ -156,7 +157,7 @@ def sqlite_arguments(url: DatabaseURL) -> tuple[str, dict]:
             "invalid SQLite URL: use sqlite:///relative/path.db, "
             "sqlite:////absolute/path.db or sqlite://"
         )
-    kwargs: dict = {}
+    kwargs: dict[str, Any] = {}
     rest: dict[str, str] = {}
     for key, value in url.query.items():
         if isinstance(value, list):
@@ -221,8 +222,8 @@ def postgres_conninfo(url: DatabaseURL) -> dict[str, str]:
             info["host"] = hosts
     if ports is not None:
         info["port"] = ",".join(ports) if isinstance(ports, list) else ports
-    for key, value in query.items():
-        if isinstance(value, list):
+    for key, given in query.items():
+        if isinstance(given, list):
             raise InvalidDatabaseURL(f"invalid database URL: {key} is given more than once")
-        info[key] = value
+        info[key] = given
     return info

@@ -45,13 +45,17 @@ import os
 import threading
 from collections.abc import Callable
 from time import perf_counter
-from typing import TypeVar
+from types import TracebackType
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: A labelled child's ``observe``, ``inc`` for errors and ``inc`` for slow calls.
+_Children = tuple[Callable[[float], None], Callable[[], None], Callable[[], None]]
 
 #: Buckets from 1 ms to 30 s: web requests, queries and webhook calls alike.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -110,10 +114,10 @@ class _Metrics:
             ["operation"],
             registry=registry,
         )
-        self._children: dict[str, tuple] = {}
+        self._children: dict[str, _Children] = {}
         self._lock = threading.Lock()
 
-    def children(self, operation: str) -> tuple:
+    def children(self, operation: str) -> _Children:
         found = self._children.get(operation)
         if found is None:
             with self._lock:
@@ -144,7 +148,13 @@ def _metrics_for(registry: CollectorRegistry | None) -> _Metrics:
         return entry[1]
 
 
-def _report(operation: str, duration: float, threshold: float, slow_inc, exc=None) -> None:
+def _report(
+    operation: str,
+    duration: float,
+    threshold: float,
+    slow_inc: Callable[[], None],
+    exc: BaseException | None = None,
+) -> None:
     if exc is not None:
         log.error(
             "operation %s failed after %.3fs: %s: %s", operation, duration, type(exc).__name__, exc
@@ -204,7 +214,7 @@ class profile:
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
-            async def async_wrapper(*args, **kwargs):
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 start = perf_counter()
                 try:
                     result = await func(*args, **kwargs)
@@ -214,10 +224,10 @@ class profile:
                 finished(perf_counter() - start)
                 return result
 
-            return async_wrapper  # type: ignore[return-value]
+            return async_wrapper  # type: ignore[return-value]  # wraps() gives _Wrapped, not F
 
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             start = perf_counter()
             try:
                 result = func(*args, **kwargs)
@@ -227,14 +237,19 @@ class profile:
             finished(perf_counter() - start)
             return result
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # wraps() gives _Wrapped, not F
 
     # -- context manager ---------------------------------------------------
     def __enter__(self) -> profile:
         self._start = perf_counter()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         duration = perf_counter() - self._start
         observe, error_inc, slow_inc = self._children
         observe(duration)
@@ -248,5 +263,10 @@ class profile:
     async def __aenter__(self) -> profile:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.__exit__(exc_type, exc, tb)

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
@@ -134,7 +135,7 @@ class Scheduler:
                 error="previous run still in progress (hung past its timeout)",
             )
             return
-        outcome: dict = {}
+        outcome: dict[str, Any] = {}
 
         def work() -> None:
             begin = time.perf_counter()
@@ -182,7 +183,7 @@ class Scheduler:
         error: str | None,
     ) -> None:
         old = job.state
-        changes: dict = {
+        changes: dict[str, Any] = {
             "success": ok,
             "duration": duration,
             "runs": old.runs + 1,

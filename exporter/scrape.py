@@ -26,8 +26,10 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from urllib.parse import parse_qs
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -35,17 +37,18 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector as RegistryCollector
 
-from exporter.scheduler import Scheduler
+from exporter.collectors.base import Collector
+from exporter.scheduler import CollectorState, Scheduler
 
 
 class CachedCollector(RegistryCollector):
     def __init__(self, scheduler: Scheduler):
         self.scheduler = scheduler
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []  # names vary with the config; nothing to check at registration
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         now = time.monotonic()
         snapshot = self.scheduler.snapshot()
         merged: dict[str, Metric] = {}
@@ -63,7 +66,7 @@ class CachedCollector(RegistryCollector):
         yield from self_metrics(snapshot)
 
 
-def self_metrics(snapshot) -> list[Metric]:
+def self_metrics(snapshot: Iterable[tuple[Collector, CollectorState]]) -> list[Metric]:
     success = GaugeMetricFamily(
         "exporter_collector_success",
         "1 when the collector's last run succeeded.",
@@ -96,6 +99,17 @@ def self_metrics(snapshot) -> list[Metric]:
     return [success, duration, last, errors]
 
 
+@dataclass
+class _Body:
+    """One format's encoded body: the run counter and clock it was encoded at."""
+
+    version: int
+    encoded_at: float
+    body: bytes
+    #: ``body`` compressed, made when a scrape first asks for gzip.
+    gzipped: bytes | None = None
+
+
 class EncodedMetrics:
     """/metrics with the encoded body kept per format until something changes.
 
@@ -107,7 +121,7 @@ class EncodedMetrics:
 
     def __init__(
         self,
-        registry,
+        registry: RegistryCollector,
         version: Callable[[], int],
         max_age: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -116,33 +130,33 @@ class EncodedMetrics:
         self.version = version
         self.max_age = max_age
         self.clock = clock
-        self._uncached = make_wsgi_app(registry)
-        #: content type -> [version, encoded at, body, gzipped body or None]
-        self._bodies: dict[str, list] = {}
+        self._uncached: WSGIApplication = make_wsgi_app(registry)
+        #: content type -> its body, as last encoded
+        self._bodies: dict[str, _Body] = {}
         self._lock = threading.Lock()
 
     def body(self, accept: str | None, gzipped: bool) -> tuple[str, bytes]:
         """The content type and the (possibly gzipped) body for an Accept header."""
-        encoder, content_type = choose_encoder(accept)
+        encoder, content_type = choose_encoder(accept or "")
         version, now = self.version(), self.clock()
         with self._lock:
             cached = self._bodies.get(content_type)
-        if cached is None or cached[0] != version or now - cached[1] >= self.max_age:
-            cached = [version, now, encoder(self.registry), None]
+        if cached is None or cached.version != version or now - cached.encoded_at >= self.max_age:
+            cached = _Body(version, now, encoder(self.registry))
             with self._lock:
                 self._bodies[content_type] = cached
         if not gzipped:
-            return content_type, cached[2]
-        if cached[3] is None:  # compressed once, from the same body
-            cached[3] = gzip.compress(cached[2])
-        return content_type, cached[3]
+            return content_type, cached.body
+        if cached.gzipped is None:  # compressed once, from the same body
+            cached.gzipped = gzip.compress(cached.body)
+        return content_type, cached.gzipped
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "GET" or "name[]" in parse_qs(
             environ.get("QUERY_STRING", "")
         ):
             return self._uncached(environ, start_response)
-        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING"))
+        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
         content_type, body = self.body(environ.get("HTTP_ACCEPT"), gzipped)
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if gzipped:

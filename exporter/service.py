@@ -19,7 +19,10 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import ThreadingWSGIServer
@@ -44,14 +47,14 @@ class Exporter:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self._server = None
+        self._server: ThreadingWSGIServer | None = None
 
     def start(self) -> None:
         self.scheduler.start()
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         now = time.monotonic()
-        collectors = {}
+        collectors: dict[str, dict[str, Any]] = {}
         for collector, state in self.scheduler.snapshot():
             collectors[collector.name] = {
                 "success": state.success,
@@ -69,10 +72,10 @@ class Exporter:
             }
         return {"collectors": collectors}
 
-    def wsgi_app(self):
+    def wsgi_app(self) -> WSGIApplication:
         metrics = EncodedMetrics(self.registry, lambda: self.scheduler.version)
 
-        def app(environ, start_response):
+        def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "/")
             if path == "/metrics":
                 return metrics(environ, start_response)
@@ -94,15 +97,14 @@ class Exporter:
 
         return app
 
-    def serve(self, host: str, port: int):
+    def serve(self, host: str, port: int) -> ThreadingWSGIServer:
         """Serve HTTP in a background thread; returns the server."""
         server_class = _IPv6Server if ":" in host else ThreadingWSGIServer
-        self._server = make_server(
-            host, port, self.wsgi_app(), server_class, handler_class=_QuietHandler
-        )
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="http").start()
-        return self._server
+        server = make_server(host, port, self.wsgi_app(), server_class, handler_class=_QuietHandler)
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
+        return server
 
     def stop(self) -> None:
         if self._server is not None:
@@ -119,5 +121,5 @@ class _IPv6Server(ThreadingWSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # scrapes every few seconds: no access log
-        pass
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # scrapes every few seconds: no access log

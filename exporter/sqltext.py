@@ -16,8 +16,9 @@ rewrites the parameters into the driver's own placeholders:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 #: The same patterns as SQLAlchemy's TextClause and its compiler.
 BIND_PARAMS = re.compile(r"(?<![:\w\\]):(\w+)(?![:\w])")
@@ -38,7 +39,7 @@ class Statement:
     names: tuple[str, ...]
     positional: bool
 
-    def parameters(self, values: dict) -> tuple | dict:
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """The driver's parameters from ``values`` (name -> value)."""
         missing = [name for name in dict.fromkeys(self.names) if name not in values]
         if missing:
@@ -52,14 +53,14 @@ def compile_sql(sql: str, paramstyle: Literal["qmark", "pyformat"]) -> Statement
     names: list[str] = []
     if paramstyle == "qmark":
 
-        def placeholder(match: re.Match) -> str:
+        def placeholder(match: re.Match[str]) -> str:
             names.append(match.group(1))
             return "?"
     elif paramstyle == "pyformat":
         # psycopg reads % as the start of a placeholder: literal ones are doubled.
         sql = sql.replace("%", "%%")
 
-        def placeholder(match: re.Match) -> str:
+        def placeholder(match: re.Match[str]) -> str:
             names.append(match.group(1))
             return f"%({match.group(1)})s"
     else:

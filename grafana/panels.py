@@ -281,7 +281,7 @@ def table(
             options={
                 "excludeByName": {name: True for name in hidden},
                 "indexByName": {key: 0, **{v: i + 1 for i, v in enumerate(values)}},
-                "renameByName": dict(zip(values, columns)),
+                "renameByName": dict(zip(values, columns, strict=True)),
             },
         )
     )

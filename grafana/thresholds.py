@@ -105,5 +105,5 @@ def threshold_steps(
     colors = [SEVERITY_COLORS[t.severity] for t in found]
     values = [t.value for t in found]
     if found[0].above:
-        return [(OK_COLOR, None)] + list(zip(colors, values))
-    return list(zip(colors, [None] + values[:-1])) + [(OK_COLOR, values[-1])]
+        return [(OK_COLOR, None)] + list(zip(colors, values, strict=True))
+    return list(zip(colors, [None] + values[:-1], strict=True)) + [(OK_COLOR, values[-1])]

@@ -1,50 +1,74 @@
 """What both services' configuration is built on: durations, typed settings, located errors.
 
-The exporter (:mod:`exporter.schema`) and the ticket service (:mod:`ticketing.config`,
-every ``settings.py`` of its extensions) describe their YAML as frozen pydantic
-models and report problems through this module, so both say the same thing the
-same way: one line per problem, ``location: problem``, every problem at once:
+The exporter (:mod:`exporter.schema`, :mod:`exporter.config`) and the ticket
+service (:mod:`ticketing.config`, every ``settings.py`` of its extensions)
+describe their YAML as frozen pydantic models and report problems through this
+module, so both say the same thing the same way: one line per problem,
+``location: problem``, every problem at once:
 
     outbox.max_backoff: must be >= outbox.initial_backoff
     sla.first_response.high: must be a duration such as 15s, 500ms or 2m (got 'soon')
 
+What it provides:
+
+- errors: :class:`ConfigError` (one ``location: message`` line per problem;
+  subclasses set ``title``), :class:`Invalid` (raised by a check between
+  settings, located within its model), :func:`located_problems` (pydantic's
+  errors, located and reworded) and :func:`format_location`;
+- files: :func:`read_yaml` (the safe loader, refusing duplicate keys, problems
+  raised as a :class:`ConfigError`);
+- durations: :func:`parse_duration` (``"500ms"``, ``"15s"``, ``"1h30m"``, a
+  number of seconds -> seconds), :func:`format_duration` (the reverse) and the
+  field types :data:`Duration`, :data:`PositiveDuration`,
+  :data:`NonNegativeDuration`;
+- strict setting types, worded for the person editing the file: :data:`Flag`,
+  :data:`PositiveInt`, ``AtLeast(n)``, :data:`PositiveNumber`,
+  :data:`NonEmptyStr`, ``OneOf(choices)``, :data:`Strings`, :data:`Keywords`,
+  :data:`HttpUrl`, :data:`HttpUrls`, and the field metadata ``mapping()`` and
+  ``listed()``;
+- sections: :class:`Section` (frozen, unknown keys refused as ``unknown
+  setting``, null meaning the default) with :meth:`Section.load`, and
+  ``FromEnvironment(type, "VARIABLE", default)`` for a setting that, when not
+  set, comes from the environment (:func:`from_environment`).
+
 **A ticket-service extension's section** (``webhooks:`` in ticketing.yml, say) is a
 :class:`Section` subclass in the extension's own ``settings.py``, registered with
 one line in :data:`ticketing.config.SECTIONS` so ``partnerwatch-ticketing
-check-config`` checks it too; ``init_app`` loads it with :meth:`Section.load`:
+check-config`` checks it too; its ``init_app`` loads it with :meth:`Section.load`.
+A shortened :class:`ticketing.webhooks.settings.WebhooksSettings`:
 
     from pydantic import model_validator
-    from sharedconfig import (Flag, FromEnvironment, HttpUrl, Invalid, PositiveDuration,
-                              PositiveInt, Section)
+    from sharedconfig import AtLeast, Flag, FromEnvironment, Invalid, NonEmptyStr
+    from sharedconfig import PositiveDuration, Section
 
-    class WebhookSettings(Section):
+    class WebhooksSettings(Section):
+        error = WebhooksConfigError              # the ConfigError subclass load() raises
         enabled: Flag = True
-        timeout: PositiveDuration = 5.0          # "5s", "500ms", 5 ...
-        max_attempts: PositiveInt = 8
+        read_timeout: PositiveDuration = 5.0     # "5s", "500ms", 5 ...
+        batch_size: AtLeast(1) = 5
+        initial_backoff: PositiveDuration = 10.0
         max_backoff: PositiveDuration = 3600.0
-        relay_url: HttpUrl | None = None         # null (or absent): the default
-        proxy_url: FromEnvironment(HttpUrl, "WEBHOOK_PROXY_URL", "http://127.0.0.1:3128") = None
+        receiver_token_file: FromEnvironment(
+            NonEmptyStr | None, "WEBHOOKS_RECEIVER_TOKEN_FILE", None
+        ) = None                                 # null (or absent): from the environment
 
         @model_validator(mode="after")
-        def _relations(self):                    # checks between settings, located
-            if self.max_backoff < self.timeout:
-                raise Invalid({"max_backoff": "must be >= webhooks.timeout"})
+        def _checked(self) -> WebhooksSettings:  # checks between settings, located
+            if self.max_backoff < self.initial_backoff:
+                raise Invalid({"max_backoff": "must be >= webhooks.initial_backoff"})
             return self
 
-    # ticketing/config.py:  SECTIONS = {..., "webhooks": "ticketing.webhooks.settings:WebhookSettings"}
-    # init_app:  settings = WebhookSettings.load(app.config["TICKETING"].get("webhooks"), "webhooks")
+    # ticketing/config.py, in SECTIONS:
+    #     "webhooks": "ticketing.webhooks.settings:WebhooksSettings",
+    # ticketing/webhooks/settings.py, for init_app:
+    #     settings = WebhooksSettings.load(section, "webhooks", context)
 
-Porting a module written for the old hand-written ``Checker``: each ``c.boolean/
-positive_int/duration/url/urls/choice/string_list/keywords`` call becomes a field of the matching type below
-(:data:`Flag`, :data:`PositiveInt`, ``AtLeast(n)``, :data:`PositiveNumber`,
-:data:`PositiveDuration`, :data:`NonNegativeDuration`, :data:`HttpUrl`,
-:data:`HttpUrls`, ``OneOf(...)``, :data:`Strings`, :data:`Keywords`); a check of
-your own is a ``field_validator`` raising ``ValueError("must be ...")``; checks
-between settings raise :class:`Invalid` from a ``model_validator(mode="after")``;
-a default from the environment is a field of type ``FromEnvironment(type,
-"VARIABLE", default)`` (see :mod:`ticketing.outbox.settings`). A setting
-that is null takes its default, and unknown keys are ``unknown setting``.
-Settings are plain attribute access at run time: validation happens once, at start.
+A check of a single setting is a ``field_validator`` raising ``ValueError("must
+be ...")``; checks between settings raise :class:`Invalid` from a
+``model_validator(mode="after")``; the validation context (``context`` of
+:meth:`Section.load`) carries ``environ`` for ``FromEnvironment`` and whatever
+else a check needs. Settings are plain attribute access at run time: validation
+happens once, at start.
 """
 
 from __future__ import annotations
@@ -234,9 +258,7 @@ class _UniqueKeyLoader(_SafeLoader):
     A key given twice is most likely a mistake; PyYAML would keep the last one.
     """
 
-    def construct_mapping(
-        self, node: yaml.MappingNode, deep: bool = False
-    ) -> dict[Hashable, Any]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)

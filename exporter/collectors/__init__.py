@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["CollectFailed", "Collector", "build_collectors", "used_databases"]
 
 
-def _schedule(section: Schedule, config: Config, timeout: float | None = None) -> dict:
+def _schedule(section: Schedule, config: Config, timeout: float | None = None) -> dict[str, float]:
     return {
         "interval": section.interval,
         "timeout": timeout if timeout is not None else section.run_timeout,
@@ -30,7 +30,7 @@ def _schedule(section: Schedule, config: Config, timeout: float | None = None) -
 
 def used_databases(config: Config) -> list[str]:
     """Names of the databases some enabled collector or query needs."""
-    names = set()
+    names: set[str] = set()
     health = config.collectors.database
     if health is not None and health.enabled:
         names.update(health.databases if health.databases is not None else config.databases)

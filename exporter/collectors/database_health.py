@@ -10,8 +10,10 @@ whose ratio the connection-saturation alert uses.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import CollectFailed, Collector
 from exporter.databases import Database
@@ -35,7 +37,7 @@ def _up(database: str, value: float) -> GaugeMetricFamily:
 
 
 class DatabaseHealth(Collector):
-    def __init__(self, database: Database, ping_query: str, **schedule):
+    def __init__(self, database: Database, ping_query: str, **schedule: float):
         super().__init__(f"database:{database.name}", **schedule)
         self.database = database
         self.ping = database.prepare(ping_query)
@@ -43,26 +45,28 @@ class DatabaseHealth(Collector):
             self.connections = database.prepare(PG_CONNECTIONS)
             self.max_connections = database.prepare(PG_MAX_CONNECTIONS)
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         name = self.database.name
         try:
             with self.database.connect(self.timeout) as conn:
                 start = time.perf_counter()
                 conn.execute(self.ping).fetchall()
                 duration = time.perf_counter() - start
-                states = max_connections = None
+                # PostgreSQL only: client backends by state, and max_connections.
+                server: tuple[dict[str, int], Any] | None = None
                 if self.database.dialect == "postgresql":
                     states = dict.fromkeys(PG_STATES, 0)
                     states.update(conn.execute(self.connections).fetchall())
-                    max_connections = conn.execute(self.max_connections).fetchone()[0]
+                    server = (states, conn.execute(self.max_connections).fetchone()[0])
         except Exception as exc:
             raise CollectFailed(self.database.describe(exc), [_up(name, 0.0)]) from None
         took = GaugeMetricFamily(
             "platform_db_ping_duration_seconds", "Duration of the ping query.", labels=["database"]
         )
         took.add_metric([name], duration)
-        families = [_up(name, 1.0), took]
-        if states is not None:
+        families: list[Metric] = [_up(name, 1.0), took]
+        if server is not None:
+            states, max_connections = server
             connections = GaugeMetricFamily(
                 "platform_db_connections",
                 "PostgreSQL client backends by state.",
@@ -77,5 +81,5 @@ class DatabaseHealth(Collector):
             families += [connections, limit]
         return families
 
-    def timeout_families(self):
+    def timeout_families(self) -> list[Metric]:
         return [_up(self.database.name, 0.0)]

@@ -22,6 +22,7 @@ import urllib.request
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import CollectFailed, Collector
 from exporter.errors import describe_error
@@ -30,7 +31,7 @@ from exporter.schema import ProbeTarget
 USER_AGENT = "partnerwatch-exporter"
 
 
-def _families(target: str, success: bool, duration: float | None, status: int):
+def _families(target: str, success: bool, duration: float | None, status: int) -> list[Metric]:
     ok = GaugeMetricFamily(
         "platform_api_probe_success",
         "1 when the last probe got the expected status (and body match), else 0.",
@@ -43,7 +44,7 @@ def _families(target: str, success: bool, duration: float | None, status: int):
         labels=["target"],
     )
     code.add_metric([target], float(status))
-    families = [ok, code]
+    families: list[Metric] = [ok, code]
     if duration is not None:
         took = GaugeMetricFamily(
             "platform_api_probe_duration_seconds", "Duration of the last probe.", labels=["target"]
@@ -54,7 +55,7 @@ def _families(target: str, success: bool, duration: float | None, status: int):
 
 
 class HttpProbe(Collector):
-    def __init__(self, target: str, config: ProbeTarget, **schedule):
+    def __init__(self, target: str, config: ProbeTarget, **schedule: float):
         super().__init__(f"http_probe:{target}", **schedule)
         self.target = target
         self.config = config
@@ -63,7 +64,7 @@ class HttpProbe(Collector):
         self.url, self.authorization = _split_credentials(config.url)
         self.opener = _opener()
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         # urllib opens a fresh connection each time ("Connection: close"):
         # the probe measures what a client sees.
         request = urllib.request.Request(self.url, headers={"User-Agent": USER_AGENT})
@@ -90,7 +91,7 @@ class HttpProbe(Collector):
             )
         return _families(self.target, True, duration, status)
 
-    def timeout_families(self):
+    def timeout_families(self) -> list[Metric]:
         return _families(self.target, False, None, 0)
 
 
@@ -111,7 +112,9 @@ def _opener() -> urllib.request.OpenerDirector:
     return opener
 
 
-def _fetch(opener, request, timeout: float) -> tuple[int, str]:
+def _fetch(
+    opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout: float
+) -> tuple[int, str]:
     """The status and decoded body of a GET, whatever the status."""
     try:
         response = opener.open(request, timeout=timeout)

@@ -25,14 +25,20 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import CollectFailed, Collector
 from exporter.errors import describe_error
 from exporter.schema import RedisConfig
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_PORT = 6379
 _CERT_REQS = ("none", "cert_none", "optional", "cert_optional", "required", "cert_required")
@@ -51,7 +57,7 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     db: int = 0
-    ssl: dict = field(default_factory=dict)
+    ssl: dict[str, str] = field(default_factory=dict)
 
 
 def parse_redis_url(url: str) -> RedisTarget:
@@ -60,7 +66,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("Redis URL must start with redis://, rediss:// or unix://")
     options = {name: values[0] for name, values in parse_qs(parts.query).items() if values}
-    kwargs: dict = {"scheme": parts.scheme}
+    kwargs: dict[str, Any] = {"scheme": parts.scheme}
     username = unquote(parts.username) if parts.username else options.get("username")
     password = unquote(parts.password) if parts.password else options.get("password")
     if username:
@@ -95,7 +101,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     return RedisTarget(**kwargs)
 
 
-def _ssl_context(options: dict):
+def _ssl_context(options: Mapping[str, str]) -> ssl.SSLContext:
     import ssl
 
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
@@ -122,7 +128,7 @@ def _command(*args: str) -> bytes:
     return b"".join(out)
 
 
-def _reply(stream) -> bytes:
+def _reply(stream: BinaryIO) -> bytes:
     """Read one simple-string or error reply (all that AUTH, SELECT and PING answer)."""
     line = stream.readline(65536)
     if not line.endswith(b"\r\n"):
@@ -144,7 +150,7 @@ def _up(value: float) -> GaugeMetricFamily:
 
 
 class RedisHealth(Collector):
-    def __init__(self, config: RedisConfig, **schedule):
+    def __init__(self, config: RedisConfig, **schedule: float):
         super().__init__("redis", **schedule)
         self.target = parse_redis_url(config.url)
         self.ssl_context = _ssl_context(self.target.ssl) if self.target.scheme == "rediss" else None
@@ -163,6 +169,7 @@ class RedisHealth(Collector):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.settimeout(self.timeout)
+                assert target.path is not None  # parse_redis_url sets it for unix://
                 sock.connect(target.path)
             except BaseException:
                 sock.close()
@@ -193,7 +200,7 @@ class RedisHealth(Collector):
             raise RedisError(f"PING answered {answer[:40]!r}")
         return duration
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         try:
             duration = self.ping()
         except (OSError, RedisError) as exc:
@@ -205,5 +212,5 @@ class RedisHealth(Collector):
         took.add_metric([], duration)
         return [_up(1.0), took]
 
-    def timeout_families(self):
+    def timeout_families(self) -> list[Metric]:
         return [_up(0.0)]

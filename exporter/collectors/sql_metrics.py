@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import CollectFailed, Collector
 from exporter.databases import Database
@@ -35,7 +37,7 @@ MAX_ROWS = 10_000
 
 
 class SqlQuery(Collector):
-    def __init__(self, name: str, config: QueryConfig, database: Database, **schedule):
+    def __init__(self, name: str, config: QueryConfig, database: Database, **schedule: float):
         super().__init__(f"query:{name}", **schedule)
         self.query_name = name
         self.config = config
@@ -43,14 +45,14 @@ class SqlQuery(Collector):
         self.param_names = bind_names(config.sql)
         self.statement = database.prepare(config.sql)
 
-    def _params(self) -> dict:
+    def _params(self) -> dict[str, dt.datetime]:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         values = {"now": now}
         for name, seconds in self.config.params.items():
             values[name] = now - dt.timedelta(seconds=seconds)
         return {name: values[name] for name in self.param_names}
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         try:
             with self.database.connect(self.timeout) as conn:
                 cursor = conn.execute(self.statement, self._params())
@@ -61,7 +63,7 @@ class SqlQuery(Collector):
         if len(rows) > MAX_ROWS:
             raise CollectFailed(f"more than {MAX_ROWS} rows; aggregate in SQL")
         index = {column: i for i, column in enumerate(columns)}
-        families = []
+        families: list[Metric] = []
         for spec in self.config.metrics:
             missing = [c for c in (spec.value, *spec.labels) if c.lower() not in index]
             if missing:
@@ -73,23 +75,22 @@ class SqlQuery(Collector):
             family = cls(spec.name, spec.help, labels=list(spec.labels))
             value_at = index[spec.value.lower()]
             label_at = [index[label.lower()] for label in spec.labels]
-            seen = set()
+            seen: set[tuple[str, ...]] = set()
             for row in rows:
                 raw = row[value_at]
                 if raw is None:
                     continue
                 labels = tuple("" if row[i] is None else str(row[i]) for i in label_at)
                 if labels in seen:
-                    raise CollectFailed(
-                        f"{spec.name}: two rows with labels {dict(zip(spec.labels, labels))}"
-                    )
+                    named = dict(zip(spec.labels, labels, strict=True))
+                    raise CollectFailed(f"{spec.name}: two rows with labels {named}")
                 seen.add(labels)
                 family.add_metric(list(labels), _number(spec.name, raw))
             families.append(family)
         return families
 
 
-def _number(metric: str, raw) -> float:
+def _number(metric: str, raw: Any) -> float:
     if isinstance(raw, (int, float, Decimal)):  # bool is an int
         return float(raw)
     try:
