@@ -4,13 +4,18 @@ Build the app with :func:`create_app`, as in Flask's tutorial:
 
     app = create_app()                                     # configured from the environment
     app = create_app({"SQLALCHEMY_DATABASE_URI": url,      # tests
-                      "TICKETING": {"sla": {...}}})        # ... with config overrides
+                      "TICKETING": {"sla": {...}},         # ... with config overrides
+                      "METRICS_REGISTRY": registry})       # ... metrics on their own registry
 
 Environment: ``TICKETING_DATABASE_URL`` (default: SQLite in the instance
 folder), ``TICKETING_CONFIG`` (a YAML file merged over the shipped
 ``ticketing.yml``), ``TICKETING_ATTACHMENTS_DIR`` (default: ``attachments`` in the
-instance folder), ``TICKETING_SECRET_KEY`` (signs the console's sessions), ``REDIS_URL``, ``ALERTMANAGER_URL``, ``PROMETHEUS_URL``,
+instance folder), ``TICKETING_SECRET_KEY`` (signs the console's sessions),
+``REDIS_URL``, ``ALERTMANAGER_URL``, ``PROMETHEUS_URL``,
 ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn config).
+
+The database is set up by :func:`ticketing.db.init_app` (``database_url`` is
+importable from here too).
 
 Under gunicorn: ``gunicorn -c ticketing/runtime/gunicorn.conf.py "ticketing:create_app()"``.
 """
@@ -22,30 +27,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from flask import Flask, Response, request
 
 from ticketing.api.body import SafeJSONProvider
 from ticketing.auth.key_cache import EXTENSION_KEY as KEY_CACHE
 from ticketing.auth.key_cache import KeyCache
 from ticketing.config import load_sections
-from ticketing.db import db, migrate, ping_idle_connections
-from ticketing.desk.settings import check_core
+from ticketing.db import database_url
+from ticketing.db import init_app as init_database
+from ticketing.desk.settings import CoreSettings, check_core
 from ticketing.errors import ApiError, register_error_handlers
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Room for the multipart envelope around an uploaded file.
 UPLOAD_OVERHEAD = 64 * 1024
 
-
-def database_url(url: str) -> str:
-    """Normalise a database URL: plain ``postgresql://`` means the psycopg 3 driver."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
+__all__ = ["create_app", "database_url"]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -84,7 +80,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = settings.attachments.max_bytes + UPLOAD_OVERHEAD
 
-    _init_database(app)
+    init_database(app)
     register_error_handlers(app)
 
     from ticketing.api import health, openapi, partner, staff
@@ -162,40 +158,11 @@ def _document_extension_routes(app: Flask) -> None:
         )
 
 
-def _init_database(app: Flask) -> None:
-    url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    app.config["SQLALCHEMY_DATABASE_URI"] = url
-    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    sqlite = make_url(url).get_backend_name() == "sqlite"
-    if sqlite:
-        options.setdefault("connect_args", {"timeout": 30})
-    # Server databases: connections idle for a while are checked before use
-    # (ping_idle_connections), unless the options ask for pool_pre_ping.
-    ping_idle = not sqlite and "pool_pre_ping" not in options
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
-    db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    if sqlite or ping_idle:
-        with app.app_context():
-            if sqlite:
-                event.listen(db.engine, "connect", _sqlite_pragmas)
-            else:
-                ping_idle_connections(db.engine)
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """Foreign keys on, and WAL so gunicorn workers can read while one writes."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
-
-
 def _init_request_hooks(app: Flask) -> None:
-    settings = app.extensions["ticketing"]
+    settings: CoreSettings = app.extensions["ticketing"]
 
     @app.before_request
-    def limit_request_body():
+    def limit_request_body() -> None:
         """JSON bodies are small; only upload endpoints take files (multipart)."""
         view = app.view_functions.get(request.endpoint or "")
         if getattr(view, "accepts_upload", False):
@@ -212,7 +179,7 @@ def _init_request_hooks(app: Flask) -> None:
             )
 
     @app.after_request
-    def security_headers(response):
+    def security_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if request.path.startswith("/api/v1"):
             response.headers.setdefault("Cache-Control", "no-store")

@@ -100,7 +100,8 @@ def load_sections(
 def section_model(name: str) -> type[sharedconfig.Section]:
     """The model registered for section ``name`` in :data:`SECTIONS`."""
     module, _, attr = SECTIONS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    model: type[sharedconfig.Section] = getattr(importlib.import_module(module), attr)
+    return model
 
 
 def check_sections(

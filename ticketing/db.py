@@ -10,19 +10,26 @@ memory instead of reading it back. Every value is set in Python (no server
 defaults, no triggers), so what is in memory after a commit is what the
 database holds. Each request has its own session, so nothing stays in it
 longer than the request.
+
+:func:`init_app` sets the database up for an app (``create_app`` calls it),
+as in Flask's tutorial (``flaskr/db.py``):
+
+    init_app(app)      # the URL normalised, engine options, Flask-SQLAlchemy, Alembic
 """
 
 from __future__ import annotations
 
 import time
 from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
+from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, Table, bindparam, event, insert, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -43,6 +50,50 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(render_as_batch=True)
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def database_url(url: str) -> str:
+    """Normalise a database URL: plain ``postgresql://`` means the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def init_app(app: Flask) -> None:
+    """Set up the database of ``app``: ``SQLALCHEMY_DATABASE_URI`` normalised
+    (:func:`database_url`), engine options, ``db`` and the Alembic migrations.
+
+    SQLite: a 30 s busy timeout, foreign keys and WAL on every connection.
+    Server databases: connections idle for a while are checked before use
+    (:func:`ping_idle_connections`), unless the options ask for ``pool_pre_ping``.
+    """
+    url = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    if sqlite:
+        options.setdefault("connect_args", {"timeout": 30})
+    ping_idle = not sqlite and "pool_pre_ping" not in options
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    if sqlite or ping_idle:
+        with app.app_context():
+            if sqlite:
+                event.listen(db.engine, "connect", _sqlite_pragmas)
+            else:
+                ping_idle_connections(db.engine)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Foreign keys on, and WAL so gunicorn workers can read while one writes."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 M = TypeVar("M")
@@ -61,8 +112,8 @@ def execute_core(statement: Any, params: Any = None) -> Any:
     return db.session.connection().execute(statement, params)
 
 
-def insert_now(obj: M) -> M:
-    """Write the new ``obj`` to its table now and add it to the session, as flushing it would.
+def insert_row(obj: M) -> M:
+    """Insert the new ``obj``'s row at once and add it to the session, as flushing it would.
 
     One ``INSERT ... RETURNING`` of every column through SQLAlchemy Core, in
     the session's transaction; the returned row becomes the object's loaded
@@ -110,8 +161,9 @@ def _insert_returning(table: Table) -> Any:
     return insert(table).returning(*table.columns)
 
 
-def get_now(model: type[M], ident: Any) -> M | None:
-    """The ``model`` object with primary key ``ident`` (None when there is none), as ``Session.get``.
+def load_row(model: type[M], ident: Any) -> M | None:
+    """Load the ``model`` row with primary key ``ident`` as an object (None when there is
+    none), as ``Session.get`` does.
 
     An object already in the session is returned as it is; otherwise one Core
     ``SELECT`` of every column by primary key, in the session's transaction,
@@ -125,13 +177,13 @@ def get_now(model: type[M], ident: Any) -> M | None:
     mapper = sa_inspect(model)
     if mapper.inherits is not None or len(mapper.primary_key) != 1:
         return session.get(model, ident)
-    found = session.identity_map.get(mapper.identity_key_from_primary_key([ident]))
+    found: M | None = session.identity_map.get(mapper.identity_key_from_primary_key([ident]))
     if found is not None:
         return found
     row = execute_core(_select_by_primary_key(mapper.local_table), {"pk": ident}).first()
     if row is None:
         return None
-    obj = mapper.class_manager.new_instance()
+    obj: M = mapper.class_manager.new_instance()
     _become_persistent(obj, mapper, row)
     return obj
 
@@ -142,8 +194,9 @@ def _select_by_primary_key(table: Table) -> Any:
     return select(*table.columns).where(column == bindparam("pk"))
 
 
-def update_now(obj: M, **values: Any) -> M:
-    """Set ``values`` on the persistent ``obj`` and write them to its row now, as a flush would.
+def update_columns(obj: M, **values: Any) -> M:
+    """Set ``values`` on the persistent ``obj`` and update just those columns of its row at
+    once, as a flush would.
 
     One Core ``UPDATE ... WHERE <primary key>`` of just those columns, in the
     session's transaction; the values become the object's loaded state, so
@@ -161,7 +214,7 @@ def update_now(obj: M, **values: Any) -> M:
         db.session.flush()
         return obj
     params = {mapper.get_property(key).columns[0].key: value for key, value in values.items()}
-    for column, value in zip(mapper.primary_key, state.key[1]):
+    for column, value in zip(mapper.primary_key, state.key[1], strict=True):
         params["pk_" + column.key] = value
     db.session.execute(_update_by_primary_key(mapper.local_table), params)
     for key, value in values.items():

@@ -14,11 +14,13 @@ PostgreSQL. The schema itself is created by the Alembic migrations in
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -48,6 +50,13 @@ from ticketing.desk.choices import (
     STATUSES,
 )
 
+if TYPE_CHECKING:
+    # Flask-SQLAlchemy makes db.Model from ticketing.db.Base (the same declarative
+    # class) at run time, which a type checker cannot follow.
+    from ticketing.db import Base as Model
+else:
+    Model = db.Model
+
 
 def utcnow() -> datetime:
     """Now, in UTC, without a zone (how every timestamp is stored)."""
@@ -58,7 +67,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-class Partner(db.Model):
+class Partner(Model):
     """A company on the platform that files tickets."""
 
     __tablename__ = "partners"
@@ -70,7 +79,7 @@ class Partner(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Staff(db.Model):
+class Staff(Model):
     """A member of the support team: an ``agent`` or an ``admin``."""
 
     __tablename__ = "staff"
@@ -84,7 +93,7 @@ class Staff(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """An API key of a partner or of a staff member.
 
     The key itself (``pw_<prefix>_<secret>``) is shown once when it is created;
@@ -110,7 +119,7 @@ class ApiKey(db.Model):
     staff: Mapped[Staff | None] = relationship()
 
 
-class Ticket(db.Model):
+class Ticket(Model):
     """A partner's support request and its state, assignee and SLA due times."""
 
     __tablename__ = "tickets"
@@ -169,7 +178,7 @@ class Ticket(db.Model):
         )
 
     @classmethod
-    def first_response_overdue_clause(cls, now: datetime):
+    def first_response_overdue_clause(cls, now: datetime) -> ColumnElement[bool]:
         return and_(
             cls.status.in_(ACTIVE_STATUSES),
             cls.first_response_at.is_(None),
@@ -177,11 +186,11 @@ class Ticket(db.Model):
         )
 
     @classmethod
-    def resolution_overdue_clause(cls, now: datetime):
+    def resolution_overdue_clause(cls, now: datetime) -> ColumnElement[bool]:
         return and_(cls.status.in_(ACTIVE_STATUSES), cls.resolution_due_at < now)
 
     @classmethod
-    def overdue_clause(cls, now: datetime):
+    def overdue_clause(cls, now: datetime) -> ColumnElement[bool]:
         return or_(cls.first_response_overdue_clause(now), cls.resolution_overdue_clause(now))
 
     # The next SLA due time: the first response's until it is given, then the
@@ -193,7 +202,7 @@ class Ticket(db.Model):
         return due if due is not None else NO_DUE_TIME
 
     @classmethod
-    def next_due_clause(cls):
+    def next_due_clause(cls) -> ColumnElement[datetime]:
         return func.coalesce(
             case(
                 (cls.first_response_at.is_(None), cls.first_response_due_at),
@@ -207,7 +216,7 @@ class Ticket(db.Model):
 NO_DUE_TIME = datetime(9999, 12, 31)
 
 
-class Message(db.Model):
+class Message(Model):
     """A message on a ticket; staff ``internal`` notes are never shown to partners."""
 
     __tablename__ = "messages"
@@ -226,7 +235,7 @@ class Message(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Attachment(db.Model):
+class Attachment(Model):
     """A file attached to a ticket.
 
     The bytes live on disk under a generated ``storage_name``; the partner's
@@ -253,7 +262,7 @@ class Attachment(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class TicketAudit(db.Model):
+class TicketAudit(Model):
     """One change to a ticket: who (``actor_kind``/``actor_id``), what, before, after, when.
 
     Automatic decisions (priority raised, category chosen) have actor kind
@@ -279,7 +288,7 @@ class TicketAudit(db.Model):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Model):
     """A partner's ``Idempotency-Key`` and the ticket its first request created."""
 
     __tablename__ = "idempotency_keys"

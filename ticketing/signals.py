@@ -30,9 +30,21 @@ else. ``auth_failed`` reasons: ``malformed``, ``unknown``, ``revoked``,
 an endpoint that needs one; requests to public endpoints send nothing).
 """
 
+from __future__ import annotations
+
+from typing import cast
+
 from blinker import Namespace
+from flask import Flask, current_app
+from werkzeug.local import LocalProxy
 
 _signals = Namespace()
+
+
+def sender() -> Flask:
+    """The current app itself, not its proxy: what these signals are sent from."""
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
+
 
 ticket_created = _signals.signal("ticket-created")
 message_posted = _signals.signal("message-posted")

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.harness.app import migrated_app, ticketing_config
+from tests.harness.seed import Maker
+from tests.harness.sql_capture import capture
 from ticketing.db import PING_AFTER_IDLE
-
-from .conftest import Maker, migrated_app, ticketing_config
-from .sql_capture import capture
 
 BODY = {"title": "Invoice for May missing", "description": "We cannot find it anywhere."}
 
@@ -111,12 +111,12 @@ def test_a_connection_that_died_while_idle_is_replaced(pg_app):
     assert client.post("/api/v1/tickets", headers=acme.headers, json=BODY).status_code == 201
 
 
-def test_insert_now_leaves_the_object_as_a_flush_would(app, make):
+def test_insert_row_leaves_the_object_as_a_flush_would(app, make):
     """One INSERT ... RETURNING: the row's values (defaults included) are the object's
     loaded state, it is persistent in the session, and later changes are flushed."""
     from sqlalchemy import inspect, select
 
-    from ticketing.db import db, insert_now
+    from ticketing.db import db, insert_row
     from ticketing.models import Partner, Ticket, utcnow
 
     acme = make.partner()
@@ -132,7 +132,7 @@ def test_insert_now_leaves_the_object_as_a_flush_would(app, make):
             updated_at=now,
         )
         with capture(app) as seen:
-            assert insert_now(ticket) is ticket
+            assert insert_row(ticket) is ticket
         assert seen.writes() == [("INSERT", "tickets")]
         state = inspect(ticket)
         assert state.persistent and ticket in db.session and not state.expired_attributes
@@ -160,27 +160,27 @@ def test_insert_now_leaves_the_object_as_a_flush_would(app, make):
             created_at=now,
             updated_at=now,
         )
-        insert_now(other)
+        insert_row(other)
         assert other.id is not None and partner.id is not None and other.partner_id == partner.id
         db.session.rollback()
 
 
-def test_get_now_and_update_now_leave_the_object_as_the_orm_would(app, make):
-    """get_now: one SELECT by primary key, a persistent object with every column loaded
-    (or the one already in the session, or None); update_now: one UPDATE of just the
+def test_load_row_and_update_columns_leave_the_object_as_the_orm_would(app, make):
+    """load_row: one SELECT by primary key, a persistent object with every column loaded
+    (or the one already in the session, or None); update_columns: one UPDATE of just the
     columns given, nothing left pending for them, other changes still flushed."""
     from sqlalchemy import inspect, select
 
-    from ticketing.db import db, get_now, update_now
+    from ticketing.db import db, load_row, update_columns
     from ticketing.models import Ticket, utcnow
 
     acme = make.partner()
     tid = make.ticket(acme)["id"]
     with app.app_context():
         with capture(app) as seen:
-            ticket = get_now(Ticket, tid)
-            assert get_now(Ticket, tid) is ticket  # from the session, no second SELECT
-            assert get_now(Ticket, tid + 1000) is None
+            ticket = load_row(Ticket, tid)
+            assert load_row(Ticket, tid) is ticket  # from the session, no second SELECT
+            assert load_row(Ticket, tid + 1000) is None
         assert seen.verbs() == ["SELECT", "SELECT"]
         state = inspect(ticket)
         assert state.persistent and not state.modified and not state.expired_attributes
@@ -194,7 +194,7 @@ def test_get_now_and_update_now_leave_the_object_as_the_orm_would(app, make):
 
         later = utcnow()
         with capture(app) as seen:
-            assert update_now(ticket, updated_at=later, first_response_at=later) is ticket
+            assert update_columns(ticket, updated_at=later, first_response_at=later) is ticket
         assert seen.writes() == [("UPDATE", "tickets")]
         assert (
             "first_response_at" in seen.statements[0].sql and "title" not in seen.statements[0].sql

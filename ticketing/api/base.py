@@ -1,4 +1,5 @@
-"""What the API blueprints share: a parser with a ``multipart`` location, the blueprint class.
+"""What the API blueprints share: a parser with a ``multipart`` location, the blueprint class,
+the authentication of every request (:func:`authenticate_requests`).
 
 ``@bp.arguments(Schema, location="multipart")`` reads a multipart/form-data
 body's form fields and files together, so one schema validates (and documents)
@@ -9,15 +10,19 @@ attachment size limit instead of the small JSON limit.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import flask
 import flask_smorest
 import marshmallow as ma
 from flask import current_app, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict
 
+from ticketing.api.body import nesting_is_a_decoding_error
 from ticketing.api.openapi import ErrorSchema
+from ticketing.db import autocommit_reads
 from ticketing.errors import ApiError
 
 
@@ -35,39 +40,60 @@ class ApiParser(FlaskParser):
         "multipart": ma.RAISE,
     }
 
-    def _raw_load_json(self, req):
-        try:
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        with nesting_is_a_decoding_error():
             return super()._raw_load_json(req)
-        except RecursionError:
-            raise json.JSONDecodeError("JSON nested too deeply", "<request body>", 0) from None
 
-    def load_multipart(self, req, schema):
+    def load_multipart(self, req: flask.Request, schema: ma.Schema) -> Any:
         return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
 
 
-class Blueprint(flask_smorest.Blueprint):
+#: A view function, as the decorators below take and give it back.
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask_smorest is untyped
     ARGUMENTS_PARSER = ApiParser()
     DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
         **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
         "multipart": "multipart/form-data",
     }
 
-    def arguments(self, schema, *args, **kwargs):
+    if TYPE_CHECKING:
+        # The signatures of flask-smorest's decorators used here (it has no type information).
+
+        def route(self, rule: str, **options: Any) -> Callable[[View], View]: ...
+
+        def response(
+            self, status_code: int, schema: Any = None, **kwargs: Any
+        ) -> Callable[[View], View]: ...
+
+        def alt_response(
+            self, status_code: int, response: Any = None, **kwargs: Any
+        ) -> Callable[[View], View]: ...
+
+        @staticmethod
+        def doc(**kwargs: Any) -> Callable[[View], View]: ...
+
+        def before_request(self, f: View) -> View: ...
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Callable[[View], View]:
         """flask-smorest's ``arguments``, with a schema class made an instance once.
 
         (webargs would build a new instance of a schema class for every request.)
         """
         if isinstance(schema, type):
             schema = schema()
-        return super().arguments(schema, *args, **kwargs)
+        decorator: Callable[[View], View] = super().arguments(schema, *args, **kwargs)
+        return decorator
 
-    def error(self, status: int, description: str):
+    def error(self, status: int, description: str) -> Callable[[View], View]:
         """Document an error response (the common error shape) of a view."""
         return self.alt_response(status, schema=ErrorSchema, description=description)
 
 
-def accepts_upload(view):
-    view.accepts_upload = True
+def accepts_upload(view: View) -> View:
+    view.accepts_upload = True  # type: ignore[attr-defined]  # a mark on the function object
     return view
 
 
@@ -81,3 +107,16 @@ def require_json_body() -> None:
     )
     if has_body and not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the request body as application/json")
+
+
+def authenticate_requests(bp: Blueprint, require: Callable[[], object]) -> None:
+    """Before each view of ``bp``: ``require()`` the caller (``auth.require_partner``,
+    ``require_staff``) before the body is even parsed, so 401/403 come first; then a JSON
+    body (:func:`require_json_body`); a GET only reads (``db.autocommit_reads``)."""
+
+    @bp.before_request
+    def _authenticate() -> None:
+        require()
+        require_json_body()
+        if request.method == "GET":  # reads only
+            autocommit_reads()

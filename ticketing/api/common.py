@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import send_file
+from flask import Response, send_file
 from werkzeug.datastructures import FileStorage
 
 from ticketing.auth import Actor
@@ -13,24 +13,14 @@ from ticketing.db import db
 from ticketing.desk import attachments as storage
 from ticketing.desk import tickets
 from ticketing.desk.metrics import run_after_commit
-from ticketing.errors import ApiError, not_found
+from ticketing.desk.queue import FILTERS
+from ticketing.errors import not_found
 from ticketing.models import Attachment, Ticket, utcnow
-
-LIST_FILTERS = (
-    "status",
-    "priority",
-    "category",
-    "partner_id",
-    "assignee",
-    "overdue",
-    "order",
-    "needs_triage",
-)
 
 
 def filters_of(query: Mapping[str, Any]) -> dict[str, Any]:
     """The filters of a list query (what a cursor is bound to)."""
-    return {name: query[name] for name in LIST_FILTERS if name in query}
+    return {name: query[name] for name in FILTERS if name in query}
 
 
 def page_limit(query: Mapping[str, Any]) -> int:
@@ -42,13 +32,7 @@ def store_attachment(
     ticket: Ticket, actor: Actor, upload: FileStorage, internal: bool
 ) -> Attachment:
     """Write the file, add its row and commit; the file is removed again if that fails."""
-    if ticket.status == "closed":
-        raise ApiError(
-            409,
-            "ticket_closed",
-            "the ticket is closed; reopen it to attach files",
-            details={"status": ticket.status},
-        )
+    tickets.check_open(ticket, "attach files")
     stored = storage.store(upload, tickets.settings().attachments)
     try:
         now = utcnow()
@@ -75,7 +59,7 @@ def store_attachment(
     return attachment
 
 
-def send_attachment(attachment: Attachment):
+def send_attachment(attachment: Attachment) -> Response:
     """The file as a forced download that browsers will not render or sniff."""
     path = storage.path_of(attachment.storage_name)
     if not path.is_file():

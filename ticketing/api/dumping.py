@@ -28,15 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import marshmallow as ma
+from marshmallow.constants import missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
-from marshmallow.utils import missing
 from sqlalchemy import inspect as sa_inspect
 
 #: Field types whose ``_serialize`` returns a value of this JSON type unchanged.
-_PASS_THROUGH: tuple[tuple[type[ma.fields.Field], type], ...] = (
+_PASS_THROUGH: tuple[tuple[type[ma.fields.Field[Any]], type], ...] = (
     (ma.fields.Integer, int),
     (ma.fields.String, str),
     (ma.fields.Boolean, bool),
@@ -44,7 +44,7 @@ _PASS_THROUGH: tuple[tuple[type[ma.fields.Field], type], ...] = (
 _NOTHING: dict[str, Any] = {}
 
 
-def _natural_type(field: ma.fields.Field) -> type | None:
+def _natural_type(field: ma.fields.Field[Any]) -> type | None:
     """The value type ``field`` writes unchanged, if its serialization is the stock one."""
     for base, natural in _PASS_THROUGH:
         if isinstance(field, base) and type(field)._serialize is base._serialize:
@@ -71,14 +71,16 @@ def _column_attributes(cls: type) -> frozenset[str]:
     Once loaded, such an attribute's value sits in the instance's ``__dict__``
     under its name, and reading the attribute returns exactly that.
     """
-    mapper = sa_inspect(cls, raiseerr=False)
+    mapper: Any = sa_inspect(cls, raiseerr=False)
     column_attrs = getattr(mapper, "column_attrs", None)
     if column_attrs is None:
         return frozenset()
     return frozenset(prop.key for prop in column_attrs)
 
 
-def _converter(schema: ma.Schema, name: str, field: ma.fields.Field) -> Callable[[Any, Any], Any]:
+def _converter(
+    schema: ma.Schema, name: str, field: ma.fields.Field[Any]
+) -> Callable[[Any, Any], Any]:
     """``convert(value, obj)``: the field's output for a value read from ``obj``."""
     serialize = field._serialize
     natural = _natural_type(field)
@@ -97,13 +99,14 @@ def _converter(schema: ma.Schema, name: str, field: ma.fields.Field) -> Callable
 _READ, _COMPUTED, _PATH = range(3)
 
 
-def compile_plan(schema: ma.Schema) -> Callable[[Any], dict] | None:
+def compile_plan(schema: ma.Schema) -> Callable[[Any], dict[str, Any]] | None:
     """A function dumping one object like ``schema.dump``; None when it has dump hooks."""
     if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP] or schema.dict_class is not dict:
         return None
     if type(schema).get_attribute is not ma.Schema.get_attribute:
         return None
-    plan = []  # (kind, key, ...) in the schema's field order
+    # (kind, key, attribute or name, how to convert, default) in the schema's field order
+    plan: list[tuple[int, str, str, Any, Any]] = []
     for name, field in schema.dump_fields.items():
         key = field.data_key if field.data_key is not None else name
         attribute = field.attribute or name
@@ -117,10 +120,11 @@ def compile_plan(schema: ma.Schema) -> Callable[[Any], dict] | None:
             )
     accessor = schema.get_attribute
 
-    def dump_one(obj: Any) -> dict:
-        columns = _column_attributes(type(obj))
+    def dump_one(obj: Any) -> dict[str, Any]:
+        cls: type = type(obj)
+        columns = _column_attributes(cls)
         loaded = obj.__dict__ if columns else _NOTHING
-        result = {}
+        result: dict[str, Any] = {}
         for kind, key, attribute, convert, default in plan:
             if kind == _READ:
                 if attribute in columns and attribute in loaded:
@@ -147,14 +151,16 @@ def compile_plan(schema: ma.Schema) -> Callable[[Any], dict] | None:
 class FastDumpSchema(ma.Schema):
     """A response schema that dumps through a plan compiled from its fields (see above)."""
 
-    def dump(self, obj: Any, *, many: bool | None = None):
-        plan = self.__dict__.get("_fast_dump")
-        if plan is None:
-            plan = compile_plan(self) or False
-            self._fast_dump = plan
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        compiled = self.__dict__.get("_fast_dump")  # the plan, False (none), None (not yet)
+        if compiled is None:
+            found = compile_plan(self)
+            compiled = found if found is not None else False
+            self._fast_dump = compiled
         many = self.many if many is None else bool(many)
-        if plan is False or (many and obj is None):
+        if compiled is False or (many and obj is None):
             return super().dump(obj, many=many)
+        plan = cast(Callable[[Any], dict[str, Any]], compiled)  # neither None nor False here
         if many:
             return [plan(item) for item in obj]
         return plan(obj)

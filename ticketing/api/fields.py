@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import marshmallow as ma
 from flask_smorest.fields import Upload
@@ -25,14 +27,16 @@ _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
 class Text(ma.fields.String):
     """A string of 1..``max_length`` characters with something besides whitespace in it."""
 
-    def __init__(self, *, max_length: int, single_line: bool = False, **kwargs):
+    def __init__(self, *, max_length: int, single_line: bool = False, **kwargs: Any) -> None:
         self.single_line = single_line
         metadata = {"minLength": 1, "maxLength": max_length, **kwargs.pop("metadata", {})}
         super().__init__(
             validate=ma.validate.Length(min=1, max=max_length), metadata=metadata, **kwargs
         )
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             text.encode("utf-8")
@@ -53,7 +57,9 @@ class Text(ma.fields.String):
 class StrictBoolean(ma.fields.Boolean):
     """Only JSON ``true`` or ``false``."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
@@ -62,10 +68,12 @@ class StrictBoolean(ma.fields.Boolean):
 class Id(ma.fields.Integer):
     """A database id: a JSON integer from 1 to 2**31-1 (booleans and strings refused)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return super()._deserialize(value, attr, data, **kwargs)
@@ -74,14 +82,16 @@ class Id(ma.fields.Integer):
 class QueryId(ma.fields.Integer):
     """An id in a query string (``?partner_id=7``)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class UtcDateTime(ma.fields.DateTime):
     """Naive UTC timestamps from the database, written as ``2025-01-31T12:00:00Z``."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    def _serialize(
+        self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any
+    ) -> str | None:
         if value is None:
             return None
         if value.tzinfo is None:  # how the database hands them over: already UTC
@@ -89,10 +99,12 @@ class UtcDateTime(ma.fields.DateTime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class File(Upload):
+class File(Upload):  # type: ignore[misc]  # flask_smorest is untyped
     """A file part of a multipart/form-data body."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> FileStorage:
         if not isinstance(value, FileStorage):
             raise ma.ValidationError("Must be a file part (multipart/form-data).")
         return value
@@ -104,7 +116,9 @@ class FormBoolean(ma.fields.Boolean):
     truthy = {"true", "1"}
     falsy = {"false", "0"}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> bool:
         if not isinstance(value, str) or value.lower() not in self.truthy | self.falsy:
             raise self.make_error("invalid", input=value)
         return value.lower() in self.truthy

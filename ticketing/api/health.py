@@ -7,10 +7,12 @@ worker that cannot reach its database.
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
+from ticketing.api.base import Blueprint
 from ticketing.api.openapi import ErrorSchema
 from ticketing.db import db
 from ticketing.errors import ApiError
@@ -26,7 +28,7 @@ class HealthSchema(ma.Schema):
 @bp.route("/healthz")
 @bp.doc(security=[], summary="Liveness: the process answers")
 @bp.response(200, HealthSchema)
-def healthz():
+def healthz() -> dict[str, Any]:
     return {"status": "ok", "checks": {}}
 
 
@@ -34,7 +36,7 @@ def healthz():
 @bp.doc(security=[], summary="Readiness: the database answers")
 @bp.response(200, HealthSchema)
 @bp.alt_response(503, schema=ErrorSchema, description="The database does not answer")
-def readyz():
+def readyz() -> dict[str, Any]:
     try:
         db.session.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not ready"

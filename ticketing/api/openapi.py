@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, Response
 from flask_smorest import Api
-from werkzeug.routing import IntegerConverter
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from ticketing.errors import handle_http_exception
 
@@ -31,7 +32,7 @@ MAX_ID = 2**31 - 1
 class IdConverter(IntegerConverter):
     """``<id:ticket_id>``: a positive 32-bit integer; anything else is an ordinary 404."""
 
-    def __init__(self, map, **kwargs):
+    def __init__(self, map: Map, **kwargs: Any) -> None:
         super().__init__(map, min=1, max=MAX_ID)
 
 
@@ -55,12 +56,12 @@ class ErrorSchema(ma.Schema):
     error = ma.fields.Nested(ErrorBodySchema, required=True)
 
 
-class TicketingApi(Api):
+class TicketingApi(Api):  # type: ignore[misc]  # flask_smorest is untyped
     """flask-smorest's Api, answering errors in the service's own shape."""
 
     ERROR_SCHEMA = ErrorSchema
 
-    def handle_http_exception(self, error):
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return handle_http_exception(error)
 
 

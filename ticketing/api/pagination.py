@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Select, and_, or_
 
 from ticketing.api.openapi import MAX_ID
 from ticketing.db import db
@@ -97,8 +97,8 @@ def _decode(
 
 
 def paginate(
-    query,
-    id_column,
+    query: Select[Any],
+    id_column: Any,
     *,
     filters: Mapping[str, Any],
     cursor: str | None,
@@ -110,6 +110,8 @@ def paginate(
     """One page of ``query`` (a select of model rows) ordered by ``id_column``,
     or by ``sort_key`` then ``id_column`` (ascending) when a sort key is given."""
     if sort_key is not None:
+        if sort_value is None:
+            raise TypeError("paginate: a sort_key needs its sort_value")
         return _paginate_by_key(query, id_column, sort_key, sort_value, filters, cursor, limit)
     if cursor:
         last_id = decode_cursor(cursor, newest_first, filters)
@@ -123,7 +125,15 @@ def paginate(
     return Page(rows, next_cursor)
 
 
-def _paginate_by_key(query, id_column, sort_key, sort_value, filters, cursor, limit) -> Page:
+def _paginate_by_key(
+    query: Select[Any],
+    id_column: Any,
+    sort_key: Any,
+    sort_value: Callable[[Any], datetime],
+    filters: Mapping[str, Any],
+    cursor: str | None,
+    limit: int,
+) -> Page:
     if cursor:
         last_id, last_key = _decode(cursor, False, filters, keyed=True)
         query = query.where(

@@ -9,10 +9,13 @@ never part of any answer here.
 
 from __future__ import annotations
 
-from flask import request
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 
-from ticketing.api.base import Blueprint, accepts_upload, require_json_body
+from ticketing.api.base import Blueprint, accepts_upload, authenticate_requests
 from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
 from ticketing.api.pagination import paginate
 from ticketing.api.schemas import (
@@ -27,12 +30,15 @@ from ticketing.api.schemas import (
     TicketCreateSchema,
 )
 from ticketing.auth import require_partner
-from ticketing.db import autocommit_reads, db
+from ticketing.db import db
 from ticketing.desk import idempotency, tickets
 from ticketing.desk.metrics import discard_after_commit
 from ticketing.desk.workflow import PARTNER_TRANSITIONS
 from ticketing.errors import ApiError, not_found
 from ticketing.models import Attachment, Message, Ticket, utcnow
+
+#: What a view answers: the ticket, with its status (and headers, for a replay).
+ViewAnswer = tuple[Ticket, int] | tuple[Ticket, int, dict[str, str]]
 
 bp = Blueprint(
     "partner",
@@ -42,12 +48,7 @@ bp = Blueprint(
 )
 
 
-@bp.before_request
-def _authenticate():
-    require_partner()  # before the body is even parsed: 401/403 come first
-    require_json_body()
-    if request.method == "GET":  # reads only
-        autocommit_reads()
+authenticate_requests(bp, require_partner)
 
 
 _actor = require_partner
@@ -66,7 +67,7 @@ _actor = require_partner
     description="Replayed: the ticket this Idempotency-Key created before",
 )
 @bp.error(409, "A request with the same Idempotency-Key is in progress")
-def create_ticket(headers, data):
+def create_ticket(headers: dict[str, Any], data: dict[str, Any]) -> ViewAnswer:
     """File a ticket
 
     Priority is raised and the category chosen by the rules in the
@@ -102,7 +103,7 @@ def create_ticket(headers, data):
     return ticket, 201
 
 
-def _replay(ticket_id: int):
+def _replay(ticket_id: int) -> ViewAnswer:
     ticket = db.session.get(Ticket, ticket_id)
     if ticket is None:  # pragma: no cover - tickets are never deleted
         raise not_found("ticket")
@@ -112,7 +113,7 @@ def _replay(ticket_id: int):
 @bp.route("/tickets", methods=["GET"])
 @bp.arguments(PartnerTicketQuerySchema, location="query")
 @bp.response(200, PartnerTicketPageSchema)
-def list_tickets(query):
+def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
     """List your tickets, newest first
 
     Filter by status, priority and category (comma-separated values); follow
@@ -137,7 +138,7 @@ def list_tickets(query):
 
 @bp.route("/tickets/<id:ticket_id>", methods=["GET"])
 @bp.response(200, PartnerTicketSchema)
-def get_ticket(ticket_id):
+def get_ticket(ticket_id: int) -> Ticket:
     """Get one of your tickets"""
     return tickets.partner_ticket(_actor(), ticket_id)
 
@@ -145,7 +146,7 @@ def get_ticket(ticket_id):
 @bp.route("/tickets/<id:ticket_id>/close", methods=["POST"])
 @bp.response(200, PartnerTicketSchema)
 @bp.error(409, "Already closed")
-def close_ticket(ticket_id):
+def close_ticket(ticket_id: int) -> Ticket:
     """Close your ticket"""
     actor = _actor()
     ticket = tickets.partner_ticket(actor, ticket_id)
@@ -157,7 +158,7 @@ def close_ticket(ticket_id):
 @bp.route("/tickets/<id:ticket_id>/reopen", methods=["POST"])
 @bp.response(200, PartnerTicketSchema)
 @bp.error(409, "Not resolved or closed")
-def reopen_ticket(ticket_id):
+def reopen_ticket(ticket_id: int) -> Ticket:
     """Reopen your resolved or closed ticket"""
     actor = _actor()
     ticket = tickets.partner_ticket(actor, ticket_id)
@@ -171,25 +172,17 @@ def reopen_ticket(ticket_id):
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["GET"])
 @bp.response(200, PartnerMessageSchema(many=True))
-def list_messages(ticket_id):
+def list_messages(ticket_id: int) -> Sequence[Message]:
     """List the messages on your ticket, oldest first (never staff's internal notes)"""
     ticket = tickets.partner_ticket(_actor(), ticket_id)
-    return (
-        db.session.execute(
-            db.select(Message)
-            .where(Message.ticket_id == ticket.id, Message.internal.is_(False))
-            .order_by(Message.id)
-        )
-        .scalars()
-        .all()
-    )
+    return tickets.ticket_rows(Message, ticket, internal=False)
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["POST"])
 @bp.arguments(PartnerMessageCreateSchema)
 @bp.response(201, PartnerMessageSchema)
 @bp.error(409, "The ticket is closed")
-def post_message(data, ticket_id):
+def post_message(data: dict[str, Any], ticket_id: int) -> Message:
     """Write to support on your ticket"""
     actor = _actor()
     ticket = tickets.partner_ticket(actor, ticket_id)
@@ -203,18 +196,10 @@ def post_message(data, ticket_id):
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["GET"])
 @bp.response(200, PartnerAttachmentSchema(many=True))
-def list_attachments(ticket_id):
+def list_attachments(ticket_id: int) -> Sequence[Attachment]:
     """List the files attached to your ticket"""
     ticket = tickets.partner_ticket(_actor(), ticket_id)
-    return (
-        db.session.execute(
-            db.select(Attachment)
-            .where(Attachment.ticket_id == ticket.id, Attachment.internal.is_(False))
-            .order_by(Attachment.id)
-        )
-        .scalars()
-        .all()
-    )
+    return tickets.ticket_rows(Attachment, ticket, internal=False)
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["POST"])
@@ -224,7 +209,7 @@ def list_attachments(ticket_id):
 @bp.error(409, "The ticket is closed")
 @bp.error(413, "The file is larger than allowed")
 @bp.error(415, "Files of this type cannot be attached")
-def upload_attachment(form, ticket_id):
+def upload_attachment(form: dict[str, Any], ticket_id: int) -> tuple[Attachment, int]:
     """Attach a file to your ticket (multipart/form-data, field `file`)"""
     actor = _actor()
     ticket = tickets.partner_ticket(actor, ticket_id)
@@ -233,7 +218,7 @@ def upload_attachment(form, ticket_id):
 
 @bp.route("/tickets/<id:ticket_id>/attachments/<id:attachment_id>", methods=["GET"])
 @bp.response(200, description="The file, as a download", content_type="application/octet-stream")
-def download_attachment(ticket_id, attachment_id):
+def download_attachment(ticket_id: int, attachment_id: int) -> Response:
     """Download a file attached to your ticket"""
     actor = _actor()
     ticket = tickets.partner_ticket(actor, ticket_id)

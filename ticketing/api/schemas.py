@@ -10,8 +10,10 @@ the same output as marshmallow's ``dump``, compiled once per schema.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import datetime
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import validate
@@ -20,7 +22,7 @@ from webargs.fields import DelimitedList
 from ticketing.api.dumping import FastDumpSchema
 from ticketing.api.fields import File, FormBoolean, Id, QueryId, StrictBoolean, Text, UtcDateTime
 from ticketing.desk.choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
-from ticketing.models import utcnow
+from ticketing.models import Ticket, utcnow
 
 TITLE_MAX = 200
 TEXT_MAX = 20000
@@ -31,7 +33,7 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
-def _enum(choices, **kwargs):
+def _enum(choices: Sequence[str], **kwargs: Any) -> ma.fields.String:
     return ma.fields.String(validate=validate.OneOf(choices), **kwargs)
 
 
@@ -67,7 +69,7 @@ _judged_at: ContextVar[datetime | None] = ContextVar("ticketing_judged_at", defa
 class _AtOneInstant(FastDumpSchema):
     """Dumps every ticket of one response against the same "now" (and reads the clock once)."""
 
-    def dump(self, obj, *, many=None):
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         if _judged_at.get() is not None:
             return super().dump(obj, many=many)
         token = _judged_at.set(utcnow())
@@ -103,13 +105,13 @@ class PartnerTicketSchema(_AtOneInstant):
     resolution_overdue = ma.fields.Method("_resolution_overdue", metadata={"type": "boolean"})
     overdue = ma.fields.Method("_overdue", metadata={"type": "boolean"})
 
-    def _first_response_overdue(self, ticket) -> bool:
+    def _first_response_overdue(self, ticket: Ticket) -> bool:
         return ticket.first_response_overdue(_now())
 
-    def _resolution_overdue(self, ticket) -> bool:
+    def _resolution_overdue(self, ticket: Ticket) -> bool:
         return ticket.resolution_overdue(_now())
 
-    def _overdue(self, ticket) -> bool:
+    def _overdue(self, ticket: Ticket) -> bool:
         now = _now()
         return ticket.first_response_overdue(now) or ticket.resolution_overdue(now)
 
@@ -270,7 +272,7 @@ class TriageSchema(StrictSchema):
     category = _enum(CATEGORIES)
 
     @ma.validates_schema
-    def _something(self, data, **kwargs):
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
         if not data:
             raise ma.ValidationError("Give priority, category or both.", "_schema")
 

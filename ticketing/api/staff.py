@@ -7,9 +7,12 @@ audit trail. Agents may assign tickets only to themselves; admins to anyone.
 
 from __future__ import annotations
 
-from flask import request
+from collections.abc import Sequence
+from typing import Any
 
-from ticketing.api.base import Blueprint, accepts_upload, require_json_body
+from flask import Response
+
+from ticketing.api.base import Blueprint, accepts_upload, authenticate_requests
 from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
 from ticketing.api.schemas import (
     AssignSchema,
@@ -25,10 +28,9 @@ from ticketing.api.schemas import (
     TriageSchema,
 )
 from ticketing.auth import require_staff
-from ticketing.db import autocommit_reads, db
 from ticketing.desk import tickets
 from ticketing.desk.queue import queue_page
-from ticketing.models import Attachment, Message, TicketAudit
+from ticketing.models import Attachment, Message, Ticket, TicketAudit
 
 bp = Blueprint(
     "staff",
@@ -38,12 +40,7 @@ bp = Blueprint(
 )
 
 
-@bp.before_request
-def _authenticate():
-    require_staff()  # before the body is even parsed: 401/403 come first
-    require_json_body()
-    if request.method == "GET":  # reads only
-        autocommit_reads()
+authenticate_requests(bp, require_staff)
 
 
 _actor = require_staff
@@ -55,7 +52,7 @@ _actor = require_staff
 @bp.route("/tickets", methods=["GET"])
 @bp.arguments(StaffQueueQuerySchema, location="query")
 @bp.response(200, StaffTicketPageSchema)
-def queue(query):
+def queue(query: dict[str, Any]) -> dict[str, Any]:
     """The ticket queue, oldest first
 
     Filter by status, priority, category (comma-separated values), partner,
@@ -72,25 +69,17 @@ def queue(query):
 
 @bp.route("/tickets/<id:ticket_id>", methods=["GET"])
 @bp.response(200, StaffTicketSchema)
-def get_ticket(ticket_id):
+def get_ticket(ticket_id: int) -> Ticket:
     """Get a ticket"""
     return tickets.staff_ticket(ticket_id)
 
 
 @bp.route("/tickets/<id:ticket_id>/audit", methods=["GET"])
 @bp.response(200, AuditEntrySchema(many=True))
-def audit_trail(ticket_id):
+def audit_trail(ticket_id: int) -> Sequence[TicketAudit]:
     """The ticket's audit trail: every change, who made it, before and after, when"""
     ticket = tickets.staff_ticket(ticket_id)
-    return (
-        db.session.execute(
-            db.select(TicketAudit)
-            .where(TicketAudit.ticket_id == ticket.id)
-            .order_by(TicketAudit.id)
-        )
-        .scalars()
-        .all()
-    )
+    return tickets.ticket_rows(TicketAudit, ticket)
 
 
 # ------------------------------------------------------------------ triage
@@ -100,7 +89,7 @@ def audit_trail(ticket_id):
 @bp.arguments(AssignSchema)
 @bp.response(200, StaffTicketSchema)
 @bp.error(403, "Agents may only assign tickets to themselves")
-def assign(data, ticket_id):
+def assign(data: dict[str, Any], ticket_id: int) -> Ticket:
     """Assign the ticket to a staff member (or to nobody, with null)"""
     actor = _actor()
     ticket = tickets.staff_ticket(ticket_id)
@@ -113,7 +102,7 @@ def assign(data, ticket_id):
 @bp.arguments(StatusChangeSchema)
 @bp.response(200, StaffTicketSchema)
 @bp.error(409, "Not an allowed transition; `details.allowed` lists those that are")
-def change_status(data, ticket_id):
+def change_status(data: dict[str, Any], ticket_id: int) -> Ticket:
     """Move the ticket to another status
 
     open -> in_progress, resolved, closed; in_progress -> open, resolved,
@@ -129,7 +118,7 @@ def change_status(data, ticket_id):
 @bp.route("/tickets/<id:ticket_id>", methods=["PATCH"])
 @bp.arguments(TriageSchema)
 @bp.response(200, StaffTicketSchema)
-def triage(data, ticket_id):
+def triage(data: dict[str, Any], ticket_id: int) -> Ticket:
     """Change the ticket's priority and/or category (overrides the automatic decision)
 
     Setting the category, even to the one it has, ends the ticket's triage
@@ -150,23 +139,17 @@ def triage(data, ticket_id):
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["GET"])
 @bp.response(200, StaffMessageSchema(many=True))
-def list_messages(ticket_id):
+def list_messages(ticket_id: int) -> Sequence[Message]:
     """All messages on the ticket, internal notes included, oldest first"""
     ticket = tickets.staff_ticket(ticket_id)
-    return (
-        db.session.execute(
-            db.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
-        )
-        .scalars()
-        .all()
-    )
+    return tickets.ticket_rows(Message, ticket)
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["POST"])
 @bp.arguments(StaffMessageCreateSchema)
 @bp.response(201, StaffMessageSchema)
 @bp.error(409, "The ticket is closed (internal notes are still allowed)")
-def post_message(data, ticket_id):
+def post_message(data: dict[str, Any], ticket_id: int) -> Message:
     """Reply to the partner, or add an internal note (`internal: true`)
 
     The first public reply is the ticket's first response (SLA).
@@ -183,16 +166,10 @@ def post_message(data, ticket_id):
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["GET"])
 @bp.response(200, StaffAttachmentSchema(many=True))
-def list_attachments(ticket_id):
+def list_attachments(ticket_id: int) -> Sequence[Attachment]:
     """All files attached to the ticket, internal ones included"""
     ticket = tickets.staff_ticket(ticket_id)
-    return (
-        db.session.execute(
-            db.select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
-        )
-        .scalars()
-        .all()
-    )
+    return tickets.ticket_rows(Attachment, ticket)
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["POST"])
@@ -202,7 +179,7 @@ def list_attachments(ticket_id):
 @bp.error(409, "The ticket is closed")
 @bp.error(413, "The file is larger than allowed")
 @bp.error(415, "Files of this type cannot be attached")
-def upload_attachment(form, ticket_id):
+def upload_attachment(form: dict[str, Any], ticket_id: int) -> tuple[Attachment, int]:
     """Attach a file (multipart/form-data: `file`, optional `internal=true`)"""
     actor = _actor()
     ticket = tickets.staff_ticket(ticket_id)
@@ -211,7 +188,7 @@ def upload_attachment(form, ticket_id):
 
 @bp.route("/tickets/<id:ticket_id>/attachments/<id:attachment_id>", methods=["GET"])
 @bp.response(200, description="The file, as a download", content_type="application/octet-stream")
-def download_attachment(ticket_id, attachment_id):
+def download_attachment(ticket_id: int, attachment_id: int) -> Response:
     """Download a file attached to the ticket"""
     actor = _actor()
     ticket = tickets.staff_ticket(ticket_id)

@@ -123,7 +123,7 @@ def key_prefix(raw_key: str | None) -> str | None:
 
 
 def _failed(prefix: str | None, reason: str) -> None:
-    signals.auth_failed.send(current_app._get_current_object(), key_prefix=prefix, reason=reason)
+    signals.auth_failed.send(signals.sender(), key_prefix=prefix, reason=reason)
 
 
 def key_cache() -> KeyCache | None:
@@ -155,7 +155,7 @@ def authenticate(raw_key: str | None) -> Actor | None:
         return None
     actor, reason = key_owner(key)
     if actor is None:
-        _refused(cache, digest, prefix, reason)
+        _refused(cache, digest, prefix, reason or "inactive")
         return None
     record_use(key)
     if cache is not None:
@@ -170,6 +170,7 @@ def key_owner(key: ApiKey) -> tuple[Actor | None, str | None]:
         return None, "revoked"
     if key.partner_id is not None:
         partner = key.partner
+        assert partner is not None
         if partner.status != "active":
             return None, "inactive"
         return Actor("partner", partner.id, partner.name, None, key.id, key.prefix), None
@@ -238,7 +239,7 @@ def current_actor() -> Actor | None:
     if "ticketing_actor" not in g:
         raw_key = request.headers.get(HEADER)
         cache = key_cache() if raw_key else None
-        actor = _cached_actor(raw_key, cache) if cache is not None else None
+        actor = _cached_actor(raw_key, cache) if cache is not None and raw_key else None
         if actor is None and raw_key is None and SESSION_LOADER in current_app.extensions:
             actor = current_app.extensions[SESSION_LOADER]()
         elif actor is None:
@@ -247,7 +248,8 @@ def current_actor() -> Actor | None:
         if session.in_transaction():
             session.commit()
         g.ticketing_actor = actor
-    return g.ticketing_actor
+    found: Actor | None = g.ticketing_actor
+    return found
 
 
 def _require(kind: str) -> Actor:

@@ -33,10 +33,13 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from ticketing.auth import Actor
 
 EXTENSION_KEY = "ticketing_key_cache"
 #: ``Session.info`` flag: the transaction changed keys, partners or staff.
@@ -49,7 +52,7 @@ LAST_USE_OPTION = "ticketing_key_last_use"
 class Entry:
     """One accepted key: who it names, until when to trust that, its last recorded use."""
 
-    actor: Any
+    actor: Actor
     expires: float
     last_used_at: datetime | None
 

@@ -47,6 +47,7 @@ def sign_in(raw_key: str) -> Actor:
             403, "That is a partner API key: only support staff can sign in to the console."
         )
     key = db.session.get(ApiKey, actor.key_id)
+    assert key is not None  # the key authenticate() just accepted
     session.clear()  # a new session: nothing from before the sign-in carries over
     session.permanent = True
     session[SESSION_KEY] = {"id": key.id, "h": key.key_hash[:_HASH_CHARS]}
@@ -81,6 +82,6 @@ def session_actor() -> Actor | None:
 def session_key_digest() -> str | None:
     """What the rate limits count a signed-in session as: its key (the API's digest of it)."""
     held = session.get(SESSION_KEY) if request.path.startswith("/console/") else None
-    if isinstance(held, dict) and isinstance(held.get("h"), str):
-        return held["h"][:24]
+    if isinstance(held, dict) and isinstance(digest := held.get("h"), str):
+        return digest[:24]
     return None

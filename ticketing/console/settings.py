@@ -17,7 +17,7 @@ Problems are reported one per line with their location, as for every section:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import field_validator
 
@@ -25,6 +25,15 @@ from sharedconfig import AtLeast, Flag, NonEmptyStr, OneOf, PositiveDuration, Se
 from ticketing.config import ConfigError
 
 SECURE_COOKIE = ("auto", "always", "never")
+
+# sharedconfig's OneOf and AtLeast build their pydantic types at run time, which a type
+# checker cannot follow: it sees the type of the checked value.
+if TYPE_CHECKING:
+    SecureCookie = str
+    Count = int
+else:
+    SecureCookie = OneOf(SECURE_COOKIE)
+    Count = AtLeast(1)
 
 
 class ConsoleConfigError(ConfigError):
@@ -37,11 +46,11 @@ class ConsoleSettings(Section):
     enabled: Flag = True
     secret_key_file: NonEmptyStr | None = None
     session_lifetime: PositiveDuration = 8 * 3600.0
-    secure_cookie: OneOf(SECURE_COOKIE) = "auto"
+    secure_cookie: SecureCookie = "auto"
     poll_interval: PositiveDuration = 5.0
-    stale_after: AtLeast(1) = 3
+    stale_after: Count = 3
     due_soon: PositiveDuration = 3600.0
-    page_size: AtLeast(1) = 25
+    page_size: Count = 25
 
     @field_validator("page_size", mode="after")
     @classmethod

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, not_
+from sqlalchemy import Select, func, not_
 
 from ticketing.api.pagination import Page, paginate
 from ticketing.auth import Actor
@@ -41,8 +41,13 @@ FILTERS = (
 )
 ORDERS = ("oldest", "newest", "due")
 
+#: What a filtered select returns (tickets, or a status and a count).
+T = TypeVar("T", bound=tuple[Any, ...])
 
-def filtered(stmt, actor: Actor, filters: Mapping[str, Any], now: datetime | None = None):
+
+def filtered(
+    stmt: Select[T], actor: Actor, filters: Mapping[str, Any], now: datetime | None = None
+) -> Select[T]:
     """``stmt`` (a select over tickets) narrowed by ``filters`` (``order`` is ignored).
 
     A filter that is present applies, whatever its value (an empty status list

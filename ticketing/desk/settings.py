@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, model_validator
 
@@ -33,8 +33,19 @@ from sharedconfig import (
 from ticketing.config import check_sections
 from ticketing.desk.choices import CATEGORIES, PRIORITIES
 
-Priority = OneOf(PRIORITIES)
-Category = OneOf(CATEGORIES)
+# sharedconfig's OneOf builds its pydantic type at run time, which a type checker
+# cannot follow: it sees the type of the checked value.
+if TYPE_CHECKING:
+    Priority = str
+    Category = str
+    #: (category, keywords) in the configured order (what the validator makes of the mapping).
+    CategoryRules = tuple[tuple[str, tuple[str, ...]], ...]
+else:
+    Priority = OneOf(PRIORITIES)
+    Category = OneOf(CATEGORIES)
+    CategoryRules = Annotated[
+        dict[Category, Keywords], mapping(), AfterValidator(lambda rules: tuple(rules.items()))
+    ]
 
 
 def _timespan(value: Any) -> timedelta:
@@ -91,9 +102,7 @@ class ClassificationSettings(Section):
         tuple[PriorityRule, ...], listed("a list of rules"), AfterValidator(_named)
     ] = ()
     #: (category, keywords) in the configured order.
-    category_rules: Annotated[
-        dict[Category, Keywords], mapping(), AfterValidator(lambda rules: tuple(rules.items()))
-    ] = ()
+    category_rules: CategoryRules = ()
 
 
 # ------------------------------------------------------------------ sla

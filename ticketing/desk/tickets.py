@@ -16,39 +16,34 @@ either changes everything it meant to or nothing. Each function:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import insert
 
 from ticketing import signals
 from ticketing.auth import Actor
-from ticketing.db import db, execute_core, get_now, insert_now, update_now
+from ticketing.db import db, execute_core, insert_row, load_row, update_columns
 from ticketing.desk import sla
 from ticketing.desk.classifier import model_of
-from ticketing.desk.metrics import (
-    FIRST_RESPONSE,
-    MESSAGES,
-    RESOLUTION,
-    TICKETS_CREATED,
-    after_commit,
-    run_after_commit,
-)
+from ticketing.desk.metrics import after_commit, desk_metrics, run_after_commit
 from ticketing.desk.settings import CoreSettings
 from ticketing.desk.triage import Classifier
 from ticketing.desk.workflow import TRANSITIONS, check_transition, counts_as_resolution, is_reopen
 from ticketing.errors import ApiError, not_found
 from ticketing.models import Attachment, Message, Staff, Ticket, TicketAudit, utcnow
 
-_AUDIT = TicketAudit.__table__
+_AUDIT = db.metadata.tables[TicketAudit.__tablename__]
 # With RETURNING, several rows go in one statement ("insertmanyvalues") whose
 # compiled form is cached; a multi-row ``.values([...])`` is compiled anew each time.
 _INSERT_AUDIT = insert(_AUDIT).returning(_AUDIT.c.id)
 
 
 def settings() -> CoreSettings:
-    return current_app.extensions["ticketing"]
+    found: CoreSettings = current_app.extensions["ticketing"]
+    return found
 
 
 def classifier() -> Classifier:
@@ -67,10 +62,6 @@ def commit() -> None:
     run_after_commit()
 
 
-def _app():
-    return current_app._get_current_object()
-
-
 # ------------------------------------------------------------------ finding tickets
 
 
@@ -80,14 +71,16 @@ def deny(actor: Actor, resource: str, resource_id: int, what: str) -> ApiError:
     The signal's receivers (the security monitor) commit with it, although the
     request itself fails.
     """
-    signals.access_denied.send(_app(), actor=actor, resource=resource, resource_id=resource_id)
+    signals.access_denied.send(
+        signals.sender(), actor=actor, resource=resource, resource_id=resource_id
+    )
     db.session.commit()
     return not_found(what)
 
 
 def partner_ticket(actor: Actor, ticket_id: int) -> Ticket:
     """The partner's own ticket; 404 when it does not exist *or* is another partner's."""
-    ticket = get_now(Ticket, ticket_id)
+    ticket = load_row(Ticket, ticket_id)
     if ticket is None:
         raise not_found("ticket")
     if ticket.partner_id != actor.id:
@@ -96,7 +89,7 @@ def partner_ticket(actor: Actor, ticket_id: int) -> Ticket:
 
 
 def staff_ticket(ticket_id: int) -> Ticket:
-    ticket = get_now(Ticket, ticket_id)
+    ticket = load_row(Ticket, ticket_id)
     if ticket is None:
         raise not_found("ticket")
     return ticket
@@ -112,6 +105,22 @@ def ticket_attachment(actor: Actor, ticket: Ticket, attachment_id: int) -> Attac
             raise deny(actor, "attachment", attachment_id, "attachment")
         raise not_found("attachment")
     return attachment
+
+
+#: What a ticket lists: its messages, attachments, audit trail.
+Listed = TypeVar("Listed", Message, Attachment, TicketAudit)
+
+
+def ticket_rows(model: type[Listed], ticket: Ticket, *, internal: bool = True) -> Sequence[Listed]:
+    """The ticket's messages, attachments or audit entries, oldest first.
+
+    ``internal=False`` leaves out staff's internal notes and internal
+    attachments (what partners may see).
+    """
+    stmt = db.select(model).where(model.ticket_id == ticket.id)
+    if not internal:
+        stmt = stmt.where(model.__table__.c.internal.is_(False))
+    return db.session.execute(stmt.order_by(model.id)).scalars().all()
 
 
 # ------------------------------------------------------------------ audit
@@ -176,7 +185,7 @@ def _changed(
     audit(ticket, actor, field, before, after, reason, at=now)
     ticket.updated_at = now
     signals.ticket_changed.send(
-        _app(), ticket=ticket, field=field, before=before, after=after, actor=actor
+        signals.sender(), ticket=ticket, field=field, before=before, after=after, actor=actor
     )
 
 
@@ -207,7 +216,7 @@ def create_ticket(
         needs_triage=not category and decision.needs_triage,
     )
     sla.apply(settings().sla, ticket)
-    insert_now(ticket)  # its id, for the audit trail and the signal's receivers
+    insert_row(ticket)  # its id, for the audit trail and the signal's receivers
 
     initial = priority or settings().classification.default_priority
     entries = [
@@ -255,9 +264,10 @@ def create_ticket(
             )
     write_audit(ticket, entries)
 
-    signals.ticket_created.send(_app(), ticket=ticket)
+    signals.ticket_created.send(signals.sender(), ticket=ticket)
     labels = (ticket.priority, ticket.category)
-    after_commit(lambda: TICKETS_CREATED.labels(*labels).inc())
+    created = desk_metrics().tickets_created
+    after_commit(lambda: created.labels(*labels).inc())
     return ticket
 
 
@@ -285,7 +295,8 @@ def change_status(
     if counts_as_resolution(current, target):
         seconds = (now - ticket.created_at).total_seconds()
         priority = ticket.priority
-        after_commit(lambda: RESOLUTION.labels(priority).observe(seconds))
+        resolution = desk_metrics().resolution
+        after_commit(lambda: resolution.labels(priority).observe(seconds))
 
 
 def set_priority(ticket: Ticket, priority: str, actor: Actor) -> bool:
@@ -359,17 +370,24 @@ def assign(ticket: Ticket, assignee_id: int | None, actor: Actor) -> bool:
 # ------------------------------------------------------------------ messages
 
 
+def check_open(ticket: Ticket, to: str) -> None:
+    """409 ``ticket_closed`` when ``ticket`` is closed: it must be reopened ``to`` (reply,
+    attach files)."""
+    if ticket.status == "closed":
+        raise ApiError(
+            409,
+            "ticket_closed",
+            f"the ticket is closed; reopen it to {to}",
+            details={"status": ticket.status},
+        )
+
+
 def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False) -> Message:
     """Add a message. The first public staff reply is the ticket's first response."""
     if internal and not actor.is_staff:
         raise ApiError(403, "forbidden", "only staff can add internal notes")
-    if ticket.status == "closed" and not internal:
-        raise ApiError(
-            409,
-            "ticket_closed",
-            "the ticket is closed; reopen it to reply",
-            details={"status": ticket.status},
-        )
+    if not internal:
+        check_open(ticket, "reply")
     now = utcnow()
     message = Message(
         ticket_id=ticket.id,
@@ -379,7 +397,7 @@ def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False
         internal=internal,
         created_at=now,
     )
-    insert_now(message)
+    insert_row(message)
     changes: dict[str, datetime] = {}
     if not internal:
         changes["updated_at"] = now
@@ -396,10 +414,12 @@ def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False
         )
         seconds = (now - ticket.created_at).total_seconds()
         priority = ticket.priority
-        after_commit(lambda: FIRST_RESPONSE.labels(priority).observe(seconds))
+        first_response = desk_metrics().first_response
+        after_commit(lambda: first_response.labels(priority).observe(seconds))
     if changes:
-        update_now(ticket, **changes)
-    signals.message_posted.send(_app(), ticket=ticket, message=message)
+        update_columns(ticket, **changes)
+    signals.message_posted.send(signals.sender(), ticket=ticket, message=message)
     sender_type = actor.kind
-    after_commit(lambda: MESSAGES.labels(sender_type).inc())
+    messages = desk_metrics().messages
+    after_commit(lambda: messages.labels(sender_type).inc())
     return message

@@ -79,13 +79,15 @@ class KeywordIndex:
     def positions(self, text: str) -> dict[str, list[int]]:
         """Keyword -> the positions where it starts a word in ``text`` (ascending)."""
         found: dict[str, list[int]] = {}
-        if self._starts is None:
+        if self._starts is None or self._which is None:
             return found
         keywords = self.keywords
         which = self._which.match
         for start in self._starts.finditer(text):
             position = start.start()
-            for keyword, group in zip(keywords, which(text, position).groups()):
+            groups = which(text, position)
+            assert groups is not None  # every part of the pattern is optional: it always matches
+            for keyword, group in zip(keywords, groups.groups(), strict=True):
                 if group is not None:
                     found.setdefault(keyword, []).append(position)
         return found

@@ -9,7 +9,7 @@ Available as ``partnerwatch-ticketing <command>`` (console script) or
     partnerwatch-ticketing create-key --partner 1 --name "acme prod"   # prints the key ONCE
     partnerwatch-ticketing list-keys
     partnerwatch-ticketing revoke-key 3f9c0a1b2c4d    # by prefix (or the whole key)
-    partnerwatch-ticketing check-config deploy/ticketing.yml   # exit 0: valid; 2: one line a problem
+    partnerwatch-ticketing check-config deploy/ticketing.yml # exit 0: valid; 2: one line a problem
     partnerwatch-ticketing classifier evaluate        # held-out accuracy of the category model
     partnerwatch-ticketing classifier train           # retrain it with staff overrides
 
@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 import click
 from flask import Flask
@@ -108,7 +111,10 @@ def list_keys() -> None:
         owner = (
             f"partner:{key.partner_id}" if key.partner_id is not None else f"staff:{key.staff_id}"
         )
-        fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else "-"  # noqa: E731
+
+        def fmt(t: datetime | None) -> str:
+            return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else "-"
+
         click.echo(
             "\t".join(
                 [
@@ -156,7 +162,7 @@ def check_config(file: str | None) -> None:
         click.echo(line)
 
 
-def config_summary(settings) -> list[str]:
+def config_summary(settings: Mapping[str, Any]) -> list[str]:
     """A few lines saying what the checked configuration will do."""
     from sharedconfig import format_duration
 
@@ -182,7 +188,7 @@ def config_summary(settings) -> list[str]:
     ]
 
 
-def _create_app():
+def _create_app() -> Flask:
     from ticketing import create_app
 
     return create_app()

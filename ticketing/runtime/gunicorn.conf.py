@@ -25,6 +25,7 @@ and the hooks import lazily.
 
 import os
 import tempfile
+from typing import Any
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ticketing-metrics-")
@@ -57,7 +58,7 @@ errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
 
-def on_starting(server):
+def on_starting(server: Any) -> None:
     """Start from an empty metrics directory: files of an earlier run would be summed too."""
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
@@ -66,21 +67,21 @@ def on_starting(server):
             os.remove(os.path.join(directory, name))
 
 
-def child_exit(server, worker):
+def child_exit(server: Any, worker: Any) -> None:
     """A worker is gone: its live gauges must no longer be reported."""
     from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
     GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
 
 
-def post_worker_init(worker):
+def post_worker_init(worker: Any) -> None:
     """Stop handlers that take no lock, and close live-feed clients at once on SIGTERM."""
     from ticketing.runtime import shutdown
 
     shutdown.install(worker)
 
 
-def worker_exit(server, worker):
+def worker_exit(server: Any, worker: Any) -> None:
     """Close the live feed's WebSocket clients, whatever stopped the worker."""
     from ticketing.runtime import shutdown
 

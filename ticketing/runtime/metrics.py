@@ -19,24 +19,35 @@ to files there; ``/metrics`` then sums all workers, whichever one answers.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
-from flask import Flask
+from flask import Flask, Request
 from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
+from ticketing.desk.metrics import EXTENSION_KEY as DESK_METRICS
+from ticketing.desk.metrics import PROCESS_METRICS, DeskMetrics
 
-def path(request) -> str:
+
+def path(request: Request) -> str:
     """The ``path`` label: the matched route template (bounded), not the raw URL."""
     rule = request.url_rule
     return rule.rule if rule is not None else "unmatched"
 
 
 class _ProcessRegistry:
-    """Exposes the process-wide registry (module-level metrics) inside an app's registry."""
+    """Exposes the process-wide registry (module-level metrics) inside an app's registry,
+    but for the families named in ``leave_out`` (the app has its own of those)."""
 
-    def collect(self):
-        yield from REGISTRY.collect()
+    def __init__(self, leave_out: frozenset[str] = frozenset()) -> None:
+        self.leave_out = leave_out
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            if family.name not in self.leave_out:
+                yield family
 
 
 def init_metrics(app: Flask) -> PrometheusMetrics:
@@ -46,13 +57,25 @@ def init_metrics(app: Flask) -> PrometheusMetrics:
     from that directory. Otherwise each app gets its own registry for the HTTP
     metrics (so several apps in one process, as in tests, don't collide) that
     also exposes the module-level metrics above.
+
+    A test can give the app a registry of its own, as prometheus_client's tests
+    do, with ``create_app({"METRICS_REGISTRY": CollectorRegistry()})``: the app's
+    HTTP and desk metrics (``ticketing.desk.metrics.DeskMetrics``) are then on
+    that registry, the other packages' module-level ones still on the global
+    ``REGISTRY`` (``/metrics`` serves both). Not with ``PROMETHEUS_MULTIPROC_DIR``,
+    where samples are read from the workers' files: there the setting is ignored.
     """
     options = dict(group_by=path)
+    own: CollectorRegistry | None = app.config.get("METRICS_REGISTRY")
+    desk = PROCESS_METRICS
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics = GunicornInternalPrometheusMetrics(app, **options)
     else:
-        registry = CollectorRegistry()
-        registry.register(_ProcessRegistry())
+        registry = own if own is not None else CollectorRegistry()
+        if own is not None:
+            desk = DeskMetrics(own)
+        registry.register(_ProcessRegistry(desk.family_names() if own is not None else frozenset()))
         metrics = PrometheusMetrics(app, registry=registry, **options)
+    app.extensions[DESK_METRICS] = desk
     app.extensions["ticketing_metrics"] = metrics
     return metrics

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from types import FrameType
+from typing import Any
 
 
 def close_live_clients() -> None:
@@ -36,20 +38,20 @@ def close_live_clients() -> None:
     stop_all()
 
 
-def install(worker) -> None:
+def install(worker: Any) -> None:
     """Replace the worker's stop handlers by lock-free ones (see the module doc)."""
     graceful = signal.getsignal(signal.SIGTERM)
     method_queue = getattr(worker, "method_queue", None)  # gthread's main-loop queue
 
-    def on_term(signum, frame):
+    def on_term(signum: int, frame: FrameType | None) -> None:
         if callable(graceful):
             graceful(signum, frame)  # gthread: stop accepting, wake the loop
         if method_queue is not None:
             method_queue.defer(close_live_clients)  # put + write: no lock taken
 
-    quitting = []
+    quitting: list[int] = []
 
-    def on_quit(signum, frame):
+    def on_quit(signum: int, frame: FrameType | None) -> None:
         # Once: a Ctrl-C reaches the worker itself and then again as the master's
         # SIGQUIT, which must not cut short the exit the first one started.
         if quitting:

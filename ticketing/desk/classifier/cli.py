@@ -13,24 +13,32 @@ else the configured one); otherwise it exits with status 1 and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ticketing.desk.classifier.settings import ClassifierSettings
 from ticketing.desk.classifier.text_model import ModelError, TextModel, load_model
 
-
-def _context():
+if TYPE_CHECKING:
+    from ticketing.desk.classifier.training import Example
     from ticketing.desk.triage import Classifier
 
-    settings = current_app.extensions["ticketing_classifier_settings"]
+
+def _context() -> tuple[ClassifierSettings, Classifier]:
+    from ticketing.desk.triage import Classifier
+
+    settings: ClassifierSettings = current_app.extensions["ticketing_classifier_settings"]
     rules = Classifier(current_app.extensions["ticketing"].classification)
     return settings, rules
 
 
-def _training():
+def _training() -> ModuleType:
     try:
         from ticketing.desk.classifier import training
     except ImportError as exc:  # scikit-learn is a dependency; say so if it is missing
@@ -38,14 +46,15 @@ def _training():
     return training
 
 
-def _corpus(training, path: str | None):
+def _corpus(training: ModuleType, path: str | None) -> list[Example]:
     try:
-        return training.load_corpus(path) if path else training.load_corpus()
+        corpus: list[Example] = training.load_corpus(path) if path else training.load_corpus()
+        return corpus
     except (OSError, training.CorpusError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _override_accuracy(model: TextModel, overrides) -> str:
+def _override_accuracy(model: TextModel, overrides: Sequence[Example]) -> str:
     if not overrides:
         return "-"
     right = 0

@@ -46,7 +46,7 @@ import sys
 import unicodedata
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter, mul
@@ -106,7 +106,7 @@ def word_ngrams(text: str, low: int, high: int) -> list[str]:
     return grams
 
 
-def pack(values) -> str:
+def pack(values: Iterable[float]) -> str:
     """float64 little-endian values as base64 (the model file's ``weights``)."""
     packed = array("d", values)
     if sys.byteorder != "little":
@@ -114,7 +114,7 @@ def pack(values) -> str:
     return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-def unpack(text: str) -> array:
+def unpack(text: str) -> array[float]:
     packed = array("d")
     packed.frombytes(base64.b64decode(text, validate=True))
     if sys.byteorder != "little":
@@ -282,7 +282,7 @@ class TextModel:
         for vectorizer in self._vectorizers:
             part = vectorizer.scores(text)
             if part is not None:
-                totals = [t + p for t, p in zip(totals, part)]
+                totals = [t + p for t, p in zip(totals, part, strict=True)]
         return totals
 
     def probabilities_of_text(self, text: str) -> dict[str, float]:
@@ -291,7 +291,7 @@ class TextModel:
         top = max(scores)
         exps = [math.exp(s - top) for s in scores]
         total = math.fsum(exps)
-        return {c: e / total for c, e in zip(self.classes, exps)}
+        return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
 
     def probabilities(self, title: str, description: str) -> dict[str, float]:
         """Category -> probability for a ticket (see :func:`ticket_text`)."""

@@ -119,7 +119,7 @@ def merge(corpus: Sequence[Example], overrides: Sequence[Example]) -> list[Examp
 # ------------------------------------------------------------------ scikit-learn
 
 
-def pipeline():
+def pipeline() -> Any:
     """A fresh, unfitted scikit-learn pipeline of the model."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -143,13 +143,13 @@ def pipeline():
     return make_pipeline(make_union(chars, words), LogisticRegression(C=C, max_iter=MAX_ITER))
 
 
-def fit_pipeline(examples: Sequence[Example]):
+def fit_pipeline(examples: Sequence[Example]) -> Any:
     model = pipeline()
     model.fit([e.text for e in examples], [e.category for e in examples])
     return model
 
 
-def export(fitted) -> dict[str, Any]:
+def export(fitted: Any) -> dict[str, Any]:
     """The parameters :class:`TextModel` needs, from a fitted :func:`pipeline`."""
     union, regression = fitted.steps[0][1], fitted.steps[-1][1]
     classes = [str(c) for c in regression.classes_]
@@ -159,7 +159,7 @@ def export(fitted) -> dict[str, Any]:
         terms = sorted(vectorizer.vocabulary_.items(), key=lambda item: item[1])
         idf = vectorizer.idf_
         weights = []
-        for term, index in terms:
+        for _term, index in terms:
             weights.append(float(idf[index]))
             weights.extend(float(v) for v in coef[:, offset + index])
         vectorizers.append(
@@ -287,9 +287,12 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, Any]:
         kfold = self.kfold
-        accuracies = lambda s: {
-            f"{w}_accuracy": round(s.accuracy(w), 4) for w in ("model", "rules", "combined")
-        }
+
+        def accuracies(s: Scores) -> dict[str, float]:
+            return {
+                f"{w}_accuracy": round(s.accuracy(w), 4) for w in ("model", "rules", "combined")
+            }
+
         return {
             "examples": self.examples,
             "overrides": self.overrides,
@@ -317,7 +320,10 @@ class Evaluation:
     def lines(self) -> list[str]:
         d = self.as_dict()
         h, k, o = d["holdout"], d["kfold"], d["overrides_kfold"]
-        pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
+
+        def pct(v: float) -> str:
+            return f"{100 * v:.1f} %"
+
         out = [
             f"examples: {self.examples} ({self.examples - self.overrides} from the corpus, "
             f"{self.overrides} staff overrides)",
@@ -344,7 +350,11 @@ class Evaluation:
 
 
 def _score(
-    fitted, held_out: Iterable[Example], rules: Classifier, override_at: float, triage_below: float
+    fitted: Any,
+    held_out: Iterable[Example],
+    rules: Classifier,
+    override_at: float,
+    triage_below: float,
 ) -> Scores:
     held_out = list(held_out)
     scores = Scores()
@@ -353,8 +363,8 @@ def _score(
     regression = fitted.steps[-1][1]
     classes = [str(c) for c in regression.classes_]
     probabilities = fitted.predict_proba([e.text for e in held_out])
-    for example, row in zip(held_out, probabilities):
-        p = dict(zip(classes, (float(v) for v in row)))
+    for example, row in zip(held_out, probabilities, strict=True):
+        p = dict(zip(classes, (float(v) for v in row), strict=True))
         model = max(p, key=p.__getitem__)
         rule, words = rules.rule_category(example.title, example.description)
         rule_only, _, _ = combine(rule, words, None, rules.settings.default_category, 1.0)

@@ -1,0 +1,143 @@
+"""The ticket page's forms: reply or note, assign, change status, triage.
+
+Each form is validated by the staff API's schema and applied by the domain
+function the staff API calls; a refusal re-renders the ticket with its reason
+(and the typed text) and the refusal's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import marshmallow as ma
+from flask import flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+
+from ticketing.api.schemas import (
+    AssignSchema,
+    StaffMessageCreateSchema,
+    StatusChangeSchema,
+    TriageSchema,
+)
+from ticketing.auth import Actor
+from ticketing.console.blueprint import bp, problems_text, signed_in_staff
+from ticketing.console.ticket_page import ticket_page
+from ticketing.db import db
+from ticketing.desk import tickets
+from ticketing.errors import ApiError
+from ticketing.models import Ticket
+
+#: ``apply(ticket, loaded, actor)``: makes the change the form asked for.
+Apply = Callable[[Ticket, dict[str, Any], Actor], None]
+
+
+def _change(
+    ticket_id: int,
+    schema: ma.Schema,
+    data: dict[str, Any],
+    apply: Apply,
+    done: str,
+    draft: str = "",
+) -> ResponseReturnValue:
+    """Validate ``data`` with the API's ``schema``, ``apply(ticket, loaded, actor)``, commit;
+    a refusal re-renders the ticket with its reason (and the typed text)."""
+    actor = signed_in_staff()
+    ticket = tickets.staff_ticket(ticket_id)
+    try:
+        loaded = schema.load(data)
+        apply(ticket, loaded, actor)
+        tickets.commit()
+    except ma.ValidationError as exc:
+        db.session.rollback()
+        return ticket_page(
+            tickets.staff_ticket(ticket_id),
+            422,
+            error="Not saved: " + problems_text(exc.messages),
+            draft=draft,
+        )
+    except ApiError as exc:
+        db.session.rollback()
+        return ticket_page(
+            tickets.staff_ticket(ticket_id), exc.status, error=_explain(exc), draft=draft
+        )
+    flash(done, "success")
+    return redirect(url_for("console.ticket", ticket_id=ticket_id), 303)
+
+
+def _explain(error: ApiError) -> str:
+    message = error.message[:1].upper() + error.message[1:] + "."
+    if error.code == "invalid_transition":
+        allowed = error.details.get("allowed") or []
+        message += (
+            (" From here it can go to: " + ", ".join(s.replace("_", " ") for s in allowed) + ".")
+            if allowed
+            else ""
+        )
+    return message
+
+
+@bp.post("/tickets/<id:ticket_id>/messages")
+def post_message(ticket_id: int) -> ResponseReturnValue:
+    body = request.form.get("body", "").replace("\r\n", "\n")
+    internal = request.form.get("kind") == "note"
+
+    def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
+        tickets.post_message(ticket, actor, data["body"], internal=data["internal"])
+
+    return _change(
+        ticket_id,
+        StaffMessageCreateSchema(),
+        {"body": body, "internal": internal},
+        apply,
+        "Internal note added." if internal else "Reply sent to the partner.",
+        draft=body,
+    )
+
+
+@bp.post("/tickets/<id:ticket_id>/assign")
+def assign(ticket_id: int) -> ResponseReturnValue:
+    choice = request.form.get("assignee", "")
+    actor = signed_in_staff()
+    value: Any = (
+        actor.id
+        if choice == "me"
+        else None
+        if choice == "none"
+        else int(choice)
+        if choice.isdigit() and len(choice) <= 10
+        else choice
+    )
+
+    def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
+        tickets.assign(ticket, data["assignee_id"], actor)
+
+    return _change(ticket_id, AssignSchema(), {"assignee_id": value}, apply, "Assignee updated.")
+
+
+@bp.post("/tickets/<id:ticket_id>/status")
+def change_status(ticket_id: int) -> ResponseReturnValue:
+    def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
+        tickets.change_status(ticket, data["status"], actor)
+
+    target = request.form.get("status", "")
+    return _change(
+        ticket_id,
+        StatusChangeSchema(),
+        {"status": target},
+        apply,
+        f"Status changed to {target.replace('_', ' ')}.",
+    )
+
+
+@bp.post("/tickets/<id:ticket_id>/triage")
+def triage(ticket_id: int) -> ResponseReturnValue:
+    data = {name: request.form[name] for name in ("priority", "category") if request.form.get(name)}
+
+    def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
+        if "priority" in data:
+            tickets.set_priority(ticket, data["priority"], actor)
+        if "category" in data:
+            tickets.set_category(ticket, data["category"], actor)
+
+    return _change(ticket_id, TriageSchema(), data, apply, "Priority and category saved.")

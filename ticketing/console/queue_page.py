@@ -1,0 +1,119 @@
+"""The queue page (``/console/``): filters, counts by status, a page of tickets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import marshmallow as ma
+from flask import render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from ticketing.api.schemas import StaffQueueQuerySchema
+from ticketing.auth import Actor
+from ticketing.console.blueprint import bp, problems_text, settings, signed_in_staff
+from ticketing.console.regions import render_regions
+from ticketing.db import db
+from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
+from ticketing.desk.queue import queue_page, sla_state, status_counts
+from ticketing.errors import ApiError
+from ticketing.models import Partner, Staff, Ticket, utcnow
+
+ACTIVE = "open,in_progress"
+QUEUE_REGIONS = {
+    "status-counts": "console/_counts.html",
+    "queue-table": "console/_queue_table.html",
+}
+
+
+def queue_filters(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The queue's filters (validated by the staff API's schema) and the form's values."""
+    form = {
+        name: (args.get(name) or "").strip()
+        for name in ("status", "priority", "category", "partner", "assignee", "overdue")
+    }
+    if "status" not in args:
+        form["status"] = "active"
+    raw: dict[str, str] = {"order": "due"}
+    if form["status"] == "active":
+        raw["status"] = ACTIVE
+    elif form["status"] not in ("", "any"):
+        raw["status"] = form["status"]
+    for name in ("priority", "category", "assignee"):
+        if form[name]:
+            raw[name] = form[name]
+    if form["partner"]:
+        raw["partner_id"] = form["partner"]
+    if form["overdue"] in ("yes", "no"):
+        raw["overdue"] = "true" if form["overdue"] == "yes" else "false"
+    elif form["overdue"]:
+        raw["overdue"] = form["overdue"]  # refused by the schema, with its message
+    if args.get("cursor"):
+        raw["cursor"] = args["cursor"]
+    try:
+        filters: dict[str, Any] = StaffQueueQuerySchema().load(raw)
+    except ma.ValidationError as exc:
+        raise ApiError(
+            400, "invalid_query", "these filters are not valid: " + problems_text(exc.messages)
+        ) from None
+    return filters, form
+
+
+def staff_and_partners() -> tuple[Sequence[Staff], Sequence[Partner]]:
+    """Every staff member and partner, by name (for names on the page and the filters)."""
+    staff = db.session.execute(db.select(Staff).order_by(Staff.name)).scalars().all()
+    partners = db.session.execute(db.select(Partner).order_by(Partner.name)).scalars().all()
+    return staff, partners
+
+
+def queue_context(actor: Actor) -> dict[str, Any]:
+    filters, form = queue_filters(request.args)
+    cursor = filters.pop("cursor", None)
+    now = utcnow()
+    page = queue_page(actor, filters, cursor=cursor, limit=settings().page_size, now=now)
+    counts = status_counts(actor, filters, now=now)
+    staff, partners = staff_and_partners()
+    query = {k: v for k, v in form.items() if v}
+    due_soon = timedelta(seconds=settings().due_soon)
+
+    def sla(ticket: Ticket) -> str:
+        return sla_state(ticket, now, due_soon)
+
+    return {
+        "actor": actor,
+        "tickets": page.items,
+        "next_cursor": page.next_cursor,
+        "cursor": cursor,
+        "counts": counts,
+        "form": form,
+        "now": now,
+        "staff": staff,
+        "partners": partners,
+        "staff_names": {s.id: s.name for s in staff},
+        "partner_names": {p.id: p.name for p in partners},
+        "sla": sla,
+        "query": query,
+        "next_url": (
+            url_for("console.queue") + "?" + urlencode({**query, "cursor": page.next_cursor})
+        )
+        if page.next_cursor
+        else None,
+        "live_url": url_for("console.live_queue")
+        + (
+            "?" + urlencode({**query, **({"cursor": cursor} if cursor else {})})
+            if query or cursor
+            else ""
+        ),
+        "statuses": STATUSES,
+        "priorities": PRIORITIES,
+        "categories": CATEGORIES,
+    }
+
+
+@bp.get("/")
+def queue() -> ResponseReturnValue:
+    context = queue_context(signed_in_staff())
+    regions, version = render_regions(QUEUE_REGIONS, context)
+    return render_template("console/queue.html", regions=regions, version=version, **context)
