@@ -30,7 +30,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Blueprint, Flask, current_app, g, request
 from flask_sock import Sock
@@ -45,6 +45,9 @@ from ticketing.live.broadcaster import Broadcaster
 from ticketing.live.connection import Connection, record_disconnect
 from ticketing.live.settings import LiveConfigError, LiveSettings, load_settings
 from ticketing.live.snapshot import QUERIES
+
+if TYPE_CHECKING:
+    from werkzeug.local import LocalProxy
 
 __all__ = ["LiveConfigError", "LiveFeed", "LiveSettings", "PATH", "init_app", "stop_all"]
 
@@ -121,15 +124,16 @@ class LiveFeed:
         connection = Connection(ws, self.broadcaster, self.settings, self._authenticate)
         reason = "closed"
         try:
-            actor = g.pop("live_actor", None)
+            actor = g.pop("live_actor", None)  # set by admit() for a key in the header
             raw_key = request.headers.get(API_KEY_HEADER)
-            if actor is None:
-                actor, raw_key = connection.await_auth()
-                if actor is None:
+            if actor is None or raw_key is None:
+                authenticated = connection.await_auth()
+                if authenticated is None:
                     reason = "auth_failed"
                     if not connection.key_offered:
                         _missing_key_signal()
                     return
+                actor, raw_key = authenticated
             _release_database()
             reason = connection.serve(actor, raw_key)
         except ConnectionClosed:
@@ -175,7 +179,7 @@ def init_app(app: Flask, authenticate: Callable[[str], Any] | None = None) -> Li
 
     @sock.route(PATH, bp=bp)
     @PrometheusMetrics.do_not_track()  # a session is not a request: see live_feed_* metrics
-    def monitoring(ws):
+    def monitoring(ws: Any) -> None:
         feed.serve(ws)
 
     app.register_blueprint(bp)
@@ -209,9 +213,9 @@ def _missing_key_signal() -> None:
     from ticketing.db import db
 
     try:
-        signals.auth_failed.send(
-            current_app._get_current_object(), key_prefix=None, reason="missing"
-        )
+        # The app itself, not its proxy (which Flask types as the app).
+        app = cast("LocalProxy[Flask]", current_app)._get_current_object()
+        signals.auth_failed.send(app, key_prefix=None, reason="missing")
         db.session.commit()
     except Exception:
         log.exception("live feed: recording a missing key failed")
@@ -226,7 +230,7 @@ def _release_database() -> None:
         db.session.remove()
 
 
-def handshake_problem(environ: dict) -> tuple[int, str] | None:
+def handshake_problem(environ: dict[str, Any]) -> tuple[int, str] | None:
     """Why simple-websocket would fail to accept this upgrade request, or None.
 
     The request is replayed through wsproto exactly as simple-websocket will

@@ -137,7 +137,7 @@ class Broadcaster:
         self,
         app: Flask,
         settings: LiveSettings,
-        tickets: Callable[[], dict] = open_tickets_by_partner,
+        tickets: Callable[[], dict[int, dict[str, int]]] = open_tickets_by_partner,
     ):
         self.app = app
         self.settings = settings
@@ -263,7 +263,7 @@ class Broadcaster:
         self._seq += 1
         started = time.monotonic()
 
-        def tickets() -> dict:
+        def tickets() -> dict[int, dict[str, int]]:
             with self.app.app_context():
                 return self._tickets()
 

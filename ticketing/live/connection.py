@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simple_websocket import ConnectionClosed
-from wsproto import ConnectionState
+from wsproto.connection import ConnectionState
 from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
 
@@ -184,28 +184,30 @@ class Connection:
 
     # ---------------------------------------------------------- authentication
 
-    def await_auth(self) -> tuple[Any, str | None]:
-        """(actor, key) from the client's first message; (None, ...) after closing with 4401."""
+    def await_auth(self) -> tuple[Any, str] | None:
+        """(actor, key) from the client's first message; None after closing with 4401."""
         raw = self.ws.receive(timeout=self.settings.auth_timeout)
         if raw is None:
             self.close(
                 CLOSE_UNAUTHORIZED,
                 'authentication timeout: send {"type": "auth", "api_key": ...} first',
             )
-            return None, None
+            return None
         request = _parse(raw)
         if not isinstance(request, dict) or request.get("type") != "auth":
             self.close(
                 CLOSE_UNAUTHORIZED,
                 'authentication required: send {"type": "auth", "api_key": ...} first',
             )
-            return None, None
+            return None
         key = request.get("api_key")
-        self.key_offered = isinstance(key, str) and bool(key)
-        actor = self.authenticate(key) if self.key_offered else None
+        if not isinstance(key, str):
+            key = ""
+        self.key_offered = bool(key)
+        actor = self.authenticate(key) if key else None
         if actor is None:
             self.close(CLOSE_UNAUTHORIZED, "the API key is not valid")
-            return None, None
+            return None
         return actor, key
 
     # ---------------------------------------------------------- the session

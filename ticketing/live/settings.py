@@ -31,8 +31,8 @@ Problems are reported one per line with their location, like the other sections:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, PlainValidator, ValidationInfo, field_validator, model_validator
 
@@ -53,6 +53,21 @@ from ticketing.config import ConfigError
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 
+# sharedconfig's AtLeast and FromEnvironment build their pydantic types at run time,
+# which a type checker cannot follow: it sees the type of the checked value.
+if TYPE_CHECKING:
+    PrometheusUrl = str
+    AlertmanagerUrls = tuple[str, ...]
+    Count = int
+    MessageSize = int
+    NonNegativeInt = int
+else:
+    PrometheusUrl = FromEnvironment(HttpUrl, "PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL)
+    AlertmanagerUrls = FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL)
+    Count = AtLeast(1)
+    MessageSize = AtLeast(64)
+    NonNegativeInt = AtLeast(0)
+
 
 class LiveConfigError(ConfigError):
     """An invalid ``live`` section; ``problems`` lists ``location: message`` lines."""
@@ -71,9 +86,9 @@ class LiveSettings(Section):
     error = LiveConfigError
 
     enabled: Flag = True
-    prometheus_url: FromEnvironment(HttpUrl, "PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL) = None
-    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL) = (
-        Field(None, alias="alertmanager_url")
+    prometheus_url: PrometheusUrl = Field(None, validate_default=True)
+    alertmanager_urls: AlertmanagerUrls = Field(
+        None, alias="alertmanager_url", validate_default=True
     )
     interval: PositiveDuration = 5.0
     query_timeout: PositiveDuration = 3.0
@@ -82,11 +97,11 @@ class LiveSettings(Section):
     ping_interval: PositiveDuration = 20.0
     send_timeout: PositiveDuration = 10.0
     query_offset: NonNegativeDuration = 1.0
-    max_clients: AtLeast(1) = 200
-    queue_size: AtLeast(1) = 4
-    max_message_size: AtLeast(64) = 4096
-    max_alerts: AtLeast(0) = 50
-    send_buffer: AtLeast(0) = 262144
+    max_clients: Count = 200
+    queue_size: Count = 4
+    max_message_size: MessageSize = 4096
+    max_alerts: NonNegativeInt = 50
+    send_buffer: NonNegativeInt = 262144
     hidden_alerts: AlertNames = frozenset({"Watchdog"})
     partner_alerts: AlertNames = frozenset()
     #: PromQL overrides by query name (the names of ticketing/live/snapshot.py).
@@ -95,9 +110,11 @@ class LiveSettings(Section):
     @field_validator("queries", mode="after")
     @classmethod
     def _queries(cls, queries: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        known = (info.context or {}).get("known_queries")
+        known: Collection[str] | None = (info.context or {}).get("known_queries")
         if known is None:
-            from ticketing.live.snapshot import QUERIES as known
+            from ticketing.live.snapshot import QUERIES
+
+            known = QUERIES
         problems = {}
         for name, expr in queries.items():
             if name not in known:
@@ -131,7 +148,7 @@ def load_settings(
     ``known_queries`` names the queries a ``queries`` override may replace
     (default: those of :mod:`ticketing.live.snapshot`).
     """
-    context = {"environ": os.environ if environ is None else environ}
+    context: dict[str, Any] = {"environ": os.environ if environ is None else environ}
     if known_queries is not None:
         context["known_queries"] = known_queries
     return LiveSettings.load(section, "live", context)

@@ -91,7 +91,7 @@ class PrometheusSource:
         self.queries = {**QUERIES, **queries}
         self.session = requests.Session()
 
-    def query(self, expr: str, at: float) -> list[dict]:
+    def query(self, expr: str, at: float) -> list[dict[str, Any]]:
         """The result vector of ``expr`` at ``at``.
 
         Raises :class:`SourceUnavailable` when Prometheus does not answer, and
@@ -118,15 +118,16 @@ class PrometheusSource:
             return [{"metric": {}, "value": data["result"]}]
         if data["resultType"] != "vector":
             raise ValueError(f"expected an instant vector, got {data['resultType']}")
-        return data["result"]
+        vector: list[dict[str, Any]] = data["result"]
+        return vector
 
-    def collect(self, at: float) -> tuple[dict[str, list[dict] | None], dict]:
+    def collect(self, at: float) -> tuple[dict[str, list[dict[str, Any]] | None], dict[str, Any]]:
         """Every query at ``at``: (results by name, source status).
 
         The first query that finds Prometheus unreachable ends the round, so an
         outage costs one timeout per snapshot, not one per query.
         """
-        results: dict[str, list[dict] | None] = dict.fromkeys(self.queries)
+        results: dict[str, list[dict[str, Any]] | None] = dict.fromkeys(self.queries)
         failed: dict[str, str] = {}
         for name, expr in self.queries.items():
             try:
@@ -157,7 +158,7 @@ class AlertmanagerSource:
         self.timeout = timeout
         self.session = requests.Session()
 
-    def collect(self) -> tuple[list[dict] | None, dict]:
+    def collect(self) -> tuple[list[dict[str, Any]] | None, dict[str, Any]]:
         errors = []
         for url in self.urls:
             try:
@@ -174,7 +175,7 @@ class AlertmanagerSource:
         return None, {"ok": False, "error": "; ".join(errors)}
 
 
-def _alert(raw: dict) -> dict:
+def _alert(raw: dict[str, Any]) -> dict[str, Any]:
     """Alertmanager's alert reduced to what views use (staff see all of it)."""
     labels = {str(k): str(v) for k, v in (raw.get("labels") or {}).items()}
     annotations = {str(k): str(v) for k, v in (raw.get("annotations") or {}).items()}
@@ -191,7 +192,7 @@ def _alert(raw: dict) -> dict:
     }
 
 
-def _alert_order(alert: dict) -> tuple:
+def _alert_order(alert: dict[str, Any]) -> tuple[int, str, str]:
     severity = alert.get("severity")
     rank = SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
     return rank, alert.get("starts_at") or "", alert.get("name") or ""
@@ -225,10 +226,10 @@ class Snapshot:
 
     seq: int
     taken_at: float
-    metrics: dict[str, list[dict] | None]
-    alerts: list[dict] | None
+    metrics: dict[str, list[dict[str, Any]] | None]
+    alerts: list[dict[str, Any]] | None
     tickets_by_partner: dict[int, dict[str, int]] | None
-    sources: dict[str, dict]
+    sources: dict[str, dict[str, Any]]
     views: dict[Any, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -253,6 +254,8 @@ def take_snapshot(
     taken_at = round(time.time(), 3)
     metrics, prom_status = prometheus.collect(round(taken_at - query_offset, 3))
     alerts, am_status = alertmanager.collect()
+    by_partner: dict[int, dict[str, int]] | None
+    db_status: dict[str, Any]
     try:
         by_partner, db_status = tickets(), {"ok": True}
     except Exception as exc:  # any database error: the other parts still go out
@@ -270,19 +273,19 @@ def take_snapshot(
 # ------------------------------------------------------------------ views
 
 
-def _by_label(result: list[dict] | None, label: str) -> dict[str, float | None] | None:
+def _by_label(result: list[dict[str, Any]] | None, label: str) -> dict[str, float | None] | None:
     if result is None:
         return None
     return {r["metric"].get(label, ""): _number(r["value"][1]) for r in result}
 
 
-def _single(result: list[dict] | None) -> float | None:
+def _single(result: list[dict[str, Any]] | None) -> float | None:
     if not result:
         return None
     return _number(result[0]["value"][1])
 
 
-def _platform(snap: Snapshot) -> dict:
+def _platform(snap: Snapshot) -> dict[str, Any]:
     """The platform-level part every caller sees."""
     m = snap.metrics
     up = _by_label(m["api_up"], "target")
@@ -312,14 +315,14 @@ def _platform(snap: Snapshot) -> dict:
     }
 
 
-def _energy_pools(result: list[dict] | None) -> dict | None:
+def _energy_pools(result: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     ratios = _by_label(result, "pool")
     if ratios is None:
         return None
     return {pool: {"available_ratio": ratio} for pool, ratio in sorted(ratios.items())}
 
 
-def _alerts_part(alerts: list[dict], max_items: int) -> dict:
+def _alerts_part(alerts: list[dict[str, Any]], max_items: int) -> dict[str, Any]:
     alerts = sorted(alerts, key=_alert_order)
     by_severity: dict[str, int] = {}
     for alert in alerts:
@@ -333,7 +336,7 @@ def _alerts_part(alerts: list[dict], max_items: int) -> dict:
     }
 
 
-def staff_view(snap: Snapshot, *, max_alerts: int, hidden_alerts: frozenset[str]) -> dict:
+def staff_view(snap: Snapshot, *, max_alerts: int, hidden_alerts: frozenset[str]) -> dict[str, Any]:
     """Everything: platform status, all open tickets (Prometheus), every alert in full."""
     view = _platform(snap)
     active = _single(snap.metrics["partners_active"])
@@ -361,7 +364,7 @@ INTERNAL_TEAMS = frozenset({"security", "support"})
 
 def partner_view(
     snap: Snapshot, partner_id: int, *, max_alerts: int, partner_alerts: frozenset[str]
-) -> dict:
+) -> dict[str, Any]:
     """Platform status, the partner's own open tickets (database) and public alerts only.
 
     Alerts: only those named in ``live.partner_alerts``, never a security or

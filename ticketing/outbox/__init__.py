@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ticketing.outbox import notifications
 from ticketing.outbox.cli import outbox_cli
@@ -134,5 +134,5 @@ def _install_commit_hook() -> None:
             state.worker.wake()
 
     @event.listens_for(Session, "after_soft_rollback")
-    def _forget(session: Session, previous_transaction) -> None:
+    def _forget(session: Session, previous_transaction: SessionTransaction) -> None:
         session.info.pop(ENQUEUED_FLAG, None)

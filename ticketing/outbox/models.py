@@ -14,12 +14,19 @@ event is queued at most once however often it is reported.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import db
+
+if TYPE_CHECKING:
+    # Flask-SQLAlchemy makes db.Model from ticketing.db.Base (the same declarative
+    # class) at run time, which a type checker cannot follow.
+    from ticketing.db import Base as Model
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -27,7 +34,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """One notification waiting for, or done with, delivery to Alertmanager.
 
     ``payload`` holds the alert without its ``endsAt``, which is computed at each

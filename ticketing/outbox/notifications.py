@@ -4,10 +4,11 @@ Connected to :mod:`ticketing.signals`; each receiver runs inside the request's
 transaction and queues an outbox message, so the notification exists exactly
 when the change was committed.
 
-| event | alertname | severity | team | identifying labels |
-|---|---|---|---|---|
-| ticket created | ``SupportTicketCreated`` | from the priority: critical -> critical, high -> warning, else info | support | ``ticket`` |
-| partner reply on an assigned ticket | ``SupportPartnerReply`` | info | support | ``ticket``, ``message`` |
+- a ticket created: alertname ``SupportTicketCreated``, severity from the
+  priority (critical -> critical, high -> warning, else info), team
+  ``support``, identified by ``ticket``;
+- a partner's reply on an assigned ticket: alertname ``SupportPartnerReply``,
+  severity ``info``, team ``support``, identified by ``ticket`` and ``message``.
 
 Alertmanager identifies an alert by its label set, so every notification
 carries the id of what it is about (``ticket="42"``).  These are alert labels,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -40,6 +40,15 @@ from ticketing.config import ConfigError
 
 DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 
+# sharedconfig's AtLeast and FromEnvironment build their pydantic types at run time,
+# which a type checker cannot follow: it sees the type of the checked value.
+if TYPE_CHECKING:
+    AlertmanagerUrls = tuple[str, ...]
+    BatchSize = int
+else:
+    AlertmanagerUrls = FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL)
+    BatchSize = AtLeast(1)
+
 
 class OutboxConfigError(ConfigError):
     """An invalid ``outbox`` section; ``problems`` lists ``location: message`` lines."""
@@ -48,12 +57,12 @@ class OutboxConfigError(ConfigError):
 class OutboxSettings(Section):
     error = OutboxConfigError
 
-    alertmanager_urls: FromEnvironment(HttpUrls, "ALERTMANAGER_URL", DEFAULT_ALERTMANAGER_URL) = (
-        Field(None, alias="alertmanager_url")
+    alertmanager_urls: AlertmanagerUrls = Field(
+        None, alias="alertmanager_url", validate_default=True
     )
     worker: Flag = True
     poll_interval: PositiveDuration = 2.0
-    batch_size: AtLeast(1) = 50
+    batch_size: BatchSize = 50
     request_timeout: PositiveDuration = 5.0
     initial_backoff: PositiveDuration = 1.0
     max_backoff: PositiveDuration = 300.0
@@ -94,7 +103,7 @@ class OutboxSettings(Section):
         exponent = max(attempts - 1, 0)
         if exponent > 60:  # 2**60 seconds is past any cap; avoid huge floats
             return self.max_backoff
-        return min(self.max_backoff, self.initial_backoff * 2**exponent)
+        return min(self.max_backoff, self.initial_backoff * 2.0**exponent)
 
 
 def load_settings(

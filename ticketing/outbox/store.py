@@ -23,16 +23,20 @@ second notification goes out (see docs/outbox.md).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, update
 
 from ticketing.db import db, execute_core
 from ticketing.outbox.models import OutboxMessage, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -135,6 +139,7 @@ def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> in
 
     dialect = db.session.get_bind().dialect.name
     stmt = _insert_statement(dialect)
+    new_id: int | None
     if stmt is not None:
         # INSERT ... ON CONFLICT DO NOTHING: a concurrent transaction queuing the
         # same event cannot make the caller's transaction fail.
@@ -157,18 +162,19 @@ def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> in
 def _insert_statement(dialect: str) -> Any:
     """``INSERT ... ON CONFLICT (dedup_key) DO NOTHING RETURNING id`` for ``dialect``
     (None where there is no such statement), built once; the values are parameters."""
+    table = cast(Table, OutboxMessage.__table__)  # a declared table (its __tablename__)
+    stmt: PostgresqlInsert | SqliteInsert
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        stmt = postgresql_insert(table)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
     else:
         return None
-    table = OutboxMessage.__table__
-    return (
-        dialect_insert(table)
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(table.c.id)
-    )
+    return stmt.on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
 
 
 @dataclass(frozen=True)
@@ -196,7 +202,10 @@ def claim_due(
     of its own: call it with nothing else pending in ``db.session``.
     """
     now = now or utcnow()
-    is_due: tuple = (OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= now)
+    is_due: tuple[ColumnElement[bool], ...] = (
+        OutboxMessage.delivered_at.is_(None),
+        OutboxMessage.next_attempt_at <= now,
+    )
     if kinds is not None:
         is_due += (OutboxMessage.kind.in_(list(kinds)),)
     if exclude_kinds:
@@ -271,7 +280,12 @@ def mark_finished(claimed: Claimed, error: str, now: datetime | None = None) -> 
         raise
 
 
-def mark_failed(claimed: list[Claimed], error: str, backoff, now: datetime | None = None) -> None:
+def mark_failed(
+    claimed: list[Claimed],
+    error: str,
+    backoff: Callable[[int], float],
+    now: datetime | None = None,
+) -> None:
     """Schedule the next attempt of each message: now + ``backoff(attempts)`` seconds."""
     if not claimed:
         return

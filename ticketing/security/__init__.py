@@ -43,9 +43,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import Flask, g, has_request_context, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 
 from ticketing import signals
 from ticketing.security.client_ip import client_ip as resolve_client_ip
@@ -77,6 +77,10 @@ from ticketing.security.rate_limits import (
 )
 from ticketing.security.settings import RateLimitSettings, SecuritySettings, check_sections
 
+if TYPE_CHECKING:
+    from flask import Request
+    from werkzeug.local import LocalProxy
+
 __all__ = [
     "DEFAULT_SEVERITY",
     "EventType",
@@ -90,12 +94,16 @@ __all__ = [
     "severe_event",
 ]
 
-log = logging.getLogger("ticketing.security")
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "security_monitor"
 _CLIENT_IP = "_security_client_ip"
 _ACTOR = "_security_actor"
 MAX_FINDINGS_IN_DETAILS = 20
+
+#: Flask's ``request`` as what it is, a proxy (Flask types it as the request):
+#: hot paths take the request itself from it once.
+_request_proxy = cast("LocalProxy[Request]", request)
 
 
 def _default_actor_loader() -> Any:
@@ -184,7 +192,7 @@ class SecurityMonitor:
             app.before_request(_scan)
         state.failed_auth = FailedAuthTracker(
             FailureCounter(
-                lambda: state.limiter.storage,
+                lambda: state.limiter.storage if state.limiter is not None else None,
                 security.failed_auth.window_seconds,
                 ratelimits.key_prefix,
             ),
@@ -200,10 +208,10 @@ class SecurityMonitor:
         return state
 
 
-def _scan() -> Any:
+def _scan() -> Response | None:
     """before_request: record attack patterns; refuse blocked classes found in the URL."""
-    state: MonitorState = request_state()
-    findings = scan_request(request._get_current_object(), state.security.scan)
+    state = request_state()
+    findings = scan_request(_request_proxy._get_current_object(), state.security.scan)
     if not findings:
         return None
     blocked = sorted(
@@ -242,7 +250,8 @@ def _details(findings: list[Finding], blocked: list[str]) -> dict[str, Any]:
 def request_state() -> MonitorState:
     from flask import current_app
 
-    return current_app.extensions[EXTENSION_KEY]
+    state: MonitorState = current_app.extensions[EXTENSION_KEY]
+    return state
 
 
 # ------------------------------------------------------------------ signal receivers

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy import func
 
 from ticketing.api.pagination import decode_cursor, encode_cursor
@@ -35,7 +35,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-def _error(status: int, code: str, message: str, details: Any = None):
+def _error(status: int, code: str, message: str, details: Any = None) -> Response:
     response = jsonify(error={"code": code, "message": message, "details": details or {}})
     response.status_code = status
     return response
@@ -127,7 +127,7 @@ def counts_by_type(since: datetime) -> dict[str, int]:
 
 
 @bp.get("/security-events")
-def list_security_events():
+def list_security_events() -> Response:
     from ticketing.security import request_state
 
     actor = request_state().current_actor()
@@ -142,7 +142,7 @@ def list_security_events():
     return jsonify(items=[row.as_dict() for row in rows], next_cursor=next_cursor)
 
 
-def document(app) -> None:
+def document(app: Flask) -> None:
     """Describe the route in the ticket service's OpenAPI document, when the app has one."""
     if "ticketing_api" not in app.extensions:
         return

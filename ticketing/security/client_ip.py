@@ -53,7 +53,7 @@ def client_ip(
     if not trusted or not forwarded_for:
         return str(current)
 
-    def is_trusted(address) -> bool:
+    def is_trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address.version == net.version and address in net for net in trusted)
 
     hops = [h for h in forwarded_for.split(",") if h.strip()]

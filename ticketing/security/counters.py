@@ -39,13 +39,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, Protocol, TypeVar
 
 from limits import RateLimitItem
 from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 from redis.backoff import NoBackoff
-from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -53,12 +52,15 @@ from redis.retry import Retry
 
 from ticketing.security.metrics import ratelimit_backend_errors
 
-log = logging.getLogger("ticketing.security.rate_limits")
+log = logging.getLogger(__name__)
 
 #: Longest wait between two probes of a failed storage, in seconds.
 MAX_PROBE_INTERVAL = 32.0
 #: Packed check commands kept per process (one per caller and route kind in use).
 PACKED_COMMANDS = 4096
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Check(NamedTuple):
@@ -98,6 +100,24 @@ class Result(NamedTuple):
 
 
 # ------------------------------------------------------------------ Redis storage
+
+
+class _Connection(Protocol):
+    """What is used here of a redis-py connection (whose methods are not annotated)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]: ...
+
+    def send_command(self, *args: Any) -> None: ...
+
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+
+    def read_response(self) -> Any: ...
+
+    def disconnect(self) -> None: ...
+
+
+#: What a packed check command is kept under: (key, hit, unless) of each check.
+_Signature = tuple[tuple[str, bool, str | None], ...]
 
 # For each limit (KEYS[i]; ARGV: amount, window seconds, "1" to count a hit or
 # "0" to look only, and the index in KEYS of a marker that skips the check, 0
@@ -176,13 +196,14 @@ class MonitoredRedisStorage(RedisStorage):
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri.removeprefix("monitored+"), **options)
         self._check_sha = hashlib.sha1(_CHECK_FIXED_WINDOWS.encode()).hexdigest()
-        self._idle: list[Connection] = []
+        self._idle: list[_Connection] = []
         self._pid = os.getpid()
-        self._packed: dict[tuple, list[bytes]] = {}
+        self._packed: dict[_Signature, list[bytes]] = {}
 
-    def _watch(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def _watch(self, name: str, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``method(*args, **kwargs)`` (``name`` of the storage), its error counted and logged."""
         try:
-            result = getattr(super(), name)(*args, **kwargs)
+            result = method(*args, **kwargs)
         except Exception as exc:
             self.outage.error(name, exc)
             raise
@@ -204,7 +225,8 @@ class MonitoredRedisStorage(RedisStorage):
         self.outage.ok()
         now = time.time()
         results = []
-        for check, count, ttl in zip(checks, answer[0::2], answer[1::2]):
+        # The script stops at the first refusal: the checks after it have no answer.
+        for check, count, ttl in zip(checks, answer[0::2], answer[1::2], strict=False):
             if count < 0:  # skipped: its marker exists
                 results.append(Result(check, True, None, None))
                 continue
@@ -221,7 +243,7 @@ class MonitoredRedisStorage(RedisStorage):
         rather than encoded argument by argument every time; at most
         :data:`PACKED_COMMANDS` of them are kept (all are dropped when full).
         """
-        signature = tuple((check.key, check.hit, check.unless) for check in checks)
+        signature: _Signature = tuple((check.key, check.hit, check.unless) for check in checks)
         packed = self._packed.get(signature)
         if packed is not None:
             return packed
@@ -276,14 +298,15 @@ class MonitoredRedisStorage(RedisStorage):
             return answer
         raise AssertionError("unreachable")
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> _Connection:
         if self._pid != os.getpid():  # forked: the parent's connections are not ours
             self._idle, self._pid = [], os.getpid()
         try:
             return self._idle.pop()
         except IndexError:
             pool = self.storage.connection_pool
-            return pool.connection_class(**pool.connection_kwargs)
+            connection: _Connection = pool.connection_class(**pool.connection_kwargs)
+            return connection
 
     def mark(self, key: str, seconds: int) -> None:
         """Set the marker ``key`` for ``seconds`` (see :attr:`Check.unless`)."""
@@ -303,28 +326,30 @@ class MonitoredRedisStorage(RedisStorage):
         self.outage.ok()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return self._watch("incr", key, expiry, amount)
+        return self._watch("incr", super().incr, key, expiry, amount)
 
     def get(self, key: str) -> int:
-        return self._watch("get", key)
+        return self._watch("get", super().get, key)
 
     def get_expiry(self, key: str) -> float:
-        return self._watch("get_expiry", key)
+        return self._watch("get_expiry", super().get_expiry, key)
 
     def clear(self, key: str) -> None:
-        return self._watch("clear", key)
+        return self._watch("clear", super().clear, key)
 
     def acquire_entry(self, *args: Any, **kwargs: Any) -> bool:
-        return self._watch("acquire_entry", *args, **kwargs)
+        return self._watch("acquire_entry", super().acquire_entry, *args, **kwargs)
 
     def get_moving_window(self, *args: Any, **kwargs: Any) -> tuple[float, int]:
-        return self._watch("get_moving_window", *args, **kwargs)
+        return self._watch("get_moving_window", super().get_moving_window, *args, **kwargs)
 
     def acquire_sliding_window_entry(self, *args: Any, **kwargs: Any) -> bool:
-        return self._watch("acquire_sliding_window_entry", *args, **kwargs)
+        return self._watch(
+            "acquire_sliding_window_entry", super().acquire_sliding_window_entry, *args, **kwargs
+        )
 
     def get_sliding_window(self, *args: Any, **kwargs: Any) -> tuple[int, float, int, float]:
-        return self._watch("get_sliding_window", *args, **kwargs)
+        return self._watch("get_sliding_window", super().get_sliding_window, *args, **kwargs)
 
     def check(self) -> bool:
         healthy = super().check()
@@ -361,11 +386,16 @@ class Limiter:
 
     def __init__(self, url: str, strategy: str, *, timeout: float = 0.5) -> None:
         uri = storage_uri(url)
-        self.storage: Storage = storage_from_string(uri, **storage_options(uri, timeout))
+        storage = storage_from_string(uri, **storage_options(uri, timeout))
+        assert isinstance(storage, Storage)  # not an async one (the strategies assert it too)
+        self.storage = storage
         self.strategy = strategy
         self._counter: RateLimiter = STRATEGIES[strategy](self.storage)
+        #: The storage when all the checks of a request go in one script, else None.
         self._single_script = (
-            isinstance(self.storage, MonitoredRedisStorage) and strategy == "fixed-window"
+            storage
+            if isinstance(storage, MonitoredRedisStorage) and strategy == "fixed-window"
+            else None
         )
         self._can_fail = not isinstance(self.storage, MemoryStorage)
         self._memory = MemoryStorage()
@@ -390,8 +420,8 @@ class Limiter:
             return []
         if self._storage_usable():
             try:
-                if self._single_script:
-                    return self.storage.check_fixed_windows(checks)
+                if self._single_script is not None:
+                    return self._single_script.check_fixed_windows(checks)
                 return _one_by_one(self._counter, checks, self._marked)
             except Exception:
                 if not self._can_fail:

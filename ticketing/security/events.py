@@ -34,17 +34,30 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from blinker import Namespace
 from flask import current_app, has_request_context, request
-from sqlalchemy import JSON, Index, String, update
+from sqlalchemy import JSON, Index, String, Table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import db
 from ticketing.security.metrics import security_events
 
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+    from werkzeug.local import LocalProxy
+
+    # Flask-SQLAlchemy makes db.Model from ticketing.db.Base (the same declarative
+    # class) at run time, which a type checker cannot follow.
+    from ticketing.db import Base as Model
+else:
+    Model = db.Model
+
+#: Where events are logged (docs/security.md): the package's logger.
 log = logging.getLogger("ticketing.security")
 
 _signals = Namespace()
@@ -98,7 +111,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class SecurityEvent(db.Model):
+class SecurityEvent(Model):
     """Every occurrence of one event type by one actor from one IP on one UTC day."""
 
     __tablename__ = "security_events"
@@ -172,6 +185,8 @@ def should_notify(count: int) -> bool:
 
 
 _UNSET: Any = object()
+#: Flask's ``current_app`` as what it is, a proxy (Flask types it as the app).
+_app_proxy = cast("LocalProxy[Flask]", current_app)
 _LOG_LEVELS = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 
@@ -202,7 +217,7 @@ def record_event(
     severity = severity or DEFAULT_SEVERITY[event_type]
     if severity not in SEVERITIES:  # a label value: the set is fixed (and counted from 0)
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)} (got {severity!r})")
-    app = current_app._get_current_object()
+    app = _app_proxy._get_current_object()
     monitor = app.extensions.get("security_monitor")
     in_request = has_request_context()
     if actor is _UNSET:
@@ -334,32 +349,38 @@ def _scrub(value: Any) -> Any:
 def _upsert(values: dict[str, Any]) -> tuple[int, int]:
     """Insert the row, or add to the count of the row with the same hash."""
     dialect = db.session.get_bind().dialect.name
-    table = SecurityEvent.__table__
+    table = cast(Table, SecurityEvent.__table__)  # a declared table (its __tablename__)
     latest = ("severity", "method", "path", "details", "last_seen")
+    # Each statement returns (id, count), unpacked: to a type checker ``row.count``
+    # is the row's tuple method, not the column.
     if dialect in ("postgresql", "sqlite"):
+        stmt: PostgresqlInsert | SqliteInsert
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            stmt = postgresql_insert(table).values(**values)
         else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(table).values(**values)
-        stmt = stmt.on_conflict_do_update(
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table).values(**values)
+        upsert = stmt.on_conflict_do_update(
             index_elements=[table.c.hash],
             set_={
                 "count": table.c.count + stmt.excluded.count,
                 **{name: getattr(stmt.excluded, name) for name in latest},
             },
         ).returning(table.c.id, table.c.count)
-        row = db.session.execute(stmt).one()
-        return row.id, row.count
+        row_id, count = db.session.execute(upsert).one()
+        return row_id, count
     # Any other database: insert in a savepoint, fold on a unique violation.
     try:
         with db.session.begin_nested():
-            row = db.session.execute(
+            row_id, count = db.session.execute(
                 table.insert().values(**values).returning(table.c.id, table.c.count)
             ).one()
-            return row.id, row.count
+            return row_id, count
     except IntegrityError:
-        row = db.session.execute(
+        row_id, count = db.session.execute(
             update(table)
             .where(table.c.hash == values["hash"])
             .values(
@@ -367,7 +388,7 @@ def _upsert(values: dict[str, Any]) -> tuple[int, int]:
             )
             .returning(table.c.id, table.c.count)
         ).one()
-        return row.id, row.count
+        return row_id, count
 
 
 def _hand_to_outbox(event: RecordedEvent) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from flask import has_request_context
 
@@ -55,7 +56,8 @@ class FailedAuthTracker:
 
             client_ip = request_state().client_ip()
         details = {"key_prefix": key_prefix, "reason": reason}
-        extra = (
+        # Outside a request: the client's address given, no method or path.
+        extra: dict[str, Any] = (
             {} if has_request_context() else {"client_ip": client_ip, "method": None, "path": None}
         )
         record_event(EventType.FAILED_AUTH, actor=None, details=details, **extra)

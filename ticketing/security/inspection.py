@@ -73,9 +73,9 @@ def request_values(
             yield "query", key, value
     environ = req.environ
     for name in settings.headers:
-        value = environ.get(_environ_key(name))
-        if value:
-            yield "header", name, value
+        header = environ.get(_environ_key(name))
+        if header:
+            yield "header", name, header
 
     length = environ.get("CONTENT_LENGTH")
     if length and length.isdigit() and int(length) > max_body_bytes:

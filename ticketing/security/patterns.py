@@ -43,6 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 from urllib.parse import unquote
 
 
@@ -379,7 +380,7 @@ class Finding:
     excerpt: str
     decode_rounds: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         field = None if self.field is None else self.field.replace("\x00", "\\x00")[:200]
         return {
             "class": str(self.pattern_class),

@@ -51,7 +51,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Flask, Request, Response, current_app, g, jsonify, request
 from limits import RateLimitItem, parse_many
@@ -63,11 +63,13 @@ from ticketing.security.metrics import ratelimit_rejections
 from ticketing.security.settings import RateLimitSettings
 
 if TYPE_CHECKING:
+    from werkzeug.local import LocalProxy
+
     from ticketing.security import MonitorState
 
 __all__ = ["Limiter", "MonitoredRedisStorage", "RatePlan", "build_limiter", "ratelimit"]
 
-log = logging.getLogger("ticketing.security.rate_limits")
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +81,10 @@ _DIGEST = "_security_key_digest"
 _HEADER_RESULT = "_security_ratelimit_result"  # g: the limit the X-RateLimit-* headers show
 _LOGIN_CHECK = "_security_login_check"  # g: deducted if a key check fails
 _warned_memory = False
+
+#: Flask's ``request`` as what it is, a proxy (Flask types it as the request):
+#: hot paths take the request itself from it once.
+_request_proxy = cast("LocalProxy[Request]", request)
 
 
 def ratelimit(action: str) -> Callable[[F], F]:
@@ -108,9 +114,11 @@ def key_digest(state: MonitorState) -> str | None:
     """A digest of the request's API key (never stored in clear), once per request."""
     flags = g._get_current_object()
     try:
-        return getattr(flags, _DIGEST)
+        cached: str | None = getattr(flags, _DIGEST)
+        return cached
     except AttributeError:
         raw = request.headers.get(state.api_key_header)
+        digest: str | None
         if raw:
             digest = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:24]
         else:  # a signed-in session stands for its key (the same digest)
@@ -157,7 +165,8 @@ class KnownKeys:
 
 
 def _state() -> MonitorState:
-    return current_app.extensions["security_monitor"]
+    state: MonitorState = current_app.extensions["security_monitor"]
+    return state
 
 
 class FailureCounter:
@@ -274,7 +283,7 @@ class RatePlan:
 
     def checks(self, state: MonitorState) -> list[Check]:
         """The limits of the current request, most specific first."""
-        req = request._get_current_object()
+        req = _request_proxy._get_current_object()
         actions, marks = self._route(req)
         api = req.path.startswith(self.api_prefix) or "api_call" in marks
         login = (
@@ -338,11 +347,14 @@ def build_limiter(app: Flask, state: MonitorState) -> Limiter:
 def _apply_limits() -> Response | None:
     """before_request: count the request against its limits; 429 over one of them."""
     state = _state()
-    checks = state.rate_plan.checks(state)
+    plan, limiter = state.rate_plan, state.limiter
+    if plan is None or limiter is None:  # init_app sets both before adding this hook
+        return None
+    checks = plan.checks(state)
     if not checks:
         return None
     try:
-        results = state.limiter.evaluate(checks)
+        results = limiter.evaluate(checks)
     except Exception:
         log.exception("rate limits could not be applied; the request is served")
         return None
@@ -420,7 +432,7 @@ def deduct_failed_login(state: MonitorState) -> None:
     limits were looked at.
     """
     login = g.pop(_LOGIN_CHECK, None)
-    if login is None:
+    if login is None or state.limiter is None:
         return
     try:
         state.limiter.deduct(login)
@@ -440,7 +452,9 @@ def _remember_accepted_key(state: MonitorState, flags: Any, response: Response) 
     # sent to a public route cannot get itself remembered.
     if state.current_actor() is not None and not flags.get(AUTH_FAILED_FLAG):
         state.known_keys.add(digest)
-        state.limiter.mark(state.rate_plan.known_key_marker(digest), int(state.known_keys.ttl))
+        if state.limiter is not None and state.rate_plan is not None:
+            marker = state.rate_plan.known_key_marker(digest)
+            state.limiter.mark(marker, int(state.known_keys.ttl))
 
 
 def forget_key(state: MonitorState, digest: str | None) -> None:
@@ -448,5 +462,5 @@ def forget_key(state: MonitorState, digest: str | None) -> None:
     if not digest:
         return
     state.known_keys.discard(digest)
-    if state.ratelimits.enabled and state.rate_plan is not None:
+    if state.ratelimits.enabled and state.rate_plan is not None and state.limiter is not None:
         state.limiter.unmark(state.rate_plan.known_key_marker(digest))

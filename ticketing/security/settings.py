@@ -16,10 +16,10 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from limits import parse_many
-from pydantic import PlainValidator, ValidationInfo, field_validator
+from pydantic import Field, PlainValidator, ValidationInfo, field_validator
 
 from sharedconfig import (
     Flag,
@@ -44,12 +44,26 @@ DEFAULT_LIMITS = {
     "api_call": "100/minute",
     "ticket_create": "20/minute",
 }
-DEFAULT_ROUTES = {"ticket_create": ("POST /api/v1/tickets",), "login": ("GET /ws/monitoring",)}
+DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
+    "ticket_create": ("POST /api/v1/tickets",),
+    "login": ("GET /ws/monitoring",),
+}
 DEFAULT_HEADERS = ("User-Agent", "Referer")
 DEFAULT_BLOCK = (PatternClass.PATH_TRAVERSAL, PatternClass.NULL_BYTE)
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# sharedconfig's OneOf and FromEnvironment build their pydantic types at run time,
+# which a type checker cannot follow: it sees the type of the checked value.
+if TYPE_CHECKING:
+    BlockedClass = PatternClass
+    StorageUrl = str
+    Strategy = str
+else:
+    BlockedClass = OneOf([p.value for p in PatternClass], PatternClass)
+    StorageUrl = FromEnvironment(str, "REDIS_URL", "memory://")
+    Strategy = OneOf(STRATEGIES)
 
 
 # ------------------------------------------------------------------ security
@@ -81,9 +95,7 @@ class FailedAuthSettings(Section):
 class SecuritySettings(Section):
     trusted_proxies: Annotated[tuple[Annotated[Any, PlainValidator(_network)], ...], listed()] = ()
     scan: ScanSettings = ScanSettings()
-    block: Annotated[frozenset[OneOf([p.value for p in PatternClass], PatternClass)], listed()] = (
-        frozenset(DEFAULT_BLOCK)
-    )
+    block: Annotated[frozenset[BlockedClass], listed()] = frozenset(DEFAULT_BLOCK)
     failed_auth: FailedAuthSettings = FailedAuthSettings()
     events_api: Flag = True
 
@@ -132,8 +144,8 @@ Routes = Annotated[tuple[Annotated[str, PlainValidator(_route)], ...], listed()]
 class RateLimitSettings(Section):
     enabled: Flag = True
     #: Not set: ``$REDIS_URL`` (or the app's ``REDIS_URL``), else process memory.
-    storage_url: FromEnvironment(str, "REDIS_URL", "memory://") = None
-    strategy: OneOf(STRATEGIES) = "fixed-window"
+    storage_url: StorageUrl = Field(None, validate_default=True)
+    strategy: Strategy = "fixed-window"
     key_prefix: NonEmptyStr = "partnerwatch"
     api_prefix: str = "/api/"
     #: action -> rate; the file's are added to (and override) :data:`DEFAULT_LIMITS`.
@@ -182,4 +194,8 @@ def check_sections(
     """
     environ = {"REDIS_URL": redis_url or os.environ.get("REDIS_URL") or ""}
     checked = config.check_sections(sections, ("security", "ratelimits"), {"environ": environ})
-    return checked["security"], checked["ratelimits"]
+    # The models SECTIONS names for these two sections.
+    return (
+        cast(SecuritySettings, checked["security"]),
+        cast(RateLimitSettings, checked["ratelimits"]),
+    )

@@ -1,12 +1,12 @@
 """Partner webhook API (``/api/v1/webhooks``): a partner's own endpoints and their logs.
 
-    POST   /api/v1/webhooks                      register (the signing secret is in this answer only)
-    GET    /api/v1/webhooks                      list
-    GET    /api/v1/webhooks/{id}                 one
-    PATCH  /api/v1/webhooks/{id}                 change url, events, description; enabled false/true
-    DELETE /api/v1/webhooks/{id}                 delete (with its log; queued events are dropped)
-    POST   /api/v1/webhooks/{id}/ping            queue a test delivery (event ``ping``)
-    GET    /api/v1/webhooks/{id}/deliveries      the delivery log, newest first
+    POST   /api/v1/webhooks                  register (the signing secret is in this answer only)
+    GET    /api/v1/webhooks                  list
+    GET    /api/v1/webhooks/{id}             one
+    PATCH  /api/v1/webhooks/{id}             change url, events, description; enabled false/true
+    DELETE /api/v1/webhooks/{id}             delete (with its log; queued events are dropped)
+    POST   /api/v1/webhooks/{id}/ping        queue a test delivery (event ``ping``)
+    GET    /api/v1/webhooks/{id}/deliveries  the delivery log, newest first
 
 Every route needs a partner's API key and reaches only that partner's
 endpoints; another partner's endpoint is answered 404 like one that does not
@@ -15,6 +15,9 @@ private, link-local or metadata address, is refused with 422 (docs/webhooks.md).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from flask import current_app, request
 
@@ -37,6 +40,7 @@ from ticketing.webhooks.schemas import (
     EndpointUpdateSchema,
     PingSchema,
 )
+from ticketing.webhooks.settings import WebhooksSettings
 
 bp = Blueprint(
     "webhooks",
@@ -48,15 +52,16 @@ bp = Blueprint(
 
 
 @bp.before_request
-def _authenticate():
+def _authenticate() -> None:
     require_partner()
     require_json_body()
     if request.method == "GET":
         autocommit_reads()
 
 
-def _settings():
-    return current_app.extensions["webhooks"].settings
+def _settings() -> WebhooksSettings:
+    settings: WebhooksSettings = current_app.extensions["webhooks"].settings
+    return settings
 
 
 def _safe_url(url: str) -> str:
@@ -87,7 +92,7 @@ def _own(endpoint_id: int) -> WebhookEndpoint:
 @bp.response(201, EndpointCreatedSchema, description="Created; `secret` is shown only here")
 @bp.error(409, "The partner has the most endpoints allowed")
 @bp.error(422, "Invalid input, or a URL that is not https or not on a public address")
-def create_endpoint(data):
+def create_endpoint(data: dict[str, Any]) -> tuple[WebhookEndpoint, int]:
     """Register a webhook endpoint"""
     actor = require_partner()
     settings = _settings()
@@ -121,7 +126,7 @@ def create_endpoint(data):
 
 @bp.route("", methods=["GET"])
 @bp.response(200, EndpointSchema(many=True))
-def list_endpoints():
+def list_endpoints() -> Sequence[WebhookEndpoint]:
     """List your webhook endpoints"""
     actor = require_partner()
     return (
@@ -137,7 +142,7 @@ def list_endpoints():
 
 @bp.route("/<id:endpoint_id>", methods=["GET"])
 @bp.response(200, EndpointSchema)
-def get_endpoint(endpoint_id):
+def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
     """Get one of your webhook endpoints"""
     return _own(endpoint_id)
 
@@ -146,7 +151,7 @@ def get_endpoint(endpoint_id):
 @bp.arguments(EndpointUpdateSchema)
 @bp.response(200, EndpointSchema)
 @bp.error(422, "Invalid input, or a URL that is not https or not on a public address")
-def update_endpoint(data, endpoint_id):
+def update_endpoint(data: dict[str, Any], endpoint_id: int) -> WebhookEndpoint:
     """Change, disable or enable one of your webhook endpoints"""
     endpoint = _own(endpoint_id)
     if "url" in data:
@@ -167,7 +172,7 @@ def update_endpoint(data, endpoint_id):
 
 @bp.route("/<id:endpoint_id>", methods=["DELETE"])
 @bp.response(204)
-def delete_endpoint(endpoint_id):
+def delete_endpoint(endpoint_id: int) -> None:
     """Delete one of your webhook endpoints and its delivery log"""
     endpoint = _own(endpoint_id)
     db.session.execute(db.delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
@@ -179,7 +184,7 @@ def delete_endpoint(endpoint_id):
 @bp.route("/<id:endpoint_id>/ping", methods=["POST"])
 @bp.response(202, PingSchema, description="Queued; see the delivery log for the outcome")
 @bp.error(409, "The endpoint is disabled")
-def ping_endpoint(endpoint_id):
+def ping_endpoint(endpoint_id: int) -> dict[str, str]:
     """Send a test event (`ping`) to one of your endpoints"""
     endpoint = _own(endpoint_id)
     if not endpoint.enabled:
@@ -193,7 +198,7 @@ def ping_endpoint(endpoint_id):
 @bp.route("/<id:endpoint_id>/deliveries", methods=["GET"])
 @bp.arguments(DeliveryQuerySchema, location="query")
 @bp.response(200, DeliveryPageSchema)
-def list_deliveries(query, endpoint_id):
+def list_deliveries(query: dict[str, Any], endpoint_id: int) -> dict[str, Any]:
     """The delivery log of one of your endpoints, newest first"""
     endpoint = _own(endpoint_id)
     api = tickets.settings().api

@@ -4,13 +4,15 @@ The outbox channel ``partner_webhook``: :func:`deliver_due` claims due rows of
 that kind (claims, attempts and ``next_attempt_at`` are the outbox's, see
 docs/outbox.md), posts each event to its endpoint and records the outcome:
 
-| answer | result | then |
-|---|---|---|
-| 2xx | ``success`` | done |
-| 5xx, 408, 429, timeout, connection error | ``retry`` | again after ``backoff(attempt)`` (exponential, jitter; ``Retry-After`` is honoured up to ``max_backoff``) |
-| the socket's peer is not a public address | ``blocked`` | retried like a failure (DNS may change back) |
-| any other status (3xx, 4xx) | ``failed`` | not retried: the partner must fix the endpoint |
-| the endpoint was deleted or disabled | ``dropped`` | not sent |
+- 2xx: ``success``, done;
+- 5xx, 408, 429, a timeout or a connection error: ``retry``, again after
+  ``backoff(attempt)`` (exponential, jitter; ``Retry-After`` is honoured up to
+  ``max_backoff``);
+- the socket's peer is not a public address: ``blocked``, retried like a
+  failure (DNS may change back);
+- any other status (3xx, 4xx): ``failed``, not retried: the partner must fix
+  the endpoint;
+- the endpoint was deleted or disabled: ``dropped``, not sent.
 
 Every attempt is a row in the endpoint's delivery log.  An endpoint whose
 attempts keep failing for ``disable_after`` is disabled, the reason kept on it
@@ -27,8 +29,9 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import requests
 from flask import current_app
@@ -38,14 +41,14 @@ from ticketing.models import utcnow
 from ticketing.outbox.delivery import DeliveryReport
 from ticketing.outbox.store import Claimed, claim_due, mark_delivered, mark_failed, mark_finished
 from ticketing.webhooks import events, metrics, signing
-from ticketing.webhooks.guard import BlockedAddress, guarded_session
+from ticketing.webhooks.guard import BlockedAddress, Network, guarded_session
 from ticketing.webhooks.models import WebhookDelivery, WebhookEndpoint
 from ticketing.webhooks.settings import WebhooksSettings
 
 log = logging.getLogger("ticketing.webhooks")
 
 USER_AGENT = "partnerwatch-webhooks/1.0"
-_sessions: dict[tuple, requests.Session] = {}
+_sessions: dict[tuple[Network, ...], requests.Session] = {}
 
 
 def session_for(settings: WebhooksSettings) -> requests.Session:
@@ -55,7 +58,7 @@ def session_for(settings: WebhooksSettings) -> requests.Session:
     return _sessions[key]
 
 
-def body_of(event: dict) -> bytes:
+def body_of(event: dict[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -68,7 +71,9 @@ class Outcome:
     retry_after: float | None = None
 
 
-def post(settings: WebhooksSettings, url: str, secret: str, event: dict, attempt: int) -> Outcome:
+def post(
+    settings: WebhooksSettings, url: str, secret: str, event: dict[str, Any], attempt: int
+) -> Outcome:
     """One signed POST of ``event`` to ``url``; reads at most ``max_response_bytes``."""
     body = body_of(event)
     headers = {
@@ -120,16 +125,18 @@ def post(settings: WebhooksSettings, url: str, secret: str, event: dict, attempt
 def _blocked_cause(exc: BaseException) -> BlockedAddress | None:
     """requests wraps urllib3's errors: find a BlockedAddress among the causes."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, BlockedAddress):
-            return exc
-        seen.add(id(exc))
-        exc = (
-            exc.__cause__
-            or exc.__context__
-            or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BlockedAddress):
+            return current
+        seen.add(id(current))
+        args = current.args
+        current = (
+            current.__cause__
+            or current.__context__
+            or (args[0] if args and isinstance(args[0], BaseException) else None)
         )
-        reason = getattr(exc, "reason", None)
+        reason = getattr(current, "reason", None)
         if isinstance(reason, BlockedAddress):
             return reason
     return None
@@ -155,12 +162,12 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
     if endpoint is None or not endpoint.enabled:
         reason = "endpoint deleted" if endpoint is None else "endpoint disabled"
         if endpoint is not None:
-            _log(endpoint.id, event, claimed.attempts, Outcome("dropped", error=reason))
+            _record_attempt(endpoint.id, event, claimed.attempts, Outcome("dropped", error=reason))
         db.session.commit()
         mark_finished(claimed, reason)
         metrics.deliveries.labels(result="dropped").inc()
         return
-    url, secret = endpoint.url, endpoint.secret
+    endpoint_id, url, secret = endpoint.id, endpoint.url, endpoint.secret
     db.session.commit()  # no transaction stays open while the partner is called
 
     outcome = post(settings, url, secret, event, claimed.attempts)
@@ -170,7 +177,7 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
 
     now = utcnow()
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
-    _log(endpoint_id, event, claimed.attempts, outcome, now)
+    _record_attempt(endpoint_id, event, claimed.attempts, outcome, now)
     disabled = False
     if endpoint is not None:
         if outcome.result == "success":
@@ -210,7 +217,15 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
     )
 
 
-def _log(endpoint_id: int, event: dict, attempt: int, outcome: Outcome, now=None) -> None:
+def _record_attempt(
+    endpoint_id: int,
+    event: dict[str, Any],
+    attempt: int,
+    outcome: Outcome,
+    now: datetime | None = None,
+) -> None:
+    """Add the row of this attempt to the endpoint's delivery log (``webhook_deliveries``,
+    what the partner reads), in the session's transaction: the caller commits it."""
     db.session.add(
         WebhookDelivery(
             endpoint_id=endpoint_id,
@@ -226,8 +241,8 @@ def _log(endpoint_id: int, event: dict, attempt: int, outcome: Outcome, now=None
     )
 
 
-def _disable(endpoint: WebhookEndpoint, now, outcome: Outcome) -> None:
-    since = endpoint.failing_since.isoformat(timespec="seconds") + "Z"
+def _disable(endpoint: WebhookEndpoint, now: datetime, outcome: Outcome) -> None:
+    since = (endpoint.failing_since or now).isoformat(timespec="seconds") + "Z"
     endpoint.enabled = False
     endpoint.disabled_reason = (
         f"disabled automatically at {now.isoformat(timespec='seconds')}Z:"

@@ -5,13 +5,18 @@ An event is what a partner's endpoint receives (JSON, signed at delivery):
     {"id": "evt_0f3c...", "type": "alert.firing", "created_at": "2024-05-01T09:00:00.000Z",
      "partner_id": 7, "data": {...}}
 
-| type | when | data |
-|---|---|---|
-| ``alert.firing`` / ``alert.resolved`` | Alertmanager notifies a partner-scoped alert (``partner`` label) | ``alert``, ``severity``, ``summary``, ``description``, ``starts_at``, ``ends_at`` |
-| ``ticket.status_changed`` | a ticket of the partner changes status (by staff or the partner) | ``ticket`` (id, title, status, priority), ``from``, ``to`` |
-| ``ticket.staff_replied`` | staff post a public message on the partner's ticket | ``ticket``, ``message`` (id, body, created_at) |
-| ``ping`` | the partner asks for a test delivery | ``endpoint_id`` |
-| ``endpoint.disabled`` | one of the partner's endpoints was disabled after failing | ``endpoint_id``, ``url``, ``reason`` |
+Types, when they are sent, and their ``data``:
+
+- ``alert.firing`` / ``alert.resolved``: Alertmanager notifies a partner-scoped
+  alert (``partner`` label); ``alert``, ``severity``, ``summary``,
+  ``description``, ``starts_at``, ``ends_at``;
+- ``ticket.status_changed``: a ticket of the partner changes status (by staff
+  or the partner); ``ticket`` (id, title, status, priority), ``from``, ``to``;
+- ``ticket.staff_replied``: staff post a public message on the partner's
+  ticket; ``ticket``, ``message`` (id, body, created_at);
+- ``ping``: the partner asks for a test delivery; ``endpoint_id``;
+- ``endpoint.disabled``: one of the partner's endpoints was disabled after
+  failing; ``endpoint_id``, ``url``, ``reason``.
 
 :func:`queue_event` writes one outbox row (kind ``partner_webhook``) per
 enabled endpoint of the partner that chose the type, inside the caller's

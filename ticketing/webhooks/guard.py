@@ -32,6 +32,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class BlockedAddress(requests.exceptions.ConnectionError):
@@ -42,7 +43,7 @@ class UnsafeUrl(ValueError):
     """A URL refused at registration; the message says why."""
 
 
-def allowed(address: Address, networks: Iterable) -> bool:
+def allowed(address: Address, networks: Iterable[Network]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if any(address in network for network in networks):
@@ -52,10 +53,11 @@ def allowed(address: Address, networks: Iterable) -> bool:
 
 def resolve(host: str, port: int) -> list[Address]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    # An IPv4 or IPv6 socket address starts with the address as text ("fe80::1%eth0").
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
-def check_url(url: str, networks: Iterable, require_https: bool = True) -> str:
+def check_url(url: str, networks: Iterable[Network], require_https: bool = True) -> str:
     """The URL, normalised; UnsafeUrl when it may not be used as a webhook endpoint."""
     networks = tuple(networks)
     try:
@@ -86,12 +88,12 @@ def check_url(url: str, networks: Iterable, require_https: bool = True) -> str:
     return url
 
 
-class _Guarded:
-    """Mixed into urllib3's connections: check the peer of every new socket."""
+class _Guarded(HTTPConnection):
+    """Mixed into urllib3's connections (first): check the peer of every new socket."""
 
-    allowed_networks: tuple = ()
+    allowed_networks: tuple[Network, ...] = ()
 
-    def _new_conn(self):  # urllib3 calls this from connect(), before TLS and the request
+    def _new_conn(self) -> socket.socket:  # urllib3 calls it in connect(), before TLS and sending
         sock = super()._new_conn()
         peer = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
         if not allowed(peer, self.allowed_networks):
@@ -100,7 +102,7 @@ class _Guarded:
         return sock
 
 
-def guarded_session(networks: Iterable) -> requests.Session:
+def guarded_session(networks: Iterable[Network]) -> requests.Session:
     """A requests Session whose connections refuse non-public peers (but ``networks``)."""
     networks = tuple(networks)
     http_conn = type(

@@ -15,6 +15,7 @@ The events themselves wait in the outbox (``outbox_messages``, kind
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -22,8 +23,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ticketing.db import db
 from ticketing.models import utcnow
 
+if TYPE_CHECKING:
+    # Flask-SQLAlchemy makes db.Model from ticketing.db.Base (the same declarative
+    # class) at run time, which a type checker cannot follow.
+    from ticketing.db import Base as Model
+else:
+    Model = db.Model
 
-class WebhookEndpoint(db.Model):
+
+class WebhookEndpoint(Model):
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index("ix_webhook_endpoints_partner_id_id", "partner_id", "id"),)
 
@@ -43,7 +51,7 @@ class WebhookEndpoint(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),)
 
@@ -60,7 +68,7 @@ class WebhookDelivery(db.Model):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class WebhookAlertReceipt(db.Model):
+class WebhookAlertReceipt(Model):
     __tablename__ = "webhook_alert_receipts"
 
     #: sha256 of (group key, alert fingerprint, status, startsAt).

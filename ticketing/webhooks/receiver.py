@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app, request
 from sqlalchemy import update
@@ -34,6 +34,11 @@ from ticketing.models import Partner, utcnow
 from ticketing.webhooks import events, metrics
 from ticketing.webhooks.models import WebhookAlertReceipt
 from ticketing.webhooks.schemas import NotificationResultSchema, NotificationSchema
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
+    from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 PATH = "/internal/alertmanager/partner-alerts"
 #: Receipts older than this are deleted (long past any duplicate window).
@@ -49,7 +54,7 @@ bp = Blueprint(
 
 
 @bp.before_request
-def _authorize():
+def _authorize() -> None:
     token = current_app.extensions["webhooks"].settings.receiver_token
     if token is None:
         raise ApiError(
@@ -75,7 +80,7 @@ def _authorize():
 @bp.arguments(NotificationSchema)
 @bp.response(200, NotificationResultSchema)
 @bp.doc(security=[{"AlertmanagerBearer": []}])
-def partner_alerts(notification):
+def partner_alerts(notification: dict[str, Any]) -> dict[str, int]:
     """Receive an Alertmanager notification of partner-scoped alerts"""
     settings = current_app.extensions["webhooks"].settings
     now = utcnow()
@@ -116,42 +121,50 @@ def _partner(value: Any) -> int | None:
     return partner_id
 
 
-def _receipt_key(group_key: str, alert: dict) -> str:
+def _receipt_key(group_key: str, alert: dict[str, Any]) -> str:
     identity = alert.get("fingerprint") or repr(sorted(alert["labels"].items()))
     text = "\n".join((group_key, identity, alert["status"], alert["startsAt"]))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _first_notice(key: str, now, window: timedelta) -> bool:
+def _first_notice(key: str, now: datetime, window: timedelta) -> bool:
     """Record the notice ``key``; False when it was recorded within ``window``.
 
     Safe against the same notice arriving twice at once: the UPDATE takes the
     row's lock (PostgreSQL) or the database's write lock (SQLite) and the
     INSERT ... ON CONFLICT DO NOTHING lets one of two new notices in.
     """
-    refreshed = db.session.execute(
-        update(WebhookAlertReceipt)
-        .where(WebhookAlertReceipt.key == key, WebhookAlertReceipt.last_at <= now - window)
-        .values(last_at=now),
-        execution_options={"synchronize_session": False},
+    # An UPDATE's result is a CursorResult (it has the rowcount).
+    refreshed = cast(
+        "CursorResult[Any]",
+        db.session.execute(
+            update(WebhookAlertReceipt)
+            .where(WebhookAlertReceipt.key == key, WebhookAlertReceipt.last_at <= now - window)
+            .values(last_at=now),
+            execution_options={"synchronize_session": False},
+        ),
     )
     if refreshed.rowcount:
         return True
     dialect = db.session.get_bind().dialect.name
+    stmt: PostgresqlInsert | SqliteInsert
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        stmt = postgresql_insert(WebhookAlertReceipt)
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(WebhookAlertReceipt)
     inserted = db.session.execute(
-        insert(WebhookAlertReceipt)
-        .values(key=key, last_at=now)
+        stmt.values(key=key, last_at=now)
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(WebhookAlertReceipt.key)
     ).scalar_one_or_none()
     return inserted is not None
 
 
-def _event_data(alert: dict) -> dict[str, Any]:
+def _event_data(alert: dict[str, Any]) -> dict[str, Any]:
     labels, annotations = alert["labels"], alert.get("annotations") or {}
     data = {
         "alert": labels.get("alertname"),

@@ -29,7 +29,7 @@ import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import PlainValidator, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -50,6 +50,15 @@ class WebhooksConfigError(ConfigError):
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# sharedconfig's AtLeast and FromEnvironment build their pydantic types at run time,
+# which a type checker cannot follow: it sees the type of the checked value.
+if TYPE_CHECKING:
+    Count = int
+    TokenFile = str | None
+else:
+    Count = AtLeast(1)
+    TokenFile = FromEnvironment(NonEmptyStr | None, "WEBHOOKS_RECEIVER_TOKEN_FILE", None)
 
 
 def _networks(value: Any) -> tuple[Network, ...]:
@@ -93,22 +102,21 @@ class WebhooksSettings(Section):
     allowed_networks: Networks = ()
     connect_timeout: PositiveDuration = 3.0
     read_timeout: PositiveDuration = 5.0
-    max_response_bytes: AtLeast(1) = 4096
-    batch_size: AtLeast(1) = 5
+    max_response_bytes: Count = 4096
+    batch_size: Count = 5
     initial_backoff: PositiveDuration = 10.0
     max_backoff: PositiveDuration = 3600.0
     disable_after: PositiveDuration = 3 * 86400.0
-    max_endpoints: AtLeast(1) = 10
+    max_endpoints: Count = 10
     duplicate_window: PositiveDuration = 60.0
     #: The file holding the receiver's bearer token (null: $WEBHOOKS_RECEIVER_TOKEN_FILE).
-    receiver_token_file: FromEnvironment(
-        NonEmptyStr | None, "WEBHOOKS_RECEIVER_TOKEN_FILE", None
-    ) = None
+    receiver_token_file: TokenFile = None
     _receiver_token: str | None = PrivateAttr(None)
 
     @property
     def receiver_token(self) -> str | None:
-        """The receiver's bearer token, read from ``receiver_token_file`` at start; None: no receiver."""
+        """The receiver's bearer token, read from ``receiver_token_file`` at start;
+        None: no receiver."""
         return self._receiver_token
 
     @field_validator("receiver_token_file", mode="after")
@@ -142,7 +150,7 @@ class WebhooksSettings(Section):
         capped, with "equal jitter" (between half and all of it), so endpoints that
         failed together are not all retried in the same second."""
         exponent = min(max(attempts - 1, 0), 60)
-        delay = min(self.max_backoff, self.initial_backoff * 2**exponent)
+        delay = min(self.max_backoff, self.initial_backoff * 2.0**exponent)
         return delay / 2 + random.uniform(0, delay / 2)
 
 

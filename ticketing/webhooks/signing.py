@@ -2,9 +2,9 @@
 
 Each delivery carries
 
-    Partnerwatch-Signature: t=1700000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
+    Partnerwatch-Signature: t=1700000000,v1=5257a869e7ecebeda32affa62cdca3fa...
 
-where ``v1`` is the hex HMAC-SHA256, keyed with the endpoint's secret, of
+where ``v1`` is the hex HMAC-SHA256 (64 hex digits), keyed with the endpoint's secret, of
 ``"<t>.<raw body>"``.  A partner recomputes it over the raw bytes it received,
 compares in constant time and refuses timestamps older than a few minutes
 (replays); docs/webhooks.md has the snippet.  :func:`verify` is that check.
