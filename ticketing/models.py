@@ -71,7 +71,10 @@ class Partner(Model):
     """A company on the platform that files tickets."""
 
     __tablename__ = "partners"
-    __table_args__ = (CheckConstraint(_in("status", PARTNER_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", PARTNER_STATUSES), name="status"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -83,7 +86,10 @@ class Staff(Model):
     """A member of the support team: an ``agent`` or an ``admin``."""
 
     __tablename__ = "staff"
-    __table_args__ = (CheckConstraint(_in("role", STAFF_ROLES), name="role"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", STAFF_ROLES), name="role"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -103,6 +109,7 @@ class ApiKey(Model):
     __tablename__ = "api_keys"
     __table_args__ = (
         CheckConstraint("(partner_id IS NULL) <> (staff_id IS NULL)", name="one_owner"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -135,6 +142,7 @@ class Ticket(Model):
             postgresql_where=text("needs_triage"),
             sqlite_where=text("needs_triage"),
         ),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,6 +232,7 @@ class Message(Model):
         CheckConstraint(_in("sender_type", SENDER_TYPES), name="sender_type"),
         CheckConstraint("sender_type = 'staff' OR NOT internal", name="internal_staff_only"),
         Index("ix_messages_ticket_id_id", "ticket_id", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -247,6 +256,7 @@ class Attachment(Model):
         CheckConstraint(_in("uploader_type", SENDER_TYPES), name="uploader_type"),
         CheckConstraint("uploader_type = 'staff' OR NOT internal", name="internal_staff_only"),
         Index("ix_attachments_ticket_id_id", "ticket_id", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -273,6 +283,7 @@ class TicketAudit(Model):
     __table_args__ = (
         CheckConstraint(_in("actor_kind", ACTOR_KINDS), name="actor_kind"),
         Index("ix_ticket_audit_ticket_id_id", "ticket_id", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -292,7 +303,7 @@ class IdempotencyKey(Model):
     """A partner's ``Idempotency-Key`` and the ticket its first request created."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("partner_id", "key"),)
+    __table_args__ = (UniqueConstraint("partner_id", "key"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
@@ -300,3 +311,34 @@ class IdempotencyKey(Model):
     request_hash: Mapped[str] = mapped_column(String(64))
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleSession(Model):
+    """A signed-in support console session of a staff member (``ticketing/console/session.py``).
+
+    The browser's cookie holds a random token; only its SHA-256 (``token_hash``)
+    is stored. A session counts while it is not ended, not idle longer than
+    ``console.idle_timeout``, not older than ``console.session_lifetime`` and its
+    key is valid. ``ended_at``/``end_reason`` (``signed_out``, ``ended``: by the
+    staff member from another session, ``idle``, ``expired``, ``key``: the key was
+    revoked or its owner deactivated) are kept; ids are never reused.
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        Index("ix_console_sessions_staff_id_ended_at", "staff_id", "ended_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+
+    key: Mapped[ApiKey] = relationship()

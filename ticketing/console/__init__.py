@@ -3,12 +3,15 @@
     from ticketing.console import init_app
     init_app(app)          # after the security monitor (its rate limits cover the console)
 
-Staff sign in with their API key, which becomes a signed session cookie
-(HttpOnly, SameSite=Lax, Secure over HTTPS, path ``/console``) naming the key;
-every request checks that key again (revoked, suspended, deactivated: signed
-out at once). Every form carries a CSRF token (Flask-WTF's CSRFProtect, for
-the console's routes only: the JSON API authenticates with a header, which a
-browser never sends by itself). The pages call the same domain functions as
+Staff sign in with their API key, which starts a server-side session (a
+``console_sessions`` row); the signed cookie (HttpOnly, SameSite=Lax, Secure
+over HTTPS, path ``/console``) holds only a random token for it. Every request
+checks the session (not signed out, not idle longer than
+``console.idle_timeout``, not older than ``console.session_lifetime``) and its
+key again (revoked, suspended, deactivated: signed out at once). Every form
+carries a CSRF token (Flask-WTF's CSRFProtect, for the console's routes
+only: the JSON API authenticates with a header, which a browser never sends
+by itself). The pages call the same domain functions as
 the staff API (``ticketing.desk.tickets``, ``ticketing.desk.queue``, ``ticketing.desk.workflow``)
 and validate input with the same schemas. The security monitor scans console
 requests as any other; console routes count against the signed-in key's
@@ -121,6 +124,7 @@ def init_app(app: Flask) -> ConsoleSettings | None:
         queue_page,
         security_page,
         session,
+        sessions_page,
         ticket_page,
     )
 

@@ -8,6 +8,7 @@ The routes are in the modules named for what they do (each adds its routes to
 - ``queue_page.py``: the queue; ``ticket_page.py``: a ticket and its files;
 - ``actions.py``: the ticket's forms (reply, assign, status, triage);
 - ``security_page.py``: security events (admins);
+- ``sessions_page.py``: the staff member's console sessions, ending one;
 - ``live.py``: the JSON the open pages poll; ``regions.py`` renders their regions.
 
 Every change goes through the domain functions the staff API calls

@@ -9,7 +9,8 @@ security monitor's JSON 429) are answered as a page, or as JSON on
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
+from urllib.parse import quote, unquote
 
 from flask import abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -38,7 +39,7 @@ def _guard() -> ResponseReturnValue | None:
             return jsonify(
                 error={"code": "unauthorized", "message": "sign in again", "details": {}}
             ), 401
-        return redirect(url_for("console.login", next=local_path(request.full_path)))
+        return redirect(url_for("console.login", next=local_path(request_path())))
     if request.method == "GET":
         autocommit_reads()
     return None
@@ -92,20 +93,46 @@ def signed_in() -> Actor | None:
     return actor if actor is not None and actor.is_staff else None
 
 
-def local_path(target: str | None) -> str | None:
-    """``target`` if it is a path inside the console (no open redirects), else None."""
-    if not target:
+#: The longest ``next`` kept; longer ones are ignored.
+MAX_NEXT = 2000
+# A path under /console/ and an optional query, in printable ASCII without spaces,
+# quotes, angle brackets or backslashes (percent-encoding is how anything else travels).
+_LOCAL_PATH = re.compile(
+    r"/console(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*)?(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*)?"
+)
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
+
+
+def local_path(target: object) -> str | None:
+    """``target`` if it is a plain path inside the console (no open redirects), else None.
+
+    Total: whatever ``target`` is (control characters, CR/LF, backslashes,
+    ``//host``, absolute URLs, ``javascript:``, non-ASCII, any length), the
+    answer is a safe path or None, never an exception.
+    """
+    if not isinstance(target, str) or not target or len(target) > MAX_NEXT:
         return None
-    parts = urlsplit(target)
+    if not _LOCAL_PATH.fullmatch(target):
+        return None
+    path, _, query = target.partition("?")
+    decoded = unquote(path)
     if (
-        parts.scheme
-        or parts.netloc
-        or not parts.path.startswith("/console")
-        or "\\" in target
-        or target.startswith("//")
+        any(not ("!" <= c <= "~") for c in decoded)  # encoded controls, spaces, non-ASCII
+        or "\\" in decoded
+        or "//" in decoded
+        or _DOT_SEGMENT.search(decoded)
+        or not (decoded == "/console" or decoded.startswith("/console/"))
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in unquote(query))
     ):
         return None
     return target.rstrip("?")
+
+
+def request_path() -> str:
+    """The current request's path and query as ``local_path`` accepts them (encoded)."""
+    path = quote(request.path, safe="/-._~!$&'()*+,;=:@")
+    query = request.query_string.decode("latin-1")
+    return path + ("?" + query if query else "")
 
 
 @bp.errorhandler(CSRFError)

@@ -4,6 +4,7 @@
       enabled: true
       secret_key_file: null       # null: $TICKETING_SECRET_KEY, else <instance>/console_secret_key
       session_lifetime: 8h        # a sign-in lasts this long (the cookie is refused after)
+      idle_timeout: 30m           # a session unused this long is ended
       secure_cookie: auto         # auto: Secure when the request came over HTTPS; always; never
       poll_interval: 5s           # how often open pages ask for changes
       stale_after: 3              # polls missed before the page says it is stale
@@ -46,6 +47,7 @@ class ConsoleSettings(Section):
     enabled: Flag = True
     secret_key_file: NonEmptyStr | None = None
     session_lifetime: PositiveDuration = 8 * 3600.0
+    idle_timeout: PositiveDuration = 30 * 60.0
     secure_cookie: SecureCookie = "auto"
     poll_interval: PositiveDuration = 5.0
     stale_after: Count = 3
