@@ -362,6 +362,12 @@ def staff_view(snap: Snapshot, *, max_alerts: int, hidden_alerts: frozenset[str]
 INTERNAL_TEAMS = frozenset({"security", "support"})
 
 
+def is_internal_team(team: str | None) -> bool:
+    """Whether a ``team`` label names an internal team, whatever its case and spaces
+    (``Security``, `` support ``)."""
+    return team is not None and team.strip().casefold() in INTERNAL_TEAMS
+
+
 def partner_view(
     snap: Snapshot, partner_id: int, *, max_alerts: int, partner_alerts: frozenset[str]
 ) -> dict[str, Any]:
@@ -385,7 +391,7 @@ def partner_view(
             owner = alert["labels"].get("partner_id", alert["labels"].get("partner"))
             if (
                 alert["name"] in partner_alerts
-                and alert.get("team") not in INTERNAL_TEAMS
+                and not is_internal_team(alert.get("team"))
                 and (owner is None or owner == str(partner_id))
             ):
                 public.append(

@@ -52,6 +52,7 @@ class OutboxMessage(Model):
             postgresql_where=text("delivered_at IS NULL"),
             sqlite_where=text("delivered_at IS NULL"),
         ),
+        {"sqlite_autoincrement": True},  # ids are never reused (migration 0007)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -306,6 +306,30 @@ def mark_failed(
         raise
 
 
+def drop_queued(kind: str, dedup_prefix: str, reason: str, now: datetime | None = None) -> int:
+    """Give up on every undelivered message of ``kind`` whose ``dedup_key`` starts with
+    ``dedup_prefix`` (what waited for a deleted or disabled partner webhook endpoint),
+    in the caller's transaction: each leaves the queue like a delivered one, with
+    ``reason`` as its ``last_error``. Returns how many.
+
+    A message claimed at that moment is dropped too: its deliverer's outcome is
+    recorded on it, but a finished message is never claimed again (and its channel
+    looks up the endpoint again before posting)."""
+    if not kind or not dedup_prefix:
+        raise ValueError("kind and dedup_prefix are required")
+    result = db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.kind == kind,
+            OutboxMessage.dedup_key.startswith(dedup_prefix, autoescape=True),
+            OutboxMessage.delivered_at.is_(None),
+        )
+        .values(delivered_at=now or utcnow(), last_error=reason[:2000]),
+        execution_options={"synchronize_session": False},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def pending_count() -> int:
     """Messages not delivered yet (what the exporter reports as ``support_outbox_pending``)."""
     return db.session.execute(

@@ -1,6 +1,7 @@
 """Staff API: list and filter security events.
 
-``GET /api/v1/staff/security-events`` (staff API keys only), newest first (by
+``GET /api/v1/staff/security-events`` (admins' API keys only, :func:`may_read_events`),
+newest first (by
 first occurrence; keyset pagination like the ticket lists, so pages neither
 skip nor repeat rows while events come in). Query parameters, all optional:
 
@@ -12,7 +13,7 @@ skip nor repeat rows while events come in). Query parameters, all optional:
 
 Answer: ``{"items": [event, ...], "next_cursor": "..." | null}``, each event as
 in :meth:`SecurityEvent.as_dict`. Without a valid key the answer is 401, for a
-partner's key 403, both with the JSON error body.
+partner's or an agent's key 403, both with the JSON error body.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import func
 
 from ticketing.api.pagination import decode_cursor, encode_cursor
 from ticketing.db import db
 from ticketing.errors import ApiError
-from ticketing.security.events import SEVERITIES, EventType, SecurityEvent
+from ticketing.security.events import SEVERITIES, EventType, SecurityEvent, fold_client_ip
 
 bp = Blueprint("security_events", __name__, url_prefix="/api/v1/staff")
 
@@ -59,6 +60,22 @@ class InvalidEventQuery(ValueError):
         self.problems = problems
 
 
+def _ipv6_prefix() -> int:
+    monitor = current_app.extensions.get("security_monitor")
+    return monitor.security.events.ipv6_prefix if monitor is not None else 64
+
+
+def may_read_events(actor: Any) -> bool:
+    """Who may read security events: the one rule of this API and of the support
+    console's security page. Admins only: a staff member (``kind`` ``staff``) whose
+    ``role`` is ``admin``; agents, partners and anonymous callers may not."""
+    return (
+        actor is not None
+        and getattr(actor, "kind", None) == "staff"
+        and getattr(actor, "role", None) == "admin"
+    )
+
+
 def find_events(args: Mapping[str, str]) -> tuple[list[SecurityEvent], str | None]:
     """One page of events, newest first, and the next page's cursor (the staff API's
     and the console's query). Raises :class:`InvalidEventQuery` for bad parameters."""
@@ -75,8 +92,9 @@ def find_events(args: Mapping[str, str]) -> tuple[list[SecurityEvent], str | Non
             problems["severity"] = "must be one of " + ", ".join(SEVERITIES)
         conditions.append(SecurityEvent.severity == severity)
     ip = args.get("ip")
-    if ip:
-        conditions.append(SecurityEvent.client_ip == ip)
+    if ip:  # an IPv6 address also finds the row of its network (events fold by network)
+        folded = fold_client_ip(ip, _ipv6_prefix())
+        conditions.append(SecurityEvent.client_ip.in_({ip, folded or ip}))
     since = args.get("since")
     if since:
         try:
@@ -133,8 +151,8 @@ def list_security_events() -> Response:
     actor = request_state().current_actor()
     if actor is None:
         return _error(401, "unauthorized", "A valid API key is required.")
-    if getattr(actor, "kind", None) != "staff":
-        return _error(403, "forbidden", "Security events are visible to staff only.")
+    if not may_read_events(actor):
+        return _error(403, "forbidden", "Security events are visible to admins only.")
     try:
         rows, next_cursor = find_events(request.args)
     except InvalidEventQuery as exc:
@@ -154,7 +172,7 @@ def document(app: Flask) -> None:
         "/api/v1/staff/security-events",
         "get",
         tag="security",
-        summary="List security events (staff only)",
+        summary="List security events (admins only)",
         description="Newest first. Filters: `type`, `severity`, `ip`, `since` (ISO 8601); "
         "pagination: `limit` (at most 200) and `cursor` (the previous page's "
         "`next_cursor`). One event stands for all "
@@ -176,6 +194,6 @@ def document(app: Flask) -> None:
             },
             "400": {"description": "Invalid query parameters", **error},
             "401": {"description": "No valid API key", **error},
-            "403": {"description": "Not a staff API key", **error},
+            "403": {"description": "Not an admin's API key", **error},
         },
     )

@@ -2,9 +2,15 @@
 
 One row stands for every occurrence of the same event type by the same actor
 from the same client IP on the same (UTC) day: the row's ``hash`` is
-``sha256(type|actor|ip|day)`` and is unique, and recording an occurrence is a
-single ``INSERT ... ON CONFLICT (hash) DO UPDATE SET count = count + 1`` (on
-SQLite and PostgreSQL), atomic however many workers report at once.
+``sha256(type|actor|ip|day)`` and is unique, and recording an occurrence adds
+to that row's count (``UPDATE ... WHERE hash``, else ``INSERT ... ON CONFLICT
+(hash) DO UPDATE SET count = count + 1`` on SQLite and PostgreSQL), atomic
+however many workers report at once. An IPv6 client counts as its network
+(``security.events.ipv6_prefix``, /64: one client holds a whole /64), and the
+rows of one type and day are bounded: once ``security.events.max_rows_per_type_per_day``
+rows exist, occurrences that would need a new row fold into the type's overflow
+row of the day instead (still counted in the metric), so no client can grow the
+table without bound by changing addresses.
 ``first_seen`` stays; ``last_seen``, ``severity``, ``method``, ``path`` and
 ``details`` become those of the latest occurrence.
 
@@ -27,23 +33,26 @@ without flooding it. Every occurrence also counts in
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from datetime import time as day_time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
 from blinker import Namespace
 from flask import current_app, has_request_context, request
-from sqlalchemy import JSON, Index, String, Table, update
+from sqlalchemy import JSON, Index, String, Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import db
 from ticketing.security.metrics import security_events
+from ticketing.security.settings import EventSettings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -119,6 +128,7 @@ class SecurityEvent(Model):
         Index("ix_security_events_last_seen", "last_seen"),
         Index("ix_security_events_type_last_seen", "type", "last_seen"),
         Index("ix_security_events_client_ip", "client_ip"),
+        {"sqlite_autoincrement": True},  # ids are never reused (migration 0007)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -177,6 +187,28 @@ def event_hash(
     return hashlib.sha256(f"{event_type}|{actor}|{client_ip or '-'}|{day}".encode()).hexdigest()
 
 
+def fold_client_ip(client_ip: str | None, ipv6_prefix: int) -> str | None:
+    """The client IP events are folded by: an IPv6 address as its network of
+    ``ipv6_prefix`` bits (``2001:db8:1:2::/64``; the address itself at 128), an
+    IPv4-mapped one as the IPv4 address, anything else unchanged."""
+    if not client_ip or ":" not in client_ip:
+        return client_ip
+    try:
+        address = ipaddress.IPv6Address(client_ip.split("%")[0])
+    except ValueError:
+        return client_ip
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if ipv6_prefix >= 128:
+        return str(address)
+    return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+
+
+def overflow_hash(event_type: str, day: str) -> str:
+    """The folding key of the type's overflow row of ``day``."""
+    return hashlib.sha256(f"{event_type}|overflow|{day}".encode()).hexdigest()
+
+
 def should_notify(count: int) -> bool:
     """First occurrence, then the 10th, 100th, 1000th... (powers of ten)."""
     while count >= 10 and count % 10 == 0:
@@ -184,6 +216,7 @@ def should_notify(count: int) -> bool:
     return count == 1
 
 
+_DEFAULT_LIMITS = EventSettings()
 _UNSET: Any = object()
 #: Flask's ``current_app`` as what it is, a proxy (Flask types it as the app).
 _app_proxy = cast("LocalProxy[Flask]", current_app)
@@ -236,7 +269,8 @@ def record_event(
     details = _scrub(details or {})
     method = _clean(method, 16)
     path = _clean(path, 2048)
-    client_ip = _clean(client_ip, 45)
+    limits = monitor.security.events if monitor is not None else _DEFAULT_LIMITS
+    client_ip = _clean(fold_client_ip(client_ip, limits.ipv6_prefix), 45)
     actor_kind = _clean(getattr(actor, "kind", None) if actor is not None else None, 16)
     actor_id = _clean(str(actor.id) if getattr(actor, "id", None) is not None else None, 64)
 
@@ -246,7 +280,7 @@ def record_event(
     occurrences = _coalesced(app, digest, coalesce) if coalesce else 1
     if not occurrences:
         return None
-    values = {
+    values: dict[str, Any] = {
         "type": event_type.value,
         "severity": severity,
         "actor_kind": actor_kind,
@@ -275,19 +309,25 @@ def record_event(
     try:
         with app.app_context():  # a fresh db.session: this event's own transaction
             try:
-                row_id, count = _upsert(values)
+                found = _add_to_existing(values)
+                if found is None and _rows_today(event_type.value, now, limits) >= (
+                    limits.max_rows_per_type_per_day
+                ):
+                    values = _overflow(values, now, limits.max_rows_per_type_per_day)
+                    found = _add_to_existing(values)
+                row_id, count = found if found is not None else _upsert(values)
                 recorded = RecordedEvent(
                     row_id,
                     event_type,
                     severity,
-                    digest,
+                    values["hash"],
                     count,
-                    actor_kind,
-                    actor_id,
-                    client_ip,
+                    values["actor_kind"],
+                    values["actor_id"],
+                    values["client_ip"],
                     method,
                     path,
-                    details,
+                    values["details"],
                     now,
                 )
                 if event_type in SEVERE:
@@ -344,6 +384,60 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_scrub(v) for v in value]
     return value
+
+
+_LATEST = ("severity", "method", "path", "details", "last_seen")
+
+
+def _add_to_existing(values: dict[str, Any]) -> tuple[int, int] | None:
+    """Add the occurrences to the row with the same hash: its (id, count), or None
+    when there is no such row yet."""
+    table = cast(Table, SecurityEvent.__table__)  # a declared table (its __tablename__)
+    row = db.session.execute(
+        update(table)
+        .where(table.c.hash == values["hash"])
+        .values(count=table.c.count + values["count"], **{k: values[k] for k in _LATEST})
+        .returning(table.c.id, table.c.count)
+    ).first()
+    if row is None:
+        return None
+    row_id, count = row
+    return row_id, count
+
+
+def _rows_today(event_type: str, now: datetime, limits: EventSettings) -> int:
+    """Rows of ``event_type`` of the UTC day of ``now`` but its overflow row, counted
+    up to the cap (a row's ``last_seen`` is on the day its hash names)."""
+    table = cast(Table, SecurityEvent.__table__)
+    rows = (
+        select(table.c.id)
+        .where(
+            table.c.type == event_type,
+            table.c.last_seen >= datetime.combine(now.date(), day_time()),
+            table.c.hash != overflow_hash(event_type, now.date().isoformat()),
+        )
+        .limit(limits.max_rows_per_type_per_day)
+        .subquery()
+    )
+    return int(db.session.execute(select(func.count()).select_from(rows)).scalar_one())
+
+
+def _overflow(values: dict[str, Any], now: datetime, cap: int) -> dict[str, Any]:
+    """The occurrence as one of the type's overflow row of the day: no actor nor IP of
+    its own; ``details`` name the latest source."""
+    latest = {
+        "actor": (f"{values['actor_kind']}:{values['actor_id']}" if values["actor_kind"] else None),
+        "client_ip": values["client_ip"],
+        "details": values["details"],
+    }
+    return {
+        **values,
+        "actor_kind": None,
+        "actor_id": None,
+        "client_ip": None,
+        "details": {"overflow": True, "max_rows_per_type_per_day": cap, "latest": latest},
+        "hash": overflow_hash(values["type"], now.date().isoformat()),
+    }
 
 
 def _upsert(values: dict[str, Any]) -> tuple[int, int]:

@@ -92,11 +92,26 @@ class FailedAuthSettings(Section):
     window_seconds: PositiveInt = 300
 
 
+def _ipv6_prefix(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 128:
+        raise ValueError(f"must be an integer from 1 to 128 (got {value!r})")
+    return value
+
+
+class EventSettings(Section):
+    #: IPv6 client addresses fold into one row per network of this prefix length
+    #: (a client holds a whole /64; 128: per address).
+    ipv6_prefix: Annotated[int, PlainValidator(_ipv6_prefix)] = 64
+    #: Rows per event type and UTC day; further sources fold into one overflow row.
+    max_rows_per_type_per_day: PositiveInt = 1000
+
+
 class SecuritySettings(Section):
     trusted_proxies: Annotated[tuple[Annotated[Any, PlainValidator(_network)], ...], listed()] = ()
     scan: ScanSettings = ScanSettings()
     block: Annotated[frozenset[BlockedClass], listed()] = frozenset(DEFAULT_BLOCK)
     failed_auth: FailedAuthSettings = FailedAuthSettings()
+    events: EventSettings = EventSettings()
     events_api: Flag = True
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 
-from ticketing.api.base import Blueprint, require_json_body
+from ticketing.api.base import Blueprint, authenticate_requests
 from ticketing.api.pagination import paginate
 from ticketing.auth import require_partner
-from ticketing.db import autocommit_reads, db
+from ticketing.db import db
 from ticketing.desk import tickets
 from ticketing.errors import ApiError, not_found
 from ticketing.models import utcnow
@@ -51,12 +51,7 @@ bp = Blueprint(
 )
 
 
-@bp.before_request
-def _authenticate() -> None:
-    require_partner()
-    require_json_body()
-    if request.method == "GET":
-        autocommit_reads()
+authenticate_requests(bp, require_partner)
 
 
 def _settings() -> WebhooksSettings:
@@ -165,6 +160,8 @@ def update_endpoint(data: dict[str, Any], endpoint_id: int) -> WebhookEndpoint:
         if data["enabled"]:
             endpoint.disabled_reason = None
             endpoint.failing_since = None
+        else:  # a disabled endpoint receives nothing: what waited for it is dropped
+            events.drop_queued_for(endpoint.id, "endpoint disabled")
     endpoint.updated_at = utcnow()
     db.session.commit()
     return endpoint
@@ -175,6 +172,8 @@ def update_endpoint(data: dict[str, Any], endpoint_id: int) -> WebhookEndpoint:
 def delete_endpoint(endpoint_id: int) -> None:
     """Delete one of your webhook endpoints and its delivery log"""
     endpoint = _own(endpoint_id)
+    # Its queued events go with it (and its ids are never given out again: migration 0007).
+    events.drop_queued_for(endpoint.id, "endpoint deleted")
     db.session.execute(db.delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
     db.session.delete(endpoint)
     db.session.commit()

@@ -12,7 +12,9 @@ docs/outbox.md), posts each event to its endpoint and records the outcome:
   failure (DNS may change back);
 - any other status (3xx, 4xx): ``failed``, not retried: the partner must fix
   the endpoint;
-- the endpoint was deleted or disabled: ``dropped``, not sent.
+- the endpoint was deleted or disabled: ``dropped``, not sent;
+- the event is not of the endpoint's partner: dropped, not sent, recorded in the
+  outbox row and the log (never in that endpoint's log).
 
 Every attempt is a row in the endpoint's delivery log.  An endpoint whose
 attempts keep failing for ``disable_after`` is disabled, the reason kept on it
@@ -167,6 +169,19 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
         mark_finished(claimed, reason)
         metrics.deliveries.labels(result="dropped").inc()
         return
+    if event.get("partner_id") != endpoint.partner_id:
+        # Never another partner's event, whatever the row says: dropped, and recorded
+        # (the row's last_error, the log, the metric), not in the endpoint's own log,
+        # which its partner reads.
+        reason = (
+            f"dropped: event {str(event.get('id'))[:40]} of partner {event.get('partner_id')!r}"
+            f" addressed to endpoint {endpoint.id} of partner {endpoint.partner_id}"
+        )
+        db.session.commit()
+        mark_finished(claimed, reason)
+        metrics.deliveries.labels(result="dropped").inc()
+        log.error("webhooks: %s", reason)
+        return
     endpoint_id, url, secret = endpoint.id, endpoint.url, endpoint.secret
     db.session.commit()  # no transaction stays open while the partner is called
 
@@ -249,6 +264,7 @@ def _disable(endpoint: WebhookEndpoint, now: datetime, outcome: Outcome) -> None
         f" every delivery failed since {since} (last: {outcome.error})"
     )[:400]
     endpoint.updated_at = now
+    events.drop_queued_for(endpoint.id, "endpoint disabled")  # nothing more waits for it
     metrics.endpoints_disabled.inc()
     log.warning(
         "webhooks: endpoint %s of partner %s disabled: %s",

@@ -34,7 +34,7 @@ from flask import Flask
 from ticketing import signals
 from ticketing.db import db
 from ticketing.models import utcnow
-from ticketing.outbox.store import enqueue_payload, isoformat
+from ticketing.outbox.store import drop_queued, enqueue_payload, isoformat
 from ticketing.webhooks.models import WebhookEndpoint
 
 KIND = "partner_webhook"
@@ -58,10 +58,22 @@ def new_event(partner_id: int, event_type: str, data: dict[str, Any]) -> dict[st
     }
 
 
+def _dedup_prefix(endpoint_id: int) -> str:
+    return f"webhook:{endpoint_id}:"
+
+
 def enqueue_for(endpoint_id: int, event: dict[str, Any]) -> int | None:
     return enqueue_payload(
-        KIND, f"webhook:{endpoint_id}:{event['id']}", {"endpoint_id": endpoint_id, "event": event}
+        KIND,
+        f"{_dedup_prefix(endpoint_id)}{event['id']}",
+        {"endpoint_id": endpoint_id, "event": event},
     )
+
+
+def drop_queued_for(endpoint_id: int, reason: str) -> int:
+    """Drop the events waiting for the endpoint (deleted or disabled), in the caller's
+    transaction: they are never sent (their outbox rows keep ``reason``)."""
+    return drop_queued(KIND, _dedup_prefix(endpoint_id), f"dropped: {reason}")
 
 
 def queue_event(

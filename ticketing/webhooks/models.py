@@ -33,7 +33,10 @@ else:
 
 class WebhookEndpoint(Model):
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index("ix_webhook_endpoints_partner_id_id", "partner_id", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_endpoints_partner_id_id", "partner_id", "id"),
+        {"sqlite_autoincrement": True},  # ids are never reused (migration 0007)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
@@ -53,7 +56,10 @@ class WebhookEndpoint(Model):
 
 class WebhookDelivery(Model):
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))

@@ -112,10 +112,12 @@ def partner_alerts(notification: dict[str, Any]) -> dict[str, int]:
 
 
 def _partner(value: Any) -> int | None:
-    try:
-        partner_id = int(str(value))
-    except (TypeError, ValueError):
+    """The partner a ``partner`` label names: ASCII digits only (``int()`` would also
+    read "١", "１", " 1", "+1" and "1_0"), a known partner."""
+    text = value if isinstance(value, str) else ""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
         return None
+    partner_id = int(text)
     if not 0 < partner_id < 2**31 or db.session.get(Partner, partner_id) is None:
         return None
     return partner_id
