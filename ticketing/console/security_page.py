@@ -15,10 +15,16 @@ from ticketing.models import utcnow
 
 @bp.get("/security")
 def security() -> ResponseReturnValue:
+    from ticketing.security.api import (
+        InvalidEventQuery,
+        counts_by_type,
+        find_events,
+        may_read_events,
+    )
+
     actor = signed_in_staff()
-    if not actor.is_admin:
+    if not may_read_events(actor):  # the staff API's rule
         abort(403, "The security page is for admins.")
-    from ticketing.security.api import InvalidEventQuery, counts_by_type, find_events
     from ticketing.security.events import EventType
 
     event_type = request.args.get("type", "")
