@@ -5,9 +5,12 @@ It runs in a session of its own, so a Ctrl-C typed in the terminal reaches the
 stack runner only, and the runner then stops the children in reverse start
 order: SIGTERM (or the child's own stop signal) to the child's whole process
 group, so gunicorn's workers go with their master, then SIGKILL for whatever
-is still there after a grace period.  On Linux each child is also asked to
-receive SIGTERM should the runner itself die abruptly, so nothing is left
-behind.
+is still there after a grace period (:func:`stop_group`).  On Linux each child
+is also asked to receive SIGTERM should the runner itself die abruptly, so
+nothing is left behind (:func:`spawn`).
+
+The test harness (tests/harness/processes.py) starts and stops its programs
+with the same :func:`spawn` and :func:`stop_group`.
 
     sup = Supervisor(run_dir / "logs")
     redis = sup.start("redis", ["redis-server", "--port", "6379"],
@@ -18,15 +21,19 @@ behind.
 
 from __future__ import annotations
 
-import ctypes
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,16 +85,170 @@ def http_ready(url: str) -> Ready:
     return check
 
 
-try:  # loaded here, in the runner: the child only calls it between fork and exec
-    _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-except (OSError, AttributeError):
-    _prctl = None
+# ------------------------------------------------------------ start and stop one program
+#
+# A child should not outlive the process that started it, even when that process
+# is killed outright (SIGKILL, a CI timeout): Linux's parent-death signal
+# (prctl PR_SET_PDEATHSIG) is set in the child, between fork and exec, by a tiny
+# launcher that then execs the program (same pid, so the signal stays with it):
+# util-linux's ``setpriv --pdeathsig``, or where that is missing a few lines of
+# Python. No ``preexec_fn``: running Python between fork and exec is unsafe in a
+# process with threads, as the test suite's is.
+#
+# The kernel sends that signal when the *thread* that forked the child ends, not
+# the process. So every child is forked by one daemon thread (:class:`_Forker`)
+# that lives as long as the process: a child started from a short-lived thread
+# (a fixture's helper thread, a thread pool) is not killed when that thread ends.
+
+#: Fallback launcher: ``python -c _LAUNCHER SIGNAL USER PARENT_PID CMD...``.
+_LAUNCHER = """\
+import ctypes, os, pwd, sys
+sig, user, parent, cmd = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+if user:
+    entry = pwd.getpwnam(user)
+    os.initgroups(user, entry.pw_gid)
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+if ctypes.CDLL(None, use_errno=True).prctl(1, sig) != 0:  # PR_SET_PDEATHSIG, after setuid
+    sys.exit("prctl(PR_SET_PDEATHSIG) failed")
+if os.getppid() != parent:  # the parent died before prctl
+    sys.exit(1)
+os.execvp(cmd[0], cmd)
+"""
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the runner dies (Linux)."""
-    if _prctl is not None:
-        _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _setpriv() -> str | None:
+    """util-linux's setpriv when it knows ``--pdeathsig`` (util-linux 2.33 and later)."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        help_text = subprocess.run(
+            [path, "--help"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in help_text else None
+
+
+_SETPRIV = _setpriv() if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(
+    cmd: Sequence[str], sig: int = signal.SIGTERM, user: str | None = None
+) -> list[str]:
+    """``cmd`` behind a launcher that sets its parent-death signal (and runs it as ``user``).
+
+    The user is switched before the signal is set: the kernel clears the
+    parent-death signal when a process changes its user. Outside Linux ``cmd``
+    is returned as it is (with ``runuser`` for ``user``).
+    """
+    cmd = [str(c) for c in cmd]
+    if not sys.platform.startswith("linux"):
+        return ["runuser", "-u", user, "--", *cmd] if user else cmd
+    if _SETPRIV is not None:
+        prefix = [_SETPRIV]
+        if user:
+            entry = pwd.getpwnam(user)
+            prefix += [f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups"]
+        return [*prefix, "--pdeathsig", signal.Signals(sig).name.removeprefix("SIG"), "--", *cmd]
+    return [sys.executable, "-c", _LAUNCHER, str(int(sig)), user or "", str(os.getpid()), *cmd]
+
+
+class _Forker:
+    """One daemon thread, living as long as the process, that forks every child."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._jobs: list[tuple[Callable[[], subprocess.Popen], Future]] = []
+        self._wake = threading.Condition(self._lock)
+
+    def call(self, job: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+        future: Future = Future()
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked copy of this process
+                self._pid = os.getpid()
+                self._jobs = []
+                threading.Thread(target=self._run, name="child-forker", daemon=True).start()
+            self._jobs.append((job, future))
+            self._wake.notify()
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._jobs:
+                    self._wake.wait()
+                job, future = self._jobs.pop(0)
+            try:
+                future.set_result(job())
+            except BaseException as exc:  # handed to the caller
+                future.set_exception(exc)
+
+
+_FORKER = _Forker()
+
+
+def spawn(
+    cmd: Sequence[str],
+    *,
+    death_signal: int = signal.SIGTERM,
+    user: str | None = None,
+    **popen_kwargs,
+) -> subprocess.Popen:
+    """``subprocess.Popen(cmd, **popen_kwargs)`` in a session of its own, tied to this process.
+
+    The child gets ``death_signal`` when this process dies (see above); ``user``
+    runs it as that user (this process must be root). Its pid is the program's.
+    """
+    popen_kwargs.setdefault("start_new_session", True)
+    launch = die_with_parent(cmd, death_signal, user)
+    return _FORKER.call(lambda: subprocess.Popen(launch, **popen_kwargs))
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is left (zombies count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_group(
+    popen: subprocess.Popen, stop_signal: int = signal.SIGTERM, grace: float = 10.0
+) -> None:
+    """Stop a child started in a session of its own and every process of its group.
+
+    ``stop_signal`` to the group, SIGKILL to the group if the child has not
+    exited within ``grace`` seconds; then wait (another ``grace`` at most) until
+    the group is empty, as gunicorn's workers or PostgreSQL's backends may
+    outlive their master by a moment, and SIGKILL whatever is left of it.
+    """
+    pgid = popen.pid
+    if popen.poll() is None:
+        signal_group(pgid, stop_signal)
+        try:
+            popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            signal_group(pgid, signal.SIGKILL)
+            popen.wait(5)
+    deadline = time.monotonic() + grace
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            signal_group(pgid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
 
 
 @dataclass
@@ -116,33 +277,9 @@ class Child:
             return ""
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
+        if self.popen is None:
             return
-        try:
-            os.killpg(self.popen.pid, self.stop_signal)
-        except ProcessLookupError:
-            return
-        try:
-            self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait(5)
-        # Workers of the group (gunicorn's) may outlive their master by a moment.
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.popen.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_group(self.popen, self.stop_signal, grace)
 
 
 class Supervisor:
@@ -211,15 +348,14 @@ class Supervisor:
         )
         with open(log_path, "ab") as log:
             out = None if console else log
-            child.popen = subprocess.Popen(
+            child.popen = spawn(
                 child.cmd,
+                death_signal=signal.SIGTERM,
                 cwd=child.cwd,
                 env=child.env,
                 stdout=out,
                 stderr=None if console else subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         child.started_at = time.time()
         child.ready = ready

@@ -1,9 +1,17 @@
 """The harness itself: every service starts, answers, stops and restarts."""
 
+import json
+import os
+import shutil
+import signal
 import smtplib
+import sys
 from email.message import EmailMessage
+from pathlib import Path
 
 import requests
+
+from tests.harness import ManagedProcess, wait_until
 
 
 def test_redis_restarts_on_same_port(redis_factory):
@@ -62,3 +70,109 @@ def test_http_sink_answers_configured_status(http_sink):
     http_sink.status = 503
     assert requests.post(http_sink.url + "/x", json={"a": 1}).status_code == 503
     assert http_sink.received("/x")[0].json == {"a": 1}
+
+
+# ------------------------------------------------------------- nothing outlives the run
+
+#: A test run of its own: it starts harness processes, records their pids and waits
+#: to be killed.
+KILLED_RUN = """
+import json, os, sys, threading, time
+from pathlib import Path
+
+from tests.harness import ManagedProcess, start_postgres, start_redis
+
+OUT = Path(os.environ["HARNESS_KILL_OUT"])
+
+
+def children(pid):
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_started_then_killed(tmp_path):
+    redis = start_redis(tmp_path)
+    postgres = start_postgres()
+    sleeper = ManagedProcess(["sleep", "300"], tmp_path, name="sleeper").start()
+    # Started from a thread that ends at once: still tied to the run, not to that thread.
+    from_thread = []
+    thread = threading.Thread(
+        target=lambda: from_thread.append(
+            ManagedProcess(["sleep", "301"], tmp_path, name="threaded").start()
+        )
+    )
+    thread.start()
+    thread.join()
+    time.sleep(0.5)
+    assert from_thread[0].running(), "killed when the thread that started it ended"
+    pids = {
+        "redis": redis.process.pid,
+        "postgres": postgres.process.pid,
+        "sleeper": sleeper.pid,
+        "threaded": from_thread[0].pid,
+    }
+    for n, pid in enumerate(children(postgres.process.pid)):
+        pids[f"postgres-child-{n}"] = pid
+    OUT.write_text(json.dumps({"pids": pids, "pg_base": str(postgres.datadir.parent)}))
+    time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only a zombie (its new parent may not reap it at once)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_a_killed_test_run_leaves_no_process_behind(tmp_path, root):
+    """SIGKILL a pytest that started Redis, PostgreSQL and plain programs: all of them die."""
+    (tmp_path / "test_killed_run.py").write_text(KILLED_RUN)
+    out = tmp_path / "pids.json"
+    run = ManagedProcess(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_killed_run.py"),
+        ],
+        tmp_path,
+        name="killed-run",
+        env={"PYTHONPATH": str(root), "HARNESS_KILL_OUT": str(out)},
+    )
+    pids: dict[str, int] = {}
+    try:
+        run.start(ready=out.exists, timeout=120)
+        recorded = json.loads(out.read_text())
+        pids = recorded["pids"]
+        assert {"redis", "postgres", "sleeper", "threaded"} <= set(pids), pids
+        assert any(name.startswith("postgres-child") for name in pids), pids
+        assert not [name for name, pid in pids.items() if _gone(pid)], pids
+
+        os.kill(run.pid, signal.SIGKILL)  # the test run only, not its process group
+        run.popen.wait(10)
+
+        def left() -> list[str]:
+            return [name for name, pid in pids.items() if not _gone(pid)]
+
+        try:
+            wait_until(lambda: not left(), timeout=10, message="the run's processes to die")
+        except TimeoutError:
+            raise AssertionError(f"still running after the test run was killed: {left()}") from None
+        shutil.rmtree(recorded["pg_base"], ignore_errors=True)
+    finally:
+        run.stop()
+        for pid in pids.values():  # safety net should the assertion fail
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)

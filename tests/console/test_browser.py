@@ -21,7 +21,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .conftest import POLL, keep_in_docs
+from tests.harness.console import POLL, keep_in_docs
 
 pytestmark = pytest.mark.slow
 WAIT = 30  # seconds; generous: the suite's other worker may be loading the machine

@@ -8,12 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.ticketing.conftest import row_counts
+from tests.harness.assertions import row_counts
+from tests.harness.console import csrf_token, signed_in
 from ticketing.db import db
 from ticketing.models import ApiKey, Ticket, utcnow
 from ticketing.security.events import SecurityEvent
-
-from .conftest import csrf_token, signed_in
 
 
 def _cookie(response) -> str:
@@ -143,8 +142,9 @@ def test_the_queue_sorts_by_sla_due_across_pages(console_app, client, make):
         url = found.group(1).replace("&amp;", "&") if found else None
     assert seen == [ids[t] for t in expected]  # page_size 3: two pages, no repeats
     first = client.get("/console/").text
-    assert 'class="row-overdue" data-ticket-id="%d"' % ids["medium overdue"] in first
-    assert 'class="row-due_soon" data-ticket-id="%d"' % ids["critical new"] in first
+    overdue, due_soon = ids["medium overdue"], ids["critical new"]
+    assert f'class="row-overdue" data-ticket-id="{overdue}"' in first
+    assert f'class="row-due_soon" data-ticket-id="{due_soon}"' in first
 
     # The staff API orders the same way (one implementation: ticketing.desk.queue).
     api = client.get("/api/v1/staff/tickets?order=due&limit=2", headers=admin.headers).json

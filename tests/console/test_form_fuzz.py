@@ -14,10 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketing import create_app
+from tests.harness.app import create_test_app
+from tests.harness.console import signed_in
 from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
-
-from .conftest import signed_in
 
 EXAMPLES = 25
 FIELDS = {
@@ -54,7 +53,7 @@ ticket_ids = st.sampled_from(["1", "2", "999999", "2147483648"])
 
 
 def _routes() -> list[tuple[str, str]]:
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    app = create_test_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}, migrate=False)
     return sorted(
         (rule.rule, method)
         for rule in app.url_map.iter_rules()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ticketing.conftest import Maker, migrated_app, ticketing_config
-from ticketing import create_app
+from tests.harness.app import create_test_app, migrated_app, ticketing_config
+from tests.harness.console import csrf_token, signed_in
+from tests.harness.seed import Maker
 from ticketing.config import ConfigError
 from ticketing.console.settings import load_settings
 from ticketing.db import db
 from ticketing.security.events import SecurityEvent
-
-from .conftest import csrf_token, signed_in
 
 
 @pytest.fixture
@@ -98,21 +97,23 @@ def test_console_settings_are_checked():
 
 
 def test_the_console_can_be_switched_off(tmp_path):
-    app = create_app(
+    app = create_test_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": "sqlite://",
             "TICKETING": {"console": {"enabled": False}},
-        }
+        },
+        migrate=False,
     )
     assert not any(rule.rule.startswith("/console") for rule in app.url_map.iter_rules())
 
 
 def test_a_secret_key_file_is_required_to_be_readable(tmp_path):
     with pytest.raises(ConfigError, match="console.secret_key_file: cannot be read"):
-        create_app(
+        create_test_app(
             {
                 "SQLALCHEMY_DATABASE_URI": "sqlite://",
                 "TICKETING": {"console": {"secret_key_file": str(tmp_path / "none")}},
-            }
+            },
+            migrate=False,
         )

@@ -17,14 +17,16 @@ import re
 import pytest
 import yaml
 
-from grafana.thresholds import SEVERITY_COLORS, alerting_rules
-from tests.dashboards.dashboard_files import (
+from grafana.thresholds import alerting_rules
+from tests.harness.dashboards import (
     DATASOURCES,
     PROVIDERS,
     ROOT,
+    THRESHOLD_ALERTS,
     dashboards,
     panel_queries,
     panels,
+    threshold_mismatch,
     variable_names,
     variables,
 )
@@ -48,26 +50,6 @@ DATA_PANEL_TYPES = {
     "heatmap",
 }
 
-# Which alerts set the thresholds of which panel: (dashboard uid, panel title) -> alert names.
-# The numbers come from the rule files; an alert name may have several rules (a warning
-# and a critical one with the same name), each adds its threshold.
-THRESHOLD_ALERTS = {
-    ("partnerwatch-platform", "Energy pool available"): ["EnergyPoolLow", "EnergyPoolCritical"],
-    ("partnerwatch-platform", "Energy pool available over time"): [
-        "EnergyPoolLow",
-        "EnergyPoolCritical",
-    ],
-    ("partnerwatch-platform", "Platform API probe latency"): ["PlatformApiSlow"],
-    ("partnerwatch-platform", "Transaction failures (5 m)"): ["TransactionFailureRatioHigh"],
-    ("partnerwatch-platform", "Transaction failure ratio"): ["TransactionFailureRatioHigh"],
-    ("partnerwatch-platform", "Database connections used"): ["PlatformDatabaseConnectionsNearMax"],
-    ("partnerwatch-support", "Ticket API 5xx ratio"): ["TicketingHighErrorRate"],
-    ("partnerwatch-security", "Rate-limit rejections in 5 m by action"): ["RateLimitStorm"],
-    ("partnerwatch-platform", "Transaction failure ratio by partner (top 10)"): [
-        "PartnerTransactionFailureRatioHigh"
-    ],
-    ("partnerwatch-support", "Partner webhook failure ratio"): ["PartnerWebhookDeliveryFailing"],
-}
 
 # Metrics that are not ours (Prometheus' own and Alertmanager's), used by the stack dashboard.
 EXTERNAL_METRICS = {
@@ -333,18 +315,6 @@ def test_metric_names_come_from_the_metric_reference():
 
 # ------------------------------------------------------------------ thresholds
 
-COMPARISON_RE = re.compile(r"(<=|>=|<|>)\s*(?:bool\s+)?(-?\d+(?:\.\d+)?(?:e-?\d+)?)(?![\w.])")
-
-
-def alert_threshold(rule: dict) -> tuple[str, float]:
-    """The comparison of an alert expression with its threshold: ``('<', 0.2)``.
-
-    Comparisons with 0 (guards such as ``capacity > 0``) are not thresholds.
-    """
-    found = [(op, float(num)) for op, num in COMPARISON_RE.findall(rule["expr"]) if float(num) != 0]
-    assert len(found) == 1, f"{rule['alert']}: expected one threshold in {rule['expr']!r}"
-    return found[0]
-
 
 @pytest.fixture(scope="module")
 def rules():
@@ -356,41 +326,6 @@ def rules():
 def test_threshold_panels_exist():
     titles = {(d["uid"], p["title"]) for d in DASHBOARD_FILES.values() for p in panels(d)}
     assert set(THRESHOLD_ALERTS) <= titles
-
-
-def threshold_mismatch(dash: dict, panel: dict, rules: dict[str, list[dict]]) -> str | None:
-    """How a panel's threshold steps differ from the alert rules behind it, or None."""
-    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    if steps[0]["value"] is not None:
-        return "the first step is not the base step"
-    values = [s["value"] for s in steps[1:]]
-    if values != sorted(values):
-        return f"steps {values} are not in order"
-    alert_names = THRESHOLD_ALERTS.get((dash["uid"], panel["title"]))
-    if alert_names is None:
-        # A panel without an alert behind it must not invent thresholds.
-        return f"thresholds {values} with no alert rule behind them" if values else None
-    expected = {}
-    for name in alert_names:
-        if name not in rules:
-            return f"alert {name} is not in rules/"
-        for rule in rules[name]:
-            op, value = alert_threshold(rule)
-            expected[value] = (op, rule["labels"]["severity"])
-    if sorted(values) != sorted(expected):
-        return f"panel thresholds {values} != alert thresholds {sorted(expected)}"
-    for index, step in enumerate(steps[1:], start=1):
-        op, severity = expected[step["value"]]
-        # "x > t": values from t up take the alert's colour; "x < t": values below t do.
-        coloured = step if op.startswith(">") else steps[index - 1]
-        if coloured["color"] != SEVERITY_COLORS[severity]:
-            return f"{step['value']} ({severity}) coloured {coloured['color']}"
-    if (
-        panel["type"] == "timeseries"
-        and panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "off"
-    ):
-        return "thresholds are not drawn"
-    return None
 
 
 @pytest.mark.parametrize(("dash", "panel"), data_panels())

@@ -179,7 +179,7 @@ def test_configuration_folders_are_mounted_read_only(services):
             assert host.is_dir(), host
             assert found.get(host) == (target, True), f"{name}: {host} -> {found.get(host)}"
     for name, svc in services.items():
-        for host, target, ro in bind_mounts(svc):
+        for host, _target, ro in bind_mounts(svc):
             assert ro, f"{name} mounts {host} writable"
             assert host == ROOT or ROOT in host.parents, f"{name} mounts {host} from outside"
 

@@ -21,8 +21,7 @@ import pytest
 
 from grafana.dashboards import render, stale
 from grafana.thresholds import RuleShapeError, alerting_rules
-from tests.dashboards.dashboard_files import DASHBOARDS, ROOT, dashboards, panels
-from tests.dashboards.test_dashboard_json import threshold_mismatch
+from tests.harness.dashboards import DASHBOARDS, ROOT, dashboards, panels, threshold_mismatch
 
 
 def rules_copy(tmp_path: Path, file: str, old: str, new: str) -> Path:
@@ -137,7 +136,8 @@ def test_a_changed_rule_threshold_moves_the_panel(
         (
             "platform-api.rules.yml",
             "expr: platform_api_probe_duration_seconds > 1",
-            "expr: platform_api_probe_duration_seconds > 0 and platform_api_probe_duration_seconds > 1",
+            "expr: platform_api_probe_duration_seconds > 0"
+            " and platform_api_probe_duration_seconds > 1",
             "platform-api.rules.yml: alert PlatformApiSlow: expected",
         ),
         # An alert a panel draws is gone (renamed).

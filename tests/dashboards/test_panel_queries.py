@@ -38,13 +38,6 @@ import pytest
 import requests
 import yaml
 
-from tests.dashboards.dashboard_files import (
-    BUILTIN_VARIABLES,
-    PanelQuery,
-    panel_queries,
-    variable_queries,
-)
-from tests.dashboards.platform_db import PlatformActivity, create_platform_db
 from tests.harness import (
     HTTPSink,
     ManagedProcess,
@@ -55,6 +48,9 @@ from tests.harness import (
     start_prometheus,
     wait_until,
 )
+from tests.harness.app import create_test_app
+from tests.harness.dashboards import BUILTIN_VARIABLES, PanelQuery, panel_queries, variable_queries
+from tests.harness.platform_activity import PlatformActivity, create_platform_db
 
 pytestmark = pytest.mark.slow
 
@@ -211,14 +207,14 @@ def prepare_ticketing(db_url: str, settings: Path) -> dict[str, str]:
     Returns their API keys by role. The commands run in this process through
     Flask's CLI runner (one app instead of one process per command).
     """
-    from ticketing import create_app
 
-    app = create_app(
+    app = create_test_app(
         {
             "SQLALCHEMY_DATABASE_URI": db_url,
             "TICKETING_CONFIG": str(settings),
             "TICKETING": {"outbox": {"worker": False}},
-        }
+        },
+        migrate=False,
     )
     runner = app.test_cli_runner()
 

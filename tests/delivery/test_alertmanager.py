@@ -20,22 +20,21 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from tests.harness import free_port, http_ready, wait_until
-from ticketing.db import db
-from ticketing.outbox import OutboxMessage
-from ticketing.outbox.delivery import post_alerts, to_alert
-from ticketing.outbox.models import utcnow
-from ticketing.outbox.store import claim_due, isoformat
-
-from .conftest import (
+from tests.harness.outbox import (
     about_ticket,
     create_ticket,
     deliver,
     notifications_about,
     outbox_rows,
     quick_stop,
-    seed,
     ticketing_env,
 )
+from tests.harness.seed import seed
+from ticketing.db import db
+from ticketing.outbox import OutboxMessage
+from ticketing.outbox.delivery import post_alerts, to_alert
+from ticketing.outbox.models import utcnow
+from ticketing.outbox.store import claim_due, isoformat
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What Alertmanager does with a post does not depend on ticketing's database:

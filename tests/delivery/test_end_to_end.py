@@ -2,14 +2,14 @@
 
 Everything is real and everything is the project's own configuration:
 
-    platform DB (SQLite) ─┐
-    platform API (/healthz, latency set by the test) ─┼─> exporter ─┐
-    ticketing (gunicorn) ──── outbox ─────────────────────────────┐  ├─> Prometheus (rules/)
-                          └──────── /metrics ───────────────────┼──┘        │
-                                                                 └─> Alertmanager (alertmanager/)
-                                                                     ├─> email  -> SMTP sink
-                                                                     ├─> Slack  -> HTTP sink /slack
-                                                                     └─> webhook -> HTTP sink /oncall
+platform DB (SQLite) ─┐
+platform API (/healthz, latency set by the test) ─┼─> exporter ─┐
+ticketing (gunicorn) ──── outbox ─────────────────────────────┐  ├─> Prometheus (rules/)
+                      └──────── /metrics ───────────────────┼──┘        │
+                                                             └─> Alertmanager (alertmanager/)
+                                                                 ├─> email  -> SMTP sink
+                                                                 ├─> Slack  -> HTTP sink /slack
+                                                                 └─> webhook -> HTTP sink /oncall
 
 - the exporter runs the shipped ``exporter/partnerwatch.yml`` with every
   interval shortened to 1 s (the probe to 2 s: it must outlast a slow answer);
@@ -40,44 +40,37 @@ next to the sum of the configured intervals.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 import yaml
-from flask_migrate import upgrade
 
-from alertmanager.render import render as render_alertmanager
 from prometheus.render import render as render_prometheus
-from tests.harness import free_port, http_ready, wait_until
-from ticketing import create_app
-from ticketing.db import db
+from tests.harness import free_port, http_ready
+from tests.harness.app import create_test_app, dispose, ticketing_config
+from tests.harness.monitoring import (
+    EVALUATION_INTERVAL,
+    EXPORTER_INTERVAL,
+    FOR,
+    GROUP_INTERVAL,
+    GROUP_WAIT,
+    PROBE_INTERVAL,
+    ROOT,
+    SCRAPE_INTERVAL,
+    alertmanager_config,
+    copy_rules,
+    count,
+    deliveries,
+    exporter_config,
+    wait_for_deliveries,
+)
+from tests.harness.outbox import quick_stop
+from tests.harness.partner_platform import PlatformAPI, PlatformDatabase
+from tests.harness.seed import seed
 
-from .conftest import quick_stop, seed
-from .platform import PlatformAPI, PlatformDatabase
-
-ROOT = Path(__file__).resolve().parents[2]
-
-# The configured intervals (seconds) that add up to the expected delay.
-EXPORTER_INTERVAL = 1
-PROBE_INTERVAL = 2
-SCRAPE_INTERVAL = 1
-EVALUATION_INTERVAL = 1
-FOR = 2
-GROUP_WAIT = 1
-GROUP_INTERVAL = 2
-#: ``for:`` of the alerts under test in the rules copy (the shipped values are minutes).
-ALERTS_UNDER_TEST = {
-    "EnergyPoolLow": f"{FOR + 1}s",
-    "EnergyPoolCritical": f"{FOR}s",
-    "PlatformApiSlow": f"{FOR}s",
-}
 SLOW_API = 1.3  # seconds: over the 1 s threshold, under the probe's 2 s timeout
-WEBHOOK_TOKEN = "e2e-oncall-token"
 
 pytestmark = pytest.mark.slow
 
@@ -85,151 +78,7 @@ pytestmark = pytest.mark.slow
 # ------------------------------------------------------------------ configuration copies
 
 
-def copy_rules(dest: Path) -> Path:
-    """The repository's rules with a short ``for:`` on the alerts under test."""
-    dest.mkdir(parents=True, exist_ok=True)
-    seen = set()
-    for path in sorted((ROOT / "rules").glob("*.rules.yml")):
-        doc = yaml.safe_load(path.read_text())
-        for group in doc["groups"]:
-            for rule in group["rules"]:
-                if rule.get("alert") in ALERTS_UNDER_TEST:
-                    rule["for"] = ALERTS_UNDER_TEST[rule["alert"]]
-                    seen.add(rule["alert"])
-        (dest / path.name).write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert seen == set(ALERTS_UNDER_TEST), (
-        f"alerts missing from rules/: {set(ALERTS_UNDER_TEST) - seen}"
-    )
-    return dest
-
-
-def exporter_config(dest: Path) -> Path:
-    """The shipped exporter config with every interval shortened."""
-    config = yaml.safe_load((ROOT / "exporter" / "partnerwatch.yml").read_text())
-    for name, collector in config["collectors"].items():
-        seconds = PROBE_INTERVAL if name == "http_probe" else EXPORTER_INTERVAL
-        collector["interval"] = collector["timeout"] = f"{seconds}s"
-    for query in config["queries"].values():
-        query["interval"] = query["timeout"] = f"{EXPORTER_INTERVAL}s"
-    dest.write_text(yaml.safe_dump(config, sort_keys=False))
-    return dest
-
-
-def alertmanager_config(
-    dest: Path, smtp_sink, http_sink, group_interval: float = GROUP_INTERVAL
-) -> Path:
-    secrets = dest / "secrets"
-    secrets.mkdir(parents=True)
-    (secrets / "smtp_password").write_text("unused-by-the-sink\n")
-    (secrets / "slack_api_url").write_text(f"{http_sink.url}/slack\n")
-    (secrets / "oncall_webhook_token").write_text(WEBHOOK_TOKEN + "\n")
-    # Every webhook receiver posts to the sink: the heartbeat at /heartbeat, the
-    # on-call ones (alerts and ticketing events alike) at /oncall.
-    shipped = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
-    hooks = {
-        r["name"]: f"{http_sink.url}/{'heartbeat' if r['name'] == 'heartbeat' else 'oncall'}"
-        for r in shipped["receivers"]
-        if r.get("webhook_configs")
-    }
-    assert "heartbeat" in hooks and len(hooks) > 1, hooks
-    text = render_alertmanager(
-        secrets_dir=secrets,
-        smtp_smarthost=smtp_sink.address,
-        webhook_urls=hooks,
-        timings={
-            "group_wait": f"{GROUP_WAIT}s",
-            "group_interval": f"{group_interval}s",
-            "repeat_interval": "1h",
-        },
-    )
-    path = dest / "alertmanager.yml"
-    path.write_text(text)
-    return path
-
-
 # ------------------------------------------------------------------ what reached the sinks
-
-_TITLE = re.compile(r"^\[(FIRING|RESOLVED)[^\]]*\] (\w+)")
-
-
-@dataclass(frozen=True)
-class Delivery:
-    channel: str  # "email oncall@...", "slack #channel", "webhook"
-    status: str  # "firing" / "resolved"
-    alertname: str
-    at: float
-    text: str
-
-
-def deliveries(smtp_sink, http_sink) -> list[Delivery]:
-    found = []
-    for mail in list(smtp_sink.messages):
-        match = _TITLE.match(mail.subject)
-        if match:
-            for to in mail.rcpt_tos:
-                found.append(
-                    Delivery(
-                        f"email {to}",
-                        match[1].lower(),
-                        match[2],
-                        mail.received_at,
-                        mail.subject + "\n" + mail.text(),
-                    )
-                )
-    for post in http_sink.received("/slack"):
-        for attachment in post.json.get("attachments", []):
-            match = _TITLE.match(attachment.get("title", ""))
-            if match:
-                found.append(
-                    Delivery(
-                        f"slack {post.json.get('channel')}",
-                        match[1].lower(),
-                        match[2],
-                        post.received_at,
-                        attachment["title"] + "\n" + attachment.get("text", ""),
-                    )
-                )
-    for post in http_sink.received("/oncall"):
-        body = post.json
-        assert post.headers.get("Authorization") == f"Bearer {WEBHOOK_TOKEN}"
-        found.append(
-            Delivery(
-                "webhook",
-                body["status"],
-                body["groupLabels"].get("alertname", ""),
-                post.received_at,
-                str(body["alerts"]),
-            )
-        )
-    return found
-
-
-def wait_for_deliveries(
-    smtp_sink, http_sink, expected: set[tuple[str, str, str]], timeout: float = 45
-) -> dict[tuple[str, str, str], Delivery]:
-    """Wait until each (channel, status, alertname) has arrived; return the first of each."""
-
-    def arrived():
-        got = {}
-        for d in sorted(deliveries(smtp_sink, http_sink), key=lambda d: d.at):
-            got.setdefault((d.channel, d.status, d.alertname), d)
-        return got if expected <= set(got) else None
-
-    try:
-        return wait_until(arrived, timeout=timeout, interval=0.2, message="notifications")
-    except TimeoutError:
-        seen = sorted(
-            {(d.channel, d.status, d.alertname) for d in deliveries(smtp_sink, http_sink)}
-        )
-        raise AssertionError(f"missing {sorted(expected - set(seen))}; received {seen}") from None
-
-
-def count(smtp_sink, http_sink, channel: str, status: str, alertname: str) -> int:
-    return sum(
-        1
-        for d in deliveries(smtp_sink, http_sink)
-        if (d.channel, d.status, d.alertname) == (channel, status, alertname)
-    )
 
 
 # ------------------------------------------------------------------ the test
@@ -290,12 +139,9 @@ def _run(
 
     # --- ticketing under gunicorn, on a migrated SQLite database.
     ticketing_db = f"sqlite:///{tmp_path / 'ticketing.db'}"
-    setup_app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": ticketing_db})
-    with setup_app.app_context():
-        upgrade()
+    setup_app = create_test_app(ticketing_config(ticketing_db, ticketing={}))
     keys = seed(setup_app)
-    with setup_app.app_context():
-        db.engine.dispose()
+    dispose(setup_app)
     ticketing_port = free_port()
     ticketing_yml = tmp_path / "ticketing.yml"
     # Outbox alerts stay active longer than the test, so no "resolved" notice

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import create_ticket, outbox_rows, seed
+from tests.harness.outbox import create_ticket, outbox_rows
+from tests.harness.seed import seed
 
 # What is queued does not depend on the database (test_queue.py covers both).
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

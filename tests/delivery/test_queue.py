@@ -8,12 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from tests.harness.outbox import outbox_rows
 from ticketing.db import db
 from ticketing.outbox import OutboxMessage, enqueue, pending_count
 from ticketing.outbox.models import utcnow
 from ticketing.outbox.store import claim_due, mark_delivered, mark_failed
-
-from .conftest import outbox_rows
 
 LABELS = {"alertname": "OutboxTest", "severity": "info", "team": "support"}
 

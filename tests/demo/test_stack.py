@@ -1,4 +1,5 @@
-"""The README's run command, from a clean clone: every component up, a scenario notifies, Ctrl-C stops all.
+"""The README's run command, from a clean clone: every component up, a scenario notifies,
+Ctrl-C stops all.
 
 The repository is cloned into a temporary directory (only committed files),
 given a virtualenv that reuses this one's packages (``./dev`` would otherwise
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from demo.supervisor import spawn
 from tests.harness import pid_alive, wait_until
 
 pytestmark = pytest.mark.slow
@@ -73,7 +75,9 @@ class RunningStack:
 
     def start(self) -> None:
         with open(self.output_path, "wb") as out:
-            self.proc = subprocess.Popen(
+            # Through the harness's launcher: SIGTERM reaches the runner if this run dies,
+            # and the runner stops the stack.
+            self.proc = spawn(
                 [
                     "./dev",
                     "run",
@@ -87,7 +91,7 @@ class RunningStack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                death_signal=signal.SIGTERM,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
@@ -220,11 +224,13 @@ def test_scenarios_fire_alerts_and_reach_the_sinks(stack, source):
 
     # Each platform scenario makes its rule match (pending: their for: is 1-2 minutes).
     for name in ("EnergyPoolCritical", "PlatformApiSlow", "TransactionFailureRatioHigh"):
-        wait_until(lambda: alert(name), timeout=60, interval=0.5, message=f"{name} in ALERTS")
+        wait_until(
+            lambda name=name: alert(name), timeout=60, interval=0.5, message=f"{name} in ALERTS"
+        )
     # The attack is counted by type.
     for kind in ("SUSPICIOUS_PATTERN", "MULTIPLE_FAILED_LOGINS", "FAILED_AUTH"):
         wait_until(
-            lambda: prom_query(prometheus, f'security_events_total{{type="{kind}"}} > 0'),
+            lambda kind=kind: prom_query(prometheus, f'security_events_total{{type="{kind}"}} > 0'),
             timeout=30,
             interval=0.5,
             message=f"{kind} events",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from demo.stack import Stack, duration_seconds, render_exporter
-from demo.supervisor import StartError
+from demo.supervisor import StartError, spawn
 
 
 def test_fast_exporter_config_is_valid_and_quick(root, tmp_path):
@@ -54,7 +55,7 @@ def test_durations():
 
 
 def test_run_dir_of_a_running_stack_or_of_someone_else_is_refused(tmp_path):
-    sleeper = subprocess.Popen(["sleep", "60"])
+    sleeper = spawn(["sleep", "60"], death_signal=signal.SIGKILL)
     try:
         run = tmp_path / "run"
         run.mkdir()

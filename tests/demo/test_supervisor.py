@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from demo.supervisor import StartError, Supervisor, free_port, http_ready, port_free, tcp_ready
+from demo.supervisor import (
+    StartError,
+    Supervisor,
+    free_port,
+    http_ready,
+    port_free,
+    spawn,
+    tcp_ready,
+)
 from tests.harness import wait_until
 
 
@@ -84,8 +91,9 @@ def test_children_die_with_the_runner(tmp_path):
         Path({str(pidfile)!r}).write_text(str(child.pid))
         time.sleep(300)
     """)
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-c", runner],
+        death_signal=signal.SIGKILL,
         cwd=os.getcwd(),
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )

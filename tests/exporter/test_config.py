@@ -9,11 +9,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from pydantic import ValidationError
 
 from exporter.config import ConfigError, load_config, validate
 from exporter.schema import Config
-
-from .conftest import SHIPPED_CONFIG, run_cli
+from tests.harness.exporter import SHIPPED_CONFIG, run_cli
 
 ENV = {
     "PLATFORM_DB_URL": "sqlite:////nonexistent/platform.db",
@@ -250,8 +250,8 @@ def test_shipped_config_loads_into_a_frozen_typed_config():
     )
     assert config.queries["active_partners"].params == {"since": 900.0}
     assert config.exporter.listen == "127.0.0.1:9701"  # ${EXPORTER_LISTEN:-...} default
-    with pytest.raises(Exception):
-        config.exporter.staleness = 1  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        config.exporter.staleness = 1
 
 
 def test_environment_references():

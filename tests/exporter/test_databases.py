@@ -19,8 +19,7 @@ from exporter.dburl import InvalidDatabaseURL, parse_database_url, postgres_conn
 from exporter.schema import DatabaseConfig
 from exporter.sqltext import bind_names, compile_sql
 from tests.harness import pid_alive, start_postgres, wait_until
-
-from .platform_data import seed_platform
+from tests.harness.platform_data import seed_platform
 
 SECRET = "hunter2-secret"
 

@@ -16,9 +16,8 @@ import psycopg
 import pytest
 
 from tests.harness import HTTPSink, start_postgres
-
-from .conftest import quicken, shipped_config
-from .platform_data import seed_platform, seed_ticketing
+from tests.harness.exporter import quicken, shipped_config
+from tests.harness.platform_data import seed_platform, seed_ticketing
 
 STUCK_SQLITE = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) AS n FROM c"

@@ -12,9 +12,8 @@ import subprocess
 import pytest
 
 from tests.harness import HTTPSink
-
-from .conftest import quicken, shipped_config
-from .platform_data import execute, seed_platform, seed_ticketing, utcnow
+from tests.harness.exporter import quicken, shipped_config
+from tests.harness.platform_data import execute, seed_platform, seed_ticketing, utcnow
 
 HEALTHY = (200, b'{"status": "ok"}')
 SHIPPED_COLLECTORS = 13

@@ -17,9 +17,8 @@ import sys
 import yaml
 
 from tests.harness import HTTPSink
-
-from .conftest import ROOT, SHIPPED_CONFIG, shipped_config
-from .platform_data import seed_platform, seed_ticketing
+from tests.harness.exporter import ROOT, SHIPPED_CONFIG, shipped_config
+from tests.harness.platform_data import seed_platform, seed_ticketing
 
 RUN_ONCE = """
 import json, sys

@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 from sqlalchemy import create_engine, insert, text
 
-from .conftest import ROOT
-from .platform_data import platform, transactions, utcnow
+from tests.harness.exporter import ROOT
+from tests.harness.platform_data import platform, transactions, utcnow
 
 QUERIES = yaml.safe_load((ROOT / "exporter" / "partnerwatch.yml").read_text())["queries"]
 

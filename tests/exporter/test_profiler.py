@@ -17,8 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter import profiler
 from exporter.profiler import profile
 from tests.harness import free_port, http_ready
-
-from .conftest import ROOT
+from tests.harness.exporter import ROOT
 
 
 @pytest.fixture
@@ -98,7 +97,7 @@ def test_context_manager(registry):
         pass
     with pytest.raises(ZeroDivisionError):
         with profile("block", registry=registry):
-            1 / 0
+            _ = 1 / 0
 
     async def main():
         async with profile("ablock", registry=registry):

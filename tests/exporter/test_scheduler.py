@@ -13,34 +13,11 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from exporter.collectors.base import CollectFailed, Collector
+from exporter.collectors.base import Collector
 from exporter.scheduler import Scheduler
 from exporter.scrape import CachedCollector
 from tests.harness import wait_until
-
-
-class Switch(Collector):
-    """Publishes ``switch_value`` while ``ok``; fails (optionally with families) otherwise."""
-
-    def __init__(self, name="switch", value=1.0, staleness=60.0, interval=0.1):
-        super().__init__(name, interval=interval, timeout=1.0, staleness=staleness)
-        self.ok = True
-        self.value = value
-        self.runs = 0
-        self.failure_families = False
-
-    def family(self, value):
-        family = GaugeMetricFamily("switch_value", "Test value.", labels=["name"])
-        family.add_metric([self.name], value)
-        return [family]
-
-    def collect(self):
-        self.runs += 1
-        if not self.ok:
-            if self.failure_families:
-                raise CollectFailed("down", self.family(0.0))
-            raise RuntimeError("broken on purpose")
-        return self.family(self.value)
+from tests.harness.exporter import Switch
 
 
 class Blocking(Collector):

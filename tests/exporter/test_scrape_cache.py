@@ -16,8 +16,7 @@ from prometheus_client.registry import Collector as RegistryCollector
 
 from exporter.scheduler import Scheduler
 from exporter.scrape import CachedCollector, EncodedMetrics
-
-from .test_scheduler import Switch
+from tests.harness.exporter import Switch
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 

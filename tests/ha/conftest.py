@@ -3,11 +3,11 @@
 ``ha_monitoring`` runs, each the real program on loopback ports, the
 project's own configuration throughout:
 
-    platform DB + API ─> exporter ─┬─> Prometheus replica a ─┬─> Alertmanager 1 ─┐ gossip
-                                   └─> Prometheus replica b ─┤   Alertmanager 2 ─┘   │
-                                                             │                       ├─> SMTP sink
-                                                             └─ remote_write ─>      └─> HTTP sink
-                                                                VictoriaMetrics        (Slack, webhooks)
+platform DB + API ─> exporter ─┬─> Prometheus replica a ─┬─> Alertmanager 1 ─┐ gossip
+                               └─> Prometheus replica b ─┤   Alertmanager 2 ─┘   │
+                                                         │                       ├─> SMTP sink
+                                                         └─ remote_write ─>      └─> HTTP sink
+                                                            VictoriaMetrics        (Slack, webhooks)
 
 - both replicas load ``prometheus/prometheus.yml`` rendered by
   ``prometheus/render.py`` with ``replica="a"`` / ``"b"`` (the external label,
@@ -26,30 +26,25 @@ the whole stack; the sinks are cleared by ``ha_monitoring.reset()``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from flask_migrate import upgrade
 
 from prometheus.render import render as render_prometheus
-from tests.delivery.platform import PlatformAPI, PlatformDatabase
-from tests.delivery.test_end_to_end import alertmanager_config, copy_rules, exporter_config
 from tests.harness import (
-    Alertmanager,
     HTTPSink,
     ManagedProcess,
     ProcessGroup,
-    Prometheus,
     SMTPSink,
-    VictoriaMetrics,
     free_port,
     http_ready,
     start_alertmanager_cluster,
     start_prometheus,
     start_victoria_metrics,
-    wait_until,
 )
+from tests.harness.app import create_test_app, dispose, ticketing_config
+from tests.harness.monitoring import HAMonitoring, alertmanager_config, copy_rules, exporter_config
+from tests.harness.partner_platform import PlatformAPI, PlatformDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLICAS = ("a", "b")
@@ -63,81 +58,10 @@ PEER_TIMEOUT = "1s"
 GROUP_INTERVAL = 12
 
 
-@dataclass
-class HAMonitoring:
-    platform: PlatformDatabase
-    api: PlatformAPI
-    smtp: SMTPSink
-    http: HTTPSink
-    alertmanagers: list[Alertmanager]
-    prometheus: dict[str, Prometheus]
-    vm: VictoriaMetrics
-    exporter: ManagedProcess
-    targets: dict[str, list[str]] = field(default_factory=dict)
-
-    def reset(self) -> None:
-        """Healthy platform, every part running, the sinks emptied."""
-        self.platform.set_available(800)
-        self.api.delay = 0
-        for prom in self.prometheus.values():
-            if not prom.process.running():
-                prom.start()
-        if not all(am.process.running() for am in self.alertmanagers):
-            # A member came back from a crash: start the whole cluster afresh. A
-            # restarted member has a new peer name, and until the gossip has
-            # caught up its peer may not see what it notified and notify again
-            # (Alertmanager's cluster is at-least-once; docs/deployment.md).
-            for am in self.alertmanagers:
-                if am.process.running():
-                    am.stop()
-            for am in self.alertmanagers:
-                am.start()
-
-        # Every member settled and seeing the same members: a restarted member
-        # has a new peer name, and until both agree on the member list both can
-        # take the first position and notify.
-        def cluster_formed() -> bool:
-            views = []
-            for am in self.alertmanagers:
-                status = am.cluster_status()
-                names = frozenset(p["name"] for p in status.get("peers") or [])
-                if status.get("status") != "ready" or len(names) != len(self.alertmanagers):
-                    return False
-                views.append(names)
-            return len(set(views)) == 1
-
-        wait_until(cluster_formed, timeout=60, message="the Alertmanager cluster to re-form")
-        for prom in self.prometheus.values():
-            prom.wait_for(
-                'ALERTS{alertname=~"EnergyPool.*|PlatformApiSlow"}', lambda r: not r, timeout=60
-            )
-        for am in self.alertmanagers:
-            wait_until(
-                lambda: (
-                    not [
-                        a
-                        for a in am.alerts()
-                        if a["labels"]["alertname"]
-                        in ("EnergyPoolCritical", "EnergyPoolLow", "PlatformApiSlow")
-                    ]
-                ),
-                timeout=60,
-                message="Alertmanager to resolve the alerts under test",
-            )
-        self.smtp.clear()
-        self.http.clear()
-
-
 def _ticketing_db(tmp: Path) -> str:
     """A migrated, empty ticketing database for the exporter's support-queue queries."""
-    from ticketing import create_app
-    from ticketing.db import db
-
     url = f"sqlite:///{tmp / 'ticketing.db'}"
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
+    dispose(create_test_app(ticketing_config(url, ticketing={})))
     return url
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.delivery.test_end_to_end import count, deliveries, wait_for_deliveries
+from tests.harness.monitoring import count, deliveries, wait_for_deliveries
 
 pytestmark = pytest.mark.slow
 

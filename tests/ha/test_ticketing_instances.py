@@ -17,10 +17,10 @@ import pytest
 import requests
 import yaml
 
-from tests.delivery.conftest import webhook_config
 from tests.harness import start_alertmanager_cluster, wait_until
+from tests.harness.outbox import webhook_config
 from tests.harness.ticketing import prepare_database, start_ticketing
-from tests.live.clients import connect, receive_type
+from tests.harness.ws_clients import connect, receive_type
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,11 @@ def service(tmp_path_factory, postgres_server, redis_server, ha_monitoring):
             start_ticketing(tmp, env=env, workers=WORKERS, wait=False) for _ in range(INSTANCES)
         ]
         for instance in instances:
-            wait_until(lambda: _ready(instance), timeout=90, message=f"{instance.url}/readyz")
+            wait_until(
+                lambda instance=instance: _ready(instance),
+                timeout=90,
+                message=f"{instance.url}/readyz",
+            )
         yield instances, keys, alertmanagers, sink
     finally:
         for instance in instances:

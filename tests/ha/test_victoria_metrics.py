@@ -1,4 +1,5 @@
-"""VictoriaMetrics holds one de-duplicated copy of what the HA pair scrapes, and answers the dashboards.
+"""VictoriaMetrics holds one de-duplicated copy of what the HA pair scrapes, and answers the
+dashboards.
 
 Both Prometheus replicas (tests/ha/conftest.py) remote-write every sample with
 the ``replica`` label dropped, so the two copies of a series arrive as one
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from tests.dashboards.dashboard_files import DATASOURCES, panel_queries
+from tests.harness.dashboards import DATASOURCES, panel_queries
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 See tests/README.md for how the fixtures in tests/conftest.py use it.
 """
 
-from .processes import (
+from tests.harness.processes import (
     ManagedProcess,
     ProcessGroup,
     free_port,
@@ -12,7 +12,7 @@ from .processes import (
     tcp_ready,
     wait_until,
 )
-from .services import (
+from tests.harness.services import (
     Alertmanager,
     Postgres,
     Prometheus,
@@ -26,7 +26,7 @@ from .services import (
     start_redis,
     start_victoria_metrics,
 )
-from .sinks import HTTPSink, SMTPSink
+from tests.harness.sinks import HTTPSink, SMTPSink
 
 __all__ = [
     "Alertmanager",

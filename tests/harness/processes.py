@@ -5,6 +5,20 @@ file, waits until it is ready (an HTTP URL answering, or a TCP port accepting)
 and stops it with SIGTERM, then SIGKILL.  The log is printed when the process
 fails to start, so a broken configuration shows its own error message.
 
+Nothing started here outlives the test run, even a pytest killed outright
+(SIGKILL, a CI timeout): each program is started by :func:`demo.supervisor.spawn`
+(the stack runner's launcher: one implementation for the product and its
+tests), which makes the kernel send it SIGKILL when this process dies
+(prctl PR_SET_PDEATHSIG, set by ``setpriv --pdeathsig`` between fork and exec;
+PostgreSQL's switch to its own user is made by setpriv too, before the signal
+is set, as a change of user clears it). Every child is forked by one thread
+that lives as long as the process, since the kernel sends the signal when the
+forking *thread* ends. A program's own children go with it: PostgreSQL's
+backends and gunicorn's workers leave when their master dies.
+:meth:`ManagedProcess.stop` is :func:`demo.supervisor.stop_group`: SIGTERM to
+the process group, SIGKILL if it lingers, and a wait until the whole group is
+gone.
+
     proc = ManagedProcess(["redis-server", "--port", str(port)], workdir)
     proc.start(ready=tcp_ready("127.0.0.1", port))
     ...
@@ -23,6 +37,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # The stack runner's own helpers: one implementation for the product and its tests.
+from demo.supervisor import free_port, signal_group, spawn, stop_group, tcp_ready
+
+__all__ = [
+    "ManagedProcess",
+    "ProcessFailed",
+    "ProcessGroup",
+    "Ready",
+    "free_port",
+    "http_ready",
+    "pid_alive",
+    "tcp_ready",
+    "wait_until",
+]
+
+#: What a started program gets when the test run dies: nothing is to be saved.
+DEATH_SIGNAL = signal.SIGKILL
 
 Ready = Callable[[], bool]
 
@@ -108,19 +138,17 @@ class ManagedProcess:
             raise ProcessFailed(f"{self.name} is already running")
         self._ready = ready or self._ready
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = self.cmd
-        if self.user and os.geteuid() == 0:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
         log = open(self.log_path, "ab")
         try:
-            self.popen = subprocess.Popen(
-                cmd,
+            self.popen = spawn(
+                self.cmd,
+                death_signal=DEATH_SIGNAL,
+                user=self.user if os.geteuid() == 0 else None,
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
             )
         finally:
             log.close()
@@ -144,24 +172,16 @@ class ManagedProcess:
             os.killpg(self.popen.pid, sig)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL it if it lingers. Idempotent."""
+        """SIGTERM the process group, SIGKILL if it lingers, wait until it is gone. Idempotent."""
         if self.popen is None:
             return
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5)
-            except ProcessLookupError:
-                pass
+        stop_group(self.popen, signal.SIGTERM, timeout)
         self.popen = None
 
     def kill(self) -> None:
         """Stop abruptly, as a crash would."""
         if self.running():
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            signal_group(self.popen.pid, signal.SIGKILL)
             self.popen.wait(5)
         self.popen = None
 

@@ -33,7 +33,7 @@ from typing import Any
 import requests
 import yaml
 
-from .processes import ManagedProcess, free_port, http_ready, tcp_ready, wait_until
+from tests.harness.processes import ManagedProcess, free_port, http_ready, tcp_ready, wait_until
 
 
 def _which(name: str) -> str:
@@ -425,7 +425,10 @@ class Alertmanager(OnLoopback, Outage):
         requests.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
 
     def cluster_status(self) -> dict:
-        """``cluster`` of ``/api/v2/status``: ``status`` ("ready", "settling", "disabled"), ``peers``."""
+        """``cluster`` of ``/api/v2/status``: ``peers`` and ``status``.
+
+        The status is "ready", "settling" or "disabled".
+        """
         response = requests.get(f"{self.url}/api/v2/status", timeout=10)
         response.raise_for_status()
         return response.json()["cluster"]
@@ -502,7 +505,7 @@ def start_alertmanager_cluster(
     gossip = [free_port() for _ in range(size)]
     started: list[Alertmanager] = []
     try:
-        for n, cluster_port in enumerate(gossip):
+        for cluster_port in gossip:
             peers = [f"127.0.0.1:{p}" for p in gossip if p != cluster_port]
             started.append(
                 start_alertmanager(
@@ -516,7 +519,7 @@ def start_alertmanager_cluster(
         if wait:
             for am in started:
                 wait_until(
-                    lambda: len(am.cluster_status().get("peers") or []) == size,
+                    lambda am=am: len(am.cluster_status().get("peers") or []) == size,
                     timeout=30,
                     message=f"Alertmanager {am.address} to see {size} peers",
                 )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .processes import free_port
+from tests.harness.processes import free_port
 
 
 def _wait(

@@ -23,50 +23,22 @@ from pathlib import Path
 
 import requests
 
-from .processes import ManagedProcess, free_port, http_ready
-from .services import OnLoopback
+from tests.harness.app import create_test_app, dispose, ticketing_config
+from tests.harness.processes import ManagedProcess, free_port, http_ready
+from tests.harness.seed import KeySet, issue_keys
+from tests.harness.services import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
 
 
-@dataclass(frozen=True)
-class Keys:
-    partner_ids: list[int]
-    partners: list[str]  # raw API keys, in the order of partner_ids
-    staff_id: int
-    staff: str
-
-
-def prepare_database(url: str, partners: int = 1) -> Keys:
+def prepare_database(url: str, partners: int = 1) -> KeySet:
     """Migrate ``url`` and create ``partners`` partners and one staff member, each with a key."""
-    from flask_migrate import upgrade
-
-    from ticketing import create_app
-    from ticketing.auth import issue_key
-    from ticketing.db import db
-    from ticketing.models import Partner, Staff
-
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": url,
-            "TICKETING": {"outbox": {"worker": False}, "live": {"enabled": False}},
-        }
+    app = create_test_app(
+        ticketing_config(url, ticketing={"outbox": {"worker": False}, "live": {"enabled": False}})
     )
-    with app.app_context():
-        upgrade()
-        rows = [Partner(name=f"Partner {n:03d}") for n in range(1, partners + 1)]
-        staff = Staff(
-            name="Sam Agent", email=f"sam-{os.urandom(3).hex()}@example.org", role="agent"
-        )
-        db.session.add_all([*rows, staff])
-        db.session.flush()
-        raw = [issue_key(partner=p)[1] for p in rows]
-        _, staff_key = issue_key(staff=staff)
-        db.session.commit()
-        keys = Keys([p.id for p in rows], raw, staff.id, staff_key)
-        db.engine.dispose()
+    keys = issue_keys(app, partners)
+    dispose(app)
     return keys
 
 

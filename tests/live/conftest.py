@@ -1,7 +1,7 @@
 """Fixtures for the live feed: everything real, started once per session.
 
 - ``platform_metrics``: a tiny exporter with the platform's metric names and
-  values the tests choose (tests/live/platform_metrics.py);
+  values the tests choose (tests/harness/platform_metrics.py);
 - ``prometheus``: Prometheus scraping it every second, with the project's own
   recording rules from rules/ (the feed queries their names);
 - ``alertmanager``: Alertmanager holding a known set of alerts (``ALERTS``);
@@ -14,14 +14,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from tests.harness import (
@@ -31,72 +28,16 @@ from tests.harness import (
     start_alertmanager,
     start_prometheus,
 )
-
-from .platform_metrics import PlatformMetrics
-
-ROOT = Path(__file__).resolve().parents[2]
-RULE_FILES = [
-    ROOT / "rules" / f"{name}.rules.yml"
-    for name in ("platform-api", "energy", "ticketing", "transactions")
-]
-GUNICORN_CONF = ROOT / "ticketing" / "runtime" / "gunicorn.conf.py"
-
-#: What Alertmanager holds: (labels, annotations). Partners may see only
-#: PlatformApiDown and EnergyPoolLow (allow-listed, team oncall) and Globex's
-#: own PlatformApiSlow; everything else is staff-only or hidden.
-ALERTS = [
-    (
-        {
-            "alertname": "PlatformApiDown",
-            "severity": "critical",
-            "team": "oncall",
-            "target": "platform",
-        },
-        {
-            "summary": "Platform API platform is down",
-            "description": "internal: probe failing",
-            "runbook_url": "https://runbooks.example/PlatformApiDown",
-        },
-    ),
-    (
-        {"alertname": "EnergyPoolLow", "severity": "warning", "team": "oncall", "pool": "main"},
-        {"summary": "Energy pool main is at 25%", "description": "internal detail"},
-    ),
-    (
-        {"alertname": "PlatformApiSlow", "severity": "warning", "team": "oncall", "partner": "2"},
-        {"summary": "Platform API answers slowly for Globex"},
-    ),
-    (
-        {"alertname": "SecurityBruteForce", "severity": "warning", "team": "security"},
-        {"summary": "Brute-force attempt on the ticket API", "description": "from 10.0.0.7"},
-    ),
-    (
-        {
-            "alertname": "SupportFirstResponseOverdue",
-            "severity": "warning",
-            "team": "support",
-            "priority": "high",
-        },
-        {"summary": "3 high tickets are past their first-response target"},
-    ),
-    (
-        {"alertname": "TargetDown", "severity": "critical", "team": "oncall", "job": "exporter"},
-        {"summary": "Scrape target exporter is down"},
-    ),
-    (
-        {"alertname": "Watchdog", "severity": "info", "team": "oncall"},
-        {"summary": "Alerting pipeline heartbeat"},
-    ),
-]
-#: Padding alerts that make a staff snapshot some 20 KB (a client that stops
-#: reading then fills its socket buffers within a few snapshots).
-BULK_ALERTS = [
-    (
-        {"alertname": f"BulkInfo{i:02d}", "severity": "info", "team": "oncall"},
-        {"summary": f"padding alert {i}", "description": "x" * 600},
-    )
-    for i in range(30)
-]
+from tests.harness.app import create_test_app, ticketing_config
+from tests.harness.live import (
+    ALERTS,
+    BULK_ALERTS,
+    GUNICORN_CONF,
+    RULE_FILES,
+    LiveServer,
+)
+from tests.harness.platform_metrics import PlatformMetrics
+from tests.harness.seed import TicketingData, tickets_in_every_status
 
 
 @pytest.fixture(scope="session")
@@ -174,117 +115,16 @@ def alertmanager(tmp_path_factory):
     am.stop()
 
 
-@dataclass
-class TicketingData:
-    url: str
-    staff_key: str
-    acme_key: str  # partner 1
-    globex_key: str  # partner 2
-    acme_id: int
-    globex_id: int
-    #: open (open + in_progress) tickets per partner and priority
-    open_tickets: dict[int, dict[str, int]] = field(default_factory=dict)
-
-
 @pytest.fixture(scope="session")
 def ticketing_app(tmp_path_factory):
     """The ticket service app on the test database (to change data under the servers)."""
-    from flask_migrate import upgrade
-
-    from ticketing import create_app
-
     url = f"sqlite:///{tmp_path_factory.mktemp('ticketing') / 'ticketing.db'}"
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        upgrade()
-    return app
+    return create_test_app(ticketing_config(url, ticketing={}))
 
 
 @pytest.fixture(scope="session")
 def ticketing_data(ticketing_app) -> TicketingData:
-    from ticketing.auth import issue_key
-    from ticketing.db import db
-    from ticketing.models import Partner, Staff, Ticket
-
-    url = ticketing_app.config["SQLALCHEMY_DATABASE_URI"]
-    with ticketing_app.app_context():
-        acme, globex = Partner(name="Acme Energy"), Partner(name="Globex")
-        staff = Staff(name="Sam Agent", email="sam@example.org", role="agent")
-        db.session.add_all([acme, globex, staff])
-        db.session.flush()
-        _, staff_key = issue_key(staff=staff)
-        _, acme_key = issue_key(partner=acme)
-        _, globex_key = issue_key(partner=globex)
-        tickets = [
-            (acme, "open", "high"),
-            (acme, "open", "high"),
-            (acme, "in_progress", "low"),
-            (acme, "resolved", "critical"),
-            (acme, "closed", "medium"),
-            (globex, "open", "medium"),
-            (globex, "open", "critical"),
-            (globex, "in_progress", "medium"),
-        ]
-        for partner, status, priority in tickets:
-            db.session.add(
-                Ticket(
-                    partner_id=partner.id,
-                    title="t",
-                    description="d",
-                    category="other",
-                    status=status,
-                    priority=priority,
-                )
-            )
-        db.session.commit()
-        data = TicketingData(url, staff_key, acme_key, globex_key, acme.id, globex.id)
-    data.open_tickets = {
-        data.acme_id: {"low": 1, "medium": 0, "high": 2, "critical": 0},
-        data.globex_id: {"low": 0, "medium": 2, "high": 0, "critical": 1},
-    }
-    return data
-
-
-@dataclass
-class LiveServer:
-    process: ManagedProcess
-    port: int
-    data: TicketingData
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/monitoring"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def worker_pid(self) -> int:
-        """The gunicorn worker (the master's only child)."""
-        master = self.process.pid
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                    return int(entry)
-        raise RuntimeError("no gunicorn worker found")
-
-    def metric(self, name: str, **labels: str) -> float:
-        """A sample from the service's own /metrics (0 when absent)."""
-        text = requests.get(f"{self.http_url}/metrics", timeout=10).text
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in text.splitlines():
-            if line.startswith("#"):
-                continue
-            series, _, value = line.rpartition(" ")
-            head, _, rest = series.partition("{")
-            if head == name and ",".join(sorted(rest.rstrip("}").split(","))) == wanted:
-                return float(value)
-        return 0.0
+    return tickets_in_every_status(ticketing_app)
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,9 @@ import requests
 import websocket
 
 from tests.harness import wait_until
+from tests.harness.live import ALERTS, BULK_ALERTS
+from tests.harness.ws_clients import connect, receive, receive_type, wait_closed
 from ticketing.live.snapshot import QUERIES
-
-from .clients import connect, receive, receive_type, wait_closed
-from .conftest import ALERTS, BULK_ALERTS
 
 
 def _welcome(ws) -> dict:

@@ -16,9 +16,8 @@ from pathlib import Path
 import requests
 
 from tests.harness import wait_until
+from tests.harness.ws_clients import connect, receive
 from ticketing.live.snapshot import QUERIES
-
-from .clients import connect, receive
 
 CLIENTS = 200
 DURATION = 60.0

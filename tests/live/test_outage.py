@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .clients import connect, receive, receive_type
+from tests.harness.ws_clients import connect, receive, receive_type
 
 
 def _prometheus_ok(message: dict) -> bool:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ticketing import create_app
+from tests.harness.app import create_test_app
 from ticketing.config import ConfigError, load_sections
 from ticketing.live.settings import LiveConfigError, load_settings
 from ticketing.live.snapshot import QUERIES
@@ -80,23 +80,25 @@ def test_a_query_timeout_as_long_as_the_interval_is_refused():
 
 def test_the_app_refuses_to_start_with_an_invalid_section(tmp_path):
     with pytest.raises(ConfigError) as error:
-        create_app(
+        create_test_app(
             {
                 "TESTING": True,
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
                 "TICKETING": {"live": {"send_timeout": "never"}},
-            }
+            },
+            migrate=False,
         )
     assert "live.send_timeout: must be a duration" in str(error.value)
 
 
 def test_a_disabled_feed_adds_no_route(tmp_path):
-    app = create_app(
+    app = create_test_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
             "TICKETING": {"live": {"enabled": False}},
-        }
+        },
+        migrate=False,
     )
     assert app.extensions["live"] is None
     assert "/ws/monitoring" not in {rule.rule for rule in app.url_map.iter_rules()}

@@ -1,6 +1,6 @@
 """Fixtures for the security monitor.
 
-Most tests use the small app of :mod:`tests.security.app_under_test` (the
+Most tests use the small app of :mod:`tests.harness.security_app` (the
 monitor as any Flask app of the platform would use it); ``make_app`` builds
 one on a fresh SQLite file, with settings per test:
 
@@ -14,43 +14,12 @@ reads a counter of the process registry (tests compare before and after).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
+from tests.harness.security_app import build_app
 from ticketing.db import db
-from ticketing.security import SecurityEvent
-
-from .app_under_test import PARTNER_1, PARTNER_2, STAFF, build_app
-
-CORPUS = Path(__file__).with_name("corpus")
-
-
-def load_corpus(name: str) -> list[tuple[str, str]]:
-    """(title, description) pairs of ``corpus/<name>``."""
-    entries = []
-    for block in (CORPUS / name).read_text().split("\n---\n"):
-        block = block.strip("\n")
-        if block:
-            title, _, description = block.partition("\n")
-            entries.append((title, description))
-    return entries
-
-
-def events(app, **filters: Any) -> list[SecurityEvent]:
-    with app.app_context():
-        query = db.select(SecurityEvent).order_by(SecurityEvent.id)
-        for name, value in filters.items():
-            query = query.where(getattr(SecurityEvent, name) == value)
-        rows = list(db.session.execute(query).scalars())
-        db.session.expunge_all()
-        return rows
-
-
-def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture
@@ -78,7 +47,3 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-def key(which: str) -> dict[str, str]:
-    return {"X-API-Key": {"partner1": PARTNER_1, "partner2": PARTNER_2, "staff": STAFF}[which]}

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.security import events, load_corpus, send
 from ticketing.security.patterns import PARTS, detect
-
-from .conftest import events, load_corpus
-from .test_detection import send
 
 ATTACKS_FILE = Path(__file__).with_name("corpus") / "attacks.txt"
 RECALL = 0.98
@@ -54,9 +52,8 @@ def test_the_attack_corpus_covers_every_class_and_the_miss_classes():
 
 @pytest.fixture(scope="module")
 def scanned_app(tmp_path_factory):
+    from tests.harness.security_app import build_app
     from ticketing.db import db
-
-    from .app_under_test import build_app
 
     app = build_app(
         f"sqlite:///{tmp_path_factory.mktemp('attacks') / 'app.db'}", ratelimits={"enabled": False}

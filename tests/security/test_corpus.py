@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.harness.security import counter, events, key, load_corpus
 from ticketing.security.patterns import detect
-
-from .conftest import counter, events, key, load_corpus
 
 CORPUS = load_corpus("tickets.txt")
 DELIBERATE = load_corpus("deliberate.txt")

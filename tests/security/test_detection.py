@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .conftest import counter, events, key
+from tests.harness.security import counter, events, key, send
 
 PAYLOADS = {
     "sql_injection": "x' OR '1'='1",
@@ -30,9 +30,8 @@ BLOCKED_IN_URL = {"path_traversal", "null_byte"}
 
 @pytest.fixture(scope="module")
 def scanned_app(tmp_path_factory):
+    from tests.harness.security_app import build_app
     from ticketing.db import db
-
-    from .app_under_test import build_app
 
     app = build_app(
         f"sqlite:///{tmp_path_factory.mktemp('detect') / 'app.db'}", ratelimits={"enabled": False}
@@ -40,23 +39,6 @@ def scanned_app(tmp_path_factory):
     yield app
     with app.app_context():
         db.engine.dispose()
-
-
-def send(client, part: str, value: str):
-    headers = key("partner1")
-    if part == "path":
-        return client.get("/api/v1/echo/" + quote(value, safe=""), headers=headers)
-    if part == "query":
-        return client.get("/api/v1/echo", query_string={"search": value}, headers=headers)
-    if part == "form":
-        return client.post("/api/v1/echo", data={"comment": value}, headers=headers)
-    if part == "json":
-        return client.post(
-            "/api/v1/echo", json={"ticket": {"notes": ["ok", value]}}, headers=headers
-        )
-    if part == "header":
-        return client.get("/api/v1/echo", headers={**headers, "User-Agent": value})
-    raise AssertionError(part)
 
 
 # Every class in every part and encoding, except a raw NUL byte in a header,

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.harness.security import counter, events
 from ticketing.security import EventType, record_event
 from ticketing.security.events import event_hash, severe_event, should_notify
-
-from .conftest import counter, events
 
 
 @dataclass(frozen=True)

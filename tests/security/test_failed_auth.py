@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
+from tests.harness.security import counter, events, key
 from ticketing import signals
-
-from .conftest import counter, events, key
 
 SECURITY = {"trusted_proxies": ["127.0.0.1"], "failed_auth": {"threshold": 3, "window_seconds": 60}}
 NO_LOGIN_LIMIT = {"limits": {"login": "1000/minute"}}

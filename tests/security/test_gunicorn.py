@@ -17,10 +17,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.harness import free_port, http_ready, wait_until
+from tests.harness.security import expected_series
+from tests.harness.security_app import PARTNER_1, PARTNER_2, build_app
 from ticketing.db import db
-
-from .app_under_test import PARTNER_1, PARTNER_2, build_app
-from .test_metrics import expected_series
 
 LIMIT = 10
 
@@ -64,7 +63,7 @@ def serve(processes, root, tmp_path):
                 "warning",
                 "--graceful-timeout",
                 "2",
-                "tests.security.app_under_test:create()",
+                "tests.harness.security_app:create()",
             ],
             tmp_path,
             ready=http_ready(f"http://127.0.0.1:{port}/healthz"),

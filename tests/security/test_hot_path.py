@@ -11,10 +11,8 @@ import contextlib
 from redis.connection import Connection
 from sqlalchemy import event
 
+from tests.harness.security import from_ip, key, load_corpus
 from ticketing.db import db
-
-from .conftest import key, load_corpus
-from .test_ratelimit import from_ip
 
 HIGH = "1000/minute"
 

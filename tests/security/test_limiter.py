@@ -12,10 +12,8 @@ import pytest
 from limits import parse_many
 
 from tests.harness import start_redis, wait_until
+from tests.harness.security import assert_limited, from_ip, key
 from ticketing.security.counters import Check, Limiter
-
-from .conftest import key
-from .test_ratelimit import assert_limited, from_ip
 
 HIGH = "1000/minute"
 

@@ -13,28 +13,15 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness.security import DEFAULT_ACTIONS, expected_series
 from ticketing.security import EventType, record_event
-from ticketing.security.events import SEVERITIES
-
-DEFAULT_ACTIONS = ("login", "withdrawal", "api_call", "ticket_create")
-
-
-def expected_series(actions=DEFAULT_ACTIONS) -> set[tuple[str, tuple]]:
-    series = {
-        ("security_events_total", (("severity", s), ("type", t.value)))
-        for t in EventType
-        for s in SEVERITIES
-    }
-    series |= {("ratelimit_rejections_total", (("action", a),)) for a in actions}
-    series.add(("ratelimit_backend_errors_total", ()))
-    return series
 
 
 def test_a_fresh_process_exposes_every_series_at_zero(root, tmp_path):
     """Before any request: every type x severity, every configured action, storage errors."""
     script = (
         "from prometheus_client import generate_latest\n"
-        "from tests.security.app_under_test import build_app\n"
+        "from tests.harness.security_app import build_app\n"
         f"build_app('sqlite:///{tmp_path / 'fresh.db'}', "
         "ratelimits={'limits': {'refund': '1/minute'}})\n"
         "print(generate_latest().decode())\n"

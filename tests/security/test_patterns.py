@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.harness.app import create_test_app
 from ticketing.config import ConfigError
 from ticketing.security.client_ip import client_ip
 from ticketing.security.patterns import PatternClass, decodings, detect
@@ -250,13 +251,13 @@ def test_every_problem_is_reported_with_its_location():
 
 
 def test_an_invalid_section_stops_the_ticket_service(tmp_path):
-    from ticketing import create_app
 
     with pytest.raises(ConfigError, match="ratelimits.limits.api_call"):
-        create_app(
+        create_test_app(
             {
                 "TESTING": True,
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
                 "TICKETING": {"ratelimits": {"limits": {"api_call": "lots"}}},
-            }
+            },
+            migrate=False,
         )

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import counter, events, key
+from tests.harness.security import assert_limited, counter, events, from_ip, key
 
 LIMITS = {
     "api_call": "5/minute",
@@ -22,22 +22,6 @@ def limited_app(make_app, redis_url, **ratelimits):
         security={"trusted_proxies": ["127.0.0.1"]},
         ratelimits={"limits": {**LIMITS, **ratelimits.pop("limits", {})}, **ratelimits},
     )
-
-
-def from_ip(ip: str, headers: dict | None = None) -> dict:
-    return {**(headers or {}), "X-Forwarded-For": ip}
-
-
-def assert_limited(response, action: str, limit: int) -> None:
-    assert response.status_code == 429, response.get_data(True)
-    error = response.json["error"]
-    assert error["code"] == "rate_limited" and set(error) == {"code", "message", "details"}
-    assert error["details"]["action"] == action
-    assert error["details"]["limit"] == f"{limit} per 1 minute"
-    assert response.headers["X-RateLimit-Limit"] == str(limit)
-    assert response.headers["X-RateLimit-Remaining"] == "0"
-    assert 0 < int(response.headers["Retry-After"]) <= 60
-    assert time.time() < int(response.headers["X-RateLimit-Reset"]) <= time.time() + 61
 
 
 def test_api_calls_are_refused_exactly_past_the_limit(make_app, redis_url, redis_server):

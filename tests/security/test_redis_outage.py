@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 
 from tests.harness import wait_until
-
-from .conftest import counter, key
+from tests.harness.security import counter, key
 
 
 def test_redis_outage_falls_back_to_process_limits_and_recovers(make_app, redis_factory, caplog):

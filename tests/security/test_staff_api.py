@@ -2,46 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ticketing.security import EventType, record_event
-
-from .conftest import key
-
-
-@dataclass(frozen=True)
-class Who:
-    kind: str
-    id: int
-
-
-def seed(app):
-    with app.app_context():
-        for i in range(7):
-            record_event(
-                EventType.FAILED_AUTH,
-                actor=None,
-                client_ip=f"192.0.2.{i}",
-                method="GET",
-                path="/api/v1/echo",
-                details={"reason": "unknown"},
-            )
-        record_event(
-            EventType.MULTIPLE_FAILED_LOGINS,
-            actor=None,
-            client_ip="192.0.2.1",
-            method="GET",
-            path="/api/v1/echo",
-            details={"dimensions": ["ip"]},
-        )
-        record_event(
-            EventType.UNAUTHORIZED_ACCESS,
-            actor=Who("partner", 2),
-            client_ip="198.51.100.2",
-            method="GET",
-            path="/api/v1/things/3",
-            details={"resource": "thing", "resource_id": "3"},
-        )
+from tests.harness.security import key
+from tests.harness.seed import security_events
 
 
 def get(client, who="staff", **params):
@@ -51,7 +13,7 @@ def get(client, who="staff", **params):
 
 
 def test_staff_list_and_filter_events(client, app):
-    seed(app)
+    security_events(app)
     body = get(client).json
     assert body["next_cursor"] is None and len(body["items"]) == 9
     newest = body["items"][0]
@@ -73,7 +35,7 @@ def test_staff_list_and_filter_events(client, app):
 
 
 def test_pages_follow_the_cursor(client, app):
-    seed(app)
+    security_events(app)
     seen, cursor = [], None
     while True:
         params = {"type": "FAILED_AUTH", "limit": 3}
@@ -92,7 +54,7 @@ def test_pages_follow_the_cursor(client, app):
 
 
 def test_partners_and_anonymous_callers_are_refused(client, app):
-    seed(app)
+    security_events(app)
     r = get(client, who="partner1")
     assert r.status_code == 403 and r.json["error"]["code"] == "forbidden"
     assert set(r.json["error"]) == {"code", "message", "details"}

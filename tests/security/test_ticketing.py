@@ -3,49 +3,33 @@
 from __future__ import annotations
 
 import pytest
-from flask_migrate import upgrade
 
-from ticketing import create_app
-from ticketing.auth import issue_key
+from tests.harness.app import migrated_app, ticketing_config
+from tests.harness.security import events
+from tests.harness.seed import Maker
 from ticketing.db import db
-from ticketing.models import Partner, Staff
 from ticketing.outbox import OutboxMessage
-
-from .conftest import events
 
 UNKNOWN_KEY = "pw_0123456789ab_" + "A" * 43
 
 
 @pytest.fixture
 def service(db_url, redis_url, tmp_path):
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": db_url,
-            "REDIS_URL": redis_url,
-            "ATTACHMENTS_DIR": str(tmp_path / "attachments"),
-            "TICKETING": {"ratelimits": {"limits": {"ticket_create": "3/minute"}}},
-        }
+    # Migrated: 0001_initial -> 0002_security_events -> 0003_outbox ...
+    yield from migrated_app(
+        ticketing_config(
+            db_url,
+            tmp_path,
+            ticketing={"ratelimits": {"limits": {"ticket_create": "3/minute"}}},
+            REDIS_URL=redis_url,
+        )
     )
-    with app.app_context():
-        upgrade()  # 0001_initial -> 0002_security_events -> 0003_outbox
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
-def party(app, kind: str, name: str) -> tuple[int, dict[str, str]]:
-    with app.app_context():
-        if kind == "partner":
-            row = Partner(name=name)
-        else:
-            row = Staff(name=name, email=f"{name.lower()}@support.example")
-        db.session.add(row)
-        db.session.flush()
-        _, raw = issue_key(**{kind: row})
-        db.session.commit()
-        return row.id, {"X-API-Key": raw}
+def party(app, kind: str, name: str, role: str = "agent") -> tuple[int, dict[str, str]]:
+    maker = Maker(app, app.test_client())
+    who = maker.partner(name) if kind == "partner" else maker.staff(role, name=name)
+    return who.id, who.headers
 
 
 def outbox(app) -> list[dict]:
@@ -62,7 +46,7 @@ def test_security_events_in_the_ticket_service(service):
     client = service.test_client()
     acme_id, acme = party(service, "partner", "Acme")
     rival_id, rival = party(service, "partner", "Rival")
-    _, agent = party(service, "staff", "Agent")
+    _, admin = party(service, "staff", "Admin", role="admin")  # security events: admins only
 
     # A partner's text is stored as written, and the attack pattern in it reported.
     description = "Our shop shows <script>alert(1)</script> in the product name."
@@ -100,7 +84,7 @@ def test_security_events_in_the_ticket_service(service):
     assert r.headers["X-RateLimit-Limit"] == "3" and int(r.headers["Retry-After"]) > 0
 
     # Staff see the events; partners do not.
-    listed = client.get("/api/v1/staff/security-events", headers=agent).json["items"]
+    listed = client.get("/api/v1/staff/security-events", headers=admin).json["items"]
     assert {e["type"] for e in listed} == {
         "SUSPICIOUS_PATTERN",
         "UNAUTHORIZED_ACCESS",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 import re
 
+from tests.harness.assertions import assert_error, row_counts
 from ticketing import signals
-
-from .conftest import assert_error, row_counts
 
 MISSING = 2_000_000
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from ticketing import create_app
+from tests.harness.app import create_test_app, migrated_app, ticketing_config
 from ticketing.config import ConfigError
 from ticketing.desk.choices import CATEGORIES
 from ticketing.desk.classifier import training
@@ -25,8 +25,6 @@ from ticketing.desk.classifier.text_model import (
     word_ngrams,
 )
 from ticketing.desk.triage import combine
-
-from .conftest import migrated_app, ticketing_config
 
 CORPUS = training.load_corpus()
 
@@ -75,9 +73,9 @@ def test_the_scorer_gives_scikit_learns_probabilities_on_the_whole_corpus():
     expected = fitted.predict_proba([e.text for e in CORPUS])
     classes = [str(c) for c in fitted.steps[-1][1].classes_]
     worst = 0.0
-    for example, row in zip(CORPUS, expected):
+    for example, row in zip(CORPUS, expected, strict=True):
         mine = model.probabilities(example.title, example.description)
-        worst = max(worst, max(abs(mine[c] - float(p)) for c, p in zip(classes, row)))
+        worst = max(worst, max(abs(mine[c] - float(p)) for c, p in zip(classes, row, strict=True)))
     assert worst < 1e-9
     # and the analyzers are scikit-learn's own
     chars, words = (v for _, v in fitted.steps[0][1].transformer_list)
@@ -166,12 +164,13 @@ def test_configuration_is_checked_with_locations(tmp_path):
     with pytest.raises(ModelError, match="unknown model format 99"):
         TextModel.load(broken)
     with pytest.raises(ConfigError, match="classifier.model: .*cannot be read"):
-        create_app(
+        create_test_app(
             ticketing_config(
                 f"sqlite:///{tmp_path}/t.db",
                 tmp_path,
                 TICKETING={"classifier": {"model": str(tmp_path / "no")}},
-            )
+            ),
+            migrate=False,
         )
 
 
@@ -216,19 +215,18 @@ def triage_app(db_url, tmp_path):
 
 
 def test_low_confidence_tickets_wait_for_triage_in_the_staff_queue(triage_app):
-    from .conftest import Maker
+    from tests.harness.seed import Maker
 
     client = triage_app.test_client()
     make = Maker(triage_app, client)
     acme, agent = make.partner(), make.staff()
     vague = make.ticket(acme, title="Question", description="Can someone call me back?")
     sure = make.ticket(acme, title="Something", description="Anything", category="other")
-    queue = lambda **q: [
-        t["id"]
-        for t in client.get("/api/v1/staff/tickets", query_string=q, headers=agent.headers).json[
-            "items"
-        ]
-    ]
+
+    def queue(**q) -> list[int]:
+        page = client.get("/api/v1/staff/tickets", query_string=q, headers=agent.headers)
+        return [t["id"] for t in page.json["items"]]
+
     assert queue(needs_triage="true") == [vague["id"]]
     assert queue(needs_triage="false") == [sure["id"]]
     entries = {e["field"]: e for e in _audit(client, agent, vague["id"])}
@@ -260,7 +258,7 @@ def test_without_the_model_the_rules_decide_alone(db_url, tmp_path):
     config = ticketing_config(db_url, tmp_path)
     config["TICKETING"]["classifier"] = {"enabled": False}
     for app in migrated_app(config):
-        from .conftest import Maker
+        from tests.harness.seed import Maker
 
         client = app.test_client()
         make = Maker(app, client)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.harness.app import migrated_app, ticketing_config
+from tests.harness.seed import Maker
 from ticketing.desk.classifier import training
 from ticketing.desk.classifier.text_model import SHIPPED_MODEL, TextModel
-
-from .conftest import Maker, migrated_app, ticketing_config
 
 SCRIPT = str(Path(sys.executable).with_name("partnerwatch-ticketing"))
 
@@ -106,7 +106,9 @@ def _corpus(tmp_path: Path, name: str, shuffle_labels: bool = False) -> Path:
     if shuffle_labels:
         random.Random(1).shuffle(labels)
     path = tmp_path / name
-    path.write_text("".join(f"{c} | {e.title} | {e.description}\n" for c, e in zip(labels, corpus)))
+    path.write_text(
+        "".join(f"{c} | {e.title} | {e.description}\n" for c, e in zip(labels, corpus, strict=True))
+    )
     return path
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from .conftest import assert_error, row_counts
+from tests.harness.app import create_test_app
+from tests.harness.assertions import assert_error, row_counts
 
 BODY = {"title": "Transactions failing", "description": "Every POST answers 503."}
 
@@ -154,17 +155,12 @@ def test_cursor_pagination_walks_every_ticket_once(client, make):
 
 
 def test_page_size_defaults_and_cap(db_url, tmp_path):
-    from flask_migrate import upgrade
-
-    from ticketing import create_app
-
-    from .conftest import Maker, ticketing_config
+    from tests.harness.app import ticketing_config
+    from tests.harness.seed import Maker
 
     config = ticketing_config(db_url, tmp_path)
     config["TICKETING"]["api"] = {"default_page_size": 2, "max_page_size": 3}
-    app = create_app(config)
-    with app.app_context():
-        upgrade()
+    app = create_test_app(config)
     client = app.test_client()
     make = Maker(app, client)
     acme = make.partner()

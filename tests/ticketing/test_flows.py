@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from tests.harness.assertions import assert_error
 from ticketing import signals
 from ticketing.db import db
 from ticketing.models import Message, Ticket
-
-from .conftest import assert_error
 
 
 def test_partner_and_staff_flow(app, client, make):

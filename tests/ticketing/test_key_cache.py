@@ -13,14 +13,14 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from ticketing import create_app, signals
+from tests.harness.app import create_test_app, ticketing_config
+from tests.harness.assertions import assert_error
+from tests.harness.sql_capture import capture
+from ticketing import signals
 from ticketing.auth import LAST_USED_RESOLUTION
 from ticketing.auth.key_cache import KeyCache
 from ticketing.db import db
 from ticketing.models import ApiKey, Partner, Staff, utcnow
-
-from .conftest import assert_error, ticketing_config
-from .sql_capture import capture
 
 AUTH_TABLES = ("api_keys", "partners", "staff")
 
@@ -188,7 +188,7 @@ def test_a_ttl_of_zero_checks_every_request(app, db_url, tmp_path, make):
     acme = make.partner()
     config = ticketing_config(db_url, tmp_path)
     config["TICKETING"]["api"] = {"key_cache_ttl": 0}
-    uncached = create_app(config)
+    uncached = create_test_app(config, migrate=False)
     assert "ticketing_key_cache" not in uncached.extensions
     with uncached.app_context():
         upgrade()  # already there: nothing to do

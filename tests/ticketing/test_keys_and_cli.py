@@ -9,11 +9,11 @@ from pathlib import Path
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
-from ticketing import create_app, signals
+from tests.harness.app import create_test_app, ticketing_config
+from tests.harness.assertions import assert_error
+from ticketing import signals
 from ticketing.db import db
 from ticketing.models import ApiKey, Partner, Staff
-
-from .conftest import assert_error, ticketing_config
 
 KEY = re.compile(r"^pw_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$")
 
@@ -130,7 +130,7 @@ def test_last_use_is_recorded_and_failures_signalled(app, client, make):
 
 def test_migrations_upgrade_and_downgrade(db_url, tmp_path):
     """The Alembic history runs both ways on SQLite and PostgreSQL."""
-    app = create_app(ticketing_config(db_url, tmp_path))
+    app = create_test_app(ticketing_config(db_url, tmp_path), migrate=False)
     with app.app_context():
         upgrade()
         tables = set(inspect(db.engine).get_table_names())

@@ -15,10 +15,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import free_port, http_ready, wait_until
-from ticketing import create_app
+from tests.harness.app import create_test_app, ticketing_config
+from tests.harness.seed import Maker
 from ticketing.db import db
-
-from .conftest import Maker, ticketing_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,7 +133,7 @@ def gunicorn_site(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    app = create_app(ticketing_config(url, tmp_path))
+    app = create_test_app(ticketing_config(url, tmp_path), migrate=False)
     key = Maker(app, app.test_client()).partner("Acme").key
     with app.app_context():
         db.engine.dispose()

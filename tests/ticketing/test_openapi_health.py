@@ -8,12 +8,11 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.harness import free_port
-from ticketing import create_app
+from tests.harness.app import create_test_app, ticketing_config
+from tests.harness.assertions import assert_error
 from ticketing.config import ConfigError, load_sections
 from ticketing.db import db
 from ticketing.desk.settings import check_core
-
-from .conftest import assert_error, ticketing_config
 
 
 def _openapi_path(rule: str) -> str:
@@ -70,7 +69,7 @@ def test_health_and_readiness(client):
 
 def test_readiness_fails_when_the_database_is_down(tmp_path):
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
-    app = create_app(ticketing_config(url, tmp_path))
+    app = create_test_app(ticketing_config(url, tmp_path), migrate=False)
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
     error = assert_error(client.get("/readyz"), 503, "unavailable")
@@ -90,7 +89,9 @@ def test_shipped_config_is_valid_and_overrides_merge(tmp_path, monkeypatch):
 
     # The app reads the file named by TICKETING_CONFIG.
     monkeypatch.setenv("TICKETING_CONFIG", str(override))
-    app = create_app(ticketing_config(f"sqlite:///{tmp_path / 'x.db'}", tmp_path))
+    app = create_test_app(
+        ticketing_config(f"sqlite:///{tmp_path / 'x.db'}", tmp_path), migrate=False
+    )
     assert app.config["TICKETING"]["sla"]["first_response"]["high"] == "45m"
     assert app.extensions["ticketing"].sla.first_response["high"].total_seconds() == 2700
 
@@ -128,7 +129,7 @@ api:
     ):
         assert f"{location}:" in problems, problems
     with pytest.raises(ConfigError):
-        create_app({"TESTING": True, "TICKETING_CONFIG": str(bad)})
+        create_test_app({"TESTING": True, "TICKETING_CONFIG": str(bad)}, migrate=False)
     bad.write_text("sla: [unclosed")
     with pytest.raises(ConfigError, match="invalid YAML at line"):
         load_sections(bad)

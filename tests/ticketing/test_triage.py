@@ -6,14 +6,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tests.harness.assertions import assert_error, row_counts
 from ticketing.config import load_sections
 from ticketing.db import db
 from ticketing.desk.settings import check_core
 from ticketing.desk.triage import Classifier
 from ticketing.desk.workflow import TRANSITIONS
 from ticketing.models import Ticket
-
-from .conftest import assert_error, row_counts
 
 
 def _parse(ts: str) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .conftest import assert_error, row_counts
+from tests.harness.assertions import assert_error, row_counts
 
 VALID = {"title": "Energy pool empty", "description": "No units left since 10:00."}
 

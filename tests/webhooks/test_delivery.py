@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 
+from tests.harness.outbox import deliver
+from tests.harness.seed import partners
+from tests.harness.webhooks import deliver_until, partner_verifies, register
 from ticketing.db import db
-
-from .conftest import deliver, deliver_until, partners, register
-
-
-def partner_verifies(secret: str, headers: dict, body: bytes, tolerance: int = 300) -> bool:
-    """What docs/webhooks.md tells a partner to do, written independently of ticketing's code."""
-    header = headers["Partnerwatch-Signature"]
-    fields = dict(part.split("=", 1) for part in header.split(","))
-    timestamp = int(fields["t"])
-    if abs(time.time() - timestamp) > tolerance:
-        return False
-    expected = hmac.new(
-        secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-    ).hexdigest()
-    return hmac.compare_digest(expected, fields["v1"])
 
 
 def log_of(app, key, endpoint_id) -> list[dict]:

@@ -1,9 +1,9 @@
 """End to end: one partner's failing transactions reach that partner's own webhook, signed.
 
-    platform DB ─> exporter ─> Prometheus (rules/, partner rules) ─┬─> Alertmanager 1 ─┐
-                                                                  └─> Alertmanager 2 ─┤ (not clustered:
-    ticketing (gunicorn) <── /internal/alertmanager/partner-alerts ─────────────────────┘  both notify)
-       └─ outbox ─> HTTP sink: partner A at /a, partner B at /b
+platform DB ─> exporter ─> Prometheus (rules/, partner rules) ─┬─> Alertmanager 1 ─┐
+                                                              └─> Alertmanager 2 ─┤ (not clustered:
+ticketing (gunicorn) <── /internal/alertmanager/partner-alerts ─────────────────────┘  both notify)
+   └─ outbox ─> HTTP sink: partner A at /a, partner B at /b
 
 Everything is the project's own configuration, with short intervals: the
 exporter and Prometheus at 1 s, PartnerTransactionFailureRatioHigh ``for: 2s``
@@ -30,19 +30,16 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from flask_migrate import upgrade
 
 from alertmanager.render import render as render_alertmanager
 from prometheus.render import render as render_prometheus
-from tests.delivery.conftest import quick_stop
-from tests.delivery.platform import PlatformDatabase
-from tests.delivery.test_end_to_end import EVALUATION_INTERVAL, SCRAPE_INTERVAL, exporter_config
 from tests.harness import free_port, http_ready, wait_until
-from ticketing import create_app
-from ticketing.db import db
-
-from .conftest import partners
-from .test_delivery import partner_verifies
+from tests.harness.app import create_test_app, dispose, ticketing_config
+from tests.harness.monitoring import EVALUATION_INTERVAL, SCRAPE_INTERVAL, exporter_config
+from tests.harness.outbox import quick_stop
+from tests.harness.partner_platform import PlatformDatabase
+from tests.harness.seed import partners
+from tests.harness.webhooks import partner_verifies
 
 ROOT = Path(__file__).resolve().parents[2]
 FOR = 2
@@ -114,13 +111,10 @@ def test_partner_alert_reaches_only_that_partner_signed_once_per_cooldown_and_re
 
     # --- ticketing: migrated SQLite, partners 1 (A) and 2 (B) like the platform's.
     ticketing_db = f"sqlite:///{tmp_path / 'ticketing.db'}"
-    setup = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": ticketing_db})
-    with setup.app_context():
-        upgrade()
+    setup = create_test_app(ticketing_config(ticketing_db, ticketing={}))
     keys = partners(setup)
     assert (keys.a_id, keys.b_id) == (1, 2)
-    with setup.app_context():
-        db.engine.dispose()
+    dispose(setup)
     token_file = tmp_path / "receiver_token"
     token_file.write_text(TOKEN)
     ticketing_yml = tmp_path / "ticketing.yml"

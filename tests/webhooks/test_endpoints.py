@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import partners, register
+from tests.harness.seed import partners
+from tests.harness.webhooks import register
 
 PUBLIC = "https://93.184.216.34/partnerwatch"  # a public address literal: no DNS needed
 

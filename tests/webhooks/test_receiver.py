@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .conftest import TOKEN, deliver, deliver_until, partners, register
+from tests.harness.outbox import deliver
+from tests.harness.seed import partners
+from tests.harness.webhooks import TOKEN, deliver_until, register
 
 PATH = "/internal/alertmanager/partner-alerts"
 
@@ -10,7 +12,7 @@ PATH = "/internal/alertmanager/partner-alerts"
 def notification(partner, status="firing", starts="2024-05-01T09:00:00Z", fingerprint="f1"):
     return {
         "version": "4",
-        "groupKey": '{}/{scope="partner"}:{partner="%s"}' % partner,
+        "groupKey": f'{{}}/{{scope="partner"}}:{{partner="{partner}"}}',
         "status": status,
         "receiver": "partner-webhooks",
         "truncatedAlerts": 0,

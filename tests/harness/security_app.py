@@ -7,7 +7,7 @@ platform would use it. ``create()`` reads its settings from the environment,
 so gunicorn can run it:
 
     SECURITY_TEST_DB=sqlite:////tmp/x.db REDIS_URL=redis://... \
-        gunicorn -w 3 'tests.security.app_under_test:create()'
+        gunicorn -w 3 'tests.harness.security_app:create()'
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from ticketing import signals
 from ticketing.db import db
 from ticketing.security import SecurityEvent, SecurityMonitor, ratelimit
 
-#: API keys of the test app: partner 1, partner 2, staff 7.
+#: API keys of the test app: partner 1, partner 2, staff 7 (an admin).
 KEYS = {
     "pw_aaaaaaaaaaaa_partner-one": ("partner", 1),
     "pw_bbbbbbbbbbbb_partner-two": ("partner", 2),
-    "pw_cccccccccccc_staff-seven": ("staff", 7),
+    "pw_cccccccccccc_staff-seven": ("staff", 7, "admin"),
 }
 PARTNER_1, PARTNER_2, STAFF = list(KEYS)
 #: Resource owners: /api/v1/things/<id> belongs to partner ``id % 2 + 1``.
@@ -38,6 +38,8 @@ PARTNER_1, PARTNER_2, STAFF = list(KEYS)
 class Actor:
     kind: str
     id: int
+    #: staff only: "admin" may read security events (the ticket service's rule)
+    role: str | None = None
 
 
 def _prefix(raw: str) -> str | None:

@@ -70,7 +70,7 @@ class PlatformDatabase:
     def add_transactions(
         self, partner_id: int, status: str, count: int, amount: float = 5
     ) -> float:
-        """Insert ``count`` settled transactions of a partner; returns the time (``time.time()``)."""
+        """Insert ``count`` settled transactions of a partner; returns ``time.time()``."""
         with self._connect() as conn:
             conn.executemany(
                 "INSERT INTO transactions (partner_id, status, amount_units, created_at) "
