@@ -98,11 +98,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         summary="Prometheus metrics",
         tag="health",
         public=True,
+        description="Public unless `api.metrics_token_file` is set: then only with "
+        "`Authorization: Bearer <token>`.",
         responses={
             "200": {
                 "description": "Prometheus text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
+            },
+            "401": {"description": "A token is configured and the request has not got it"},
         },
     )
     cli.init_app(app)

@@ -42,13 +42,22 @@ CODES = {
     409: "conflict",
     411: "length_required",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     422: "validation_error",
     429: "rate_limited",
+    431: "request_header_fields_too_large",
     500: "internal_error",
     501: "not_implemented",
     503: "unavailable",
 }
+
+
+def error_body(code: str, message: str, details: Mapping[str, Any] | None = None) -> bytes:
+    """The error shape as bytes, for answers written outside Flask (gunicorn's own)."""
+    body = {"error": {"code": code, "message": message, "details": dict(details or {})}}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class ApiError(Exception):

@@ -10,6 +10,7 @@ attachment size limit instead of the small JSON limit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -97,16 +98,33 @@ def accepts_upload(view: View) -> View:
     return view
 
 
+#: Methods whose request body, when there is one, must be JSON (and valid JSON).
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 def require_json_body() -> None:
-    """415 for a request body that is not JSON, except on upload endpoints."""
+    """The one check of every JSON route's body, whether the view reads one or not
+    (``close``, ``reopen``, ``ping`` take none): a body that is not ``application/json``
+    is 415, a non-empty body that is not valid JSON is 400 ``invalid_json``. Upload
+    endpoints (:func:`accepts_upload`) take multipart bodies instead."""
     view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "accepts_upload", False) or request.method not in ("POST", "PUT", "PATCH"):
+    if getattr(view, "accepts_upload", False) or request.method not in BODY_METHODS:
         return
     has_body = bool(request.content_length) or (
         "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     )
-    if has_body and not request.is_json:
+    if not has_body:
+        return
+    if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the request body as application/json")
+    data = request.get_data(cache=True)
+    if not data:  # a chunked body may still turn out empty
+        return
+    try:
+        with nesting_is_a_decoding_error():
+            json.loads(data)
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
 
 
 def authenticate_requests(bp: Blueprint, require: Callable[[], object]) -> None:

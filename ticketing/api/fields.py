@@ -20,8 +20,19 @@ from werkzeug.datastructures import FileStorage
 
 from ticketing.api.openapi import MAX_ID
 
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+#: Control characters a text may not hold: all but tab, line feed and carriage return ...
+CONTROL_MULTILINE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+#: ... and for one-line text (a title) all of them.
+CONTROL_SINGLE_LINE = r"\x00-\x1f\x7f"
+_CONTROL_MULTILINE = re.compile(f"[{CONTROL_MULTILINE}]")
+_CONTROL_SINGLE_LINE = re.compile(f"[{CONTROL_SINGLE_LINE}]")
+_ASCII_NUMBER = re.compile(r"[0-9]{1,10}")
+
+
+def text_pattern(single_line: bool) -> str:
+    """The OpenAPI ``pattern`` of a text field: no control characters (ECMA 262 and
+    Python regular expressions alike), so clients and schemathesis see the rule."""
+    return f"^[^{CONTROL_SINGLE_LINE if single_line else CONTROL_MULTILINE}]*$"
 
 
 class Text(ma.fields.String):
@@ -29,7 +40,12 @@ class Text(ma.fields.String):
 
     def __init__(self, *, max_length: int, single_line: bool = False, **kwargs: Any) -> None:
         self.single_line = single_line
-        metadata = {"minLength": 1, "maxLength": max_length, **kwargs.pop("metadata", {})}
+        metadata = {
+            "minLength": 1,
+            "maxLength": max_length,
+            "pattern": text_pattern(single_line),
+            **kwargs.pop("metadata", {}),
+        }
         super().__init__(
             validate=ma.validate.Length(min=1, max=max_length), metadata=metadata, **kwargs
         )
@@ -79,11 +95,44 @@ class Id(ma.fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class QueryId(ma.fields.Integer):
-    """An id in a query string (``?partner_id=7``)."""
+class QueryInteger(ma.fields.Integer):
+    """A whole number in a query string: ASCII digits only, at most 10 of them.
+
+    (``int()`` also reads ``１２``, ``١٢``, ``+12``, `` 12 `` and ``1_2``; none of those
+    is a number in a URL.)
+    """
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int:
+        if not isinstance(value, str) or not _ASCII_NUMBER.fullmatch(value):
+            raise self.make_error("invalid", input=value)
+        number: int = super()._deserialize(value, attr, data, **kwargs)
+        return number
+
+
+class QueryId(QueryInteger):
+    """An id in a query string (``?partner_id=7``): 1 to 2**31-1, ASCII digits."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class QueryBoolean(ma.fields.Boolean):
+    """A boolean in a query string: ``true`` or ``false``, nothing else (not ``1``, ``yes``
+    or an empty value)."""
+
+    truthy = {"true"}
+    falsy = {"false"}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> bool:
+        if value == "true":
+            return True
+        if value == "false":
+            return False
+        raise self.make_error("invalid", input=value)
 
 
 class UtcDateTime(ma.fields.DateTime):

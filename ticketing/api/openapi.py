@@ -18,10 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_instance
+from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from flask import Flask, Response
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import IntegerConverter, Map, ValidationError
 
 from ticketing.errors import handle_http_exception
 
@@ -30,10 +33,19 @@ MAX_ID = 2**31 - 1
 
 
 class IdConverter(IntegerConverter):
-    """``<id:ticket_id>``: a positive 32-bit integer; anything else is an ordinary 404."""
+    """``<id:ticket_id>``: a positive 32-bit integer in ASCII digits; anything else (other
+    scripts' digits such as ``１２`` or ``١٢``, which ``int()`` would read) is an ordinary 404."""
+
+    #: ASCII digits only (werkzeug's ``\d+`` matches every script's digits), at most 10.
+    regex = r"[0-9]{1,10}"
 
     def __init__(self, map: Map, **kwargs: Any) -> None:
         super().__init__(map, min=1, max=MAX_ID)
+
+    def to_python(self, value: str) -> Any:
+        if not (value.isascii() and value.isdigit()):
+            raise ValidationError()
+        return super().to_python(value)
 
 
 class ErrorBodySchema(ma.Schema):
@@ -54,6 +66,21 @@ class ErrorSchema(ma.Schema):
     """The shape of every error response."""
 
     error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+class SchemaConverter(OpenAPIConverter):
+    """apispec's converter, adding a schema's ``json_schema_extra`` (a class attribute,
+    e.g. ``{"minProperties": 1}``) to its OpenAPI object: rules between fields that
+    marshmallow checks in a ``validates_schema`` are documented too."""
+
+    def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
+        jsonschema: dict[str, Any] = super().schema2jsonschema(schema)  # type: ignore[no-untyped-call]  # apispec's converter is untyped
+        jsonschema.update(getattr(resolve_schema_instance(schema), "json_schema_extra", {}))
+        return jsonschema
+
+
+class SchemaPlugin(MarshmallowPlugin):
+    Converter = SchemaConverter
 
 
 class TicketingApi(Api):  # type: ignore[misc]  # flask_smorest is untyped
@@ -88,9 +115,10 @@ def init_api(app: Flask) -> TicketingApi:
     for key, value in API_CONFIG.items():
         app.config.setdefault(key, value)
     app.url_map.converters["id"] = IdConverter
-    api = TicketingApi(app)
+    api = TicketingApi(app, spec_kwargs={"marshmallow_plugin": SchemaPlugin()})
     api.register_converter(
-        IdConverter, lambda converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+        IdConverter,
+        lambda converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     )
     api.spec.components.security_scheme(
         "ApiKey",

@@ -1,13 +1,21 @@
-"""Cursor pagination for ticket lists.
+"""Cursor pagination for ticket lists (and every other keyset-paginated list).
 
 Pages are cut by ticket id (keyset pagination), so results neither skip nor
 repeat rows when tickets are added between requests. The cursor is opaque to
-clients: base64url of the last id seen, the direction and a fingerprint of
-the filters, so a cursor cannot be replayed with other filters.
+clients: the last id seen, the direction and a fingerprint of the filters
+(so a cursor cannot be replayed with other filters), signed with a key derived
+from the service's secret (:func:`service_secret`; HMAC-SHA256 through
+itsdangerous, salt ``ticketing.cursor``). A cursor that is not ours, was
+altered, or holds anything but what :func:`encode_cursor` writes (ids out of
+1..2**31-1, other types, other keys) is a 400 ``invalid_cursor``, checked
+before any query runs.
 
     page = paginate(query, Ticket.id, filters={"status": ["open"]}, cursor=arg,
                     limit=25, newest_first=True)
     {"items": page.items, "next_cursor": page.next_cursor}
+
+Lists that page by hand use :func:`encode_cursor` and :func:`decode_cursor`
+(in a request or app context: the key comes from ``current_app``).
 
 A list may be ordered by another column first (the support queue by SLA due
 time): pass ``sort_key`` (a non-null datetime expression) and ``sort_value``
@@ -17,20 +25,31 @@ and pages are cut at (value, id), ascending.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+from flask import Flask, current_app
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, or_
 
 from ticketing.api.openapi import MAX_ID
 from ticketing.db import db
 from ticketing.errors import ApiError
+
+#: The salt that derives the cursor key from the service's secret (nothing else signs with it).
+CURSOR_SALT = "ticketing.cursor"
+#: Where the app keeps the secret cursors are signed with, once resolved.
+SECRET_EXTENSION = "ticketing_cursor_secret"
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+#: A sort key as :func:`encode_cursor` writes it: a naive ISO 8601 time, nothing else.
+_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?")
 
 
 @dataclass
@@ -44,14 +63,48 @@ def fingerprint(filters: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def service_secret(app: Flask) -> str:
+    """The service's secret: ``SECRET_KEY`` (set by the console from
+    ``$TICKETING_SECRET_KEY``, ``console.secret_key_file`` or the instance folder's
+    generated key), else resolved the same way when the console is off; once per app."""
+    secret: str | None = app.extensions.get(SECRET_EXTENSION)
+    if secret:
+        return secret
+    secret = app.config.get("SECRET_KEY")
+    if not secret:
+        from ticketing.console import EXTENSION_KEY, secret_key
+        from ticketing.console.settings import load_settings
+
+        settings = app.extensions.get(EXTENSION_KEY) or load_settings(
+            (app.config.get("TICKETING") or {}).get("console")
+        )
+        secret = secret_key(app, settings)
+    app.extensions[SECRET_EXTENSION] = secret
+    return secret
+
+
+@lru_cache(maxsize=8)
+def _serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(
+        secret,
+        salt=CURSOR_SALT,
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha256},
+    )
+
+
+def _signing() -> URLSafeSerializer:
+    return _serializer(service_secret(current_app))
+
+
 def encode_cursor(
     last_id: int, newest_first: bool, filters: Mapping[str, Any], key: datetime | None = None
 ) -> str:
+    """The signed cursor after row ``last_id`` (and sort value ``key``) of a list."""
     payload: dict[str, Any] = {"after": last_id, "desc": newest_first, "f": fingerprint(filters)}
     if key is not None:
         payload["k"] = key.isoformat()
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    token: str = _signing().dumps(payload)
+    return token
 
 
 def _bad_cursor(message: str = "the cursor is not valid") -> ApiError:
@@ -66,33 +119,37 @@ def decode_cursor(cursor: str, newest_first: bool, filters: Mapping[str, Any]) -
 def _decode(
     cursor: str, newest_first: bool, filters: Mapping[str, Any], keyed: bool = False
 ) -> tuple[int, datetime | None]:
+    if not isinstance(cursor, str) or not cursor.isascii() or len(cursor) > 512:
+        raise _bad_cursor()
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        payload = _signing().loads(cursor)
+    except (BadData, ValueError, RecursionError):
         raise _bad_cursor() from None
-    if not isinstance(payload, dict):
+    # Signed by us, and still checked: a leaked secret must not turn into a 500.
+    if not isinstance(payload, dict) or not set(payload) <= {"after", "desc", "f", "k"}:
         raise _bad_cursor()
     last_id = payload.get("after")
     if (
-        isinstance(last_id, bool)
-        or not isinstance(last_id, int)
-        or not 0 <= last_id <= MAX_ID + 1
-        or payload.get("desc") is not newest_first
+        type(last_id) is not int
+        or not 1 <= last_id <= MAX_ID
+        or type(payload.get("desc")) is not bool
+        or not isinstance(payload.get("f"), str)
+        or not _FINGERPRINT.fullmatch(payload["f"])
     ):
         raise _bad_cursor()
-    if payload.get("f") != fingerprint(filters):
+    if payload["desc"] is not newest_first or payload["f"] != fingerprint(filters):
         raise _bad_cursor("the cursor belongs to a list with other filters or order")
     if not keyed:
         if "k" in payload:
             raise _bad_cursor("the cursor belongs to a list with other filters or order")
         return last_id, None
-    try:
-        key = datetime.fromisoformat(payload["k"])
-    except (KeyError, TypeError, ValueError):
-        raise _bad_cursor() from None
-    if key.tzinfo is not None:
+    raw_key = payload.get("k")
+    if not isinstance(raw_key, str) or not _SORT_KEY.fullmatch(raw_key):
         raise _bad_cursor()
+    try:
+        key = datetime.fromisoformat(raw_key)
+    except ValueError:
+        raise _bad_cursor() from None
     return last_id, key
 
 

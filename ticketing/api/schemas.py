@@ -20,7 +20,17 @@ from marshmallow import validate
 from webargs.fields import DelimitedList
 
 from ticketing.api.dumping import FastDumpSchema
-from ticketing.api.fields import File, FormBoolean, Id, QueryId, StrictBoolean, Text, UtcDateTime
+from ticketing.api.fields import (
+    File,
+    FormBoolean,
+    Id,
+    QueryBoolean,
+    QueryId,
+    QueryInteger,
+    StrictBoolean,
+    Text,
+    UtcDateTime,
+)
 from ticketing.desk.choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
 from ticketing.models import Ticket, utcnow
 
@@ -151,15 +161,27 @@ class StaffTicketPageSchema(_AtOneInstant):
     next_cursor = ma.fields.String(allow_none=True, required=True)
 
 
+def _filter(choices: Sequence[str]) -> DelimitedList:
+    """A list filter (``?status=open,in_progress``): one value at least, each a known one.
+
+    (``?status=`` or ``?status=open,`` is a 422, not a filter that matches nothing.)
+    """
+    return DelimitedList(
+        _enum(choices),
+        validate=validate.Length(min=1, error="Give at least one value."),
+        metadata={"description": "comma-separated, one value at least"},
+    )
+
+
 class _ListQuery(StrictSchema):
-    status = DelimitedList(_enum(STATUSES), metadata={"description": "comma-separated"})
-    priority = DelimitedList(_enum(PRIORITIES), metadata={"description": "comma-separated"})
-    category = DelimitedList(_enum(CATEGORIES), metadata={"description": "comma-separated"})
+    status = _filter(STATUSES)
+    priority = _filter(PRIORITIES)
+    category = _filter(CATEGORIES)
     cursor = ma.fields.String(
         validate=validate.Length(min=1, max=512),
         metadata={"description": "`next_cursor` of the previous page"},
     )
-    limit = ma.fields.Integer(
+    limit = QueryInteger(
         validate=validate.Range(min=1, max=1000),
         metadata={"description": "page size (default and maximum from config: 25 and 100)"},
     )
@@ -177,7 +199,7 @@ class StaffQueueQuerySchema(_ListQuery):
         ),
         metadata={"description": "`me`, `none` (unassigned) or a staff id"},
     )
-    overdue = ma.fields.Boolean(
+    overdue = QueryBoolean(
         metadata={
             "description": "true: only tickets past a first-response or resolution due time; "
             "false: only those that are not"
@@ -187,7 +209,7 @@ class StaffQueueQuerySchema(_ListQuery):
         ("oldest", "newest", "due"),
         metadata={"description": "default: oldest first; `due`: the next SLA due time first"},
     )
-    needs_triage = ma.fields.Boolean(
+    needs_triage = QueryBoolean(
         metadata={
             "description": "true: only tickets whose automatic category needs checking; "
             "false: only those that do not"
@@ -268,6 +290,12 @@ class StatusChangeSchema(StrictSchema):
 
 
 class TriageSchema(StrictSchema):
+    """At least one of the two: ``{}`` changes nothing and is refused (422), as the
+    document says (``minProperties: 1``)."""
+
+    #: Added to the schema's OpenAPI object (:class:`ticketing.api.openapi.SchemaConverter`).
+    json_schema_extra = {"minProperties": 1}
+
     priority = _enum(PRIORITIES)
     category = _enum(CATEGORIES)
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, model_validator
+from pydantic import AfterValidator, BeforeValidator, PrivateAttr, field_validator, model_validator
 
 from sharedconfig import (
+    FromEnvironment,
     Invalid,
     Keywords,
     NonEmptyStr,
@@ -40,7 +42,9 @@ if TYPE_CHECKING:
     Category = str
     #: (category, keywords) in the configured order (what the validator makes of the mapping).
     CategoryRules = tuple[tuple[str, tuple[str, ...]], ...]
+    MetricsTokenFile = str | None
 else:
+    MetricsTokenFile = FromEnvironment(NonEmptyStr | None, "TICKETING_METRICS_TOKEN_FILE", None)
     Priority = OneOf(PRIORITIES)
     Category = OneOf(CATEGORIES)
     CategoryRules = Annotated[
@@ -141,6 +145,20 @@ class AttachmentSettings(Section):
     ]
 
 
+def read_token(path: str) -> str:
+    """A bearer token from a file (surrounding whitespace removed): 16 characters at least."""
+    try:
+        token = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ValueError(f"cannot be read ({reason}): {path}") from None
+    if len(token) < 16:
+        raise ValueError("must hold a token of 16 characters or more")
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("must hold one token of printable ASCII characters")
+    return token
+
+
 class ApiSettings(Section):
     max_json_bytes: PositiveInt
     default_page_size: PositiveInt
@@ -148,11 +166,29 @@ class ApiSettings(Section):
     idempotency_ttl: Timespan
     #: Seconds a process trusts an API key it accepted (0: ask the database every time).
     key_cache_ttl: NonNegativeDuration = 5.0
+    #: A file holding the bearer token ``/metrics`` asks for (null:
+    #: ``$TICKETING_METRICS_TOKEN_FILE``, else ``/metrics`` is public, as before).
+    metrics_token_file: MetricsTokenFile = None
+    _metrics_token: str | None = PrivateAttr(None)
+
+    @property
+    def metrics_token(self) -> str | None:
+        """The token ``/metrics`` requires (read at start), or None: ``/metrics`` is public."""
+        return self._metrics_token
+
+    @field_validator("metrics_token_file", mode="after")
+    @classmethod
+    def _token_file(cls, path: str | None) -> str | None:
+        if path:
+            read_token(path)  # reported with the other problems of the section
+        return path
 
     @model_validator(mode="after")
     def _page_sizes(self) -> ApiSettings:
         if self.default_page_size > self.max_page_size:
             raise Invalid({"default_page_size": "must not be larger than max_page_size"})
+        if self.metrics_token_file:
+            self._metrics_token = read_token(self.metrics_token_file)
         return self
 
 

@@ -52,6 +52,11 @@ if not control_socket_disable:
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# What gunicorn itself refuses, before the app sees the request (the answers are
+# JSON in the service's error shape: runtime/http_errors.py, installed per worker):
+limit_request_line = 4094  # request line (method, URL, version) longer: 414 uri_too_long
+limit_request_field_size = 8190  # one header longer: 431 request_header_fields_too_large
+limit_request_fields = 100  # more headers: 431 as well
 accesslog = "-"
 errorlog = "-"
 # Request line, status, size and duration; no headers (API keys stay out of logs).
@@ -75,10 +80,12 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Stop handlers that take no lock, and close live-feed clients at once on SIGTERM."""
-    from ticketing.runtime import shutdown
+    """Stop handlers that take no lock, and close live-feed clients at once on SIGTERM;
+    gunicorn's own error answers (414, 431, 400 ...) in the JSON error shape."""
+    from ticketing.runtime import http_errors, shutdown
 
     shutdown.install(worker)
+    http_errors.install(worker)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

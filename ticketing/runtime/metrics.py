@@ -14,14 +14,22 @@ Under gunicorn with several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set (the
 shipped ``gunicorn.conf.py`` sets it up) and every worker writes its samples
 to files there; ``/metrics`` then sums all workers, whichever one answers.
 
+Who may read it is a choice (``api.metrics_token_file``, docs/ticketing.md):
+by default ``/metrics`` is public on the API port, as Prometheus' shipped scrape
+config expects; with a token file it answers only requests with
+``Authorization: Bearer <token>`` (Prometheus: ``authorization.credentials_file``)
+and 401 ``unauthorized`` to the others.
 """
 
 from __future__ import annotations
 
+import functools
+import hmac
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, current_app, request
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_flask_exporter import PrometheusMetrics
@@ -29,6 +37,7 @@ from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMet
 
 from ticketing.desk.metrics import EXTENSION_KEY as DESK_METRICS
 from ticketing.desk.metrics import PROCESS_METRICS, DeskMetrics
+from ticketing.errors import ApiError
 
 
 def path(request: Request) -> str:
@@ -50,6 +59,28 @@ class _ProcessRegistry:
                 yield family
 
 
+def require_metrics_token(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``/metrics`` view, answering 401 without the configured bearer token (if any)."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        token: str | None = current_app.extensions["ticketing"].api.metrics_token
+        if token is not None:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "a valid bearer token is required for /metrics",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+        return view(*args, **kwargs)
+
+    return checked
+
+
 def init_metrics(app: Flask) -> PrometheusMetrics:
     """Serve ``/metrics`` and record HTTP metrics for ``app``.
 
@@ -65,7 +96,7 @@ def init_metrics(app: Flask) -> PrometheusMetrics:
     ``REGISTRY`` (``/metrics`` serves both). Not with ``PROMETHEUS_MULTIPROC_DIR``,
     where samples are read from the workers' files: there the setting is ignored.
     """
-    options = dict(group_by=path)
+    options: dict[str, Any] = dict(group_by=path, metrics_decorator=require_metrics_token)
     own: CollectorRegistry | None = app.config.get("METRICS_REGISTRY")
     desk = PROCESS_METRICS
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
