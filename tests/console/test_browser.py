@@ -353,3 +353,28 @@ def test_an_admin_sees_security_events(colleague, agent, console_server):
 
     agent.get(server.url + "/console/security")
     assert "Not allowed" in text_of(agent, "main h1")
+
+
+def test_the_api_docs_render_from_the_service_alone(browser, console_server, screenshots):
+    """Swagger UI at /api/docs: every file from the service itself (nothing from a CDN),
+    no script refused by the page's Content-Security-Policy, the operations listed."""
+    driver = browser()
+    driver.get(f"{console_server.url}/api/docs")
+    operations = wait(driver).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path") or None
+    )
+    paths = {op.get_attribute("data-path") or op.text for op in operations}
+    assert any("/api/v1/tickets" in path for path in paths), paths
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
+    assert loaded and all(url.startswith(console_server.url) for url in loaded), loaded
+    refused = [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"] and "script" in entry["message"]
+    ]
+    assert refused == []
+    driver.save_screenshot(str(screenshots / "api-docs.png"))
+    headers = requests.get(f"{console_server.url}/api/docs", timeout=10).headers
+    assert "script-src 'self'" in headers["Content-Security-Policy"]

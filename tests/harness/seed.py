@@ -219,6 +219,8 @@ class TicketingData:
     globex_key: str  # partner 2
     acme_id: int
     globex_id: int
+    #: an admin's key: security events are for admins only
+    admin_key: str = ""
     #: open (open + in_progress) tickets per partner and priority
     open_tickets: dict[int, dict[str, int]] = field(default_factory=dict)
 
@@ -229,9 +231,11 @@ def tickets_in_every_status(app: Flask) -> TicketingData:
     with app.app_context():
         acme, globex = Partner(name="Acme Energy"), Partner(name="Globex")
         staff = Staff(name="Sam Agent", email="sam@example.org", role="agent")
-        db.session.add_all([acme, globex, staff])
+        admin = Staff(name="Ada Admin", email="ada@example.org", role="admin")
+        db.session.add_all([acme, globex, staff, admin])
         db.session.flush()
         _, staff_key = issue_key(staff=staff)
+        _, admin_key = issue_key(staff=admin)
         _, acme_key = issue_key(partner=acme)
         _, globex_key = issue_key(partner=globex)
         tickets = [
@@ -256,7 +260,9 @@ def tickets_in_every_status(app: Flask) -> TicketingData:
                 )
             )
         db.session.commit()
-        data = TicketingData(url, staff_key, acme_key, globex_key, acme.id, globex.id)
+        data = TicketingData(
+            url, staff_key, acme_key, globex_key, acme.id, globex.id, admin_key=admin_key
+        )
     data.open_tickets = {
         data.acme_id: {"low": 1, "medium": 0, "high": 2, "critical": 0},
         data.globex_id: {"low": 0, "medium": 2, "high": 0, "critical": 1},

@@ -279,7 +279,7 @@ def _failed_auth_events(server) -> int:
     response = requests.get(
         f"{server.http_url}/api/v1/staff/security-events",
         params={"type": "FAILED_AUTH", "limit": 200},
-        headers={"X-API-Key": server.data.staff_key},
+        headers={"X-API-Key": server.data.admin_key},
         timeout=10,
     )
     response.raise_for_status()

@@ -105,7 +105,7 @@ def assign(ticket_id: int) -> ResponseReturnValue:
         else None
         if choice == "none"
         else int(choice)
-        if choice.isdigit() and len(choice) <= 10
+        if choice.isascii() and choice.isdigit() and len(choice) <= 10
         else choice
     )
 

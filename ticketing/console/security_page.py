@@ -28,7 +28,9 @@ def security() -> ResponseReturnValue:
     from ticketing.security.events import EventType
 
     event_type = request.args.get("type", "")
-    args = {"type": event_type, "limit": "50"}
+    args = {"limit": "50"}
+    if event_type:  # the form's "all types" sends an empty type
+        args["type"] = event_type
     if request.args.get("cursor"):
         args["cursor"] = request.args["cursor"]
     try:

@@ -79,7 +79,11 @@ def may_read_events(actor: Any) -> bool:
 def find_events(args: Mapping[str, str]) -> tuple[list[SecurityEvent], str | None]:
     """One page of events, newest first, and the next page's cursor (the staff API's
     and the console's query). Raises :class:`InvalidEventQuery` for bad parameters."""
-    problems: dict[str, str] = {}
+    problems: dict[str, str] = {
+        name: "must not be empty (leave the parameter out instead)"
+        for name in ("type", "severity", "ip", "since", "limit", "cursor")
+        if name in args and not args[name]
+    }
     conditions = []
     event_type = args.get("type")
     if event_type:
@@ -104,7 +108,8 @@ def find_events(args: Mapping[str, str]) -> tuple[list[SecurityEvent], str | Non
     limit = DEFAULT_LIMIT
     raw_limit = args.get("limit")
     if raw_limit:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit[:4]) <= MAX_LIMIT:
+        digits = raw_limit.isascii() and raw_limit.isdigit()
+        if not digits or not 1 <= int(raw_limit[:4]) <= MAX_LIMIT:
             problems["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
         else:
             limit = int(raw_limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from ticketing.api.fields import StrictBoolean, Text, UtcDateTime
+from ticketing.api.fields import QueryInteger, StrictBoolean, Text, UtcDateTime
 from ticketing.api.schemas import StrictSchema
 from ticketing.webhooks.events import EVENT_TYPES
 
@@ -100,7 +100,7 @@ class DeliveryPageSchema(ma.Schema):
 
 class DeliveryQuerySchema(StrictSchema):
     cursor = ma.fields.String(validate=validate.Length(min=1, max=512))
-    limit = ma.fields.Integer(validate=validate.Range(min=1, max=1000))
+    limit = QueryInteger(validate=validate.Range(min=1, max=1000))
 
 
 # ------------------------------------------------------------------ Alertmanager's webhook
