@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import free_port, http_ready, wait_until
-from tests.harness.app import create_test_app, ticketing_config
+from tests.harness.app import create_test_app, dispose, ticketing_config
 from tests.harness.seed import Maker
 from ticketing.db import db
 
@@ -242,3 +242,22 @@ def test_the_shipped_gunicorn_config_opens_a_control_socket_only_when_asked(monk
     settings = runpy.run_path(conf)
     assert settings["control_socket_disable"] is False
     assert settings["control_socket"] == "/run/ticketing/gunicorn.ctl"
+
+
+def test_an_app_with_its_own_registry_counts_there_and_nowhere_else(app_config):
+    """As client_python's tests do: a fresh registry per app, read back by name."""
+    registry = CollectorRegistry()
+    app = create_test_app({**app_config, "METRICS_REGISTRY": registry})
+    try:
+        client = app.test_client()
+        make = Maker(app, client)
+        labels = {"priority": "high", "category": "energy"}
+        global_before = _value("support_tickets_created_total", **labels)
+        make.ticket(make.partner(), title="Urgent: pool empty", description="no energy units")
+
+        assert registry.get_sample_value("support_tickets_created_total", labels) == 1
+        assert _value("support_tickets_created_total", **labels) == global_before
+        samples = _samples(client.get("/metrics").get_data(as_text=True))
+        assert _sum(samples, "support_tickets_created_total", **labels) == 1  # served once
+    finally:
+        dispose(app)
