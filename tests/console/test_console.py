@@ -273,3 +273,28 @@ def test_sign_in_only_redirects_inside_the_console(client, make, next_page, expe
         data={"api_key": agent.key, "next": next_page, "csrf_token": csrf_token(client)},
     )
     assert response.status_code == 303 and response.location == expected
+
+
+@pytest.mark.parametrize(
+    "sent, who",
+    [
+        (["none", "me"], "me"),  # the dropdown says Nobody, "Assign to me" pressed
+        (["{other}", "me"], "me"),  # the dropdown names someone else, "Assign to me" pressed
+        (["{other}"], "other"),  # the dropdown's choice, "Assign" pressed
+        (["none"], None),
+    ],
+)
+def test_an_admins_assign_form_does_what_the_pressed_button_says(
+    console_app, client, make, sent, who
+):
+    acme, admin, other = make.partner("Acme"), make.staff("admin"), make.staff("agent")
+    ticket = make.ticket(acme)
+    token = signed_in(client, admin)
+    values = [v.format(other=other.id) for v in sent]
+    answer = client.post(
+        f"/console/tickets/{ticket['id']}/assign", data={"assignee": values, "csrf_token": token}
+    )
+    assert answer.status_code == 303
+    stored = client.get(f"/api/v1/staff/tickets/{ticket['id']}", headers=admin.headers).json
+    expected = {"me": admin.id, "other": other.id, None: None}[who]
+    assert stored["assignee_id"] == expected

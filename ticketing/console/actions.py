@@ -97,7 +97,10 @@ def post_message(ticket_id: int) -> ResponseReturnValue:
 
 @bp.post("/tickets/<id:ticket_id>/assign")
 def assign(ticket_id: int) -> ResponseReturnValue:
-    choice = request.form.get("assignee", "")
+    # An admin's form sends the dropdown's choice and, when "Assign to me" was the button
+    # pressed, the button's value after it: the pressed button wins.
+    choices = request.form.getlist("assignee")
+    choice = "me" if "me" in choices else (choices[0] if choices else "")
     actor = signed_in_staff()
     value: Any = (
         actor.id
