@@ -25,7 +25,9 @@ STAFF = ("Sam Support", "sam@partnerwatch.example", "admin")
 def main() -> int:
     from ticketing import create_app
 
-    app = create_app()
+    # A command-line process: it delivers nothing (the outbox worker would start before
+    # "db upgrade" made its table); the service delivers what these commands queue.
+    app = create_app({"TICKETING": {"outbox": {"worker": False}}})
     runner = app.test_cli_runner()
 
     def run(*args: str) -> str:
