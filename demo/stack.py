@@ -618,8 +618,9 @@ class Stack:
         if command is None:
             if self.grafana:
                 self.notes.append(
-                    "Grafana is not installed: dashboards are in grafana/dashboards "
-                    "(install the grafana package to see them here)"
+                    "Grafana is not installed here (Debian has no package for it): "
+                    "docker compose runs it with the dashboards of grafana/dashboards "
+                    "(docs/dashboards.md)"
                 )
             return
         port = self.port("grafana")
@@ -729,8 +730,10 @@ class Stack:
             f"    staff key       {self.keys.get('staff')}",
             f"  support console   {u['console']}   (sign in with the staff key)",
             f"  exporter          {u['exporter']}",
-            f"  Prometheus        {u['prometheus']}   (alerts: {u['prometheus']}/alerts)",
-            f"  Alertmanager      {u['alertmanager']}",
+            # Debian's Prometheus ships only the classic pages; its Alertmanager no web UI.
+            f"  Prometheus        {u['prometheus']}   (alerts: {u['prometheus']}/classic/alerts)",
+            f"  Alertmanager      {u['alertmanager']}   (API only: amtool --alertmanager.url="
+            f"{u['alertmanager']} alert query, or {u['alertmanager']}/api/v2/alerts)",
         ]
         if self.ha:
             lines += [
