@@ -64,7 +64,6 @@ def _asset_url(name: str) -> str:
 
 
 @bp.get("")
-@bp.get("/")
 def page() -> Response:
     html = render_template_string(PAGE, asset=_asset_url, openapi_url="/api/openapi.json")
     return _protected(Response(html, mimetype="text/html"))
