@@ -133,3 +133,13 @@ api:
     bad.write_text("sla: [unclosed")
     with pytest.raises(ConfigError, match="invalid YAML at line"):
         load_sections(bad)
+
+
+@pytest.mark.parametrize("root", ["/", "/api/v1"])
+def test_the_roots_point_to_the_console_the_api_and_its_docs(client, root):
+    answer = client.get(root)
+    assert answer.status_code == 200
+    pointers = answer.json
+    assert set(pointers) == {"service", "console", "api", "docs", "openapi"}
+    for name in ("console", "docs", "openapi"):
+        assert client.get(pointers[name]).status_code in (200, 302, 303), name

@@ -1,4 +1,5 @@
-"""Liveness and readiness: ``/healthz`` (the process answers) and ``/readyz`` (it can work).
+"""Liveness and readiness: ``/healthz`` (the process answers) and ``/readyz`` (it can work);
+``/`` and ``/api/v1`` point to what a newcomer looks for (console, API, docs).
 
 ``/readyz`` runs ``SELECT 1`` on the database and answers 503 with the usual
 error shape when that fails, so a load balancer stops sending traffic to a
@@ -47,3 +48,34 @@ def readyz() -> dict[str, Any]:
             details={"checks": {"database": type(exc).__name__}},
         ) from None
     return {"status": "ok", "checks": {"database": "ok"}}
+
+
+class PointersSchema(ma.Schema):
+    service = ma.fields.String(required=True, metadata={"example": "partnerwatch tickets"})
+    console = ma.fields.String(required=True, metadata={"example": "/console/"})
+    api = ma.fields.String(required=True, metadata={"example": "/api/v1"})
+    docs = ma.fields.String(required=True, metadata={"example": "/api/docs"})
+    openapi = ma.fields.String(required=True, metadata={"example": "/api/openapi.json"})
+
+
+POINTERS = {
+    "service": "partnerwatch tickets",
+    "console": "/console/",
+    "api": "/api/v1",
+    "docs": "/api/docs",
+    "openapi": "/api/openapi.json",
+}
+
+
+@bp.route("/")
+@bp.doc(security=[], summary="Where things are: the console, the API and its documentation")
+@bp.response(200, PointersSchema)
+def index() -> dict[str, str]:
+    return POINTERS
+
+
+@bp.route("/api/v1")
+@bp.doc(security=[], summary="The API's root: where its documentation is")
+@bp.response(200, PointersSchema)
+def api_root() -> dict[str, str]:
+    return POINTERS
