@@ -11,6 +11,9 @@ and changes only what is named here:
 - ``smtp_smarthost``, ``smtp_from``, ``smtp_require_tls``;
 - ``webhook_urls``: receiver name -> URL of that receiver's webhook;
 - ``email_to``: receiver name -> address of that receiver's email;
+- ``extra_webhook_urls``: receiver name -> more URLs, each a copy of that
+  receiver's (first) webhook config with that URL (the partner-alerts receiver
+  on every ticket-service instance; its de-duplication makes that safe);
 
   (a new URL or address also replaces the shipped one wherever else it
   appears: ``oncall-critical`` and ``oncall-critical-events`` share the on-call
@@ -31,7 +34,8 @@ From Python (tests, the local runner)::
 From the shell, with flags or the matching environment variables
 (``ALERTMANAGER_SECRETS_DIR``, ``ALERTMANAGER_SMTP_SMARTHOST``,
 ``ALERTMANAGER_SMTP_FROM``, ``ALERTMANAGER_SMTP_REQUIRE_TLS``,
-``ALERTMANAGER_WEBHOOK_<RECEIVER>``, ``ALERTMANAGER_EMAIL_<RECEIVER>`` with the
+``ALERTMANAGER_WEBHOOK_<RECEIVER>``, ``ALERTMANAGER_EMAIL_<RECEIVER>``,
+``ALERTMANAGER_EXTRA_WEBHOOKS_<RECEIVER>`` (comma-separated URLs) with the
 receiver name upper-cased and ``-`` as ``_``)::
 
     python -m alertmanager.render --secrets-dir /run/secrets \\
@@ -43,9 +47,10 @@ receiver name upper-cased and ``-`` as ``_``)::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +83,7 @@ def render(
     smtp_require_tls: bool | None = None,
     webhook_urls: Mapping[str, str] | None = None,
     email_to: Mapping[str, str] | None = None,
+    extra_webhook_urls: Mapping[str, Sequence[str]] | None = None,
     timings: Mapping[str, str] | None = None,
 ) -> str:
     """Return the YAML text of ``source`` with the given changes applied."""
@@ -99,6 +105,13 @@ def render(
     receivers = {r["name"]: r for r in config.get("receivers", [])}
     _replace(receivers, "webhook_configs", "url", webhook_urls or {})
     _replace(receivers, "email_configs", "to", email_to or {})
+    for name, urls in (extra_webhook_urls or {}).items():
+        configs = _integrations(receivers, name, "webhook_configs")
+        known = {c["url"] for c in configs}
+        for url in urls:
+            if url and url not in known:
+                configs.append({**copy.deepcopy(configs[0]), "url": url})
+                known.add(url)
     if timings:
         unknown = set(timings) - set(TIMINGS)
         if unknown:
@@ -177,6 +190,23 @@ def _pairs(values: list[str], env_prefix: str, what: str) -> dict[str, str]:
     return found
 
 
+def _lists(values: list[str], env_prefix: str) -> dict[str, list[str]]:
+    """``RECEIVER=URL`` flags, after ``<env_prefix><RECEIVER>`` variables (comma-separated)."""
+    found: dict[str, list[str]] = {
+        key[len(env_prefix) :].lower().replace("_", "-"): [
+            url.strip() for url in value.split(",") if url.strip()
+        ]
+        for key, value in os.environ.items()
+        if key.startswith(env_prefix) and value.strip()
+    }
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise SystemExit(f"--extra-webhook: expected RECEIVER=URL, got {item!r}")
+        found.setdefault(name, []).append(value)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     env = os.environ.get
     parser = argparse.ArgumentParser(
@@ -196,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--webhook", action="append", default=[], metavar="RECEIVER=URL")
     parser.add_argument("--email", action="append", default=[], metavar="RECEIVER=ADDRESS")
+    parser.add_argument(
+        "--extra-webhook",
+        action="append",
+        default=[],
+        metavar="RECEIVER=URL",
+        help="another webhook config of RECEIVER, a copy of its first with this URL",
+    )
     args = parser.parse_args(argv)
     try:
         text = render(
@@ -208,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             else args.smtp_require_tls == "true",
             webhook_urls=_pairs(args.webhook, "ALERTMANAGER_WEBHOOK_", "webhook"),
             email_to=_pairs(args.email, "ALERTMANAGER_EMAIL_", "email"),
+            extra_webhook_urls=_lists(args.extra_webhook, "ALERTMANAGER_EXTRA_WEBHOOKS_"),
         )
     except RenderError as exc:
         print(f"alertmanager.render: {exc}", file=sys.stderr)

@@ -168,8 +168,11 @@ def _init_request_hooks(app: Flask) -> None:
     def limit_request_body() -> None:
         """JSON bodies are small; only upload endpoints take files (multipart)."""
         view = app.view_functions.get(request.endpoint or "")
+        own_limit = getattr(view, "max_body_bytes", None)
         if getattr(view, "accepts_upload", False):
             limit = settings.attachments.max_bytes + UPLOAD_OVERHEAD
+        elif own_limit is not None:  # a route of its own size (the Alertmanager receiver)
+            limit = int(own_limit())
         else:
             limit = settings.api.max_json_bytes
         request.max_content_length = limit

@@ -15,7 +15,9 @@ duration", which keeps time windows portable between SQLite and PostgreSQL::
       metrics:
         - {name: platform_partners_active, help: ..., value: active}
 
-A row whose value is NULL is skipped; a value that is not a number, a missing
+A row whose value is NULL is skipped; a timestamp value (a datetime, or the
+ISO 8601 text SQLite returns; naive is UTC) becomes Unix seconds, for
+``..._timestamp_seconds`` metrics; a value that is not a number, a missing
 column, or two rows with the same labels fail the run.
 """
 
@@ -93,7 +95,22 @@ class SqlQuery(Collector):
 def _number(metric: str, raw: Any) -> float:
     if isinstance(raw, (int, float, Decimal)):  # bool is an int
         return float(raw)
+    if isinstance(raw, dt.datetime):
+        return _epoch(raw)
     try:
         return float(raw)
     except (TypeError, ValueError):
-        raise CollectFailed(f"{metric}: value {raw!r} is not a number") from None
+        pass
+    if isinstance(raw, str):  # SQLite keeps timestamps as text
+        try:
+            return _epoch(dt.datetime.fromisoformat(raw))
+        except ValueError:
+            pass
+    raise CollectFailed(f"{metric}: value {raw!r} is not a number")
+
+
+def _epoch(moment: dt.datetime) -> float:
+    """Unix seconds of ``moment`` (naive: UTC, as the databases store it)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()

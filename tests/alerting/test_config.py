@@ -395,6 +395,32 @@ def test_render_command_reads_the_environment(tmp_path, secrets_dir, monkeypatch
     )
 
 
+def test_render_adds_the_partner_receiver_of_each_ticketing_instance(
+    tmp_path, secrets_dir, monkeypatch
+):
+    monkeypatch.setenv(
+        "ALERTMANAGER_EXTRA_WEBHOOKS_PARTNER_WEBHOOKS",
+        "http://ticketing-b:8000/internal/alertmanager/partner-alerts, ",
+    )
+    out = tmp_path / "am.yml"
+    argv = ["--out", str(out), "--secrets-dir", str(secrets_dir)]
+    extra = "partner-webhooks=http://ticketing-c:8000/internal/alertmanager/partner-alerts"
+    assert render_alertmanager_main([*argv, "--extra-webhook", extra]) == 0
+    assert_ok(run("amtool", "check-config", str(out)))
+    receivers = {r["name"]: r for r in yaml.safe_load(out.read_text())["receivers"]}
+    configs = receivers["partner-webhooks"]["webhook_configs"]
+    assert [c["url"].split("/")[2] for c in configs] == [
+        "ticketing:8000",
+        "ticketing-b:8000",
+        "ticketing-c:8000",
+    ]
+    token = str(secrets_dir / "partner_webhooks_token")
+    assert {c["http_config"]["authorization"]["credentials_file"] for c in configs} == {token}
+    assert all(c["send_resolved"] for c in configs)
+    with pytest.raises(AlertmanagerRenderError, match="has no webhook_configs"):
+        render_alertmanager(extra_webhook_urls={"support": ["http://x"]})
+
+
 @pytest.mark.parametrize("case", ROUTE_CASES, ids=lambda c: c["name"])
 def test_route(case):
     labels = [f"{k}={v}" for k, v in case["labels"].items()]

@@ -33,6 +33,7 @@ HA_ENV = {
     "PROMETHEUS_CONFIG": "prometheus-ha.yml",
     "ALERTMANAGER_CLUSTER_LISTEN": "0.0.0.0:9094",
     "ALERTMANAGER_URLS": "http://alertmanager:9093,http://alertmanager-b:9093",
+    "PARTNER_WEBHOOKS_EXTRA_URLS": "http://ticketing-b:8000/internal/alertmanager/partner-alerts",
 }
 HA_SERVICES = {"ticketing-b", "prometheus-b", "alertmanager-b", "victoriametrics"}
 SECRETS = {
@@ -402,3 +403,25 @@ def test_the_alertmanagers_form_one_cluster_and_ticketing_posts_to_both(ha_servi
 def test_without_the_ha_settings_alertmanager_stays_a_single_node(services):
     assert flag(services["alertmanager"], "--cluster.listen-address") == [""]
     assert flag(services["prometheus"], "--config.file") == ["/etc/prometheus/prometheus.yml"]
+
+
+def test_the_partner_alerts_receiver_is_notified_on_every_ticketing_instance(ha_services, services):
+    from alertmanager.render import render
+
+    receiver = "/internal/alertmanager/partner-alerts"
+    env = ha_services["alertmanager-config"]["environment"]
+    extra = env["ALERTMANAGER_EXTRA_WEBHOOKS_PARTNER_WEBHOOKS"].split(",")
+    assert extra == [f"http://ticketing-b:8000{receiver}"]
+    assert services["alertmanager-config"]["environment"][
+        "ALERTMANAGER_EXTRA_WEBHOOKS_PARTNER_WEBHOOKS"
+    ] in ("", None)
+    rendered = yaml.safe_load(render(extra_webhook_urls={"partner-webhooks": extra}))
+    [partner] = [r for r in rendered["receivers"] if r["name"] == "partner-webhooks"]
+    configs = partner["webhook_configs"]
+    assert [c["url"] for c in configs] == [
+        f"http://ticketing:8000{receiver}",
+        f"http://ticketing-b:8000{receiver}",
+    ]
+    assert all(c["url"].split("//")[1].split(":")[0] in ha_services for c in configs)
+    # The same token and settings on each.
+    assert configs[0] | {"url": ""} == configs[1] | {"url": ""}

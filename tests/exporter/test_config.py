@@ -66,6 +66,7 @@ def test_shipped_config_checks_and_summarises():
         "query:support_tickets",
         "query:support_first_response_overdue",
         "query:support_outbox",
+        "query:partner_webhook_queue",
     ):
         assert f"  {collector}: every " in out
     assert "platform (sqlite), ticketing (postgresql)" in out

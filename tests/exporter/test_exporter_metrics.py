@@ -16,7 +16,45 @@ from tests.harness.exporter import quicken, shipped_config
 from tests.harness.platform_data import execute, seed_platform, seed_ticketing, utcnow
 
 HEALTHY = (200, b'{"status": "ok"}')
-SHIPPED_COLLECTORS = 13
+SHIPPED_COLLECTORS = 14
+
+
+def seed_partner_events(url: str) -> None:
+    """Partner webhook rows: one due since a known time, one later, one delivered and
+    one claimed (older, but neither is due)."""
+    import datetime as dt
+
+    from sqlalchemy import create_engine, insert
+
+    from tests.harness.platform_data import outbox_messages
+
+    due = dt.datetime(2024, 5, 1, 9, 0, 0)
+    old = due - dt.timedelta(days=1)
+    claimed_until = utcnow() + dt.timedelta(hours=1)
+    rows = [
+        (f"webhook:1:evt_{i}", next_at, delivered)
+        for i, (next_at, delivered) in enumerate(
+            [(due, None), (due + dt.timedelta(hours=1), None), (old, old), (claimed_until, None)]
+        )
+    ]
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(outbox_messages),
+            [
+                {
+                    "kind": "partner_webhook",
+                    "dedup_key": key,
+                    "payload": {},
+                    "created_at": old,
+                    "attempts": 1,
+                    "next_attempt_at": next_at,
+                    "delivered_at": delivered,
+                }
+                for key, next_at, delivered in rows
+            ],
+        )
+    engine.dispose()
 
 
 @pytest.fixture
@@ -45,6 +83,7 @@ def test_shipped_config_end_to_end(
     ticketing = ticketing_url(db_url, request, tmp_path)
     seed_platform(db_url)
     seed_ticketing(ticketing)
+    seed_partner_events(ticketing)
     config = quicken(shipped_config())
     config["collectors"]["http_probe"]["targets"]["platform_api"]["body_regex"] = (
         r'"status":\s*"ok"'
@@ -77,6 +116,8 @@ def test_shipped_config_end_to_end(
         'support_tickets_unassigned{priority="high"}': 2,
         'support_tickets_unassigned{priority="low"}': 0,
         "support_outbox_pending": 3,
+        # Due since 2024-05-01T09:00:00Z; the older rows are delivered or claimed.
+        "partner_webhook_oldest_due_timestamp_seconds": 1714554000,
         # Per partner (the 50 busiest; the seed has three): settled transactions,
         # energy drawn by the completed ones, open tickets.
         'platform_partner_transactions_total{partner="1",status="completed"}': 2,

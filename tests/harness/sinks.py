@@ -242,3 +242,58 @@ class HTTPSink:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ------------------------------------------------------------ hanging endpoint
+
+
+class HangingSink:
+    """A TCP server that accepts connections, reads what comes, and never answers:
+    a partner endpoint that hangs (the sender's read timeout ends each attempt)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.host = "127.0.0.1"
+        self._listener = socket.create_server((self.host, 0))
+        self.port = self._listener.getsockname()[1]
+        self.accepted = 0
+        self._connections: list = []
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+                self._connections.append(connection)  # kept open, never answered
+
+    def start(self) -> HangingSink:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(2)
+        self._listener.close()
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+
+    def __enter__(self) -> HangingSink:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -74,3 +74,30 @@ def test_backoff_grows_with_jitter_and_batches_fit_the_claim():
         assert all(full / 2 <= d <= full for d in delays) and len(delays) > 1
     assert batch_size(WebhooksSettings(), 60) == 3  # 3 * 2 * 8 s < 60 s
     assert batch_size(WebhooksSettings(), 10) == 1
+
+
+def test_delivery_and_receiver_limit_problems_are_located():
+    with pytest.raises(WebhooksConfigError) as caught:
+        load_settings(
+            {
+                "receiver_max_bytes": 0,
+                "delivery": {"concurrency": 0, "circuit_open_for": "soon", "nope": 1},
+            },
+            environ={},
+        )
+    text = "\n".join(caught.value.problems)
+    for location in (
+        "webhooks.receiver_max_bytes",
+        "webhooks.delivery.concurrency",
+        "webhooks.delivery.circuit_open_for",
+        "webhooks.delivery.nope",
+    ):
+        assert location in text, text
+    with pytest.raises(WebhooksConfigError) as caught:
+        load_settings({"delivery": {"concurrency": 2, "per_endpoint": 3}}, environ={})
+    assert caught.value.problems == [
+        "webhooks.delivery.per_endpoint: must be <= webhooks.delivery.concurrency"
+    ]
+    settings = load_settings({"delivery": {"concurrency": 4, "per_endpoint": 1}}, environ={})
+    assert (settings.delivery.concurrency, settings.delivery.per_endpoint) == (4, 1)
+    assert settings.delivery.circuit_failures == 5 and settings.receiver_max_bytes == 16777216

@@ -98,6 +98,17 @@ def accepts_upload(view: View) -> View:
     return view
 
 
+def max_body_bytes(limit: Callable[[], int]) -> Callable[[View], View]:
+    """Mark a view whose JSON body may be larger than ``api.max_json_bytes``: ``limit()``
+    (called per request, in the app context) is its limit instead."""
+
+    def mark(view: View) -> View:
+        view.max_body_bytes = limit  # type: ignore[attr-defined]  # a mark on the function object
+        return view
+
+    return mark
+
+
 #: Methods whose request body, when there is one, must be JSON (and valid JSON).
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -67,6 +67,9 @@ class Channel:
     name: str
     kinds: frozenset[str]
     deliver: Callable[[int | None], DeliveryReport]
+    #: What the delivery thread calls instead (None: ``deliver``): may return before
+    #: its posts are done, e.g. when they run in a pool of its own.
+    deliver_background: Callable[[int | None], DeliveryReport] | None = None
 
 
 @dataclass
@@ -82,12 +85,14 @@ class Outbox:
         """Deliver ``channel.kinds`` with ``channel.deliver`` instead of to Alertmanager."""
         self.channels[channel.name] = channel
 
-    def deliver(self, max_batches: int | None = None) -> DeliveryReport:
-        """One delivery pass now over every channel (inside an application context)."""
+    def deliver(self, max_batches: int | None = None, background: bool = False) -> DeliveryReport:
+        """One delivery pass now over every channel (inside an application context);
+        ``background`` (the delivery thread): channels need not wait for their posts."""
         owned = frozenset().union(*(c.kinds for c in self.channels.values()))
         report = deliver_due(self.settings, max_batches, exclude_kinds=owned)
         for channel in self.channels.values():
-            report.merge(channel.deliver(max_batches))
+            run = (background and channel.deliver_background) or channel.deliver
+            report.merge(run(max_batches))
         return report
 
 

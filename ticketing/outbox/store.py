@@ -23,7 +23,7 @@ second notification goes out (see docs/outbox.md).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -156,6 +156,38 @@ def enqueue_payload(kind: str, dedup_key: str, payload: Mapping[str, Any]) -> in
     if new_id is not None:
         db.session.info[ENQUEUED_FLAG] = True
     return new_id
+
+
+def enqueue_payloads(kind: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+    """Queue many messages of ``kind`` (``(dedup_key, payload)`` pairs) in the current
+    transaction with multi-row ``INSERT ... ON CONFLICT DO NOTHING`` statements (a
+    thousand rows each); the same rules as :func:`enqueue_payload`. Returns how many
+    were new."""
+    if not items:
+        return 0
+    if not kind or any(not key or len(key) > 255 for key, _ in items):
+        raise ValueError("kind and dedup_keys (at most 255 characters) are required")
+    dialect = db.session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return sum(enqueue_payload(kind, key, payload) is not None for key, payload in items)
+    now = utcnow()
+    rows = [
+        {
+            "kind": kind,
+            "dedup_key": key,
+            "payload": dict(payload),
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for key, payload in items
+    ]
+    # One statement compiled once, its rows sent a thousand at a time (SQLAlchemy's
+    # "insertmanyvalues": multi-row INSERT ... VALUES ... RETURNING).
+    added = len(db.session.execute(_insert_statement(dialect), rows).all())
+    if added:
+        db.session.info[ENQUEUED_FLAG] = True
+    return added
 
 
 @cache
@@ -335,3 +367,25 @@ def pending_count() -> int:
     return db.session.execute(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
     ).scalar_one()
+
+
+def release(claimed: list[Claimed], delay: float, now: datetime | None = None) -> None:
+    """Put claimed messages back without an attempt: due again in ``delay`` seconds,
+    their attempt count as before the claim (a deliverer that had no slot for them)."""
+    if not claimed:
+        return
+    now = now or utcnow()
+    rows = [
+        {
+            "id": c.id,
+            "attempts": max(c.attempts - 1, 0),
+            "next_attempt_at": now + timedelta(seconds=delay),
+        }
+        for c in claimed
+    ]
+    try:
+        db.session.execute(update(OutboxMessage), rows)  # ORM bulk UPDATE by primary key
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise

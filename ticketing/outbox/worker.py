@@ -72,7 +72,7 @@ class DeliveryWorker:
                 with self.app.app_context():
                     state = self.app.extensions.get("outbox")
                     report = (
-                        state.deliver(max_batches=10)
+                        state.deliver(max_batches=10, background=True)
                         if state is not None
                         else deliver_due(self.settings, max_batches=10)
                     )

@@ -10,6 +10,7 @@
 - :mod:`.events`: event shapes, fan-out into the outbox, ticket events
   (status changed, public staff reply) from :mod:`ticketing.signals`;
 - :mod:`.delivery`: the outbox channel that posts them, with retries;
+- :mod:`.dispatch`: the per-process pool, per-endpoint slots and circuits;
 - :mod:`.signing`: HMAC-SHA256 signatures; :mod:`.guard`: the SSRF guard;
 - :mod:`.settings`: the ``webhooks`` section of ticketing.yml.
 
@@ -19,11 +20,15 @@ docs/webhooks.md is the reference, with the snippet partners verify signatures w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
 from ticketing.webhooks import events
 from ticketing.webhooks.settings import WebhooksConfigError, WebhooksSettings, load_settings
+
+if TYPE_CHECKING:
+    from ticketing.webhooks.dispatch import Dispatcher
 
 __all__ = ["Webhooks", "WebhooksConfigError", "WebhooksSettings", "init_app"]
 
@@ -33,6 +38,8 @@ class Webhooks:
     """What ``init_app`` leaves in ``app.extensions["webhooks"]``."""
 
     settings: WebhooksSettings
+    #: The process's delivery pool, slots and circuits (made at the first delivery).
+    dispatcher: Dispatcher | None = None
 
 
 def init_app(app: Flask) -> Webhooks | None:
@@ -69,6 +76,9 @@ def init_app(app: Flask) -> Webhooks | None:
             "partner_webhooks",
             frozenset({events.KIND}),
             lambda max_batches: delivery.deliver_due(settings, max_batches),
+            # The delivery thread does not wait for the posts (a hanging endpoint must
+            # not hold the other channels or partners): the pool records them.
+            lambda max_batches: delivery.deliver_due(settings, max_batches, wait=False),
         )
     )
     return state

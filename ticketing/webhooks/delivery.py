@@ -2,7 +2,9 @@
 
 The outbox channel ``partner_webhook``: :func:`deliver_due` claims due rows of
 that kind (claims, attempts and ``next_attempt_at`` are the outbox's, see
-docs/outbox.md), posts each event to its endpoint and records the outcome:
+docs/outbox.md), posts each event to its endpoint in the process's pool
+(:mod:`ticketing.webhooks.dispatch`: bounded concurrency, per-endpoint slots,
+circuits) and records the outcome, each in the pool thread's own app context:
 
 - 2xx: ``success``, done;
 - 5xx, 408, 429, a timeout or a connection error: ``retry``, again after
@@ -13,6 +15,7 @@ docs/outbox.md), posts each event to its endpoint and records the outcome:
 - any other status (3xx, 4xx): ``failed``, not retried: the partner must fix
   the endpoint;
 - the endpoint was deleted or disabled: ``dropped``, not sent;
+- the endpoint's circuit is open: ``circuit_open``, not sent, put back until the probe;
 - the event is not of the endpoint's partner: dropped, not sent, recorded in the
   outbox row and the log (never in that endpoint's log).
 
@@ -29,20 +32,32 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import requests
-from flask import current_app
+from flask import Flask, current_app
 
 from ticketing.db import db
 from ticketing.models import utcnow
 from ticketing.outbox.delivery import DeliveryReport
-from ticketing.outbox.store import Claimed, claim_due, mark_delivered, mark_failed, mark_finished
+from ticketing.outbox.store import (
+    Claimed,
+    claim_due,
+    mark_delivered,
+    mark_failed,
+    mark_finished,
+    release,
+)
 from ticketing.webhooks import events, metrics, signing
+from ticketing.webhooks.dispatch import ADMITTED, OPEN, Dispatcher
 from ticketing.webhooks.guard import BlockedAddress, Network, guarded_session
 from ticketing.webhooks.models import WebhookDelivery, WebhookEndpoint
 from ticketing.webhooks.settings import WebhooksSettings
@@ -51,6 +66,7 @@ log = logging.getLogger("ticketing.webhooks")
 
 USER_AGENT = "partnerwatch-webhooks/1.0"
 _sessions: dict[tuple[Network, ...], requests.Session] = {}
+_dispatchers_lock = threading.Lock()
 
 
 def session_for(settings: WebhooksSettings) -> requests.Session:
@@ -157,7 +173,20 @@ def _retry_after(response: requests.Response) -> float | None:
             return None
 
 
-def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryReport) -> None:
+@dataclass(frozen=True)
+class _Job:
+    """A claimed event for an enabled endpoint of its partner, ready to post."""
+
+    claimed: Claimed
+    endpoint_id: int
+    url: str
+    secret: str
+    event: dict[str, Any]
+
+
+def _prepare(claimed: Claimed, report: DeliveryReport) -> _Job | None:
+    """Look the endpoint up (in the deliverer's thread): the job to post, or None when the
+    event is dropped (endpoint deleted or disabled, another partner's event)."""
     endpoint_id = claimed.payload.get("endpoint_id")
     event = claimed.payload.get("event") or {}
     endpoint = db.session.get(WebhookEndpoint, endpoint_id) if endpoint_id else None
@@ -168,7 +197,7 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
         db.session.commit()
         mark_finished(claimed, reason)
         metrics.deliveries.labels(result="dropped").inc()
-        return
+        return None
     if event.get("partner_id") != endpoint.partner_id:
         # Never another partner's event, whatever the row says: dropped, and recorded
         # (the row's last_error, the log, the metric), not in the endpoint's own log,
@@ -181,28 +210,64 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
         mark_finished(claimed, reason)
         metrics.deliveries.labels(result="dropped").inc()
         log.error("webhooks: %s", reason)
-        return
-    endpoint_id, url, secret = endpoint.id, endpoint.url, endpoint.secret
+        return None
+    job = _Job(claimed, endpoint.id, endpoint.url, endpoint.secret, event)
     db.session.commit()  # no transaction stays open while the partner is called
+    return job
 
-    outcome = post(settings, url, secret, event, claimed.attempts)
+
+def _attempt(
+    app: Flask, settings: WebhooksSettings, dispatcher: Dispatcher, job: _Job
+) -> DeliveryReport:
+    """In a pool thread: post (no database), then record the outcome in an application
+    context of this thread (its own session)."""
+    report = DeliveryReport()
+    try:
+        outcome = post(settings, job.url, job.secret, job.event, job.claimed.attempts)
+    except Exception as exc:  # not the partner's doing: retried like a failure
+        log.exception("webhooks: posting to endpoint %s failed", job.endpoint_id)
+        outcome = Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
     metrics.deliveries.labels(result=outcome.result).inc()
     if outcome.latency is not None:
         metrics.delivery_duration.observe(outcome.latency)
+    circuit = dispatcher.record(job.endpoint_id, outcome.result in ("success", "failed"))
+    if circuit == "opened":
+        outcome.error = (
+            f"{outcome.error}; circuit opened after "
+            f"{settings.delivery.circuit_failures} consecutive failures"
+        )[:500]
+        log.warning("webhooks: circuit of endpoint %s opened", job.endpoint_id)
+    try:
+        with app.app_context():
+            _record_outcome(settings, job, outcome, report)
+    except Exception as exc:  # the claim times out and the event is sent again
+        log.exception("webhooks: recording the outcome for endpoint %s failed", job.endpoint_id)
+        report.failed += 1
+        report.errors.append(f"endpoint {job.endpoint_id}: not recorded: {exc}")
+    return report
 
+
+def _record_outcome(
+    settings: WebhooksSettings, job: _Job, outcome: Outcome, report: DeliveryReport
+) -> None:
+    claimed, endpoint_id, event = job.claimed, job.endpoint_id, job.event
     now = utcnow()
-    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
-    _record_attempt(endpoint_id, event, claimed.attempts, outcome, now)
-    disabled = False
-    if endpoint is not None:
-        if outcome.result == "success":
-            endpoint.failing_since = None
-        else:
-            endpoint.failing_since = endpoint.failing_since or now
-            if now - endpoint.failing_since >= timedelta(seconds=settings.disable_after):
-                disabled = True
-                _disable(endpoint, now, outcome)
-    db.session.commit()
+    try:
+        endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+        _record_attempt(endpoint_id, event, claimed.attempts, outcome, now)
+        disabled = False
+        if endpoint is not None:
+            if outcome.result == "success":
+                endpoint.failing_since = None
+            else:
+                endpoint.failing_since = endpoint.failing_since or now
+                if now - endpoint.failing_since >= timedelta(seconds=settings.disable_after):
+                    disabled = True
+                    _disable(endpoint, now, outcome)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
 
     if outcome.result == "success":
         mark_delivered([claimed.id])
@@ -230,6 +295,36 @@ def _deliver_one(settings: WebhooksSettings, claimed: Claimed, report: DeliveryR
         claimed.attempts,
         outcome.error,
     )
+
+
+def _circuit_open(settings: WebhooksSettings, job: _Job, wait: float) -> None:
+    """Not sent: the endpoint's circuit is open. Logged, and put back until the probe;
+    an endpoint failing for ``disable_after`` is disabled here as after an attempt."""
+    now = utcnow()
+    outcome = Outcome(
+        "circuit_open",
+        error=f"not sent: the endpoint's circuit is open, next probe in {wait:.0f}s",
+    )
+    disabled = False
+    try:
+        _record_attempt(job.endpoint_id, job.event, job.claimed.attempts, outcome, now)
+        endpoint = db.session.get(WebhookEndpoint, job.endpoint_id)
+        if endpoint is not None and endpoint.failing_since is not None:
+            failing_for = (now - endpoint.failing_since).total_seconds()
+            if failing_for >= settings.disable_after:
+                disabled = True
+                _disable(endpoint, now, outcome)
+            else:  # back when it is due to be disabled, if that comes before the probe
+                wait = max(0.0, min(wait, settings.disable_after - failing_for))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    metrics.deliveries.labels(result="circuit_open").inc()
+    if disabled:
+        mark_finished(job.claimed, "dropped: endpoint disabled")
+    else:
+        release([job.claimed], wait)
 
 
 def _record_attempt(
@@ -283,29 +378,78 @@ def _disable(endpoint: WebhookEndpoint, now: datetime, outcome: Outcome) -> None
 
 
 def batch_size(settings: WebhooksSettings, claim_timeout: float) -> int:
-    """Deliveries claimed at once: each may take connect + read timeout, and the
-    batch must be done before its claims time out (or another deliverer re-sends)."""
+    """Rows claimed by one claim statement, at most: ``batch_size``, fewer when the claim
+    timeout is short (as if they were posted in sequence, a wide margin: each claimed
+    row is posted at once in its own slot, or put back)."""
     per_delivery = settings.connect_timeout + settings.read_timeout
     return max(1, min(settings.batch_size, int(claim_timeout // (2 * per_delivery))))
 
 
-def deliver_due(settings: WebhooksSettings, max_batches: int | None = None) -> DeliveryReport:
-    """One pass over the due partner events (inside an application context)."""
+def dispatcher_for(app: Flask, settings: WebhooksSettings) -> Dispatcher:
+    """The app's dispatcher in this process (a new one after a fork)."""
+    state = app.extensions["webhooks"]
+    with _dispatchers_lock:
+        dispatcher: Dispatcher | None = state.dispatcher
+        if dispatcher is None or dispatcher.pid != os.getpid():
+            outbox = app.extensions.get("outbox")
+            wake = outbox.worker.wake if outbox is not None else None
+            dispatcher = state.dispatcher = Dispatcher(settings.delivery, wake)
+        return dispatcher
+
+
+def deliver_due(
+    settings: WebhooksSettings, max_batches: int | None = None, wait: bool = True
+) -> DeliveryReport:
+    """One pass over the due partner events (inside an application context).
+
+    Claims as many due events as the dispatcher has free slots (each claimed event
+    is posted at once, so it is done long before its claim times out; one that has
+    no slot of its endpoint is put back), posts them in the pool and records each
+    outcome in the pool thread's own application context.  ``wait``: return when
+    every post of this pass is recorded (``flask outbox deliver``, tests); the
+    delivery thread does not wait (a hanging endpoint holds only its slots; a freed
+    slot wakes the thread).
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # the proxy's app
+    dispatcher = dispatcher_for(app, settings)
     claim_timeout = current_app.extensions["outbox"].settings.claim_timeout
-    size = batch_size(settings, claim_timeout)
+    most = batch_size(settings, claim_timeout)
     report = DeliveryReport()
+    futures: list[Future[DeliveryReport]] = []
     batches = 0
     while max_batches is None or batches < max_batches:
+        free = dispatcher.free_slots()
+        if free <= 0:
+            break
+        size = min(free, most)
         batch = claim_due(size, claim_timeout, kinds=(events.KIND,))
         if not batch:
             break
         batches += 1
+        busy: list[Claimed] = []
         for claimed in batch:
             try:
-                _deliver_one(settings, claimed, report)
+                job = _prepare(claimed, report)
             except Exception:
                 db.session.rollback()
                 raise
+            if job is None:
+                continue
+            verdict, later = dispatcher.admit(job.endpoint_id)
+            if verdict == ADMITTED:
+                futures.append(
+                    dispatcher.submit(
+                        job.endpoint_id, partial(_attempt, app, settings, dispatcher, job)
+                    )
+                )
+            elif verdict == OPEN:  # a margin, so the probe finds the circuit half-open
+                _circuit_open(settings, job, later + 0.1)
+            else:
+                busy.append(claimed)
+        release(busy, min(1.0, settings.connect_timeout))
         if len(batch) < size:
             break
+    if wait:
+        for future in futures:
+            report.merge(future.result())
     return report

@@ -34,7 +34,7 @@ from flask import Flask
 from ticketing import signals
 from ticketing.db import db
 from ticketing.models import utcnow
-from ticketing.outbox.store import drop_queued, enqueue_payload, isoformat
+from ticketing.outbox.store import drop_queued, enqueue_payload, enqueue_payloads, isoformat
 from ticketing.webhooks.models import WebhookEndpoint
 
 KIND = "partner_webhook"
@@ -99,6 +99,36 @@ def queue_event(
     for endpoint_id in wanted:
         enqueue_for(endpoint_id, event)
     return event
+
+
+def queue_events(items: list[tuple[int, str, dict[str, Any]]]) -> int:
+    """:func:`queue_event` for many ``(partner_id, event_type, data)`` at once: one
+    query for the partners' endpoints, the outbox rows in bulk inserts (in the
+    caller's transaction). Returns how many outbox rows were queued."""
+    partner_ids = sorted({partner_id for partner_id, _, _ in items})
+    endpoints: dict[int, list[tuple[int, list[str]]]] = {}
+    for start in range(0, len(partner_ids), 1000):
+        rows = db.session.execute(
+            db.select(WebhookEndpoint.id, WebhookEndpoint.partner_id, WebhookEndpoint.events)
+            .where(
+                WebhookEndpoint.partner_id.in_(partner_ids[start : start + 1000]),
+                WebhookEndpoint.enabled.is_(True),
+            )
+            .order_by(WebhookEndpoint.id)
+        ).all()
+        for row in rows:
+            endpoints.setdefault(row.partner_id, []).append((row.id, row.events or []))
+    payloads: list[tuple[str, dict[str, Any]]] = []
+    for partner_id, event_type, data in items:
+        wanted = [id_ for id_, types in endpoints.get(partner_id, []) if event_type in types]
+        if not wanted:
+            continue
+        event = new_event(partner_id, event_type, data)
+        payloads.extend(
+            (f"{_dedup_prefix(id_)}{event['id']}", {"endpoint_id": id_, "event": event})
+            for id_ in wanted
+        )
+    return enqueue_payloads(KIND, payloads)
 
 
 def _ticket(ticket: Any) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Partner webhook counters (ticketing's ``/metrics``; safe under gunicorn multiprocess mode)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 #: success, retry (5xx, 408, 429, timeout, connection error: tried again later),
 #: failed (another 4xx: not retried), blocked (a non-public address), dropped
-#: (the endpoint was deleted or disabled before delivery).
-RESULTS = ("success", "retry", "failed", "blocked", "dropped")
+#: (the endpoint was deleted or disabled before delivery), circuit_open (not sent:
+#: the endpoint's circuit is open, the event waits for the probe).
+RESULTS = ("success", "retry", "failed", "blocked", "dropped", "circuit_open")
 
 deliveries = Counter(
     "partner_webhook_deliveries_total",
@@ -33,3 +34,20 @@ alert_notifications = Counter(
 )
 for _result in ("queued", "duplicate", "ignored"):
     alert_notifications.labels(result=_result)
+
+in_flight = Gauge(
+    "partner_webhook_deliveries_in_flight",
+    "Partner webhook posts in flight (at most webhooks.delivery.concurrency per process).",
+    multiprocess_mode="livesum",
+)
+
+circuits_open = Gauge(
+    "partner_webhook_circuits_open",
+    "Partner webhook endpoints whose circuit is open (consecutive failures; probed later).",
+    multiprocess_mode="livesum",
+)
+
+circuit_opened = Counter(
+    "partner_webhook_circuit_opened_total",
+    "Times an endpoint's circuit opened after webhooks.delivery.circuit_failures failures.",
+)

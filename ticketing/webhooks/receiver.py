@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from flask import current_app, request
 from sqlalchemy import update
 
-from ticketing.api.base import Blueprint
+from ticketing.api.base import Blueprint, max_body_bytes
 from ticketing.db import db
 from ticketing.errors import ApiError
 from ticketing.models import Partner, utcnow
@@ -36,13 +36,15 @@ from ticketing.webhooks.models import WebhookAlertReceipt
 from ticketing.webhooks.schemas import NotificationResultSchema, NotificationSchema
 
 if TYPE_CHECKING:
-    from sqlalchemy import CursorResult
+    from sqlalchemy import Table
     from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
     from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 PATH = "/internal/alertmanager/partner-alerts"
 #: Receipts older than this are deleted (long past any duplicate window).
 RECEIPT_RETENTION = timedelta(days=2)
+#: Keys or rows per statement of a notification's bulk work.
+CHUNK = 1000
 
 bp = Blueprint(
     "alertmanager_receiver",
@@ -77,6 +79,7 @@ def _authorize() -> None:
 
 
 @bp.route("/partner-alerts", methods=["POST"])
+@max_body_bytes(lambda: current_app.extensions["webhooks"].settings.receiver_max_bytes)
 @bp.arguments(NotificationSchema)
 @bp.response(200, NotificationResultSchema)
 @bp.doc(security=[{"AlertmanagerBearer": []}])
@@ -86,24 +89,38 @@ def partner_alerts(notification: dict[str, Any]) -> dict[str, int]:
     now = utcnow()
     window = timedelta(seconds=settings.duplicate_window)
     counts = {"queued": 0, "duplicates": 0, "ignored": 0}
-    for alert in notification["alerts"]:
-        partner_id = _partner(alert["labels"].get("partner"))
-        if partner_id is None:
+    # Thousands of alerts in one notification: a few statements for all of them
+    # (partners, receipts, endpoints, the outbox rows in bulk), one transaction.
+    named = [
+        (alert, _partner_label(alert["labels"].get("partner"))) for alert in notification["alerts"]
+    ]
+    known = _known_partners({partner_id for _, partner_id in named if partner_id is not None})
+    keyed: list[tuple[str, dict[str, Any], int]] = []
+    for alert, partner_id in named:
+        if partner_id is None or partner_id not in known:
             counts["ignored"] += 1
-            metrics.alert_notifications.labels(result="ignored").inc()
-            continue
-        if not _first_notice(_receipt_key(notification["groupKey"], alert), now, window):
+        else:
+            keyed.append((_receipt_key(notification["groupKey"], alert), alert, partner_id))
+    first = _first_notices({key for key, _, _ in keyed}, now, window)
+    queued: list[tuple[int, str, dict[str, Any]]] = []
+    for key, alert, partner_id in keyed:
+        if key not in first:
             counts["duplicates"] += 1
-            metrics.alert_notifications.labels(result="duplicate").inc()
             continue
+        first.discard(key)  # the same notice twice in one notification: once
         status = alert["status"]
-        events.queue_event(
-            partner_id,
-            events.ALERT_RESOLVED if status == "resolved" else events.ALERT_FIRING,
-            _event_data(alert),
+        queued.append(
+            (
+                partner_id,
+                events.ALERT_RESOLVED if status == "resolved" else events.ALERT_FIRING,
+                _event_data(alert),
+            )
         )
-        counts["queued"] += 1
-        metrics.alert_notifications.labels(result="queued").inc()
+    events.queue_events(queued)
+    counts["queued"] = len(queued)
+    for result, name in (("queued", "queued"), ("duplicate", "duplicates"), ("ignored", "ignored")):
+        if counts[name]:
+            metrics.alert_notifications.labels(result=result).inc(counts[name])
     db.session.execute(
         db.delete(WebhookAlertReceipt).where(WebhookAlertReceipt.last_at < now - RECEIPT_RETENTION)
     )
@@ -111,16 +128,25 @@ def partner_alerts(notification: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def _partner(value: Any) -> int | None:
-    """The partner a ``partner`` label names: ASCII digits only (``int()`` would also
-    read "١", "１", " 1", "+1" and "1_0"), a known partner."""
+def _partner_label(value: Any) -> int | None:
+    """The partner id a ``partner`` label names: ASCII digits only (``int()`` would also
+    read "١", "１", " 1", "+1" and "1_0"), in range; :func:`_known_partners` checks it exists."""
     text = value if isinstance(value, str) else ""
     if not (text.isascii() and text.isdigit()) or len(text) > 10:
         return None
     partner_id = int(text)
-    if not 0 < partner_id < 2**31 or db.session.get(Partner, partner_id) is None:
-        return None
-    return partner_id
+    return partner_id if 0 < partner_id < 2**31 else None
+
+
+def _known_partners(ids: set[int]) -> set[int]:
+    ordered, known = sorted(ids), set[int]()
+    for start in range(0, len(ordered), CHUNK):
+        known.update(
+            db.session.execute(
+                db.select(Partner.id).where(Partner.id.in_(ordered[start : start + CHUNK]))
+            ).scalars()
+        )
+    return known
 
 
 def _receipt_key(group_key: str, alert: dict[str, Any]) -> str:
@@ -129,41 +155,47 @@ def _receipt_key(group_key: str, alert: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _first_notice(key: str, now: datetime, window: timedelta) -> bool:
-    """Record the notice ``key``; False when it was recorded within ``window``.
+def _first_notices(keys: set[str], now: datetime, window: timedelta) -> set[str]:
+    """Record the notices ``keys``; returns those not recorded within ``window``.
 
     Safe against the same notice arriving twice at once: the UPDATE takes the
-    row's lock (PostgreSQL) or the database's write lock (SQLite) and the
-    INSERT ... ON CONFLICT DO NOTHING lets one of two new notices in.
+    rows' locks (PostgreSQL, in key order) or the database's write lock (SQLite)
+    and the INSERT ... ON CONFLICT DO NOTHING lets one of two new notices in.
     """
-    # An UPDATE's result is a CursorResult (it has the rowcount).
-    refreshed = cast(
-        "CursorResult[Any]",
-        db.session.execute(
-            update(WebhookAlertReceipt)
-            .where(WebhookAlertReceipt.key == key, WebhookAlertReceipt.last_at <= now - window)
-            .values(last_at=now),
-            execution_options={"synchronize_session": False},
-        ),
-    )
-    if refreshed.rowcount:
-        return True
-    dialect = db.session.get_bind().dialect.name
-    stmt: PostgresqlInsert | SqliteInsert
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    ordered = sorted(keys)
+    first: set[str] = set()
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        first.update(
+            db.session.execute(
+                update(WebhookAlertReceipt)
+                .where(
+                    WebhookAlertReceipt.key.in_(chunk), WebhookAlertReceipt.last_at <= now - window
+                )
+                .values(last_at=now)
+                .returning(WebhookAlertReceipt.key),
+                execution_options={"synchronize_session": False},
+            ).scalars()
+        )
+    new = [{"key": key, "last_at": now} for key in ordered if key not in first]
+    if new:
+        table = cast("Table", WebhookAlertReceipt.__table__)  # a declared table
+        stmt: PostgresqlInsert | SqliteInsert
+        if db.session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-        stmt = postgresql_insert(WebhookAlertReceipt)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            stmt = postgresql_insert(table)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(WebhookAlertReceipt)
-    inserted = db.session.execute(
-        stmt.values(key=key, last_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(WebhookAlertReceipt.key)
-    ).scalar_one_or_none()
-    return inserted is not None
+            stmt = sqlite_insert(table)
+        # Compiled once, the rows sent a thousand at a time (insertmanyvalues).
+        inserted = db.session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key),
+            new,
+        )
+        first.update(row[0] for row in inserted)
+    return first
 
 
 def _event_data(alert: dict[str, Any]) -> dict[str, Any]:

@@ -130,7 +130,7 @@ class NotificationSchema(_Lenient):
     status = ma.fields.String(required=True, validate=validate.OneOf(("firing", "resolved")))
     receiver = ma.fields.String(load_default=None)
     alerts = ma.fields.List(
-        ma.fields.Nested(AlertSchema), required=True, validate=validate.Length(max=1000)
+        ma.fields.Nested(AlertSchema), required=True, validate=validate.Length(max=100_000)
     )
 
 

@@ -17,6 +17,12 @@
                                   # long is one partner delivery (< repeat_interval)
       receiver_token_file: null   # the bearer token Alertmanager sends; null:
                                   # $WEBHOOKS_RECEIVER_TOKEN_FILE, else no receiver
+      receiver_max_bytes: 16777216  # the receiver's request body limit (10,000 alerts)
+      delivery:
+        concurrency: 16           # posts in flight per process, at most
+        per_endpoint: 2           # of which to one endpoint, at most
+        circuit_failures: 5       # consecutive failures that open an endpoint's circuit
+        circuit_open_for: 1m      # then a single probe (half-open) after this long
 
 Problems are reported one per line with their location, like every section:
 ``webhooks.max_backoff: must be >= webhooks.initial_backoff``.
@@ -94,6 +100,30 @@ def _read_token(path: str) -> str:
     return token
 
 
+class _TokenFile(str):
+    """The path of the receiver's token file, carrying the token read from it when
+    the path was checked: the file is read once, at start."""
+
+    token: str | None = None
+
+
+class DeliverySettings(Section):
+    """``webhooks.delivery``: the per-process dispatcher (ticketing/webhooks/dispatch.py)."""
+
+    error = WebhooksConfigError
+
+    concurrency: Count = 16
+    per_endpoint: Count = 2
+    circuit_failures: Count = 5
+    circuit_open_for: PositiveDuration = 60.0
+
+    @model_validator(mode="after")
+    def _fits(self) -> DeliverySettings:
+        if self.per_endpoint > self.concurrency:
+            raise Invalid({"per_endpoint": "must be <= webhooks.delivery.concurrency"})
+        return self
+
+
 class WebhooksSettings(Section):
     error = WebhooksConfigError
 
@@ -111,6 +141,9 @@ class WebhooksSettings(Section):
     duplicate_window: PositiveDuration = 60.0
     #: The file holding the receiver's bearer token (null: $WEBHOOKS_RECEIVER_TOKEN_FILE).
     receiver_token_file: TokenFile = None
+    #: The receiver route's body limit (instead of api.max_json_bytes): 10,000 alerts.
+    receiver_max_bytes: Count = 16 * 1024 * 1024
+    delivery: DeliverySettings = DeliverySettings()
     _receiver_token: str | None = PrivateAttr(None)
 
     @property
@@ -122,9 +155,13 @@ class WebhooksSettings(Section):
     @field_validator("receiver_token_file", mode="after")
     @classmethod
     def _token_file(cls, path: str | None) -> str | None:
-        if path:
-            _read_token(path)  # reported with the other problems of the section
-        return path
+        if not path:
+            return path
+        checked = _TokenFile(path)
+        # Read here, so that a missing or short token is reported with the other
+        # problems of the section; kept for _checked, which does not read it again.
+        checked.token = _read_token(path)
+        return checked
 
     @model_validator(mode="after")
     def _checked(self, info: ValidationInfo) -> WebhooksSettings:
@@ -141,8 +178,8 @@ class WebhooksSettings(Section):
             )
         if problems:
             raise Invalid(problems)
-        if self.receiver_token_file:
-            self._receiver_token = _read_token(self.receiver_token_file)
+        if isinstance(self.receiver_token_file, _TokenFile):
+            self._receiver_token = self.receiver_token_file.token
         return self
 
     def backoff(self, attempts: int) -> float:
