@@ -12,34 +12,53 @@ The same gunicorn settings as the ticket service (the config file's
 - ``POST /bare/db`` does the same plus one ``INSERT ... RETURNING`` through
   SQLAlchemy Core in its own transaction, on ``TICKETING_DATABASE_URL``
   (table ``bare_items``, created by the benchmark).
-- ``POST /bare/ticket`` is the floor of a ticket creation: exactly the
-  statements the service makes for one, through SQLAlchemy Core on the
-  service's own tables (same indexes, same foreign keys), values prepared in
-  Python: ``INSERT`` the ticket ``RETURNING id``, ``INSERT`` its three audit
-  rows in one statement, ``INSERT`` its outbox row ``ON CONFLICT DO NOTHING
-  RETURNING id``, ``COMMIT``; it answers the ticket's fields (201).
+- ``POST /bare/ticket`` is the floor of a ticket creation: the work the route
+  must do and nothing else. It chooses the priority and the category with
+  the same call the route makes (``ticketing.desk.tickets.classifier()
+  .classify(title, description, None)``: the keyword rules and the category
+  model of the shipped ``ticketing.yml``, merged with ``TICKETING_CONFIG``
+  when set, loaded once per worker as the service loads them), then makes
+  exactly the statements the service makes for one, through SQLAlchemy Core
+  on the service's own tables (same indexes, same foreign keys), with the
+  decision's values: ``INSERT`` the ticket ``RETURNING id``, ``INSERT`` its
+  audit rows (three, or four or five when the rules raise the priority or the
+  model's confidence asks for triage) in one statement, ``INSERT`` its outbox
+  row ``ON CONFLICT DO NOTHING RETURNING id``, ``COMMIT``; it answers the
+  ticket's fields (201).
 - ``POST /bare/tickets/<id>/messages`` is the floor of posting a message:
   ``SELECT`` the ticket, ``INSERT`` the message ``RETURNING id``, ``UPDATE``
   the ticket's ``updated_at``, ``COMMIT``; it answers the message (201).
 
 The floors skip what is not the work: no authentication (the partner is
-``BARE_PARTNER_ID``), no validation, no classification, metrics, signals,
-scanning or limits.
+``BARE_PARTNER_ID``), no validation, metrics, signals, scanning or limits.
+Choosing the category is the work (a product decision): the creation floor
+classifies as the route does.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from flask import Flask, abort, request
 from sqlalchemy import Column, Integer, MetaData, Table, Text, create_engine, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from ticketing.config import load_sections
+from ticketing.desk import sla
+from ticketing.desk.classifier import init_app as init_classifier
+from ticketing.desk.settings import check_core
+from ticketing.desk.tickets import classifier
 from ticketing.models import Message, Ticket, TicketAudit
 from ticketing.outbox.models import OutboxMessage
+from ticketing.outbox.notifications import severity_for_priority
 
 app = Flask(__name__)
+# What ``ticketing.desk.tickets.classifier()`` reads, set up as ``create_app`` sets
+# it up: the checked core sections and the category model, loaded once per process.
+app.config["TICKETING"] = load_sections(os.environ.get("TICKETING_CONFIG"))
+app.extensions["ticketing"] = check_core(app.config["TICKETING"])
+init_classifier(app)
 
 items = Table(
     "bare_items",
@@ -99,22 +118,45 @@ def create_row():
 def create_ticket():
     body = request.get_json()
     now = _utcnow()
+    title, description = body["title"], body["description"]
+    # The route's own call (ticketing.desk.tickets.create_ticket), no priority requested.
+    decision = classifier().classify(title, description, None)
+    settings = app.extensions["ticketing"]
+    first_due, resolution_due = sla.due_times(settings.sla, decision.priority, now)
     ticket = {
         "partner_id": int(os.environ["BARE_PARTNER_ID"]),
-        "title": body["title"],
-        "description": body["description"],
-        "category": "other",
+        "title": title,
+        "description": description,
+        "category": decision.category,
         "status": "open",
-        "priority": "medium",
+        "priority": decision.priority,
         "assignee_id": None,
         "created_at": now,
         "updated_at": now,
         "first_response_at": None,
-        "first_response_due_at": now + timedelta(hours=8),
-        "resolution_due_at": now + timedelta(days=3),
+        "first_response_due_at": first_due,
+        "resolution_due_at": resolution_due,
         "resolved_at": None,
         "closed_at": None,
+        "category_confidence": decision.category_confidence,
+        "needs_triage": decision.needs_triage,
     }
+    default = settings.classification.default_priority
+    entries = [
+        ("partner", ticket["partner_id"], "status", None, "open", "ticket created", None),
+        ("system", None, "priority", None, default, "default priority", None),
+    ]
+    if decision.priority_reason:
+        entries.append(
+            ("system", None, "priority", default, decision.priority, decision.priority_reason, None)
+        )
+    confidence = decision.category_confidence
+    entries.append(
+        ("system", None, "category", None, decision.category, decision.category_reason, confidence)
+    )
+    if decision.needs_triage:
+        reason = "category confidence below classifier.triage_below"
+        entries.append(("system", None, "needs_triage", None, "True", reason, confidence))
     with engine().begin() as conn:
         ticket_id = conn.execute(INSERT_TICKET, ticket).scalar_one()
         conn.execute(
@@ -125,16 +167,13 @@ def create_ticket():
                     "actor_kind": kind,
                     "actor_id": actor,
                     "field": field,
-                    "before": None,
+                    "before": before,
                     "after": after,
                     "reason": reason,
+                    "confidence": confidence,
                     "at": now,
                 }
-                for kind, actor, field, after, reason in (
-                    ("partner", ticket["partner_id"], "status", "open", "ticket created"),
-                    ("system", None, "priority", "medium", "default priority"),
-                    ("system", None, "category", "other", "no rule matched"),
-                )
+                for kind, actor, field, before, after, reason, confidence in entries
             ],
         )
         conn.execute(
@@ -145,16 +184,16 @@ def create_ticket():
                 "payload": {
                     "labels": {
                         "alertname": "SupportTicketCreated",
-                        "severity": "info",
+                        "severity": severity_for_priority(decision.priority),
                         "team": "support",
                         "ticket": str(ticket_id),
-                        "priority": "medium",
-                        "category": "other",
+                        "priority": decision.priority,
+                        "category": decision.category,
                         "partner": str(ticket["partner_id"]),
                     },
                     "annotations": {
-                        "summary": f"New medium priority ticket #{ticket_id}: {ticket['title']}",
-                        "description": ticket["description"],
+                        "summary": f"New {decision.priority} priority ticket #{ticket_id}: {title}",
+                        "description": description,
                     },
                     "startsAt": now.isoformat(timespec="milliseconds") + "Z",
                 },
@@ -166,7 +205,7 @@ def create_ticket():
     answer = {
         key: _iso(value) if isinstance(value, datetime) or value is None else value
         for key, value in ticket.items()
-        if key not in ("partner_id", "assignee_id")
+        if key not in ("partner_id", "assignee_id", "category_confidence", "needs_triage")
     }
     answer.update(
         id=ticket_id, first_response_overdue=False, resolution_overdue=False, overdue=False
