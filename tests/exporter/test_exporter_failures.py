@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.harness import HTTPSink, start_postgres
-from tests.harness.exporter import quicken, shipped_config
+from tests.harness.exporter import SHIPPED_COLLECTORS, quicken, shipped_config
 from tests.harness.platform_data import seed_platform, seed_ticketing
 
 STUCK_SQLITE = (
@@ -58,7 +58,7 @@ def fails(prom, collector: str, repeatedly: bool = False) -> None:
         )
 
 
-def all_succeed(prom, exporter, count: int = 13) -> None:
+def all_succeed(prom, exporter, count: int = SHIPPED_COLLECTORS) -> None:
     try:
         prom.wait_for_value("count(exporter_collector_success == 1)", count, timeout=30)
     except TimeoutError as exc:

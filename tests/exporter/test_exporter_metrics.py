@@ -12,11 +12,10 @@ import subprocess
 import pytest
 
 from tests.harness import HTTPSink
-from tests.harness.exporter import quicken, shipped_config
+from tests.harness.exporter import SHIPPED_COLLECTORS, quicken, shipped_config
 from tests.harness.platform_data import execute, seed_platform, seed_ticketing, utcnow
 
 HEALTHY = (200, b'{"status": "ok"}')
-SHIPPED_COLLECTORS = 14
 
 
 def seed_partner_events(url: str) -> None:

@@ -17,7 +17,7 @@ import sys
 import yaml
 
 from tests.harness import HTTPSink
-from tests.harness.exporter import ROOT, SHIPPED_CONFIG, shipped_config
+from tests.harness.exporter import ROOT, SHIPPED_COLLECTORS, SHIPPED_CONFIG, shipped_config
 from tests.harness.platform_data import seed_platform, seed_ticketing
 
 RUN_ONCE = """
@@ -83,7 +83,7 @@ def test_shipped_config_on_postgresql_loads_no_client_libraries(postgres_server,
                 "PLATFORM_API_URL": api.url,
             },
         )
-    assert report["failing"] == {} and report["collectors"] == 13
+    assert report["failing"] == {} and report["collectors"] == SHIPPED_COLLECTORS
     modules = set(report["modules"])
     assert "psycopg" in modules  # which brings asyncio with it
     assert not modules & NEVER

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 SHIPPED_CONFIG = ROOT / "exporter" / "partnerwatch.yml"
+#: Collectors of the shipped config: probes, database and Redis health, SQL queries.
+SHIPPED_COLLECTORS = 14
 
 
 def shipped_config() -> dict:
