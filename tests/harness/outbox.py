@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -96,7 +97,10 @@ def notifications_about(sink, ticket_id) -> list:
 def quick_stop(proc) -> None:
     """gunicorn's quick shutdown (SIGINT): its graceful one (SIGTERM) takes seconds."""
     proc.signal(signal.SIGINT)
-    proc.popen.wait(10)
+    try:
+        proc.popen.wait(10)
+    except subprocess.TimeoutExpired:
+        pass  # a worker slow to exit (gunicorn kills it at graceful_timeout): stop() ends the group
     proc.stop()
 
 
