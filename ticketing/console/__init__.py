@@ -32,7 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, has_request_context, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
 from ticketing.auth import SESSION_LOADER
@@ -55,6 +55,12 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
         if self.mode == "auto":
             return has_request_context() and request.is_secure
         return self.mode == "always"
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        """Only when the session changed: a live poll answered after a form's redirect
+        would otherwise write back a cookie without the form's notice. Lifetime and idle
+        time are kept on the server (``console_sessions``), not by refreshing the cookie."""
+        return bool(session.modified)
 
 
 def secret_key(app: Flask, settings: ConsoleSettings) -> str:
