@@ -274,3 +274,13 @@ def require_partner() -> Actor:
 def require_staff() -> Actor:
     """The calling staff member; 401 without a valid key, 403 for a partner key."""
     return _require("staff")
+
+
+def bearer_token_matches(token: str) -> bool:
+    """Whether the request's ``Authorization: Bearer ...`` header carries ``token``
+    (compared in constant time): the check of the service's token-protected routes
+    (the Alertmanager receiver, ``/metrics`` when it has a token)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )

@@ -24,17 +24,17 @@ and 401 ``unauthorized`` to the others.
 from __future__ import annotations
 
 import functools
-import hmac
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Flask, Request, current_app, request
+from flask import Flask, Request, current_app
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
+from ticketing.auth import bearer_token_matches
 from ticketing.desk.metrics import EXTENSION_KEY as DESK_METRICS
 from ticketing.desk.metrics import PROCESS_METRICS, DeskMetrics
 from ticketing.errors import ApiError
@@ -66,10 +66,7 @@ def require_metrics_token(view: Callable[..., Any]) -> Callable[..., Any]:
     def checked(*args: Any, **kwargs: Any) -> Any:
         token: str | None = current_app.extensions["ticketing"].api.metrics_token
         if token is not None:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), token.encode()
-            ):
+            if not bearer_token_matches(token):
                 raise ApiError(
                     401,
                     "unauthorized",

@@ -20,7 +20,6 @@ delivered.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +27,7 @@ from flask import current_app, request
 from sqlalchemy import update
 
 from ticketing.api.base import Blueprint, max_body_bytes
+from ticketing.auth import bearer_token_matches
 from ticketing.db import db
 from ticketing.errors import ApiError
 from ticketing.models import Partner, utcnow
@@ -64,10 +64,7 @@ def _authorize() -> None:
             "not_found",
             "the Alertmanager receiver is not configured (webhooks.receiver_token_file)",
         )
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
+    if not bearer_token_matches(token):
         raise ApiError(
             401,
             "unauthorized",
