@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.harness import free_port
+from tests.harness.assertions import CORE_TABLES
 from tests.harness.outbox import deliver
 from tests.harness.seed import partners
 from tests.harness.webhooks import deliver_until, register
@@ -148,14 +149,7 @@ def test_deleted_ids_are_never_given_again_through_the_api(make_app, http_sink):
 #: Every table whose rows have an integer id a partner (or anything pointing at
 #: the row) could see.
 TABLES = [
-    "partners",
-    "staff",
-    "api_keys",
-    "tickets",
-    "messages",
-    "attachments",
-    "ticket_audit",
-    "idempotency_keys",
+    *CORE_TABLES,
     "console_sessions",
     "security_events",
     "outbox_messages",
