@@ -23,8 +23,8 @@ ONCALL_SLACK = "slack #partnerwatch-oncall"
 ALERTS_SLACK = "slack #partnerwatch-alerts"
 ENERGY_CHANNELS = (ONCALL_EMAIL, ONCALL_SLACK, "webhook")
 #: Long enough for a second notification to arrive if one were coming: a
-#: group_interval (12 s) and a peer_timeout (1 s) beyond the first, and more.
-QUIET = 15.0
+#: group_interval (12 s) and a peer_timeout (3 s) beyond the first, and more.
+QUIET = 18.0
 
 
 def assert_once(stack, *expected: tuple[tuple[str, ...], str, str]) -> None:
