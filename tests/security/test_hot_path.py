@@ -7,6 +7,7 @@ is scanned in memory and counted against all its limits with one Lua script.
 from __future__ import annotations
 
 import contextlib
+import time
 
 from redis.connection import Connection
 from sqlalchemy import event
@@ -56,6 +57,16 @@ def test_a_ticket_creation_costs_one_redis_round_trip(make_app, redis_url):
             r = client.post("/api/v1/tickets", headers=headers)
             assert r.status_code == 201 and r.headers["X-RateLimit-Remaining"]
     assert len(sent) == 5, sent
+    # Half a minute on, the key's marker is renewed inside the next request's
+    # script: still one round trip each.
+    known = app.extensions["security_monitor"].known_keys
+    for digest in known._seen:
+        known._seen[digest] = time.monotonic() + 1
+    with redis_commands() as sent:
+        for _ in range(2):
+            assert client.post("/api/v1/tickets", headers=headers).status_code == 201
+    assert len(sent) == 2 and b"known_key" not in sent[0] and b"known_key" in sent[1], sent
+    assert sent[1].count(b"EVALSHA") == 1
     # A failed key check costs more (not the hot path): the failure counts per IP
     # and per key prefix, the login deduction, and the key's marker removed.
     guess = {"X-API-Key": "pw_0123456789ab_guess"}

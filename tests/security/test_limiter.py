@@ -128,8 +128,11 @@ def test_the_limiter_counts_in_memory_while_redis_is_away_and_returns(tmp_path):
         redis.stop()
 
 
-def test_a_callers_check_command_is_packed_once_and_counts_each_caller_apart(redis_url):
+def test_a_callers_check_command_is_packed_once_and_counts_each_caller_apart(
+    redis_url, redis_server
+):
     limiter = Limiter(redis_url, "fixed-window")
+    redis_client = redis_server.client()
     [item] = parse_many("3/minute")
     [login] = parse_many("5/minute")
 
@@ -153,8 +156,16 @@ def test_a_callers_check_command_is_packed_once_and_counts_each_caller_apart(red
     assert other[0].allowed and other[0].remaining == 2  # a caller of its own counts apart
     assert len(limiter.storage._packed) == 2
     # The marker named in the packed command is still looked up on each request.
-    limiter.mark("test/known_key/key:b", 60)
+    # Renewing it costs no round trip of its own: it goes with the next check.
+    limiter.mark("test/known_key/key:b", 60, later=True)
+    marker = "LIMITS:test/known_key/key:b"
+    assert redis_client.get(marker) is None
     assert limiter.evaluate(checks("key:b"))[1].remaining is None  # skipped: its key is known
+    assert 0 < redis_client.ttl(marker) <= 60
+    assert len(limiter.storage._packed) == 2  # a command carrying a marker is not kept
+    limiter.unmark("test/known_key/key:b")
+    assert redis_client.get(marker) is None
+    assert limiter.evaluate(checks("key:b"))[1].remaining == 5  # looked at again
     # A restarted Redis has lost the script: the packed command loads it again.
     limiter.storage._call("SCRIPT", "FLUSH")
     assert limiter.evaluate(checks("key:b"))[0].remaining == 0

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 #: Longest wait between two probes of a failed storage, in seconds.
 MAX_PROBE_INTERVAL = 32.0
+#: Markers waiting for the next check's script, at most (the oldest are dropped).
+MAX_PENDING_MARKS = 1000
 #: Packed check commands kept per process (one per caller and route kind in use).
 PACKED_COMMANDS = 4096
 
@@ -119,18 +121,25 @@ class _Connection(Protocol):
 #: What a packed check command is kept under: (key, hit, unless) of each check.
 _Signature = tuple[tuple[str, bool, str | None], ...]
 
-# For each limit (KEYS[i]; ARGV: amount, window seconds, "1" to count a hit or
-# "0" to look only, and the index in KEYS of a marker that skips the check, 0
-# for none) its count and the seconds left in its window (-1, -1 when skipped),
-# stopping after the first limit that refuses. The counting is limits' own
-# incr_expire. Markers follow the limits' keys in KEYS.
+# First the markers to set (ARGV[1] of them: KEYS[1..m], each for ARGV[1 + j]
+# seconds), then for each limit (the next KEYS; four ARGV each: amount, window
+# seconds, "1" to count a hit or "0" to look only, and the index in KEYS of a
+# marker that skips the check, 0 for none) its count and the seconds left in
+# its window (-1, -1 when skipped), stopping after the first limit that
+# refuses. The counting is limits' own incr_expire. The check markers follow
+# the limits' keys in KEYS.
 _CHECK_FIXED_WINDOWS = """
+local marks = tonumber(ARGV[1])
+for j = 1, marks do
+  redis.call("set", KEYS[j], 1, "EX", ARGV[1 + j])
+end
 local result = {}
-for i = 1, #ARGV / 4 do
-  local key = KEYS[i]
-  local amount = tonumber(ARGV[4 * i - 3])
-  local hit = ARGV[4 * i - 1] == "1"
-  local unless = tonumber(ARGV[4 * i])
+for i = 1, (#ARGV - 1 - marks) / 4 do
+  local key = KEYS[marks + i]
+  local a = 1 + marks + 4 * (i - 1)
+  local amount = tonumber(ARGV[a + 1])
+  local hit = ARGV[a + 3] == "1"
+  local unless = tonumber(ARGV[a + 4])
   local count
   if unless > 0 and redis.call("exists", KEYS[unless]) == 1 then
     result[#result + 1] = -1
@@ -138,7 +147,7 @@ for i = 1, #ARGV / 4 do
   elseif hit then
     count = redis.call("incrby", key, 1)
     if count == 1 then
-      redis.call("expire", key, ARGV[4 * i - 2])
+      redis.call("expire", key, ARGV[a + 2])
     end
   else
     count = tonumber(redis.call("get", key) or "0")
@@ -210,9 +219,14 @@ class MonitoredRedisStorage(RedisStorage):
         self.outage.ok()
         return result
 
-    def check_fixed_windows(self, checks: Sequence[Check]) -> list[Result]:
-        """Apply fixed-window ``checks`` in order in one script; stop at the first refusal."""
-        command = self._check_command(checks)
+    def check_fixed_windows(
+        self, checks: Sequence[Check], marks: Sequence[tuple[str, int]] = ()
+    ) -> list[Result]:
+        """Apply fixed-window ``checks`` in order in one script; stop at the first refusal.
+
+        ``marks`` (marker key, seconds) are set first, in the same script.
+        """
+        command = self._check_command(checks, marks)
         try:
             try:
                 answer = self._call(packed=command)
@@ -235,20 +249,24 @@ class MonitoredRedisStorage(RedisStorage):
             results.append(Result(check, allowed, max(0, amount - count), now + max(ttl, 0)))
         return results
 
-    def _check_command(self, checks: Sequence[Check]) -> list[bytes]:
+    def _check_command(
+        self, checks: Sequence[Check], marks: Sequence[tuple[str, int]] = ()
+    ) -> list[bytes]:
         """The packed ``EVALSHA`` of ``checks``, kept for the next request with the same ones.
 
         A caller's checks are the same from one request to the next (the same
         counters, amounts and markers), so the command is packed once for them
         rather than encoded argument by argument every time; at most
         :data:`PACKED_COMMANDS` of them are kept (all are dropped when full).
+        A command that also sets ``marks`` (now and then) is packed each time.
         """
         signature: _Signature = tuple((check.key, check.hit, check.unless) for check in checks)
-        packed = self._packed.get(signature)
+        packed = None if marks else self._packed.get(signature)
         if packed is not None:
             return packed
-        args: list[Any] = []
-        keys = [self.prefixed_key(c.key) for c in checks]
+        keys = [self.prefixed_key(key) for key, _ in marks]
+        args: list[Any] = [len(marks), *(seconds for _, seconds in marks)]
+        keys += [self.prefixed_key(c.key) for c in checks]
         for check in checks:
             marker = 0
             if check.unless:
@@ -260,6 +278,8 @@ class MonitoredRedisStorage(RedisStorage):
             packed = connection.pack_command("EVALSHA", self._check_sha, len(keys), *keys, *args)
         finally:
             self._idle.append(connection)
+        if marks:
+            return packed
         if len(self._packed) >= PACKED_COMMANDS:
             self._packed.clear()
         self._packed[signature] = packed
@@ -401,6 +421,9 @@ class Limiter:
         self._memory = MemoryStorage()
         self._fallback: RateLimiter = STRATEGIES[strategy](self._memory)
         self._lock = threading.Lock()
+        #: Markers to set with the next request's script (key: seconds).
+        self._marks: dict[str, int] = {}
+        self._marks_lock = threading.Lock()
         self._failed = False
         self._probe_at = 0.0
         self._probe_interval = 1.0
@@ -421,7 +444,8 @@ class Limiter:
         if self._storage_usable():
             try:
                 if self._single_script is not None:
-                    return self._single_script.check_fixed_windows(checks)
+                    marks = self._take_marks()
+                    return self._single_script.check_fixed_windows(checks, marks)
                 return _one_by_one(self._counter, checks, self._marked)
             except Exception:
                 if not self._can_fail:
@@ -429,16 +453,37 @@ class Limiter:
                 self._storage_failed()
         return _one_by_one(self._fallback, checks, None)
 
-    def mark(self, key: str, seconds: int) -> None:
+    def mark(self, key: str, seconds: int, *, later: bool = False) -> None:
         """Set a marker that skips the checks naming it (``Check.unless``), for all
-        processes sharing the storage; nothing when counting in process memory."""
+        processes sharing the storage; nothing when counting in process memory.
+
+        ``later``: the marker goes with this process's next check, in the same
+        round trip, rather than costing one of its own (for renewing a marker
+        that still lives: it lasts until then). Only on the one-script path;
+        elsewhere it is set at once.
+        """
+        if later and self._single_script is not None:
+            with self._marks_lock:
+                self._marks[key] = seconds
+                if len(self._marks) > MAX_PENDING_MARKS:  # a long outage: the oldest go
+                    del self._marks[next(iter(self._marks))]
+            return
         if isinstance(self.storage, MonitoredRedisStorage) and self._storage_usable():
             try:
                 self.storage.mark(key, seconds)
             except Exception:
                 self._storage_failed()
 
+    def _take_marks(self) -> list[tuple[str, int]]:
+        if not self._marks:
+            return []
+        with self._marks_lock:
+            marks, self._marks = list(self._marks.items()), {}
+        return marks
+
     def unmark(self, key: str) -> None:
+        with self._marks_lock:
+            self._marks.pop(key, None)
         if isinstance(self.storage, MonitoredRedisStorage) and self._storage_usable():
             try:
                 self.storage.unmark(key)

@@ -451,10 +451,14 @@ def _remember_accepted_key(state: MonitorState, flags: Any, response: Response) 
     # answer); on a route that needs no key this checks it, so that a guess
     # sent to a public route cannot get itself remembered.
     if state.current_actor() is not None and not flags.get(AUTH_FAILED_FLAG):
+        # A key this process still knows has a live marker (set at least half
+        # its time ago): the renewal rides on the next check's round trip. A
+        # key new here is marked at once, for the other processes' next request.
+        renewal = digest in state.known_keys
         state.known_keys.add(digest)
         if state.limiter is not None and state.rate_plan is not None:
             marker = state.rate_plan.known_key_marker(digest)
-            state.limiter.mark(marker, int(state.known_keys.ttl))
+            state.limiter.mark(marker, int(state.known_keys.ttl), later=renewal)
 
 
 def forget_key(state: MonitorState, digest: str | None) -> None:
