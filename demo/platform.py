@@ -7,16 +7,23 @@ its API.  This module stands in for it so the whole stack can run on a laptop:
   ``transactions``; see docs/demo.md) in any SQLAlchemy database, SQLite by
   default, with 20 partners (two of them suspended) and the energy pool
   ``main`` of 100 000 units;
-- a background loop adds a few transactions every tick, mostly completed, some
-  failed, some pending (settled a few seconds later, mostly as completed),
-  from busy and quiet partners; completed transactions draw energy from the
-  pool and the platform refills it, so the pool hovers between 65 % and 85 %
-  of its capacity;
+- a background loop adds a few transactions every tick, mostly completed, a
+  few pending (settled a few seconds later, mostly as completed) and, rarely,
+  failed, from busy and quiet partners; completed transactions draw energy
+  from the pool and the platform trades the pool towards a target that
+  wanders between 65 % and 85 % of its capacity over three hours;
+- in steady state it is a healthy platform, so only the Watchdog alert fires:
+  every partner draws well under the partner rules' energy threshold (the
+  busiest about 3 % of the pool's capacity an hour, all of them together
+  about 15 %), and a partner's transactions fail at most once in
+  ``MIN_SETTLED_BETWEEN_FAILURES`` settled ones (not in its first
+  ``FIRST_FAILURE_AFTER`` after a start), so no 5-minute window of even the
+  quietest partner's transactions shows a failure ratio near 10 %;
 - ``GET /healthz`` answers ``{"status": "ok"}`` after a variable delay (tens of
   milliseconds, now and then a few hundred);
 - ``/control/...`` switches scenarios on and off while it runs:
 
-  ``drain-energy``       stop refilling and draw the pool down to a few percent
+  ``drain-energy``       stop refilling and draw the pool down to its reserve, 2-5 %
   ``slow-api``           the health endpoint takes 1.2 to 2 s to answer
   ``fail-transactions``  half of the new transactions fail
   ``fail-partner``       most of the first partner's (Acme Energy's) new transactions fail
@@ -74,9 +81,27 @@ log = logging.getLogger("demo.platform")
 POOL_NAME = "main"
 POOL_CAPACITY = 100_000.0
 SCENARIOS = ("drain-energy", "slow-api", "fail-transactions", "fail-partner")
+"""Scenarios the simulator itself plays; ``recover`` switches them all off."""
 SETTLE_AFTER = timedelta(seconds=5)
 """Pending transactions older than this are settled on the next tick."""
-"""Scenarios the simulator itself plays; ``recover`` switches them all off."""
+AMOUNT_UNITS = (0.2, 2.0)
+"""Energy units a transaction draws (uniform): at two to six transactions a
+second, all partners together draw about 15 % of the pool's capacity an hour."""
+FAILURE_CHANCE = 0.01
+"""Chance that a new transaction fails, and (times ten) that a pending one settles as
+failed, on a healthy platform, where ``MIN_SETTLED_BETWEEN_FAILURES`` allows it."""
+MIN_SETTLED_BETWEEN_FAILURES = 50
+"""A partner's settled transactions between two of its failures on a healthy platform.
+A 5-minute window with two failures of a partner holds over 50 of its transactions
+(under 4 % failed); one with a single failure crosses 10 % only when it holds fewer
+than ten, and the quietest partner settles about 25 in five minutes."""
+FIRST_FAILURE_AFTER = 200
+"""Settled transactions of a partner before its first failure after a start: rate
+windows that begin with the stack (a few transactions long) never hold a failure."""
+POOL_WAVE_SECONDS = 3 * 3600
+"""The period of the slow wave the pool's level follows on a healthy platform."""
+RESERVE_RATIO = (0.02, 0.05)
+"""Under ``drain-energy`` the pool is held at this reserve of its capacity."""
 
 PARTNER_NAMES = [
     "Acme Energy",
@@ -202,7 +227,8 @@ class Simulator:
         self._lock = threading.Lock()
         self._partner_ids: list[int] = []
         self._partner_weights: list[float] = []
-        self._started = time.time()
+        #: Per partner: settled transactions to go before a healthy failure is allowed.
+        self._failure_gap: dict[int, int] = {}
 
     # ---------------------------------------------------------------- setup
 
@@ -237,7 +263,7 @@ class Simulator:
                     insert(energy_pools).values(
                         name=POOL_NAME,
                         capacity_units=self.capacity,
-                        available_units=self.capacity * 0.8,
+                        available_units=round(self._pool_target(), 2),
                         updated_at=now,
                     )
                 )
@@ -245,6 +271,7 @@ class Simulator:
                 select(partners.c.id).where(partners.c.status == "active").order_by(partners.c.id)
             ).all()
         self._partner_ids = [row.id for row in rows]
+        self._failure_gap = {pid: FIRST_FAILURE_AFTER for pid in self._partner_ids}
         # A few busy partners and a long tail of quiet ones.
         self._partner_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(self._partner_ids))]
 
@@ -280,9 +307,26 @@ class Simulator:
         return min(0.15, 0.015 + self.rng.lognormvariate(math.log(0.03), 0.5))
 
     def _pool_target(self) -> float:
-        """Where the refilled pool hovers: 65 % to 85 %, in a slow wave."""
-        phase = (time.time() - self._started) / 300.0
+        """Where the platform keeps the pool: 65 % to 85 %, in a wave of ``POOL_WAVE_SECONDS``.
+
+        The wave follows the clock, so a restart continues it where it was.  At its
+        steepest it moves 20 % of the capacity in an hour, so even a short stretch of
+        it never predicts an empty pool within the hour (EnergyPoolExhaustionPredicted).
+        """
+        phase = 2 * math.pi * time.time() / POOL_WAVE_SECONDS
         return self.capacity * (0.75 + 0.10 * math.sin(phase))
+
+    def _healthy_outcome(self, partner_id: int, fails: bool) -> str:
+        """``failed`` when the roll ``fails`` and the partner's failure gap allows it.
+
+        Counts the settled transaction towards the gap either way.
+        """
+        gap = self._failure_gap.get(partner_id, FIRST_FAILURE_AFTER) - 1
+        if fails and gap <= 0:
+            self._failure_gap[partner_id] = MIN_SETTLED_BETWEEN_FAILURES
+            return "failed"
+        self._failure_gap[partner_id] = gap
+        return "completed"
 
     def tick(self, now: datetime | None = None) -> dict[str, int]:
         """One step: new and settled transactions, energy drawn and refilled.
@@ -309,18 +353,19 @@ class Simulator:
             rows = []
             for _ in range(self.rng.randint(2, 6)):
                 partner_id = self.rng.choices(self._partner_ids, self._partner_weights)[0]
-                amount = round(self.rng.uniform(10, 250), 2)
+                amount = round(self.rng.uniform(*AMOUNT_UNITS), 2)
                 roll = self.rng.random()
                 if partner_id == failing_partner and roll < 0.6:
                     status = "failed"
-                elif roll < (0.5 if failing else 0.02):
+                elif failing and roll < 0.5:
                     status = "failed"
                 elif roll > 0.95:
                     status = "pending"
                 elif amount > available:
                     status = "failed"  # not enough energy left in the pool
                 else:
-                    status = "completed"
+                    status = self._healthy_outcome(partner_id, roll < FAILURE_CHANCE)
+                if status == "completed":
                     available -= amount
                 counts[status] += 1
                 rows.append(
@@ -335,17 +380,21 @@ class Simulator:
 
             # Settle the pending transactions of a few seconds ago.
             pending = conn.execute(
-                select(transactions.c.id, transactions.c.amount_units).where(
+                select(
+                    transactions.c.id, transactions.c.partner_id, transactions.c.amount_units
+                ).where(
                     transactions.c.status == "pending",
                     transactions.c.created_at < now - SETTLE_AFTER,
                 )
             ).all()
             for row in pending:
                 amount = float(row.amount_units)
-                if self.rng.random() < (0.5 if failing else 0.1) or amount > available:
+                roll = self.rng.random()
+                if (failing and roll < 0.5) or amount > available:
                     status = "failed"
                 else:
-                    status = "completed"
+                    status = self._healthy_outcome(row.partner_id, roll < 10 * FAILURE_CHANCE)
+                if status == "completed":
                     available -= amount
                 counts[status] += 1
                 conn.execute(
@@ -353,16 +402,23 @@ class Simulator:
                 )
 
             if draining:
-                # Another consumer pulls hard and nothing refills: down to 2-5 %.
-                floor = self.capacity * self.rng.uniform(0.02, 0.05)
-                available = (
-                    max(floor, available - self.capacity * 0.15) if available > floor else available
-                )
+                # Another consumer takes everything above the platform's reserve, and
+                # nothing refills it: the pool drops to 2-5 % and stays there, so
+                # partners' transactions still find energy (docs/demo.md).
+                reserve = self.capacity * self.rng.uniform(*RESERVE_RATIO)
+                if available > reserve:
+                    available = max(reserve, available - self.capacity * 0.15)
+                else:
+                    available = reserve
             else:
+                # The platform trades the pool towards its target: it buys energy
+                # when under it, and sells the surplus when over it.
                 target = self._pool_target()
                 gain = 0.35 if recovering else 0.15
                 if available < target:
                     available += (target - available) * gain
+                else:
+                    available -= (available - target) * 0.05
                 if recovering and abs(available - target) < self.capacity * 0.02:
                     with self._lock:
                         self.state.recovering_since = None

@@ -17,15 +17,23 @@ directory (``./run`` by default):
    ``alertmanager/render.py``: email to the SMTP sink, Slack and webhooks to
    the HTTP sink, secret files written under ``<run>/alertmanager/secrets``;
 7. Prometheus with ``prometheus/prometheus.yml`` rendered by
-   ``prometheus/render.py`` (local targets) and the rules in ``rules/``;
+   ``prometheus/render.py`` (local targets) and the rules in ``rules/``, once
+   the ticket service's workers answer, so that its first scrapes find every
+   target up;
 8. Grafana, when a ``grafana-server`` (or ``grafana``) binary is installed, with
-   ``grafana/provisioning`` and the dashboards.
+   ``grafana/provisioning`` and the dashboards (Debian has no Grafana package:
+   the banner points to docker-compose.yml, which runs it, and docs/dashboards.md).
+
+The run directory keeps its data from one run to the next (the databases,
+with the demo accounts and their keys, printed again; Prometheus' and
+Alertmanager's data; the notifications record); ``--fresh`` empties it first.
 
 Each uses its usual port when that is free (ticket API 8000, exporter 9701,
 Prometheus 9090, Alertmanager 9093, Grafana 3000, demo platform 8081, Redis
 6379, SMTP sink 1025, HTTP sink 8025) and a free one otherwise
 (``--free-ports``: always a free one).  Once every Prometheus target is up, the
-URLs are printed and written with the keys and process ids to
+URLs are printed (the banner says whether the data was kept) and written with
+the keys and process ids to
 ``<run>/stack.json`` (``python -m demo scenario ...`` reads it).  Ctrl-C (or
 SIGTERM) stops everything, in reverse order.
 
@@ -94,6 +102,9 @@ REPLICAS = {
     "prometheus_b": "prometheus",
     "alertmanager_b": "alertmanager",
 }
+
+
+DEMO_ENDPOINT_DESCRIPTION = "demo partner endpoint (printed by the sinks)"
 
 
 class Shutdown(Exception):
@@ -171,6 +182,8 @@ class Stack:
     grafana: bool = True
     seed: int | None = None
     ha: bool = False
+    #: Empty the run directory first instead of keeping the last run's data.
+    fresh: bool = False
     root: Path = ROOT
     ports: dict[str, int] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
@@ -178,6 +191,10 @@ class Stack:
     #: Signs the support console's sessions (never written to stack.json).
     console_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     notes: list[str] = field(default_factory=list)
+    #: Whether this run continues the data of the last one (prepare_run_dir decides).
+    kept: bool = False
+    #: Whether the demo keys printed are the last run's (they still work).
+    keys_kept: bool = False
     sup: Supervisor | None = None
     _reported: set[str] = field(default_factory=set)
 
@@ -231,20 +248,44 @@ class Stack:
         tmp.chmod(0o600)  # it holds the demo's API keys
         tmp.replace(path)
 
+    @property
+    def previous_state(self) -> Path:
+        """The last run's ``stack.json``, moved aside while this run writes its own."""
+        return self.run_dir / "stack.previous.json"
+
     def prepare_run_dir(self) -> None:
-        """A fresh run directory; refuses one that belongs to a running stack or to someone else."""
+        """The run directory: the last run's data kept (``fresh``: emptied).
+
+        Refuses a directory that belongs to a running stack or to someone else.
+        Kept: the databases (platform, tickets, keys), Prometheus' and
+        Alertmanager's data and the notifications record; the configs are
+        rendered again and the ticket service's multiprocess metrics start empty.
+        """
         state_file = self.run_dir / "stack.json"
+        self.kept = False
         if state_file.exists():
             try:
-                pid = json.loads(state_file.read_text()).get("stack_pid")
-            except ValueError:
-                pid = None
+                last = json.loads(state_file.read_text())
+                pid, last_keys = last.get("stack_pid"), last.get("keys")
+            except (ValueError, AttributeError):
+                pid, last_keys = None, None
             if pid and pid != os.getpid() and _alive(pid):
                 raise StartError(
                     f"a stack is already running from {self.run_dir} (pid {pid}); "
                     f"stop it first, or use --run-dir"
                 )
-            shutil.rmtree(self.run_dir)
+            if self.fresh:
+                shutil.rmtree(self.run_dir)
+            else:
+                self.kept = True
+                # A run that stopped before its accounts were set up printed no keys:
+                # the keys to print again are still those of the run before.
+                if last_keys or not self.previous_state.exists():
+                    state_file.replace(self.previous_state)
+                else:
+                    state_file.unlink()
+                for stale in (self.run_dir / "ticketing").glob("metrics*"):
+                    shutil.rmtree(stale)
         elif self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise StartError(f"{self.run_dir} is not empty and is not a stack's run directory")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -291,7 +332,7 @@ class Stack:
         if not binary:
             raise StartError("redis-server is not installed; ./dev deps installs it")
         data = self.run_dir / "redis"
-        data.mkdir()
+        data.mkdir(exist_ok=True)
         self.sup.start(
             "redis",
             [
@@ -364,17 +405,29 @@ class Stack:
         )
 
     def register_partner_endpoint(self) -> None:
-        """The demo partner's webhook endpoint: the sinks print what it receives."""
-        import requests
+        """The demo partner's webhook endpoint: the sinks print what it receives.
 
+        On kept data the endpoint is already registered: it is kept when its
+        address is this run's, and replaced when the sinks moved to another port.
+        """
+        api = f"{self.urls['ticketing']}/api/v1/webhooks"
+        headers = {"X-API-Key": self.keys["partner"]}
+        url = f"{self.urls['sinks']}/partner/acme-energy"
+        listed = requests.get(api, timeout=10, headers=headers)
+        if listed.status_code != 200:
+            raise StartError(f"listing the demo partner's webhooks failed: {listed.text}")
+        body = listed.json()
+        endpoints = body if isinstance(body, list) else body.get("items", [])
+        if any(e.get("url") == url for e in endpoints):
+            return
+        for old in endpoints:
+            if old.get("description") == DEMO_ENDPOINT_DESCRIPTION:
+                requests.delete(f"{api}/{old['id']}", timeout=10, headers=headers)
         response = requests.post(
-            f"{self.urls['ticketing']}/api/v1/webhooks",
+            api,
             timeout=10,
-            headers={"X-API-Key": self.keys["partner"]},
-            json={
-                "url": f"{self.urls['sinks']}/partner/acme-energy",
-                "description": "demo partner endpoint (printed by the sinks)",
-            },
+            headers=headers,
+            json={"url": url, "description": DEMO_ENDPOINT_DESCRIPTION},
         )
         if response.status_code != 201:
             raise StartError(f"registering the demo partner's webhook failed: {response.text}")
@@ -387,13 +440,15 @@ class Stack:
                 self.port(replica)
         env = self.ticketing_env()
         env["TICKETING_CONFIG"] = str(self.partner_webhooks_config())
+        setup = [PY, "-m", "demo.accounts"]
+        if self.previous_state.exists():
+            setup += ["--previous", str(self.previous_state)]
         accounts = json.loads(
-            self.sup.run("ticketing-setup", [PY, "-m", "demo.accounts"], env=env)
-            .strip()
-            .splitlines()[-1]
+            self.sup.run("ticketing-setup", setup, env=env).strip().splitlines()[-1]
         )
         self.keys["partner"] = accounts["partner_key"]
         self.keys["staff"] = accounts["staff_key"]
+        self.keys_kept = bool(accounts.get("kept"))
         self.start_gunicorn("ticketing", port, env)
         if self.ha:
             port_b = self.port("ticketing_b")
@@ -475,10 +530,15 @@ class Stack:
             for r in shipped.get("receivers") or []
             if r.get("webhook_configs")
         }
-        # Partner-scoped alerts go to the ticket service, which signs them for the partner.
+        # Partner-scoped alerts go to the ticket service, which signs them for the partner;
+        # platform alerts with a component open draft incidents on its status page.
         webhooks["partner-webhooks"] = (
             f"{self.urls['ticketing']}/internal/alertmanager/partner-alerts"
         )
+        if "status-incidents" in webhooks:
+            webhooks["status-incidents"] = (
+                f"{self.urls['ticketing']}/internal/alertmanager/incidents"
+            )
         secrets_dir = self.run_dir / "alertmanager" / "secrets"
         text = am_render.render(
             self.root / "alertmanager" / "alertmanager.yml",
@@ -616,13 +676,7 @@ class Stack:
     def start_grafana(self) -> None:
         command = find_grafana() if self.grafana else None
         if command is None:
-            if self.grafana:
-                self.notes.append(
-                    "Grafana is not installed here (Debian has no package for it): "
-                    "docker compose runs it with the dashboards of grafana/dashboards "
-                    "(docs/dashboards.md)"
-                )
-            return
+            return  # the banner says where Grafana runs instead
         port = self.port("grafana")
         home = next((p for p in ("/usr/share/grafana", "/opt/grafana") if Path(p).is_dir()), None)
         data = self.run_dir / "grafana"
@@ -674,8 +728,10 @@ class Stack:
             ("exporter", self.start_exporter),
             ("Alertmanager" + (" cluster (2)" if self.ha else ""), self.start_alertmanager),
             *([("VictoriaMetrics", self.start_victoria_metrics)] if self.ha else []),
-            ("Prometheus" + (" HA pair" if self.ha else ""), self.start_prometheus),
+            # Prometheus last, once every target answers: its first scrapes find them up
+            # (no TargetDown pending at start).
             ("ticket service (gunicorn workers)", self.wait_for_ticketing),
+            ("Prometheus" + (" HA pair" if self.ha else ""), self.start_prometheus),
             ("Grafana", self.start_grafana),
         ]
         for label, step in steps:
@@ -717,16 +773,29 @@ class Stack:
         ]
         self.notes.append("targets not up yet: " + (", ".join(down) or "none found"))
 
-    def banner(self) -> None:
+    def banner_lines(self) -> list[str]:
+        """What the banner says: where each part answers, what to open first, what to try."""
         u = self.urls
+        keys_note = "the same keys as last time" if self.keys_kept else "new keys"
+        if self.kept:
+            data = (
+                f"  data              kept from the last run in {self.run_dir} "
+                "(tickets, keys, platform history, metrics); ./dev run --fresh starts empty"
+            )
+        else:
+            data = (
+                f"  data              new and empty in {self.run_dir} "
+                "(the next ./dev run keeps it; --fresh empties it)"
+            )
         lines = [
             "",
             "partnerwatch is running"
             + (" (fast intervals)" if self.fast else "")
             + (" as an HA pair of everything" if self.ha else ""),
+            data,
             f"  ticket API        {u['ticketing']}/api/v1   "
             f"(OpenAPI docs: {u['ticketing']}/api/docs)",
-            f"    partner key     {self.keys.get('partner')}",
+            f"    partner key     {self.keys.get('partner')}   ({keys_note})",
             f"    staff key       {self.keys.get('staff')}",
             f"  support console   {u['console']}   (sign in with the staff key)",
             f"  exporter          {u['exporter']}",
@@ -746,6 +815,15 @@ class Stack:
             lines.append(
                 f"  Grafana           {u['grafana']}   (admin / {self.keys['grafana_admin']})"
             )
+        else:
+            lines += [
+                "  Grafana           not run here"
+                + (" (--no-grafana)" if not self.grafana else " (Debian has no Grafana package)")
+                + ": docker-compose.yml runs it on port 3000 with the five dashboards",
+                "                    (cp .env.example .env, set the passwords, "
+                "docker-compose --profile demo up -d --build; docs/deployment.md);"
+                " what each panel shows: docs/dashboards.md",
+            ]
         lines += [
             f"  demo platform     {u['platform']}/healthz   (state: {u['platform']}/control/state)",
             f"  Redis             {u['redis']}",
@@ -754,7 +832,11 @@ class Stack:
             f"  logs              {self.run_dir / 'logs'}",
             *[f"  note: {note}" for note in self.notes],
             "",
-            "Make something happen (in another terminal):",
+            "Open first: the support console (the staff key signs in) and Prometheus' alerts page.",
+            "Until a scenario runs only the Watchdog heartbeat fires: a HEARTBEAT line "
+            + ("about every 70 seconds" if self.fast else "every 2 minutes")
+            + " below.",
+            "Make something happen (in another terminal; docs/demo.md says what each fires):",
             "  .venv/bin/python -m demo scenario drain-energy     "
             "# energy pool under 20 %: EnergyPoolCritical after 1 minute",
             "  .venv/bin/python -m demo scenario "
@@ -768,7 +850,10 @@ class Stack:
             "Ctrl-C stops everything.",
             "",
         ]
-        self.say("\n".join(lines))
+        return lines
+
+    def banner(self) -> None:
+        self.say("\n".join(self.banner_lines()))
 
     def watch(self) -> None:
         """Until a signal arrives: report any component that stops on its own."""
@@ -818,7 +903,13 @@ def main(argv: list[str] | None = None) -> int:
         "--run-dir",
         type=Path,
         default=ROOT / "run",
-        help="where configs, data, logs and stack.json go (default ./run; emptied at start)",
+        help="where configs, data, logs and stack.json go (default ./run; "
+        "the last run's data there is kept unless --fresh)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start with an empty run directory instead of the last run's data",
     )
     parser.add_argument(
         "--free-ports", action="store_true", help="use free ports instead of the usual ones"
@@ -851,6 +942,7 @@ def main(argv: list[str] | None = None) -> int:
         grafana=args.grafana,
         seed=args.seed,
         ha=args.ha,
+        fresh=args.fresh,
     )
 
     def on_signal(signum, _frame):

@@ -1,11 +1,14 @@
-"""Write the provisioned dashboards, grafana/dashboards/*.json, from grafana/boards/.
+"""Write the provisioned dashboards, grafana/dashboards/*.json, from grafana/boards/,
+and docs/dashboards.md's "Panel by panel" section beside them.
 
     python -m grafana.dashboards            # (or ./dev dashboards) rewrite the JSON files
+                                            # and the docs section
     python -m grafana.dashboards --check    # exit 1 and name the files that are out of date
 
 The JSON files are committed (Grafana's file provisioning reads them as they
 are); tests/dashboards/test_generated.py fails when they differ from what
-this writes, so edit the boards and run this rather than editing the JSON.
+this writes, so edit the boards and run this rather than editing the JSON
+(or the generated section of docs/dashboards.md: grafana/docs.py writes it).
 Thresholds come from the alert rules in rules/*.rules.yml (``--rules DIR``
 reads another folder).
 """
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from grafana.boards import BOARDS
+from grafana.docs import PAGE, panel_section, update_page
 from grafana.thresholds import RULES, alerting_rules
 
 OUTPUT = Path(__file__).resolve().parent / "dashboards"
@@ -43,6 +47,11 @@ def stale(output: Path, rendered: dict[str, str]) -> list[str]:
     return sorted(changed + sorted(present - set(rendered)))
 
 
+def page_text(page: Path, rendered: dict[str, str]) -> str:
+    """``page`` (docs/dashboards.md) as it should be, its generated section from ``rendered``."""
+    return update_page(page.read_text(), panel_section(rendered))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m grafana.dashboards",
@@ -56,16 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rules", type=Path, default=RULES, help="folder of *.rules.yml")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="folder of the JSON files")
+    parser.add_argument(
+        "--docs", type=Path, default=PAGE, help="the docs page with the panel-by-panel section"
+    )
     args = parser.parse_args(argv)
     rendered = render(args.rules)
     outdated = stale(args.output, rendered)
+    page = page_text(args.docs, rendered)
+    page_stale = args.docs.read_text() != page
     if args.check:
-        for name in outdated:
-            print(
-                f"{args.output / name}: out of date; run python -m grafana.dashboards",
-                file=sys.stderr,
-            )
-        return 1 if outdated else 0
+        for path in [*(args.output / name for name in outdated), *([args.docs] * page_stale)]:
+            print(f"{path}: out of date; run python -m grafana.dashboards", file=sys.stderr)
+        return 1 if outdated or page_stale else 0
+    if page_stale:
+        args.docs.write_text(page)
+        print(f"wrote {args.docs}")
     args.output.mkdir(parents=True, exist_ok=True)
     for name in outdated:
         path = args.output / name

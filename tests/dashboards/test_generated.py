@@ -6,7 +6,8 @@ itself) on the real rule files and on altered copies in a temporary folder:
 a changed alert threshold moves the panel's threshold with it and makes the
 committed JSON out of date, and a rule whose expression no longer has the
 ``<expression> <op> <number>`` shape stops the generator instead of drawing a
-wrong line.
+wrong line. docs/dashboards.md's "Panel by panel" section is written by the
+same run (grafana/docs.py) and kept in sync the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from grafana.dashboards import render, stale
+from grafana.dashboards import page_text, render, stale
+from grafana.docs import BEGIN, END, PAGE, panel_section, update_page
 from grafana.thresholds import RuleShapeError, alerting_rules
 from tests.harness.dashboards import DASHBOARDS, ROOT, dashboards, panels, threshold_mismatch
 
@@ -54,12 +56,23 @@ def test_generator_check_command(tmp_path):
     """``--check`` names an edited file and fails; a plain run rewrites it."""
     output = tmp_path / "dashboards"
     shutil.copytree(DASHBOARDS, output)
+    docs = tmp_path / "dashboards.md"
+    shutil.copy(PAGE, docs)
     edited = output / "support.json"
     edited.write_text(edited.read_text().replace('"Open tickets"', '"Open tickets (edited)"'))
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "grafana.dashboards", "--output", str(output), *args],
+            [
+                sys.executable,
+                "-m",
+                "grafana.dashboards",
+                "--output",
+                str(output),
+                "--docs",
+                str(docs),
+                *args,
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -75,6 +88,52 @@ def test_generator_check_command(tmp_path):
     assert written.stdout.strip() == f"wrote {edited}"
     assert run("--check").returncode == 0
     assert edited.read_text() == (DASHBOARDS / "support.json").read_text()
+
+    # The docs page's generated section is checked and rewritten the same way; the
+    # hand-written rest of the page is left alone.
+    docs.write_text(docs.read_text().replace("| Open tickets |", "| Open tickets (edited) |"))
+    checked = run("--check")
+    assert checked.returncode == 1
+    assert checked.stderr.strip() == f"{docs}: out of date; run python -m grafana.dashboards"
+    assert run().stdout.strip() == f"wrote {docs}"
+    assert docs.read_text() == PAGE.read_text()
+
+
+def test_docs_page_describes_every_panel_as_generated():
+    """docs/dashboards.md lists each dashboard's panels, as the generator writes them."""
+    rendered = render()
+    assert PAGE.read_text() == page_text(PAGE, rendered), (
+        "docs/dashboards.md's panel-by-panel section is out of date: run ./dev dashboards"
+    )
+    text = PAGE.read_text()
+    section = text[text.index(BEGIN) : text.index(END)]
+    for name, body in rendered.items():
+        dashboard = json.loads(body)
+        assert f"`grafana/dashboards/{name}`, uid `{dashboard['uid']}`" in section
+        for found in panels(dashboard):
+            assert f"| {found['title']} |" in section, found["title"]
+            for target in found.get("targets", []):
+                expr = " ".join(target["expr"].split()).replace("|", "\\|")
+                assert expr in section, expr
+    # Units and thresholds in words, as the panels show them.
+    assert (
+        "| Energy pool available | gauge |" in section
+        and "| percent | red below 20 %, orange from 20 %, green from 30 % |" in section
+    )
+    assert "| seconds | orange from 1 s |" in section
+    # Only the section is generated: the hand-written page around it stays.
+    assert text.index("## Changing a dashboard") < text.index(BEGIN)
+
+
+def test_a_changed_rule_threshold_changes_the_docs_page(tmp_path):
+    rendered = render(rules_copy(tmp_path, "energy.rules.yml", "ratio < 0.20", "ratio < 0.15"))
+    section = panel_section(rendered)
+    assert "red below 15 %, orange from 15 %, green from 30 %" in section
+    assert page_text(PAGE, rendered) != PAGE.read_text()
+    # Replacing the section twice gives the same page; a page without one gets it appended.
+    once = update_page(PAGE.read_text(), section)
+    assert update_page(once, section) == once
+    assert update_page("# Dashboards\n", section) == "# Dashboards\n\n" + section
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""The README's run command, from a clean clone: every component up, a scenario notifies,
-Ctrl-C stops all.
+"""The README's run command, from a clean clone: every component up, calm until a
+scenario runs, a scenario notifies, Ctrl-C stops all.
 
 The repository is cloned into a temporary directory (only committed files),
 given a virtualenv that reuses this one's packages (``./dev`` would otherwise
@@ -7,11 +7,14 @@ install them from PyPI), and started with ``./dev run --free-ports --fast``.
 Set ``PARTNERWATCH_STACK_SOURCE=worktree`` to run the work tree itself instead
 of a clone (uncommitted files included).
 
-Every scenario is triggered with ``python -m demo scenario NAME``: each makes
+For its first minutes, with no scenario, the demo platform is a healthy one:
+only Watchdog fires (in Prometheus, pending alerts included, and at the sinks).
+Then every scenario is triggered with ``python -m demo scenario NAME``: each makes
 its shipped rule match in Prometheus, the ticket API attack reaches the
 security team at once, and EnergyPoolCritical (``for: 1m``) reaches on-call by
 email, Slack and webhook at the notification sinks, which print it and record
-it in ``<run>/notifications.jsonl``.
+it in ``<run>/notifications.jsonl``. After Ctrl-C, ``./dev run`` again on the same
+run directory keeps the data and prints the same keys.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -72,8 +76,11 @@ class RunningStack:
         self.run_dir = run_dir
         self.output_path = run_dir.parent / "stack-output.log"
         self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.ready_at = 0.0
 
     def start(self) -> None:
+        self.started_at = time.time()
         with open(self.output_path, "wb") as out:
             # Through the harness's launcher: SIGTERM reaches the runner if this run dies,
             # and the runner stops the stack.
@@ -111,6 +118,8 @@ class RunningStack:
                     f"./dev run exited with {self.proc.returncode}:\n{self.output()[-5000:]}"
                 )
             state = self.state()
+            if state.get("ready") and not self.ready_at:
+                self.ready_at = time.time()
             return state if state.get("ready") else None
 
         try:
@@ -189,6 +198,41 @@ def test_run_command_brings_every_component_up(stack):
         data={"api_key": state["keys"]["staff"], "csrf_token": token},
     )
     assert signed_in.status_code == 200 and "Ticket queue" in signed_in.text, signed_in.text[:300]
+
+
+#: How long the calm test watches the stack with no scenario (from its start).
+CALM_SECONDS = 180
+#: Prometheus' first evaluations see a single sample of each counter: TransactionsStalled
+#: reads "no second sample yet" as "nothing completed" (its ``or vector(0)``,
+#: rules/transactions.rules.yml) and is pending for those seconds, on any Prometheus.
+STARTUP_SECONDS = 30
+
+
+def alerts_seen(prometheus: str, seconds: float) -> list[tuple[str, str, str]]:
+    """Every alert Prometheus has had in the last ``seconds``, pending ones included."""
+    seen = prom_query(prometheus, f"max_over_time(ALERTS[{max(1, int(seconds))}s])")
+    return sorted(
+        {
+            (r["metric"]["alertname"], r["metric"]["alertstate"], r["metric"].get("partner", ""))
+            for r in seen
+        }
+    )
+
+
+def test_without_a_scenario_only_watchdog_fires(stack):
+    """A new user's first minutes: nothing but the heartbeat, in Prometheus and at the sinks."""
+    state = stack.wait_ready(timeout=180)
+    prometheus = state["urls"]["prometheus"]
+    time.sleep(max(0.0, stack.started_at + CALM_SECONDS - time.time()))
+    watchdog = ("Watchdog", "firing", "")
+    steady = alerts_seen(prometheus, time.time() - stack.ready_at - STARTUP_SECONDS)
+    assert steady == [watchdog], steady
+    since_start = alerts_seen(prometheus, time.time() - stack.started_at + 60)
+    assert set(since_start) <= {watchdog, ("TransactionsStalled", "pending", "")}, since_start
+    notifications = stack.notifications()
+    assert notifications, "the heartbeat reaches the sinks"
+    others = [n for n in notifications if n.get("alertnames") != ["Watchdog"]]
+    assert not others, others[:5]
 
 
 def scenario(source: Path, run_dir: Path, name: str) -> str:
@@ -300,3 +344,34 @@ def test_ctrl_c_stops_everything(stack):
         assert not pid_alive(pid), f"{name} still running"
         assert not _group_alive(pid), f"a process of {name}'s group is still running"
     assert "stopped." in stack.output()
+
+
+def test_a_restart_keeps_the_data_and_prints_the_same_keys(stack, source):
+    """``./dev run`` again on the stopped stack's directory: its tickets, keys and the demo
+    partner's webhook are still there, and the banner says the data was kept."""
+    before = stack.state()
+    assert before["keys"]["partner"] and not before.get("ready")
+    again = RunningStack(source, stack.run_dir)
+    again.output_path = stack.run_dir.parent / "stack-output-restart.log"
+    again.start()
+    try:
+        state = again.wait_ready(timeout=180)
+        out = again.output()
+        assert "kept from the last run" in out, out[-3000:]
+        assert state["keys"]["partner"] == before["keys"]["partner"]
+        assert state["keys"]["staff"] == before["keys"]["staff"]
+        assert "the same keys as last time" in out
+        headers = {"X-API-Key": state["keys"]["partner"]}
+        ticketing = state["urls"]["ticketing"]
+        tickets = requests.get(f"{ticketing}/api/v1/tickets", headers=headers, timeout=10)
+        assert tickets.status_code == 200, tickets.text
+        body = tickets.json()
+        items = body["items"] if isinstance(body, dict) else body
+        assert items, "the tickets of the first run (the attack's) are still there"
+        hooks = requests.get(f"{ticketing}/api/v1/webhooks", headers=headers, timeout=10).json()
+        hooks = hooks["items"] if isinstance(hooks, dict) else hooks
+        assert [h["url"] for h in hooks] == [f"{state['urls']['sinks']}/partner/acme-energy"]
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(60) == 0, again.output()[-3000:]
+    finally:
+        again.kill_leftovers()
