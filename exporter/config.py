@@ -37,6 +37,7 @@ from sharedconfig import format_duration, format_location, located_problems
 #: Metric names (and prefixes) that the built-in collectors and the process own.
 RESERVED_PREFIXES = (
     "exporter_collector_",
+    "exporter_query_",
     "platform_api_probe_",
     "platform_db_",
     "platform_redis_",
@@ -207,6 +208,38 @@ def _cross_checks(config: Config) -> list[Problem]:
                 problems.append(
                     (loc + ("sql",), f"parameter :{param} is neither :now nor defined under params")
                 )
+        if query.incremental is not None:
+            if not re.search(r"\bnew_rows\b", query.sql, re.I):
+                problems.append(
+                    (loc + ("sql",), "an incremental query reads its rows from new_rows")
+                )
+            for param in _bind_params(query.incremental.final or ""):
+                if param not in BUILTIN_PARAMS and param not in query.params:
+                    problems.append(
+                        (
+                            loc + ("incremental", "final"),
+                            f"parameter :{param} is neither :now nor defined under params",
+                        )
+                    )
+            for index, metric in enumerate(query.metrics):
+                if metric.type != "counter":
+                    problems.append(
+                        (
+                            loc + ("metrics", index, "type"),
+                            "an incremental query publishes counters: must be counter",
+                        )
+                    )
+        if query.series_budget is not None:
+            for label in query.series_budget.group_by:
+                for index, metric in enumerate(query.metrics):
+                    if label not in metric.labels:
+                        problems.append(
+                            (
+                                loc + ("series_budget", "group_by"),
+                                f"label {label!r} is not a label of {metric.name} "
+                                f"(metrics.{index})",
+                            )
+                        )
         for param in query.params:
             if param in BUILTIN_PARAMS:
                 problems.append((loc + ("params", param), f":{param} is built in"))

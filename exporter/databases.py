@@ -91,13 +91,18 @@ class Database:
         return compile_sql(sql, "qmark" if self.dialect == "sqlite" else "pyformat")
 
     @contextmanager
-    def connect(self, timeout: float) -> Iterator[Session]:
-        """A connection whose statements the database stops after ``timeout`` seconds."""
+    def connect(self, timeout: float, snapshot: bool = False) -> Iterator[Session]:
+        """A connection whose statements the database stops after ``timeout`` seconds.
+
+        With ``snapshot``, every statement of the session sees the same state of
+        the database (PostgreSQL: a repeatable-read transaction; SQLite: one read
+        transaction), as a run that reads a table more than once needs.
+        """
         if self.dialect == "sqlite":
-            with self._sqlite_session(timeout) as session:
+            with self._sqlite_session(timeout, snapshot) as session:
                 yield session
         else:
-            with self._postgres_session(timeout) as session:
+            with self._postgres_session(timeout, snapshot) as session:
                 yield session
 
     def describe(self, exc: BaseException) -> str:
@@ -117,11 +122,12 @@ class Database:
     # ------------------------------------------------------------ PostgreSQL
 
     @contextmanager
-    def _postgres_session(self, timeout: float) -> Iterator[Session]:
+    def _postgres_session(self, timeout: float, snapshot: bool = False) -> Iterator[Session]:
         limit = max(1, int(timeout * 1000))
+        isolation = " ISOLATION LEVEL REPEATABLE READ READ ONLY" if snapshot else ""
 
         def begin(conn: Any) -> None:  # one round trip, which also tells a dead connection
-            conn.execute(f"BEGIN; SET LOCAL statement_timeout = {limit}")
+            conn.execute(f"BEGIN{isolation}; SET LOCAL statement_timeout = {limit}")
 
         assert self._pool is not None  # every PostgreSQL database has one
         with self._pool.connection(begin) as conn:
@@ -136,7 +142,7 @@ class Database:
     # ---------------------------------------------------------------- SQLite
 
     @contextmanager
-    def _sqlite_session(self, timeout: float) -> Iterator[Session]:
+    def _sqlite_session(self, timeout: float, snapshot: bool = False) -> Iterator[Session]:
         import sqlite3
 
         database, kwargs = self._sqlite
@@ -147,6 +153,8 @@ class Database:
             deadline = time.monotonic() + timeout
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
             conn.execute(f"PRAGMA busy_timeout = {max(1, int(timeout * 1000))}")
+            if snapshot:  # one read transaction: every statement sees the same database
+                conn.execute("BEGIN")
             try:
                 yield Session(conn, _sqlite_value)
             except sqlite3.OperationalError as exc:

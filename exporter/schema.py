@@ -35,6 +35,7 @@ DEFAULT_LISTEN = "127.0.0.1:9701"
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
 LabelName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
+TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$")]
 
 
 class Model(BaseModel):
@@ -156,6 +157,40 @@ class MetricSpec(Model):
     labels: tuple[LabelName, ...] = ()
 
 
+class IncrementalConfig(Model):
+    """``incremental:`` of a query: counters advanced by the rows added since the last run.
+
+    The query reads ``new_rows``, the rows of ``table`` whose ``key`` is past
+    the watermark (and, with ``final``, only rows in their final state; rows
+    read before they were final are read again until they are, then counted
+    once). Its result is summed into counters kept by the exporter.
+    """
+
+    #: The table the rows come from (``schema.table`` allowed).
+    table: TableName
+    #: An indexed integer column that grows with every new row (an id).
+    key: Name
+    #: SQL condition true for rows in their final state (e.g. ``status <> 'pending'``).
+    final: str | None = Field(None, min_length=1)
+    #: Keys read per statement while catching up with the table's history.
+    batch: int = Field(500_000, ge=1)
+    #: Rows read before they were final and watched until they are; past this,
+    #: the oldest are given up on (and never counted).
+    max_pending: int = Field(10_000, ge=0)
+
+
+class SeriesBudget(Model):
+    """``series_budget:`` of a query: at most ``max_series`` series published.
+
+    Past the budget, the groups (label values of ``group_by``; each series on
+    its own when empty) least recently active are held back, and
+    ``exporter_query_series_dropped`` says how many series that is.
+    """
+
+    max_series: int = Field(ge=1)
+    group_by: tuple[LabelName, ...] = ()
+
+
 class QueryConfig(Schedule):
     """One entry of ``queries:``: SQL run on a schedule, its rows turned into metrics."""
 
@@ -165,6 +200,10 @@ class QueryConfig(Schedule):
     #: ``since: 15m`` for ``WHERE created_at >= :since``. ``:now`` is always bound.
     params: dict[Name, Duration] = {}
     metrics: tuple[MetricSpec, ...] = Field(min_length=1)
+    #: Counters advanced from a watermark instead of the whole result each run.
+    incremental: IncrementalConfig | None = None
+    #: A bound on the series the query publishes.
+    series_budget: SeriesBudget | None = None
 
 
 class Config(Model):

@@ -69,6 +69,7 @@ class Exporter:
                 "interval_seconds": collector.interval,
                 "timeout_seconds": collector.timeout,
                 "staleness_seconds": collector.staleness,
+                **collector.status(),
             }
         return {"collectors": collectors}
 

@@ -66,9 +66,11 @@ def build_collectors(config: Config, databases: dict[str, Database]) -> list[Col
         collectors.append(RedisHealth(cache, **_schedule(cache, config)))
     for name, query in config.queries.items():
         if query.enabled:
+            from exporter.collectors.incremental import IncrementalQuery
             from exporter.collectors.sql_metrics import SqlQuery
 
+            cls = IncrementalQuery if query.incremental is not None else SqlQuery
             collectors.append(
-                SqlQuery(name, query, databases[query.database], **_schedule(query, config))
+                cls(name, query, databases[query.database], **_schedule(query, config))
             )
     return collectors

@@ -19,6 +19,7 @@ something true to say about the failure (``platform_db_up 0``) raises
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
@@ -48,6 +49,10 @@ class Collector:
     def timeout_families(self) -> list[Metric]:
         """Families to serve when a run overran its deadline (probes: ``up 0``)."""
         return []
+
+    def status(self) -> dict[str, Any]:
+        """What /status shows about the collector beyond its last run (a watermark, ...)."""
+        return {}
 
     def close(self) -> None:
         """Release what the collector holds (clients, sessions)."""

@@ -28,11 +28,19 @@ ticketing (gunicorn) ──── outbox ─────────────
   points at the HTTP sink), the SMTP smarthost and the on-call webhook at the
   sinks, group_wait 1 s and group_interval 2 s wherever they are set.
 
-The test drives the energy pool from 80 % to 10 % and the API from instant to
-1.3 s, then back, and asserts: the critical energy alert reaches on-call by
-email, Slack and webhook, once; the warning of the same pool is inhibited and
-reaches nobody; the slow API reaches the on-call Slack channel, once; each
-group is resolved once after recovery. A critical ticket filed meanwhile goes
+The platform holds 250 partners, skewed like a real one
+(tests/harness/partner_platform.py), and the exporter watches every one of
+them. The test drives the energy pool from 80 % to 10 % and the API from
+instant to 1.3 s, then back, and makes a small partner (3 transactions so
+far) fail 5 in a row, and asserts: that partner's
+PartnerTransactionFailureRatioHigh (``for: 2s`` in the copy) reaches the
+partner-webhooks receiver (the ticket service's partner webhooks; the HTTP
+sink's /partner-webhooks here, with the receiver's bearer token), grouped by
+that partner and naming no other, and its team (support) by email; the
+critical energy alert reaches on-call by email, Slack and webhook, once; the
+warning of the same pool is inhibited and reaches nobody; the slow API
+reaches the on-call Slack channel, once; each group is resolved once after
+recovery. A critical ticket filed meanwhile goes
 through the ticketing outbox to the same Alertmanager and reaches on-call and
 support. It prints the time from each threshold crossing to each delivery
 next to the sum of the configured intervals.
@@ -42,6 +50,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -71,6 +80,10 @@ from tests.harness.partner_platform import PlatformAPI, PlatformDatabase
 from tests.harness.seed import seed
 
 SLOW_API = 1.3  # seconds: over the 1 s threshold, under the probe's 2 s timeout
+PARTNERS = 250
+SMALL_PARTNER = 200  # 3 completed transactions before the test (partner_platform.py)
+PARTNER_ALERT = "PartnerTransactionFailureRatioHigh"
+PARTNER_TOKEN = "e2e-partner-webhooks-token"
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +92,30 @@ pytestmark = pytest.mark.slow
 
 
 # ------------------------------------------------------------------ what reached the sinks
+
+
+def partner_webhooks_at(config: Path, sink) -> Path:
+    """The ticket service's receivers post to the sink, each at a path of its own:
+    partner-webhooks (the partner's webhooks) at /partner-webhooks, status-incidents
+    at /status-incidents, with the token the ticket service would check."""
+    (config.parent / "secrets" / "partner_webhooks_token").write_text(PARTNER_TOKEN + "\n")
+    doc = yaml.safe_load(config.read_text())
+    for receiver in doc["receivers"]:
+        if receiver["name"] in ("partner-webhooks", "status-incidents"):
+            for hook in receiver["webhook_configs"]:
+                hook["url"] = f"{sink.url}/{receiver['name']}"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return config
+
+
+def partner_alert_quick(rules: Path) -> Path:
+    """The small partner's alert gets the same short ``for:`` as the alerts under test."""
+    path = rules / "partners.rules.yml"
+    doc = yaml.safe_load(path.read_text())
+    [rule] = [r for g in doc["groups"] for r in g["rules"] if r.get("alert") == PARTNER_ALERT]
+    rule["for"] = f"{FOR}s"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return rules
 
 
 # ------------------------------------------------------------------ the test
@@ -101,7 +138,9 @@ def test_energy_pool_and_slow_api_reach_on_call_once_and_resolve(
     capsys,
 ):
     started = time.monotonic()
-    platform = PlatformDatabase(tmp_path / "platform.db", capacity=1000, available=800)
+    platform = PlatformDatabase(
+        tmp_path / "platform.db", capacity=1000, available=800, partners=PARTNERS
+    )
     api = PlatformAPI().start()
     try:
         _run(
@@ -135,7 +174,9 @@ def _run(
     started,
 ):
     # --- Alertmanager, with the project's routes, receivers and inhibitions.
-    am = alertmanager_factory(alertmanager_config(tmp_path / "am", smtp_sink, http_sink))
+    am = alertmanager_factory(
+        partner_webhooks_at(alertmanager_config(tmp_path / "am", smtp_sink, http_sink), http_sink)
+    )
 
     # --- ticketing under gunicorn, on a migrated SQLite database.
     ticketing_db = f"sqlite:///{tmp_path / 'ticketing.db'}"
@@ -204,15 +245,20 @@ def _run(
                 "ticketing": [f"127.0.0.1:{ticketing_port}"],
             },
             alertmanagers=[am.address],
-            rules_dir=copy_rules(tmp_path / "rules"),
+            rules_dir=partner_alert_quick(copy_rules(tmp_path / "rules")),
             scrape_interval=f"{SCRAPE_INTERVAL}s",
             evaluation_interval=f"{EVALUATION_INTERVAL}s",
         ),
         port=prom_port,
     )
 
-    # Healthy to begin with, as Prometheus sees it.
+    # Healthy to begin with, as Prometheus sees it, every partner watched.
     prom.wait_for_value('platform:energy_pool_available:ratio{pool="main"}', 0.8)
+    prom.wait_for_value('count(platform_partner_transactions_total{status="completed"})', PARTNERS)
+    prom.wait_for_value(
+        f'platform_partner_transactions_total{{partner="{SMALL_PARTNER}",status="failed"}}', 0
+    )
+    time.sleep(2)  # a few samples of the small partner's counters before it fails
     prom.wait_for_value('platform_api_probe_success{target="platform_api"}', 1)
     prom.wait_for('up{job="ticketing"} == 1')
     ready_at = time.monotonic()
@@ -221,6 +267,7 @@ def _run(
     crossed_pool = platform.set_available(100)  # 10 %: under 20 %
     api.delay = SLOW_API
     crossed_api = time.time()
+    crossed_partner = platform.add_transactions(SMALL_PARTNER, "failed", 5)
     ticket = requests.post(
         f"http://127.0.0.1:{ticketing_port}/api/v1/tickets",
         headers={"X-API-Key": keys.partner},
@@ -244,7 +291,22 @@ def _run(
             (SUPPORT_SLACK, "firing", "SupportTicketCreated"),
             (ONCALL_EMAIL, "firing", "SupportTicketCreated"),
             ("webhook", "firing", "SupportTicketCreated"),
+            (SUPPORT_EMAIL, "firing", PARTNER_ALERT),
         },
+    )
+    # The small partner's alert reached the partner webhooks, in its own group.
+    [partner_post] = http_sink.wait_for(
+        1,
+        timeout=60,
+        path="/partner-webhooks",
+        predicate=lambda r: r.json.get("groupLabels", {}).get("partner") == str(SMALL_PARTNER),
+    )
+    assert partner_post.headers.get("Authorization") == f"Bearer {PARTNER_TOKEN}"
+    assert partner_post.json["status"] == "firing"
+    assert {a["labels"]["alertname"] for a in partner_post.json["alerts"]} == {PARTNER_ALERT}
+    assert {a["labels"]["partner"] for a in partner_post.json["alerts"]} == {str(SMALL_PARTNER)}
+    assert partner_post.json["alerts"][0]["annotations"]["summary"] == (
+        "100% of your transactions fail"
     )
 
     # The warning of the same pool fires in Prometheus but Alertmanager mutes it.
@@ -321,6 +383,16 @@ def _run(
             (ALERTS_SLACK,),
             api_budget + SLOW_API,
             "probe + answer + scrape + eval + for + group_wait",
+        ),
+        (
+            "Partner alert (small one)",
+            crossed_partner,
+            firing,
+            "firing",
+            PARTNER_ALERT,
+            (SUPPORT_EMAIL,),
+            EXPORTER_INTERVAL + SCRAPE_INTERVAL + EVALUATION_INTERVAL + FOR + GROUP_WAIT,
+            "exporter + scrape + eval + for + group_wait",
         ),
         (
             "SupportTicketCreated",

@@ -374,3 +374,62 @@ def test_missing_environment_variable_hides_follow_up_errors():
           platform: {url: "${PLATFORM_DB_URL}"}
         """)
     assert lines == ["databases.platform.url: environment variable PLATFORM_DB_URL is not set"]
+
+
+def test_incremental_queries_and_series_budgets_are_checked():
+    lines = problems("""
+        databases:
+          platform: {url: "sqlite:///p.db"}
+        queries:
+          a:
+            database: platform
+            incremental: {table: transactions, key: id, batch: 0}
+            series_budget: {max_series: 0}
+            sql: SELECT COUNT(*) AS n FROM new_rows
+            metrics:
+              - {name: a_total, type: counter, help: X., value: n}
+          b:
+            database: platform
+            incremental: {table: "transactions; DROP TABLE x", key: id}
+            sql: SELECT COUNT(*) AS n FROM new_rows
+            metrics:
+              - {name: b_total, type: counter, help: X., value: n}
+        """)
+    assert sorted(lines) == [
+        "queries.a.incremental.batch: must be >= 1 (got 0)",
+        "queries.a.series_budget.max_series: must be >= 1 (got 0)",
+        "queries.b.incremental.table: invalid name 'transactions; DROP TABLE x': "
+        "must match ^[A-Za-z_]\\w*(\\.[A-Za-z_]\\w*)?$",
+    ]
+    lines = problems("""
+        databases:
+          platform: {url: "sqlite:///p.db"}
+        queries:
+          a:
+            database: platform
+            incremental: {table: transactions, key: id}
+            sql: SELECT COUNT(*) AS n FROM transactions
+            metrics:
+              - {name: a, help: X., value: n}
+          c:
+            database: platform
+            incremental: {table: transactions, key: id, final: "status <> :done"}
+            series_budget: {max_series: 10, group_by: [partner]}
+            sql: SELECT status, COUNT(*) AS n FROM new_rows GROUP BY status
+            metrics:
+              - {name: c_total, type: counter, help: X., value: n, labels: [status]}
+              - {name: exporter_query_x_total, type: counter, help: X., value: n}
+        """)
+    assert sorted(lines) == sorted(
+        [
+            "queries.a.metrics[0].type: an incremental query publishes counters: must be counter",
+            "queries.a.sql: an incremental query reads its rows from new_rows",
+            "queries.c.incremental.final: parameter :done is neither :now nor defined under params",
+            "queries.c.series_budget.group_by: label 'partner' is not a label of c_total "
+            "(metrics.0)",
+            "queries.c.series_budget.group_by: label 'partner' is not a label of "
+            "exporter_query_x_total (metrics.1)",
+            "queries.c.metrics[1].name: exporter_query_x_total is reserved for the "
+            "built-in collectors",
+        ]
+    )

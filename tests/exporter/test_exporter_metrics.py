@@ -117,7 +117,7 @@ def test_shipped_config_end_to_end(
         "support_outbox_pending": 3,
         # Due since 2024-05-01T09:00:00Z; the older rows are delivered or claimed.
         "partner_webhook_oldest_due_timestamp_seconds": 1714554000,
-        # Per partner (the 50 busiest; the seed has three): settled transactions,
+        # Per partner (every partner; the seed has three): settled transactions,
         # energy drawn by the completed ones, open tickets.
         'platform_partner_transactions_total{partner="1",status="completed"}': 2,
         'platform_partner_transactions_total{partner="1",status="failed"}': 0,
@@ -125,6 +125,8 @@ def test_shipped_config_end_to_end(
         'platform_partner_transactions_total{partner="2",status="completed"}': 0,
         'platform_partner_transactions_total{partner="3",status="completed"}': 1,
         "count(platform_partner_transactions_total)": 6,
+        'exporter_query_series{collector="query:partner_transactions"}': 9,
+        'exporter_query_series_dropped{collector="query:partner_transactions"}': 0,
         'platform_partner_energy_drawn_units_total{partner="1"}': 10,
         'platform_partner_energy_drawn_units_total{partner="2"}': 0,
         'platform_partner_energy_drawn_units_total{partner="3"}': 5,

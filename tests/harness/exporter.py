@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SHIPPED_CONFIG = ROOT / "exporter" / "partnerwatch.yml"
 #: Collectors of the shipped config: probes, database and Redis health, SQL queries.
-SHIPPED_COLLECTORS = 14
+SHIPPED_COLLECTORS = 13
 
 
 def shipped_config() -> dict:

@@ -2,7 +2,11 @@
 
 :class:`PlatformDatabase` is a SQLite file with the platform's schema (the
 fixed interface in the project's design: ``partners``, ``energy_pools``,
-``transactions``) whose energy pool the test sets directly.
+``transactions``) whose energy pool the test sets directly. Partners 1 and 2
+have 10 completed transactions each; with ``partners=250`` the platform holds
+that many, skewed as a real one (partner 3 is the largest, partner ``n`` has
+about ``600 / (n - 2)``, at least one), so a test's partner is watched among
+hundreds, as in production.
 :class:`PlatformAPI` is a health endpoint whose latency the test sets.
 
     db = PlatformDatabase(tmp_path / "platform.db", capacity=1000, available=800)
@@ -40,24 +44,39 @@ def _now() -> str:
 
 class PlatformDatabase:
     def __init__(
-        self, path: Path, pool: str = "main", capacity: float = 1000, available: float = 800
+        self,
+        path: Path,
+        pool: str = "main",
+        capacity: float = 1000,
+        available: float = 800,
+        partners: int = 2,
     ):
         self.path = Path(path)
         self.pool = pool
+        self.partners = partners
+        names = {1: "Acme Energy", 2: "Globex"}
         with self._connect() as conn:
             conn.executescript(SCHEMA)
             conn.executemany(
                 "INSERT INTO partners VALUES (?, ?, ?, ?)",
-                [(1, "Acme Energy", "active", _now()), (2, "Globex", "active", _now())],
+                [
+                    (n, names.get(n, f"Partner {n}"), "active", _now())
+                    for n in range(1, max(2, partners) + 1)
+                ],
             )
             conn.execute(
                 "INSERT INTO energy_pools VALUES (?, ?, ?, ?)", (pool, capacity, available, _now())
             )
-            recent = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
+            recent = (datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)).isoformat(
+                sep=" "
+            )
+            rows = [(1 + i % 2, "completed", 5, recent) for i in range(20)]
+            for n in range(3, partners + 1):
+                rows += [(n, "completed", 1, recent)] * max(1, 600 // (n - 2))
             conn.executemany(
                 "INSERT INTO transactions (partner_id, status, amount_units, created_at) "
                 "VALUES (?, ?, ?, ?)",
-                [(1 + i % 2, "completed", 5, recent.isoformat(sep=" ")) for i in range(20)],
+                rows,
             )
 
     @property
