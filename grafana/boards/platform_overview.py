@@ -219,7 +219,7 @@ def build(rules: dict) -> Board:
         h=6,
     )
 
-    # Per partner (the exporter keeps the 50 busiest partners: docs/metrics.md).
+    # Per partner (every partner, within the exporter's series budget: docs/metrics.md).
     board.add(
         timeseries(
             "Transaction failure ratio by partner (top 10)",
