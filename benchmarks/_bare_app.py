@@ -21,12 +21,14 @@ The same gunicorn settings as the ticket service (the config file's
   exactly the statements the service makes for one, through SQLAlchemy Core
   on the service's own tables (same indexes, same foreign keys), with the
   decision's values: ``INSERT`` the ticket ``RETURNING id``, ``INSERT`` its
+  search document (``ticketing.desk.search.PG_INDEX_TICKET``), ``INSERT`` its
   audit rows (three, or four or five when the rules raise the priority or the
   model's confidence asks for triage) in one statement, ``INSERT`` its outbox
   row ``ON CONFLICT DO NOTHING RETURNING id``, ``COMMIT``; it answers the
   ticket's fields (201).
 - ``POST /bare/tickets/<id>/messages`` is the floor of posting a message:
-  ``SELECT`` the ticket, ``INSERT`` the message ``RETURNING id``, ``UPDATE``
+  ``SELECT`` the ticket, ``INSERT`` the message ``RETURNING id``, ``INSERT``
+  its search document, ``UPDATE``
   the ticket's ``updated_at``, ``COMMIT``; it answers the message (201).
 
 The floors skip what is not the work: no authentication (the partner is
@@ -47,6 +49,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from ticketing.config import load_sections
 from ticketing.desk import sla
 from ticketing.desk.classifier import init_app as init_classifier
+from ticketing.desk.search import PG_INDEX_MESSAGE, PG_INDEX_TICKET
 from ticketing.desk.settings import check_core
 from ticketing.desk.tickets import classifier
 from ticketing.models import Message, Ticket, TicketAudit
@@ -160,6 +163,15 @@ def create_ticket():
     with engine().begin() as conn:
         ticket_id = conn.execute(INSERT_TICKET, ticket).scalar_one()
         conn.execute(
+            PG_INDEX_TICKET,
+            {
+                "ticket_id": ticket_id,
+                "partner_id": ticket["partner_id"],
+                "title": title,
+                "body": description,
+            },
+        )
+        conn.execute(
             INSERT_AUDIT,
             [
                 {
@@ -231,6 +243,15 @@ def post_message(ticket_id):
             "created_at": now,
         }
         message_id = conn.execute(INSERT_MESSAGE, message).scalar_one()
+        conn.execute(
+            PG_INDEX_MESSAGE,
+            {
+                "ticket_id": ticket_id,
+                "message_id": message_id,
+                "internal": False,
+                "body": body["body"],
+            },
+        )
         conn.execute(TOUCH_TICKET.where(tickets.c.id == ticket_id), {"updated_at": now})
     return {
         "id": message_id,

@@ -14,6 +14,10 @@ before any query runs.
                     limit=25, newest_first=True)
     {"items": page.items, "next_cursor": page.next_cursor}
 
+A ticket's messages, attachments and audit entries page the same way, oldest
+first (:func:`paginate_ticket_rows`); their cursors are bound to the list and
+the ticket, so one list's cursor is refused by another.
+
 Lists that page by hand use :func:`encode_cursor` and :func:`decode_cursor`
 (in a request or app context: the key comes from ``current_app``).
 
@@ -203,3 +207,15 @@ def _paginate_by_key(
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].id, False, filters, key=sort_value(rows[-1]))
     return Page(rows, next_cursor)
+
+
+def paginate_ticket_rows(
+    model: Any, ticket_id: int, *, internal: bool, cursor: str | None, limit: int
+) -> Page:
+    """One page of a ticket's messages, attachments or audit entries (``model``), oldest
+    first; ``internal=False`` leaves out internal notes and files (what partners see)."""
+    query = db.select(model).where(model.ticket_id == ticket_id)
+    if not internal:
+        query = query.where(model.__table__.c.internal.is_(False))
+    scope = {"list": model.__tablename__, "ticket_id": ticket_id, "internal": internal}
+    return paginate(query, model.id, filters=scope, cursor=cursor, limit=limit, newest_first=False)

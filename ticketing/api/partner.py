@@ -9,7 +9,6 @@ never part of any answer here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, request
@@ -17,21 +16,26 @@ from sqlalchemy.exc import IntegrityError
 
 from ticketing.api.base import Blueprint, accepts_upload, authenticate_requests
 from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
-from ticketing.api.pagination import paginate
+from ticketing.api.pagination import paginate, paginate_ticket_rows
 from ticketing.api.schemas import (
     IdempotencyHeaderSchema,
+    PageQuerySchema,
+    PartnerAttachmentPageSchema,
     PartnerAttachmentSchema,
     PartnerMessageCreateSchema,
+    PartnerMessagePageSchema,
     PartnerMessageSchema,
+    PartnerSearchPageSchema,
     PartnerTicketPageSchema,
     PartnerTicketQuerySchema,
     PartnerTicketSchema,
     PartnerUploadSchema,
+    SearchQuerySchema,
     TicketCreateSchema,
 )
 from ticketing.auth import require_partner
 from ticketing.db import db
-from ticketing.desk import idempotency, tickets
+from ticketing.desk import idempotency, search, tickets
 from ticketing.desk.metrics import discard_after_commit
 from ticketing.desk.workflow import PARTNER_TRANSITIONS
 from ticketing.errors import ApiError, not_found
@@ -136,6 +140,21 @@ def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
+@bp.route("/tickets/search", methods=["GET"])
+@bp.arguments(SearchQuerySchema, location="query")
+@bp.response(200, PartnerSearchPageSchema)
+def search_tickets(query: dict[str, Any]) -> search.SearchPage:
+    """Find your tickets by words in their title, description or messages
+
+    Best match first; each item has the ticket and its `highlights`: where it
+    matched, as plain text with the `ranges` of the matched words. Follow
+    `next_cursor` for more.
+    """
+    return search.search_page(
+        _actor(), query["q"], cursor=query.get("cursor"), limit=page_limit(query)
+    )
+
+
 @bp.route("/tickets/<id:ticket_id>", methods=["GET"])
 @bp.response(200, PartnerTicketSchema)
 def get_ticket(ticket_id: int) -> Ticket:
@@ -171,11 +190,18 @@ def reopen_ticket(ticket_id: int) -> Ticket:
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["GET"])
-@bp.response(200, PartnerMessageSchema(many=True))
-def list_messages(ticket_id: int) -> Sequence[Message]:
-    """List the messages on your ticket, oldest first (never staff's internal notes)"""
+@bp.arguments(PageQuerySchema, location="query")
+@bp.response(200, PartnerMessagePageSchema)
+def list_messages(query: dict[str, Any], ticket_id: int) -> dict[str, Any]:
+    """List the messages on your ticket, oldest first (never staff's internal notes)
+
+    Follow `next_cursor` for more.
+    """
     ticket = tickets.partner_ticket(_actor(), ticket_id)
-    return tickets.ticket_rows(Message, ticket, internal=False)
+    page = paginate_ticket_rows(
+        Message, ticket.id, internal=False, cursor=query.get("cursor"), limit=page_limit(query)
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["POST"])
@@ -195,11 +221,18 @@ def post_message(data: dict[str, Any], ticket_id: int) -> Message:
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["GET"])
-@bp.response(200, PartnerAttachmentSchema(many=True))
-def list_attachments(ticket_id: int) -> Sequence[Attachment]:
-    """List the files attached to your ticket"""
+@bp.arguments(PageQuerySchema, location="query")
+@bp.response(200, PartnerAttachmentPageSchema)
+def list_attachments(query: dict[str, Any], ticket_id: int) -> dict[str, Any]:
+    """List the files attached to your ticket, oldest first
+
+    Follow `next_cursor` for more.
+    """
     ticket = tickets.partner_ticket(_actor(), ticket_id)
-    return tickets.ticket_rows(Attachment, ticket, internal=False)
+    page = paginate_ticket_rows(
+        Attachment, ticket.id, internal=False, cursor=query.get("cursor"), limit=page_limit(query)
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["POST"])

@@ -31,6 +31,7 @@ from ticketing.api.fields import (
     Text,
     UtcDateTime,
 )
+from ticketing.desk import search
 from ticketing.desk.choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
 from ticketing.models import Ticket, utcnow
 
@@ -173,10 +174,9 @@ def _filter(choices: Sequence[str]) -> DelimitedList:
     )
 
 
-class _ListQuery(StrictSchema):
-    status = _filter(STATUSES)
-    priority = _filter(PRIORITIES)
-    category = _filter(CATEGORIES)
+class PageQuerySchema(StrictSchema):
+    """A page of a list: every list answers ``{"items": [...], "next_cursor": ...}``."""
+
     cursor = ma.fields.String(
         validate=validate.Length(min=1, max=512),
         metadata={"description": "`next_cursor` of the previous page"},
@@ -185,6 +185,12 @@ class _ListQuery(StrictSchema):
         validate=validate.Range(min=1, max=1000),
         metadata={"description": "page size (default and maximum from config: 25 and 100)"},
     )
+
+
+class _ListQuery(PageQuerySchema):
+    status = _filter(STATUSES)
+    priority = _filter(PRIORITIES)
+    category = _filter(CATEGORIES)
 
 
 class PartnerTicketQuerySchema(_ListQuery):
@@ -244,6 +250,24 @@ class StaffMessageSchema(PartnerMessageSchema):
     internal = ma.fields.Boolean(required=True)
 
 
+def _next_cursor() -> ma.fields.String:
+    return ma.fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "pass as `cursor` for the next page; null on the last page"},
+    )
+
+
+class PartnerMessagePageSchema(FastDumpSchema):
+    items = ma.fields.List(ma.fields.Nested(PartnerMessageSchema), required=True)
+    next_cursor = _next_cursor()
+
+
+class StaffMessagePageSchema(FastDumpSchema):
+    items = ma.fields.List(ma.fields.Nested(StaffMessageSchema), required=True)
+    next_cursor = _next_cursor()
+
+
 # ------------------------------------------------------------------ attachments
 
 
@@ -274,6 +298,16 @@ class PartnerAttachmentSchema(FastDumpSchema):
 class StaffAttachmentSchema(PartnerAttachmentSchema):
     uploader_id = ma.fields.Integer(required=True)
     internal = ma.fields.Boolean(required=True)
+
+
+class PartnerAttachmentPageSchema(FastDumpSchema):
+    items = ma.fields.List(ma.fields.Nested(PartnerAttachmentSchema), required=True)
+    next_cursor = _next_cursor()
+
+
+class StaffAttachmentPageSchema(FastDumpSchema):
+    items = ma.fields.List(ma.fields.Nested(StaffAttachmentSchema), required=True)
+    next_cursor = _next_cursor()
 
 
 # ------------------------------------------------------------------ staff triage
@@ -320,6 +354,11 @@ class AuditEntrySchema(FastDumpSchema):
     at = UtcDateTime(required=True)
 
 
+class AuditPageSchema(FastDumpSchema):
+    items = ma.fields.List(ma.fields.Nested(AuditEntrySchema), required=True)
+    next_cursor = _next_cursor()
+
+
 class IdempotencyHeaderSchema(ma.Schema):
     idempotency_key = ma.fields.String(
         data_key="Idempotency-Key",
@@ -331,3 +370,91 @@ class IdempotencyHeaderSchema(ma.Schema):
             "ticket instead of creating another"
         },
     )
+
+
+# ------------------------------------------------------------------ search
+
+
+def _search_words(value: str) -> None:
+    try:
+        search.words(value)
+    except ValueError as exc:
+        raise ma.ValidationError(str(exc)) from None
+
+
+class SearchQuerySchema(PageQuerySchema):
+    q = ma.fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=search.MAX_QUERY_LENGTH), _search_words],
+        metadata={
+            "description": f"the words to find (at most {search.MAX_WORDS}); each word is "
+            "found as written, punctuation included (`tx-8f3a-19`, `ops@acme.io`), "
+            "and a ticket matches when it holds every word",
+            "example": "invoice tx-8f3a-19",
+        },
+    )
+
+
+class PartnerHighlightSchema(FastDumpSchema):
+    """Where a ticket matched the search, with the matched words' places."""
+
+    field = _enum(
+        ("title", "partner", "description", "message"),
+        required=True,
+        metadata={
+            "description": "what matched: the title, the partner's name, the "
+            "description or a message"
+        },
+    )
+    message_id = ma.fields.Integer(
+        allow_none=True, required=True, metadata={"description": "the message that matched"}
+    )
+    text = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "plain text: the whole title or name, or a snippet of the "
+            "description or message (`…` where it is cut)"
+        },
+    )
+    ranges = ma.fields.List(
+        ma.fields.List(ma.fields.Integer(), validate=validate.Length(equal=2)),
+        required=True,
+        metadata={
+            "description": "the matched words in `text`: [start, end) offsets in Unicode "
+            "code points, in order, never overlapping"
+        },
+    )
+
+
+class StaffHighlightSchema(PartnerHighlightSchema):
+    internal = ma.fields.Boolean(
+        required=True, metadata={"description": "the message is an internal note"}
+    )
+
+
+class PartnerSearchHitSchema(_AtOneInstant):
+    ticket = ma.fields.Nested(PartnerTicketSchema, required=True)
+    highlights = ma.fields.List(ma.fields.Nested(PartnerHighlightSchema), required=True)
+
+
+class StaffSearchHitSchema(_AtOneInstant):
+    ticket = ma.fields.Nested(StaffTicketSchema, required=True)
+    highlights = ma.fields.List(ma.fields.Nested(StaffHighlightSchema), required=True)
+
+
+class PartnerSearchPageSchema(_AtOneInstant):
+    items = ma.fields.List(
+        ma.fields.Nested(PartnerSearchHitSchema),
+        required=True,
+        metadata={"description": "the matching tickets, best match first"},
+    )
+    next_cursor = _next_cursor()
+
+
+class StaffSearchPageSchema(_AtOneInstant):
+    items = ma.fields.List(
+        ma.fields.Nested(StaffSearchHitSchema),
+        required=True,
+        metadata={"description": "the matching tickets, best match first"},
+    )
+    next_cursor = _next_cursor()

@@ -7,20 +7,25 @@ audit trail. Agents may assign tickets only to themselves; admins to anyone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from flask import Response
 
 from ticketing.api.base import Blueprint, accepts_upload, authenticate_requests
 from ticketing.api.common import filters_of, page_limit, send_attachment, store_attachment
+from ticketing.api.pagination import paginate_ticket_rows
 from ticketing.api.schemas import (
     AssignSchema,
-    AuditEntrySchema,
+    AuditPageSchema,
+    PageQuerySchema,
+    SearchQuerySchema,
+    StaffAttachmentPageSchema,
     StaffAttachmentSchema,
     StaffMessageCreateSchema,
+    StaffMessagePageSchema,
     StaffMessageSchema,
     StaffQueueQuerySchema,
+    StaffSearchPageSchema,
     StaffTicketPageSchema,
     StaffTicketSchema,
     StaffUploadSchema,
@@ -28,7 +33,7 @@ from ticketing.api.schemas import (
     TriageSchema,
 )
 from ticketing.auth import require_staff
-from ticketing.desk import tickets
+from ticketing.desk import search, tickets
 from ticketing.desk.queue import queue_page
 from ticketing.models import Attachment, Message, Ticket, TicketAudit
 
@@ -44,6 +49,17 @@ authenticate_requests(bp, require_staff)
 
 
 _actor = require_staff
+
+
+def _rows_page(
+    model: type[Message | Attachment | TicketAudit], ticket_id: int, query: dict[str, Any]
+) -> dict[str, Any]:
+    """A page of the ticket's messages, attachments or audit entries (internal ones too)."""
+    ticket = tickets.staff_ticket(ticket_id)
+    page = paginate_ticket_rows(
+        model, ticket.id, internal=True, cursor=query.get("cursor"), limit=page_limit(query)
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 # ------------------------------------------------------------------ queue
@@ -67,6 +83,21 @@ def queue(query: dict[str, Any]) -> dict[str, Any]:
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
+@bp.route("/tickets/search", methods=["GET"])
+@bp.arguments(SearchQuerySchema, location="query")
+@bp.response(200, StaffSearchPageSchema)
+def search_tickets(query: dict[str, Any]) -> search.SearchPage:
+    """Find tickets by words in their title, description, partner's name or messages
+
+    Internal notes included. Best match first; each item has the ticket and
+    its `highlights`: where it matched, as plain text with the `ranges` of the
+    matched words. Follow `next_cursor` for more.
+    """
+    return search.search_page(
+        _actor(), query["q"], cursor=query.get("cursor"), limit=page_limit(query)
+    )
+
+
 @bp.route("/tickets/<id:ticket_id>", methods=["GET"])
 @bp.response(200, StaffTicketSchema)
 def get_ticket(ticket_id: int) -> Ticket:
@@ -75,11 +106,14 @@ def get_ticket(ticket_id: int) -> Ticket:
 
 
 @bp.route("/tickets/<id:ticket_id>/audit", methods=["GET"])
-@bp.response(200, AuditEntrySchema(many=True))
-def audit_trail(ticket_id: int) -> Sequence[TicketAudit]:
-    """The ticket's audit trail: every change, who made it, before and after, when"""
-    ticket = tickets.staff_ticket(ticket_id)
-    return tickets.ticket_rows(TicketAudit, ticket)
+@bp.arguments(PageQuerySchema, location="query")
+@bp.response(200, AuditPageSchema)
+def audit_trail(query: dict[str, Any], ticket_id: int) -> dict[str, Any]:
+    """The ticket's audit trail: every change, who made it, before and after, when
+
+    Oldest first; follow `next_cursor` for more.
+    """
+    return _rows_page(TicketAudit, ticket_id, query)
 
 
 # ------------------------------------------------------------------ triage
@@ -138,11 +172,14 @@ def triage(data: dict[str, Any], ticket_id: int) -> Ticket:
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["GET"])
-@bp.response(200, StaffMessageSchema(many=True))
-def list_messages(ticket_id: int) -> Sequence[Message]:
-    """All messages on the ticket, internal notes included, oldest first"""
-    ticket = tickets.staff_ticket(ticket_id)
-    return tickets.ticket_rows(Message, ticket)
+@bp.arguments(PageQuerySchema, location="query")
+@bp.response(200, StaffMessagePageSchema)
+def list_messages(query: dict[str, Any], ticket_id: int) -> dict[str, Any]:
+    """All messages on the ticket, internal notes included, oldest first
+
+    Follow `next_cursor` for more.
+    """
+    return _rows_page(Message, ticket_id, query)
 
 
 @bp.route("/tickets/<id:ticket_id>/messages", methods=["POST"])
@@ -165,11 +202,14 @@ def post_message(data: dict[str, Any], ticket_id: int) -> Message:
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["GET"])
-@bp.response(200, StaffAttachmentSchema(many=True))
-def list_attachments(ticket_id: int) -> Sequence[Attachment]:
-    """All files attached to the ticket, internal ones included"""
-    ticket = tickets.staff_ticket(ticket_id)
-    return tickets.ticket_rows(Attachment, ticket)
+@bp.arguments(PageQuerySchema, location="query")
+@bp.response(200, StaffAttachmentPageSchema)
+def list_attachments(query: dict[str, Any], ticket_id: int) -> dict[str, Any]:
+    """All files attached to the ticket, internal ones included, oldest first
+
+    Follow `next_cursor` for more.
+    """
+    return _rows_page(Attachment, ticket_id, query)
 
 
 @bp.route("/tickets/<id:ticket_id>/attachments", methods=["POST"])

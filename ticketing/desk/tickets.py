@@ -26,7 +26,7 @@ from sqlalchemy import insert
 from ticketing import signals
 from ticketing.auth import Actor
 from ticketing.db import db, execute_core, insert_row, load_row, update_columns
-from ticketing.desk import sla
+from ticketing.desk import search, sla
 from ticketing.desk.classifier import model_of
 from ticketing.desk.metrics import after_commit, desk_metrics, run_after_commit
 from ticketing.desk.settings import CoreSettings
@@ -217,6 +217,7 @@ def create_ticket(
     )
     sla.apply(settings().sla, ticket)
     insert_row(ticket)  # its id, for the audit trail and the signal's receivers
+    search.index_ticket(ticket)  # searchable once committed, in the same transaction
 
     initial = priority or settings().classification.default_priority
     entries = [
@@ -230,10 +231,21 @@ def create_ticket(
             at=now,
         ),
     ]
-    if decision.priority_reason:
+    rule_priority = decision.rule_priority or decision.priority
+    if decision.rule_reason:
+        entries.append(
+            audit_entry(None, "priority", initial, rule_priority, decision.rule_reason, at=now)
+        )
+    if decision.priority_model_reason:  # the priority model's decision, raised or not
         entries.append(
             audit_entry(
-                None, "priority", initial, decision.priority, decision.priority_reason, at=now
+                None,
+                "priority",
+                rule_priority,
+                decision.priority,
+                decision.priority_model_reason,
+                at=now,
+                confidence=decision.priority_confidence,
             )
         )
     if category:
@@ -398,6 +410,7 @@ def post_message(ticket: Ticket, actor: Actor, body: str, internal: bool = False
         created_at=now,
     )
     insert_row(message)
+    search.index_message(message)
     changes: dict[str, datetime] = {}
     if not internal:
         changes["updated_at"] = now
