@@ -10,6 +10,7 @@ without reloading. Screenshots go to the run's tmp directory
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -20,8 +21,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import create_engine, update
 
 from tests.harness.console import POLL, keep_in_docs
+from ticketing import database_url
+from ticketing.models import Ticket
 
 pytestmark = pytest.mark.slow
 WAIT = 30  # seconds; generous: the suite's other worker may be loading the machine
@@ -68,6 +72,31 @@ def text_of(driver, css: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, css).text
 
 
+#: The console's one time format (tests/console/test_triage_and_times.py checks the HTML).
+ONE_FORMAT = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC"
+
+
+def times_shown(driver) -> list[str]:
+    """The text of every ``<time>`` on the page as the browser shows it."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('time')].map(t => t.textContent.trim());"
+    )
+
+
+def mark_for_triage(server, ticket_id: int, confidence: float) -> None:
+    """What the classifier does to a ticket whose category it is unsure of."""
+    engine = create_engine(database_url(server.db_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(Ticket.__table__)
+                .where(Ticket.__table__.c.id == ticket_id)
+                .values(needs_triage=True, category_confidence=confidence)
+            )
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def agent(browser, console_server):
     driver = browser()
@@ -104,6 +133,8 @@ def queue_with_history(console_server):
         made[title] = response.json()["id"]
         # Filed earlier than now: every timestamp and SLA due time moves back.
         server.age_ticket(made[title], timedelta(minutes=age_minutes))
+    # The classifier was unsure of this one's category: the queue marks it.
+    mark_for_triage(server, made["Question about API rate limits"], 0.34)
     return made
 
 
@@ -151,6 +182,12 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
         },
     )
     assert upload.status_code == 201, upload.text
+    again = server.partner_api(
+        "POST",
+        f"/tickets/{ticket_id}/attachments",
+        files={"file": ("pending.csv", b"order_id,state\n8812,pending\n", "text/csv")},
+    )
+    assert again.status_code == 201, again.text
 
     # The colleague's queue is open before anything happens; it must follow without reload.
     colleague.get(server.url + "/console/")
@@ -165,7 +202,11 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     ids = [int(r.get_attribute("data-ticket-id")) for r in rows]
     assert ids[0] == queue_with_history["Invoice for October is missing"]
     assert "row-overdue" in rows[0].get_attribute("class")
-    assert "Overdue" in rows[0].text
+    assert "Overdue by" in rows[0].text
+    triage_row = f'tr[data-ticket-id="{queue_with_history["Question about API rate limits"]}"]'
+    assert "needs triage" in text_of(agent, triage_row)
+    shown = times_shown(agent)
+    assert shown and all(re.fullmatch(ONE_FORMAT, t) for t in shown), shown
     shot = screenshots / "console-queue.png"
     agent.save_screenshot(str(shot))
     keep_in_docs(shot, "console-queue.png", root)
@@ -200,7 +241,10 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     assert "restarted settlement worker" in note.text
     reply = agent.find_element(By.CSS_SELECTOR, ".message.staff")
     assert "settlement queue is stuck" in reply.text
-    link = agent.find_element(By.LINK_TEXT, "pending.csv")
+    files = [f.text for f in agent.find_elements(By.CSS_SELECTOR, ".attachments li")]
+    assert len(files) == 2 and "file 1 of 2 with this name" in files[0], files
+    assert "file 2 of 2 with this name" in files[1] and "SHA-256" in files[1]
+    link = agent.find_elements(By.LINK_TEXT, "pending.csv")[0]
     session = requests.Session()
     for cookie in agent.get_cookies():
         session.cookies.set(cookie["name"], cookie["value"], path=cookie["path"])
@@ -231,7 +275,7 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     assert "status: open → resolved" in audit and "assignee: nobody → Sam Agent" in audit
 
     # The partner sees the reply, never the note.
-    messages = server.partner_api("GET", f"/tickets/{ticket_id}/messages").json()
+    messages = server.partner_api("GET", f"/tickets/{ticket_id}/messages").json()["items"]
     assert [m["body"] for m in messages] == [
         "Any news? Our customers are waiting.",
         "We are on it: the settlement queue is stuck.",
@@ -244,7 +288,43 @@ def test_an_agent_works_a_new_ticket_and_a_colleague_sees_it_live(
     assert "settlement queue is stuck" in conversation
     assert "restarted settlement worker" in conversation
     assert colleague.execute_script("return window.notReloaded === true;")
-    assert "Live" in text_of(colleague, "#live-status")
+    # The live status tells its times as every page does: UTC, labelled.
+    live = text_of(colleague, "#live-status")
+    assert re.fullmatch(f"Live: checked {ONE_FORMAT}, last change {ONE_FORMAT}", live), live
+    shown = times_shown(colleague)
+    assert shown and all(re.fullmatch(ONE_FORMAT, t) for t in shown), shown
+
+
+def test_an_agent_triages_an_unsure_category(
+    agent, console_server, queue_with_history, screenshots, root
+):
+    server = console_server
+    ticket_id = queue_with_history["Question about API rate limits"]
+    agent.get(server.url + "/console/")
+    Select(agent.find_element(By.ID, "f-triage")).select_by_value("needed")
+    click(agent, "form.filters button.primary")
+    wait(agent).until(EC.url_contains("triage=needed"))
+    rows = agent.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")
+    assert [int(r.get_attribute("data-ticket-id")) for r in rows] == [ticket_id]
+    click(agent, f'tr[data-ticket-id="{ticket_id}"] td.title a')
+    wait(agent).until(EC.title_contains("API rate limits"))
+    note = text_of(agent, "#triage-note")
+    assert "Needs triage" in note and "34 % confidence" in note
+    shot = screenshots / "console-triage.png"
+    agent.save_screenshot(str(shot))
+    keep_in_docs(shot, "console-triage.png", root)
+
+    def confirm(d):
+        Select(d.find_element(By.ID, "category")).select_by_value("technical")
+        d.find_element(By.CSS_SELECTOR, "#triage-form button").click()
+        return True
+
+    wait(agent).until(confirm)
+    notice(agent, "Category technical confirmed: the ticket no longer needs triage.")
+    assert not agent.find_elements(By.ID, "triage-note")
+    assert "triage done" in text_of(agent, ".audit")
+    agent.get(server.url + "/console/?triage=needed")
+    assert "No tickets match these filters." in text_of(agent, "main")
 
 
 def test_the_page_says_when_it_is_stale(colleague, console_server):
@@ -290,12 +370,12 @@ def test_a_forged_form_post_is_refused(agent, console_server):
         url, data={"body": "again", "kind": "reply", "csrf_token": "forged"}, allow_redirects=False
     )
     assert wrong_token.status_code == 400
-    assert server.partner_api("GET", f"/tickets/{ticket_id}/messages").json() == []
+    assert server.partner_api("GET", f"/tickets/{ticket_id}/messages").json()["items"] == []
     # The session itself works: the refusal was the missing token, not the cookie.
     assert session.get(f"{server.url}/console/tickets/{ticket_id}").status_code == 200
 
 
-def test_pages_are_accessible_and_self_contained(agent, browser, console_server, screenshots):
+def test_pages_are_accessible_and_self_contained(agent, browser, console_server, screenshots, root):
     server = console_server
     ticket_id = server.partner_api(
         "POST",
@@ -327,8 +407,37 @@ def test_pages_are_accessible_and_self_contained(agent, browser, console_server,
         overflow = narrow.execute_script(
             "return document.documentElement.scrollWidth - window.innerWidth;"
         )
-        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 420px"
+        wide = narrow.execute_script("""
+            return [...document.querySelectorAll('body *')]
+              .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+              .slice(-5)
+              .map(e => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 40));""")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 420px: {wide}"
     narrow.save_screenshot(str(screenshots / "console-ticket-narrow.png"))
+
+    # Narrow, the queue has no column headers: each value shows what it is.
+    narrow.get(server.url + "/console/")
+    assert not narrow.find_element(By.CSS_SELECTOR, "table.queue thead").is_displayed()
+    labels = narrow.execute_script("""
+        const row = document.querySelector('table.queue tbody tr');
+        return [...row.cells].map(c => getComputedStyle(c, '::before').content);""")
+    assert labels == [
+        f'"{name}: "'
+        for name in (
+            "Ticket",
+            "Partner",
+            "Status",
+            "Priority",
+            "Category",
+            "Assignee",
+            "SLA",
+            "Updated",
+        )
+    ], labels
+    narrow.execute_script("document.querySelector('table.queue').scrollIntoView();")
+    shot = screenshots / "console-queue-narrow.png"
+    narrow.save_screenshot(str(shot))
+    keep_in_docs(shot, "console-queue-narrow.png", root)
 
 
 def test_an_admin_sees_security_events(colleague, agent, console_server):

@@ -143,8 +143,9 @@ def test_the_queue_sorts_by_sla_due_across_pages(console_app, client, make):
     assert seen == [ids[t] for t in expected]  # page_size 3: two pages, no repeats
     first = client.get("/console/").text
     overdue, due_soon = ids["medium overdue"], ids["critical new"]
-    assert f'class="row-overdue" data-ticket-id="{overdue}"' in first
-    assert f'class="row-due_soon" data-ticket-id="{due_soon}"' in first
+    # (A row may also be marked "needs-triage": the titles say little about the category.)
+    assert re.search(f'class="row-overdue( needs-triage)?" data-ticket-id="{overdue}"', first)
+    assert re.search(f'class="row-due_soon( needs-triage)?" data-ticket-id="{due_soon}"', first)
 
     # The staff API orders the same way (one implementation: ticketing.desk.queue).
     api = client.get("/api/v1/staff/tickets?order=due&limit=2", headers=admin.headers).json
@@ -220,11 +221,13 @@ def test_internal_notes_stay_internal(console_app, client, make):
         f"{base}/messages", data={"body": "Staff only", "kind": "note", "csrf_token": token}
     )
     partner_view = client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=acme.headers)
-    assert [m["body"] for m in partner_view.json] == ["Public answer"]
+    assert [m["body"] for m in partner_view.json["items"]] == ["Public answer"]
     staff_page = client.get(base).text
     assert 'class="message internal"' in staff_page and "Staff only" in staff_page
     audit = client.get(f"/api/v1/staff/tickets/{ticket['id']}/audit", headers=agent.headers).json
-    assert any(e["field"] == "first_response_at" and e["actor_kind"] == "staff" for e in audit)
+    assert any(
+        e["field"] == "first_response_at" and e["actor_kind"] == "staff" for e in audit["items"]
+    )
 
 
 def test_the_security_page_is_for_admins(console_app, client, make):

@@ -119,9 +119,9 @@ def test_internal_notes_and_files_never_reach_partners(app, client, make):
     assert public_file.status_code == 201 and public_file.json["internal"] is False
 
     messages = client.get(f"/api/v1/tickets/{tid}/messages", headers=acme.headers)
-    assert [m["body"] for m in messages.json] == ["Hello, we are looking into it."]
+    assert [m["body"] for m in messages.json["items"]] == ["Hello, we are looking into it."]
     files = client.get(f"/api/v1/tickets/{tid}/attachments", headers=acme.headers).json
-    assert [f["filename"] for f in files] == ["answer.txt"]
+    assert [f["filename"] for f in files["items"]] == ["answer.txt"]
     denied = client.get(
         f"/api/v1/tickets/{tid}/attachments/{internal_file.json['id']}", headers=acme.headers
     )
@@ -141,9 +141,9 @@ def test_internal_notes_and_files_never_reach_partners(app, client, make):
 
     # Staff see both.
     staff_messages = client.get(f"/api/v1/staff/tickets/{tid}/messages", headers=agent.headers)
-    assert [m["internal"] for m in staff_messages.json] == [True, False]
+    assert [m["internal"] for m in staff_messages.json["items"]] == [True, False]
     staff_files = client.get(f"/api/v1/staff/tickets/{tid}/attachments", headers=agent.headers)
-    assert len(staff_files.json) == 2
+    assert len(staff_files.json["items"]) == 2
 
     # Partners cannot write internal notes.
     assert_error(

@@ -154,6 +154,116 @@ def test_cursor_pagination_walks_every_ticket_once(client, make):
     )
 
 
+def test_every_list_is_a_page_of_items_with_a_cursor(app, client, make):
+    """Tickets, messages, attachments and audit trails all answer ``{items, next_cursor}``,
+    page with the same signed cursors, and say so in the OpenAPI document."""
+    acme, agent = make.partner(), make.staff()
+    tid = make.ticket(acme)["id"]
+    other = make.ticket(acme, title="Another one")["id"]
+    for n in range(3):
+        client.post(
+            f"/api/v1/tickets/{tid}/messages", headers=acme.headers, json={"body": f"Note {n}"}
+        )
+        make.upload(acme, tid, filename=f"log-{n}.txt")
+    client.post(
+        f"/api/v1/staff/tickets/{tid}/messages",
+        headers=agent.headers,
+        json={"body": "staff only", "internal": True},
+    )
+    make.upload(agent, tid, filename="analysis.txt", staff=True, internal="true")
+    lists = [
+        (f"/api/v1/tickets/{tid}/messages", acme, 3),
+        (f"/api/v1/tickets/{tid}/attachments", acme, 3),
+        (f"/api/v1/staff/tickets/{tid}/messages", agent, 4),
+        (f"/api/v1/staff/tickets/{tid}/attachments", agent, 4),
+        # status, priority, category; and needs_triage when the model is unsure
+        (f"/api/v1/staff/tickets/{tid}/audit", agent, None),
+    ]
+    for url, party, total in lists:
+        whole = client.get(url, headers=party.headers)
+        assert whole.status_code == 200, (url, whole.json)
+        assert set(whole.json) == {"items", "next_cursor"}, url
+        assert whole.json["next_cursor"] is None, url
+        assert len(whole.json["items"]) == total or (total is None and whole.json["items"]), url
+        ids = [row["id"] for row in whole.json["items"]]
+        assert ids == sorted(ids), url  # oldest first
+
+        walked, cursor = [], None
+        while True:
+            page = client.get(
+                url,
+                headers=party.headers,
+                query_string={"limit": 2, **({"cursor": cursor} if cursor else {})},
+            )
+            assert page.status_code == 200, (url, page.json)
+            assert len(page.json["items"]) <= 2
+            walked += [row["id"] for row in page.json["items"]]
+            cursor = page.json["next_cursor"]
+            if cursor is None:
+                break
+            # A cursor belongs to its list: another ticket's or another kind's is refused.
+            kind = url.rsplit("/", 1)[1]
+            elsewhere = url.replace(f"/{tid}/", f"/{other}/")
+            assert_error(
+                client.get(elsewhere, headers=party.headers, query_string={"cursor": cursor}),
+                400,
+                "invalid_cursor",
+            )
+            swapped = url.replace(kind, "messages" if kind != "messages" else "attachments")
+            assert_error(
+                client.get(swapped, headers=party.headers, query_string={"cursor": cursor}),
+                400,
+                "invalid_cursor",
+            )
+        assert walked == ids, url
+        assert_error(
+            client.get(url, headers=party.headers, query_string={"limit": 0}),
+            422,
+            "validation_error",
+        )
+        assert_error(
+            client.get(url, headers=party.headers, query_string={"sort": "id"}),
+            422,
+            "validation_error",
+        )
+
+    # The partner's pages never hold staff's internal rows, the last page included.
+    seen = client.get(
+        f"/api/v1/tickets/{tid}/messages", headers=acme.headers, query_string={"limit": 1}
+    )
+    cursor, bodies = seen.json["next_cursor"], [m["body"] for m in seen.json["items"]]
+    while cursor:
+        seen = client.get(
+            f"/api/v1/tickets/{tid}/messages",
+            headers=acme.headers,
+            query_string={"limit": 1, "cursor": cursor},
+        )
+        bodies += [m["body"] for m in seen.json["items"]]
+        cursor = seen.json["next_cursor"]
+    assert bodies == ["Note 0", "Note 1", "Note 2"]
+
+    # The OpenAPI document: every list (a GET without a path's last {id}) is such a page.
+    spec = client.get("/api/openapi.json").json
+    lists_in_spec = 0
+    for path, operations in spec["paths"].items():
+        get = operations.get("get")
+        if get is None or not path.startswith(("/api/v1/tickets", "/api/v1/staff")):
+            continue
+        if path.endswith("}"):
+            continue  # one object (a ticket, a file)
+        body = get["responses"]["200"]["content"]["application/json"]["schema"]
+        if "$ref" in body:
+            body = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+        properties = body["properties"]
+        assert set(properties) == {"items", "next_cursor"}, path
+        assert properties["items"]["type"] == "array", path
+        if "tickets" in path:
+            names = {p["name"] for p in get.get("parameters", []) if p["in"] == "query"}
+            assert {"cursor", "limit"} <= names, path
+        lists_in_spec += 1
+    assert lists_in_spec >= 7  # tickets and messages and attachments (each 2), audit
+
+
 def test_page_size_defaults_and_cap(db_url, tmp_path):
     from tests.harness.app import ticketing_config
     from tests.harness.seed import Maker

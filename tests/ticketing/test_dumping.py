@@ -61,6 +61,11 @@ def test_every_response_schema_is_fast():
         "PartnerAttachmentSchema",
         "StaffAttachmentSchema",
         "AuditEntrySchema",
+        "PartnerMessagePageSchema",
+        "StaffMessagePageSchema",
+        "PartnerAttachmentPageSchema",
+        "StaffAttachmentPageSchema",
+        "AuditPageSchema",
     } <= names
 
 
@@ -115,6 +120,19 @@ def test_tickets_in_every_state_dump_as_marshmallow_does(app, client, make):
             assert found
             for cls in classes:
                 assert cls(many=True).dump(found) == marshmallow_dump(cls(), found, many=True)
+        pages = {
+            (schemas.PartnerMessagePageSchema, schemas.StaffMessagePageSchema): Message,
+            (schemas.PartnerAttachmentPageSchema, schemas.StaffAttachmentPageSchema): Attachment,
+            (schemas.AuditPageSchema,): TicketAudit,
+        }
+        for classes, model in pages.items():
+            found = db.session.execute(db.select(model)).scalars().all()
+            for cls in classes:
+                for page in (
+                    {"items": found, "next_cursor": "abc"},
+                    {"items": [], "next_cursor": None},
+                ):
+                    assert cls().dump(page) == marshmallow_dump(cls(), page)
 
 
 class _Thing:

@@ -99,7 +99,7 @@ def test_partner_and_staff_flow(app, client, make):
     assert r.status_code == 200 and r.json["resolved_at"] is not None
 
     # The partner sees the public reply only, and the resolution.
-    messages = client.get(f"/api/v1/tickets/{tid}/messages", headers=acme.headers).json
+    messages = client.get(f"/api/v1/tickets/{tid}/messages", headers=acme.headers).json["items"]
     assert [m["body"] for m in messages] == [
         "Invoice number is 2024-05-17.",
         "We are refunding the second charge.",
@@ -122,7 +122,7 @@ def test_partner_and_staff_flow(app, client, make):
     )
 
     # Every change is in the audit trail, with who made it.
-    trail = client.get(f"/api/v1/staff/tickets/{tid}/audit", headers=agent.headers).json
+    trail = client.get(f"/api/v1/staff/tickets/{tid}/audit", headers=agent.headers).json["items"]
     changes = [(e["actor_kind"], e["field"], e["before"], e["after"]) for e in trail]
     assert ("system", "priority", "medium", "high") in changes
     assert ("system", "category", None, "billing") in changes

@@ -19,8 +19,9 @@ def test_register_shows_the_secret_once_and_lists_without_it(make_app):
     assert created["events"] == ["alert.firing", "alert.resolved"] and created["enabled"]
 
     listed = client.get("/api/v1/webhooks", headers={"X-API-Key": keys.a}).json
-    assert [e["id"] for e in listed] == [created["id"]]
-    assert "secret" not in listed[0]
+    assert listed["next_cursor"] is None
+    assert [e["id"] for e in listed["items"]] == [created["id"]]
+    assert "secret" not in listed["items"][0]
     one = client.get(f"/api/v1/webhooks/{created['id']}", headers={"X-API-Key": keys.a}).json
     assert "secret" not in one and one["url"] == PUBLIC
 
@@ -31,6 +32,12 @@ def test_register_shows_the_secret_once_and_lists_without_it(make_app):
         "ticket.status_changed",
         "ticket.staff_replied",
         "endpoint.disabled",
+        "incident.created",
+        "incident.updated",
+        "incident.resolved",
+        "maintenance.scheduled",
+        "maintenance.started",
+        "maintenance.completed",
     }
 
 
@@ -54,7 +61,10 @@ def test_update_disable_enable_delete(make_app):
 
     assert client.delete(path, headers=headers).status_code == 204
     assert client.get(path, headers=headers).status_code == 404
-    assert client.get("/api/v1/webhooks", headers=headers).json == []
+    assert client.get("/api/v1/webhooks", headers=headers).json == {
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -145,7 +155,7 @@ def test_another_partners_endpoint_is_not_found(make_app):
         response = getattr(client, method)(path + extra, headers={"X-API-Key": keys.b}, **kwargs)
         assert response.status_code == 404, (method, extra, response.json)
         assert response.json["error"]["code"] == "not_found"
-    assert client.get("/api/v1/webhooks", headers={"X-API-Key": keys.b}).json == []
+    assert client.get("/api/v1/webhooks", headers={"X-API-Key": keys.b}).json["items"] == []
     assert client.get(path, headers={"X-API-Key": keys.a}).json["enabled"] is True
     # Staff keys are not partner keys.
     assert client.get("/api/v1/webhooks", headers={"X-API-Key": keys.staff}).status_code == 403
@@ -170,3 +180,28 @@ def test_invalid_input_is_a_422_and_the_endpoint_limit_a_409(make_app):
     register(app, keys.a, PUBLIC + "/2")
     response = client.post("/api/v1/webhooks", json={"url": PUBLIC + "/3"}, headers=headers)
     assert response.status_code == 409 and response.json["error"]["code"] == "too_many_endpoints"
+
+
+def test_the_endpoint_list_is_a_page_like_every_list(make_app):
+    """``{items, next_cursor}``, oldest first, paged with a signed cursor that
+    belongs to the partner's list."""
+    app = make_app()
+    keys = partners(app)
+    client = app.test_client()
+    made = [register(app, keys.a, f"{PUBLIC}/{n}")["id"] for n in range(3)]
+    walked, cursor = [], None
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/webhooks", headers={"X-API-Key": keys.a}, query_string=query)
+        assert page.status_code == 200 and len(page.json["items"]) <= 2, page.json
+        walked += [e["id"] for e in page.json["items"]]
+        cursor = page.json["next_cursor"]
+        if cursor is None:
+            break
+        foreign = client.get(
+            "/api/v1/webhooks", headers={"X-API-Key": keys.b}, query_string={"cursor": cursor}
+        )
+        assert foreign.status_code == 400 and foreign.json["error"]["code"] == "invalid_cursor"
+    assert walked == made
+    bad = client.get("/api/v1/webhooks", headers={"X-API-Key": keys.a}, query_string={"limit": 0})
+    assert bad.status_code == 422 and "limit" in str(bad.json["error"])

@@ -37,11 +37,12 @@ def _change(
     schema: ma.Schema,
     data: dict[str, Any],
     apply: Apply,
-    done: str,
+    done: str | Callable[[], str],
     draft: str = "",
 ) -> ResponseReturnValue:
-    """Validate ``data`` with the API's ``schema``, ``apply(ticket, loaded, actor)``, commit;
-    a refusal re-renders the ticket with its reason (and the typed text)."""
+    """Validate ``data`` with the API's ``schema``, ``apply(ticket, loaded, actor)``, commit,
+    say ``done`` (or what ``done()`` says, after the change); a refusal re-renders the
+    ticket with its reason (and the typed text)."""
     actor = signed_in_staff()
     ticket = tickets.staff_ticket(ticket_id)
     try:
@@ -61,7 +62,7 @@ def _change(
         return ticket_page(
             tickets.staff_ticket(ticket_id), exc.status, error=_explain(exc), draft=draft
         )
-    flash(done, "success")
+    flash(done() if callable(done) else done, "success")
     return redirect(url_for("console.ticket", ticket_id=ticket_id), 303)
 
 
@@ -135,12 +136,23 @@ def change_status(ticket_id: int) -> ResponseReturnValue:
 
 @bp.post("/tickets/<id:ticket_id>/triage")
 def triage(ticket_id: int) -> ResponseReturnValue:
+    """Priority and category; setting the category (the same one confirms it) ends the
+    ticket's triage, through the staff API's ``tickets.set_category``."""
     data = {name: request.form[name] for name in ("priority", "category") if request.form.get(name)}
+    triaged: list[str] = []
 
     def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
         if "priority" in data:
             tickets.set_priority(ticket, data["priority"], actor)
         if "category" in data:
+            was_marked = ticket.needs_triage
             tickets.set_category(ticket, data["category"], actor)
+            if was_marked and not ticket.needs_triage:
+                triaged.append(data["category"])
 
-    return _change(ticket_id, TriageSchema(), data, apply, "Priority and category saved.")
+    def done() -> str:
+        if triaged:
+            return f"Category {triaged[0]} confirmed: the ticket no longer needs triage."
+        return "Priority and category saved."
+
+    return _change(ticket_id, TriageSchema(), data, apply, done)

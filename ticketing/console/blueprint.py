@@ -9,6 +9,8 @@ The routes are in the modules named for what they do (each adds its routes to
 - ``actions.py``: the ticket's forms (reply, assign, status, triage);
 - ``security_page.py``: security events (admins);
 - ``sessions_page.py``: the staff member's console sessions, ending one;
+- ``incidents_page.py``: the status page's incidents (list, open, publish, update, resolve);
+- ``maintenance_page.py``: scheduled maintenance (plan, finish early, call off);
 - ``live.py``: the JSON the open pages poll; ``regions.py`` renders their regions.
 
 Every change goes through the domain functions the staff API calls
@@ -77,32 +79,43 @@ def problems_text(messages: Any) -> str:
 # ------------------------------------------------------------------ templates
 
 
+#: How the console shows a point in time, on every page: UTC, as the tickets keep it, labelled.
+#: (``console.js`` writes the live status's times the same way.)
+TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+
+
 @bp.app_template_filter("when")
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+    return moment.strftime(TIME_FORMAT) if moment else "—"
 
 
 @bp.app_template_filter("ago")
 def _ago(moment: datetime | None, now: datetime) -> str:
-    """``in 25 min``, ``3 h ago``, ``just now``: how far ``moment`` is from ``now``."""
-    if moment is None:
-        return "—"
-    seconds = (moment - now).total_seconds()
-    size = abs(seconds)
+    """The same as ``when``: the console shows every moment in one format (``now`` is
+    accepted for the templates that pass it); a due time's distance is ``duration``."""
+    return _when(moment)
+
+
+@bp.app_template_filter("duration")
+def _duration(seconds: float) -> str:
+    """``25 min``, ``3 h 5 min``, ``4 d 2 h``, ``under a minute``: a span of time."""
+    size = int(abs(seconds))
     if size < 60:
-        return "just now" if seconds <= 0 else "in under a minute"
-    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
-        if size >= length:
-            amount = int(size // length)
-            if unit == "d" and amount > 60:
-                return moment.strftime("%Y-%m-%d")
-            text = f"{amount} {unit}"
-            if unit == "h" and size % 3600 >= 60 and amount < 10:
-                text += f" {int(size % 3600 // 60)} min"
-            return f"in {text}" if seconds > 0 else f"{text} ago"
-    return ""
+        return "under a minute"
+    days, rest = divmod(size, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
 
 
 @bp.context_processor
 def _console_settings() -> dict[str, Any]:
-    return {"config_poll": settings().poll_interval, "stale_after": settings().stale_after}
+    return {
+        "config_poll": settings().poll_interval,
+        "stale_after": settings().stale_after,
+        "status_enabled": "status" in current_app.extensions,  # the Incidents link
+    }

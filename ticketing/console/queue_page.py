@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import marshmallow as ma
 from flask import render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import func
 
 from ticketing.api.schemas import StaffQueueQuerySchema
 from ticketing.auth import Actor
@@ -17,7 +18,7 @@ from ticketing.console.blueprint import bp, problems_text, settings, signed_in_s
 from ticketing.console.regions import render_regions
 from ticketing.db import db
 from ticketing.desk.choices import CATEGORIES, PRIORITIES, STATUSES
-from ticketing.desk.queue import queue_page, sla_state, status_counts
+from ticketing.desk.queue import filtered, queue_page, sla_state, status_counts
 from ticketing.errors import ApiError
 from ticketing.models import Partner, Staff, Ticket, utcnow
 
@@ -32,7 +33,7 @@ def queue_filters(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, st
     """The queue's filters (validated by the staff API's schema) and the form's values."""
     form = {
         name: (args.get(name) or "").strip()
-        for name in ("status", "priority", "category", "partner", "assignee", "overdue")
+        for name in ("status", "priority", "category", "partner", "assignee", "overdue", "triage")
     }
     if "status" not in args:
         form["status"] = "active"
@@ -50,6 +51,10 @@ def queue_filters(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, st
         raw["overdue"] = "true" if form["overdue"] == "yes" else "false"
     elif form["overdue"]:
         raw["overdue"] = form["overdue"]  # refused by the schema, with its message
+    if form["triage"] in ("needed", "done"):
+        raw["needs_triage"] = "true" if form["triage"] == "needed" else "false"
+    elif form["triage"]:
+        raw["needs_triage"] = form["triage"]  # refused by the schema, with its message
     if args.get("cursor"):
         raw["cursor"] = args["cursor"]
     try:
@@ -74,6 +79,10 @@ def queue_context(actor: Actor) -> dict[str, Any]:
     now = utcnow()
     page = queue_page(actor, filters, cursor=cursor, limit=settings().page_size, now=now)
     counts = status_counts(actor, filters, now=now)
+    untriaged = {**filters, "needs_triage": True}
+    triage_count = db.session.scalar(
+        filtered(db.select(func.count()).select_from(Ticket), actor, untriaged, now)
+    )
     staff, partners = staff_and_partners()
     query = {k: v for k, v in form.items() if v}
     due_soon = timedelta(seconds=settings().due_soon)
@@ -87,6 +96,7 @@ def queue_context(actor: Actor) -> dict[str, Any]:
         "next_cursor": page.next_cursor,
         "cursor": cursor,
         "counts": counts,
+        "triage_count": triage_count or 0,
         "form": form,
         "now": now,
         "staff": staff,

@@ -3,6 +3,7 @@ and its attachments' downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,20 @@ TICKET_REGIONS = {
 }
 
 
+def attachment_copies(attachments: Sequence[Attachment]) -> dict[int, tuple[int, int]]:
+    """Attachment id -> (n, of how many) for files sharing their name with another,
+    in upload order: what tells ``report.pdf`` from ``report.pdf`` on the page."""
+    by_name: dict[str, list[int]] = {}
+    for attachment in attachments:
+        by_name.setdefault(attachment.filename, []).append(attachment.id)
+    return {
+        attachment_id: (n, len(ids))
+        for ids in by_name.values()
+        if len(ids) > 1
+        for n, attachment_id in enumerate(ids, 1)
+    }
+
+
 def ticket_context(actor: Actor, ticket: Ticket) -> dict[str, Any]:
     now = utcnow()
     messages = tickets.ticket_rows(Message, ticket)
@@ -41,6 +56,7 @@ def ticket_context(actor: Actor, ticket: Ticket) -> dict[str, Any]:
         "ticket": ticket,
         "messages": messages,
         "attachments": attachments,
+        "attachment_copies": attachment_copies(attachments),
         "audit": audit,
         "now": now,
         "staff": [s for s in staff if s.active],

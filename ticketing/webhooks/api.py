@@ -16,7 +16,6 @@ private, link-local or metadata address, is refused with 422 (docs/webhooks.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from flask import current_app
@@ -36,6 +35,7 @@ from ticketing.webhooks.schemas import (
     DeliveryQuerySchema,
     EndpointCreatedSchema,
     EndpointCreateSchema,
+    EndpointPageSchema,
     EndpointSchema,
     EndpointUpdateSchema,
     PingSchema,
@@ -120,19 +120,22 @@ def create_endpoint(data: dict[str, Any]) -> tuple[WebhookEndpoint, int]:
 
 
 @bp.route("", methods=["GET"])
-@bp.response(200, EndpointSchema(many=True))
-def list_endpoints() -> Sequence[WebhookEndpoint]:
-    """List your webhook endpoints"""
+@bp.arguments(DeliveryQuerySchema, location="query")
+@bp.response(200, EndpointPageSchema)
+def list_endpoints(query: dict[str, Any]) -> dict[str, Any]:
+    """List your webhook endpoints, oldest first"""
     actor = require_partner()
-    return (
-        db.session.execute(
-            db.select(WebhookEndpoint)
-            .where(WebhookEndpoint.partner_id == actor.id)
-            .order_by(WebhookEndpoint.id)
-        )
-        .scalars()
-        .all()
+    api = tickets.settings().api
+    limit = min(query.get("limit") or api.default_page_size, api.max_page_size)
+    page = paginate(
+        db.select(WebhookEndpoint).where(WebhookEndpoint.partner_id == actor.id),
+        WebhookEndpoint.id,
+        filters={"list": "webhook_endpoints", "partner": actor.id},
+        cursor=query.get("cursor"),
+        limit=limit,
+        newest_first=False,
     )
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @bp.route("/<id:endpoint_id>", methods=["GET"])

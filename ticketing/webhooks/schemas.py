@@ -93,6 +93,11 @@ class DeliverySchema(ma.Schema):
     error = ma.fields.String(allow_none=True)
 
 
+class EndpointPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(EndpointSchema), required=True)
+    next_cursor = ma.fields.String(allow_none=True, required=True)
+
+
 class DeliveryPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(DeliverySchema), required=True)
     next_cursor = ma.fields.String(allow_none=True, required=True)

@@ -12,8 +12,9 @@
   var missed = 0;
   var lastUpdate = new Date();
 
+  // The console's one time format (UTC, labelled), as the server writes it: 2026-12-07 14:05 UTC.
   function clock(date) {
-    return date.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
 
   function fresh() {
