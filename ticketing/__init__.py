@@ -125,6 +125,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )  # EXTENSION partner webhooks: ticketing/webhooks/
 
     init_webhooks(app)
+    from ticketing.status import init_app as init_status  # EXTENSION status page: ticketing/status/
+
+    init_status(app)
     from ticketing.live import init_app as init_live  # EXTENSION WebSocket feed: ticketing/live/
 
     init_live(app)

@@ -49,6 +49,7 @@ SECTIONS = {
     "console": "ticketing.console.settings:ConsoleSettings",
     "webhooks": "ticketing.webhooks.settings:WebhooksSettings",
     "classifier": "ticketing.desk.classifier.settings:ClassifierSettings",
+    "status": "ticketing.status.settings:StatusSettings",
 }
 
 

@@ -302,7 +302,7 @@ def secrets_dir(tmp_path) -> Path:
 
 def test_amtool_accepts_shipped_config():
     output = assert_ok(run("amtool", "check-config", str(AM_CONFIG)))
-    assert "1 templates" in output and "9 receivers" in output
+    assert "1 templates" in output and "10 receivers" in output
 
 
 def test_shipped_config_keeps_secrets_in_files():
@@ -524,6 +524,7 @@ def test_every_rule_alert_routes_to_its_team():
         labels = {"alertname": rule["alert"], **rule["labels"]}
         severity, team = labels["severity"], labels["team"]
         partner = ["partner-webhooks"] if labels.get("scope") == "partner" else []
+        partner = (["status-incidents"] if labels.get("component") else []) + partner
         if partner:
             labels["partner"] = "7"  # from the series, as the rules' expressions keep it
         if rule["alert"] == "Watchdog":

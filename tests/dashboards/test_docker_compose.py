@@ -34,6 +34,7 @@ HA_ENV = {
     "ALERTMANAGER_CLUSTER_LISTEN": "0.0.0.0:9094",
     "ALERTMANAGER_URLS": "http://alertmanager:9093,http://alertmanager-b:9093",
     "PARTNER_WEBHOOKS_EXTRA_URLS": "http://ticketing-b:8000/internal/alertmanager/partner-alerts",
+    "STATUS_INCIDENTS_EXTRA_URLS": "http://ticketing-b:8000/internal/alertmanager/incidents",
 }
 HA_SERVICES = {"ticketing-b", "prometheus-b", "alertmanager-b", "victoriametrics"}
 SECRETS = {
@@ -405,19 +406,26 @@ def test_without_the_ha_settings_alertmanager_stays_a_single_node(services):
     assert flag(services["prometheus"], "--config.file") == ["/etc/prometheus/prometheus.yml"]
 
 
-def test_the_partner_alerts_receiver_is_notified_on_every_ticketing_instance(ha_services, services):
+@pytest.mark.parametrize(
+    "name, receiver",
+    [
+        ("partner-webhooks", "/internal/alertmanager/partner-alerts"),
+        ("status-incidents", "/internal/alertmanager/incidents"),
+    ],
+)
+def test_the_ticket_service_receivers_are_notified_on_every_ticketing_instance(
+    ha_services, services, name, receiver
+):
     from alertmanager.render import render
 
-    receiver = "/internal/alertmanager/partner-alerts"
+    variable = "ALERTMANAGER_EXTRA_WEBHOOKS_" + name.upper().replace("-", "_")
     env = ha_services["alertmanager-config"]["environment"]
-    extra = env["ALERTMANAGER_EXTRA_WEBHOOKS_PARTNER_WEBHOOKS"].split(",")
+    extra = env[variable].split(",")
     assert extra == [f"http://ticketing-b:8000{receiver}"]
-    assert services["alertmanager-config"]["environment"][
-        "ALERTMANAGER_EXTRA_WEBHOOKS_PARTNER_WEBHOOKS"
-    ] in ("", None)
-    rendered = yaml.safe_load(render(extra_webhook_urls={"partner-webhooks": extra}))
-    [partner] = [r for r in rendered["receivers"] if r["name"] == "partner-webhooks"]
-    configs = partner["webhook_configs"]
+    assert services["alertmanager-config"]["environment"][variable] in ("", None)
+    rendered = yaml.safe_load(render(extra_webhook_urls={name: extra}))
+    [found] = [r for r in rendered["receivers"] if r["name"] == name]
+    configs = found["webhook_configs"]
     assert [c["url"] for c in configs] == [
         f"http://ticketing:8000{receiver}",
         f"http://ticketing-b:8000{receiver}",

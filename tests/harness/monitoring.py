@@ -96,10 +96,12 @@ def alertmanager_config(
     (secrets / "slack_api_url").write_text(f"{http_sink.url}/slack\n")
     (secrets / "oncall_webhook_token").write_text(WEBHOOK_TOKEN + "\n")
     # Every webhook receiver posts to the sink: the heartbeat at /heartbeat, the
-    # on-call ones (alerts and ticketing events alike) at /oncall.
+    # status page's at /status-incidents, the on-call ones (alerts and ticketing
+    # events alike) at /oncall.
     shipped = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    paths = {"heartbeat": "heartbeat", "status-incidents": "status-incidents"}
     hooks = {
-        r["name"]: f"{http_sink.url}/{'heartbeat' if r['name'] == 'heartbeat' else 'oncall'}"
+        r["name"]: f"{http_sink.url}/{paths.get(r['name'], 'oncall')}"
         for r in shipped["receivers"]
         if r.get("webhook_configs")
     }

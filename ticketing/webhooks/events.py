@@ -14,6 +14,14 @@ Types, when they are sent, and their ``data``:
   or the partner); ``ticket`` (id, title, status, priority), ``from``, ``to``;
 - ``ticket.staff_replied``: staff post a public message on the partner's
   ticket; ``ticket``, ``message`` (id, body, created_at);
+- ``incident.created`` / ``incident.updated`` / ``incident.resolved``: staff
+  publish a status page incident, post an update on it, resolve it (to every
+  partner; docs/status.md); ``incident`` (id, name, status, impact,
+  components, shortlink), ``update`` (status, body, created_at);
+- ``maintenance.scheduled`` / ``maintenance.started`` / ``maintenance.completed``:
+  staff plan a maintenance window, it starts, it ends (or is finished early or
+  called off: ``status``); ``maintenance`` (id, name, body, status, components,
+  scheduled_for, scheduled_until);
 - ``ping``: the partner asks for a test delivery; ``endpoint_id``;
 - ``endpoint.disabled``: one of the partner's endpoints was disabled after
   failing; ``endpoint_id``, ``url``, ``reason``.
@@ -45,7 +53,26 @@ STAFF_REPLIED = "ticket.staff_replied"
 PING = "ping"
 ENDPOINT_DISABLED = "endpoint.disabled"
 #: Types a partner may subscribe to (ping always reaches the endpoint asked).
-EVENT_TYPES = (ALERT_FIRING, ALERT_RESOLVED, STATUS_CHANGED, STAFF_REPLIED, ENDPOINT_DISABLED)
+#: The status page's events (ticketing/status/notify.py): incidents once published.
+INCIDENT_CREATED = "incident.created"
+INCIDENT_UPDATED = "incident.updated"
+INCIDENT_RESOLVED = "incident.resolved"
+MAINTENANCE_SCHEDULED = "maintenance.scheduled"
+MAINTENANCE_STARTED = "maintenance.started"
+MAINTENANCE_COMPLETED = "maintenance.completed"
+EVENT_TYPES = (
+    ALERT_FIRING,
+    ALERT_RESOLVED,
+    STATUS_CHANGED,
+    STAFF_REPLIED,
+    ENDPOINT_DISABLED,
+    INCIDENT_CREATED,
+    INCIDENT_UPDATED,
+    INCIDENT_RESOLVED,
+    MAINTENANCE_SCHEDULED,
+    MAINTENANCE_STARTED,
+    MAINTENANCE_COMPLETED,
+)
 
 
 def new_event(partner_id: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
