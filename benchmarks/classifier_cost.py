@@ -1,13 +1,14 @@
-"""What the category model costs: time per ticket, and the gunicorn worker's memory.
+"""What the category and priority models cost: time per ticket, and the gunicorn worker's memory.
 
     python -m benchmarks.classifier_cost
 
 Time: every ticket of the shipped corpus (ticketing/desk/classifier/corpus) is
 classified in this process, best of several passes, by the keyword rules alone
 (the baseline: what ticket creation did before the model), by the rules plus
-the model as the service does it (``Classifier.classify``, scoring in plain
-Python), and, for comparison, by scikit-learn's ``predict_proba`` of the same
-fitted pipeline one ticket at a time.
+the model as the service does it (``Classifier.classify``: category and
+priority from one pass over the text, scored in plain Python), and, for
+comparison, by scikit-learn's ``predict_proba`` of the same fitted models one
+ticket at a time.
 
 Memory: two gunicorn servers of the ticket service (``ticketing/runtime/gunicorn.conf.py``,
 2 workers, SQLite) start side by side, one with ``classifier.enabled: false``,
@@ -95,8 +96,8 @@ def timing() -> list[str]:
 
     rules_t = per_ticket(rules.classify)
     model_t = per_ticket(combined.classify)
-    fitted = training.fit_pipeline(corpus)
-    sk_t = per_ticket(lambda t, d: fitted.predict_proba([training.ticket_text(t, d)]))
+    fitted = training.fit_models(corpus)
+    sk_t = per_ticket(lambda t, d: fitted.both([training.ticket_text(t, d)]))
 
     def row(name, times):
         mean = sum(times) / len(times)
@@ -112,7 +113,8 @@ def timing() -> list[str]:
     p99 = model_t[int(len(model_t) * 0.99)]
     return [
         f"{len(tickets)} corpus tickets, best of {PASSES} passes; ms per ticket "
-        f"(model: {model.terms} terms, {len(model.classes)} categories)",
+        f"(model: {model.terms} terms, {len(model.classes)} categories, "
+        f"{len(model.priority_classes)} priorities)",
         table(
             ["classification", "mean", "p50", "p99", "x rules"],
             [

@@ -120,7 +120,7 @@ def test_automatic_decisions_and_overrides_are_audited(app, client, make):
         json={"priority": "critical", "category": "energy"},
     )
     assert (r.json["priority"], r.json["category"]) == ("critical", "energy")
-    trail = client.get(f"/api/v1/staff/tickets/{tid}/audit", headers=admin.headers).json
+    trail = client.get(f"/api/v1/staff/tickets/{tid}/audit", headers=admin.headers).json["items"]
     rows = [
         (e["actor_kind"], e["actor_id"], e["field"], e["before"], e["after"], e["reason"])
         for e in trail
@@ -142,7 +142,8 @@ def test_automatic_decisions_and_overrides_are_audited(app, client, make):
 
     # A partner's own choice of category is kept, and audited as theirs.
     chosen = make.ticket(acme, title="Invoice", description="Refund please", category="account")
-    trail = client.get(f"/api/v1/staff/tickets/{chosen['id']}/audit", headers=admin.headers).json
+    answer = client.get(f"/api/v1/staff/tickets/{chosen['id']}/audit", headers=admin.headers)
+    trail = answer.json["items"]
     assert chosen["category"] == "account"
     assert {(e["actor_kind"], e["field"], e["after"]) for e in trail} >= {
         ("partner", "category", "account")

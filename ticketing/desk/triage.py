@@ -2,8 +2,17 @@
 
 Keyword rules live in the ``classification`` section of ``ticketing.yml``, not
 here. A keyword matches at the start of a word, case-insensitively ("urgent"
-matches "URGENT:" and "urgently", not "insurgent"). The priority comes from
-the rules alone.
+matches "URGENT:" and "urgently", not "insurgent").
+
+The priority starts at the one the partner asked for (or the default); the
+keyword rules raise it, then the priority model (:func:`raise_priority`, when
+the model file has one and ``classifier.raise_priority`` is on) may raise it
+further, never lower: to ``critical`` when it gives critical at least
+``raise_at["critical"]``, else to ``high`` when it gives high or critical
+together at least ``raise_at["high"]`` (thresholds calibrated at training on
+held-out folds and stored in the model file). It reads the whole text, so an
+active compromise or a production stop told without "urgent" or "outage" is
+raised too.
 
 The category comes from the keyword rules first, then the trained text model
 (:mod:`ticketing.desk.classifier`, the ``classifier`` section) decides what they
@@ -23,16 +32,19 @@ is marked for triage.
     decision.priority, decision.priority_reason   # "high", "rule urgent-title: 'urgent' in title"
     decision.category, decision.category_reason   # "billing", "keywords: invoice; model agrees"
     decision.category_confidence, decision.needs_triage   # 0.93, False
+    decision.priority_model_reason, decision.priority_confidence
+    # "model: stays high (critical p=0.04)", 0.96
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ticketing.desk.choices import max_priority, priority_rank
+from ticketing.desk.choices import PRIORITIES, max_priority, priority_rank
 from ticketing.desk.settings import ClassificationSettings
 
 if TYPE_CHECKING:
@@ -114,6 +126,54 @@ class Decision:
     category_confidence: float | None = None
     #: Whether the category should be checked by staff (confidence below the threshold).
     needs_triage: bool = False
+    #: The priority after the keyword rules, before the model (None: ``priority``).
+    rule_priority: str | None = None
+    #: Why the rules raised the priority; None when they did not.
+    rule_reason: str | None = None
+    #: The priority model's decision (raise or stay, and why); None without it.
+    priority_model_reason: str | None = None
+    #: The model's probability for its priority decision; None without it.
+    priority_confidence: float | None = None
+
+
+def at_or_above(probabilities: Mapping[str, float], priority: str) -> float:
+    """The probability the model gives ``priority`` or any higher one."""
+    rank = priority_rank(priority)
+    return math.fsum(p for c, p in probabilities.items() if priority_rank(c) >= rank)
+
+
+def raise_priority(
+    current: str,
+    probabilities: Mapping[str, float],
+    raise_at: Mapping[str, float],
+    routine_weight: float = 0.0,
+) -> tuple[str, str, float]:
+    """The priority model's decision: the priority (``current`` or higher, never lower),
+    the reason and the confidence (the probability behind the decision).
+
+    The evidence for a priority is the probability of it or anything above it,
+    less ``routine_weight`` times the probability that the ticket is a routine
+    question (``low``): the model must find a ticket more urgent than routine,
+    not only less ordinary. The highest priority above ``current`` whose
+    evidence reaches its ``raise_at`` threshold wins, and its confidence is the
+    probability of it or above; with none, ``current`` stays and the confidence
+    is the probability that the ticket is not above it.
+    """
+    routine = routine_weight * probabilities.get(PRIORITIES[0], 0.0)
+    above = [p for p in PRIORITIES if priority_rank(p) > priority_rank(current)]
+    for level in reversed(above):
+        threshold = raise_at.get(level)
+        if threshold is None:
+            continue
+        p = at_or_above(probabilities, level)
+        if p - routine >= threshold:
+            return level, f"model: {level} p={p:.2f}", p
+    if not above:
+        p = at_or_above(probabilities, current)
+        return current, f"model: stays {current} ({current} p={p:.2f})", p
+    p_next = at_or_above(probabilities, above[0])
+    label = above[0] if len(above) == 1 else f"{above[0]} or above"
+    return current, f"model: stays {current} ({label} p={p_next:.2f})", 1.0 - p_next
 
 
 def combine(
@@ -201,19 +261,35 @@ class Classifier:
     def classify(
         self, title: str, description: str, requested_priority: str | None = None
     ) -> Decision:
-        priority, priority_reason = self.priority(title, description, requested_priority)
+        rule_priority, rule_reason = self.priority(title, description, requested_priority)
         rule, words = self.rule_category(title, description)
         model, model_settings = self.model, self.model_settings
         if model is None or model_settings is None:
             category, reason, _ = combine(rule, words, None, self.settings.default_category, 1.0)
-            return Decision(priority, priority_reason, category, reason)
+            return Decision(
+                rule_priority,
+                rule_reason,
+                category,
+                reason,
+                rule_priority=rule_priority,
+                rule_reason=rule_reason,
+            )
+        categories, priorities = model.both(title, description)
         category, reason, confidence = combine(
             rule,
             words,
-            model.probabilities(title, description),
+            categories,
             self.settings.default_category,
             model_settings.override_rules_at,
         )
+        priority, priority_reason = rule_priority, rule_reason
+        model_reason = priority_confidence = None
+        if priorities is not None and model_settings.raise_priority:
+            priority, model_reason, priority_confidence = raise_priority(
+                rule_priority, priorities, model.raise_at, model.routine_weight
+            )
+            if priority != rule_priority:
+                priority_reason = "; ".join(r for r in (rule_reason, model_reason) if r)
         return Decision(
             priority,
             priority_reason,
@@ -221,4 +297,8 @@ class Classifier:
             reason,
             confidence,
             confidence is not None and confidence < model_settings.triage_below,
+            rule_priority,
+            rule_reason,
+            model_reason,
+            priority_confidence,
         )

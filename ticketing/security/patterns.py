@@ -22,7 +22,12 @@ and in the ``security.block`` setting):
   (``../../etc/passwd``, ``..\\windows\\win.ini``), and absolute paths of such
   files (``/etc/shadow``, ``/proc/self/environ``).
 - ``command_injection``: a shell separator followed by a recon or download
-  command (``; cat /etc/passwd``, ``| id``, ``$(whoami)``, ``wget ... | sh``).
+  command (``; cat /etc/passwd``, ``| id``, ``$(whoami)``, ``wget ... | sh``);
+  a command substitution (backticks or ``$()``) of a shell command inside a
+  file name or a quoted argument (``report`id`.pdf``, ``invoice_$(whoami).csv``,
+  ``name="$(sleep 5)"``); a ``$()`` of an attack command anywhere
+  (``$(curl ...)``, ``$(sleep 10)``). Backticks around a command in prose
+  (```curl -X POST ...```, Markdown for code) are not a finding.
 - ``null_byte``: a NUL character anywhere.
 
 Matching runs on every decoding of a value: as received, then decoded again
@@ -251,7 +256,33 @@ _TRAVERSAL_TEXT: list[tuple[Requires, str]] = [
     ((("windows",),), r"\bc:\\+windows\\+(?:win\.ini|system32\\+config)"),
 ]
 
+# Commands an injected substitution runs: recon, timing, download, shells, damage.
+_SUBST_COMMANDS = (
+    r"(?:id|whoami|uname|hostname|ls|cat|head|tail|sleep|ping|nslookup|dig|host|curl|wget|"
+    r"nc|ncat|netcat|telnet|tftp|bash|sh|zsh|ksh|dash|python[23]?|perl|ruby|php|rm|reboot|"
+    r"shutdown|touch|chmod|chown|base64|env|printenv|ifconfig|busybox|powershell|certutil|"
+    r"kill|pkill|crontab|useradd|passwd|echo|xterm)"
+)
+# A substitution running one of them: `cmd ...` or $(cmd ...).
+_SUBST = rf"(?:`\s*{_SUBST_COMMANDS}\b[^`\n]{{0,200}}`|\$\(\s*{_SUBST_COMMANDS}\b[^)\n]{{0,200}}\))"
+# The commands whose $() is an attack wherever it appears (prose has no $(...) of these).
+_ATTACK_COMMANDS = (
+    r"(?:id|whoami|uname|sleep\s+\d|ping\s+-|nslookup|curl|wget|nc|ncat|netcat|bash|sh\s+-c|"
+    r"python[23]?\s+-c|perl\s+-e|rm\s+-|reboot|shutdown|busybox|powershell|certutil)"
+)
+
 _CMD: list[tuple[Requires, str]] = [
+    # a substitution inside a file name (touching a name character or followed by an
+    # extension): report`id`.pdf, invoice_$(whoami).csv, a.png`ping -c 3 x`
+    (
+        (("`", "$("),),
+        rf"[\w.-]{_SUBST}|{_SUBST}(?:[\w-]|\.\w{{1,6}}\b)",
+    ),
+    # a substitution opening a quoted argument, or after a name in it:
+    # name="$(id)", '`reboot`', --file="data$(wget ...)"
+    ((("`", "$("), _QUOTES), rf"['\"][^'\"\s`]{{0,100}}{_SUBST}"),
+    # $() of an attack command anywhere: $(sleep 10), $(curl -s http://x | sh)
+    ((("$(",),), rf"\$\(\s*{_ATTACK_COMMANDS}\b"),
     (
         (("/etc/", "/proc/"),),
         r"(?:[;&|]|\$\()\s*(?:cat|head|tail|more|less|nl|tac)\s+/(?:etc/(?:passwd|shadow|group|"

@@ -1,7 +1,8 @@
-"""The category model: a small text classifier that decides what keyword rules cannot.
+"""The category and priority models: small text classifiers that decide what keyword
+rules cannot (the category), and raise a priority the text calls for (never lower it).
 
-- :mod:`.text_model`: the fitted model as the service uses it, scored in plain
-  Python from a compact file (``model.json.gz``, shipped in the package);
+- :mod:`.text_model`: the fitted models as the service uses them, scored in plain
+  Python from one compact file (``model.json.gz``, shipped in the package);
 - :mod:`.training`: training and evaluation with scikit-learn, for the
   ``partnerwatch-ticketing classifier`` commands (:mod:`.cli`) only;
 - :mod:`.settings`: the ``classifier`` section of ticketing.yml;

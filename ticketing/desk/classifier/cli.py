@@ -1,4 +1,5 @@
-"""``partnerwatch-ticketing classifier evaluate|train``: measure and retrain the category model.
+"""``partnerwatch-ticketing classifier evaluate|train``: measure and retrain the category and
+priority models (one model file holds both).
 
     partnerwatch-ticketing classifier evaluate            # the shipped corpus
     partnerwatch-ticketing classifier evaluate --overrides  # ... plus staff overrides
@@ -9,6 +10,8 @@
 ``train`` writes the new model with its evaluation only when it scores at least
 as well as the current one (the model at ``--output`` if that file exists,
 else the configured one); otherwise it exits with status 1 and changes nothing.
+``--force`` writes it all the same: for a corpus that grew harder tickets, whose
+score cannot be compared with the old corpus's.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def _override_accuracy(model: TextModel, overrides: Sequence[Example]) -> str:
 
 @click.group("classifier")
 def classifier() -> None:
-    """The category model: evaluate it, retrain it from staff overrides."""
+    """The category and priority models: evaluate them, retrain from staff overrides."""
 
 
 @classifier.command("evaluate")
@@ -116,9 +119,14 @@ def evaluate(corpus_path: str | None, overrides: bool) -> None:
     type=click.Path(dir_okay=False),
     help="a corpus file (default: the one shipped in the package)",
 )
-def train(output: str | None, corpus_path: str | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="write the new model even if it scores below the current one (a changed corpus)",
+)
+def train(output: str | None, corpus_path: str | None, force: bool) -> None:
     """Retrain from the corpus plus staff overrides; keep the result only if it scores
-    no worse than the current model."""
+    no worse than the current model (or with --force)."""
     training = _training()
     settings, rules = _context()
     target = Path(output) if output else settings.model_path
@@ -147,7 +155,12 @@ def train(output: str | None, corpus_path: str | None) -> None:
         same_corpus = current.evaluation.get("corpus_sha256") == report.corpus_sha256
         if not same_corpus:
             click.echo("note: the current model was evaluated on another corpus")
-        if recorded is not None and report.score < recorded:
+        if recorded is not None and report.score < recorded and force:
+            click.echo(
+                f"the new model scores {100 * report.score:.1f} %, below the current model's "
+                f"{100 * recorded:.1f} %; written all the same (--force)"
+            )
+        elif recorded is not None and report.score < recorded:
             raise click.ClickException(
                 f"refused: the new model scores {100 * report.score:.1f} %, worse than the "
                 f"current model's {100 * recorded:.1f} %; {target} is unchanged"

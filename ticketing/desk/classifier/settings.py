@@ -7,6 +7,8 @@
                                # when the model gives it at least this probability
       triage_below: 0.4        # a decision less confident than this marks the
                                # ticket for triage in the staff queue
+      raise_priority: true     # false: the priority model never raises a priority
+                               # (the keyword rules still do)
 
 Problems are reported one per line with their location, as for every section:
 ``classifier.triage_below: must be a number between 0 and 1 (got 2)``.
@@ -52,6 +54,7 @@ class ClassifierSettings(Section):
     model_file: ModelFile | None = Field(None, alias="model")
     override_rules_at: Probability = 0.4
     triage_below: Probability = 0.4
+    raise_priority: Flag = True
 
     @property
     def model_path(self) -> Path:

@@ -1,16 +1,19 @@
-"""The category model at inference: a fitted TF-IDF + logistic regression, scored in Python.
+"""The category and priority models at inference: TF-IDF + logistic regression, scored in Python.
 
-The model is trained with scikit-learn (:mod:`ticketing.desk.classifier.training`)
+The models are trained with scikit-learn (:mod:`ticketing.desk.classifier.training`)
 but the ticket service does not import it: scikit-learn with NumPy and SciPy
 adds about 95 MB to each gunicorn worker (benchmarks/RESULTS.md), nearly the
-whole 120 MB budget. What a fitted pipeline computes for one text is small:
+whole 120 MB budget. What a fitted model computes for one text is small:
 
-1. per vectorizer, the n-grams of the lower-cased, accent-stripped text
-   (``char_wb`` n-grams inside words, or word n-grams of ``\\b\\w\\w+\\b``
-   tokens), counted; ``1 + log(count)`` times the term's IDF; the vector
-   scaled to unit length;
-2. the vectors side by side, times each class's coefficients, plus its
-   intercept; the softmax of those scores.
+1. the text prepared (:func:`prepare`): lower-cased, accents stripped from
+   Latin letters, Hangul syllables and Japanese voiced kana kept whole;
+2. per vectorizer, the n-grams of that text (``char_wb`` n-grams inside
+   whitespace-separated chunks, or word n-grams of ``\\b\\w\\w+\\b`` tokens),
+   counted; ``1 + log(count)`` times the term's IDF; the vector scaled to unit
+   length;
+3. the vectors side by side, times each class's coefficients, plus its
+   intercept; the softmax of those scores, once over the categories and once
+   over the priorities (two logistic regressions on the same vectors).
 
 So the model file holds only those parameters (the vocabulary, each term's IDF
 and coefficients, the intercepts) and :class:`TextModel` computes the same
@@ -20,18 +23,35 @@ stored as packed float64 arrays (base64 in the JSON), read straight into
 ``array("d")``: no Python float object per number, so the model costs a worker
 a few MiB rather than the tens a parsed JSON list of lists would.
 
+How the model sees CJK text: Japanese (and Chinese) is written without spaces,
+so a whole clause is one chunk and its character 2- to 5-grams run across word
+boundaries, which is how CJK text is usually indexed without a dictionary (the
+character bigrams carry most of the meaning). Korean separates words with
+spaces; its syllables stay whole (Unicode NFKD would split each into jamo),
+so an n-gram covers two to five syllables. The word vectorizer sees a
+Japanese clause as one rare token and adds little there.
+
 File format (JSON, gzip-compressed when the name ends in ``.gz``)::
 
-    {"format": 1, "classes": [...], "intercept": [...],
+    {"format": 2, "classes": [...], "intercept": [...],
+     "priority": {"classes": [...], "intercept": [...],   # absent: no priority model
+                  "raise_at": {"high": 0.15, "critical": 0.06},
+                  "routine_weight": 0.25},
      "vectorizers": [{"analyzer": "char_wb", "ngram_range": [2, 5],
                       "terms": [...],                    # in column order
                       "weights": "<base64 float64 LE>"}, # per term: idf, then one
-                     ...],                               # coefficient per class
+                     ...],                               # coefficient per category,
+                                                         # then one per priority
      "evaluation": {...}, "trained": {...}}
+
+Format 1 files (the category model alone, texts prepared with NFKD accent
+stripping throughout) are still read.
 
     model = TextModel.load(SHIPPED_MODEL)
     model.probabilities("Our API key leaked", "It was pushed to GitHub")
     # {"security": 0.91, "api": 0.03, ...}
+    model.priority_probabilities("Payouts stopped", "Nothing went out since 07:30")
+    # {"critical": 0.81, "high": 0.12, ...}
 """
 
 from __future__ import annotations
@@ -56,7 +76,9 @@ from typing import Any
 import ahocorasick
 
 SHIPPED_MODEL = Path(__file__).with_name("model.json.gz")
-FORMAT = 1
+FORMAT = 2
+#: Model file formats this version reads.
+FORMATS = (1, 2)
 
 
 class ModelError(ValueError):
@@ -74,6 +96,28 @@ def strip_accents(text: str) -> str:
         return text
     normalized = unicodedata.normalize("NFKD", text)
     return "".join([c for c in normalized if not unicodedata.combining(c)])
+
+
+#: Combining marks kept by :func:`prepare`: the Japanese voicing marks (as in が, ぱ).
+_KEEP_MARKS = frozenset("\u3099\u309a")
+
+
+def prepare(text: str) -> str:
+    """The text as the model reads it (format 2): lower-cased, Latin accents stripped,
+    Hangul syllables and voiced kana whole, compatibility forms folded (full-width
+    ``ＡＰＩ`` -> ``api``).
+
+    NFKD and dropping the combining marks is what scikit-learn's
+    ``strip_accents="unicode"`` does; NFC afterwards puts the Hangul jamo back
+    into syllables and the kept voicing marks back on their kana. Latin text
+    comes out as with ``strip_accents`` alone.
+    """
+    text = text.lower()
+    if text.isascii():
+        return text
+    normalized = unicodedata.normalize("NFKD", text)
+    kept = "".join([c for c in normalized if not unicodedata.combining(c) or c in _KEEP_MARKS])
+    return unicodedata.normalize("NFC", kept)
 
 
 def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
@@ -210,12 +254,28 @@ class TextModel:
 
     def __init__(self, data: Mapping[str, Any]):
         try:
-            if data.get("format") != FORMAT:
+            if data.get("format") not in FORMATS:
                 raise ModelError(
-                    f"unknown model format {data.get('format')!r} (this version reads {FORMAT})"
+                    f"unknown model format {data.get('format')!r} (this version reads "
+                    + " and ".join(str(f) for f in FORMATS)
+                    + ")"
                 )
+            self.format = int(data["format"])
             self.classes: tuple[str, ...] = tuple(data["classes"])
             self.intercept: tuple[float, ...] = tuple(float(v) for v in data["intercept"])
+            priority = data.get("priority") if self.format >= 2 else None
+            #: The priority model's classes (empty: the file has no priority model).
+            self.priority_classes: tuple[str, ...] = tuple(priority["classes"]) if priority else ()
+            self.priority_intercept: tuple[float, ...] = (
+                tuple(float(v) for v in priority["intercept"]) if priority else ()
+            )
+            #: priority -> the probability of it or above at which the model raises to it
+            self.raise_at: dict[str, float] = (
+                {str(k): float(v) for k, v in priority["raise_at"].items()} if priority else {}
+            )
+            #: how much of the probability of a routine question counts against raising
+            self.routine_weight = float(priority.get("routine_weight", 0.0)) if priority else 0.0
+            self._prepare = prepare if self.format >= 2 else _prepare_v1
             self.evaluation: dict[str, Any] = dict(data.get("evaluation") or {})
             self.trained: dict[str, Any] = dict(data.get("trained") or {})
             self._vectorizers = tuple(self._vectorizer(spec) for spec in data["vectorizers"])
@@ -225,13 +285,17 @@ class TextModel:
             raise ModelError(f"not a category model ({exc.__class__.__name__}: {exc})") from None
         if len(self.intercept) != len(self.classes) or not self.classes:
             raise ModelError("not a category model (classes and intercepts differ)")
+        if len(self.priority_intercept) != len(self.priority_classes):
+            raise ModelError("not a priority model (classes and intercepts differ)")
+        if set(self.raise_at) - set(self.priority_classes):
+            raise ModelError("raise_at names a priority the model does not know")
 
     def _vectorizer(self, spec: Mapping[str, Any]) -> _Vectorizer:
         analyzer = spec["analyzer"]
         if analyzer not in ("char_wb", "word"):
             raise ModelError(f"unknown analyzer {analyzer!r}")
         low, high = (int(n) for n in spec["ngram_range"])
-        k = len(self.classes)
+        k = len(self.classes) + len(self.priority_classes)
         terms = list(spec["terms"])
         packed = unpack(spec["weights"])  # per term: idf, then k coefficients
         if len(packed) != len(terms) * (k + 1):
@@ -276,26 +340,55 @@ class TextModel:
         return sum(v.terms for v in self._vectorizers)
 
     def scores(self, text: str) -> list[float]:
-        """Each class's score (scikit-learn's ``decision_function``) for a prepared text."""
-        text = strip_accents(text.lower())
-        totals = list(self.intercept)
+        """Each class's score (scikit-learn's ``decision_function``) for a ticket's text
+        (:func:`ticket_text`): the categories', then the priorities'."""
+        text = self._prepare(text)
+        totals = [*self.intercept, *self.priority_intercept]
         for vectorizer in self._vectorizers:
             part = vectorizer.scores(text)
             if part is not None:
                 totals = [t + p for t, p in zip(totals, part, strict=True)]
         return totals
 
-    def probabilities_of_text(self, text: str) -> dict[str, float]:
-        """Category -> probability (they sum to 1), for a prepared text."""
+    def both_of_text(self, text: str) -> tuple[dict[str, float], dict[str, float] | None]:
+        """Category -> probability and priority -> probability (None without a priority
+        model), from one pass over the text."""
         scores = self.scores(text)
-        top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        total = math.fsum(exps)
-        return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
+        k = len(self.classes)
+        categories = _softmax(self.classes, scores[:k])
+        if not self.priority_classes:
+            return categories, None
+        return categories, _softmax(self.priority_classes, scores[k:])
+
+    def probabilities_of_text(self, text: str) -> dict[str, float]:
+        """Category -> probability (they sum to 1), for a ticket's text."""
+        return self.both_of_text(text)[0]
 
     def probabilities(self, title: str, description: str) -> dict[str, float]:
         """Category -> probability for a ticket (see :func:`ticket_text`)."""
         return self.probabilities_of_text(ticket_text(title, description))
+
+    def priority_probabilities(self, title: str, description: str) -> dict[str, float] | None:
+        """Priority -> probability for a ticket; None when the file has no priority model."""
+        return self.both_of_text(ticket_text(title, description))[1]
+
+    def both(
+        self, title: str, description: str
+    ) -> tuple[dict[str, float], dict[str, float] | None]:
+        """:meth:`probabilities` and :meth:`priority_probabilities` at the cost of one."""
+        return self.both_of_text(ticket_text(title, description))
+
+
+def _softmax(classes: tuple[str, ...], scores: list[float]) -> dict[str, float]:
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = math.fsum(exps)
+    return {c: e / total for c, e in zip(classes, exps, strict=True)}
+
+
+def _prepare_v1(text: str) -> str:
+    """How format 1 models read a text: lower-cased, NFKD accent stripping throughout."""
+    return strip_accents(text.lower())
 
 
 @lru_cache(maxsize=8)
