@@ -44,14 +44,15 @@ from typing import Any
 
 import requests
 from flask import Flask, current_app
+from sqlalchemy import select, update
 
 from ticketing.db import db
 from ticketing.models import utcnow
 from ticketing.outbox.delivery import DeliveryReport
+from ticketing.outbox.models import OutboxMessage
 from ticketing.outbox.store import (
     Claimed,
     claim_due,
-    mark_delivered,
     mark_failed,
     mark_finished,
     release,
@@ -184,36 +185,49 @@ class _Job:
     event: dict[str, Any]
 
 
-def _prepare(claimed: Claimed, report: DeliveryReport) -> _Job | None:
-    """Look the endpoint up (in the deliverer's thread): the job to post, or None when the
-    event is dropped (endpoint deleted or disabled, another partner's event)."""
-    endpoint_id = claimed.payload.get("endpoint_id")
-    event = claimed.payload.get("event") or {}
-    endpoint = db.session.get(WebhookEndpoint, endpoint_id) if endpoint_id else None
-    if endpoint is None or not endpoint.enabled:
-        reason = "endpoint deleted" if endpoint is None else "endpoint disabled"
-        if endpoint is not None:
-            _record_attempt(endpoint.id, event, claimed.attempts, Outcome("dropped", error=reason))
-        db.session.commit()
-        mark_finished(claimed, reason)
-        metrics.deliveries.labels(result="dropped").inc()
-        return None
-    if event.get("partner_id") != endpoint.partner_id:
-        # Never another partner's event, whatever the row says: dropped, and recorded
-        # (the row's last_error, the log, the metric), not in the endpoint's own log,
-        # which its partner reads.
-        reason = (
-            f"dropped: event {str(event.get('id'))[:40]} of partner {event.get('partner_id')!r}"
-            f" addressed to endpoint {endpoint.id} of partner {endpoint.partner_id}"
+def _prepare(batch: list[Claimed]) -> list[_Job]:
+    """Look the endpoints of a claimed batch up (in the deliverer's thread, one query):
+    the jobs to post; the other events are dropped (endpoint deleted or disabled,
+    another partner's event)."""
+    wanted = {c.payload.get("endpoint_id") for c in batch} - {None}
+    endpoints = {
+        e.id: e
+        for e in db.session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.id.in_(sorted(wanted)))
         )
-        db.session.commit()
+    }
+    jobs: list[_Job] = []
+    dropped: list[tuple[Claimed, str]] = []
+    for claimed in batch:
+        endpoint_id = claimed.payload.get("endpoint_id")
+        event = claimed.payload.get("event") or {}
+        endpoint = endpoints.get(endpoint_id) if endpoint_id else None
+        if endpoint is None or not endpoint.enabled:
+            reason = "endpoint deleted" if endpoint is None else "endpoint disabled"
+            if endpoint is not None:
+                _record_attempt(
+                    endpoint.id, event, claimed.attempts, Outcome("dropped", error=reason)
+                )
+            dropped.append((claimed, reason))
+            continue
+        if event.get("partner_id") != endpoint.partner_id:
+            # Never another partner's event, whatever the row says: dropped, and recorded
+            # (the row's last_error, the log, the metric), not in the endpoint's own log,
+            # which its partner reads.
+            reason = (
+                f"dropped: event {str(event.get('id'))[:40]} of partner "
+                f"{event.get('partner_id')!r} addressed to endpoint {endpoint.id} of partner "
+                f"{endpoint.partner_id}"
+            )
+            dropped.append((claimed, reason))
+            log.error("webhooks: %s", reason)
+            continue
+        jobs.append(_Job(claimed, endpoint.id, endpoint.url, endpoint.secret, event))
+    db.session.commit()  # no transaction stays open while the partners are called
+    for claimed, reason in dropped:
         mark_finished(claimed, reason)
         metrics.deliveries.labels(result="dropped").inc()
-        log.error("webhooks: %s", reason)
-        return None
-    job = _Job(claimed, endpoint.id, endpoint.url, endpoint.secret, event)
-    db.session.commit()  # no transaction stays open while the partner is called
-    return job
+    return jobs
 
 
 def _attempt(
@@ -264,13 +278,19 @@ def _record_outcome(
                 if now - endpoint.failing_since >= timedelta(seconds=settings.disable_after):
                     disabled = True
                     _disable(endpoint, now, outcome)
+        if outcome.result == "success":  # done, in the transaction that logs it
+            db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id, OutboxMessage.delivered_at.is_(None))
+                .values(delivered_at=now, last_error=None),
+                execution_options={"synchronize_session": False},
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
 
     if outcome.result == "success":
-        mark_delivered([claimed.id])
         report.delivered += 1
         log.info(
             "webhooks: delivered %s %s to endpoint %s",
@@ -426,15 +446,13 @@ def deliver_due(
         if not batch:
             break
         batches += 1
+        try:
+            jobs = _prepare(batch)
+        except Exception:
+            db.session.rollback()
+            raise
         busy: list[Claimed] = []
-        for claimed in batch:
-            try:
-                job = _prepare(claimed, report)
-            except Exception:
-                db.session.rollback()
-                raise
-            if job is None:
-                continue
+        for job in jobs:
             verdict, later = dispatcher.admit(job.endpoint_id)
             if verdict == ADMITTED:
                 futures.append(
@@ -445,7 +463,7 @@ def deliver_due(
             elif verdict == OPEN:  # a margin, so the probe finds the circuit half-open
                 _circuit_open(settings, job, later + 0.1)
             else:
-                busy.append(claimed)
+                busy.append(job.claimed)
         release(busy, min(1.0, settings.connect_timeout))
         if len(batch) < size:
             break
