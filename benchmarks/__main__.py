@@ -32,9 +32,13 @@ BENCHMARKS = [
     ("security_overhead", "Security scanning and rate limiting"),
     ("classifier_cost", "Category model: time per ticket and worker memory"),
     ("exporter_scrape", "Exporter scrape cost vs query-exporter"),
+    ("partner_scale", "Every partner watched: 10,000 partners, 1M and 10M transactions"),
     ("ticketing_throughput", "Ticket service under gunicorn on PostgreSQL"),
+    ("ticket_search", "Ticket search at 100,000 tickets"),
     ("time_to_notify", "Time to notify"),
     ("ha_load_faults", "Two ticket-service instances under load and faults"),
+    ("alert_storm", "Alert storm: every partner's alert at once, to its own webhook"),
+    ("status_page", "Status page under 200 concurrent clients"),
 ]
 
 
