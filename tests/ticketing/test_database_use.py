@@ -41,7 +41,8 @@ def test_creating_a_ticket_writes_it_and_reads_nothing_back(app, client, make):
     ).json["items"]
     assert [(e["field"], e["after"], e["actor_kind"]) for e in trail] == [
         ("status", "open", "partner"),
-        ("priority", "medium", "system"),
+        ("priority", "medium", "system"),  # the keyword rules' default
+        ("priority", "medium", "system"),  # the priority model: stays medium
         ("category", "billing", "system"),
     ]
     assert [e["id"] for e in trail] == sorted(e["id"] for e in trail)
