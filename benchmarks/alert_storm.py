@@ -39,8 +39,9 @@ Runs, each on a fresh database and fresh instances:
    (the shipped partner rules, ``for`` capped to 1s, scraping a page in this
    process that stands in for the exporter's ``platform_partner_transactions_total``
    (the storm is the point here, not the exporter: benchmarks/partner_scale.py
-   measures that); every partner's failure ratio jumps to 50 %) and a real Alertmanager (the shipped config, group_wait 1s,
-   notifying the receiver of both instances), with the shipped dispatcher.
+   measures that); every partner's failure ratio jumps to 50 %) and a real
+   Alertmanager (the shipped config, group_wait 1s, notifying the receiver of
+   both instances), with the shipped dispatcher.
 
 Each run prints the receiver's answer time (first post to last answer; each
 post's p50/p99), the time from the first notification to the first, median,
