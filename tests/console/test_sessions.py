@@ -98,7 +98,8 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it(console_app, client
 @pytest.fixture
 def short_idle(db_url, tmp_path):
     config = ticketing_config(db_url, tmp_path)
-    config["TICKETING"]["console"] = {"idle_timeout": "1500ms"}
+    # Long enough that a page answered slowly on a busy machine is still "in use".
+    config["TICKETING"]["console"] = {"idle_timeout": "5s"}
     yield from migrated_app(config)
 
 
@@ -110,10 +111,10 @@ def test_an_idle_session_ends(short_idle):
     client = app.test_client()
     token = signed_in(client, agent)
     for _ in range(4):  # in use: kept (last_seen moves on every half idle timeout here)
-        time.sleep(0.3)
+        time.sleep(1.5)
         assert client.get("/console/").status_code == 200
     copied = _cookie_value(client)
-    time.sleep(1.7)
+    time.sleep(5.5)
     response = client.get("/console/")
     assert response.status_code == 302 and response.location.startswith("/console/login")
     (row,) = _sessions(app)
