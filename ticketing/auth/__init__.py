@@ -284,3 +284,19 @@ def bearer_token_matches(token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode(), token.encode()
     )
+
+
+def authorize_alertmanager(token: str | None, setting: str) -> None:
+    """The check of an Alertmanager receiver's request: 404 while its token is not
+    configured (``setting`` names where), 401 without the token, 415 unless JSON."""
+    if token is None:
+        raise ApiError(404, "not_found", f"the Alertmanager receiver is not configured ({setting})")
+    if not bearer_token_matches(token):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the notification as application/json")

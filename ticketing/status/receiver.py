@@ -24,13 +24,12 @@ import hashlib
 from typing import TYPE_CHECKING, Any, cast
 
 import marshmallow as ma
-from flask import current_app, request
+from flask import current_app
 from sqlalchemy import or_, update
 
 from ticketing.api.base import Blueprint, max_body_bytes
-from ticketing.auth import bearer_token_matches
+from ticketing.auth import authorize_alertmanager
 from ticketing.db import db
-from ticketing.errors import ApiError
 from ticketing.models import utcnow
 from ticketing.status import incidents, metrics
 from ticketing.status.models import Incident, StatusAlert
@@ -81,22 +80,7 @@ def receiver_token() -> str | None:
 
 @bp.before_request
 def _authorize() -> None:
-    token = receiver_token()
-    if token is None:
-        raise ApiError(
-            404,
-            "not_found",
-            "the status receiver is not configured (status.receiver_token_file)",
-        )
-    if not bearer_token_matches(token):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "a valid bearer token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send the notification as application/json")
+    authorize_alertmanager(receiver_token(), "status.receiver_token_file")
 
 
 @bp.route("/incidents", methods=["POST"])

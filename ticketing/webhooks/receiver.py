@@ -23,13 +23,12 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app, request
+from flask import current_app
 from sqlalchemy import update
 
 from ticketing.api.base import Blueprint, max_body_bytes
-from ticketing.auth import bearer_token_matches
+from ticketing.auth import authorize_alertmanager
 from ticketing.db import db
-from ticketing.errors import ApiError
 from ticketing.models import Partner, utcnow
 from ticketing.webhooks import events, metrics
 from ticketing.webhooks.models import WebhookAlertReceipt
@@ -57,22 +56,9 @@ bp = Blueprint(
 
 @bp.before_request
 def _authorize() -> None:
-    token = current_app.extensions["webhooks"].settings.receiver_token
-    if token is None:
-        raise ApiError(
-            404,
-            "not_found",
-            "the Alertmanager receiver is not configured (webhooks.receiver_token_file)",
-        )
-    if not bearer_token_matches(token):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "a valid bearer token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send the notification as application/json")
+    authorize_alertmanager(
+        current_app.extensions["webhooks"].settings.receiver_token, "webhooks.receiver_token_file"
+    )
 
 
 @bp.route("/partner-alerts", methods=["POST"])
