@@ -31,7 +31,7 @@ from tests.harness.console import (
     CHROMIUM,
     POLL,
     ConsoleServer,
-    chrome_service,
+    open_chromium,
     prepare_console_database,
     tied_chromium,
 )
@@ -134,32 +134,12 @@ def screenshots(tmp_path_factory) -> Path:
 def browser(tmp_path_factory):
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.fail("Debian's chromium and chromium-driver are needed (./dev deps installs them)")
-    from selenium import webdriver
-
     chromium = tied_chromium(tmp_path_factory.mktemp("chromium"))
     opened = []
 
     def open_session(width: int = 1280, height: int = 800):
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(chromium)
-        for argument in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            f"--window-size={width},{height}",
-            "--disable-extensions",
-            "--no-first-run",
-            "--lang=en-US",
-        ):
-            options.add_argument(argument)
-        driver = webdriver.Chrome(service=chrome_service(), options=options)
-        driver.set_page_load_timeout(30)
-        # --window-size is the window's; make the page's viewport that size.
-        inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
-        driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
-        opened.append(driver)
-        return driver
+        opened.append(open_chromium(chromium, width, height))
+        return opened[-1]
 
     yield open_session
     for driver in opened:

@@ -138,3 +138,30 @@ def chrome_service():
             )
 
     return TiedChromeService(CHROMEDRIVER)
+
+
+def open_chromium(chromium: Path, width: int, height: int, *extra_args: str) -> Any:
+    """A headless Selenium session of Debian's ``chromium`` whose page viewport (not
+    only its window) is ``width`` x ``height``."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        "--disable-extensions",
+        "--no-first-run",
+        "--lang=en-US",
+        *extra_args,
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=chrome_service(), options=options)
+    driver.set_page_load_timeout(30)
+    # --window-size is the window's; make the page's viewport that size.
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
+    driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
+    return driver

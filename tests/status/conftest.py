@@ -58,36 +58,16 @@ def browser(tmp_path_factory):
     chromedriver, tied to the run like the console's browser tests); all closed after."""
     from pathlib import Path
 
-    from tests.harness.console import CHROMEDRIVER, CHROMIUM, chrome_service, tied_chromium
+    from tests.harness.console import CHROMEDRIVER, CHROMIUM, open_chromium, tied_chromium
 
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.fail("Debian's chromium and chromium-driver are needed (./dev deps installs them)")
-    from selenium import webdriver
-
     chromium = tied_chromium(tmp_path_factory.mktemp("chromium"))
     opened = []
 
     def open_session(width: int = 1280, height: int = 900):
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(chromium)
-        for argument in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            f"--window-size={width},{height}",
-            "--disable-extensions",
-            "--no-first-run",
-            "--lang=en-US",
-            "--hide-scrollbars",
-        ):
-            options.add_argument(argument)
-        driver = webdriver.Chrome(service=chrome_service(), options=options)
-        driver.set_page_load_timeout(30)
-        inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
-        driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
-        opened.append(driver)
-        return driver
+        opened.append(open_chromium(chromium, width, height, "--hide-scrollbars"))
+        return opened[-1]
 
     yield open_session
     for driver in opened:
