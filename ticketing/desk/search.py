@@ -378,6 +378,23 @@ def search_page(actor: Actor, query: str, cursor: str | None, limit: int) -> Sea
     return SearchPage(hits, next_cursor)
 
 
+def _ranked_sql(ctes: list[str], partner_id: int | None, params: dict[str, Any], best: str) -> str:
+    """The ranking query over ``ctes`` (``b0``, ``b1``, ...: one per word, each a
+    ticket's score for it): tickets holding every word, best total first, then the
+    newest; a partner's own tickets only."""
+    joins = "".join(f" JOIN b{n} ON b{n}.ticket_id = b0.ticket_id" for n in range(1, len(ctes)))
+    score = " + ".join(f"b{n}.score" for n in range(len(ctes)))
+    where = ""
+    if partner_id is not None:
+        # The partner's ticket ids from the (partner_id, id) index, not the tickets' rows.
+        where = " WHERE b0.ticket_id IN (SELECT id FROM tickets WHERE partner_id = :partner_id)"
+        params["partner_id"] = partner_id
+    return (
+        f"WITH {', '.join(ctes)} SELECT b0.ticket_id FROM b0{joins}{where} "
+        f"ORDER BY {score}{best}, b0.ticket_id DESC LIMIT :limit OFFSET :offset"
+    )
+
+
 def _fts5_query(phrases: str, partner_id: int | None) -> str:
     """An FTS5 query of ``phrases`` in the columns the searcher may read: staff all of
     them, a partner all but ``note`` (the filter works in the index: no note is even
@@ -398,17 +415,7 @@ def _sqlite_ranked(
             f"FROM ticket_search WHERE ticket_search MATCH :w{n}), "
             f"b{n} AS (SELECT ticket_id, min(score) AS score FROM d{n} GROUP BY ticket_id)"
         )
-    joins = "".join(f" JOIN b{n} ON b{n}.ticket_id = b0.ticket_id" for n in range(1, len(found)))
-    score = " + ".join(f"b{n}.score" for n in range(len(found)))
-    where = ""
-    if partner_id is not None:
-        # The partner's ticket ids from the (partner_id, id) index, not the tickets' rows.
-        where = " WHERE b0.ticket_id IN (SELECT id FROM tickets WHERE partner_id = :partner_id)"
-        params["partner_id"] = partner_id
-    sql = (
-        f"WITH {', '.join(ctes)} SELECT b0.ticket_id FROM b0{joins}{where} "
-        f"ORDER BY {score}, b0.ticket_id DESC LIMIT :limit OFFSET :offset"
-    )
+    sql = _ranked_sql(ctes, partner_id, params, best="")  # bm25: lower is better
     return [row[0] for row in execute_core(text(sql), params)]
 
 
@@ -479,16 +486,7 @@ def _pg_ranked(found: Sequence[str], partner_id: int | None, limit: int, offset:
             f"FROM ticket_search s, websearch_to_tsquery('english', :w{n}) q "
             f"WHERE s.document @@ q{visible} GROUP BY s.ticket_id)"
         )
-    joins = "".join(f" JOIN b{n} ON b{n}.ticket_id = b0.ticket_id" for n in range(1, len(phrases)))
-    score = " + ".join(f"b{n}.score" for n in range(len(phrases)))
-    where = ""
-    if partner_id is not None:
-        where = " WHERE b0.ticket_id IN (SELECT id FROM tickets WHERE partner_id = :partner_id)"
-        params["partner_id"] = partner_id
-    sql = (
-        f"WITH {', '.join(ctes)} SELECT b0.ticket_id FROM b0{joins}{where} "
-        f"ORDER BY {score} DESC, b0.ticket_id DESC LIMIT :limit OFFSET :offset"
-    )
+    sql = _ranked_sql(ctes, partner_id, params, best=" DESC")  # ts_rank: higher is better
     return [row[0] for row in db.session.execute(text(sql), params)]
 
 
