@@ -24,8 +24,10 @@ The same gunicorn settings as the ticket service (the config file's
   search document (``ticketing.desk.search.PG_INDEX_TICKET``), ``INSERT`` its
   audit rows (three, or four or five when the rules raise the priority or the
   model's confidence asks for triage) in one statement, ``INSERT`` its outbox
-  row ``ON CONFLICT DO NOTHING RETURNING id``, ``COMMIT``; it answers the
-  ticket's fields (201).
+  row ``ON CONFLICT DO NOTHING RETURNING id``, and reads the open published
+  incidents (``SELECT`` on ``status_incidents``: linking a ticket to a known
+  outage is the route's work too; with none open it scores nothing),
+  ``COMMIT``; it answers the ticket's fields (201).
 - ``POST /bare/tickets/<id>/messages`` is the floor of posting a message:
   ``SELECT`` the ticket, ``INSERT`` the message ``RETURNING id``, ``INSERT``
   its search document, ``UPDATE``
@@ -55,6 +57,7 @@ from ticketing.desk.tickets import classifier
 from ticketing.models import Message, Ticket, TicketAudit
 from ticketing.outbox.models import OutboxMessage
 from ticketing.outbox.notifications import severity_for_priority
+from ticketing.status.models import Incident
 
 app = Flask(__name__)
 # What ``ticketing.desk.tickets.classifier()`` reads, set up as ``create_app`` sets
@@ -78,6 +81,10 @@ INSERT_OUTBOX = (
     pg_insert(outbox).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(outbox.c.id)
 )
 SELECT_TICKET = select(tickets)
+#: The linking's read (ticketing.status.incident_tickets.open_incidents).
+SELECT_OPEN_INCIDENTS = select(
+    Incident.__table__.c.id, Incident.__table__.c.title, Incident.__table__.c.components
+).where(Incident.__table__.c.published_at.is_not(None), Incident.__table__.c.resolved_at.is_(None))
 INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 TOUCH_TICKET = update(tickets)
 _engine = None
@@ -214,6 +221,7 @@ def create_ticket():
                 "next_attempt_at": now,
             },
         ).scalar_one_or_none()
+        conn.execute(SELECT_OPEN_INCIDENTS).all()
     answer = {
         key: _iso(value) if isinstance(value, datetime) or value is None else value
         for key, value in ticket.items()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from flask import Flask
 from flask_migrate import Migrate
@@ -97,6 +97,40 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 M = TypeVar("M")
+
+#: Largest id any table holds or any request may name: ids are 32-bit ``INTEGER`` columns
+#: (PostgreSQL refuses a larger number in a comparison with "integer out of range").
+MAX_ID = 2**31 - 1
+
+
+def is_id(value: Any) -> TypeGuard[int]:
+    """Whether ``value`` can be a row's id: an ``int`` (not a ``bool``) from 1 to
+    :data:`MAX_ID`. Every id taken from a request (JSON, query string, form, label) is
+    checked with this or :func:`id_from_text` before it reaches a query."""
+    return type(value) is int and 1 <= value <= MAX_ID
+
+
+def id_from_text(text: Any) -> int | None:
+    """The id written in ``text`` (ASCII digits only, in range), or ``None``.
+
+    ``int()`` would also read ``"１２"``, ``"١٢"``, ``" 12"``, ``"+12"`` and ``"1_2"``,
+    and any number of digits; none of those names a row."""
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if is_id(number) else None
+
+
+def upsert_insert(table: Table) -> Any:
+    """An ``INSERT`` on ``table`` in the session's dialect, with ``on_conflict_do_nothing``
+    and ``on_conflict_do_update`` (PostgreSQL's and SQLite's share that form)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 def execute_core(statement: Any, params: Any = None) -> Any:

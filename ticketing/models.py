@@ -165,14 +165,24 @@ class Ticket(Model):
     category_confidence: Mapped[float | None] = mapped_column(Float)
     #: The automatic category was not confident enough: staff should check it.
     needs_triage: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The status incident this ticket is about (``ticketing/status/linking.py``); no
+    #: foreign key, so that adding it left the table as it was (incidents are never
+    #: deleted).
+    incident_id: Mapped[int | None] = mapped_column(index=True)
+    #: Since when the SLA clock has been paused (its incident is open); None: it runs.
+    sla_paused_at: Mapped[datetime | None]
+    #: Seconds the SLA clock was paused before, added to both due times (``desk/sla.py``).
+    sla_paused_seconds: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     partner: Mapped[Partner] = relationship()
     assignee: Mapped[Staff | None] = relationship()
 
-    # SLA state "now". The SQL forms below say the same for queries.
+    # SLA state "now". The SQL forms below say the same for queries. A paused
+    # clock (the ticket's incident is open) is never overdue.
     def first_response_overdue(self, now: datetime) -> bool:
         return (
             self.status in ACTIVE_STATUSES
+            and self.sla_paused_at is None
             and self.first_response_at is None
             and self.first_response_due_at is not None
             and self.first_response_due_at < now
@@ -181,6 +191,7 @@ class Ticket(Model):
     def resolution_overdue(self, now: datetime) -> bool:
         return (
             self.status in ACTIVE_STATUSES
+            and self.sla_paused_at is None
             and self.resolution_due_at is not None
             and self.resolution_due_at < now
         )
@@ -189,13 +200,18 @@ class Ticket(Model):
     def first_response_overdue_clause(cls, now: datetime) -> ColumnElement[bool]:
         return and_(
             cls.status.in_(ACTIVE_STATUSES),
+            cls.sla_paused_at.is_(None),
             cls.first_response_at.is_(None),
             cls.first_response_due_at < now,
         )
 
     @classmethod
     def resolution_overdue_clause(cls, now: datetime) -> ColumnElement[bool]:
-        return and_(cls.status.in_(ACTIVE_STATUSES), cls.resolution_due_at < now)
+        return and_(
+            cls.status.in_(ACTIVE_STATUSES),
+            cls.sla_paused_at.is_(None),
+            cls.resolution_due_at < now,
+        )
 
     @classmethod
     def overdue_clause(cls, now: datetime) -> ColumnElement[bool]:

@@ -266,4 +266,69 @@ def build(rules: dict) -> Board:
         w=4,
         h=8,
     )
+
+    # Incidents: tickets linked to a known outage, answered and resolved together
+    # (docs/status.md, "Tickets and incidents").
+    tickets(
+        "SLA paused",
+        "Open tickets whose SLA clock stands still because their incident is open "
+        "(support_tickets_sla_paused); a paused ticket is never overdue.",
+        f"sum(support_tickets_sla_paused{{{PRIORITY}}})",
+        "paused",
+        4,
+    )
+    board.add(
+        bargauge(
+            "Tickets linked to incidents (24 h)",
+            "Tickets linked to an incident in the last 24 hours, by how: automatic "
+            "(their score against an open incident) or staff (by hand) "
+            "(status_incident_tickets_linked_total).",
+            "short",
+            [
+                query(
+                    "sum by (how) (increase(status_incident_tickets_linked_total[24h]))",
+                    "{{how}}",
+                )
+            ],
+        ),
+        w=6,
+        h=5,
+    )
+    board.add(
+        bargauge(
+            "Replies sent in bulk (24 h)",
+            "Public replies posted on every linked ticket in one action, by kind: an "
+            "incident update, or the closing message when the incident resolved them "
+            "(status_incident_bulk_replies_total).",
+            "short",
+            [
+                query(
+                    "sum by (kind) (increase(status_incident_bulk_replies_total[24h]))",
+                    "{{kind}}",
+                )
+            ],
+        ),
+        w=6,
+        h=5,
+    )
+    tickets(
+        "Tickets per resolved incident (7 d)",
+        "Linked tickets per incident resolved in the last 7 days, on average "
+        "(status_incident_linked_tickets, observed when an incident resolves).",
+        "sum(increase(status_incident_linked_tickets_sum[7d]))"
+        " / sum(increase(status_incident_linked_tickets_count[7d]))",
+        "tickets",
+        4,
+    )
+    board.add(
+        stat(
+            "SLA time paused (24 h)",
+            "Time linked tickets' SLA clocks stood still while their incident was open, "
+            "counted when each pause ends (support_ticket_sla_paused_seconds_total).",
+            "s",
+            [query("sum(increase(support_ticket_sla_paused_seconds_total[24h]))", "paused")],
+        ),
+        w=4,
+        h=5,
+    )
     return board

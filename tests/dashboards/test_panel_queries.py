@@ -11,8 +11,10 @@ Then it drives what partners, staff and attackers do: tickets in several
 categories and priorities, partner messages, staff replies and resolutions, a
 ticket left past its first-response target, another partner's ticket asked for,
 attack strings, bad API keys until the failed-login escalation, ticket creation
-beyond its rate limit, and a ticket created while Alertmanager is still down
-(its notification fails first, then is delivered).
+beyond its rate limit, a ticket created while Alertmanager is still down
+(its notification fails first, then is delivered), and an outage: platform alerts
+open two incidents, tickets about them are linked, answered in bulk and resolved
+with one of them.
 
 Each panel query is then sent the way Grafana sends it ("All" for every
 variable) and must return at least one series with a real number. Queries are
@@ -95,6 +97,11 @@ MUST_MOVE = {
     ("partnerwatch-stack", "Scrape targets"),
     ("partnerwatch-stack", "Exporter collectors"),
     ("partnerwatch-stack", "Alertmanager notifications sent"),
+    ("partnerwatch-support", "SLA paused"),
+    ("partnerwatch-support", "Tickets linked to incidents (24 h)"),
+    ("partnerwatch-support", "Replies sent in bulk (24 h)"),
+    ("partnerwatch-support", "Tickets per resolved incident (7 d)"),
+    ("partnerwatch-support", "SLA time paused (24 h)"),
 }
 
 # Queries allowed to return nothing in a healthy stack: checked for validity only.
@@ -121,7 +128,11 @@ TICKETING_SETTINGS = {
     # As behind a reverse proxy: the intruder's address comes from X-Forwarded-For,
     # so locking it out does not lock out the partners on the same loopback address.
     "security": {"trusted_proxies": ["127.0.0.1"]},
+    # Critical platform alerts publish their incident at once (no console step here).
+    "status": {"auto_publish": ["critical"]},
 }
+#: The bearer token the test sends to the status receiver, as Alertmanager would.
+STATUS_TOKEN = "status-receiver-token-for-the-dashboards-test"
 INTRUDER = {"X-Forwarded-For": "203.0.113.7"}
 
 
@@ -202,7 +213,7 @@ class TicketApi:
 
 
 def prepare_ticketing(db_url: str, settings: Path) -> dict[str, str]:
-    """Migrate the database and create two partners and a staff member with the CLI.
+    """Migrate the database and create three partners and a staff member with the CLI.
 
     Returns their API keys by role. The commands run in this process through
     Flask's CLI runner (one app instead of one process per command).
@@ -228,6 +239,7 @@ def prepare_ticketing(db_url: str, settings: Path) -> dict[str, str]:
     people = {
         "partner": ("partner", run("create-partner", "Acme Energy")),
         "other": ("partner", run("create-partner", "Borealis Grid")),
+        "outage": ("partner", run("create-partner", "Cedar Power")),
         "staff": ("staff", run("create-staff", "Sam Agent", "sam@example.org")),
     }
     keys = {who: run("create-key", f"--{kind}", ident) for who, (kind, ident) in people.items()}
@@ -264,6 +276,86 @@ def answer_and_resolve(partner: TicketApi, staff: TicketApi, tag: str) -> None:
             "POST", f"/api/v1/staff/tickets/{urgent}/status", json={"status": status}
         )
         assert response.status_code == 200, response.text
+
+
+def platform_alert(component: str, alertname: str, fingerprint: str) -> dict:
+    """A firing critical platform alert, as Alertmanager's webhook sends it."""
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{component="{component}"}}',
+        "status": "firing",
+        "receiver": "status-incidents",
+        "alerts": [
+            {
+                "status": "firing",
+                "fingerprint": fingerprint,
+                "startsAt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "endsAt": "0001-01-01T00:00:00Z",
+                "labels": {"alertname": alertname, "severity": "critical", "component": component},
+                "annotations": {"summary": f"{alertname} on {component}"},
+            }
+        ],
+    }
+
+
+def outage_and_its_tickets(api: str, partner: TicketApi, staff: TicketApi) -> None:
+    """Two platform alerts open (and publish) two incidents; tickets filed about them are
+    linked (one by hand), an update is sent to them all, one incident resolves with its
+    tickets and a closing message, the other stays open with its ticket's clock paused."""
+    receiver = requests.Session()
+    receiver.headers["Authorization"] = f"Bearer {STATUS_TOKEN}"
+    opened = []
+    for component, alertname, fingerprint in (
+        ("transactions", "TransactionFailureRatioHigh", "dash-tx"),
+        ("energy-pool", "EnergyPoolCritical", "dash-energy"),
+    ):
+        answer = receiver.post(
+            api + "/internal/alertmanager/incidents",
+            json=platform_alert(component, alertname, fingerprint),
+            timeout=10,
+        )
+        assert answer.status_code == 200 and answer.json()["opened"] == 1, answer.text
+    for title, description in (
+        ("Transactions stuck in pending", "Our payouts are stuck in pending since 10:00."),
+        ("Transfers not settling", "Every transfer stays pending, nothing settles."),
+        ("Energy purchase refused", "The energy pool refuses our purchase: insufficient."),
+    ):
+        response = partner.create_ticket(title, description)
+        assert response.status_code == 201, response.text
+        incident = response.json()["incident"]
+        assert incident is not None, (title, response.json())
+        opened.append((incident["id"], response.json()["id"]))
+    transactions = opened[0][0]
+    energy = opened[2][0]
+    # One more ticket about the outage, linked by hand.
+    by_hand = partner.create_ticket("Question", "Is the problem from this morning known?")
+    assert by_hand.status_code == 201, by_hand.text
+    linked = staff.request(
+        "PUT",
+        f"/api/v1/staff/tickets/{by_hand.json()['id']}/incident",
+        json={"incident_id": transactions},
+    )
+    assert linked.status_code == 200, linked.text
+    settings = staff.request(
+        "PATCH",
+        f"/api/v1/staff/incidents/{transactions}",
+        json={"closing_message": "Every pending transaction has settled."},
+    )
+    assert settings.status_code == 200, settings.text
+    # Paused time is counted in whole seconds: let the clocks stand still for some.
+    time.sleep(2)
+    for status, body, reply in (
+        ("identified", "A settlement worker stalled; restarting it.", True),
+        ("resolved", "Settlement is back to normal.", False),
+    ):
+        posted = staff.request(
+            "POST",
+            f"/api/v1/staff/incidents/{transactions}/updates",
+            json={"status": status, "body": body, "reply_to_tickets": reply},
+        )
+        assert posted.status_code == 201, posted.text
+    assert posted.json()["tickets_resolved"] == 3, posted.text
+    assert energy != transactions
 
 
 def drive_support_traffic(
@@ -369,9 +461,11 @@ def stack(tmp_path_factory, postgres_server, redis_server):
             "ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}",
             "TICKETING_BIND": f"127.0.0.1:{ticketing_port}",
             "TICKETING_WORKERS": "2",
+            "STATUS_RECEIVER_TOKEN_FILE": str(workdir / "status-token"),
             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "ticketing-metrics"),
         }
         (workdir / "ticketing-metrics").mkdir()
+        (workdir / "status-token").write_text(STATUS_TOKEN + "\n")
         redis_server.client().flushall()
         keys = prepare_ticketing(db_url, settings)
         ticketing_url = f"http://127.0.0.1:{ticketing_port}"
@@ -479,6 +573,7 @@ def stack(tmp_path_factory, postgres_server, redis_server):
         for series in SERIES_AFTER_FIRST_WAVE:
             prometheus.wait_for(series, timeout=30)
         answer_and_resolve(partner, staff, "wave 2")
+        outage_and_its_tickets(ticketing_url, TicketApi(ticketing_url, keys["outage"]), staff)
         attack_again(ticketing_url, other)
         cleanup.enter_context(BackgroundTraffic(partner))
         wait_until(

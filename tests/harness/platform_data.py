@@ -64,6 +64,7 @@ tickets = Table(
     Column("created_at", DateTime),
     Column("first_response_at", DateTime),
     Column("first_response_due_at", DateTime),
+    Column("sla_paused_at", DateTime),
 )
 outbox_messages = Table(
     "outbox_messages",

@@ -17,6 +17,7 @@ import requests
 
 from tests.harness import wait_until
 from tests.harness.ws_clients import connect, receive
+from ticketing.live.broadcaster import DISCONNECT_REASONS
 from ticketing.live.snapshot import QUERIES
 
 CLIENTS = 200
@@ -117,9 +118,13 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
         threads=CLIENTS + 40,
         max_clients=CLIENTS + 20,
         interval="2s",
-        ping_interval="10s",
-        send_timeout="5s",
-        queue_size=4,
+        # What this test holds the server to is fan-out, not the slow-client policy
+        # (tests/live/test_feed.py covers that): 200 reader threads in one process,
+        # beside the rest of the suite, can be starved for seconds on two cores, and
+        # the defaults would rightly drop such a reader as slow or silent.
+        ping_interval="60s",
+        send_timeout="30s",
+        queue_size=32,
         reauth_interval="5m",
     )
     pid = server.worker_pid
@@ -146,8 +151,13 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
     queries = _prometheus_queries(prometheus) - queries_before
 
     # Every client received every snapshot taken while all of them were connected.
+    reasons = {
+        reason: server.metric("live_feed_disconnects_total", reason=reason)
+        for reason in DISCONNECT_REASONS
+        if reason != "closed"
+    }
     for client in clients:
-        assert client.error is None, repr(client.error)
+        assert client.error is None, f"{client.error!r}; server-side disconnects {reasons}"
         assert client.seqs == list(range(client.seqs[0], client.seqs[0] + len(client.seqs)))
     first = max(c.seqs[0] for c in clients)
     last = min(c.seqs[-1] for c in clients)

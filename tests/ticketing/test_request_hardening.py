@@ -246,3 +246,56 @@ def test_text_fields_document_the_control_character_rule(client, world):
             "/api/v1/tickets", json={"title": f"a{char}b", "description": "x"}, headers=headers
         )
         assert response.status_code == 422, (repr(char), response.text)
+
+
+#: Numbers in ASCII digits that no 32-bit id column holds; PostgreSQL refuses them in a
+#: comparison ("integer out of range"), so they must be refused before any query.
+OUT_OF_RANGE_IDS = ["0", "2147483648", "3000000000", "9999999999", "00000000000"]
+
+
+def _query_id_parameters(client):
+    """Every (path, parameter) of a GET operation whose query parameter names a row: an
+    integer up to 2**31-1, or a text whose pattern carries a staff id (``assignee``)."""
+    document = client.get("/api/openapi.json").get_json()
+    found = []
+    for path, operations in document["paths"].items():
+        get = operations.get("get")
+        if get is None or "{" in path:
+            continue
+        for parameter in get.get("parameters", []):
+            schema = parameter.get("schema", {})
+            if parameter["in"] != "query":
+                continue
+            if schema.get("maximum") == 2**31 - 1 or "[0-9]{0,9}" in schema.get("pattern", ""):
+                found.append((path, parameter["name"]))
+    return found
+
+
+def test_every_query_id_out_of_range_is_422_on_both_databases(client, world):
+    """An id the column cannot hold is a 422 naming the parameter on every id-carrying query
+    parameter the document lists (found by walking it, so a new one is covered too), on
+    SQLite and PostgreSQL alike, never a 500 from the database."""
+    parameters = _query_id_parameters(client)
+    names = {name for _path, name in parameters}
+    assert {"partner_id", "incident_id", "assignee"} <= names, parameters
+    for path, name in parameters:
+        headers = world["admin" if "/staff/" in path else "acme"].headers
+        for value in OUT_OF_RANGE_IDS:
+            response = client.get(path, query_string={name: value}, headers=headers)
+            assert response.status_code == 422, (path, name, value, response.text)
+            fields = response.get_json()["error"]["details"]["fields"]["query"]
+            assert name in fields, (path, name, value, fields)
+        largest = client.get(path, query_string={name: str(2**31 - 1)}, headers=headers)
+        assert largest.status_code == 200, (path, name, largest.text)
+
+
+def test_out_of_range_path_ids_are_404_on_both_databases(client, world):
+    for raw in OUT_OF_RANGE_IDS[1:]:
+        for path, who in (
+            (f"/api/v1/tickets/{raw}", "acme"),
+            (f"/api/v1/webhooks/{raw}/deliveries", "acme"),
+            (f"/api/v1/staff/tickets/{raw}", "admin"),
+            (f"/api/v1/staff/incidents/{raw}/suggestions", "admin"),
+        ):
+            response = client.get(path, headers=world[who].headers)
+            assert response.status_code == 404, (path, response.status_code, response.text)

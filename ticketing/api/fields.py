@@ -18,7 +18,7 @@ import marshmallow as ma
 from flask_smorest.fields import Upload
 from werkzeug.datastructures import FileStorage
 
-from ticketing.api.openapi import MAX_ID
+from ticketing.db import MAX_ID, id_from_text
 
 #: Control characters a text may not hold: all but tab, line feed and carriage return ...
 CONTROL_MULTILINE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
@@ -116,6 +116,21 @@ class QueryId(QueryInteger):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class QueryAssignee(ma.fields.String):
+    """``?assignee=``: ``me``, ``none`` or a staff id (1 to 2**31-1, ASCII digits)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": "^(me|none|[1-9][0-9]{0,9})$", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        if value in ("me", "none") or id_from_text(value) is not None:
+            return str(value)
+        raise ma.ValidationError("Must be me, none or a staff id.")
 
 
 class QueryBoolean(ma.fields.Boolean):

@@ -26,10 +26,8 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, Map, ValidationError
 
+from ticketing.db import MAX_ID
 from ticketing.errors import handle_http_exception
-
-#: Largest id a path may carry (ids are 32-bit integers in the database).
-MAX_ID = 2**31 - 1
 
 
 class IdConverter(IntegerConverter):

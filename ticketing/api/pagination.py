@@ -42,8 +42,7 @@ from flask import Flask, current_app
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, or_
 
-from ticketing.api.openapi import MAX_ID
-from ticketing.db import db
+from ticketing.db import MAX_ID, db
 from ticketing.errors import ApiError
 
 #: The salt that derives the cursor key from the service's secret (nothing else signs with it).

@@ -24,6 +24,7 @@ from ticketing.api.fields import (
     File,
     FormBoolean,
     Id,
+    QueryAssignee,
     QueryBoolean,
     QueryId,
     QueryInteger,
@@ -31,7 +32,7 @@ from ticketing.api.fields import (
     Text,
     UtcDateTime,
 )
-from ticketing.desk import search
+from ticketing.desk import search, sla
 from ticketing.desk.choices import CATEGORIES, PRIORITIES, SENDER_TYPES, STATUSES
 from ticketing.models import Ticket, utcnow
 
@@ -115,6 +116,44 @@ class PartnerTicketSchema(_AtOneInstant):
     )
     resolution_overdue = ma.fields.Method("_resolution_overdue", metadata={"type": "boolean"})
     overdue = ma.fields.Method("_overdue", metadata={"type": "boolean"})
+    sla_paused = ma.fields.Method(
+        "_sla_paused",
+        metadata={
+            "type": "boolean",
+            "description": "the SLA clock stands still: the ticket's incident is open "
+            "(it is never overdue meanwhile)",
+        },
+    )
+    sla_paused_seconds = ma.fields.Method(
+        "_sla_paused_seconds",
+        metadata={
+            "type": "integer",
+            "description": "how long the clock has stood still in all; the due times "
+            "move by the pauses that ended",
+        },
+    )
+    incident = ma.fields.Method(
+        "_incident",
+        metadata={
+            "type": "object",
+            "nullable": True,
+            "description": "the published incident this ticket is linked to (a known "
+            "platform problem): `id`, `name`, `status`, `impact`, `shortlink`; null: none",
+        },
+    )
+
+    def _sla_paused(self, ticket: Ticket) -> bool:
+        return ticket.sla_paused_at is not None
+
+    def _sla_paused_seconds(self, ticket: Ticket) -> int:
+        return sla.paused_seconds(ticket, _now())
+
+    def _incident(self, ticket: Ticket) -> dict[str, Any] | None:
+        if ticket.incident_id is None:
+            return None
+        from ticketing.status.incident_tickets import linked_incident
+
+        return linked_incident(ticket.incident_id)
 
     def _first_response_overdue(self, ticket: Ticket) -> bool:
         return ticket.first_response_overdue(_now())
@@ -145,6 +184,10 @@ class StaffTicketSchema(PartnerTicketSchema):
             "description": "the automatic category was less confident than "
             "classifier.triage_below; setting the category (PATCH) ends it"
         },
+    )
+    incident_id = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "the incident this ticket is linked to (draft ones too)"},
     )
 
 
@@ -199,10 +242,10 @@ class PartnerTicketQuerySchema(_ListQuery):
 
 class StaffQueueQuerySchema(_ListQuery):
     partner_id = QueryId()
-    assignee = ma.fields.String(
-        validate=validate.Regexp(
-            r"^(me|none|[1-9][0-9]{0,9})$", error="Must be me, none or a staff id."
-        ),
+    incident_id = QueryId(
+        metadata={"description": "only the tickets linked to this status incident"}
+    )
+    assignee = QueryAssignee(
         metadata={"description": "`me`, `none` (unassigned) or a staff id"},
     )
     overdue = QueryBoolean(
@@ -457,4 +500,46 @@ class StaffSearchPageSchema(_AtOneInstant):
         required=True,
         metadata={"description": "the matching tickets, best match first"},
     )
+    next_cursor = _next_cursor()
+
+
+# ------------------------------------------------------------------ bulk work
+
+BULK_MAX = 500
+
+
+class BulkSchema(StrictSchema):
+    """One change to many tickets, each with the rules of the single-ticket route."""
+
+    ticket_ids = ma.fields.List(
+        Id(),
+        required=True,
+        validate=validate.Length(min=1, max=BULK_MAX),
+        metadata={"description": f"the tickets to change (1 to {BULK_MAX})"},
+    )
+    action = _enum(
+        ("assign", "status", "priority", "link", "unlink"),
+        required=True,
+        metadata={
+            "description": "`assign` (value: a staff id, or null), `status` (a status), "
+            "`priority` (a priority), `link` (an incident id), `unlink` (no value)"
+        },
+    )
+    value = ma.fields.Raw(allow_none=True, metadata={"description": "what the action sets"})
+
+
+class BulkResultSchema(FastDumpSchema):
+    id = ma.fields.Integer(required=True)
+    result = _enum(
+        ("changed", "unchanged", "refused", "not_found"),
+        required=True,
+        metadata={"description": "refused: the single-ticket route would have refused it too"},
+    )
+    error = ma.fields.Dict(
+        allow_none=True, metadata={"description": "the error the single-ticket route would give"}
+    )
+
+
+class BulkResultPageSchema(FastDumpSchema):
+    items = ma.fields.List(ma.fields.Nested(BulkResultSchema), required=True)
     next_cursor = _next_cursor()

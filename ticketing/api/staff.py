@@ -17,6 +17,8 @@ from ticketing.api.pagination import paginate_ticket_rows
 from ticketing.api.schemas import (
     AssignSchema,
     AuditPageSchema,
+    BulkResultPageSchema,
+    BulkSchema,
     PageQuerySchema,
     SearchQuerySchema,
     StaffAttachmentPageSchema,
@@ -33,7 +35,7 @@ from ticketing.api.schemas import (
     TriageSchema,
 )
 from ticketing.auth import require_staff
-from ticketing.desk import search, tickets
+from ticketing.desk import bulk, search, tickets
 from ticketing.desk.queue import queue_page
 from ticketing.models import Attachment, Message, Ticket, TicketAudit
 
@@ -166,6 +168,22 @@ def triage(data: dict[str, Any], ticket_id: int) -> Ticket:
         tickets.set_category(ticket, data["category"], actor)
     tickets.commit()
     return ticket
+
+
+@bp.route("/tickets/bulk", methods=["POST"])
+@bp.arguments(BulkSchema)
+@bp.response(200, BulkResultPageSchema)
+def bulk_change(data: dict[str, Any]) -> dict[str, Any]:
+    """Change many tickets at once: assign, status, priority, link to an incident, unlink
+
+    Each ticket follows the rules of its single-ticket route (an agent assigns
+    only itself, a transition must be allowed); a ticket refused is left as it
+    was and the others change. `items` holds one result per ticket, in order.
+    """
+    actor = _actor()
+    results = bulk.apply(actor, data["ticket_ids"], data["action"], data.get("value"))
+    tickets.commit()
+    return {"items": results, "next_cursor": None}
 
 
 # ------------------------------------------------------------------ messages

@@ -124,6 +124,7 @@ def init_app(app: Flask) -> ConsoleSettings | None:
     from ticketing.console import (  # noqa: F401 (actions ... ticket_page: imported for that)
         actions,
         blueprint,
+        bulk_page,
         guard,
         incidents_page,
         live,

@@ -1,4 +1,5 @@
-"""The ticket page's forms: reply or note, assign, change status, triage.
+"""The ticket page's forms: reply or note, assign, change status, triage, and its
+incident (link, unlink, dismiss a suggestion).
 
 Each form is validated by the staff API's schema and applied by the domain
 function the staff API calls; a refusal re-renders the ticket with its reason
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
-from flask import flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ticketing.api.schemas import (
@@ -23,7 +24,7 @@ from ticketing.api.schemas import (
 from ticketing.auth import Actor
 from ticketing.console.blueprint import bp, problems_text, signed_in_staff
 from ticketing.console.ticket_page import ticket_page
-from ticketing.db import db
+from ticketing.db import MAX_ID, db, id_from_text
 from ticketing.desk import tickets
 from ticketing.errors import ApiError
 from ticketing.models import Ticket
@@ -104,13 +105,7 @@ def assign(ticket_id: int) -> ResponseReturnValue:
     choice = "me" if "me" in choices else (choices[0] if choices else "")
     actor = signed_in_staff()
     value: Any = (
-        actor.id
-        if choice == "me"
-        else None
-        if choice == "none"
-        else int(choice)
-        if choice.isascii() and choice.isdigit() and len(choice) <= 10
-        else choice
+        actor.id if choice == "me" else None if choice == "none" else id_from_text(choice) or choice
     )
 
     def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
@@ -156,3 +151,83 @@ def triage(ticket_id: int) -> ResponseReturnValue:
         return "Priority and category saved."
 
     return _change(ticket_id, TriageSchema(), data, apply, done)
+
+
+# ------------------------------------------------------------------ incident
+
+
+class _IncidentFormSchema(ma.Schema):
+    """The incident forms' one field: ``incident``, an incident id."""
+
+    incident = ma.fields.Integer(
+        required=True,
+        strict=False,
+        validate=ma.validate.Range(min=1, max=MAX_ID),
+        error_messages={"required": "Choose an incident.", "invalid": "Not an incident number."},
+    )
+
+
+def _incident_field() -> dict[str, str]:
+    chosen = (request.form.get("incident") or "").strip()
+    return {"incident": chosen} if chosen else {}
+
+
+def _incident_of(incident_id: int) -> Any:
+    from ticketing.status import incidents
+
+    if "status" not in current_app.extensions:
+        raise ApiError(404, "not_found", "the status page is not enabled")
+    return incidents.get_incident(incident_id)
+
+
+@bp.post("/tickets/<id:ticket_id>/incident")
+def link_incident(ticket_id: int) -> ResponseReturnValue:
+    """Link the ticket to an incident by hand (its SLA clock stands still while it is open)."""
+    from ticketing.status import incident_tickets
+
+    linked: list[int] = []
+
+    def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
+        incident = _incident_of(data["incident"])
+        incident_tickets.link(ticket, incident, actor, "linked by staff")
+        linked.append(incident.id)
+
+    return _change(
+        ticket_id,
+        _IncidentFormSchema(),
+        _incident_field(),
+        apply,
+        lambda: f"Linked to incident #{linked[0]}.",
+    )
+
+
+@bp.post("/tickets/<id:ticket_id>/incident/unlink")
+def unlink_incident(ticket_id: int) -> ResponseReturnValue:
+    """Unlink the ticket from its incident; its SLA clock runs again."""
+    from ticketing.status import incident_tickets
+
+    def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
+        if not incident_tickets.unlink(ticket, actor):
+            raise ApiError(409, "not_linked", "the ticket is not linked to an incident")
+
+    return _change(
+        ticket_id, ma.Schema(), {}, apply, "Unlinked from the incident: its SLA clock runs again."
+    )
+
+
+@bp.post("/tickets/<id:ticket_id>/incident/dismiss")
+def dismiss_suggestion(ticket_id: int) -> ResponseReturnValue:
+    """Staff say the suggested incident is not what the ticket is about."""
+    from ticketing.status import incident_tickets
+
+    def apply(ticket: Ticket, data: dict[str, Any], actor: Actor) -> None:
+        if not incident_tickets.dismiss(ticket, data["incident"], actor):
+            raise ApiError(404, "not_found", "no such suggestion for this ticket")
+
+    return _change(
+        ticket_id,
+        _IncidentFormSchema(),
+        _incident_field(),
+        apply,
+        "Suggestion dismissed.",
+    )

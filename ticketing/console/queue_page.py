@@ -1,4 +1,5 @@
-"""The queue page (``/console/``): filters, counts by status, a page of tickets."""
+"""The queue page (``/console/``): filters, counts by status, a page of tickets, and
+the bulk action bar (its form posts to ``bulk_page.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import render_template, request, url_for
+from flask import current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func
 
@@ -28,13 +29,23 @@ QUEUE_REGIONS = {
     "queue-table": "console/_queue_table.html",
 }
 
+#: The queue view's query string: its filters and the page's cursor.
+QUEUE_ARGS = (
+    "status",
+    "priority",
+    "category",
+    "partner",
+    "incident_id",
+    "assignee",
+    "overdue",
+    "triage",
+    "cursor",
+)
+
 
 def queue_filters(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The queue's filters (validated by the staff API's schema) and the form's values."""
-    form = {
-        name: (args.get(name) or "").strip()
-        for name in ("status", "priority", "category", "partner", "assignee", "overdue", "triage")
-    }
+    form = {name: (args.get(name) or "").strip() for name in QUEUE_ARGS if name != "cursor"}
     if "status" not in args:
         form["status"] = "active"
     raw: dict[str, str] = {"order": "due"}
@@ -47,6 +58,8 @@ def queue_filters(args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, st
             raw[name] = form[name]
     if form["partner"]:
         raw["partner_id"] = form["partner"]
+    if form["incident_id"]:
+        raw["incident_id"] = form["incident_id"]
     if form["overdue"] in ("yes", "no"):
         raw["overdue"] = "true" if form["overdue"] == "yes" else "false"
     elif form["overdue"]:
@@ -73,6 +86,43 @@ def staff_and_partners() -> tuple[Sequence[Staff], Sequence[Partner]]:
     return staff, partners
 
 
+def incident_choices(keep: Sequence[int | None] = ()) -> dict[str, Any]:
+    """The incidents the console offers: ``recent`` (the filter's choices, with those
+    in ``keep``), ``open`` (not resolved, drafts too: what tickets may be linked to),
+    ``titles`` by id. Empty when the status page is not enabled."""
+    if "status" not in current_app.extensions:
+        return {"recent": [], "open": [], "titles": {}}
+    from ticketing.status.models import Incident
+
+    recent = list(
+        db.session.execute(db.select(Incident).order_by(Incident.id.desc()).limit(50)).scalars()
+    )
+    known = {i.id for i in recent}
+    wanted = {i for i in keep if i is not None and i not in known}
+    if wanted:
+        recent += db.session.execute(
+            db.select(Incident).where(Incident.id.in_(wanted)).order_by(Incident.id.desc())
+        ).scalars()
+    still_open = list(
+        db.session.execute(
+            db.select(Incident).where(Incident.resolved_at.is_(None)).order_by(Incident.id.desc())
+        ).scalars()
+    )
+    return {
+        "recent": recent,
+        "open": still_open,
+        "titles": {i.id: i.title for i in [*recent, *still_open]},
+    }
+
+
+def console_sla_state(ticket: Ticket, now: Any, due_soon: timedelta) -> str:
+    """``sla_state``, or ``paused`` for an active ticket whose clock stands still
+    (its incident is open: it is never overdue meanwhile)."""
+    if ticket.sla_paused_at is not None and ticket.status in ("open", "in_progress"):
+        return "paused"
+    return sla_state(ticket, now, due_soon)
+
+
 def queue_context(actor: Actor) -> dict[str, Any]:
     filters, form = queue_filters(request.args)
     cursor = filters.pop("cursor", None)
@@ -88,7 +138,11 @@ def queue_context(actor: Actor) -> dict[str, Any]:
     due_soon = timedelta(seconds=settings().due_soon)
 
     def sla(ticket: Ticket) -> str:
-        return sla_state(ticket, now, due_soon)
+        return console_sla_state(ticket, now, due_soon)
+
+    incident_ids = [t.incident_id for t in page.items]
+    incidents = incident_choices([*incident_ids, filters.get("incident_id")])
+    page_query = {**query, **({"cursor": cursor} if cursor else {})}
 
     return {
         "actor": actor,
@@ -119,11 +173,23 @@ def queue_context(actor: Actor) -> dict[str, Any]:
         "statuses": STATUSES,
         "priorities": PRIORITIES,
         "categories": CATEGORIES,
+        "incidents": incidents,
+        "bulk_url": url_for("console.bulk", **page_query),
+        "error": None,
     }
 
 
 @bp.get("/")
 def queue() -> ResponseReturnValue:
-    context = queue_context(signed_in_staff())
+    return queue_view(signed_in_staff())
+
+
+def queue_view(actor: Actor, status: int = 200, error: str | None = None) -> ResponseReturnValue:
+    """The queue as the request's query string filters it; ``error``: a refused bulk
+    action, shown above the table with its status."""
+    context = queue_context(actor)
+    context["error"] = error
     regions, version = render_regions(QUEUE_REGIONS, context)
-    return render_template("console/queue.html", regions=regions, version=version, **context)
+    return render_template(
+        "console/queue.html", regions=regions, version=version, **context
+    ), status

@@ -7,17 +7,18 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from flask import render_template, url_for
+from flask import current_app, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from ticketing.api.common import send_attachment
 from ticketing.auth import Actor
 from ticketing.console.blueprint import bp, settings, signed_in_staff
-from ticketing.console.queue_page import staff_and_partners
+from ticketing.console.queue_page import console_sla_state, incident_choices, staff_and_partners
 from ticketing.console.regions import render_regions
+from ticketing.db import db
+from ticketing.desk import sla as sla_rules
 from ticketing.desk import tickets
 from ticketing.desk.choices import CATEGORIES, PRIORITIES
-from ticketing.desk.queue import sla_state
 from ticketing.desk.workflow import TRANSITIONS
 from ticketing.models import Attachment, Message, Ticket, TicketAudit, utcnow
 
@@ -43,6 +44,32 @@ def attachment_copies(attachments: Sequence[Attachment]) -> dict[int, tuple[int,
     }
 
 
+def incident_context(ticket: Ticket) -> dict[str, Any]:
+    """The ticket's incident (linked, or suggested), and the open incidents to link it to."""
+    if "status" not in current_app.extensions:
+        return {"incident": None, "suggestion": None, "suggested_incident": None}
+    from ticketing.status.models import Incident, IncidentSuggestion
+
+    incident = db.session.get(Incident, ticket.incident_id) if ticket.incident_id else None
+    suggestion = suggested = None
+    if incident is None:
+        row = db.session.execute(
+            db.select(IncidentSuggestion, Incident)
+            .join(Incident, Incident.id == IncidentSuggestion.incident_id)
+            .where(IncidentSuggestion.ticket_id == ticket.id)
+            .order_by(IncidentSuggestion.score.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            suggestion, suggested = row
+    return {
+        "incident": incident,
+        "suggestion": suggestion,
+        "suggested_incident": suggested,
+        "open_incidents": incident_choices()["open"],
+    }
+
+
 def ticket_context(actor: Actor, ticket: Ticket) -> dict[str, Any]:
     now = utcnow()
     messages = tickets.ticket_rows(Message, ticket)
@@ -62,7 +89,9 @@ def ticket_context(actor: Actor, ticket: Ticket) -> dict[str, Any]:
         "staff": [s for s in staff if s.active],
         "staff_names": staff_names,
         "partner_names": partner_names,
-        "sla": sla_state(ticket, now, timedelta(seconds=settings().due_soon)),
+        "sla": console_sla_state(ticket, now, timedelta(seconds=settings().due_soon)),
+        "paused_seconds": sla_rules.paused_seconds(ticket, now),
+        **incident_context(ticket),
         "transitions": TRANSITIONS.get(ticket.status, ()),
         "priorities": PRIORITIES,
         "categories": CATEGORIES,

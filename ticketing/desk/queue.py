@@ -8,7 +8,8 @@ support console (``/console``):
     counts = status_counts(actor, {"assignee": "me"})   # {"open": 3, "in_progress": 1, ...}
 
 Filters (all optional): ``status``, ``priority``, ``category`` (lists),
-``partner_id``, ``assignee`` (``"me"``, ``"none"`` or a staff id as text),
+``partner_id``, ``incident_id`` (the status incident it is linked to),
+``assignee`` (``"me"``, ``"none"`` or a staff id as text),
 ``overdue`` (bool), ``needs_triage`` (bool: the automatic category was not
 confident enough) and ``order``: ``oldest`` (default), ``newest``, or
 ``due`` (the next SLA due time first: the first response's until it is given,
@@ -21,11 +22,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, not_
+from sqlalchemy import Select, false, func, not_
 
 from ticketing.api.pagination import Page, paginate
 from ticketing.auth import Actor
-from ticketing.db import db
+from ticketing.db import db, id_from_text, is_id
 from ticketing.desk.choices import STATUSES
 from ticketing.models import Ticket, utcnow
 
@@ -34,6 +35,7 @@ FILTERS = (
     "priority",
     "category",
     "partner_id",
+    "incident_id",
     "assignee",
     "overdue",
     "needs_triage",
@@ -57,13 +59,18 @@ def filtered(
             stmt = stmt.where(getattr(Ticket, name).in_(filters[name]))
     if "partner_id" in filters:
         stmt = stmt.where(Ticket.partner_id == filters["partner_id"])
+    if "incident_id" in filters:
+        stmt = stmt.where(Ticket.incident_id == filters["incident_id"])
     assignee = filters.get("assignee")
     if assignee == "none":
         stmt = stmt.where(Ticket.assignee_id.is_(None))
     elif assignee == "me":
         stmt = stmt.where(Ticket.assignee_id == actor.id)
     elif assignee is not None:
-        stmt = stmt.where(Ticket.assignee_id == int(assignee))
+        # An id no row can have (too large for the column, not digits) matches nothing
+        # rather than reaching the database, which would refuse the comparison.
+        staff_id = assignee if is_id(assignee) else id_from_text(assignee)
+        stmt = stmt.where(Ticket.assignee_id == staff_id if staff_id else false())
     if "overdue" in filters:
         overdue = Ticket.overdue_clause(now or utcnow())
         stmt = stmt.where(overdue if filters["overdue"] else not_(overdue))

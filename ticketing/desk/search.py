@@ -62,10 +62,9 @@ from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import text
 
-from ticketing.api.openapi import MAX_ID
 from ticketing.api.pagination import fingerprint, service_secret
 from ticketing.auth import Actor
-from ticketing.db import db, execute_core
+from ticketing.db import MAX_ID, db, execute_core
 from ticketing.errors import ApiError
 from ticketing.models import Message, Ticket
 

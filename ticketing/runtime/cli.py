@@ -12,6 +12,7 @@ Available as ``partnerwatch-ticketing <command>`` (console script) or
     partnerwatch-ticketing check-config deploy/ticketing.yml # exit 0: valid; 2: one line a problem
     partnerwatch-ticketing classifier evaluate        # held-out accuracy of the category model
     partnerwatch-ticketing classifier train           # retrain it with staff overrides
+    partnerwatch-ticketing incidents evaluate-linking # precision and recall of ticket links
 
 Commands that create something print only its id (or the key) on stdout, so
 scripts can capture it: ``KEY=$(partnerwatch-ticketing create-key --partner 1)``.
@@ -134,8 +135,9 @@ COMMANDS = (create_partner, create_staff, create_key, revoke_key, list_keys)
 
 def init_app(app: Flask) -> None:
     from ticketing.desk.classifier.cli import classifier
+    from ticketing.status.linking_cli import incidents_cli
 
-    for command in (*COMMANDS, classifier):
+    for command in (*COMMANDS, classifier, incidents_cli):
         app.cli.add_command(command)
 
 

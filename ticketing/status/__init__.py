@@ -12,7 +12,11 @@
   no routes;
 - :mod:`.receiver`: Alertmanager's webhook, idempotent;
 - :mod:`.page`: the public page, its JSON and its feed;
-- :mod:`.notify`: ``incident.*`` events to the partners' webhooks.
+- :mod:`.notify`: ``incident.*`` events to the partners' webhooks;
+- :mod:`.linking`: how well a new ticket matches an open incident (no database);
+- :mod:`.incident_tickets`: tickets linked to incidents, answered and resolved
+  together, their SLA clocks paused meanwhile;
+- :mod:`.staff_api`: the staff API for incidents and their tickets.
 
 docs/status.md is the reference.
 """
@@ -64,6 +68,11 @@ def init_app(app: Flask) -> Status | None:
         )
     smorest.register_blueprint(receiver.bp)
     smorest.register_blueprint(partner.api)
+    from ticketing import signals
+    from ticketing.status import incident_tickets, staff_api
+
+    smorest.register_blueprint(staff_api.bp)
+    signals.ticket_created.connect(incident_tickets.on_ticket_created)
     app.register_blueprint(page.bp)
     page.document(app)
     from ticketing.outbox import Channel

@@ -175,6 +175,11 @@ def post_update(incident: Incident, status: str, body: str, actor: Actor) -> Inc
         incident.resolved_at = now
         metrics.incidents_resolved.inc()
     audit("update", actor, f"{before} -> {status}: {body.strip()[:300]}", incident)
+    if status == "resolved":
+        from ticketing.status import incident_tickets
+
+        db.session.flush()
+        incident_tickets.incident_resolved(incident, update, actor)
     if incident.published_at is not None:
         db.session.flush()
         notify.incident_event(

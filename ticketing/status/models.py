@@ -10,7 +10,12 @@
 - ``status_maintenances``: planned work on components, shown ahead;
 - ``status_audit``: every step of incidents and maintenance, who and when;
 - ``status_subscribers``: email subscriptions (double opt-in, per component);
-- ``status_partner_links``: each partner's private status link (its hash).
+- ``status_partner_links``: each partner's private status link (its hash);
+- ``status_incident_suggestions``: tickets that may be about an incident, for
+  staff to link or dismiss (migration ``0010_incident_tickets``; the links
+  themselves are ``tickets.incident_id``);
+- ``status_incident_replies``: which incident update went to which linked
+  ticket as a public reply (each at most once).
 
 Components themselves are configuration (``status.components``), referenced by id.
 """
@@ -20,7 +25,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.db import db
@@ -61,6 +76,10 @@ class Incident(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
+    #: Resolving the incident resolves its linked tickets (with the closing message).
+    resolve_tickets: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: The public reply those tickets get when it does (None: the resolving update's text).
+    closing_message: Mapped[str | None] = mapped_column(Text)
 
     @property
     def published(self) -> bool:
@@ -168,4 +187,31 @@ class PartnerLink(Model):
 
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IncidentSuggestion(Model):
+    """A ticket that may be about an incident (a weak match): staff link it or dismiss it."""
+
+    __tablename__ = "status_incident_suggestions"
+    __table_args__ = (Index("ix_status_incident_suggestions_incident_id", "incident_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("status_incidents.id"), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IncidentReply(Model):
+    """An incident update posted as a public reply on a linked ticket: its primary
+    key makes each (update, ticket) pair happen once, however often staff press."""
+
+    __tablename__ = "status_incident_replies"
+
+    update_id: Mapped[int] = mapped_column(
+        ForeignKey("status_incident_updates.id"), primary_key=True
+    )
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -49,11 +49,13 @@ from sharedconfig import (
     NonNegativeDuration,
     OneOf,
     PositiveDuration,
+    PositiveNumber,
     Section,
     listed,
     mapping,
 )
 from ticketing.config import ConfigError
+from ticketing.desk.choices import CATEGORIES
 
 #: A component's states, best first (Statuspage's names).
 STATES = ("operational", "under_maintenance", "degraded_performance", "partial_outage",
@@ -72,11 +74,14 @@ class StatusConfigError(ConfigError):
 if TYPE_CHECKING:
     State = str
     Severity = str
+    Category = str
     Days = int
     TokenFile = str | None
 else:
     State = OneOf(STATES)
     Severity = OneOf(SEVERITIES)
+    Category = OneOf(CATEGORIES)
+
     Days = AtLeast(1)
     TokenFile = FromEnvironment(NonEmptyStr | None, "STATUS_RECEIVER_TOKEN_FILE", None)
 
@@ -91,6 +96,13 @@ class Component(Section):
     description: str = ""
     #: Labels an alert must carry besides ``component: <id>``.
     match: Annotated[dict[str, str], mapping("a mapping of label name to value")] = {}
+    #: Linking tickets to this component's incidents (``linking.py``): the ticket
+    #: categories that speak of it, words that name it or its failures (any
+    #: language; matched as whole words, or inside the text for CJK), and the
+    #: partner alerts that fire for a partner it fails.
+    categories: Annotated[tuple[Category, ...], listed("a list of ticket categories")] = ()
+    keywords: Annotated[tuple[NonEmptyStr, ...], listed("a list of words")] = ()
+    partner_alerts: Annotated[tuple[NonEmptyStr, ...], listed("a list of alert names")] = ()
 
     @field_validator("id")
     @classmethod
@@ -108,12 +120,17 @@ class Component(Section):
         )
 
 
-DEFAULT_COMPONENTS = (
-    Component(id="api", name="Platform API", description="The partner API and its database"),
-    Component(id="transactions", name="Transactions", description="Sending transactions"),
-    Component(id="energy-pool", name="Energy pool", description="Buying energy from the pool"),
-    Component(id="support", name="Support desk", description="Tickets and notifications"),
-)
+def _shipped_components() -> tuple[Component, ...]:
+    """The components of the shipped ticketing.yml: the default when a section has none."""
+    import yaml
+
+    from ticketing.config import SHIPPED_CONFIG
+
+    shipped = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    return tuple(Component.model_validate(c) for c in shipped["status"]["components"])
+
+
+DEFAULT_COMPONENTS = _shipped_components()
 
 
 if TYPE_CHECKING:
@@ -155,6 +172,27 @@ class EmailSettings(Section):
         return self.smtp_server is not None
 
 
+class LinkingSettings(Section):
+    """``status.linking``: tickets filed during a published incident, linked to it.
+
+    A ticket scoring at least ``link_at`` against an open published incident
+    is linked to it; at least ``suggest_at``, suggested to staff (linking.py
+    says how the score is made).
+    """
+
+    error = StatusConfigError
+
+    enabled: Flag = True
+    link_at: PositiveNumber = 0.7
+    suggest_at: PositiveNumber = 0.3
+
+    @model_validator(mode="after")
+    def _checked(self) -> LinkingSettings:
+        if self.suggest_at > self.link_at:
+            raise Invalid({"suggest_at": "must be <= status.linking.link_at"})
+        return self
+
+
 class StatusSettings(Section):
     error = StatusConfigError
 
@@ -177,6 +215,7 @@ class StatusSettings(Section):
     cache_ttl: NonNegativeDuration = 1.0
     #: Validated even when absent, so that its null settings read the environment.
     email: EmailSettings = Field(default_factory=dict, validate_default=True)
+    linking: LinkingSettings = Field(default_factory=dict, validate_default=True)
     _receiver_token: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")

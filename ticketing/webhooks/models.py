@@ -6,7 +6,9 @@
   partner reads (time, event, status code, attempt, latency, error);
 - ``webhook_alert_receipts``: which Alertmanager notifications were turned into
   events lately, so the same notification posted twice (a retry, two
-  Alertmanagers) is one delivery.
+  Alertmanagers) is one delivery;
+- ``partner_alerts``: each partner alert's latest state (firing or resolved),
+  which the status package reads to link a partner's tickets to an incident.
 
 The events themselves wait in the outbox (``outbox_messages``, kind
 ``partner_webhook``) until delivered.
@@ -80,3 +82,18 @@ class WebhookAlertReceipt(Model):
     #: sha256 of (group key, alert fingerprint, status, startsAt).
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_at: Mapped[datetime]
+
+
+class PartnerAlert(Model):
+    """A partner-scoped alert's latest state, by Alertmanager fingerprint: which
+    alerts fire for a partner now (a signal for linking its tickets to incidents)."""
+
+    __tablename__ = "partner_alerts"
+    __table_args__ = (Index("ix_partner_alerts_partner_id_status", "partner_id", "status"),)
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    alertname: Mapped[str] = mapped_column(String(200))
+    #: firing or resolved
+    status: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

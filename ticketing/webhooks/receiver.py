@@ -28,10 +28,10 @@ from sqlalchemy import update
 
 from ticketing.api.base import Blueprint, max_body_bytes
 from ticketing.auth import authorize_alertmanager
-from ticketing.db import db
+from ticketing.db import db, id_from_text, upsert_insert
 from ticketing.models import Partner, utcnow
 from ticketing.webhooks import events, metrics
-from ticketing.webhooks.models import WebhookAlertReceipt
+from ticketing.webhooks.models import PartnerAlert, WebhookAlertReceipt
 from ticketing.webhooks.schemas import NotificationResultSchema, NotificationSchema
 
 if TYPE_CHECKING:
@@ -100,12 +100,18 @@ def partner_alerts(notification: dict[str, Any]) -> dict[str, int]:
             )
         )
     events.queue_events(queued)
+    _record_states([(alert, partner_id) for key, alert, partner_id in keyed], now)
     counts["queued"] = len(queued)
     for result, name in (("queued", "queued"), ("duplicate", "duplicates"), ("ignored", "ignored")):
         if counts[name]:
             metrics.alert_notifications.labels(result=result).inc(counts[name])
     db.session.execute(
         db.delete(WebhookAlertReceipt).where(WebhookAlertReceipt.last_at < now - RECEIPT_RETENTION)
+    )
+    db.session.execute(
+        db.delete(PartnerAlert).where(
+            PartnerAlert.status == "resolved", PartnerAlert.updated_at < now - RECEIPT_RETENTION
+        )
     )
     db.session.commit()
     return counts
@@ -114,11 +120,7 @@ def partner_alerts(notification: dict[str, Any]) -> dict[str, int]:
 def _partner_label(value: Any) -> int | None:
     """The partner id a ``partner`` label names: ASCII digits only (``int()`` would also
     read "١", "１", " 1", "+1" and "1_0"), in range; :func:`_known_partners` checks it exists."""
-    text = value if isinstance(value, str) else ""
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        return None
-    partner_id = int(text)
-    return partner_id if 0 < partner_id < 2**31 else None
+    return id_from_text(value)
 
 
 def _known_partners(ids: set[int]) -> set[int]:
@@ -179,6 +181,39 @@ def _first_notices(keys: set[str], now: datetime, window: timedelta) -> set[str]
         )
         first.update(row[0] for row in inserted)
     return first
+
+
+def _record_states(alerts: list[tuple[dict[str, Any], int]], now: datetime) -> None:
+    """Keep each alert's latest state (``partner_alerts``): which alerts fire for a
+    partner now, read when its tickets are matched with incidents. One upsert."""
+    rows: dict[str, dict[str, Any]] = {}
+    for alert, partner_id in alerts:
+        fingerprint = (
+            alert.get("fingerprint")
+            or hashlib.sha256(repr(sorted(alert["labels"].items())).encode()).hexdigest()
+        )
+        rows[str(fingerprint).replace("\x00", "")[:64]] = {
+            "partner_id": partner_id,
+            "alertname": str(alert["labels"].get("alertname") or "alert").replace("\x00", "")[:200],
+            "status": "resolved" if alert["status"] == "resolved" else "firing",
+            "updated_at": now,
+        }
+    if not rows:
+        return
+    stmt = upsert_insert(cast("Table", PartnerAlert.__table__))
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["fingerprint"],
+        set_={
+            name: stmt.excluded[name]
+            for name in ("partner_id", "alertname", "status", "updated_at")
+        },  # fmt: skip
+    )
+    ordered = sorted(rows.items())
+    for start in range(0, len(ordered), CHUNK):
+        db.session.execute(
+            upsert,
+            [{"fingerprint": key, **values} for key, values in ordered[start : start + CHUNK]],
+        )
 
 
 def _event_data(alert: dict[str, Any]) -> dict[str, Any]:

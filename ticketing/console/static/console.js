@@ -3,6 +3,10 @@
 (function () {
   "use strict";
   var live = document.getElementById("live");
+  function selecting(region) {
+    var form = region.closest("form") || region;
+    return form.querySelector('input[type="checkbox"]:checked') !== null;
+  }
   if (!live) { return; }
   var url = live.getAttribute("data-live-url");
   var interval = Math.max(500, parseInt(live.getAttribute("data-poll-ms"), 10) || 5000);
@@ -39,6 +43,11 @@
       if (!region || region.getAttribute("data-region-version") === update.version) { return; }
       // Never pull a form from under someone using it: try again on the next poll.
       if (region.hasAttribute("data-keep-focus") && region.contains(document.activeElement)) {
+        skipped = true;
+        return;
+      }
+      // Nor the queue's rows while some are selected for a bulk action.
+      if (region.hasAttribute("data-keep-selection") && selecting(region)) {
         skipped = true;
         return;
       }
@@ -79,4 +88,39 @@
   }
 
   setTimeout(poll, interval);
+})();
+
+// The queue's bulk actions: "Select all on this page" ticks every row, and the bar
+// says how many are selected. Without JavaScript the form still works: the
+// server takes "select all" as every ticket of the page.
+(function () {
+  "use strict";
+  var form = document.getElementById("bulk-form");
+  var all = document.getElementById("select-all");
+  if (!form || !all) { return; }
+  var count = document.getElementById("bulk-count");
+
+  function boxes() { return form.querySelectorAll('input[name="ticket"]'); }
+
+  function show() {
+    var picked = 0;
+    boxes().forEach(function (box) {
+      var row = box.closest("tr");
+      if (row) { row.classList.toggle("picked", box.checked); }
+      if (box.checked) { picked += 1; }
+    });
+    count.textContent = picked ? picked + " selected" : "";
+  }
+
+  all.addEventListener("change", function () {
+    boxes().forEach(function (box) { box.checked = all.checked; });
+    show();
+  });
+  form.addEventListener("change", function (event) {
+    if (event.target.name === "ticket") {
+      if (!event.target.checked) { all.checked = false; }
+      show();
+    }
+  });
+  show();
 })();
