@@ -22,6 +22,8 @@ from ticketing.live.snapshot import QUERIES
 
 CLIENTS = 200
 DURATION = 60.0
+#: Pooled connections the worker may open during the run and keep (not per client).
+POOLED = 2
 _SEQ = re.compile(rb'^\{"type":"snapshot","seq":(\d+),')
 
 
@@ -177,7 +179,14 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
     )
     after = _proc_status(pid)
     assert sockets_during >= sockets_before + CLIENTS
-    assert _open_sockets(pid) <= sockets_before
+    # The clients' sockets are all gone. The worker may keep one more pooled connection
+    # than before (to Prometheus, Redis or the database, opened by a snapshot round
+    # that overlapped a request), never one per client.
+    wait_until(
+        lambda: _open_sockets(pid) <= sockets_before + POOLED,
+        timeout=30,
+        message=f"sockets back to {sockets_before} (+{POOLED} pooled)",
+    )
     growth_kb = after["VmRSS"] - before["VmRSS"]
     print(
         f"threads {before['Threads']} -> {during['Threads']} -> {after['Threads']}; "
