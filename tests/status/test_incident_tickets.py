@@ -328,3 +328,62 @@ def test_a_weak_match_is_suggested_to_staff(outage):
         ]
         == []
     )
+
+
+def test_tickets_filed_before_the_incident_was_published_are_linked_when_it_is(outage):
+    """The first partners report an outage before staff publish its incident: publishing
+    scores the open tickets filed from an hour before it was opened, as if filed now."""
+    from datetime import timedelta
+
+    from ticketing.models import Ticket
+
+    app, keys, transactions = outage
+    client = app.test_client()
+    staff = {"X-API-Key": keys.staff}
+    with app.app_context():
+        # The fixture's incident is over: the draft is the only one these tickets could match.
+        incidents.resolve(
+            db.session.get(Incident, transactions), "Settled.", ("staff", keys.staff_id)
+        )
+        draft = incidents.open_incident(
+            app.extensions["status"].settings,
+            "Energy purchases refused",
+            ["energy-pool"],
+            "major",
+            "Purchases from the energy pool fail; we are investigating.",
+            ("staff", keys.staff_id),
+        )
+        db.session.commit()
+        draft_id = draft.id
+    early = _file(
+        client, keys.partners[3], "Energy purchase refused",
+        "Since 10:05 every energy purchase from the pool is refused: insufficient capacity.",
+    )  # fmt: skip
+    unrelated = _file(
+        client, keys.partners[4], "Invoice for November", "Could you send the invoice again?"
+    )
+    older = _file(
+        client, keys.partners[5], "Energy purchase refused",
+        "Every energy purchase from the pool is refused: insufficient capacity.",
+    )  # fmt: skip
+    # A draft is not public: nothing is linked to it yet.
+    assert early["incident"] is None and early["sla_paused"] is False
+    with app.app_context():
+        db.session.get(Ticket, older["id"]).created_at -= timedelta(hours=2)
+        db.session.commit()
+        incidents.publish(db.session.get(Incident, draft_id), ("staff", keys.staff_id))
+        db.session.commit()
+
+    def seen(ticket):
+        return client.get(f"/api/v1/tickets/{ticket['id']}", headers={
+            "X-API-Key": keys.partners[ticket["partner_index"]]}).json  # fmt: skip
+
+    early["partner_index"], unrelated["partner_index"], older["partner_index"] = 3, 4, 5
+    now_early = seen(early)
+    assert now_early["incident"]["id"] == draft_id and now_early["sla_paused"] is True
+    assert seen(unrelated)["incident"] is None
+    assert seen(older)["incident"] is None  # filed more than an hour before it was opened
+    trail = client.get(f"/api/v1/staff/tickets/{early['id']}/audit", headers=staff).json["items"]
+    [entry] = [e for e in trail if e["field"] == "incident_id"]
+    assert entry["actor_kind"] == "system"
+    assert entry["reason"].startswith("filed before the incident was published, matches it")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, current_app
@@ -121,6 +122,75 @@ def on_ticket_created(app: Any, ticket: Ticket | None = None, **_: Any) -> None:
         link(ticket, incident, None, f"matches the open incident: {match.reason}")
     else:
         suggest(ticket, incident, match)
+
+
+#: Tickets filed this long before an incident was opened are scored against it when it is
+#: published: the first partners report an outage before staff have published it.
+LOOKBACK = timedelta(hours=1)
+#: At most this many of them (the newest first is not needed: every one is scored once).
+LOOKBACK_TICKETS = 1000
+
+
+def incident_published(incident: Incident) -> int:
+    """Score the open, unlinked tickets filed since ``LOOKBACK`` before the incident was
+    opened against it, now that it is published: link or suggest each as if it had been
+    filed now. Returns how many were linked."""
+    settings = _settings()
+    if settings is None or not settings.linking.enabled or incident.resolved_at is not None:
+        return 0
+    known = [c for c in (settings.component(cid) for cid in incident.components) if c]
+    target = [linking.OpenIncident(incident.id, incident.title, known)]
+    since = incident.created_at - LOOKBACK
+    candidates = (
+        db.session.execute(
+            db.select(Ticket)
+            .where(
+                Ticket.incident_id.is_(None),
+                Ticket.status.in_(("open", "in_progress")),
+                Ticket.created_at >= since,
+            )
+            .order_by(Ticket.id)
+            .limit(LOOKBACK_TICKETS)
+        )
+        .scalars()
+        .all()
+    )
+    alerts = (
+        _firing_alerts({t.partner_id for t in candidates})
+        if any(c.partner_alerts for c in known)
+        else {}
+    )
+    linked = 0
+    for ticket in candidates:
+        text = linking.Text.of(ticket.title, ticket.description)
+        match = linking.best_match(
+            text, ticket.title, ticket.category, target, alerts.get(ticket.partner_id, set())
+        )
+        decision = linking.decide(match, settings.linking)
+        if match is None or decision == "none":
+            continue
+        if decision == "link":
+            reason = f"filed before the incident was published, matches it: {match.reason}"
+            linked += link(ticket, incident, None, reason)
+        else:
+            suggest(ticket, incident, match)
+    return linked
+
+
+def _firing_alerts(partner_ids: set[int]) -> dict[int, set[str]]:
+    from ticketing.webhooks.models import PartnerAlert
+
+    found: dict[int, set[str]] = {}
+    if not partner_ids:
+        return found
+    rows = db.session.execute(
+        db.select(PartnerAlert.partner_id, PartnerAlert.alertname).where(
+            PartnerAlert.partner_id.in_(partner_ids), PartnerAlert.status == "firing"
+        )
+    )
+    for partner_id, alertname in rows:
+        found.setdefault(partner_id, set()).add(alertname)
+    return found
 
 
 def suggest(ticket: Ticket, incident: Incident, match: linking.Match) -> None:

@@ -142,6 +142,10 @@ def publish(incident: Incident, actor: Actor) -> None:
     incident.updated_at = now
     audit("published", actor, None, incident)
     metrics.incidents_published.inc()
+    from ticketing.status import incident_tickets
+
+    # The first partners to notice an outage file before staff publish it.
+    incident_tickets.incident_published(incident)
     notify.incident_event(
         incident, "incident.resolved" if incident.resolved_at else "incident.created"
     )
