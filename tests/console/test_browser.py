@@ -23,6 +23,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import create_engine, update
 
+from tests.harness import console
 from tests.harness.console import POLL, keep_in_docs
 from ticketing import database_url
 from ticketing.models import Ticket
@@ -62,10 +63,7 @@ def notice(driver, text: str) -> None:
 
 
 def sign_in(driver, server, key: str) -> None:
-    driver.get(server.url + "/console/login")
-    field = driver.find_element(By.ID, "api_key")
-    field.send_keys(key)
-    field.send_keys(Keys.ENTER)  # keyboard only
+    console.sign_in(driver, server.url, key)
 
 
 def text_of(driver, css: str) -> str:

@@ -17,12 +17,11 @@ import pytest
 import requests
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.harness.console import POLL, keep_in_docs
+from tests.harness.console import POLL, keep_in_docs, sign_in
 
 pytestmark = pytest.mark.slow
 WAIT = 30  # seconds; generous: the machine may be busy
@@ -64,10 +63,7 @@ def partner_api(server, key: str, method: str, path: str, **kwargs) -> requests.
 @pytest.fixture(scope="module")
 def agent(browser, console_server):
     driver = browser(1400, 1000)  # wide: the screenshots for the docs
-    driver.get(console_server.url + "/console/login")
-    field = driver.find_element(By.ID, "api_key")
-    field.send_keys(console_server.keys["agent"])
-    field.send_keys(Keys.ENTER)
+    sign_in(driver, console_server.url, console_server.keys["agent"])
     wait(driver).until(EC.title_contains("Queue"))
     return driver
 

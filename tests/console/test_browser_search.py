@@ -14,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.harness.console import keep_in_docs
+from tests.harness.console import keep_in_docs, sign_in
 
 pytestmark = pytest.mark.slow
 WAIT = 30  # seconds; generous: the suite's other worker may be loading the machine
@@ -27,10 +27,7 @@ def wait(driver) -> WebDriverWait:
 @pytest.fixture(scope="module")
 def agent(browser, console_server):
     driver = browser()
-    driver.get(console_server.url + "/console/login")
-    field = driver.find_element(By.ID, "api_key")
-    field.send_keys(console_server.keys["agent"])
-    field.send_keys(Keys.ENTER)
+    sign_in(driver, console_server.url, console_server.keys["agent"])
     wait(driver).until(EC.title_contains("Queue"))
     return driver
 

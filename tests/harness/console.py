@@ -32,6 +32,17 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 POLL = 0.5  # console.poll_interval of the browser tests' server, seconds
 
 
+def sign_in(driver: Any, url: str, key: str) -> None:
+    """Sign a browser in to the console at ``url`` with an API key, by keyboard only."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(url + "/console/login")
+    field = driver.find_element(By.ID, "api_key")
+    field.send_keys(key)
+    field.send_keys(Keys.ENTER)
+
+
 def csrf_token(client, path: str = "/console/login") -> str:
     page = client.get(path)
     assert page.status_code == 200, page.text[:500]

@@ -101,8 +101,29 @@ def match_ticket(settings: StatusSettings, ticket: Ticket) -> linking.Match | No
         return None
     wants_alerts = any(c.partner_alerts for i in candidates for c in i.components)
     alerts = firing_partner_alerts(ticket.partner_id) if wants_alerts else set()
+    return _score(ticket, candidates, alerts)
+
+
+def _score(
+    ticket: Ticket, candidates: list[linking.OpenIncident], alerts: set[str]
+) -> linking.Match | None:
     text = linking.Text.of(ticket.title, ticket.description)
     return linking.best_match(text, ticket.title, ticket.category, candidates, alerts)
+
+
+def _link_or_suggest(
+    settings: StatusSettings, ticket: Ticket, match: linking.Match | None, why: str
+) -> bool:
+    """Act on ``match`` as ``status.linking`` says: link (True), suggest, or nothing."""
+    decision = linking.decide(match, settings.linking)
+    if match is None or decision == "none":
+        return False
+    incident = db.session.get(Incident, match.incident_id)
+    assert incident is not None
+    if decision == "link":
+        return link(ticket, incident, None, f"{why}: {match.reason}")
+    suggest(ticket, incident, match)
+    return False
 
 
 def on_ticket_created(app: Any, ticket: Ticket | None = None, **_: Any) -> None:
@@ -112,16 +133,7 @@ def on_ticket_created(app: Any, ticket: Ticket | None = None, **_: Any) -> None:
     settings = _settings()
     if settings is None or not settings.linking.enabled:
         return
-    match = match_ticket(settings, ticket)
-    decision = linking.decide(match, settings.linking)
-    if match is None or decision == "none":
-        return
-    incident = db.session.get(Incident, match.incident_id)
-    assert incident is not None
-    if decision == "link":
-        link(ticket, incident, None, f"matches the open incident: {match.reason}")
-    else:
-        suggest(ticket, incident, match)
+    _link_or_suggest(settings, ticket, match_ticket(settings, ticket), "matches the open incident")
 
 
 #: Tickets filed this long before an incident was opened are scored against it when it is
@@ -162,18 +174,9 @@ def incident_published(incident: Incident) -> int:
     )
     linked = 0
     for ticket in candidates:
-        text = linking.Text.of(ticket.title, ticket.description)
-        match = linking.best_match(
-            text, ticket.title, ticket.category, target, alerts.get(ticket.partner_id, set())
-        )
-        decision = linking.decide(match, settings.linking)
-        if match is None or decision == "none":
-            continue
-        if decision == "link":
-            reason = f"filed before the incident was published, matches it: {match.reason}"
-            linked += link(ticket, incident, None, reason)
-        else:
-            suggest(ticket, incident, match)
+        match = _score(ticket, target, alerts.get(ticket.partner_id, set()))
+        why = "filed before the incident was published, matches it"
+        linked += _link_or_suggest(settings, ticket, match, why)
     return linked
 
 
