@@ -198,3 +198,27 @@ def test_agents_assign_only_themselves_admins_anyone(client, make):
         client.post(url, headers=agent.headers, json={"assignee_id": agent.id}).json["assignee_id"]
         == agent.id
     )
+
+
+def test_a_partner_key_is_refused_on_every_staff_route(app, client, make):
+    """Every route of the staff API, the incident and bulk routes included (found in the
+    URL map, so a new one is covered too), answers a partner key with 403 before anything
+    is read or changed."""
+    acme = make.partner()
+    ticket = make.ticket(acme)
+    routes = {
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1/staff/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert {
+        ("/api/v1/staff/tickets/bulk", "POST"),
+        ("/api/v1/staff/tickets/<id:ticket_id>/incident", "PUT"),
+        ("/api/v1/staff/incidents/<id:incident_id>/replies", "POST"),
+        ("/api/v1/staff/incidents/<id:incident_id>/suggestions", "GET"),
+    } <= routes, sorted(routes)
+    for rule, method in sorted(routes):
+        url = re.sub(r"<[^>]*:?[a-z_]+>", str(ticket["id"]), rule)
+        response = client.open(url, method=method, headers=acme.headers, json={})
+        assert_error(response, 403, "forbidden")
