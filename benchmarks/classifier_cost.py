@@ -96,7 +96,7 @@ def timing() -> list[str]:
 
     rules_t = per_ticket(rules.classify)
     model_t = per_ticket(combined.classify)
-    fitted = training.fit_models(corpus)
+    fitted = training.fit_models(corpus, model.glossary)
     sk_t = per_ticket(lambda t, d: fitted.both([training.ticket_text(t, d)]))
 
     def row(name, times):

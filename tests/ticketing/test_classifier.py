@@ -13,6 +13,7 @@ from tests.harness.app import create_test_app, migrated_app, ticketing_config
 from ticketing.config import ConfigError
 from ticketing.desk.choices import CATEGORIES, PRIORITIES
 from ticketing.desk.classifier import training
+from ticketing.desk.classifier.glossary import Glossary, GlossaryError
 from ticketing.desk.classifier.settings import check_section
 from ticketing.desk.classifier.text_model import (
     SHIPPED_MODEL,
@@ -94,7 +95,9 @@ def test_every_ticket_has_a_priority_and_the_thin_places_are_filled():
 
 def test_the_shipped_model_is_evaluated_and_good_enough():
     model = load_model(SHIPPED_MODEL)
-    assert model.format == 2
+    assert model.format == 3
+    # trained with the shipped glossary, which it carries
+    assert model.glossary is not None and model.glossary.entries == Glossary.load().entries
     assert set(model.classes) == set(CATEGORIES)
     assert set(model.priority_classes) == set(PRIORITIES)
     assert set(model.raise_at) == {"high", "critical"}
@@ -103,26 +106,26 @@ def test_the_shipped_model_is_evaluated_and_good_enough():
     assert evaluation["corpus_sha256"] == training.corpus_digest(CORPUS)
     # Held-out folds. The targets are 95 % of categories overall and 90 % per language
     # with 30+ tickets, 97 % of priorities at or above their floor and no critical one
-    # below high; the corpus's hard cases (Korean and Japanese above all, about 100
-    # tickets each) keep the model below them, so these floors guard against a worse
-    # model rather than state the targets.
+    # below high. The priority share is met; the corpus's hard neighbours (security
+    # told in everyday words above all) keep the categories below theirs, so those
+    # floors guard against a worse model rather than state the targets.
     kfold = evaluation["kfold"]
-    assert kfold["combined_accuracy"] >= 0.87
+    assert kfold["combined_accuracy"] >= 0.90
     for language, figures in kfold["per_language"].items():
-        if figures["n"] >= 30 and language not in ("ko", "ja"):
-            assert figures["category_accuracy"] >= 0.86, (language, figures)
-    assert kfold["per_language"]["en"]["category_accuracy"] >= 0.95
+        if figures["n"] >= 30:
+            assert figures["category_accuracy"] >= 0.87, (language, figures)
     priority = kfold["priority"]
     assert priority["n"] == len(CORPUS)
-    assert priority["at_or_above_floor"] >= 0.95
-    assert priority["critical_below_high"] <= 2
+    assert priority["at_or_above_floor"] >= 0.97
+    assert priority["critical_below_high"] <= 5
     # routine questions seldom raised (the rules' "critical" in a description counts too)
     assert priority["per_floor"]["low"]["raised_above"] <= 0.05
     assert model.trained["scikit_learn"]
 
 
 def test_the_scorer_gives_scikit_learns_probabilities_on_the_whole_corpus():
-    fitted = training.fit_models(CORPUS)
+    glossary = Glossary.load()
+    fitted = training.fit_models(CORPUS, glossary)
     model = TextModel(training.export(fitted))
     texts = [e.text for e in CORPUS]
     categories, priorities = fitted.both(texts)
@@ -147,9 +150,9 @@ def test_the_scorer_gives_scikit_learns_probabilities_on_the_whole_corpus():
         "오늘 아침부터 정산이 하나도 안 됩니다",
         "今朝から支払いが止まっています。ＡＰＩがすべて500エラー",
     ):
-        prepared = prepare(text)
-        assert char_wb_ngrams(prepared, 2, 5) == chars.build_analyzer()(text)
-        assert word_ngrams(prepared, 1, 2) == words.build_analyzer()(text)
+        prepared = glossary.gloss(prepare(text))
+        assert char_wb_ngrams(prepared, *training.CHAR_NGRAMS) == chars.build_analyzer()(text)
+        assert word_ngrams(prepared, *training.WORD_NGRAMS) == words.build_analyzer()(text)
 
 
 def test_how_the_model_reads_latin_korean_and_japanese_text():
@@ -161,6 +164,67 @@ def test_how_the_model_reads_latin_korean_and_japanese_text():
     # Japanese voiced kana keep their mark; full-width letters become ASCII
     assert prepare("ダウンロードがＡＰＩ") == "ダウンロードがapi"
     assert char_wb_ngrams(prepare("支払い"), 2, 2) == [" 支", "支払", "払い", "い "]
+
+
+def test_the_glossary_glosses_other_languages_with_the_english_pivot():
+    glossary = Glossary.from_mapping(
+        {
+            "invoice": {"de": ["rechnung"], "ko": ["청구서"], "ja": ["請求書"]},
+            "role": {"ja": ["ロール"], "fr": ["rôle"]},
+            "stopped": {"nl": ["stilgevallen"]},
+        }
+    )
+    pivots = glossary.pivots
+    # Latin and Korean terms at the start of a word: a stem covers inflections and compounds
+    assert pivots(prepare("Die Rechnungen und die Rechnungsnummer")) == ["invoice", "invoice"]
+    assert pivots(prepare("Stromrechnung fehlt")) == []  # not at the start of a word
+    assert pivots(prepare("11월 청구서가 안 왔어요")) == ["invoice"]
+    assert pivots(prepare("미청구서")) == []
+    # Japanese anywhere (no spaces); accents folded as the model reads text
+    assert pivots(prepare("11月分の請求書が届きません")) == ["invoice"]
+    assert pivots(prepare("Le RÔLE d'admin")) == ["role"]
+    assert pivots(prepare("het platform is stilgevallen")) == ["stopped"]
+    assert glossary.gloss("no term here") == "no term here"
+    assert glossary.gloss(prepare("請求書")) == "請求書\n invoice"
+    # the shipped glossary: every language of the corpus, and what it is for
+    shipped = Glossary.load()
+    assert shipped.terms > 1000
+    assert {lang for by in shipped.entries.values() for lang in by} >= {
+        "de",
+        "fr",
+        "es",
+        "nl",
+        "ko",
+        "ja",
+    }
+    for text, pivot in (
+        ("Die Rechnung für Mai fehlt", "invoice"),
+        ("La facture de mai", "invoice"),
+        ("청구서가 두 번 왔어요", "invoice"),
+        ("パスワードを忘れました", "password"),
+    ):
+        assert pivot in shipped.pivots(prepare(text)), text
+
+
+def test_a_glossary_that_cannot_be_used_is_refused_with_locations(tmp_path):
+    with pytest.raises(GlossaryError) as info:
+        Glossary.from_mapping(
+            {"Invoice": {"de": ["rechnung"]}, "role": {"xx": ["r"], "ja": ["ロ"]}, "pay": "x"}
+        )
+    lines = str(info.value).splitlines()
+    assert "glossary.Invoice: a pivot is a lower-case English word" in lines
+    assert any(line.startswith("glossary.role.xx: unknown language") for line in lines)
+    assert "glossary.role.ja: a term matched anywhere needs 2 characters" in lines
+    assert "glossary.pay: not a mapping of languages to terms" in lines
+    broken = tmp_path / "glossary.yml"
+    broken.write_text("invoice: [unclosed\n")
+    with pytest.raises(GlossaryError, match="glossary.yml: not YAML"):
+        Glossary.load(broken)
+    # a model file whose glossary is broken is not a model
+    data = json.loads(__import__("gzip").decompress(SHIPPED_MODEL.read_bytes()))
+    data["glossary"] = {"invoice": {"ja": ["x"]}}
+    with pytest.raises(ModelError, match="not a usable glossary"):
+        TextModel(data)
 
 
 def test_a_format_1_model_file_is_still_read(tmp_path):

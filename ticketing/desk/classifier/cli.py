@@ -11,7 +11,9 @@ priority models (one model file holds both).
 as well as the current one (the model at ``--output`` if that file exists,
 else the configured one); otherwise it exits with status 1 and changes nothing.
 ``--force`` writes it all the same: for a corpus that grew harder tickets, whose
-score cannot be compared with the old corpus's.
+score cannot be compared with the old corpus's. Both read the shipped glossary
+(``glossary.yml``) unless ``--glossary`` names another; the model file keeps the
+one it was trained with.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ticketing.desk.classifier.glossary import Glossary, GlossaryError
 from ticketing.desk.classifier.settings import ClassifierSettings
 from ticketing.desk.classifier.text_model import ModelError, TextModel, load_model
 
@@ -57,6 +60,29 @@ def _corpus(training: ModuleType, path: str | None) -> list[Example]:
         raise click.ClickException(str(exc)) from None
 
 
+def _overrides(training: ModuleType) -> list[Example]:
+    """The staff overrides of the audit trail; a database that cannot give them is an error
+    saying what to do, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        overrides: list[Example] = training.staff_overrides()
+        return overrides
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise click.ClickException(
+            f"cannot read the staff overrides from the database ({reason}); migrate it "
+            "(partnerwatch-ticketing db upgrade) or leave them out (--no-overrides)"
+        ) from None
+
+
+def _glossary(path: str | None) -> Glossary:
+    try:
+        return Glossary.load(path) if path else Glossary.load()
+    except GlossaryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _override_accuracy(model: TextModel, overrides: Sequence[Example]) -> str:
     if not overrides:
         return "-"
@@ -86,14 +112,21 @@ def classifier() -> None:
     show_default=True,
     help="add the staff category overrides of the audit trail",
 )
-def evaluate(corpus_path: str | None, overrides: bool) -> None:
+@click.option(
+    "--glossary",
+    "glossary_path",
+    type=click.Path(dir_okay=False),
+    help="a glossary file (default: the one shipped in the package)",
+)
+def evaluate(corpus_path: str | None, overrides: bool, glossary_path: str | None) -> None:
     """Print held-out accuracy: a train/test split and k-fold cross-validation."""
     training = _training()
     settings, rules = _context()
     corpus = _corpus(training, corpus_path)
-    extra = training.staff_overrides() if overrides else []
+    glossary = _glossary(glossary_path)
+    extra = _overrides(training) if overrides else []
     report = training.evaluate(
-        corpus, extra, rules, settings.override_rules_at, settings.triage_below
+        corpus, extra, rules, settings.override_rules_at, settings.triage_below, glossary=glossary
     )
     for line in report.lines():
         click.echo(line)
@@ -124,17 +157,45 @@ def evaluate(corpus_path: str | None, overrides: bool) -> None:
     is_flag=True,
     help="write the new model even if it scores below the current one (a changed corpus)",
 )
-def train(output: str | None, corpus_path: str | None, force: bool) -> None:
+@click.option(
+    "--overrides/--no-overrides",
+    "use_overrides",
+    default=True,
+    show_default=True,
+    help="learn from the staff category overrides of the audit trail too",
+)
+@click.option(
+    "--glossary",
+    "glossary_path",
+    type=click.Path(dir_okay=False),
+    help="a glossary file (default: the one shipped in the package)",
+)
+def train(
+    output: str | None,
+    corpus_path: str | None,
+    force: bool,
+    use_overrides: bool,
+    glossary_path: str | None,
+) -> None:
     """Retrain from the corpus plus staff overrides; keep the result only if it scores
     no worse than the current model (or with --force)."""
     training = _training()
     settings, rules = _context()
     target = Path(output) if output else settings.model_path
     corpus = _corpus(training, corpus_path)
-    overrides = training.staff_overrides()
-    click.echo(f"training on {len(corpus)} corpus tickets and {len(overrides)} staff overrides")
+    glossary = _glossary(glossary_path)
+    overrides = _overrides(training) if use_overrides else []
+    click.echo(
+        f"training on {len(corpus)} corpus tickets and {len(overrides)} staff overrides"
+        f" (glossary: {glossary.terms} terms)"
+    )
     report = training.evaluate(
-        corpus, overrides, rules, settings.override_rules_at, settings.triage_below
+        corpus,
+        overrides,
+        rules,
+        settings.override_rules_at,
+        settings.triage_below,
+        glossary=glossary,
     )
     for line in report.lines():
         click.echo(line)
@@ -165,7 +226,7 @@ def train(output: str | None, corpus_path: str | None, force: bool) -> None:
                 f"refused: the new model scores {100 * report.score:.1f} %, worse than the "
                 f"current model's {100 * recorded:.1f} %; {target} is unchanged"
             )
-    data = training.fit(training.merge(corpus, overrides))
+    data = training.fit(training.merge(corpus, overrides), glossary)
     data["evaluation"] = report.as_dict()
     target.parent.mkdir(parents=True, exist_ok=True)
     training.write_model(data, target)

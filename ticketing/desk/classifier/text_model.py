@@ -7,11 +7,13 @@ whole 120 MB budget. What a fitted model computes for one text is small:
 
 1. the text prepared (:func:`prepare`): lower-cased, accents stripped from
    Latin letters, Hangul syllables and Japanese voiced kana kept whole;
-2. per vectorizer, the n-grams of that text (``char_wb`` n-grams inside
+2. the English pivot words of the glossary's terms found in it appended
+   (:mod:`.glossary`; format 3);
+3. per vectorizer, the n-grams of that text (``char_wb`` n-grams inside
    whitespace-separated chunks, or word n-grams of ``\\b\\w\\w+\\b`` tokens),
    counted; ``1 + log(count)`` times the term's IDF; the vector scaled to unit
    length;
-3. the vectors side by side, times each class's coefficients, plus its
+4. the vectors side by side, times each class's coefficients, plus its
    intercept; the softmax of those scores, once over the categories and once
    over the priorities (two logistic regressions on the same vectors).
 
@@ -19,33 +21,39 @@ So the model file holds only those parameters (the vocabulary, each term's IDF
 and coefficients, the intercepts) and :class:`TextModel` computes the same
 probabilities as scikit-learn's ``predict_proba`` (tests/ticketing/
 test_classifier.py checks it on the whole corpus, to 1e-9). The numbers are
-stored as packed float64 arrays (base64 in the JSON), read straight into
-``array("d")``: no Python float object per number, so the model costs a worker
-a few MiB rather than the tens a parsed JSON list of lists would.
+stored as packed float64 arrays (base64 in the JSON). At load each term's
+numbers become one tuple (its IDF squared, then IDF times each coefficient),
+so scoring a text sums the tuples of its terms column by column in C. The
+shipped model keeps the 12,000 terms its first fit weighed most
+(:data:`~.training.KEEP_TERMS`), which keeps those tuples to a few MiB per
+worker.
 
 How the model sees CJK text: Japanese (and Chinese) is written without spaces,
-so a whole clause is one chunk and its character 2- to 5-grams run across word
+so a whole clause is one chunk and its character 2- to 4-grams run across word
 boundaries, which is how CJK text is usually indexed without a dictionary (the
 character bigrams carry most of the meaning). Korean separates words with
 spaces; its syllables stay whole (Unicode NFKD would split each into jamo),
-so an n-gram covers two to five syllables. The word vectorizer sees a
+so an n-gram covers two to four syllables. The word vectorizer sees a
 Japanese clause as one rare token and adds little there.
 
 File format (JSON, gzip-compressed when the name ends in ``.gz``)::
 
-    {"format": 2, "classes": [...], "intercept": [...],
+    {"format": 3, "classes": [...], "intercept": [...],
      "priority": {"classes": [...], "intercept": [...],   # absent: no priority model
-                  "raise_at": {"high": 0.15, "critical": 0.06},
-                  "routine_weight": 0.25},
-     "vectorizers": [{"analyzer": "char_wb", "ngram_range": [2, 5],
+                  "raise_at": {"high": 0.12, "critical": 0.04},
+                  "routine_weight": 0.75},
+     "glossary": {"invoice": {"de": ["rechnung"], "ja": ["請求書"], ...}, ...},
+     "vectorizers": [{"analyzer": "char_wb", "ngram_range": [2, 4],
                       "terms": [...],                    # in column order
                       "weights": "<base64 float64 LE>"}, # per term: idf, then one
                      ...],                               # coefficient per category,
                                                          # then one per priority
      "evaluation": {...}, "trained": {...}}
 
-Format 1 files (the category model alone, texts prepared with NFKD accent
-stripping throughout) are still read.
+Format 3 adds the glossary the model was trained with (:mod:`.glossary`): the
+text is read with the English pivot words of its terms appended. Format 2
+files (no glossary) and format 1 files (the category model alone, texts
+prepared with NFKD accent stripping throughout) are still read.
 
     model = TextModel.load(SHIPPED_MODEL)
     model.probabilities("Our API key leaked", "It was pushed to GitHub")
@@ -69,16 +77,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import itemgetter, mul
+from operator import add
 from pathlib import Path
 from typing import Any
 
 import ahocorasick
 
+from ticketing.desk.classifier.glossary import Glossary, GlossaryError
+
 SHIPPED_MODEL = Path(__file__).with_name("model.json.gz")
-FORMAT = 2
+FORMAT = 3
 #: Model file formats this version reads.
-FORMATS = (1, 2)
+FORMATS = (1, 2, 3)
 
 
 class ModelError(ValueError):
@@ -166,14 +176,6 @@ def unpack(text: str) -> array[float]:
     return packed
 
 
-def _gather(keys: list[int]) -> Callable[[Any], tuple[float, ...]]:
-    """``itemgetter(*keys)`` that gives a tuple for one key too."""
-    if len(keys) == 1:
-        key = keys[0]
-        return lambda view: (view[key],)
-    return itemgetter(*keys)
-
-
 def _char_wb_matcher(terms: list[str], stride: int) -> Callable[[str], list[int]]:
     """The rows of a ``char_wb`` vocabulary's terms in a text, found in one pass.
 
@@ -215,38 +217,49 @@ def _word_matcher(terms: list[str], stride: int, low: int, high: int) -> Callabl
 class _Vectorizer:
     """One TF-IDF vectorizer's part of the scores."""
 
-    #: text -> the row offset (row * stride) of each known term occurrence in it
+    #: text -> the row of each known term occurrence in it
     rows: Callable[[str], list[int]]
-    terms: int
-    #: per term, ``stride`` numbers: idf squared (for the vector's norm), then
-    #: idf * each class's coefficient; ``views[j][offset]`` is the term's j-th
-    views: tuple[memoryview, ...]
+    #: per term (row), a tuple: idf squared (for the vector's norm), then idf times
+    #: each class's coefficient
+    table: list[tuple[float, ...]]
+
+    @property
+    def terms(self) -> int:
+        return len(self.table)
 
     def scores(self, text: str) -> list[float] | None:
         """This vectorizer's contribution to each class's score; None without a known term.
 
-        The sums run in C: the known terms' numbers are gathered with one
-        ``itemgetter`` per column and summed with ``sum``; a term seen once
-        (most of them) has tf 1 and needs no multiplication.
+        The terms are grouped by how often they occur (1 for most, 2 for those
+        of the title, which a ticket's text holds twice): the rows of a group
+        are summed column by column in C (``zip`` and ``sum`` over the stored
+        tuples), then scaled once by the group's ``1 + log(count)`` (sublinear
+        tf, as the model was fitted; its square for the first column, the
+        squared norm).
         """
         counts = Counter(self.rows(text))
         if not counts:
             return None
-        once = [base for base, n in counts.items() if n == 1]
-        more = [base for base, n in counts.items() if n > 1]
-        # sublinear tf, as the model was fitted: 1 + log(count)
-        tfs = [1.0 + math.log(counts[base]) for base in more]
-        gather_once = _gather(once) if once else None
-        gather_more = _gather(more) if more else None
-
-        def total(view: memoryview, weights: list[float]) -> float:
-            value = sum(gather_once(view)) if gather_once else 0.0
-            if gather_more:
-                value += sum(map(mul, weights, gather_more(view)))
-            return value
-
-        norm = math.sqrt(total(self.views[0], [tf * tf for tf in tfs]))
-        return [total(view, tfs) / norm for view in self.views[1:]]
+        table = self.table
+        items = counts.items()
+        groups: dict[int, list[tuple[float, ...]]] = {
+            1: [table[row] for row, n in items if n == 1],
+            2: [table[row] for row, n in items if n == 2],
+        }
+        for row, n in [(row, n) for row, n in items if n > 2]:
+            groups.setdefault(n, []).append(table[row])
+        totals: list[float] | None = None
+        for n, rows in groups.items():
+            if not rows:
+                continue
+            sums = [sum(column) for column in zip(*rows)]  # noqa: B905 (rows of one length)
+            if n > 1:
+                tf = 1.0 + math.log(n)
+                sums = [sums[0] * tf * tf, *(value * tf for value in sums[1:])]
+            totals = sums if totals is None else list(map(add, totals, sums))
+        assert totals is not None  # counts is not empty
+        norm = math.sqrt(totals[0])
+        return [value / norm for value in totals[1:]]
 
 
 class TextModel:
@@ -276,11 +289,16 @@ class TextModel:
             #: how much of the probability of a routine question counts against raising
             self.routine_weight = float(priority.get("routine_weight", 0.0)) if priority else 0.0
             self._prepare = prepare if self.format >= 2 else _prepare_v1
+            glossary = data.get("glossary") if self.format >= 3 else None
+            #: the glossary the model was trained with (None: it reads texts without one)
+            self.glossary = Glossary.from_mapping(glossary, "glossary") if glossary else None
             self.evaluation: dict[str, Any] = dict(data.get("evaluation") or {})
             self.trained: dict[str, Any] = dict(data.get("trained") or {})
             self._vectorizers = tuple(self._vectorizer(spec) for spec in data["vectorizers"])
         except ModelError:
             raise
+        except GlossaryError as exc:
+            raise ModelError(f"not a usable glossary ({exc})") from None
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ModelError(f"not a category model ({exc.__class__.__name__}: {exc})") from None
         if len(self.intercept) != len(self.classes) or not self.classes:
@@ -303,20 +321,15 @@ class TextModel:
         if len(set(terms)) != len(terms):
             raise ModelError("a term is listed twice")
         stride = k + 1
-        weights = array("d", packed)
-        for offset in range(0, len(weights), stride):
-            idf = weights[offset]
-            weights[offset] = idf * idf
-            for c in range(offset + 1, offset + stride):
-                weights[c] *= idf
-        whole = memoryview(weights)
-        views = tuple(whole[j:] for j in range(stride))
-        rows = (
-            _char_wb_matcher(terms, stride)
-            if analyzer == "char_wb"
-            else _word_matcher(terms, stride, low, high)
-        )
-        return _Vectorizer(rows, len(terms), views)
+        table = []
+        for offset in range(0, len(packed), stride):
+            idf = packed[offset]
+            table.append((idf * idf, *(idf * c for c in packed[offset + 1 : offset + stride])))
+        if analyzer == "char_wb":
+            rows = _char_wb_matcher(terms, 1)
+        else:
+            rows = _word_matcher(terms, 1, low, high)
+        return _Vectorizer(rows, table)
 
     @classmethod
     def load(cls, path: str | Path) -> TextModel:
@@ -343,6 +356,8 @@ class TextModel:
         """Each class's score (scikit-learn's ``decision_function``) for a ticket's text
         (:func:`ticket_text`): the categories', then the priorities'."""
         text = self._prepare(text)
+        if self.glossary is not None:
+            text = self.glossary.gloss(text)
         totals = [*self.intercept, *self.priority_intercept]
         for vectorizer in self._vectorizers:
             part = vectorizer.scores(text)
