@@ -93,6 +93,21 @@ def _override_accuracy(model: TextModel, overrides: Sequence[Example]) -> str:
     return f"{100 * right / len(overrides):.1f} %"
 
 
+#: The training data options both commands take.
+corpus_option = click.option(
+    "--corpus",
+    "corpus_path",
+    type=click.Path(dir_okay=False),
+    help="a corpus file (default: the one shipped in the package)",
+)
+glossary_option = click.option(
+    "--glossary",
+    "glossary_path",
+    type=click.Path(dir_okay=False),
+    help="a glossary file (default: the one shipped in the package)",
+)
+
+
 @click.group("classifier")
 def classifier() -> None:
     """The category and priority models: evaluate them, retrain from staff overrides."""
@@ -100,24 +115,14 @@ def classifier() -> None:
 
 @classifier.command("evaluate")
 @with_appcontext
-@click.option(
-    "--corpus",
-    "corpus_path",
-    type=click.Path(dir_okay=False),
-    help="a corpus file (default: the one shipped in the package)",
-)
+@corpus_option
 @click.option(
     "--overrides/--no-overrides",
     default=False,
     show_default=True,
     help="add the staff category overrides of the audit trail",
 )
-@click.option(
-    "--glossary",
-    "glossary_path",
-    type=click.Path(dir_okay=False),
-    help="a glossary file (default: the one shipped in the package)",
-)
+@glossary_option
 def evaluate(corpus_path: str | None, overrides: bool, glossary_path: str | None) -> None:
     """Print held-out accuracy: a train/test split and k-fold cross-validation."""
     training = _training()
@@ -146,12 +151,7 @@ def evaluate(corpus_path: str | None, overrides: bool, glossary_path: str | None
     type=click.Path(dir_okay=False),
     help="where to write the model (default: the configured classifier.model)",
 )
-@click.option(
-    "--corpus",
-    "corpus_path",
-    type=click.Path(dir_okay=False),
-    help="a corpus file (default: the one shipped in the package)",
-)
+@corpus_option
 @click.option(
     "--force",
     is_flag=True,
@@ -164,12 +164,7 @@ def evaluate(corpus_path: str | None, overrides: bool, glossary_path: str | None
     show_default=True,
     help="learn from the staff category overrides of the audit trail too",
 )
-@click.option(
-    "--glossary",
-    "glossary_path",
-    type=click.Path(dir_okay=False),
-    help="a glossary file (default: the one shipped in the package)",
-)
+@glossary_option
 def train(
     output: str | None,
     corpus_path: str | None,

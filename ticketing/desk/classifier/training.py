@@ -177,22 +177,19 @@ def vectorizers(
 
     read = reader(glossary)
     chars_only, words_only = vocabularies or (None, None)
-    chars = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=CHAR_NGRAMS,
-        min_df=CHAR_MIN_DF if chars_only is None else 1,
-        sublinear_tf=True,
-        preprocessor=read,
-        vocabulary=chars_only,
-    )
-    words = TfidfVectorizer(
-        analyzer="word",
-        ngram_range=WORD_NGRAMS,
-        min_df=WORD_MIN_DF if words_only is None else 1,
-        sublinear_tf=True,
-        preprocessor=read,
-        vocabulary=words_only,
-    )
+
+    def tfidf(analyzer: str, ngrams: tuple[int, int], min_df: int, only: Any) -> Any:
+        return TfidfVectorizer(
+            analyzer=analyzer,
+            ngram_range=ngrams,
+            min_df=min_df if only is None else 1,
+            sublinear_tf=True,
+            preprocessor=read,
+            vocabulary=only,
+        )
+
+    chars = tfidf("char_wb", CHAR_NGRAMS, CHAR_MIN_DF, chars_only)
+    words = tfidf("word", WORD_NGRAMS, WORD_MIN_DF, words_only)
     return make_union(chars, words)
 
 
