@@ -268,7 +268,7 @@ def test_the_priority_model_only_raises():
 def test_the_automaton_finds_the_known_n_grams_each_word_gives():
     """The one-pass matcher counts exactly the vocabulary n-grams of char_wb_ngrams."""
     terms = sorted({"ap", "api", " api", "api ", " api ", "key", "ey ", "ü", " z", "a b"})
-    rows = _char_wb_matcher(terms, 1)
+    rows = _char_wb_matcher(terms)
     texts = [strip_accents(ticket_text(e.title, e.description).lower()) for e in CORPUS]
     texts += ["", "   ", "api", "  api  key\n\tapi ", "a b", "zählerstand über"]
     known = set(terms)

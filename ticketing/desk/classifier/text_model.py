@@ -176,7 +176,7 @@ def unpack(text: str) -> array[float]:
     return packed
 
 
-def _char_wb_matcher(terms: list[str], stride: int) -> Callable[[str], list[int]]:
+def _char_wb_matcher(terms: list[str]) -> Callable[[str], list[int]]:
     """The rows of a ``char_wb`` vocabulary's terms in a text, found in one pass.
 
     A ``char_wb`` n-gram lies inside one word padded with a space on each side
@@ -191,24 +191,24 @@ def _char_wb_matcher(terms: list[str], stride: int) -> Callable[[str], list[int]
         core = term[1:] if term.startswith(" ") else term
         core = core[:-1] if core.endswith(" ") else core
         if core and not any(c.isspace() for c in core):
-            automaton.add_word(term, row * stride)
+            automaton.add_word(term, row)
     if len(automaton) == 0:
         return lambda text: []
     automaton.make_automaton()
     iterate = automaton.iter
 
     def rows(text: str) -> list[int]:
-        return [base for _, base in iterate(" " + "  ".join(text.split()) + " ")]
+        return [row for _, row in iterate(" " + "  ".join(text.split()) + " ")]
 
     return rows
 
 
-def _word_matcher(terms: list[str], stride: int, low: int, high: int) -> Callable[[str], list[int]]:
+def _word_matcher(terms: list[str], low: int, high: int) -> Callable[[str], list[int]]:
     """The rows of a word vocabulary's terms in a text (its :func:`word_ngrams`)."""
-    lookup = {term: row * stride for row, term in enumerate(terms)}.get
+    lookup = {term: row for row, term in enumerate(terms)}.get
 
     def rows(text: str) -> list[int]:
-        return [base for base in map(lookup, word_ngrams(text, low, high)) if base is not None]
+        return [row for row in map(lookup, word_ngrams(text, low, high)) if row is not None]
 
     return rows
 
@@ -326,9 +326,9 @@ class TextModel:
             idf = packed[offset]
             table.append((idf * idf, *(idf * c for c in packed[offset + 1 : offset + stride])))
         if analyzer == "char_wb":
-            rows = _char_wb_matcher(terms, 1)
+            rows = _char_wb_matcher(terms)
         else:
-            rows = _word_matcher(terms, 1, low, high)
+            rows = _word_matcher(terms, low, high)
         return _Vectorizer(rows, table)
 
     @classmethod
