@@ -4,6 +4,10 @@
 the test's directory, rate limits off unless asked for); :func:`create_test_app`
 builds the app with it (or any config dict), migrated by Alembic
 (``flask_migrate.upgrade``, never ``create_all``) unless ``migrate=False``;
+an empty database first becomes a copy of one this test process migrated
+(:func:`copy_migrated`: the SQLite file copied, a PostgreSQL database cloned
+from it as a template), so each test does not run every migration again and
+the ``upgrade`` after the copy finds nothing to do;
 :func:`migrated_app` is the same as a generator for fixtures, disposing the
 app's database connections afterwards:
 
@@ -18,11 +22,16 @@ app's database connections afterwards:
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 
 def ticketing_config(
@@ -53,11 +62,97 @@ def create_test_app(config: dict[str, Any], *, migrate: bool = True) -> Flask:
 
     from ticketing import create_app
 
+    if migrate:
+        copy_migrated(config["SQLALCHEMY_DATABASE_URI"])
     app = create_app(config)
     if migrate:
         with app.app_context():
             upgrade()
     return app
+
+
+#: database kind (and server) -> the database this process migrated once, to copy
+_MIGRATED: dict[str, str] = {}
+
+
+def copy_migrated(db_url: str) -> None:
+    """Make an empty database (a SQLite file not yet there, a PostgreSQL database without
+    tables) a copy of one migrated to the latest revision in this process."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:" and not Path(url.database).exists():
+            shutil.copyfile(_migrated("sqlite", _sqlite_template), url.database)
+    elif url.get_backend_name() == "postgresql" and url.database and _pg_empty(url):
+        server = url.set(database="postgres")
+        key = f"postgresql:{url.host}:{url.port}"
+        template = _migrated(key, lambda: _pg_template(server))
+        if not _pg_has_database(server, template):  # another server since, on that port
+            template = _MIGRATED[key] = _pg_template(server)
+        _pg_execute(server, f'DROP DATABASE "{url.database}"')
+        _pg_execute(server, f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"')
+
+
+def _migrated(key: str, make: Any) -> str:
+    if key not in _MIGRATED:
+        _MIGRATED[key] = make()
+    return _MIGRATED[key]
+
+
+def _migrate(db_url: str) -> None:
+    app = create_test_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url}, migrate=False)
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+    dispose(app)
+
+
+def _sqlite_template() -> str:
+    directory = tempfile.mkdtemp(prefix="partnerwatch-migrated-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    path = str(Path(directory) / "migrated.db")
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+def _pg_template(server: Any) -> str:
+    name = f"migrated_{os.getpid()}_{os.urandom(3).hex()}"
+    _pg_execute(server, f'CREATE DATABASE "{name}"')
+    _migrate(server.set(database=name).render_as_string(hide_password=False))
+    return name
+
+
+def _pg_connect(url: Any) -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
+    )
+
+
+def _pg_execute(url: Any, sql: str) -> None:
+    with _pg_connect(url) as conn:
+        conn.execute(sql)
+
+
+def _pg_has_database(server: Any, name: str) -> bool:
+    with _pg_connect(server) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def _pg_empty(url: Any) -> bool:
+    with _pg_connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchone()
+    return bool(row and row[0] == 0)
 
 
 def dispose(app: Flask) -> None:
