@@ -43,7 +43,7 @@ def test_the_shipped_defaults_are_valid(tmp_path):
         0,
         [
             "ticketing.yml (shipped defaults): configuration OK",
-            "classification: 3 priority rules, 6 categories",
+            "classification: 4 priority rules, 6 categories",
             "sla first response: critical 30m, high 2h, medium 8h, low 1d",
             "ratelimits: on, login 5/minute, withdrawal 3/minute, api_call 100/minute, "
             "ticket_create 20/minute",

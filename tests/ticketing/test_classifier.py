@@ -106,9 +106,10 @@ def test_the_shipped_model_is_evaluated_and_good_enough():
     assert evaluation["corpus_sha256"] == training.corpus_digest(CORPUS)
     # Held-out folds. The targets are 95 % of categories overall and 90 % per language
     # with 30+ tickets, 97 % of priorities at or above their floor and no critical one
-    # below high. The priority share is met; the corpus's hard neighbours (security
-    # told in everyday words above all) keep the categories below theirs, so those
-    # floors guard against a worse model rather than state the targets.
+    # below high. The priority targets are met (with the shipped keyword rules); the
+    # corpus's hard neighbours (security told in everyday words above all) keep the
+    # categories below theirs, so those floors guard against a worse model rather than
+    # state the targets.
     kfold = evaluation["kfold"]
     assert kfold["combined_accuracy"] >= 0.90
     for language, figures in kfold["per_language"].items():
@@ -117,15 +118,23 @@ def test_the_shipped_model_is_evaluated_and_good_enough():
     priority = kfold["priority"]
     assert priority["n"] == len(CORPUS)
     assert priority["at_or_above_floor"] >= 0.97
-    assert priority["critical_below_high"] <= 5
-    # routine questions seldom raised (the rules' "critical" in a description counts too)
+    assert priority["critical_below_high"] == 0
+    # routine questions seldom raised (the rules' raises, "critical" in a description or
+    # "leaked" in a question about leaks, count too)
     assert priority["per_floor"]["low"]["raised_above"] <= 0.05
     assert model.trained["scikit_learn"]
 
 
 def test_the_scorer_gives_scikit_learns_probabilities_on_the_whole_corpus():
+    """Fitted on half the corpus (twice as quick; the terms kept are as many), checked on
+    all of it: the tickets it was not fitted on too."""
     glossary = Glossary.load()
-    fitted = training.fit_models(CORPUS, glossary)
+    fitted = training.fit_models(CORPUS[::2], glossary)
+    assert (
+        len(fitted.union.transformer_list[0][1].vocabulary_)
+        + len(fitted.union.transformer_list[1][1].vocabulary_)
+        == training.KEEP_TERMS
+    )
     model = TextModel(training.export(fitted))
     texts = [e.text for e in CORPUS]
     categories, priorities = fitted.both(texts)

@@ -76,9 +76,10 @@ def test_the_corpus_is_classified_as_by_the_reference(settings):
 
 def test_random_texts_match_as_one_pattern_per_keyword_would():
     keywords = ["x-x", "aa", "a", "bill", "billing", "log in", "s", "k", "ſ", "i", "5"]
+    keywords += ["障害", "全", "ム障", "ア"]  # Japanese: anywhere, not only at a word's start
     index = KeywordIndex(keywords)
     rng = random.Random(20250131)
-    alphabet = "xa-_ bilngsSkKſK\nogLOGİı5é"
+    alphabet = "xa-_ bilngsSkKſK\nogLOGİı5é障害全ムのアｱ"
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
         found = index.positions(text)
@@ -90,3 +91,37 @@ def test_random_texts_match_as_one_pattern_per_keyword_would():
 
 def test_an_index_without_keywords_finds_nothing():
     assert KeywordIndex([]).positions("anything at all") == {}
+
+
+def test_japanese_keywords_match_inside_a_run_of_text_latin_ones_at_a_word_start():
+    """Japanese has no spaces: "システム障害が発生" is one run of word characters, so a
+    keyword there must match anywhere; a Latin or Korean one still starts a word."""
+    index = KeywordIndex(["障害", "bill", "장애"])
+    assert index.positions("システム障害が発生") == {"障害": [4]}
+    assert index.positions("rebill, 서비스장애 bill 장애") == {"bill": [14], "장애": [19]}
+    assert keyword_pattern("障害").findall("API障害とDB障害") == ["障害", "障害"]
+    assert keyword_pattern("bill").findall("rebill bill") == ["bill"]
+
+
+@pytest.mark.parametrize(
+    ("title", "description", "priority", "rule"),
+    [
+        ("本番停止しています", "朝から送金ができません", "critical", "outage"),
+        ("接続エラー", "残高照会も送金も全滅です", "critical", "outage"),
+        ("Plus rien ne passe", "Depuis ce matin, plus rien ne fonctionne.", "critical", "outage"),
+        ("서비스 중단", "오늘 아침부터 정산이 안 됩니다", "critical", "outage"),
+        (
+            "key leak??",
+            "i think our key leaked, there are transfers we didnt make",
+            "high",
+            "compromise",
+        ),
+        ("APIキー", "APIキーが漏洩した可能性があります", "high", "compromise"),
+        ("Konto gehackt", "Jemand hat sich angemeldet.", "high", "compromise"),
+    ],
+)
+def test_the_shipped_rules_read_a_stop_or_a_compromise_in_each_language(
+    settings, title, description, priority, rule
+):
+    decided, reason = Classifier(settings).priority(title, description, None)
+    assert decided == priority and f"rule {rule}:" in reason, (decided, reason)

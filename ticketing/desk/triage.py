@@ -52,12 +52,26 @@ if TYPE_CHECKING:
     from ticketing.desk.classifier.text_model import TextModel
 
 
+#: The first letter of a keyword in a script written without spaces between words
+#: (Chinese characters, hiragana, katakana, half-width katakana).
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+_WORD_CHARACTER = re.compile(r"\w")
+
+
+def matches_anywhere(keyword: str) -> bool:
+    """Whether a keyword matches anywhere in a word: one in Japanese (or Chinese), which
+    is written without spaces, so that a keyword rarely starts a "word" there."""
+    return bool(_UNSPACED.match(keyword))
+
+
 def keyword_pattern(keyword: str) -> re.Pattern[str]:
-    """What a keyword matches, on its own: the keyword at the start of a word, any case.
+    """What a keyword matches, on its own: the keyword at the start of a word, any case
+    (a Japanese or Chinese one anywhere: :func:`matches_anywhere`).
 
     :class:`KeywordIndex` finds the matches of many such patterns at once.
     """
-    return re.compile(r"(?<!\w)" + re.escape(keyword), re.IGNORECASE)
+    start = "" if matches_anywhere(keyword) else r"(?<!\w)"
+    return re.compile(start + re.escape(keyword), re.IGNORECASE)
 
 
 class KeywordIndex:
@@ -75,14 +89,20 @@ class KeywordIndex:
 
     def __init__(self, keywords: tuple[str, ...] | list[str]):
         self.keywords = tuple(dict.fromkeys(keywords))
+        self._anywhere = frozenset(k for k in self.keywords if matches_anywhere(k))
         if not self.keywords:
             self._starts = self._which = None
             return
         # Longest first, although any order finds the same positions.
         ordered = sorted(self.keywords, key=len, reverse=True)
-        self._starts = re.compile(
-            r"(?<!\w)(?=" + "|".join(re.escape(k) for k in ordered) + ")", re.IGNORECASE
-        )
+        at_start = [re.escape(k) for k in ordered if not matches_anywhere(k)]
+        anywhere = [re.escape(k) for k in ordered if matches_anywhere(k)]
+        alternatives = []
+        if at_start:
+            alternatives.append(r"(?<!\w)(?=" + "|".join(at_start) + ")")
+        if anywhere:
+            alternatives.append("(?=" + "|".join(anywhere) + ")")
+        self._starts = re.compile("|".join(alternatives), re.IGNORECASE)
         # One optional look-ahead group per keyword: a group matched iff its keyword does.
         self._which = re.compile(
             "".join(f"(?:(?=({re.escape(k)}))|)" for k in self.keywords), re.IGNORECASE
@@ -93,14 +113,15 @@ class KeywordIndex:
         found: dict[str, list[int]] = {}
         if self._starts is None or self._which is None:
             return found
-        keywords = self.keywords
+        keywords, anywhere = self.keywords, self._anywhere
         which = self._which.match
         for start in self._starts.finditer(text):
             position = start.start()
             groups = which(text, position)
             assert groups is not None  # every part of the pattern is optional: it always matches
+            inside_word = position > 0 and _WORD_CHARACTER.match(text, position - 1) is not None
             for keyword, group in zip(keywords, groups.groups(), strict=True):
-                if group is not None:
+                if group is not None and (not inside_word or keyword in anywhere):
                     found.setdefault(keyword, []).append(position)
         return found
 
