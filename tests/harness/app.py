@@ -26,7 +26,7 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def copy_migrated(db_url: str) -> None:
         _pg_execute(server, f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"')
 
 
-def _migrated(key: str, make: Any) -> str:
+def _migrated(key: str, make: Callable[[], str]) -> str:
     if key not in _MIGRATED:
         _MIGRATED[key] = make()
     return _MIGRATED[key]
@@ -123,16 +123,11 @@ def _pg_template(server: Any) -> str:
 
 
 def _pg_connect(url: Any) -> Any:
+    """A psycopg connection to the database of a SQLAlchemy URL (its driver name dropped)."""
     import psycopg
 
-    return psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=True,
-    )
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return psycopg.connect(dsn, autocommit=True)
 
 
 def _pg_execute(url: Any, sql: str) -> None:

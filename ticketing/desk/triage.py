@@ -117,8 +117,8 @@ class KeywordIndex:
         if not self.keywords:
             self._starts = self._which = None
             return
-        at_start = [k for k in self.keywords if not matches_anywhere(k)]
-        anywhere = [k for k in self.keywords if matches_anywhere(k)]
+        at_start = [k for k in self.keywords if k not in self._anywhere]
+        anywhere = [k for k in self.keywords if k in self._anywhere]
         alternatives = []
         if at_start:
             alternatives.append(r"(?<!\w)(?=" + _prefix_trie(at_start) + ")")
