@@ -95,9 +95,10 @@ def test_every_ticket_has_a_priority_and_the_thin_places_are_filled():
 
 def test_the_shipped_model_is_evaluated_and_good_enough():
     model = load_model(SHIPPED_MODEL)
-    assert model.format == 3
-    # trained with the shipped glossary, which it carries
+    assert model.format == 4
+    # trained with the shipped glossary, which it carries; the word n-grams read its pivots
     assert model.glossary is not None and model.glossary.entries == Glossary.load().entries
+    assert [(v.glossed, v.terms > 0) for v in model._vectorizers] == [(False, True), (True, True)]
     assert set(model.classes) == set(CATEGORIES)
     assert set(model.priority_classes) == set(PRIORITIES)
     assert set(model.raise_at) == {"high", "critical"}
@@ -159,9 +160,11 @@ def test_the_scorer_gives_scikit_learns_probabilities_on_the_whole_corpus():
         "오늘 아침부터 정산이 하나도 안 됩니다",
         "今朝から支払いが止まっています。ＡＰＩがすべて500エラー",
     ):
-        prepared = glossary.gloss(prepare(text))
+        prepared = prepare(text)  # the character n-grams read it without the glossary's pivots
         assert char_wb_ngrams(prepared, *training.CHAR_NGRAMS) == chars.build_analyzer()(text)
-        assert word_ngrams(prepared, *training.WORD_NGRAMS) == words.build_analyzer()(text)
+        glossed = glossary.gloss(prepared)
+        assert glossed != prepared
+        assert word_ngrams(glossed, *training.WORD_NGRAMS) == words.build_analyzer()(text)
 
 
 def test_how_the_model_reads_latin_korean_and_japanese_text():
@@ -256,6 +259,34 @@ def test_a_format_1_model_file_is_still_read(tmp_path):
     assert model.priority_classes == () and model.priority_probabilities("x", "y") is None
     p = model.probabilities("Invoice", "the invoice")
     assert max(p, key=p.get) == "billing"
+
+
+def test_format_3_glosses_for_every_vectorizer_format_4_for_those_marked(tmp_path):
+    data = {
+        "format": 3,
+        "classes": ["billing", "security"],
+        "intercept": [0.0, 0.0],
+        "glossary": {"invoice": {"de": ["rechnung"]}},
+        "vectorizers": [
+            {
+                "analyzer": "word",
+                "ngram_range": [1, 1],
+                "terms": ["invoice", "leaked"],
+                "weights": pack([1.0, 2.0, -2.0, 1.0, -2.0, 2.0]),
+            }
+        ],
+    }
+    german = ("Frage", "zur Rechnung")
+    p = TextModel(data).probabilities(*german)
+    assert p["billing"] > 0.9  # the pivot "invoice" was read
+    unmarked = TextModel({**data, "format": 4}).probabilities(*german)
+    assert unmarked == {"billing": 0.5, "security": 0.5}  # format 4: not glossed unless marked
+    marked = {**data, "format": 4, "vectorizers": [{**data["vectorizers"][0], "glossed": True}]}
+    assert TextModel(marked).probabilities(*german) == pytest.approx(p)
+    for bad in ("yes", 1, None):
+        broken = {**marked, "vectorizers": [{**data["vectorizers"][0], "glossed": bad}]}
+        with pytest.raises(ModelError, match="glossed is .*, not true or false"):
+            TextModel(broken)
 
 
 def test_the_priority_model_only_raises():

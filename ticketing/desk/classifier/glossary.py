@@ -6,7 +6,7 @@ from English tickets. A Korean ticket about a 청구서, a Japanese one about a
 about an invoice, and with a hundred tickets per language the model cannot
 learn every such word from those alone. The glossary (``glossary.yml``, next to
 this module) maps each language's words for the platform's concepts to the
-English word the English tickets use; the models read a ticket's text with the
+English word the English tickets use; the models read a ticket's words with the
 pivot words of the terms found in it appended (:meth:`Glossary.gloss`), so
 what they learned from the English tickets applies to the others too. The
 original text stays: a word the glossary lacks still counts as itself.
@@ -20,7 +20,7 @@ How a term matches, on the text as :func:`~.text_model.prepare` leaves it
 - Japanese (and any term without a space-separated script): anywhere, as
   Japanese is written without spaces.
 
-The glossary a model was trained with is stored in its model file (format 3),
+The glossary a model was trained with is stored in its model file (format 3 on),
 so a changed glossary takes effect when the model is retrained, never under a
 model fitted without it.
 

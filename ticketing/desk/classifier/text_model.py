@@ -7,8 +7,9 @@ whole 120 MB budget. What a fitted model computes for one text is small:
 
 1. the text prepared (:func:`prepare`): lower-cased, accents stripped from
    Latin letters, Hangul syllables and Japanese voiced kana kept whole;
-2. the English pivot words of the glossary's terms found in it appended
-   (:mod:`.glossary`; format 3);
+2. for the word n-grams, the English pivot words of the glossary's terms
+   found in it appended (:mod:`.glossary`; format 4: the vectorizers marked
+   ``glossed``; format 3: both);
 3. per vectorizer, the n-grams of that text (``char_wb`` n-grams inside
    whitespace-separated chunks, or word n-grams of ``\\b\\w\\w+\\b`` tokens),
    counted; ``1 + log(count)`` times the term's IDF; the vector scaled to unit
@@ -38,22 +39,25 @@ Japanese clause as one rare token and adds little there.
 
 File format (JSON, gzip-compressed when the name ends in ``.gz``)::
 
-    {"format": 3, "classes": [...], "intercept": [...],
+    {"format": 4, "classes": [...], "intercept": [...],
      "priority": {"classes": [...], "intercept": [...],   # absent: no priority model
                   "raise_at": {"high": 0.12, "critical": 0.04},
                   "routine_weight": 0.75},
      "glossary": {"invoice": {"de": ["rechnung"], "ja": ["請求書"], ...}, ...},
      "vectorizers": [{"analyzer": "char_wb", "ngram_range": [2, 4],
+                      "glossed": false,                  # reads the pivot words?
                       "terms": [...],                    # in column order
                       "weights": "<base64 float64 LE>"}, # per term: idf, then one
                      ...],                               # coefficient per category,
                                                          # then one per priority
      "evaluation": {...}, "trained": {...}}
 
-Format 3 adds the glossary the model was trained with (:mod:`.glossary`): the
-text is read with the English pivot words of its terms appended. Format 2
-files (no glossary) and format 1 files (the category model alone, texts
-prepared with NFKD accent stripping throughout) are still read.
+Format 4 says per vectorizer whether it reads the glossed text (``glossed``):
+the word n-grams do, the character n-grams read the text alone. Format 3 adds
+the glossary the model was trained with (:mod:`.glossary`), and both its
+vectorizers read the text with the English pivot words of its terms appended.
+Format 3, format 2 files (no glossary) and format 1 files (the category model
+alone, texts prepared with NFKD accent stripping throughout) are still read.
 
     model = TextModel.load(SHIPPED_MODEL)
     model.probabilities("Our API key leaked", "It was pushed to GitHub")
@@ -86,9 +90,9 @@ import ahocorasick
 from ticketing.desk.classifier.glossary import Glossary, GlossaryError
 
 SHIPPED_MODEL = Path(__file__).with_name("model.json.gz")
-FORMAT = 3
+FORMAT = 4
 #: Model file formats this version reads.
-FORMATS = (1, 2, 3)
+FORMATS = (1, 2, 3, 4)
 
 
 class ModelError(ValueError):
@@ -222,6 +226,8 @@ class _Vectorizer:
     #: per term (row), a tuple: idf squared (for the vector's norm), then idf times
     #: each class's coefficient
     table: list[tuple[float, ...]]
+    #: whether it reads the text with the glossary's pivot words appended
+    glossed: bool = False
 
     @property
     def terms(self) -> int:
@@ -295,6 +301,7 @@ class TextModel:
             self.evaluation: dict[str, Any] = dict(data.get("evaluation") or {})
             self.trained: dict[str, Any] = dict(data.get("trained") or {})
             self._vectorizers = tuple(self._vectorizer(spec) for spec in data["vectorizers"])
+            self._reads_glossed = any(v.glossed for v in self._vectorizers)
         except ModelError:
             raise
         except GlossaryError as exc:
@@ -329,7 +336,11 @@ class TextModel:
             rows = _char_wb_matcher(terms)
         else:
             rows = _word_matcher(terms, low, high)
-        return _Vectorizer(rows, table)
+        # format 3: every vectorizer reads the glossed text; format 4 says which do
+        glossed = spec.get("glossed", True) if self.format == 3 else spec.get("glossed", False)
+        if not isinstance(glossed, bool):
+            raise ModelError(f"glossed is {glossed!r}, not true or false")
+        return _Vectorizer(rows, table, glossed and self.glossary is not None)
 
     @classmethod
     def load(cls, path: str | Path) -> TextModel:
@@ -356,11 +367,12 @@ class TextModel:
         """Each class's score (scikit-learn's ``decision_function``) for a ticket's text
         (:func:`ticket_text`): the categories', then the priorities'."""
         text = self._prepare(text)
-        if self.glossary is not None:
-            text = self.glossary.gloss(text)
+        glossed = text
+        if self.glossary is not None and self._reads_glossed:
+            glossed = self.glossary.gloss(text)
         totals = [*self.intercept, *self.priority_intercept]
         for vectorizer in self._vectorizers:
-            part = vectorizer.scores(text)
+            part = vectorizer.scores(glossed if vectorizer.glossed else text)
             if part is not None:
                 totals = [t + p for t, p in zip(totals, part, strict=True)]
         return totals

@@ -8,7 +8,8 @@ The model: two TF-IDF vectorizers side by side, character n-grams of 2 to 4
 inside whitespace-separated chunks (robust to typos, inflections and compound
 words of German and Dutch, and the only view of Japanese, written without
 spaces) and words and word pairs, both sublinear, on the text as
-:func:`~ticketing.desk.classifier.text_model.prepare` leaves it. They feed two
+:func:`~ticketing.desk.classifier.text_model.prepare` leaves it (the words with
+the glossary's English pivot words appended). They feed two
 multinomial logistic regressions: one for the category, one for the priority
 floor (the lowest priority a support lead would accept for the ticket), whose
 probabilities are the confidence of a decision. The priority model only ever
@@ -68,6 +69,10 @@ PRIORITY_C = 10.0
 PRIORITY_CLASS_WEIGHT = "balanced"
 RAISE_AT = {"high": 0.12, "critical": 0.04}
 ROUTINE_WEIGHT = 0.75
+#: The analyzers that read a text with the glossary's pivot words appended: the
+#: pivots are whole English words, and the character n-grams of the text alone
+#: score as well on the held-out folds while the automaton scans a quarter less.
+GLOSSED = ("word",)
 FOLDS = 5
 TEST_SIZE = 0.2
 SEED = 0
@@ -171,7 +176,8 @@ def vectorizers(
     glossary: Glossary | None = None, vocabularies: tuple[list[str], list[str]] | None = None
 ) -> Any:
     """A fresh, unfitted union of the model's two TF-IDF vectorizers (with ``vocabularies``:
-    limited to those terms, character n-grams then words)."""
+    limited to those terms, character n-grams then words); the word n-grams read the text
+    with the glossary's pivot words (:data:`GLOSSED`), the character n-grams without."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_union
 
@@ -184,7 +190,7 @@ def vectorizers(
             ngram_range=ngrams,
             min_df=min_df if only is None else 1,
             sublinear_tf=True,
-            preprocessor=read,
+            preprocessor=read if analyzer in GLOSSED else prepare,
             vocabulary=only,
         )
 
@@ -305,6 +311,7 @@ def export(fitted: Fitted) -> dict[str, Any]:
             {
                 "analyzer": vectorizer.analyzer,
                 "ngram_range": list(vectorizer.ngram_range),
+                "glossed": vectorizer.analyzer in GLOSSED and "glossary" in data,
                 "terms": [term for term, _ in terms],
                 "weights": pack(weights),
             }
