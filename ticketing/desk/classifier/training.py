@@ -165,7 +165,8 @@ def merge(corpus: Sequence[Example], overrides: Sequence[Example]) -> list[Examp
 
 
 def reader(glossary: Glossary | None) -> Any:
-    """How the models read a text: :func:`prepare`, then the glossary's pivot words appended."""
+    """How the word n-grams read a text (:data:`GLOSSED`): :func:`prepare`, then the
+    glossary's pivot words appended."""
     if glossary is None or not glossary.terms:
         return prepare
     gloss = glossary.gloss
