@@ -176,3 +176,16 @@ def test_a_killed_test_run_leaves_no_process_behind(tmp_path, root):
         for pid in pids.values():  # safety net should the assertion fail
             if not _gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_auto_workers_are_the_cores_plus_one_unless_the_environment_says(monkeypatch, request):
+    from tests.conftest import pytest_xdist_auto_num_workers
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    assert pytest_xdist_auto_num_workers(request.config) == cores + 1
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
+    assert pytest_xdist_auto_num_workers(request.config) == 5
+    for ignored in ("", "0", "many", "-2"):
+        monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", ignored)
+        assert pytest_xdist_auto_num_workers(request.config) == cores + 1
