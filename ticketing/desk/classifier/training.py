@@ -222,7 +222,7 @@ class Fitted:
     category: Any
     #: None when no example has a priority label
     priority: Any
-    #: the glossary the vectorizers read texts with (None: none)
+    #: the glossary the word n-grams read texts with (:data:`GLOSSED`; None: none)
     glossary: Glossary | None = None
 
     def predict_proba(self, texts: Sequence[str]) -> Any:
