@@ -22,6 +22,10 @@ from ticketing.live.snapshot import QUERIES
 
 CLIENTS = 200
 DURATION = 60.0
+#: Snapshots every client must have received together (about 30 at 2 s in 60 s). On a
+#: starved machine a snapshot round can outlast its interval (the loop then skips the
+#: missed ticks), so the clients stay connected past DURATION until the window has them.
+COMMON_SNAPSHOTS = 25
 #: Pooled connections the worker may open during the run and keep (not per client).
 POOLED = 2
 _SEQ = re.compile(rb'^\{"type":"snapshot","seq":(\d+),')
@@ -48,12 +52,27 @@ def _open_sockets(pid: int) -> int:
 
 
 def _prometheus_queries(prometheus) -> float:
-    """How many instant queries Prometheus has answered (its own counter)."""
+    """How many instant queries Prometheus has handled, whatever their status (its own
+    counter: a query whose client gave up on it still counts once)."""
     text = requests.get(f"{prometheus.url}/metrics", timeout=10).text
-    for line in text.splitlines():
-        if line.startswith('prometheus_http_requests_total{code="200",handler="/api/v1/query"}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line
+    )
+
+
+def _settled(read, interval: float = 1.0, timeout: float = 60.0) -> tuple:
+    """``read()`` once two reads ``interval`` apart agree (a round in progress ends)."""
+    deadline = time.monotonic() + timeout
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    raise TimeoutError(f"still changing after {timeout:.0f}s: {last}")
 
 
 class Client(threading.Thread):
@@ -104,6 +123,13 @@ def _wave(server, stop: threading.Event) -> list[Client]:
     return clients
 
 
+def _common(clients: list[Client]) -> int:
+    """How many snapshots (by seq) every client has received, start to end."""
+    if not all(c.seqs for c in clients):
+        return 0
+    return min(c.seqs[-1] for c in clients) - max(c.seqs[0] for c in clients) + 1
+
+
 def _leave(server, clients: list[Client], stop: threading.Event) -> None:
     stop.set()
     for client in clients:
@@ -140,6 +166,7 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
     before = _proc_status(pid)
     sockets_before = _open_sockets(pid)
     snapshots_before = server.metric("live_feed_snapshots_total")
+    unreachable_before = server.metric("live_feed_source_errors_total", source="prometheus")
     queries_before = _prometheus_queries(prometheus)
 
     stop = threading.Event()
@@ -147,10 +174,24 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
     during = _proc_status(pid)
     sockets_during = _open_sockets(pid)
     time.sleep(DURATION)
+    wait_until(
+        lambda: _common(clients) >= COMMON_SNAPSHOTS or any(c.error for c in clients),
+        timeout=2 * DURATION,
+        message=f"{COMMON_SNAPSHOTS} snapshots received by every client",
+    )
     _leave(server, clients, stop)
-    time.sleep(1)  # a snapshot round in progress when the last client left
-    snapshots = server.metric("live_feed_snapshots_total") - snapshots_before
-    queries = _prometheus_queries(prometheus) - queries_before
+    # A snapshot round in progress when the last client left finishes, and Prometheus
+    # finishes a query its client gave up on.
+    counts = _settled(
+        lambda: (
+            server.metric("live_feed_snapshots_total"),
+            server.metric("live_feed_source_errors_total", source="prometheus"),
+            _prometheus_queries(prometheus),
+        )
+    )
+    snapshots = counts[0] - snapshots_before
+    unreachable = counts[1] - unreachable_before
+    queries = counts[2] - queries_before
 
     # Every client received every snapshot taken while all of them were connected.
     reasons = {
@@ -163,12 +204,19 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
         assert client.seqs == list(range(client.seqs[0], client.seqs[0] + len(client.seqs)))
     first = max(c.seqs[0] for c in clients)
     last = min(c.seqs[-1] for c in clients)
-    assert last - first + 1 >= DURATION / 2 - 5  # ~30 snapshots at 2 s (a loose floor)
+    assert last - first + 1 >= COMMON_SNAPSHOTS
     for client in clients:
         assert client.seqs[0] <= first and client.seqs[-1] >= last
 
-    # One round of queries per snapshot, whatever the number of clients.
-    assert queries == snapshots * len(QUERIES), (queries, snapshots)
+    # One round of queries per snapshot, whatever the number of clients. A round that
+    # finds Prometheus too slow to answer (a starved machine) ends at that query, so
+    # it sent between 1 and all of them.
+    full_rounds = snapshots - unreachable
+    assert full_rounds * len(QUERIES) + unreachable <= queries <= snapshots * len(QUERIES), (
+        queries,
+        snapshots,
+        unreachable,
+    )
 
     # Each connection held threads while it lasted; none are left after.
     assert during["Threads"] >= before["Threads"] + CLIENTS
@@ -191,6 +239,7 @@ def test_200_clients_for_60_seconds(start_live_server, prometheus):
     print(
         f"threads {before['Threads']} -> {during['Threads']} -> {after['Threads']}; "
         f"RSS {before['VmRSS']} -> {during['VmRSS']} -> {after['VmRSS']} kB; "
-        f"{snapshots:.0f} snapshots, {queries:.0f} queries"
+        f"{snapshots:.0f} snapshots ({unreachable:.0f} with Prometheus unreachable), "
+        f"{queries:.0f} queries"
     )
     assert growth_kb < 8 * 1024, f"RSS grew by {growth_kb} kB"
