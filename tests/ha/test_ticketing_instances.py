@@ -153,12 +153,7 @@ def test_each_outbox_message_is_posted_and_notified_once(service):
     )
     assert delivered == len(tickets)
     for am in alertmanagers:
-        text = requests.get(f"{am.url}/metrics", timeout=10).text
-        received = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("alertmanager_alerts_received_total") and 'status="firing"' in line
-        )
+        received = am.metric("alertmanager_alerts_received_total", status="firing")
         assert received == len(tickets), (am.url, received)
 
 

@@ -6,10 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from tests.harness import ManagedProcess
 from tests.harness.seed import TicketingData
+from tests.harness.services import scraped
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,14 +111,5 @@ class LiveServer:
         raise RuntimeError("no gunicorn worker found")
 
     def metric(self, name: str, **labels: str) -> float:
-        """A sample from the service's own /metrics (0 when absent)."""
-        text = requests.get(f"{self.http_url}/metrics", timeout=10).text
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in text.splitlines():
-            if line.startswith("#"):
-                continue
-            series, _, value = line.rpartition(" ")
-            head, _, rest = series.partition("{")
-            if head == name and ",".join(sorted(rest.rstrip("}").split(","))) == wanted:
-                return float(value)
-        return 0.0
+        """Sum of the samples of ``name`` (with these labels) on the service's /metrics."""
+        return scraped(f"{self.http_url}/metrics", name, **labels)

@@ -63,8 +63,20 @@ class Outage:
         return self
 
 
+def scraped(metrics_url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` that carry these labels (among others) on a
+    /metrics page; 0 when there are none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(metrics_url, timeout=10).text
+    samples = (s for family in text_string_to_metric_families(text) for s in family.samples)
+    wanted = labels.items()
+    return sum((s.value for s in samples if s.name == name and wanted <= s.labels.items()), 0.0)
+
+
 class OnLoopback:
-    """``url`` (``http://host:port``) and ``address`` (``host:port``) of a handle."""
+    """``url`` (``http://host:port``) and ``address`` (``host:port``) of a handle, and
+    the samples of its own /metrics."""
 
     @property
     def url(self) -> str:
@@ -73,6 +85,10 @@ class OnLoopback:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` (with these labels) on this process's /metrics."""
+        return scraped(f"{self.url}/metrics", name, **labels)
 
 
 # --------------------------------------------------------------------------- Redis

@@ -21,8 +21,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from tests.harness.app import create_test_app, dispose, ticketing_config
 from tests.harness.processes import ManagedProcess, free_port, http_ready
 from tests.harness.seed import KeySet, issue_keys
@@ -61,20 +59,6 @@ class TicketingInstance(OnLoopback):
             return [int(p) for p in children.read_text().split()]
         except OSError:
             return []
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of ``name`` (with these labels) on this instance's /metrics."""
-        from prometheus_client.parser import text_string_to_metric_families
-
-        text = requests.get(f"{self.url}/metrics", timeout=10).text
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    total += sample.value
-        return total
 
     def stop(self) -> None:
         """gunicorn's quick shutdown (SIGINT): the graceful one waits out keep-alive clients."""

@@ -13,8 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 from tests.harness import wait_until
 from tests.harness.ws_clients import connect, receive
 from ticketing.live.broadcaster import DISCONNECT_REASONS
@@ -54,12 +52,7 @@ def _open_sockets(pid: int) -> int:
 def _prometheus_queries(prometheus) -> float:
     """How many instant queries Prometheus has handled, whatever their status (its own
     counter: a query whose client gave up on it still counts once)."""
-    text = requests.get(f"{prometheus.url}/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line
-    )
+    return prometheus.metric("prometheus_http_requests_total", handler="/api/v1/query")
 
 
 def _settled(read, interval: float = 1.0, timeout: float = 60.0) -> tuple:
