@@ -337,7 +337,7 @@ class TextModel:
         else:
             rows = _word_matcher(terms, low, high)
         # format 3: every vectorizer reads the glossed text; format 4 says which do
-        glossed = spec.get("glossed", True) if self.format == 3 else spec.get("glossed", False)
+        glossed = spec.get("glossed", self.format == 3)
         if not isinstance(glossed, bool):
             raise ModelError(f"glossed is {glossed!r}, not true or false")
         return _Vectorizer(rows, table, glossed and self.glossary is not None)
